@@ -1,0 +1,100 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/certharvest/certharvest/ingest"
+	"github.com/certharvest/certharvest/output"
+	"github.com/certharvest/certharvest/verify"
+)
+
+const checkUsage = `Usage: certharvest check [flags] FILE
+
+Verify one message and print its whole story, every check and its verdict,
+on standard output: for finding out why a certificate was or was not
+accepted. Nothing is written unless --certs is given.
+
+Exit status: 0 when the message was accepted, 3 when it was rejected,
+1 on an operational error, 2 on a usage error.
+
+Examples:
+  certharvest check --trust testdata/sample/trust.pem \
+      --dkim-keys testdata/sample/dkim-keys.txt --at 2026-06-01T00:00:00Z \
+      testdata/sample/messages/01-ok-rsa-detached.eml
+
+  # Also print the report line:
+  certharvest check --json message.eml
+`
+
+// errRejected makes check exit with status 3.
+type errRejected struct{ reason verify.Reason }
+
+func (e errRejected) Error() string { return "rejected: " + string(e.reason) }
+
+func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cmd := newCommand("check", checkUsage, stdout)
+	var pf pipelineFlags
+	pf.register(cmd.fs)
+	certsDir := cmd.fs.String("certs", "", "store an accepted certificate in this `folder` (default: write nothing)")
+	asJSON := cmd.fs.Bool("json", false, "also print the report line")
+	if err := cmd.parse(args); err != nil {
+		return err
+	}
+	if cmd.fs.NArg() != 1 {
+		return usagef("want exactly one FILE, got %d", cmd.fs.NArg())
+	}
+	path := cmd.fs.Arg(0)
+	setup, err := pf.build(stdout)
+	if err != nil {
+		return err
+	}
+	defer setup.closeLog()
+	if *certsDir != "" {
+		store, err := output.OpenCertStore(*certsDir)
+		if err != nil {
+			return err
+		}
+		setup.opts.Store = store
+	}
+	pipeline, err := verify.New(setup.opts)
+	if err != nil {
+		return err
+	}
+	setup.logger.Info("checking "+path, "trust", setup.trustDesc, "dkim_keys", setup.keysDesc)
+	m := &verify.Message{Source: "check", Path: path, Received: time.Now()}
+	var res *verify.Result
+	raw, err := ingest.ReadMessageFile(path, setup.opts.MaxSize)
+	if err != nil {
+		res = &verify.Result{ID: verify.MessageIDFor(m), Reason: verify.ReasonOf(err), Detail: err.Error()}
+		if res.Reason == verify.ReasonInternalError {
+			return fmt.Errorf("reading %s: %w", path, err)
+		}
+	} else {
+		m.Raw = raw
+		res = pipeline.Verify(ctx, m)
+	}
+	verdict := "REJECTED"
+	if res.Accepted() {
+		verdict = "ACCEPTED"
+	}
+	fmt.Fprintf(stdout, "\nverdict: %s\nreason:  %s (%s)\ndetail:  %s\n", verdict, res.Reason, res.Reason.Meaning(), res.Detail)
+	if res.CertInfo != nil {
+		fmt.Fprintf(stdout, "signer:  %s, issued by %s, %s, valid %s to %s\n", res.CertInfo.Subject, res.CertInfo.Issuer,
+			res.CertInfo.Key, res.CertInfo.NotBefore.Format(time.DateOnly), res.CertInfo.NotAfter.Format(time.DateOnly))
+	}
+	if *asJSON {
+		line, _ := json.Marshal(output.NewRecord(m, res))
+		fmt.Fprintf(stdout, "%s\n", line)
+	}
+	if res.Reason == verify.ReasonStoreFailed {
+		return fmt.Errorf("%s", res.Detail)
+	}
+	if !res.Accepted() {
+		return errRejected{res.Reason}
+	}
+	return nil
+}

@@ -1,0 +1,224 @@
+package main
+
+import (
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/certharvest/certharvest/output"
+	"github.com/certharvest/certharvest/verify"
+)
+
+// errHelp is returned after --help printed the usage: exit status 0.
+var errHelp = flag.ErrHelp
+
+// pipelineFlags are the flags every command that verifies shares.
+type pipelineFlags struct {
+	trust    string
+	dkimKeys string
+	align    string
+	at       string
+	maxSize  string
+	logFile  string
+	logLevel string
+	dnsWait  time.Duration
+}
+
+func (f *pipelineFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.trust, "trust", "", "PEM `file` of trusted root certificates (default: the system roots)")
+	fs.StringVar(&f.dkimKeys, "dkim-keys", "", "DKIM keys `file` (lines NAME<TAB>TXT record) used instead of DNS: no network lookups at all")
+	fs.StringVar(&f.align, "dkim-align", "strict", "DKIM alignment with From: strict (d= equals the From domain) or relaxed (same organisational domain)")
+	fs.StringVar(&f.at, "at", "", "verify certificates at this `time` (RFC 3339, e.g. 2026-06-01T00:00:00Z; default: now)")
+	fs.StringVar(&f.maxSize, "max-size", "25MiB", "largest message accepted (`bytes`; suffixes KiB, MiB, GiB)")
+	fs.StringVar(&f.logFile, "log", "", "write the log to `file` instead of standard error")
+	fs.StringVar(&f.logLevel, "log-level", "info", "log `level`: debug, info, warn or error")
+	fs.DurationVar(&f.dnsWait, "dns-timeout", 5*time.Second, "time allowed for one DKIM key lookup in DNS")
+}
+
+// pipelineSetup is what pipelineFlags build.
+type pipelineSetup struct {
+	opts      verify.Options
+	logger    *slog.Logger
+	closeLog  func() error
+	trustDesc string
+	keysDesc  string
+}
+
+// build turns the flags into pipeline options. logTo is where the log goes
+// when --log is not given.
+func (f *pipelineFlags) build(logTo io.Writer) (*pipelineSetup, error) {
+	s := &pipelineSetup{closeLog: func() error { return nil }}
+	align, err := verify.ParseAlignment(f.align)
+	if err != nil {
+		return nil, usageError{err.Error()}
+	}
+	maxSize, err := parseSize(f.maxSize)
+	if err != nil {
+		return nil, usagef("--max-size: %v", err)
+	}
+	now := time.Now
+	if f.at != "" {
+		at, err := time.Parse(time.RFC3339, f.at)
+		if err != nil {
+			return nil, usagef("--at %q: want RFC 3339, like 2026-06-01T00:00:00Z", f.at)
+		}
+		now = func() time.Time { return at }
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
+		return nil, usagef("--log-level %q: want debug, info, warn or error", f.logLevel)
+	}
+
+	if f.logFile != "" {
+		lf, err := os.OpenFile(f.logFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+		if err != nil {
+			return nil, fmt.Errorf("opening log: %w", err)
+		}
+		logTo, s.closeLog = lf, lf.Close
+	}
+	s.logger = slog.New(output.NewLogHandler(logTo, level))
+
+	roots, n, err := loadTrust(f.trust)
+	if err != nil {
+		return nil, err
+	}
+	s.trustDesc = fmt.Sprintf("%s (%d roots)", orDefault(f.trust, "system roots"), n)
+
+	var lookup verify.LookupTXTFunc
+	if f.dkimKeys != "" {
+		kf, err := os.Open(f.dkimKeys)
+		if err != nil {
+			return nil, fmt.Errorf("DKIM keys: %w", err)
+		}
+		keys, err := verify.ParseDKIMKeys(kf)
+		kf.Close()
+		if err != nil {
+			return nil, fmt.Errorf("DKIM keys %s: %w", f.dkimKeys, err)
+		}
+		lookup = keys.LookupTXT
+		s.keysDesc = fmt.Sprintf("%s (%d keys, no DNS)", f.dkimKeys, keys.Len())
+	} else {
+		lookup = verify.DNSLookup(nil, f.dnsWait)
+		s.keysDesc = "DNS"
+	}
+	s.opts = verify.Options{
+		Roots:       roots,
+		LookupTXT:   lookup,
+		Align:       align,
+		Now:         now,
+		MaxSize:     maxSize,
+		Logger:      s.logger,
+		BlockPrefix: true,
+	}
+	return s, nil
+}
+
+// loadTrust reads a PEM bundle of trust anchors, or the system roots for an
+// empty path. Certificates Go cannot parse (a negative serial number, say)
+// are skipped, as AppendCertsFromPEM does, but counted.
+func loadTrust(path string) (*x509.CertPool, int, error) {
+	if path == "" {
+		pool, err := x509.SystemCertPool()
+		if err != nil {
+			return nil, 0, fmt.Errorf("system trust roots: %w", err)
+		}
+		return pool, -1, nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, 0, fmt.Errorf("trust bundle: %w", err)
+	}
+	pool := x509.NewCertPool()
+	n, skipped := 0, 0
+	for rest := data; ; {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			break
+		}
+		if block.Type != "CERTIFICATE" {
+			continue
+		}
+		cert, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			skipped++
+			continue
+		}
+		pool.AddCert(cert)
+		n++
+	}
+	if n == 0 {
+		return nil, 0, fmt.Errorf("trust bundle %s holds no usable certificate (%d could not be parsed)", path, skipped)
+	}
+	return pool, n, nil
+}
+
+// parseSize parses a byte count with an optional KiB, MiB or GiB suffix.
+func parseSize(s string) (int64, error) {
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}} {
+		if v, ok := strings.CutSuffix(s, u.suffix); ok {
+			s, mult = v, u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
+	if err != nil || n <= 0 {
+		return 0, errors.New("want a positive number of bytes, like 26214400 or 25MiB")
+	}
+	return n * mult, nil
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// defaultWorkers is the default size of the worker pool.
+func defaultWorkers() int { return runtime.GOMAXPROCS(0) }
+
+// command is a subcommand's flag set and its usage text.
+type command struct {
+	fs     *flag.FlagSet
+	usage  string
+	stdout io.Writer
+}
+
+// newCommand returns a command whose --help prints the usage and flags to
+// stdout. Parse errors are returned, not printed: run prints them.
+func newCommand(name, usage string, stdout io.Writer) *command {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	return &command{fs: fs, usage: usage, stdout: stdout}
+}
+
+// parse parses args. --help prints the usage and returns errHelp; a parse
+// failure is a usage error.
+func (c *command) parse(args []string) error {
+	if err := c.fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(c.stdout, c.usage)
+			fmt.Fprintln(c.stdout, "\nFlags:")
+			c.fs.SetOutput(c.stdout)
+			c.fs.PrintDefaults()
+			return errHelp
+		}
+		return usageError{err.Error()}
+	}
+	return nil
+}

@@ -1,0 +1,40 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+
+	"github.com/certharvest/certharvest/output"
+	"github.com/certharvest/certharvest/verify"
+)
+
+// harvester runs the pipeline on a message and writes its report line: the
+// part every input shares.
+type harvester struct {
+	pipeline *verify.Pipeline
+	report   *output.Report
+	log      *slog.Logger
+}
+
+// process verifies m and reports the verdict. The error is an operational
+// failure (the report could not be written), not a verdict.
+func (h *harvester) process(ctx context.Context, m *verify.Message) (*verify.Result, error) {
+	res := h.pipeline.Verify(ctx, m)
+	return res, h.report.Write(output.NewRecord(m, res))
+}
+
+// reject reports a message that could not be given to the pipeline (an
+// unreadable file).
+func (h *harvester) reject(m *verify.Message, err error) (*verify.Result, error) {
+	res := &verify.Result{ID: verify.MessageIDFor(m), Reason: verify.ReasonOf(err), Detail: err.Error()}
+	if res.Reason == verify.ReasonInternalError {
+		res.Reason = verify.ReasonReadError
+	}
+	var e *verify.Error
+	if errors.As(err, &e) && e.Err != nil {
+		res.Detail = e.Err.Error()
+	}
+	h.log.Warn("rejected: "+string(res.Reason)+": "+res.Detail, "id", res.ID, "path", m.Path, "reason", string(res.Reason))
+	return res, h.report.Write(output.NewRecord(m, res))
+}

@@ -1,0 +1,106 @@
+// Command certharvest collects S/MIME certificates from signed emails.
+//
+// A recipient sends a signed message; certharvest checks that it is genuine
+// (DKIM aligned with From, a CMS signature over the content, a certificate
+// chain to a trusted root valid for email protection, the certificate's
+// address equal to From) and stores the signer's certificate as
+// <address>.crt. Every message gets one line in a JSON-lines report.
+//
+// Run "certharvest help" for the commands.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// Exit statuses.
+const (
+	exitOK          = 0
+	exitOperational = 1
+	exitUsage       = 2
+	exitRejected    = 3 // check: the message was rejected
+)
+
+// usageError is a mistake on the command line: exit status 2.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error {
+	return usageError{fmt.Sprintf(format, args...)}
+}
+
+const mainUsage = `certharvest collects S/MIME certificates from signed emails.
+
+Usage:
+  certharvest <command> [flags] [arguments]
+
+Commands:
+  scan      verify .eml files, folders and Maildirs; store certificates; write a report
+  check     verify one message and tell its whole story
+  reasons   list the reason codes of the report
+  version   print the version
+  help      print this help, or a command's: certharvest help scan
+
+Run "certharvest <command> --help" for a command's flags and examples.
+`
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run executes a command line and returns the exit status.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, mainUsage)
+		return exitUsage
+	}
+	cmd, rest := args[0], args[1:]
+	var err error
+	switch cmd {
+	case "scan":
+		err = runScan(ctx, rest, stdout, stderr)
+	case "check":
+		err = runCheck(ctx, rest, stdout, stderr)
+	case "reasons":
+		err = runReasons(rest, stdout)
+	case "version", "--version":
+		fmt.Fprintln(stdout, "certharvest", version)
+	case "help", "-h", "-help", "--help":
+		if len(rest) > 0 {
+			return run(ctx, []string{rest[0], "--help"}, stdout, stderr)
+		}
+		fmt.Fprint(stdout, mainUsage)
+	default:
+		fmt.Fprintf(stderr, "certharvest: unknown command %q\n\n%s", cmd, mainUsage)
+		return exitUsage
+	}
+	var (
+		uerr usageError
+		rerr errRejected
+	)
+	switch {
+	case err == nil, errors.Is(err, errHelp):
+		return exitOK
+	case errors.As(err, &rerr):
+		return exitRejected
+	case errors.As(err, &uerr):
+		fmt.Fprintf(stderr, "certharvest %s: %v\nRun \"certharvest %s --help\" for usage.\n", cmd, err, cmd)
+		return exitUsage
+	default:
+		fmt.Fprintf(stderr, "certharvest %s: %v\n", cmd, err)
+		return exitOperational
+	}
+}

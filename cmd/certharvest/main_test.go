@@ -1,0 +1,348 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/certharvest/certharvest/output"
+)
+
+// binary is the certharvest binary built for the tests.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "certharvest-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "certharvest")
+	build := exec.Command("go", "build", "-race", "-o", binary, ".")
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		// -race needs cgo; fall back to a plain build.
+		build = exec.Command("go", "build", "-o", binary, ".")
+		build.Stderr = os.Stderr
+		if err := build.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "building certharvest:", err)
+			os.Exit(1)
+		}
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+const sampleDir = "../../testdata/sample"
+
+// sampleFlags are the flags that make a run offline and reproducible.
+func sampleFlags() []string {
+	return []string{"--trust", sampleDir + "/trust.pem", "--dkim-keys", sampleDir + "/dkim-keys.txt", "--at", "2026-06-01T00:00:00Z"}
+}
+
+type runResult struct {
+	code           int
+	stdout, stderr string
+}
+
+func runBinary(t *testing.T, args ...string) runResult {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		code = exit.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return runResult{code, stdout.String(), stderr.String()}
+}
+
+func readReport(t *testing.T, path string) []output.Record {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var recs []output.Record
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var r output.Record
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			t.Fatalf("report line %q: %v", sc.Text(), err)
+		}
+		recs = append(recs, r)
+	}
+	return recs
+}
+
+// expectedSample reads testdata/sample/expected.tsv: file name -> reason.
+func expectedSample(t *testing.T) map[string]string {
+	t.Helper()
+	data, err := os.ReadFile(sampleDir + "/expected.tsv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n")[1:] {
+		fields := strings.Split(line, "\t")
+		want[filepath.Base(fields[0])] = fields[1]
+	}
+	return want
+}
+
+// treeDigest hashes every file under dir, to prove a run left it untouched.
+func treeDigest(t *testing.T, dir string) string {
+	t.Helper()
+	h := sha256.New()
+	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, _ := d.Info()
+		fmt.Fprintf(h, "%s %v %d\n", path, info.Mode(), info.Size())
+		if d.Type().IsRegular() {
+			data, _ := os.ReadFile(path)
+			h.Write(data)
+		}
+		return nil
+	})
+	return fmt.Sprintf("%x", h.Sum(nil))
+}
+
+func TestScanSample(t *testing.T) {
+	dir := t.TempDir()
+	certs, report := filepath.Join(dir, "certs"), filepath.Join(dir, "report.jsonl")
+	before := treeDigest(t, sampleDir)
+	args := append([]string{"scan"}, sampleFlags()...)
+	args = append(args, "--certs", certs, "--report", report, "--log", filepath.Join(dir, "log"), sampleDir+"/messages")
+	r := runBinary(t, args...)
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	if treeDigest(t, sampleDir) != before {
+		t.Error("scan modified its input")
+	}
+	want := expectedSample(t)
+	recs := readReport(t, report)
+	if len(recs) != len(want) {
+		t.Fatalf("%d report lines, want %d", len(recs), len(want))
+	}
+	accepted := 0
+	for _, rec := range recs {
+		name := filepath.Base(rec.Path)
+		if string(rec.Reason) != want[name] {
+			t.Errorf("%s: reason %s (%s), want %s", name, rec.Reason, rec.Detail, want[name])
+		}
+		if rec.Source != "scan" || rec.ID == "" || rec.Detail == "" {
+			t.Errorf("%s: incomplete record %+v", name, rec)
+		}
+		if rec.Outcome != output.OutcomeAccepted {
+			continue
+		}
+		accepted++
+		if rec.Action != "stored" || rec.Cert == nil || rec.DKIM == nil {
+			t.Errorf("%s: accepted record lacks action, cert or dkim: %+v", name, rec)
+			continue
+		}
+		wantFile := filepath.Join(certs, rec.From+".crt")
+		if rec.CertFile != wantFile {
+			t.Errorf("%s: cert_file %s, want %s", name, rec.CertFile, wantFile)
+		}
+		checkPEM(t, wantFile, rec.Cert.SHA256)
+	}
+	entries, _ := os.ReadDir(certs)
+	if len(entries) != accepted {
+		t.Errorf("%d files in the certificate folder, %d accepted", len(entries), accepted)
+	}
+	for _, s := range []string{fmt.Sprintf("%d messages", len(want)), fmt.Sprintf("%d accepted", accepted), "rejected  cert_expired"} {
+		if !strings.Contains(r.stdout, s) {
+			t.Errorf("summary lacks %q:\n%s", s, r.stdout)
+		}
+	}
+
+	// A second run over the same mail changes nothing.
+	r = runBinary(t, args...)
+	if r.code != 0 {
+		t.Fatalf("second run: exit %d\n%s", r.code, r.stderr)
+	}
+	recs = readReport(t, report)
+	for _, rec := range recs[len(want):] {
+		if rec.Outcome == output.OutcomeAccepted && rec.Action != "unchanged" {
+			t.Errorf("second run: %s action %s, want unchanged", rec.Path, rec.Action)
+		}
+	}
+}
+
+// checkPEM checks a stored certificate file: PEM, the right certificate,
+// and readable by openssl where it is installed.
+func checkPEM(t *testing.T, path, sha string) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	if !bytes.HasPrefix(data, []byte("-----BEGIN CERTIFICATE-----\n")) {
+		t.Errorf("%s is not PEM", path)
+	}
+	openssl, err := exec.LookPath("openssl")
+	if err != nil {
+		return
+	}
+	out, err := exec.Command(openssl, "x509", "-in", path, "-noout", "-fingerprint", "-sha256").CombinedOutput()
+	if err != nil {
+		t.Errorf("openssl x509 %s: %v\n%s", path, err, out)
+		return
+	}
+	got := strings.ToLower(strings.ReplaceAll(strings.TrimSpace(string(out[bytes.IndexByte(out, '=')+1:])), ":", ""))
+	if got != sha {
+		t.Errorf("%s: openssl fingerprint %s, report says %s", path, got, sha)
+	}
+}
+
+func TestScanExitStatus(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "file")
+	os.WriteFile(file, []byte("x"), 0o644)
+	msg := sampleDir + "/messages/01-ok-rsa-detached.eml"
+	out := []string{"--certs", filepath.Join(dir, "certs"), "--report", filepath.Join(dir, "r.jsonl")}
+	tests := []struct {
+		name string
+		args []string
+		code int
+		say  string
+	}{
+		{"no command", nil, 2, "Usage"},
+		{"unknown command", []string{"frobnicate"}, 2, "unknown command"},
+		{"no path", append([]string{"scan"}, sampleFlags()...), 2, "no PATH"},
+		{"bad flag", []string{"scan", "--nope", msg}, 2, "flag provided but not defined"},
+		{"bad time", []string{"scan", "--at", "yesterday", msg}, 2, "RFC 3339"},
+		{"bad alignment", []string{"scan", "--dkim-align", "loose", msg}, 2, "strict or relaxed"},
+		{"bad size", []string{"scan", "--max-size", "lots", msg}, 2, "max-size"},
+		{"missing trust bundle", append([]string{"scan", "--trust", filepath.Join(dir, "none.pem")}, append(out, msg)...), 1, "trust bundle"},
+		{"trust bundle without certificates", append([]string{"scan", "--trust", file}, append(out, msg)...), 1, "no usable certificate"},
+		{"unwritable certificate folder", append(append([]string{"scan"}, sampleFlags()...), "--certs", filepath.Join(file, "certs"), msg), 1, "certificate folder"},
+		{"help", []string{"scan", "--help"}, 0, "Examples"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := runBinary(t, tt.args...)
+			if r.code != tt.code {
+				t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", r.code, tt.code, r.stdout, r.stderr)
+			}
+			if !strings.Contains(r.stdout+r.stderr, tt.say) {
+				t.Errorf("output lacks %q:\nstdout: %s\nstderr: %s", tt.say, r.stdout, r.stderr)
+			}
+		})
+	}
+}
+
+func TestScanUnreadableAndOversize(t *testing.T) {
+	dir := t.TempDir()
+	report := filepath.Join(dir, "r.jsonl")
+	args := append([]string{"scan"}, sampleFlags()...)
+	args = append(args, "--certs", filepath.Join(dir, "certs"), "--report", report, "--max-size", "3000",
+		filepath.Join(dir, "missing.eml"), sampleDir+"/messages/01-ok-rsa-detached.eml")
+	r := runBinary(t, args...)
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	recs := readReport(t, report)
+	got := map[string]string{}
+	for _, rec := range recs {
+		got[filepath.Base(rec.Path)] = string(rec.Reason)
+	}
+	if got["missing.eml"] != "read_error" || got["01-ok-rsa-detached.eml"] != "message_too_large" {
+		t.Errorf("reasons = %v", got)
+	}
+}
+
+func TestScanMaildir(t *testing.T) {
+	dir := t.TempDir()
+	md := filepath.Join(dir, "Maildir")
+	for _, sub := range []string{"cur", "new", "tmp"} {
+		os.MkdirAll(filepath.Join(md, sub), 0o755)
+	}
+	src, _ := os.ReadFile(sampleDir + "/messages/01-ok-rsa-detached.eml")
+	other, _ := os.ReadFile(sampleDir + "/messages/02-ok-ecdsa-detached.eml")
+	os.WriteFile(filepath.Join(md, "new", "1700000000.1.host"), src, 0o644)
+	os.WriteFile(filepath.Join(md, "cur", "1700000000.2.host:2,S"), other, 0o644)
+	os.WriteFile(filepath.Join(md, "tmp", "1700000000.3.host"), []byte("half-delivered"), 0o644)
+	report := filepath.Join(dir, "r.jsonl")
+	args := append([]string{"scan"}, sampleFlags()...)
+	r := runBinary(t, append(args, "--certs", filepath.Join(dir, "certs"), "--report", report, md)...)
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	recs := readReport(t, report)
+	if len(recs) != 2 {
+		t.Fatalf("%d report lines, want 2 (tmp/ must be skipped)", len(recs))
+	}
+	for _, rec := range recs {
+		if rec.Reason != "ok" {
+			t.Errorf("%s: %s %s", rec.Path, rec.Reason, rec.Detail)
+		}
+	}
+}
+
+func TestCheck(t *testing.T) {
+	sample, err := filepath.Abs(sampleDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	flags := []string{"--trust", sample + "/trust.pem", "--dkim-keys", sample + "/dkim-keys.txt", "--at", "2026-06-01T00:00:00Z"}
+	t.Chdir(t.TempDir())
+
+	r := runBinary(t, append(append([]string{"check"}, flags...), sample+"/messages/01-ok-rsa-detached.eml")...)
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	for _, s := range []string{"DKIM passed", "chain verified", "verdict: ACCEPTED", "nothing written"} {
+		if !strings.Contains(r.stdout, s) {
+			t.Errorf("story lacks %q:\n%s", s, r.stdout)
+		}
+	}
+	if entries, _ := os.ReadDir("."); len(entries) != 0 {
+		t.Errorf("check without --certs wrote %v", entries)
+	}
+
+	r = runBinary(t, append(append([]string{"check"}, flags...), sample+"/messages/27-cert-expired.eml")...)
+	if r.code != 3 || !strings.Contains(r.stdout, "verdict: REJECTED") || !strings.Contains(r.stdout, "cert_expired") {
+		t.Fatalf("expired: exit %d\n%s", r.code, r.stdout)
+	}
+
+	r = runBinary(t, append(append([]string{"check", "--certs", "out", "--json"}, flags...), sample+"/messages/02-ok-ecdsa-detached.eml")...)
+	if r.code != 0 || !strings.Contains(r.stdout, `"action":"stored"`) {
+		t.Fatalf("with --certs: exit %d\n%s", r.code, r.stdout)
+	}
+	if _, err := os.Stat("out/ecdsa.detached@example.com.crt"); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestReasonsDocIsCurrent(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/REASONS.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := runBinary(t, "reasons", "--markdown")
+	if !strings.Contains(string(doc), r.stdout) {
+		t.Errorf("docs/REASONS.md is out of date; regenerate it with certharvest reasons --markdown:\n%s", r.stdout)
+	}
+}

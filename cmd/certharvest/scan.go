@@ -1,0 +1,269 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/term"
+
+	"github.com/certharvest/certharvest/ingest"
+	"github.com/certharvest/certharvest/output"
+	"github.com/certharvest/certharvest/verify"
+)
+
+const scanUsage = `Usage: certharvest scan [flags] PATH...
+
+Verify every message under PATH and store the certificates of the genuine
+signed ones as <certs>/<address>.crt. PATH is an .eml file, a folder (walked
+recursively for .eml files and Maildirs), or a Maildir (its cur/ and new/).
+scan never modifies its inputs. Every message gets one line in the report.
+
+Exit status: 0 when every message was processed, whatever the verdicts;
+1 on an operational error (unreadable trust bundle, unwritable certificate
+folder or report); 2 on a usage error.
+
+Examples:
+  # Reprocess last month's archive against the system roots, keys from DNS:
+  certharvest scan --certs /var/lib/certharvest/certs ~/Maildir/.Archive
+
+  # Fully offline and reproducible, as in CI:
+  certharvest scan --trust testdata/sample/trust.pem \
+      --dkim-keys testdata/sample/dkim-keys.txt --at 2026-06-01T00:00:00Z \
+      --certs ./certs --report ./report.jsonl testdata/sample/messages
+
+  # Report to standard output, rejected messages only:
+  certharvest scan --report - mail/ 2>/dev/null | jq 'select(.outcome=="rejected")'
+`
+
+func runScan(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cmd := newCommand("scan", scanUsage, stdout)
+	var pf pipelineFlags
+	pf.register(cmd.fs)
+	certsDir := cmd.fs.String("certs", "./certs", "`folder` where certificates are stored")
+	reportPath := cmd.fs.String("report", "./report.jsonl", "JSON-lines report `file`, appended to; - for standard output")
+	workers := cmd.fs.Int("workers", defaultWorkers(), "messages verified in parallel")
+	quiet := cmd.fs.Bool("quiet", false, "no progress and no summary")
+	if err := cmd.parse(args); err != nil {
+		return err
+	}
+	if cmd.fs.NArg() == 0 {
+		return usagef("no PATH given")
+	}
+	if *workers < 1 {
+		return usagef("--workers must be at least 1")
+	}
+	setup, err := pf.build(stderr)
+	if err != nil {
+		return err
+	}
+	defer setup.closeLog()
+
+	store, err := output.OpenCertStore(*certsDir)
+	if err != nil {
+		return err
+	}
+	setup.opts.Store = store
+	pipeline, err := verify.New(setup.opts)
+	if err != nil {
+		return err
+	}
+	report, err := output.OpenReport(*reportPath)
+	if err != nil {
+		return err
+	}
+	setup.logger.Info("scan starting", "paths", strings.Join(cmd.fs.Args(), " "), "trust", setup.trustDesc,
+		"dkim_keys", setup.keysDesc, "certs", *certsDir, "report", *reportPath, "workers", *workers)
+
+	h := &harvester{pipeline: pipeline, report: report, log: setup.logger}
+	summary := newSummary()
+	var progress *progressLine
+	if f, ok := stderr.(*os.File); ok && !*quiet && term.IsTerminal(int(f.Fd())) && pf.logFile != "" {
+		progress = startProgress(f, summary)
+	}
+	maxSize := setup.opts.MaxSize
+	if maxSize == 0 {
+		maxSize = verify.DefaultMaxSize
+	}
+
+	paths := make(chan string, 4**workers)
+	var (
+		wg       sync.WaitGroup
+		opErr    error
+		opErrMu  sync.Mutex
+		setOpErr = func(err error) {
+			opErrMu.Lock()
+			if opErr == nil {
+				opErr = err
+			}
+			opErrMu.Unlock()
+		}
+	)
+	for range *workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for path := range paths {
+				m := &verify.Message{Source: "scan", Path: path, Received: time.Now()}
+				var res *verify.Result
+				raw, err := ingest.ReadMessageFile(path, maxSize)
+				if err != nil {
+					res, err = h.reject(m, err)
+				} else {
+					m.Raw = raw
+					res, err = h.process(ctx, m)
+				}
+				if err != nil {
+					setOpErr(err)
+				}
+				if res.Reason == verify.ReasonStoreFailed {
+					setOpErr(fmt.Errorf("%s: %s", path, res.Detail))
+				}
+				summary.add(res)
+			}
+		}()
+	}
+	walkErr := ingest.WalkMessages(ctx, cmd.fs.Args(), func(path string) error {
+		select {
+		case paths <- path:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}, func(path string, err error) {
+		m := &verify.Message{Source: "scan", Path: path, Received: time.Now()}
+		res, rerr := h.reject(m, fmt.Errorf("reading %s: %w", path, err))
+		if rerr != nil {
+			setOpErr(rerr)
+		}
+		summary.add(res)
+	})
+	close(paths)
+	wg.Wait()
+	progress.stop()
+	if err := report.Close(); err != nil {
+		setOpErr(err)
+	}
+	setup.logger.Info("scan finished", "messages", summary.total(), "accepted", summary.accepted(),
+		"elapsed", time.Since(summary.start).Round(time.Millisecond).String())
+	if !*quiet {
+		out := stdout
+		if *reportPath == "-" {
+			out = stderr
+		}
+		summary.print(out)
+	}
+	if walkErr != nil {
+		return fmt.Errorf("scan interrupted: %w", walkErr)
+	}
+	return opErr
+}
+
+// summary counts verdicts by outcome and reason.
+type summary struct {
+	start    time.Time
+	mu       sync.Mutex
+	byReason map[verify.Reason]int
+	actions  map[verify.Action]int
+	n        atomic.Int64
+}
+
+func newSummary() *summary {
+	return &summary{start: time.Now(), byReason: map[verify.Reason]int{}, actions: map[verify.Action]int{}}
+}
+
+func (s *summary) add(res *verify.Result) {
+	s.mu.Lock()
+	s.byReason[res.Reason]++
+	if res.Accepted() && res.Action != "" {
+		s.actions[res.Action]++
+	}
+	s.mu.Unlock()
+	s.n.Add(1)
+}
+
+func (s *summary) total() int64 { return s.n.Load() }
+
+func (s *summary) accepted() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.byReason[verify.ReasonOK]
+}
+
+func (s *summary) print(w io.Writer) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	elapsed := time.Since(s.start)
+	total := s.n.Load()
+	rate := float64(total) / elapsed.Seconds()
+	fmt.Fprintf(w, "%d messages in %s (%.0f/s): %d accepted, %d rejected\n",
+		total, elapsed.Round(time.Millisecond), rate, s.byReason[verify.ReasonOK], int(total)-s.byReason[verify.ReasonOK])
+	if len(s.actions) > 0 {
+		var parts []string
+		for _, a := range []verify.Action{verify.ActionStored, verify.ActionUnchanged, verify.ActionKeptExisting} {
+			if n := s.actions[a]; n > 0 {
+				parts = append(parts, fmt.Sprintf("%d %s", n, a))
+			}
+		}
+		fmt.Fprintf(w, "  certificates: %s\n", strings.Join(parts, ", "))
+	}
+	reasons := make([]verify.Reason, 0, len(s.byReason))
+	for r := range s.byReason {
+		reasons = append(reasons, r)
+	}
+	order := map[verify.Reason]int{}
+	for i, r := range verify.Reasons() {
+		order[r] = i
+	}
+	sort.Slice(reasons, func(i, j int) bool { return order[reasons[i]] < order[reasons[j]] })
+	for _, r := range reasons {
+		outcome := output.OutcomeRejected
+		if r == verify.ReasonOK {
+			outcome = output.OutcomeAccepted
+		}
+		fmt.Fprintf(w, "  %-9s %-22s %6d\n", outcome, r, s.byReason[r])
+	}
+}
+
+// progressLine redraws a one-line progress report on a terminal.
+type progressLine struct {
+	done chan struct{}
+	wg   sync.WaitGroup
+	w    io.Writer
+}
+
+func startProgress(w io.Writer, s *summary) *progressLine {
+	p := &progressLine{done: make(chan struct{}), w: w}
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		t := time.NewTicker(200 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-p.done:
+				fmt.Fprint(w, "\r\033[K")
+				return
+			case <-t.C:
+				n := s.total()
+				fmt.Fprintf(w, "\r\033[Kscanned %d messages (%.0f/s), %d accepted", n,
+					float64(n)/time.Since(s.start).Seconds(), s.accepted())
+			}
+		}
+	}()
+	return p
+}
+
+func (p *progressLine) stop() {
+	if p == nil {
+		return
+	}
+	close(p.done)
+	p.wg.Wait()
+}

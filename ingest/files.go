@@ -1,0 +1,134 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/certharvest/certharvest/verify"
+)
+
+// WalkMessages calls fn with the path of every message file under paths, in
+// lexical order within each folder, without holding the list in memory.
+// A path may be:
+//
+//   - a file, always taken as a message;
+//   - a Maildir (a folder with cur/, new/ and tmp/): the files of cur/ and
+//     new/, as delivery is complete only there;
+//   - any other folder, walked recursively: its .eml files, and the cur/ and
+//     new/ files of the Maildirs inside it. Hidden files and folders (a
+//     leading dot) are skipped.
+//
+// A path that cannot be read is passed to onError; the walk goes on.
+func WalkMessages(ctx context.Context, paths []string, fn func(path string) error, onError func(path string, err error)) error {
+	for _, root := range paths {
+		info, err := os.Stat(root)
+		if err != nil {
+			onError(root, err)
+			continue
+		}
+		if !info.IsDir() {
+			if err := fn(root); err != nil {
+				return err
+			}
+			continue
+		}
+		err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+			if cerr := ctx.Err(); cerr != nil {
+				return cerr
+			}
+			if err != nil {
+				onError(path, err)
+				if d != nil && d.IsDir() {
+					return fs.SkipDir
+				}
+				return nil
+			}
+			name := d.Name()
+			if path != root && strings.HasPrefix(name, ".") {
+				if d.IsDir() {
+					return fs.SkipDir
+				}
+				return nil
+			}
+			if d.IsDir() {
+				if name == "tmp" && IsMaildir(filepath.Dir(path)) {
+					return fs.SkipDir
+				}
+				return nil
+			}
+			if !d.Type().IsRegular() {
+				return nil
+			}
+			parent := filepath.Base(filepath.Dir(path))
+			inMaildir := (parent == "cur" || parent == "new") && IsMaildir(filepath.Dir(filepath.Dir(path)))
+			if inMaildir || strings.EqualFold(filepath.Ext(name), ".eml") {
+				return fn(path)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// IsMaildir reports whether dir has the cur, new and tmp folders of a
+// Maildir.
+func IsMaildir(dir string) bool {
+	for _, sub := range []string{"cur", "new", "tmp"} {
+		info, err := os.Stat(filepath.Join(dir, sub))
+		if err != nil || !info.IsDir() {
+			return false
+		}
+	}
+	return true
+}
+
+// ReadMessageFile reads a message file of at most maxSize bytes. A larger
+// file is not read: the error wraps verify.ReasonTooLarge.
+func ReadMessageFile(path string, maxSize int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !info.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", path)
+	}
+	if info.Size() > maxSize {
+		return nil, &verify.Error{Reason: verify.ReasonTooLarge,
+			Err: fmt.Errorf("message is %d bytes, the limit is %d", info.Size(), maxSize)}
+	}
+	// The file may grow while it is read; never read past the limit.
+	data := make([]byte, 0, info.Size()+1)
+	r := io.LimitReader(f, maxSize+1)
+	for {
+		n, err := r.Read(data[len(data):cap(data)])
+		data = data[:len(data)+n]
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		if len(data) == cap(data) {
+			data = append(data, 0)[:len(data)]
+		}
+	}
+	if int64(len(data)) > maxSize {
+		return nil, &verify.Error{Reason: verify.ReasonTooLarge,
+			Err: fmt.Errorf("message is over %d bytes, the limit", maxSize)}
+	}
+	return data, nil
+}

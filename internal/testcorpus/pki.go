@@ -1,0 +1,332 @@
+package testcorpus
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Fixed times. Certificates of the normal kind are valid from NotBefore to
+// NotAfter; verification is expected to be done at At (certharvest --at).
+// They are variables only because Go has no time.Time constants; do not
+// modify them.
+var (
+	// NotBefore is the start of validity of the ordinary end-entity certificates.
+	NotBefore = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	// NotAfter is the end of validity of the ordinary end-entity certificates.
+	NotAfter = time.Date(2028, 1, 1, 0, 0, 0, 0, time.UTC)
+	// At is the time at which the corpus is meant to be verified.
+	At = time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+	// SigningTime is the CMS signingTime attribute and the Date header of
+	// the ordinary messages (inside every ordinary certificate's validity,
+	// and before At).
+	SigningTime = time.Date(2026, 5, 31, 12, 0, 0, 0, time.UTC)
+
+	// ExpiredNotBefore and ExpiredNotAfter bound the expired certificate.
+	ExpiredNotBefore = time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	ExpiredNotAfter  = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	// ExpiredSigningTime lies inside the expired certificate's validity, so
+	// the CMS signature itself is consistent and only the chain at At fails.
+	ExpiredSigningTime = time.Date(2024, 6, 1, 12, 0, 0, 0, time.UTC)
+
+	// FutureNotBefore and FutureNotAfter bound the not-yet-valid certificate.
+	FutureNotBefore = time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)
+	FutureNotAfter  = time.Date(2028, 1, 1, 0, 0, 0, 0, time.UTC)
+	// FutureSigningTime lies inside the not-yet-valid certificate's validity.
+	FutureSigningTime = time.Date(2027, 6, 1, 12, 0, 0, 0, time.UTC)
+
+	caNotBefore = time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
+	caNotAfter  = time.Date(2040, 1, 1, 0, 0, 0, 0, time.UTC)
+)
+
+// AtUnix is At as seconds since the Unix epoch (for openssl -attime).
+const AtUnix = 1780272000
+
+// Names used in the PKI and DKIM set-up.
+const (
+	RootCommonName           = "certharvest Test Root"
+	IntermediateCommonName   = "certharvest Test Intermediate"
+	ECIntermediateCommonName = "certharvest Test Intermediate EC"
+	UntrustedRootCommonName  = "certharvest Untrusted Root"
+	// Selector is the DKIM selector of every fixture key.
+	Selector = "s1"
+)
+
+// DKIMDomains are the domains for which the fixture holds DKIM keys.
+var DKIMDomains = []string{"example.com", "example.net", "example.org"}
+
+// OIDEmailAddress is the PKCS #9 emailAddress attribute (RFC 2985 §5.2.1),
+// the legacy place of an S/MIME address in the certificate subject.
+var OIDEmailAddress = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 1}
+
+// Fixture is a generated test PKI with DKIM keys. All fields are read-only
+// after New; its methods are safe for concurrent use.
+type Fixture struct {
+	Root            *x509.Certificate
+	RootKey         *rsa.PrivateKey
+	Intermediate    *x509.Certificate
+	IntermediateKey *rsa.PrivateKey
+
+	// ECIntermediate is a second intermediate under Root, with an ECDSA
+	// P-256 key: issuing from it is ~50x cheaper than from the RSA one (see
+	// the ECIssuer option). The Cases do not use it.
+	ECIntermediate    *x509.Certificate
+	ECIntermediateKey *ecdsa.PrivateKey
+
+	// UntrustedRoot is a self-signed CA that is not in TrustPEM.
+	UntrustedRoot    *x509.Certificate
+	UntrustedRootKey *rsa.PrivateKey
+
+	// LeafKey is the RSA-2048 key shared by every RSA end-entity
+	// certificate the fixture issues (key generation is slow; a
+	// certificate per address is what matters).
+	LeafKey *rsa.PrivateKey
+	// DecoyKey is a second RSA-2048 end-entity key, used for certificates
+	// that must not share a public key with the signer.
+	DecoyKey *rsa.PrivateKey
+	// ECKey is the ECDSA P-256 end-entity key.
+	ECKey *ecdsa.PrivateKey
+
+	// DKIMKeys maps a domain of DKIMDomains to its key (selector Selector).
+	DKIMKeys map[string]*rsa.PrivateKey
+
+	cases []Case
+}
+
+// New generates a fresh fixture. Keys are random; validity periods are the
+// fixed ones above.
+func New() (*Fixture, error) {
+	f := &Fixture{DKIMKeys: make(map[string]*rsa.PrivateKey)}
+
+	// RSA key generation dominates; spread it over the available cores.
+	targets := []**rsa.PrivateKey{&f.RootKey, &f.IntermediateKey, &f.UntrustedRootKey, &f.LeafKey, &f.DecoyKey}
+	dkim := make([]*rsa.PrivateKey, len(DKIMDomains))
+	for i := range dkim {
+		targets = append(targets, &dkim[i])
+	}
+	errs := make([]error, len(targets))
+	var wg sync.WaitGroup
+	for i, p := range targets {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			*p, errs[i] = rsa.GenerateKey(rand.Reader, 2048)
+		}()
+	}
+	var err, err2 error
+	f.ECKey, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	f.ECIntermediateKey, err2 = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	wg.Wait()
+	if err = errors.Join(append(errs, err, err2)...); err != nil {
+		return nil, fmt.Errorf("testcorpus: generating keys: %w", err)
+	}
+	for i, d := range DKIMDomains {
+		f.DKIMKeys[d] = dkim[i]
+	}
+
+	if f.Root, err = selfSigned(RootCommonName, f.RootKey); err != nil {
+		return nil, err
+	}
+	if f.UntrustedRoot, err = selfSigned(UntrustedRootCommonName, f.UntrustedRootKey); err != nil {
+		return nil, err
+	}
+	if f.Intermediate, err = f.intermediate(IntermediateCommonName, f.IntermediateKey.Public()); err != nil {
+		return nil, err
+	}
+	if f.ECIntermediate, err = f.intermediate(ECIntermediateCommonName, f.ECIntermediateKey.Public()); err != nil {
+		return nil, err
+	}
+	if f.cases, err = f.buildCases(); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+func (f *Fixture) intermediate(cn string, pub crypto.PublicKey) (*x509.Certificate, error) {
+	return issue(&x509.Certificate{
+		Subject:               pkix.Name{CommonName: cn, Organization: []string{"certharvest tests"}},
+		NotBefore:             caNotBefore,
+		NotAfter:              caNotAfter.AddDate(-5, 0, 0),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		MaxPathLenZero:        true,
+	}, f.Root, f.RootKey, pub)
+}
+
+func serial() (*big.Int, error) {
+	// RFC 5280 §4.1.2.2: positive, at most 20 octets.
+	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	if err != nil {
+		return nil, err
+	}
+	return n.Add(n, big.NewInt(1)), nil
+}
+
+func issue(tmpl, parent *x509.Certificate, parentKey crypto.Signer, pub crypto.PublicKey) (*x509.Certificate, error) {
+	var err error
+	if tmpl.SerialNumber, err = serial(); err != nil {
+		return nil, err
+	}
+	if parent == nil {
+		parent = tmpl
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, pub, parentKey)
+	if err != nil {
+		return nil, fmt.Errorf("testcorpus: creating certificate %q: %w", tmpl.Subject.CommonName, err)
+	}
+	return x509.ParseCertificate(der)
+}
+
+func selfSigned(cn string, key *rsa.PrivateKey) (*x509.Certificate, error) {
+	return issue(&x509.Certificate{
+		Subject:               pkix.Name{CommonName: cn, Organization: []string{"certharvest tests"}},
+		NotBefore:             caNotBefore,
+		NotAfter:              caNotAfter,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}, nil, key, key.Public())
+}
+
+// LeafSpec describes an end-entity S/MIME certificate.
+type LeafSpec struct {
+	// Address goes into the SAN rfc822Name (unless NoSAN) and, if
+	// SubjectEmail, into the subject emailAddress attribute.
+	Address string
+	// CommonName of the subject; defaults to Address.
+	CommonName   string
+	NoSAN        bool
+	SubjectEmail bool
+	// NotBefore/NotAfter default to the package NotBefore/NotAfter.
+	NotBefore, NotAfter time.Time
+	// ExtKeyUsage defaults to emailProtection.
+	ExtKeyUsage []x509.ExtKeyUsage
+	// Key is the subject key; defaults to LeafKey.
+	Key crypto.Signer
+	// Untrusted makes the untrusted root the issuer instead of the
+	// intermediate.
+	Untrusted bool
+	// ECIssuer makes ECIntermediate the issuer.
+	ECIssuer bool
+}
+
+// IssueLeaf issues an end-entity certificate. The issuer is the trusted
+// (RSA) intermediate unless spec.Untrusted or spec.ECIssuer.
+func (f *Fixture) IssueLeaf(spec LeafSpec) (*x509.Certificate, error) {
+	cn := spec.CommonName
+	if cn == "" {
+		cn = spec.Address
+	}
+	subj := pkix.Name{CommonName: cn, Organization: []string{"certharvest tests"}}
+	if spec.SubjectEmail {
+		// emailAddress is an IA5String (RFC 2985 §5.2.1, RFC 5280 §4.1.2.6);
+		// a plain Go string would be encoded as a UTF8String.
+		subj.ExtraNames = append(subj.ExtraNames, pkix.AttributeTypeAndValue{
+			Type:  OIDEmailAddress,
+			Value: asn1.RawValue{Tag: asn1.TagIA5String, Bytes: []byte(spec.Address)},
+		})
+	}
+	tmpl := &x509.Certificate{
+		Subject:               subj,
+		NotBefore:             orTime(spec.NotBefore, NotBefore),
+		NotAfter:              orTime(spec.NotAfter, NotAfter),
+		KeyUsage:              x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:           spec.ExtKeyUsage,
+		BasicConstraintsValid: true,
+	}
+	if tmpl.ExtKeyUsage == nil {
+		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageEmailProtection}
+	}
+	if !spec.NoSAN {
+		// RFC 5280 §4.2.1.6 / RFC 8550 §3: the address as rfc822Name.
+		tmpl.EmailAddresses = []string{spec.Address}
+	}
+	key := spec.Key
+	if key == nil {
+		key = f.LeafKey
+	}
+	var parent *x509.Certificate
+	var parentKey crypto.Signer
+	switch {
+	case spec.Untrusted:
+		parent, parentKey = f.UntrustedRoot, f.UntrustedRootKey
+	case spec.ECIssuer:
+		parent, parentKey = f.ECIntermediate, f.ECIntermediateKey
+	default:
+		parent, parentKey = f.Intermediate, f.IntermediateKey
+	}
+	return issue(tmpl, parent, parentKey, key.Public())
+}
+
+func orTime(t, def time.Time) time.Time {
+	if t.IsZero() {
+		return def
+	}
+	return t
+}
+
+// TrustPEM returns the trusted root certificate (only) in PEM form: the
+// trust bundle to give the verifier.
+func (f *Fixture) TrustPEM() []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: f.Root.Raw})
+}
+
+// TrustPool returns a pool holding the trusted root only.
+func (f *Fixture) TrustPool() *x509.CertPool {
+	p := x509.NewCertPool()
+	p.AddCert(f.Root)
+	return p
+}
+
+// DKIMRecord returns the DNS TXT record value (RFC 6376 §3.6.1) for a
+// fixture domain's key.
+func (f *Fixture) DKIMRecord(domain string) (string, bool) {
+	k, ok := f.DKIMKeys[strings.ToLower(domain)]
+	if !ok {
+		return "", false
+	}
+	spki, err := x509.MarshalPKIXPublicKey(&k.PublicKey)
+	if err != nil {
+		return "", false
+	}
+	return "v=DKIM1; k=rsa; p=" + b64(spki), true
+}
+
+// KeysFile returns the DKIM key file: one "selector._domainkey.domain<TAB>TXT
+// record" line per domain, with '#' comment lines.
+func (f *Fixture) KeysFile() []byte {
+	var b strings.Builder
+	b.WriteString("# certharvest test DKIM keys: name<TAB>TXT record (RFC 6376 §3.6.1)\n")
+	for _, d := range DKIMDomains {
+		rec, _ := f.DKIMRecord(d)
+		fmt.Fprintf(&b, "%s._domainkey.%s\t%s\n", Selector, d, rec)
+	}
+	return []byte(b.String())
+}
+
+// LookupTXT resolves "selector._domainkey.domain" names like DNS would for
+// the fixture's keys, with the signature of dkim.VerifyOptions.LookupTXT.
+// Unknown names give an error.
+func (f *Fixture) LookupTXT(name string) ([]string, error) {
+	name = strings.TrimSuffix(strings.ToLower(name), ".")
+	sel, domain, ok := strings.Cut(name, "._domainkey.")
+	if ok && sel == Selector {
+		if rec, ok := f.DKIMRecord(domain); ok {
+			return []string{rec}, nil
+		}
+	}
+	return nil, fmt.Errorf("testcorpus: no TXT record for %q", name)
+}

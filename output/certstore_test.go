@@ -1,0 +1,167 @@
+package output
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"math/big"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/certharvest/certharvest/verify"
+)
+
+// selfSigned makes a throwaway certificate for addr valid from notBefore.
+func selfSigned(t testing.TB, addr string, notBefore time.Time) *x509.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:   big.NewInt(notBefore.Unix()),
+		Subject:        pkix.Name{CommonName: addr},
+		EmailAddresses: []string{addr},
+		NotBefore:      notBefore,
+		NotAfter:       notBefore.AddDate(1, 0, 0),
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cert
+}
+
+func TestCertStoreActions(t *testing.T) {
+	dir := t.TempDir()
+	store, err := OpenCertStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	addr := "bob@example.com"
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	older, newer := selfSigned(t, addr, t0), selfSigned(t, addr, t0.AddDate(0, 3, 0))
+
+	steps := []struct {
+		name string
+		cert *x509.Certificate
+		want verify.Action
+		file *x509.Certificate // the current certificate afterwards
+	}{
+		{"first certificate is stored", older, verify.ActionStored, older},
+		{"same certificate again is unchanged", older, verify.ActionUnchanged, older},
+		{"newer certificate replaces it", newer, verify.ActionStored, newer},
+		{"older certificate replayed is refused", older, verify.ActionKeptExisting, newer},
+	}
+	for _, st := range steps {
+		res, err := store.Store(ctx, addr, st.cert)
+		if err != nil {
+			t.Fatalf("%s: %v", st.name, err)
+		}
+		if res.Action != st.want {
+			t.Fatalf("%s: action = %s, want %s", st.name, res.Action, st.want)
+		}
+		if res.Path != filepath.Join(dir, addr+".crt") {
+			t.Errorf("%s: path = %s", st.name, res.Path)
+		}
+		cur, err := store.Load(addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !cur.Equal(st.file) {
+			t.Fatalf("%s: the file holds the wrong certificate", st.name)
+		}
+	}
+	hist, err := os.ReadDir(filepath.Join(dir, "history", addr))
+	if err != nil || len(hist) != 1 {
+		t.Fatalf("history = %v, %v; want the replaced certificate", hist, err)
+	}
+	addrs, err := store.Addresses()
+	if err != nil || len(addrs) != 1 || addrs[0] != addr {
+		t.Errorf("Addresses = %v, %v", addrs, err)
+	}
+	// No temporary files are left behind.
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if e.Name() != addr+".crt" && e.Name() != "history" {
+			t.Errorf("stray file %s", e.Name())
+		}
+	}
+}
+
+func TestCertStoreRefusesUnsafeAddresses(t *testing.T) {
+	dir := t.TempDir()
+	store, err := OpenCertStore(filepath.Join(dir, "certs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert := selfSigned(t, "x@example.com", time.Now())
+	for _, addr := range []string{"../evil@example.com", "Bob@Example.com", "a/b@example.com", "", "x@example.com/../../y"} {
+		if _, err := store.Store(context.Background(), addr, cert); err == nil {
+			t.Errorf("Store(%q) succeeded", addr)
+		}
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 {
+		t.Errorf("files written outside the store: %v", entries)
+	}
+}
+
+func TestOpenCertStoreUnwritable(t *testing.T) {
+	if os.Geteuid() == 0 {
+		// root ignores permissions; use a path under a regular file.
+		f := filepath.Join(t.TempDir(), "file")
+		os.WriteFile(f, nil, 0o644)
+		if _, err := OpenCertStore(filepath.Join(f, "certs")); err == nil {
+			t.Fatal("OpenCertStore under a file succeeded")
+		}
+		return
+	}
+	dir := t.TempDir()
+	os.Chmod(dir, 0o555)
+	if _, err := OpenCertStore(dir); err == nil {
+		t.Fatal("OpenCertStore on a read-only folder succeeded")
+	}
+}
+
+func TestCertStoreConcurrent(t *testing.T) {
+	store, err := OpenCertStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := "race@example.com"
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	certs := make([]*x509.Certificate, 8)
+	for i := range certs {
+		certs[i] = selfSigned(t, addr, t0.AddDate(0, 0, i))
+	}
+	done := make(chan error)
+	for _, c := range certs {
+		go func() {
+			_, err := store.Store(context.Background(), addr, c)
+			done <- err
+		}()
+	}
+	for range certs {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	cur, err := store.Load(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cur.Equal(certs[len(certs)-1]) {
+		t.Errorf("the newest certificate did not win: NotBefore %v", cur.NotBefore)
+	}
+}

@@ -1,0 +1,85 @@
+package output
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/certharvest/certharvest/verify"
+)
+
+func TestReportLinesAreWhole(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "report.jsonl")
+	rep, err := OpenReport(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const writers, each = 8, 500
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				m := &verify.Message{Source: "scan", Path: fmt.Sprintf("w%d/%d.eml", w, i)}
+				res := &verify.Result{ID: "x", Reason: verify.ReasonNoSignature, Detail: strings.Repeat("d", i)}
+				if err := rep.Write(NewRecord(m, res)); err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err := rep.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f, _ := os.Open(path)
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 1<<20)
+	n := 0
+	for sc.Scan() {
+		var rec Record
+		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
+			t.Fatalf("line %d is not a whole record: %v", n+1, err)
+		}
+		if rec.Outcome != OutcomeRejected || rec.Reason != verify.ReasonNoSignature {
+			t.Fatalf("line %d: %+v", n+1, rec)
+		}
+		n++
+	}
+	if n != writers*each {
+		t.Errorf("%d lines, want %d", n, writers*each)
+	}
+}
+
+func TestNewRecordAccepted(t *testing.T) {
+	m := &verify.Message{Source: "webhook", EnvelopeFrom: "bob@example.com", EnvelopeTo: []string{"in@example.org"},
+		Extra: map[string]string{"customer_id": "42"}}
+	res := &verify.Result{ID: "abc", Reason: verify.ReasonOK, From: "bob@example.com", Action: verify.ActionStored,
+		CertFile: "certs/bob@example.com.crt", At: time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC),
+		DKIM: &verify.DKIMResult{Domain: "example.com", Selector: "s1"}}
+	line, err := json.Marshal(NewRecord(m, res))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got map[string]any
+	json.Unmarshal(line, &got)
+	for k, want := range map[string]any{
+		"outcome": "accepted", "reason": "ok", "action": "stored", "source": "webhook",
+		"cert_file": "certs/bob@example.com.crt", "envelope_from": "bob@example.com", "from": "bob@example.com",
+	} {
+		if got[k] != want {
+			t.Errorf("%s = %v, want %v", k, got[k], want)
+		}
+	}
+	if got["dkim"].(map[string]any)["selector"] != "s1" || got["context"].(map[string]any)["customer_id"] != "42" {
+		t.Errorf("nested fields wrong: %s", line)
+	}
+}

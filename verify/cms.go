@@ -1,0 +1,116 @@
+package verify
+
+import (
+	"bytes"
+	"crypto/rsa"
+	"crypto/x509"
+	"errors"
+	"fmt"
+
+	"github.com/smallstep/pkcs7"
+)
+
+// Limits on what a CMS may make the pipeline do.
+const (
+	// maxRSABits is the largest RSA key whose signatures are verified. An
+	// RSA verification costs about the cube of the key size: a 16,384-bit
+	// key is ~500 times dearer than a 2,048-bit one. Real S/MIME keys are
+	// at most 4,096 bits.
+	maxRSABits = 8192
+	// maxCMSCertificates bounds the certificate bag used to build a chain.
+	maxCMSCertificates = 50
+)
+
+// signedCMS is a CMS SignedData whose signature verified.
+type signedCMS struct {
+	// signers are the certificates the SignerInfos name (RFC 5652 §5.3,
+	// sid), in SignerInfo order.
+	signers []*x509.Certificate
+	// bag is every certificate the CMS carries (RFC 5652 §5.1).
+	bag []*x509.Certificate
+}
+
+// parseCMS parses a CMS ContentInfo. The parser is hardened (see
+// docs), but a panic on hostile BER must not take the process down, so it is
+// recovered here as well as per message.
+func parseCMS(der []byte) (p7 *pkcs7.PKCS7, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			p7, err = nil, fmt.Errorf("CMS parser panicked: %v", r)
+		}
+	}()
+	return pkcs7.Parse(der)
+}
+
+// verifyCMS checks the CMS signature of e over its content (RFC 5652 §5.6).
+func verifyCMS(e *signedEntity, log *story) (*signedCMS, error) {
+	p7, err := parseCMS(e.cms)
+	if err != nil {
+		return nil, fail(ReasonSignatureMalformed, "parsing CMS: %w", err)
+	}
+	if len(p7.Signers) == 0 {
+		return nil, fail(ReasonSignatureMalformed, "CMS has no SignerInfo (not signed-data)")
+	}
+	if e.opaque {
+		if len(p7.Content) == 0 {
+			return nil, fail(ReasonSignatureMalformed, "opaque signed-data without encapsulated content")
+		}
+	} else {
+		// A detached signature has no eContent (RFC 5652 §5.2); if one
+		// is present anyway it must be what the message shows.
+		if len(p7.Content) != 0 && !bytes.Equal(p7.Content, e.content) {
+			return nil, fail(ReasonSignatureInvalid, "CMS encapsulates content different from the signed part")
+		}
+		p7.Content = e.content
+	}
+	if len(p7.Certificates) > maxCMSCertificates {
+		return nil, fail(ReasonSignatureMalformed, "CMS carries %d certificates, the limit is %d", len(p7.Certificates), maxCMSCertificates)
+	}
+	signers := make([]*x509.Certificate, 0, len(p7.Signers))
+	for _, si := range p7.Signers {
+		var signer *x509.Certificate
+		for _, c := range p7.Certificates {
+			if bytes.Equal(c.RawIssuer, si.IssuerAndSerialNumber.IssuerName.FullBytes) &&
+				c.SerialNumber.Cmp(si.IssuerAndSerialNumber.SerialNumber) == 0 {
+				signer = c
+				break
+			}
+		}
+		if signer == nil {
+			return nil, fail(ReasonSignatureMalformed, "the certificate named by the SignerInfo is not in the CMS")
+		}
+		if err := checkKeySize(signer); err != nil {
+			return nil, &Error{Reason: ReasonSignatureInvalid, Err: err}
+		}
+		signers = append(signers, signer)
+	}
+	for _, c := range p7.Certificates {
+		role := "intermediate"
+		for _, s := range signers {
+			if c == s {
+				role = "signer"
+			}
+		}
+		logCertificate(log, c, role)
+	}
+
+	if err := p7.Verify(); err != nil {
+		var mismatch *pkcs7.MessageDigestMismatchError
+		if errors.As(err, &mismatch) {
+			return nil, fail(ReasonSignatureInvalid, "the content does not match the signed digest: the message was altered after signing")
+		}
+		return nil, fail(ReasonSignatureInvalid, "CMS signature: %w", err)
+	}
+	for _, s := range signers {
+		log.Info("CMS signature verified", "signer", certName(s), "serial", s.SerialNumber.Text(16))
+	}
+	return &signedCMS{signers: signers, bag: p7.Certificates}, nil
+}
+
+// checkKeySize refuses keys whose verification would be needlessly costly.
+func checkKeySize(c *x509.Certificate) error {
+	if k, ok := c.PublicKey.(*rsa.PublicKey); ok && k.N.BitLen() > maxRSABits {
+		return fmt.Errorf("RSA key of %d bits in %q exceeds the %d-bit limit", k.N.BitLen(), certName(c), maxRSABits)
+	}
+	return nil
+}

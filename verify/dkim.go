@@ -1,0 +1,188 @@
+package verify
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+
+	"github.com/emersion/go-msgauth/dkim"
+	"golang.org/x/net/publicsuffix"
+)
+
+// Alignment says how a DKIM signing domain must relate to the From domain.
+type Alignment int
+
+const (
+	// AlignStrict requires d= to equal the From domain (case-insensitive).
+	AlignStrict Alignment = iota
+	// AlignRelaxed accepts a d= with the same organisational domain as the
+	// From domain, per the public suffix list (RFC 7489 §3.1.1).
+	AlignRelaxed
+)
+
+// ParseAlignment parses "strict" or "relaxed".
+func ParseAlignment(s string) (Alignment, error) {
+	switch strings.ToLower(s) {
+	case "strict":
+		return AlignStrict, nil
+	case "relaxed":
+		return AlignRelaxed, nil
+	}
+	return 0, fmt.Errorf("unknown DKIM alignment %q: want strict or relaxed", s)
+}
+
+func (a Alignment) String() string {
+	if a == AlignRelaxed {
+		return "relaxed"
+	}
+	return "strict"
+}
+
+// LookupTXTFunc returns the TXT records of a DNS name, as
+// net.Resolver.LookupTXT does. An error for which isTemporaryDNSError is true
+// makes a signature temporarily unverifiable; any other error means the key
+// does not exist.
+type LookupTXTFunc func(ctx context.Context, name string) ([]string, error)
+
+// defaultMaxDKIMVerifications caps the DKIM signatures verified per message:
+// each may cost a DNS lookup and an RSA verification, and a hostile message
+// can carry thousands.
+const defaultMaxDKIMVerifications = 5
+
+// DKIMResult is the signature that passed and aligned.
+type DKIMResult struct {
+	Domain   string `json:"domain"`
+	Selector string `json:"selector"`
+}
+
+// dkimSignatureTags returns the d=, s= and a= tags of every DKIM-Signature
+// field in header order, which is also the order of go-msgauth's
+// verifications.
+func dkimSignatureTags(p *parsedMessage) []map[string]string {
+	var tags []map[string]string
+	fields := p.header.FieldsByKey("Dkim-Signature")
+	for fields.Next() {
+		t := make(map[string]string, 3)
+		for _, kv := range strings.Split(fields.Value(), ";") {
+			k, v, ok := strings.Cut(kv, "=")
+			if !ok {
+				continue
+			}
+			k = strings.TrimSpace(k)
+			if k == "d" || k == "s" || k == "a" {
+				t[k] = strings.Join(strings.Fields(v), "")
+			}
+		}
+		tags = append(tags, t)
+	}
+	return tags
+}
+
+// checkDKIM verifies the message's DKIM signatures (RFC 6376 §6) and requires
+// one that passes to be aligned with the From domain.
+func (p *Pipeline) checkDKIM(ctx context.Context, m *parsedMessage, from string, log *story) (*DKIMResult, error) {
+	tags := dkimSignatureTags(m)
+	if len(tags) == 0 {
+		return nil, fail(ReasonDKIMMissing, "no DKIM-Signature header field")
+	}
+	lookup := p.opts.LookupTXT
+	opts := &dkim.VerifyOptions{
+		LookupTXT: func(name string) ([]string, error) {
+			txts, err := lookup(ctx, name)
+			if err != nil && isTemporaryDNSError(err) {
+				// go-msgauth treats a net.Error whose Temporary() is true as
+				// a temporary failure, anything else as permanent.
+				return nil, temporaryError{err}
+			}
+			return txts, err
+		},
+		MaxVerifications: p.opts.MaxDKIMVerifications,
+	}
+	verifications, err := dkim.VerifyWithOptions(bytes.NewReader(m.canonical), opts)
+	if err != nil && !errors.Is(err, dkim.ErrTooManySignatures) {
+		return nil, fail(ReasonDKIMInvalid, "verifying DKIM: %w", err)
+	}
+	if errors.Is(err, dkim.ErrTooManySignatures) {
+		log.Warn("DKIM: too many signatures, only the first were verified", "verified", len(verifications), "present", len(tags))
+	}
+
+	fromDomain := domainOf(from)
+	var (
+		passedOther []string
+		tempErr     error
+		lastErr     error
+	)
+	for i, v := range verifications {
+		var t map[string]string
+		if i < len(tags) {
+			t = tags[i]
+		}
+		domain := strings.ToLower(v.Domain)
+		if v.Err != nil {
+			log.Info("DKIM signature failed", "domain", domain, "selector", t["s"], "algorithm", t["a"], "error", v.Err)
+			if dkim.IsTempFail(v.Err) && tempErr == nil {
+				tempErr = fmt.Errorf("d=%s s=%s: %w", domain, t["s"], v.Err)
+			}
+			lastErr = fmt.Errorf("d=%s s=%s: %w", domain, t["s"], v.Err)
+			continue
+		}
+		if !p.aligned(domain, fromDomain) {
+			log.Info("DKIM signature passed for another domain", "domain", domain, "selector", t["s"], "from_domain", fromDomain, "alignment", p.opts.Align)
+			passedOther = append(passedOther, domain)
+			continue
+		}
+		log.Info(fmt.Sprintf("from=%s,DKIM passed", from), "domain", domain, "selector", t["s"], "algorithm", t["a"])
+		return &DKIMResult{Domain: domain, Selector: t["s"]}, nil
+	}
+	switch {
+	case len(passedOther) > 0:
+		return nil, fail(ReasonDKIMDomainMismatch, "DKIM passed only for %s, not aligned (%s) with From domain %s",
+			strings.Join(passedOther, ", "), p.opts.Align, fromDomain)
+	case tempErr != nil:
+		return nil, &Error{Reason: ReasonDKIMTempError, Err: tempErr}
+	case lastErr != nil:
+		return nil, &Error{Reason: ReasonDKIMInvalid, Err: lastErr}
+	}
+	return nil, fail(ReasonDKIMInvalid, "no DKIM signature could be verified")
+}
+
+// aligned reports whether a DKIM signing domain is aligned with the From
+// domain under the pipeline's alignment mode (RFC 7489 §3.1.1).
+func (p *Pipeline) aligned(signing, from string) bool {
+	if strings.EqualFold(signing, from) {
+		return true
+	}
+	if p.opts.Align != AlignRelaxed {
+		return false
+	}
+	a, errA := publicsuffix.EffectiveTLDPlusOne(strings.ToLower(signing))
+	b, errB := publicsuffix.EffectiveTLDPlusOne(strings.ToLower(from))
+	return errA == nil && errB == nil && a == b
+}
+
+// temporaryError marks an error as a temporary net.Error for go-msgauth.
+type temporaryError struct{ err error }
+
+func (e temporaryError) Error() string   { return e.err.Error() }
+func (e temporaryError) Unwrap() error   { return e.err }
+func (e temporaryError) Timeout() bool   { return false }
+func (e temporaryError) Temporary() bool { return true }
+
+var _ net.Error = temporaryError{}
+
+// isTemporaryDNSError reports whether err is a DNS failure that a later
+// attempt may not have: a timeout or a server failure, but not NXDOMAIN.
+func isTemporaryDNSError(err error) bool {
+	var dnsErr *net.DNSError
+	if errors.As(err, &dnsErr) {
+		return !dnsErr.IsNotFound && (dnsErr.IsTimeout || dnsErr.IsTemporary)
+	}
+	var tmp interface{ Temporary() bool }
+	if errors.As(err, &tmp) {
+		return tmp.Temporary()
+	}
+	return errors.Is(err, context.DeadlineExceeded)
+}

@@ -1,0 +1,35 @@
+// Package verify decides whether a signed email proves that its sender owns
+// an S/MIME certificate, and if so hands that certificate to a store.
+//
+// Anyone can send mail to a certharvest address, so a message is accepted only
+// when every layer agrees, checked in this order (the first failure decides
+// the [Reason]):
+//
+//  1. Parse: the message is canonicalised to CRLF line endings (RFC 5322
+//     §2.1; archived Unix mail is bare LF) and its header is read.
+//  2. From: exactly one From header field with exactly one mailbox whose
+//     address is a dot-atom (RFC 5322 §3.4.1) that is safe as a file name.
+//  3. DKIM (RFC 6376): at least one signature verifies and its signing domain
+//     d= is aligned with the From domain (strict: equal; relaxed: the same
+//     organisational domain, as DMARC defines it in RFC 7489 §3.1).
+//  4. Locate the S/MIME signature (RFC 8551 §3.5): a top-level
+//     multipart/signed with protocol application/pkcs7-signature, or an
+//     opaque application/pkcs7-mime signed-data entity, possibly as the first
+//     part of a top-level multipart/mixed. message/rfc822 parts are never
+//     entered: a forwarded message is someone else's.
+//  5. CMS (RFC 5652 §5): the SignedData parses and its signature verifies
+//     over the exact canonical bytes that were signed. The signer certificate
+//     is the one the SignerInfo names.
+//  6. Chain (RFC 5280 §6, RFC 8550 §4.4): a path from the signer certificate,
+//     through the certificates carried in the CMS, to a trusted root, valid
+//     at the verification time and allowed for email protection. The CMS
+//     signingTime is not used: the signer chose it.
+//  7. Identity (RFC 8550 §3): an address of the certificate (SAN rfc822Name,
+//     or the subject emailAddress when there is no SAN address) equals the
+//     From address.
+//  8. Store: the certificate is handed to a [CertStore].
+//
+// The pipeline takes its clock, DKIM key lookup, trust roots, certificate
+// store and logger as [Options]; it has no global state and touches neither
+// the network nor the file system except through them.
+package verify

@@ -1,0 +1,213 @@
+package verify
+
+import (
+	"bytes"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"mime/quotedprintable"
+	"strings"
+
+	"github.com/emersion/go-message/textproto"
+)
+
+// signedEntity is an S/MIME signature found in a message.
+type signedEntity struct {
+	// opaque is true for application/pkcs7-mime signed-data, where the
+	// content travels inside the CMS; false for multipart/signed.
+	opaque bool
+	// mediaType is the S/MIME entity's media type.
+	mediaType string
+	// content is, for a detached signature, the exact canonical bytes of the
+	// first body part: its header, the blank line and its body, without the
+	// CRLF that precedes the next boundary (RFC 1847 §2.1, RFC 8551 §3.5).
+	content []byte
+	// cms is the decoded CMS ContentInfo (DER or BER).
+	cms []byte
+	// filename is the signature part's file name, if any.
+	filename string
+}
+
+// locateSignature finds the S/MIME signature of a message: the top-level
+// entity, or the first part of a top-level multipart/mixed (where a mailing
+// list appended a footer part).
+func locateSignature(m *parsedMessage, log *story) (*signedEntity, error) {
+	return findSignature(m.header, m.body, true, log)
+}
+
+func findSignature(h textproto.Header, body []byte, topLevel bool, log *story) (*signedEntity, error) {
+	mediaType, params, err := parseContentType(h)
+	logPart(log, h)
+	if err != nil {
+		return nil, fail(ReasonNoSignature, "unparseable Content-Type %q: %w", truncate(h.Get("Content-Type"), 100), err)
+	}
+	switch mediaType {
+	case "multipart/signed":
+		// RFC 8551 §3.5: protocol="application/pkcs7-signature"; the x-
+		// form is what older agents send (§3.1 table).
+		protocol := strings.ToLower(params["protocol"])
+		if protocol != "application/pkcs7-signature" && protocol != "application/x-pkcs7-signature" {
+			return nil, fail(ReasonNoSignature, "multipart/signed with protocol %q is not S/MIME", truncate(protocol, 60))
+		}
+		return readDetached(params["boundary"], body, log)
+	case "application/pkcs7-mime", "application/x-pkcs7-mime":
+		// RFC 8551 §3.2.2: smime-type names the CMS content type. Some
+		// agents omit it; the CMS parse then decides.
+		smimeType := strings.ToLower(params["smime-type"])
+		if smimeType != "" && smimeType != "signed-data" {
+			return nil, fail(ReasonNoSignature, "%s with smime-type=%s is not a signature", mediaType, smimeType)
+		}
+		cms, err := decodeTransfer(h, body)
+		if err != nil {
+			return nil, fail(ReasonSignatureMalformed, "decoding %s: %w", mediaType, err)
+		}
+		log.Info(fmt.Sprintf("filename=%s,bytes=%d", filenameOf(h, params), len(cms)), "form", "opaque")
+		return &signedEntity{opaque: true, mediaType: mediaType, cms: cms, filename: filenameOf(h, params)}, nil
+	case "multipart/mixed":
+		if !topLevel {
+			break
+		}
+		part, err := firstPart(params["boundary"], body)
+		if err != nil {
+			return nil, fail(ReasonNoSignature, "reading multipart/mixed: %w", err)
+		}
+		return findSignature(part.Header, part.body, false, log)
+	}
+	return nil, fail(ReasonNoSignature, "%s is not an S/MIME signed entity", mediaType)
+}
+
+// rawPart is a body part with its exact bytes.
+type rawPart struct {
+	Header textproto.Header
+	raw    []byte // header, blank line and body
+	body   []byte // raw[after the blank line:]
+}
+
+// readPart reads the current part of mr into memory, reproducing its header
+// bytes as they were (go-message keeps each field's raw bytes).
+func readPart(p *textproto.Part) (*rawPart, error) {
+	var buf bytes.Buffer
+	if err := textproto.WriteHeader(&buf, p.Header); err != nil {
+		return nil, err
+	}
+	headerLen := buf.Len()
+	if _, err := io.Copy(&buf, p); err != nil {
+		return nil, err
+	}
+	raw := buf.Bytes()
+	return &rawPart{Header: p.Header, raw: raw, body: raw[headerLen:]}, nil
+}
+
+func firstPart(boundary string, body []byte) (*rawPart, error) {
+	if boundary == "" {
+		return nil, errors.New("no boundary parameter")
+	}
+	mr := textproto.NewMultipartReader(bytes.NewReader(body), boundary)
+	p, err := mr.NextPart()
+	if err != nil {
+		return nil, fmt.Errorf("first part: %w", err)
+	}
+	return readPart(p)
+}
+
+// readDetached reads a multipart/signed body: exactly two parts, the signed
+// content and the signature (RFC 1847 §2.1).
+func readDetached(boundary string, body []byte, log *story) (*signedEntity, error) {
+	if boundary == "" {
+		return nil, fail(ReasonSignatureMalformed, "multipart/signed without a boundary parameter")
+	}
+	mr := textproto.NewMultipartReader(bytes.NewReader(body), boundary)
+	p, err := mr.NextPart()
+	if err != nil {
+		return nil, fail(ReasonSignatureMalformed, "multipart/signed: reading the signed part: %w", err)
+	}
+	content, err := readPart(p)
+	if err != nil {
+		return nil, fail(ReasonSignatureMalformed, "multipart/signed: reading the signed part: %w", err)
+	}
+	logPart(log, content.Header)
+	p, err = mr.NextPart()
+	if err != nil {
+		return nil, fail(ReasonSignatureMalformed, "multipart/signed: reading the signature part: %w", err)
+	}
+	sigPart, err := readPart(p)
+	if err != nil {
+		return nil, fail(ReasonSignatureMalformed, "multipart/signed: reading the signature part: %w", err)
+	}
+	logPart(log, sigPart.Header)
+	mediaType, params, err := parseContentType(sigPart.Header)
+	if err != nil || mediaType != "application/pkcs7-signature" && mediaType != "application/x-pkcs7-signature" {
+		return nil, fail(ReasonSignatureMalformed, "multipart/signed: second part is %q, not application/pkcs7-signature",
+			truncate(sigPart.Header.Get("Content-Type"), 100))
+	}
+	if _, err := mr.NextPart(); !errors.Is(err, io.EOF) {
+		return nil, fail(ReasonSignatureMalformed, "multipart/signed: more than two parts, or no closing boundary")
+	}
+	cms, err := decodeTransfer(sigPart.Header, sigPart.body)
+	if err != nil {
+		return nil, fail(ReasonSignatureMalformed, "decoding the signature part: %w", err)
+	}
+	name := filenameOf(sigPart.Header, params)
+	log.Info(fmt.Sprintf("filename=%s,bytes=%d", name, len(cms)), "form", "detached", "signed_bytes", len(content.raw))
+	return &signedEntity{mediaType: mediaType, content: content.raw, cms: cms, filename: name}, nil
+}
+
+// parseContentType returns the media type of h, text/plain when there is
+// none (RFC 2045 §5.2).
+func parseContentType(h textproto.Header) (string, map[string]string, error) {
+	ct := h.Get("Content-Type")
+	if ct == "" {
+		return "text/plain", nil, nil
+	}
+	mediaType, params, err := mime.ParseMediaType(ct)
+	return strings.ToLower(mediaType), params, err
+}
+
+func filenameOf(h textproto.Header, ctParams map[string]string) string {
+	if _, params, err := mime.ParseMediaType(h.Get("Content-Disposition")); err == nil && params["filename"] != "" {
+		return params["filename"]
+	}
+	return ctParams["name"]
+}
+
+// decodeTransfer undoes the Content-Transfer-Encoding of a body
+// (RFC 2045 §6).
+func decodeTransfer(h textproto.Header, body []byte) ([]byte, error) {
+	switch cte := strings.ToLower(strings.TrimSpace(h.Get("Content-Transfer-Encoding"))); cte {
+	case "base64":
+		// Line breaks are ignored by the decoder; other whitespace is an
+		// error, as is a missing padding.
+		clean := bytes.Map(func(r rune) rune {
+			if r == ' ' || r == '\t' {
+				return -1
+			}
+			return r
+		}, body)
+		out, err := io.ReadAll(base64.NewDecoder(base64.StdEncoding, bytes.NewReader(clean)))
+		if err != nil {
+			return nil, fmt.Errorf("invalid base64: %w", err)
+		}
+		return out, nil
+	case "quoted-printable":
+		out, err := io.ReadAll(quotedprintable.NewReader(bytes.NewReader(body)))
+		if err != nil {
+			return nil, fmt.Errorf("invalid quoted-printable: %w", err)
+		}
+		return out, nil
+	case "", "7bit", "8bit", "binary":
+		return body, nil
+	default:
+		return nil, fmt.Errorf("unknown Content-Transfer-Encoding %q", truncate(cte, 40))
+	}
+}
+
+// logPart logs a MIME part's type as the original service did.
+func logPart(log *story, h textproto.Header) {
+	desc := h.Get("Content-Description")
+	if desc == "" {
+		desc = "None"
+	}
+	log.Info(fmt.Sprintf("content-type=%s,content-description=%s", truncate(h.Get("Content-Type"), 200), truncate(desc, 100)))
+}

@@ -1,0 +1,103 @@
+package verify
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"time"
+
+	"github.com/emersion/go-message/textproto"
+)
+
+// Message is one raw message and the context it arrived with. The context
+// goes into the report; it never alters the bytes that are verified.
+type Message struct {
+	// Raw is the message as received, CRLF or bare-LF line endings.
+	Raw []byte
+
+	// ID names the message in logs and the report. When empty the pipeline
+	// derives one from the message's content.
+	ID string
+	// Source is the input it came through: "scan", "maildir", "webhook",
+	// "smtp".
+	Source string
+	// Path is the file the message was read from, if any.
+	Path string
+	// EnvelopeFrom and EnvelopeTo are the SMTP envelope (or the relay's
+	// msg_from and rcpt_to), when known.
+	EnvelopeFrom string
+	EnvelopeTo   []string
+	// RemoteAddr is the network peer that delivered the message, if any.
+	RemoteAddr string
+	// Received is when the input accepted the message.
+	Received time.Time
+	// Extra holds input-specific context (a relay's customer_id and
+	// webhook_id, an SMTP client's HELO name) for the report.
+	Extra map[string]string
+}
+
+// parsedMessage is a message in canonical CRLF form with its top-level header
+// read.
+type parsedMessage struct {
+	canonical []byte
+	header    textproto.Header
+	body      []byte // canonical[len(header)+blank line:]
+}
+
+// canonicalCRLF returns b with every bare LF turned into CRLF (RFC 5322 §2.1:
+// lines end in CRLF; Unix mail stores bare LF). Signatures, DKIM's and the
+// CMS's alike, are computed over the CRLF form. b is returned unchanged, not
+// copied, when it has no bare LF.
+func canonicalCRLF(b []byte) []byte {
+	bare := 0
+	for i := bytes.IndexByte(b, '\n'); i >= 0; {
+		if i == 0 || b[i-1] != '\r' {
+			bare++
+		}
+		j := bytes.IndexByte(b[i+1:], '\n')
+		if j < 0 {
+			break
+		}
+		i += 1 + j
+	}
+	if bare == 0 {
+		return b
+	}
+	out := make([]byte, 0, len(b)+bare)
+	for {
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			return append(out, b...)
+		}
+		if i > 0 && b[i-1] == '\r' {
+			out = append(out, b[:i+1]...)
+		} else {
+			out = append(out, b[:i]...)
+			out = append(out, '\r', '\n')
+		}
+		b = b[i+1:]
+	}
+}
+
+// parseMessage canonicalises raw and reads its header.
+func parseMessage(raw []byte, maxSize int64) (*parsedMessage, error) {
+	if maxSize > 0 && int64(len(raw)) > maxSize {
+		return nil, fail(ReasonTooLarge, "message is %d bytes, the limit is %d", len(raw), maxSize)
+	}
+	if len(bytes.TrimSpace(raw)) == 0 {
+		return nil, fail(ReasonMalformed, "empty message")
+	}
+	canonical := canonicalCRLF(raw)
+	r := bytes.NewReader(canonical)
+	br := bufio.NewReader(r)
+	header, err := textproto.ReadHeader(br)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, fail(ReasonMalformed, "reading header: %w", err)
+	}
+	if header.Len() == 0 {
+		return nil, fail(ReasonMalformed, "no header fields")
+	}
+	consumed := len(canonical) - r.Len() - br.Buffered()
+	return &parsedMessage{canonical: canonical, header: header, body: canonical[consumed:]}, nil
+}

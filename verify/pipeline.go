@@ -1,0 +1,300 @@
+package verify
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+)
+
+// DefaultMaxSize is the default largest message accepted: 25 MiB, a common
+// MTA limit.
+const DefaultMaxSize = 25 << 20
+
+// Action is what the store did with an accepted certificate.
+type Action string
+
+const (
+	// ActionStored: the certificate is now the address's current one.
+	ActionStored Action = "stored"
+	// ActionUnchanged: the address's current certificate is this one.
+	ActionUnchanged Action = "unchanged"
+	// ActionKeptExisting: the address's current certificate is newer (a
+	// later NotBefore) and was kept, so a replayed old message cannot roll
+	// the address back to an older key.
+	ActionKeptExisting Action = "kept_existing"
+)
+
+// StoreResult is what a CertStore reports about one certificate.
+type StoreResult struct {
+	Action Action
+	// Path is the address's certificate file.
+	Path string
+	// Bytes is the size of the PEM written, zero when nothing was written.
+	Bytes int
+}
+
+// CertStore keeps the current certificate of each address.
+type CertStore interface {
+	Store(ctx context.Context, addr string, cert *x509.Certificate) (StoreResult, error)
+}
+
+// Options configure a Pipeline. Roots and LookupTXT are required.
+type Options struct {
+	// Roots are the trust anchors for certificate chains.
+	Roots *x509.CertPool
+	// LookupTXT fetches DKIM key records: DNSLookup, or a DKIMKeys set.
+	LookupTXT LookupTXTFunc
+	// Align is the DKIM alignment mode.
+	Align Alignment
+	// Now returns the verification time for certificate validity; nil
+	// means time.Now. A fixed time (--at) makes runs reproducible.
+	Now func() time.Time
+	// MaxSize is the largest message accepted, in bytes; 0 means
+	// DefaultMaxSize.
+	MaxSize int64
+	// MaxDKIMVerifications caps the DKIM signatures verified per message;
+	// 0 means 5.
+	MaxDKIMVerifications int
+	// Store receives accepted certificates; nil verifies without storing.
+	Store CertStore
+	// Logger receives each message's story; nil discards it.
+	Logger *slog.Logger
+	// BlockPrefix prefixes the second and later lines of a message's story
+	// with "| " (for the human-readable log format).
+	BlockPrefix bool
+}
+
+// Pipeline verifies messages. It is safe for concurrent use.
+type Pipeline struct {
+	opts  Options
+	logMu sync.Mutex
+}
+
+// New returns a Pipeline.
+func New(opts Options) (*Pipeline, error) {
+	if opts.Roots == nil {
+		return nil, errors.New("verify: no trust roots")
+	}
+	if opts.LookupTXT == nil {
+		return nil, errors.New("verify: no DKIM key lookup")
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.MaxSize <= 0 {
+		opts.MaxSize = DefaultMaxSize
+	}
+	if opts.MaxDKIMVerifications <= 0 {
+		opts.MaxDKIMVerifications = defaultMaxDKIMVerifications
+	}
+	return &Pipeline{opts: opts}, nil
+}
+
+// Result is the verdict on one message.
+type Result struct {
+	// ID names the message in the logs and the report.
+	ID string
+	// Reason is ReasonOK for an accepted message.
+	Reason Reason
+	// Detail explains the reason in words.
+	Detail string
+	// At is the time certificate validity was judged at.
+	At time.Time
+
+	MessageID string
+	// From is the normalised From address, once it has been validated.
+	From string
+	DKIM *DKIMResult
+	// Cert is the signer certificate, once the CMS signature verified.
+	Cert     *x509.Certificate
+	CertInfo *CertInfo
+	// Chain is the verified chain, signer first.
+	Chain []*x509.Certificate
+
+	// Action and CertFile say what the store did (accepted messages).
+	Action   Action
+	CertFile string
+
+	// Duration is the time the pipeline took.
+	Duration time.Duration
+}
+
+// Accepted reports whether every check passed.
+func (r *Result) Accepted() bool { return r.Reason == ReasonOK }
+
+// MessageIDFor returns the id the pipeline gives a message: its ID, or a
+// short digest of its bytes.
+func MessageIDFor(m *Message) string {
+	if m.ID != "" {
+		return m.ID
+	}
+	sum := sha256.Sum256(m.Raw)
+	return hex.EncodeToString(sum[:6])
+}
+
+// Verify runs every check on m and, when all pass, stores the certificate.
+// It never panics; an unexpected failure is reported as
+// ReasonInternalError.
+func (p *Pipeline) Verify(ctx context.Context, m *Message) (res *Result) {
+	start := time.Now()
+	res = &Result{ID: MessageIDFor(m), At: p.opts.Now()}
+	log := &story{mu: &p.logMu, id: res.ID, prefix: p.opts.BlockPrefix}
+	if p.opts.Logger != nil {
+		log.handler = p.opts.Logger.Handler()
+	}
+	defer log.flush(ctx)
+	defer func() {
+		if r := recover(); r != nil {
+			res.Reason, res.Detail = ReasonInternalError, fmt.Sprintf("panic: %v", r)
+			log.Error("internal error: please report it", "panic", r, "stack", string(debug.Stack()))
+		}
+		res.Duration = time.Since(start)
+	}()
+
+	log.Info(describeMessage(m), "bytes", len(m.Raw))
+	err := p.run(ctx, m, res, log)
+	res.Reason = ReasonOf(err)
+	if err != nil {
+		var e *Error
+		if errors.As(err, &e) && e.Err != nil {
+			res.Detail = sanitize(e.Err.Error(), maxDetail)
+		} else {
+			res.Detail = sanitize(err.Error(), maxDetail)
+		}
+		log.Warn(fmt.Sprintf("rejected: %s: %s", res.Reason, res.Detail), "reason", string(res.Reason))
+	} else {
+		res.Detail = fmt.Sprintf("certificate %s for %s", res.Action, res.From)
+		log.Info(fmt.Sprintf("accepted: %s", res.Detail), "reason", string(res.Reason), "action", string(res.Action))
+	}
+	return res
+}
+
+func (p *Pipeline) run(ctx context.Context, m *Message, res *Result, log *story) error {
+	msg, err := parseMessage(m.Raw, p.opts.MaxSize)
+	if err != nil {
+		return err
+	}
+	res.MessageID = strings.TrimSpace(msg.header.Get("Message-Id"))
+
+	from, err := fromAddress(msg)
+	if err != nil {
+		return err
+	}
+	res.From = from
+	log.Info(fmt.Sprintf("from=%s", from), "message_id", truncate(res.MessageID, 200))
+
+	if res.DKIM, err = p.checkDKIM(ctx, msg, from, log); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return fail(ReasonDKIMTempError, "interrupted: %w", err)
+	}
+
+	entity, err := locateSignature(msg, log)
+	if err != nil {
+		return err
+	}
+	cms, err := verifyCMS(entity, log)
+	if err != nil {
+		return err
+	}
+
+	// Each signer must chain and match From; with several signers (rare:
+	// RSA and ECDSA side by side), the first that does is the one kept.
+	var firstErr error
+	for _, signer := range cms.signers {
+		res.Cert, res.CertInfo = signer, DescribeCertificate(signer)
+		chain, err := p.verifyChain(signer, cms.bag, res.At, log)
+		if err == nil {
+			err = checkIdentity(signer, from, log)
+		}
+		if err == nil {
+			res.Chain = chain
+			firstErr = nil
+			break
+		}
+		if firstErr == nil {
+			firstErr = err
+		}
+	}
+	if firstErr != nil {
+		return firstErr
+	}
+
+	if p.opts.Store == nil {
+		log.Info("no certificate folder: nothing written")
+		return nil
+	}
+	stored, err := p.opts.Store.Store(ctx, from, res.Cert)
+	if err != nil {
+		return fail(ReasonStoreFailed, "storing the certificate of %s: %w", from, err)
+	}
+	res.Action, res.CertFile = stored.Action, stored.Path
+	switch stored.Action {
+	case ActionStored:
+		log.Info(fmt.Sprintf("written file %s,bytes=%d,ok=True", stored.Path, stored.Bytes))
+	case ActionUnchanged:
+		log.Info(fmt.Sprintf("file %s already holds this certificate: unchanged", stored.Path))
+	case ActionKeptExisting:
+		log.Info(fmt.Sprintf("file %s holds a newer certificate: kept it", stored.Path))
+	}
+	return nil
+}
+
+// maxDetail bounds a report detail; hostile input can make errors long.
+const maxDetail = 500
+
+// sanitize makes untrusted text safe for a log line or report: control
+// characters and invalid UTF-8 are escaped, and it is cut to about n bytes.
+func sanitize(s string, n int) string {
+	var b strings.Builder
+	for len(s) > 0 {
+		if b.Len() >= n {
+			b.WriteString("…")
+			break
+		}
+		r, size := utf8.DecodeRuneInString(s)
+		switch {
+		case r == utf8.RuneError && size == 1:
+			fmt.Fprintf(&b, "\\x%02x", s[0])
+		case r < 0x20 || r == 0x7f:
+			fmt.Fprintf(&b, "\\x%02x", r)
+		default:
+			b.WriteString(s[:size])
+		}
+		s = s[size:]
+	}
+	return b.String()
+}
+
+// describeMessage is the first line of a message's story.
+func describeMessage(m *Message) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Message from %s", orDash(m.Source))
+	if m.Path != "" {
+		fmt.Fprintf(&b, ",path=%s", m.Path)
+	}
+	if m.RemoteAddr != "" {
+		fmt.Fprintf(&b, ",remote=%s", m.RemoteAddr)
+	}
+	if m.EnvelopeFrom != "" || len(m.EnvelopeTo) > 0 {
+		fmt.Fprintf(&b, ",msg_from=%s,rcpt_to=%s", m.EnvelopeFrom, strings.Join(m.EnvelopeTo, " "))
+	}
+	return b.String()
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

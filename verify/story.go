@@ -1,0 +1,54 @@
+package verify
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// story collects one message's log records and writes them as one block when
+// the message is done, so that under concurrency each message still reads as
+// a contiguous story. The first record is written as it is; the following
+// ones are prefixed "| ", as the original service's log did.
+type story struct {
+	handler slog.Handler // nil: discard
+	mu      *sync.Mutex  // serialises blocks between messages
+	id      string
+	prefix  bool
+	records []slog.Record
+}
+
+func (s *story) enabled() bool {
+	return s.handler != nil && s.handler.Enabled(context.Background(), slog.LevelInfo)
+}
+
+func (s *story) add(level slog.Level, msg string, args []any) {
+	if s.handler == nil || !s.handler.Enabled(context.Background(), level) {
+		return
+	}
+	r := slog.NewRecord(time.Now(), level, msg, 0)
+	r.Add(args...)
+	s.records = append(s.records, r)
+}
+
+func (s *story) Info(msg string, args ...any)  { s.add(slog.LevelInfo, msg, args) }
+func (s *story) Warn(msg string, args ...any)  { s.add(slog.LevelWarn, msg, args) }
+func (s *story) Error(msg string, args ...any) { s.add(slog.LevelError, msg, args) }
+
+// flush writes the block.
+func (s *story) flush(ctx context.Context) {
+	if s.handler == nil || len(s.records) == 0 {
+		return
+	}
+	h := s.handler.WithAttrs([]slog.Attr{slog.String("id", s.id)})
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, r := range s.records {
+		if i > 0 && s.prefix {
+			r.Message = "| " + r.Message
+		}
+		_ = h.Handle(ctx, r)
+	}
+	s.records = s.records[:0]
+}
