@@ -44,6 +44,7 @@ Usage:
 Commands:
   scan      verify .eml files, folders and Maildirs; store certificates; write a report
   check     verify one message and tell its whole story
+  serve     run as a service over a Maildir spool (and live inputs)
   reasons   list the reason codes of the report
   version   print the version
   help      print this help, or a command's: certharvest help scan
@@ -74,6 +75,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runScan(ctx, rest, stdout, stderr)
 	case "check":
 		err = runCheck(ctx, rest, stdout, stderr)
+	case "serve":
+		err = runServe(ctx, rest, stdout, stderr)
 	case "reasons":
 		err = runReasons(rest, stdout)
 	case "version", "--version":

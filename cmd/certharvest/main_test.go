@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -346,3 +347,5 @@ func TestReasonsDocIsCurrent(t *testing.T) {
 		t.Errorf("docs/REASONS.md is out of date; regenerate it with certharvest reasons --markdown:\n%s", r.stdout)
 	}
 }
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

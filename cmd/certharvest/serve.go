@@ -1,0 +1,381 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/certharvest/certharvest/ingest"
+	"github.com/certharvest/certharvest/output"
+	"github.com/certharvest/certharvest/verify"
+)
+
+const serveUsage = `Usage: certharvest serve --maildir DIR [flags]
+
+Run as a service. Every message that appears in DIR/new is verified, its
+report line written and synced, and then it is moved to DIR/cur with the
+seen flag, so a restart never processes it again and cur/ is an archive
+that scan can reprocess. DIR/{tmp,new,cur} are created if missing.
+
+Anything may deliver into the Maildir: Postfix, Dovecot LDA, fetchmail,
+procmail, or certharvest's own inputs (webhook, SMTP), which write it
+durably before they acknowledge a message. A message rejected for a
+temporary reason (dkim_temperror, store_failed) stays in new/ and is
+retried with back-off, for up to --retry-for, before it is reported as
+rejected.
+
+SIGINT or SIGTERM stops taking new work, finishes the messages in flight
+(for up to --shutdown-timeout), flushes the report and exits 0. A crash
+loses nothing: every message is either reported and in cur/, or still in
+new/ and processed again (possibly a second report line).
+
+Examples:
+  certharvest serve --maildir /var/spool/certharvest \
+      --certs /var/lib/certharvest/certs --report /var/log/certharvest/report.jsonl
+
+  # Offline, with the sample's trust bundle and DKIM keys:
+  certharvest serve --maildir /tmp/spool --trust testdata/sample/trust.pem \
+      --dkim-keys testdata/sample/dkim-keys.txt --at 2026-06-01T00:00:00Z
+`
+
+// serveFlags are serve's own flags.
+type serveFlags struct {
+	maildir         string
+	certs           string
+	report          string
+	workers         int
+	rescan          time.Duration
+	settle          time.Duration
+	retryFor        time.Duration
+	retryFirst      time.Duration
+	shutdownTimeout time.Duration
+	batch           int
+}
+
+func (f *serveFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.maildir, "maildir", "", "Maildir `folder` to watch and spool into (required)")
+	fs.StringVar(&f.certs, "certs", "./certs", "`folder` where certificates are stored")
+	fs.StringVar(&f.report, "report", "./report.jsonl", "JSON-lines report `file`, appended to")
+	fs.IntVar(&f.workers, "workers", defaultWorkers(), "messages verified in parallel")
+	fs.DurationVar(&f.rescan, "rescan", time.Minute, "list new/ again this often, as a safety net for missed events")
+	fs.DurationVar(&f.settle, "settle", 100*time.Millisecond, "a file in new/ is complete once unwritten for this long")
+	fs.DurationVar(&f.retryFor, "retry-for", 24*time.Hour, "retry a temporary failure for this long after delivery")
+	fs.DurationVar(&f.retryFirst, "retry-first", time.Minute, "first retry delay; it doubles up to an hour")
+	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "on SIGTERM, time allowed to finish the messages in flight")
+	fs.IntVar(&f.batch, "batch", 512, "most messages made durable by one report sync (group commit)")
+}
+
+// input is a live source of messages (webhook, SMTP) that delivers into the
+// spool. Each lives in its own serve_<name>.go.
+type input interface {
+	// Start begins accepting messages; it returns once listening.
+	Start(ctx context.Context, spool *ingest.Spool, log *slog.Logger) error
+	// Shutdown stops accepting and waits for the deliveries in progress.
+	Shutdown(ctx context.Context) error
+	// String describes the input for the start-up log.
+	String() string
+}
+
+// inputFlags registers an input's flags and builds it; build returns nil
+// when the flags do not enable the input.
+type inputFlags interface {
+	register(fs *flag.FlagSet)
+	build(p *pipelineSetup) (input, error)
+}
+
+// newInputFlags lists the live inputs serve offers besides the Maildir.
+func newInputFlags() []inputFlags {
+	return []inputFlags{}
+}
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cmd := newCommand("serve", serveUsage, stdout)
+	var (
+		pf pipelineFlags
+		sf serveFlags
+	)
+	pf.register(cmd.fs)
+	sf.register(cmd.fs)
+	inputFlags := newInputFlags()
+	for _, in := range inputFlags {
+		in.register(cmd.fs)
+	}
+	if err := cmd.parse(args); err != nil {
+		return err
+	}
+	if cmd.fs.NArg() > 0 {
+		return usagef("unexpected arguments: %s", strings.Join(cmd.fs.Args(), " "))
+	}
+	if sf.maildir == "" {
+		return usagef("--maildir is required")
+	}
+	if sf.workers < 1 || sf.batch < 1 {
+		return usagef("--workers and --batch must be at least 1")
+	}
+	setup, err := pf.build(stderr)
+	if err != nil {
+		return err
+	}
+	defer setup.closeLog()
+	log := setup.logger
+
+	var inputs []input
+	for _, f := range inputFlags {
+		in, err := f.build(setup)
+		if err != nil {
+			return err
+		}
+		if in != nil {
+			inputs = append(inputs, in)
+		}
+	}
+
+	spool, err := ingest.OpenSpool(sf.maildir)
+	if err != nil {
+		return err
+	}
+	defer spool.Close()
+	store, err := output.OpenCertStore(sf.certs)
+	if err != nil {
+		return err
+	}
+	setup.opts.Store = store
+	pipeline, err := verify.New(setup.opts)
+	if err != nil {
+		return err
+	}
+	report, err := output.OpenReport(sf.report)
+	if err != nil {
+		return err
+	}
+
+	s := &server{
+		flags:    sf,
+		spool:    spool,
+		log:      log,
+		h:        &harvester{pipeline: pipeline, report: report, log: log},
+		maxSize:  setup.opts.MaxSize,
+		attempts: map[string]int{},
+	}
+	s.watcher = ingest.NewMaildirWatcher(sf.maildir, ingest.WatchOptions{Settle: sf.settle, Rescan: sf.rescan, Logger: log})
+
+	names := []string{"maildir " + sf.maildir}
+	for _, in := range inputs {
+		names = append(names, in.String())
+	}
+	log.Info("certharvest serve starting", "version", version, "inputs", strings.Join(names, ", "),
+		"certs", sf.certs, "report", sf.report, "trust", setup.trustDesc, "dkim_keys", setup.keysDesc,
+		"dkim_align", setup.opts.Align.String(), "workers", sf.workers)
+
+	// workCtx outlives ctx: the messages in flight finish after a signal.
+	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWork()
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+
+	for _, in := range inputs {
+		if err := in.Start(ctx, spool, log); err != nil {
+			return fmt.Errorf("starting %s: %w", in, err)
+		}
+	}
+
+	watchErr := make(chan error, 1)
+	go func() { watchErr <- s.watcher.Run(watchCtx) }()
+	done := make(chan struct{})
+	go func() {
+		s.process(workCtx)
+		close(done)
+	}()
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		log.Info("stopping: no new messages; finishing the ones in flight", "timeout", sf.shutdownTimeout.String())
+	case runErr = <-watchErr:
+		log.Error("the Maildir watch failed; stopping", "error", runErr)
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sf.shutdownTimeout)
+	defer cancel()
+	for _, in := range inputs {
+		if err := in.Shutdown(shutdownCtx); err != nil {
+			log.Warn("input did not stop cleanly", "input", in.String(), "error", err)
+		}
+	}
+	stopWatch()
+	select {
+	case <-done:
+	case <-shutdownCtx.Done():
+		log.Warn("shutdown timeout: abandoning the messages in flight; they stay in new/ for the next start")
+		cancelWork()
+		<-done
+	}
+	if err := report.Close(); err != nil && runErr == nil {
+		runErr = err
+	}
+	log.Info("certharvest serve stopped", "processed", s.processed, "accepted", s.accepted, "left_in_new", s.watcher.Backlog())
+	return runErr
+}
+
+// server is the running service: the pipeline over the spool.
+type server struct {
+	flags   serveFlags
+	spool   *ingest.Spool
+	watcher *ingest.MaildirWatcher
+	log     *slog.Logger
+	h       *harvester
+	maxSize int64
+
+	mu        sync.Mutex
+	attempts  map[string]int // temporary failures so far, by name
+	processed int
+	accepted  int
+}
+
+// outcome is one processed message on its way to the report.
+type outcome struct {
+	name string
+	msg  *verify.Message
+	res  *verify.Result
+}
+
+// process runs the workers and the committer until the watcher closes Ready
+// and every message taken is committed.
+func (s *server) process(ctx context.Context) {
+	results := make(chan outcome, s.flags.batch)
+	var wg sync.WaitGroup
+	for range s.flags.workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for name := range s.watcher.Ready() {
+				if o, ok := s.verify(ctx, name); ok {
+					results <- o
+				}
+			}
+		}()
+	}
+	go func() {
+		wg.Wait()
+		close(results)
+	}()
+	s.commitLoop(results)
+}
+
+// verify loads and verifies one message. ok is false when the message is
+// no longer in new/ (already handled).
+func (s *server) verify(ctx context.Context, name string) (outcome, bool) {
+	m, err := s.spool.Load(name, s.maxSize)
+	if errors.Is(err, fs.ErrNotExist) {
+		s.watcher.Done(name)
+		return outcome{}, false
+	}
+	if err != nil {
+		reason := verify.ReasonOf(err)
+		if reason == verify.ReasonInternalError {
+			reason = verify.ReasonReadError
+		}
+		res := &verify.Result{ID: verify.MessageIDFor(m), Reason: reason, Detail: err.Error(), At: time.Now()}
+		var e *verify.Error
+		if errors.As(err, &e) && e.Err != nil {
+			res.Detail = e.Err.Error()
+		}
+		s.log.Warn("rejected: "+string(res.Reason)+": "+res.Detail, "id", res.ID, "path", m.Path)
+		return outcome{name, m, res}, true
+	}
+	return outcome{name, m, s.h.pipeline.Verify(ctx, m)}, true
+}
+
+// commitLoop makes verdicts durable in batches: the report lines of a batch
+// are written and synced once, then its messages are moved to cur/ (group
+// commit). A temporary failure is not reported but retried later, until
+// --retry-for has passed since delivery.
+func (s *server) commitLoop(results <-chan outcome) {
+	batch := make([]outcome, 0, s.flags.batch)
+	for o := range results {
+		batch = append(batch[:0], o)
+	gather:
+		for len(batch) < cap(batch) {
+			select {
+			case o, ok := <-results:
+				if !ok {
+					break gather
+				}
+				batch = append(batch, o)
+			default:
+				break gather
+			}
+		}
+		s.commit(batch)
+	}
+}
+
+func (s *server) commit(batch []outcome) {
+	now := time.Now()
+	reported := batch[:0:0]
+	for _, o := range batch {
+		if o.res.Reason.Temporary() && now.Sub(o.msg.Received) < s.flags.retryFor {
+			s.mu.Lock()
+			s.attempts[o.name]++
+			n := s.attempts[o.name]
+			s.mu.Unlock()
+			delay := backoff(s.flags.retryFirst, n)
+			s.log.Warn(fmt.Sprintf("temporary failure: %s: retrying in %s", o.res.Reason, delay), "id", o.res.ID, "attempt", n, "path", o.msg.Path)
+			s.watcher.RetryAt(o.name, now.Add(delay))
+			continue
+		}
+		if err := s.h.report.Write(output.NewRecord(o.msg, o.res)); err != nil {
+			s.log.Error("writing the report failed; the message stays in new/", "error", err, "id", o.res.ID)
+			s.watcher.RetryAt(o.name, now.Add(s.flags.retryFirst))
+			continue
+		}
+		reported = append(reported, o)
+	}
+	if len(reported) == 0 {
+		return
+	}
+	if err := s.h.report.Sync(); err != nil {
+		// Nothing is moved: every message of the batch is processed again.
+		s.log.Error("syncing the report failed; the batch stays in new/", "error", err, "messages", len(reported))
+		for _, o := range reported {
+			s.watcher.RetryAt(o.name, now.Add(s.flags.retryFirst))
+		}
+		return
+	}
+	for _, o := range reported {
+		if err := s.spool.Archive(o.name); err != nil {
+			s.log.Error("moving to cur/ failed", "error", err, "id", o.res.ID)
+		}
+	}
+	if err := s.spool.Sync(); err != nil {
+		s.log.Error("syncing the Maildir failed", "error", err)
+	}
+	s.mu.Lock()
+	for _, o := range reported {
+		delete(s.attempts, o.name)
+		s.processed++
+		if o.res.Accepted() {
+			s.accepted++
+		}
+	}
+	s.mu.Unlock()
+	for _, o := range reported {
+		s.watcher.Done(o.name)
+	}
+}
+
+// backoff is the delay before retry n (1-based): first, doubled each time,
+// at most an hour.
+func backoff(first time.Duration, n int) time.Duration {
+	d := first
+	for i := 1; i < n && d < time.Hour; i++ {
+		d *= 2
+	}
+	return min(d, time.Hour)
+}

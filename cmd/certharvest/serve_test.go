@@ -1,0 +1,384 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/certharvest/certharvest/ingest"
+	"github.com/certharvest/certharvest/internal/testcorpus"
+	"github.com/certharvest/certharvest/output"
+	"github.com/certharvest/certharvest/verify"
+)
+
+// service is a running `certharvest serve`.
+type service struct {
+	cmd                *exec.Cmd
+	dir, maildir       string
+	certs, report, log string
+	stdout, stderr     bytes.Buffer
+	exited             chan struct{}
+	exitCode           int
+}
+
+func startServe(t *testing.T, dir string, extra ...string) *service {
+	t.Helper()
+	s := &service{dir: dir, maildir: filepath.Join(dir, "Maildir"), certs: filepath.Join(dir, "certs"),
+		report: filepath.Join(dir, "report.jsonl"), log: filepath.Join(dir, "serve.log"), exited: make(chan struct{})}
+	args := append([]string{"serve", "--maildir", s.maildir, "--certs", s.certs, "--report", s.report, "--log", s.log,
+		"--settle", "30ms", "--rescan", "2s"}, sampleFlags()...)
+	s.cmd = exec.Command(binary, append(args, extra...)...)
+	s.cmd.Stdout, s.cmd.Stderr = &s.stdout, &s.stderr
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		s.cmd.Wait()
+		s.exitCode = s.cmd.ProcessState.ExitCode()
+		close(s.exited)
+	}()
+	t.Cleanup(func() { s.cmd.Process.Kill(); <-s.exited })
+	s.waitLog(t, "Maildir listed")
+	return s
+}
+
+func (s *service) waitLog(t *testing.T, what string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		data, _ := os.ReadFile(s.log)
+		if bytes.Contains(data, []byte(what)) {
+			return
+		}
+		select {
+		case <-s.exited:
+			t.Fatalf("serve exited (%d) before logging %q\n%s\n%s", s.exitCode, what, s.stderr.String(), data)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	t.Fatalf("serve never logged %q", what)
+}
+
+// waitDrained waits until new/ is empty.
+func (s *service) waitDrained(t *testing.T, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		entries, _ := os.ReadDir(filepath.Join(s.maildir, "new"))
+		if len(entries) == 0 {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	entries, _ := os.ReadDir(filepath.Join(s.maildir, "new"))
+	t.Fatalf("%d messages still in new/ after %v", len(entries), timeout)
+}
+
+func (s *service) stop(t *testing.T) {
+	t.Helper()
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.exited:
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve did not stop on SIGTERM")
+	}
+	if s.exitCode != 0 {
+		t.Fatalf("serve exited %d\n%s", s.exitCode, s.stderr.String())
+	}
+}
+
+// deliver puts a message into new/ the Maildir way.
+func deliver(t *testing.T, maildir, name string, data []byte) {
+	t.Helper()
+	tmp := filepath.Join(maildir, "tmp", name)
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, filepath.Join(maildir, "new", name)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func sampleMessages(t *testing.T) map[string][]byte {
+	t.Helper()
+	msgs := map[string][]byte{}
+	for name := range expectedSample(t) {
+		data, err := os.ReadFile(filepath.Join(sampleDir, "messages", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(data) > 0 { // an empty file waits a minute before it is taken
+			msgs[name] = data
+		}
+	}
+	return msgs
+}
+
+func TestServeMaildir(t *testing.T) {
+	dir := t.TempDir()
+	maildir := filepath.Join(dir, "Maildir")
+	for _, sub := range []string{"tmp", "new", "cur"} {
+		os.MkdirAll(filepath.Join(maildir, sub), 0o700)
+	}
+	msgs := sampleMessages(t)
+	want := expectedSample(t)
+	// Half are waiting before the service starts, half arrive while it runs.
+	i := 0
+	var later []string
+	for name, data := range msgs {
+		if i%2 == 0 {
+			deliver(t, maildir, name, data)
+		} else {
+			later = append(later, name)
+		}
+		i++
+	}
+	s := startServe(t, dir)
+	for j, name := range later {
+		if j%2 == 0 {
+			deliver(t, maildir, name, msgs[name])
+		} else { // written straight into new/
+			os.WriteFile(filepath.Join(maildir, "new", name), msgs[name], 0o600)
+		}
+	}
+	s.waitDrained(t, 30*time.Second)
+	s.stop(t)
+
+	recs := readReport(t, s.report)
+	if len(recs) != len(msgs) {
+		t.Fatalf("%d report lines, want %d", len(recs), len(msgs))
+	}
+	for _, rec := range recs {
+		name := filepath.Base(rec.Path)
+		if rec.Source != "maildir" {
+			t.Errorf("%s: source %q", name, rec.Source)
+		}
+		if string(rec.Reason) != want[name] {
+			t.Errorf("%s: reason %s (%s), want %s", name, rec.Reason, rec.Detail, want[name])
+		}
+		if _, err := os.Stat(filepath.Join(maildir, "cur", name+":2,S")); err != nil {
+			t.Errorf("%s not in cur/: %v", name, err)
+		}
+		if rec.Outcome == output.OutcomeAccepted {
+			checkPEM(t, rec.CertFile, rec.Cert.SHA256)
+		}
+	}
+	log, _ := os.ReadFile(s.log)
+	for _, line := range []string{"certharvest serve starting", "trust=", "(1 roots)", "stopping", "certharvest serve stopped"} {
+		if !bytes.Contains(log, []byte(line)) {
+			t.Errorf("log lacks %q", line)
+		}
+	}
+
+	// A restart processes nothing again.
+	s = startServe(t, dir)
+	time.Sleep(200 * time.Millisecond)
+	s.stop(t)
+	if n := len(readReport(t, s.report)); n != len(msgs) {
+		t.Errorf("after a restart: %d report lines, want %d", n, len(msgs))
+	}
+}
+
+// kill -9 in the middle of a stream loses nothing: after a restart every
+// message is reported and archived, and every certificate file is whole.
+func TestServeCrash(t *testing.T) {
+	dir := t.TempDir()
+	maildir := filepath.Join(dir, "Maildir")
+	for _, sub := range []string{"tmp", "new", "cur"} {
+		os.MkdirAll(filepath.Join(maildir, sub), 0o700)
+	}
+	msgs := sampleMessages(t)
+	var all []string
+	const rounds = 12
+	s := startServe(t, dir)
+	for r := range rounds {
+		for name, data := range msgs {
+			n := fmt.Sprintf("%d.%s", r, name)
+			deliver(t, maildir, n, data)
+			all = append(all, n)
+		}
+		if r == rounds/2 {
+			// Wait until some are reported, then crash.
+			deadline := time.Now().Add(20 * time.Second)
+			for time.Now().Before(deadline) {
+				if data, _ := os.ReadFile(s.report); bytes.Count(data, []byte("\n")) > len(msgs) {
+					break
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			s.cmd.Process.Signal(syscall.SIGKILL)
+			<-s.exited
+		}
+	}
+	s = startServe(t, dir)
+	s.waitDrained(t, 60*time.Second)
+	s.stop(t)
+
+	reported := map[string]int{}
+	for _, rec := range readReport(t, s.report) {
+		reported[filepath.Base(rec.Path)]++
+	}
+	for _, n := range all {
+		if reported[n] == 0 {
+			t.Errorf("%s was never reported", n)
+		}
+		if _, err := os.Stat(filepath.Join(maildir, "cur", n+":2,S")); err != nil {
+			t.Errorf("%s not archived: %v", n, err)
+		}
+	}
+	entries, _ := os.ReadDir(s.certs)
+	for _, e := range entries {
+		if !strings.HasSuffix(e.Name(), ".crt") {
+			if e.Name() != "history" {
+				t.Errorf("stray file %s in the certificate folder", e.Name())
+			}
+			continue
+		}
+		data, _ := os.ReadFile(filepath.Join(s.certs, e.Name()))
+		block, _ := pem.Decode(data)
+		if block == nil {
+			t.Errorf("%s is not whole PEM", e.Name())
+			continue
+		}
+		if _, err := x509.ParseCertificate(block.Bytes); err != nil {
+			t.Errorf("%s: %v", e.Name(), err)
+		}
+	}
+}
+
+// newTestServer builds a server in-process, with a DKIM lookup the test
+// controls.
+func newTestServer(t *testing.T, f *testcorpus.Fixture, lookup verify.LookupTXTFunc, sf serveFlags) (*server, *ingest.Spool) {
+	t.Helper()
+	dir := t.TempDir()
+	spool, err := ingest.OpenSpool(filepath.Join(dir, "Maildir"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { spool.Close() })
+	store, err := output.OpenCertStore(filepath.Join(dir, "certs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pipeline, err := verify.New(verify.Options{Roots: f.TrustPool(), LookupTXT: lookup,
+		Now: func() time.Time { return testcorpus.At }, Store: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	report, err := output.OpenReport(filepath.Join(dir, "report.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { report.Close() })
+	log := discardLogger()
+	if os.Getenv("SERVE_DEBUG") != "" {
+		log = slog.New(output.NewLogHandler(os.Stderr, slog.LevelDebug))
+	}
+	s := &server{flags: sf, spool: spool, log: log, h: &harvester{pipeline: pipeline, report: report, log: log},
+		maxSize: verify.DefaultMaxSize, attempts: map[string]int{}}
+	s.watcher = ingest.NewMaildirWatcher(spool.Dir(), ingest.WatchOptions{Settle: 5 * time.Millisecond})
+	return s, spool
+}
+
+// A temporary DKIM failure leaves the message in new/ and retries it; it is
+// reported once, when it finally passes.
+func TestServeRetriesTemporaryFailures(t *testing.T) {
+	f, err := testcorpus.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var failures atomic.Int32
+	failures.Store(2)
+	lookup := func(ctx context.Context, name string) ([]string, error) {
+		if failures.Add(-1) >= 0 {
+			return nil, &net.DNSError{Err: "server misbehaving", IsTemporary: true}
+		}
+		return f.LookupTXT(name)
+	}
+	sf := serveFlags{workers: 2, batch: 16, retryFor: time.Hour, retryFirst: 50 * time.Millisecond}
+	s, spool := newTestServer(t, f, lookup, sf)
+	names, err := spool.Deliver(context.Background(), ingest.Incoming{Raw: f.Cases()[0].Data, Envelope: ingest.Envelope{Source: "test"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	go s.watcher.Run(ctx)
+	done := make(chan struct{})
+	go func() { s.process(context.Background()); close(done) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if _, err := os.Stat(filepath.Join(spool.Dir(), "cur", names[0]+":2,S")); err == nil {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	s.h.report.Close()
+	recs := readReport(t, filepath.Join(filepath.Dir(spool.Dir()), "report.jsonl"))
+	if len(recs) != 1 || recs[0].Reason != verify.ReasonOK {
+		t.Fatalf("report = %+v, want one accepted line", recs)
+	}
+	if failures.Load() >= 0 {
+		t.Error("the temporary failures were not all hit")
+	}
+}
+
+// After --retry-for, a temporary failure is reported as the final verdict.
+func TestServeGivesUpAfterRetryFor(t *testing.T) {
+	f, err := testcorpus.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lookup := func(context.Context, string) ([]string, error) {
+		return nil, &net.DNSError{Err: "i/o timeout", IsTimeout: true}
+	}
+	sf := serveFlags{workers: 1, batch: 16, retryFor: 300 * time.Millisecond, retryFirst: 50 * time.Millisecond}
+	s, spool := newTestServer(t, f, lookup, sf)
+	names, err := spool.Deliver(context.Background(), ingest.Incoming{Raw: f.Cases()[0].Data,
+		Envelope: ingest.Envelope{Source: "test", Received: time.Now()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	go s.watcher.Run(ctx)
+	done := make(chan struct{})
+	go func() { s.process(context.Background()); close(done) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if _, err := os.Stat(filepath.Join(spool.Dir(), "cur", names[0]+":2,S")); err == nil {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	s.h.report.Close()
+	recs := readReport(t, filepath.Join(filepath.Dir(spool.Dir()), "report.jsonl"))
+	if len(recs) != 1 || recs[0].Reason != verify.ReasonDKIMTempError {
+		t.Fatalf("report = %+v, want one dkim_temperror line", recs)
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	for _, tt := range []struct {
+		n    int
+		want time.Duration
+	}{{1, time.Minute}, {2, 2 * time.Minute}, {3, 4 * time.Minute}, {7, time.Hour}, {50, time.Hour}} {
+		if got := backoff(time.Minute, tt.n); got != tt.want {
+			t.Errorf("backoff(1m, %d) = %v, want %v", tt.n, got, tt.want)
+		}
+	}
+}

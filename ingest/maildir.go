@@ -1,0 +1,323 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+)
+
+// WatchOptions configure a MaildirWatcher.
+type WatchOptions struct {
+	// Settle is how long a file must have had no write before it is taken
+	// as complete. A message renamed in from tmp/ (the Maildir way) is
+	// complete at once, but one written straight into new/ is not (its
+	// first event comes at creation): Settle covers both. Default 100ms.
+	Settle time.Duration
+	// Rescan is how often new/ is listed again as a safety net; the
+	// watcher also rescans when the kernel's event queue overflowed.
+	// Default 1 minute.
+	Rescan time.Duration
+	// EmptyGrace is how long an empty file is left alone (its writer may
+	// not have started) before it is handed over anyway. Default 1 minute.
+	EmptyGrace time.Duration
+	// Logger receives the watcher's events; nil discards them.
+	Logger *slog.Logger
+}
+
+// MaildirWatcher hands over every complete message that appears in a
+// Maildir's new/ folder, once, however it arrived: renamed from tmp/,
+// written in place, hard-linked, or already there at start. The consumer
+// reads names from Ready and tells the watcher, with Done or RetryAt, when
+// a message has left new/ or should be handed over again.
+type MaildirWatcher struct {
+	newDir string
+	opts   WatchOptions
+	log    *slog.Logger
+	ready  chan string
+
+	mu      sync.Mutex
+	known   map[string]*watchEntry // every name handed over or about to be
+	pending []pendingItem          // FIFO of names waiting to settle
+	queue   []string               // settled names not yet taken
+	retries []string               // names waiting for their retry time
+}
+
+type watchState int
+
+const (
+	statePending watchState = iota // waiting for writes to end
+	stateQueued                    // settled, waiting to be taken
+	stateTaken                     // handed to the consumer
+	stateRetry                     // waiting for retryAt
+)
+
+type watchEntry struct {
+	state     watchState
+	lastEvent time.Time
+	retryAt   time.Time
+}
+
+type pendingItem struct {
+	name string
+	at   time.Time
+}
+
+// NewMaildirWatcher returns a watcher of dir's new/ folder.
+func NewMaildirWatcher(dir string, opts WatchOptions) *MaildirWatcher {
+	if opts.Settle <= 0 {
+		opts.Settle = 100 * time.Millisecond
+	}
+	if opts.Rescan <= 0 {
+		opts.Rescan = time.Minute
+	}
+	if opts.EmptyGrace <= 0 {
+		opts.EmptyGrace = time.Minute
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &MaildirWatcher{
+		newDir: filepath.Join(dir, SpoolNew),
+		opts:   opts,
+		log:    log,
+		ready:  make(chan string),
+		known:  make(map[string]*watchEntry),
+	}
+}
+
+// Ready delivers the names (in new/) of complete messages. It is closed
+// when Run returns.
+func (w *MaildirWatcher) Ready() <-chan string { return w.ready }
+
+// Done forgets a name: its message has left new/ (archived) or will not be
+// handed over again.
+func (w *MaildirWatcher) Done(name string) {
+	w.mu.Lock()
+	delete(w.known, name)
+	w.mu.Unlock()
+}
+
+// RetryAt hands name over again at t (it stays in new/ meanwhile).
+func (w *MaildirWatcher) RetryAt(name string, t time.Time) {
+	w.mu.Lock()
+	w.known[name] = &watchEntry{state: stateRetry, retryAt: t}
+	w.retries = append(w.retries, name)
+	w.mu.Unlock()
+}
+
+// Backlog returns how many messages are known and not yet done.
+func (w *MaildirWatcher) Backlog() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.known)
+}
+
+// Run watches until ctx is done, then closes Ready. Messages already in
+// new/ are found by a listing made after the watch is in place, so one that
+// arrives during start-up is neither missed nor handed over twice.
+func (w *MaildirWatcher) Run(ctx context.Context) error {
+	defer close(w.ready)
+	fsw, err := fsnotify.NewWatcher()
+	if err != nil {
+		return fmt.Errorf("watching %s: %w", w.newDir, err)
+	}
+	defer fsw.Close()
+	if err := fsw.Add(w.newDir); err != nil {
+		return fmt.Errorf("watching %s: %w", w.newDir, err)
+	}
+	return w.run(ctx, fsw.Events, fsw.Errors)
+}
+
+// run is Run's loop over a source of events (a test can inject them).
+func (w *MaildirWatcher) run(ctx context.Context, events <-chan fsnotify.Event, errs <-chan error) error {
+	if err := w.rescan("start"); err != nil {
+		return err
+	}
+
+	rescan := time.NewTicker(w.opts.Rescan)
+	defer rescan.Stop()
+	tick := time.NewTicker(max(w.opts.Settle/4, 5*time.Millisecond))
+	defer tick.Stop()
+	for {
+		var (
+			out   chan string
+			next  string
+			entry *watchEntry
+		)
+		w.mu.Lock()
+		if len(w.queue) > 0 {
+			out, next, entry = w.ready, w.queue[0], w.known[w.queue[0]]
+		}
+		w.mu.Unlock()
+
+		select {
+		case <-ctx.Done():
+			return nil
+		case out <- next:
+			w.mu.Lock()
+			w.queue = w.queue[1:]
+			// The consumer may already have called RetryAt or Done,
+			// which replace or drop the entry: only mark the one sent.
+			if e := w.known[next]; e != nil && e == entry && e.state == stateQueued {
+				e.state = stateTaken
+			}
+			w.mu.Unlock()
+		case ev, ok := <-events:
+			if !ok {
+				return errors.New("watcher closed")
+			}
+			w.event(ev)
+		case err, ok := <-errs:
+			if !ok {
+				return errors.New("watcher closed")
+			}
+			if errors.Is(err, fsnotify.ErrEventOverflow) {
+				w.log.Warn("Maildir watch: the kernel's event queue overflowed; listing new/ again", "dir", w.newDir)
+				if err := w.rescan("overflow"); err != nil {
+					w.log.Error("Maildir rescan failed", "error", err)
+				}
+				continue
+			}
+			w.log.Error("Maildir watch error", "error", err)
+		case <-rescan.C:
+			if err := w.rescan("periodic"); err != nil {
+				w.log.Error("Maildir rescan failed", "error", err)
+			}
+		case <-tick.C:
+			w.settle(time.Now())
+		}
+	}
+}
+
+// event records a file system event in new/.
+func (w *MaildirWatcher) event(ev fsnotify.Event) {
+	name := filepath.Base(ev.Name)
+	if strings.HasPrefix(name, ".") || filepath.Dir(ev.Name) != w.newDir {
+		return
+	}
+	now := time.Now()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	e := w.known[name]
+	switch {
+	case ev.Has(fsnotify.Create) || ev.Has(fsnotify.Write):
+		if e == nil {
+			e = &watchEntry{state: statePending}
+			w.known[name] = e
+		}
+		if e.state == statePending {
+			e.lastEvent = now
+			w.pending = append(w.pending, pendingItem{name, now})
+		}
+	case ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename):
+		// Moved away by someone else before it settled.
+		if e != nil && e.state == statePending {
+			delete(w.known, name)
+		}
+	}
+}
+
+// settle moves the pending names whose writes have ended to the queue, and
+// the retries that are due.
+func (w *MaildirWatcher) settle(now time.Time) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for len(w.pending) > 0 {
+		item := w.pending[0]
+		if now.Sub(item.at) < w.opts.Settle {
+			break
+		}
+		w.pending = w.pending[1:]
+		e := w.known[item.name]
+		if e == nil || e.state != statePending || !e.lastEvent.Equal(item.at) {
+			continue // done already, or a later event re-queued it
+		}
+		info, err := os.Stat(filepath.Join(w.newDir, item.name))
+		switch {
+		case err != nil:
+			delete(w.known, item.name) // gone
+			continue
+		case !info.Mode().IsRegular():
+			delete(w.known, item.name)
+			continue
+		case now.Sub(info.ModTime()) < w.opts.Settle,
+			info.Size() == 0 && now.Sub(info.ModTime()) < w.opts.EmptyGrace:
+			// Still being written (or not started): look again later.
+			e.lastEvent = now
+			w.pending = append(w.pending, pendingItem{item.name, now})
+			continue
+		}
+		e.state = stateQueued
+		w.queue = append(w.queue, item.name)
+	}
+	if len(w.pending) == 0 && cap(w.pending) > 1024 {
+		w.pending = nil // let a burst's backing array go
+	}
+	waiting := w.retries[:0]
+	for _, name := range w.retries {
+		e := w.known[name]
+		switch {
+		case e == nil || e.state != stateRetry:
+		case now.Before(e.retryAt):
+			waiting = append(waiting, name)
+		default:
+			e.state = stateQueued
+			w.queue = append(w.queue, name)
+		}
+	}
+	w.retries = waiting
+}
+
+// rescan lists new/ and takes every name not yet known. Old files are
+// complete; recent ones wait to settle like any other.
+func (w *MaildirWatcher) rescan(why string) error {
+	d, err := os.Open(w.newDir)
+	if err != nil {
+		return fmt.Errorf("listing %s: %w", w.newDir, err)
+	}
+	defer d.Close()
+	now := time.Now()
+	found := 0
+	for {
+		entries, err := d.ReadDir(1024)
+		for _, de := range entries {
+			name := de.Name()
+			if strings.HasPrefix(name, ".") || !de.Type().IsRegular() {
+				continue
+			}
+			w.mu.Lock()
+			if _, ok := w.known[name]; !ok {
+				found++
+				e := &watchEntry{state: statePending, lastEvent: now}
+				w.known[name] = e
+				if info, err := de.Info(); err == nil && now.Sub(info.ModTime()) >= w.opts.Settle && info.Size() > 0 {
+					e.state = stateQueued
+					w.queue = append(w.queue, name)
+				} else {
+					w.pending = append(w.pending, pendingItem{name, now})
+				}
+			}
+			w.mu.Unlock()
+		}
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("listing %s: %w", w.newDir, err)
+		}
+	}
+	if found > 0 || why != "periodic" {
+		w.log.Info("Maildir listed", "dir", w.newDir, "why", why, "new_messages", found)
+	}
+	return nil
+}

@@ -1,0 +1,223 @@
+package ingest
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+)
+
+// consumer takes names from a watcher, "processes" them by moving them to
+// cur/, and counts how often each was handed over.
+type consumer struct {
+	mu   sync.Mutex
+	seen map[string]int
+}
+
+func consume(t *testing.T, w *MaildirWatcher, dir string) *consumer {
+	c := &consumer{seen: map[string]int{}}
+	go func() {
+		for name := range w.Ready() {
+			c.mu.Lock()
+			c.seen[name]++
+			c.mu.Unlock()
+			if err := os.Rename(filepath.Join(dir, SpoolNew, name), filepath.Join(dir, SpoolCur, name+":2,S")); err != nil {
+				t.Errorf("moving %s: %v", name, err)
+			}
+			w.Done(name)
+		}
+	}()
+	return c
+}
+
+func (c *consumer) waitFor(t *testing.T, n int, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		c.mu.Lock()
+		got := len(c.seen)
+		c.mu.Unlock()
+		if got >= n {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t.Fatalf("handed over %d distinct messages, want %d", len(c.seen), n)
+}
+
+func (c *consumer) checkOnce(t *testing.T, names []string) {
+	t.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, n := range names {
+		if c.seen[n] != 1 {
+			t.Errorf("%s handed over %d times, want once", n, c.seen[n])
+		}
+	}
+	if len(c.seen) != len(names) {
+		t.Errorf("%d distinct names handed over, want %d", len(c.seen), len(names))
+	}
+}
+
+func newMaildir(t *testing.T) string {
+	dir := t.TempDir()
+	for _, sub := range []string{SpoolTmp, SpoolNew, SpoolCur} {
+		os.MkdirAll(filepath.Join(dir, sub), 0o700)
+	}
+	return dir
+}
+
+// Every way an MTA delivers is seen, each message exactly once.
+func TestMaildirWatcherDeliveryModes(t *testing.T) {
+	dir := newMaildir(t)
+	var names []string
+	// Present before start.
+	for i := range 5 {
+		name := fmt.Sprintf("before.%d", i)
+		os.WriteFile(filepath.Join(dir, SpoolNew, name), []byte("msg"), 0o600)
+		names = append(names, name)
+	}
+	w := NewMaildirWatcher(dir, WatchOptions{Settle: 50 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	runErr := make(chan error, 1)
+	go func() { runErr <- w.Run(ctx) }()
+	c := consume(t, w, dir)
+	time.Sleep(20 * time.Millisecond)
+
+	// The Maildir way: written in tmp/, renamed into new/.
+	for i := range 5 {
+		name := fmt.Sprintf("renamed.%d", i)
+		tmp := filepath.Join(dir, SpoolTmp, name)
+		os.WriteFile(tmp, []byte("msg"), 0o600)
+		os.Rename(tmp, filepath.Join(dir, SpoolNew, name))
+		names = append(names, name)
+	}
+	// Hard link, then unlink (qmail's way).
+	for i := range 3 {
+		name := fmt.Sprintf("linked.%d", i)
+		tmp := filepath.Join(dir, SpoolTmp, name)
+		os.WriteFile(tmp, []byte("msg"), 0o600)
+		os.Link(tmp, filepath.Join(dir, SpoolNew, name))
+		os.Remove(tmp)
+		names = append(names, name)
+	}
+	// Written straight into new/, slowly: must not be taken before it is
+	// complete.
+	slow := "direct.slow"
+	names = append(names, slow)
+	f, err := os.Create(filepath.Join(dir, SpoolNew, slow))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 6 {
+		f.Write([]byte("part "))
+		time.Sleep(20 * time.Millisecond)
+		c.mu.Lock()
+		early := c.seen[slow]
+		c.mu.Unlock()
+		if early > 0 {
+			t.Fatal("a file still being written was handed over")
+		}
+	}
+	f.Write([]byte("end"))
+	f.Close()
+
+	c.waitFor(t, len(names), 10*time.Second)
+	time.Sleep(100 * time.Millisecond) // time for a duplicate to show up
+	c.checkOnce(t, names)
+	data, err := os.ReadFile(filepath.Join(dir, SpoolCur, slow+":2,S"))
+	if err != nil || string(data) != "part part part part part part end" {
+		t.Errorf("slow file = %q, %v", data, err)
+	}
+	cancel()
+	if err := <-runErr; err != nil {
+		t.Error(err)
+	}
+}
+
+// Events lost to a queue overflow are made up by the rescan it triggers.
+func TestMaildirWatcherOverflow(t *testing.T) {
+	dir := newMaildir(t)
+	w := NewMaildirWatcher(dir, WatchOptions{Settle: 10 * time.Millisecond, Rescan: time.Hour})
+	events := make(chan fsnotify.Event)
+	errs := make(chan error)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { w.run(ctx, events, errs); close(w.ready) }()
+	c := consume(t, w, dir)
+
+	var names []string
+	for i := range 50 {
+		name := fmt.Sprintf("lost.%d", i)
+		os.WriteFile(filepath.Join(dir, SpoolNew, name), []byte("msg"), 0o600)
+		names = append(names, name)
+	}
+	time.Sleep(30 * time.Millisecond)
+	// No event was delivered for them; then the kernel says it dropped some.
+	errs <- fsnotify.ErrEventOverflow
+	c.waitFor(t, len(names), 5*time.Second)
+	c.checkOnce(t, names)
+}
+
+// A burst far beyond one batch, with the real watcher: every message once.
+func TestMaildirWatcherBurst(t *testing.T) {
+	if testing.Short() {
+		t.Skip("burst test in -short mode")
+	}
+	dir := newMaildir(t)
+	w := NewMaildirWatcher(dir, WatchOptions{Settle: 20 * time.Millisecond, Rescan: 500 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go w.Run(ctx)
+	c := consume(t, w, dir)
+	time.Sleep(20 * time.Millisecond)
+	const n = 20000 // more than the 16,384 events the kernel queues by default
+	names := make([]string, n)
+	for i := range n {
+		names[i] = fmt.Sprintf("burst.%05d", i)
+		tmp := filepath.Join(dir, SpoolTmp, names[i])
+		if err := os.WriteFile(tmp, []byte("m"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		os.Rename(tmp, filepath.Join(dir, SpoolNew, names[i]))
+	}
+	c.waitFor(t, n, 60*time.Second)
+	c.checkOnce(t, names)
+}
+
+func TestMaildirWatcherRetry(t *testing.T) {
+	dir := newMaildir(t)
+	w := NewMaildirWatcher(dir, WatchOptions{Settle: 10 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go w.Run(ctx)
+	os.WriteFile(filepath.Join(dir, SpoolNew, "m1"), []byte("msg"), 0o600)
+	var first time.Time
+	select {
+	case name := <-w.Ready():
+		first = time.Now()
+		w.RetryAt(name, first.Add(150*time.Millisecond))
+	case <-time.After(5 * time.Second):
+		t.Fatal("not handed over")
+	}
+	select {
+	case name := <-w.Ready():
+		if name != "m1" || time.Since(first) < 140*time.Millisecond {
+			t.Fatalf("retry of %s after %v", name, time.Since(first))
+		}
+		w.Done(name)
+	case <-time.After(5 * time.Second):
+		t.Fatal("not retried")
+	}
+	if w.Backlog() != 0 {
+		t.Errorf("backlog %d after Done", w.Backlog())
+	}
+}

@@ -1,0 +1,127 @@
+package ingest
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestSpoolDeliverAndLoad(t *testing.T) {
+	dir := t.TempDir()
+	s, err := OpenSpool(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	raw := []byte("From: a@example.com\r\n\r\nbody\r\n")
+	env := Envelope{Source: "smtp", EnvelopeFrom: "a@example.com", EnvelopeTo: []string{"in@example.org"},
+		RemoteAddr: "192.0.2.1:4567", Received: time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC), Extra: map[string]string{"helo": "mx.example.com"}}
+	names, err := s.Deliver(context.Background(), Incoming{Raw: raw, Envelope: env}, Incoming{Raw: raw, Envelope: env})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(names) != 2 || names[0] == names[1] {
+		t.Fatalf("names = %v", names)
+	}
+	if tmp, _ := os.ReadDir(filepath.Join(dir, SpoolTmp)); len(tmp) != 0 {
+		t.Errorf("tmp/ not empty: %v", tmp)
+	}
+	m, err := s.Load(names[0], 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(m.Raw) != string(raw) {
+		t.Errorf("the message bytes changed: %q", m.Raw)
+	}
+	if m.Source != "smtp" || m.EnvelopeFrom != env.EnvelopeFrom || m.RemoteAddr != env.RemoteAddr ||
+		!m.Received.Equal(env.Received) || m.Extra["helo"] != "mx.example.com" || len(m.EnvelopeTo) != 1 {
+		t.Errorf("context lost: %+v", m)
+	}
+	if err := s.Archive(names[0]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, SpoolCur, names[0]+":2,S")); err != nil {
+		t.Error("not archived in cur/ with the seen flag:", err)
+	}
+	if _, err := os.Stat(s.metaPath(names[0])); !os.IsNotExist(err) {
+		t.Error("context file left behind")
+	}
+	if err := s.Archive(names[0]); err != nil {
+		t.Errorf("archiving twice: %v", err)
+	}
+	if _, err := s.Load(names[0], 1<<20); !os.IsNotExist(err) {
+		t.Errorf("Load of an archived message: %v, want not-exist", err)
+	}
+}
+
+// A message an MTA delivered has no context file: source maildir, the
+// received time from its name.
+func TestSpoolLoadMTADelivery(t *testing.T) {
+	dir := t.TempDir()
+	s, err := OpenSpool(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	name := "1780272000.M1P2Q3.mx"
+	os.WriteFile(filepath.Join(dir, SpoolNew, name), []byte("From: a@example.com\r\n\r\nx\r\n"), 0o600)
+	m, err := s.Load(name, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Source != "maildir" || m.Received.Unix() != 1780272000 {
+		t.Errorf("source %q, received %v", m.Source, m.Received)
+	}
+}
+
+// When a delivery cannot complete, nothing of it is left in new/.
+func TestSpoolDeliverAllOrNothing(t *testing.T) {
+	dir := t.TempDir()
+	s, err := OpenSpool(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	os.RemoveAll(filepath.Join(dir, SpoolMeta))
+	os.WriteFile(filepath.Join(dir, SpoolMeta), nil, 0o600) // a file where the folder was
+	_, err = s.Deliver(context.Background(), Incoming{Raw: []byte("a")}, Incoming{Raw: []byte("b")})
+	if err == nil {
+		t.Fatal("Deliver succeeded without a meta folder")
+	}
+	for _, sub := range []string{SpoolNew, SpoolTmp} {
+		if entries, _ := os.ReadDir(filepath.Join(dir, sub)); len(entries) != 0 {
+			t.Errorf("%s/ holds %d files after a failed delivery", sub, len(entries))
+		}
+	}
+	if err := s.Writable(); err != nil {
+		t.Errorf("Writable: %v", err)
+	}
+}
+
+func TestSpoolConcurrentDeliveries(t *testing.T) {
+	dir := t.TempDir()
+	s, err := OpenSpool(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var wg sync.WaitGroup
+	const n = 200
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := s.Deliver(context.Background(), Incoming{Raw: []byte("From: a@example.com\r\n\r\n")}); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	entries, _ := os.ReadDir(filepath.Join(dir, SpoolNew))
+	if len(entries) != n {
+		t.Errorf("%d messages in new/, want %d", len(entries), n)
+	}
+}
