@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -57,6 +58,8 @@ type serveFlags struct {
 	retryFirst      time.Duration
 	shutdownTimeout time.Duration
 	batch           int
+	tlsCert         string
+	tlsKey          string
 }
 
 func (f *serveFlags) register(fs *flag.FlagSet) {
@@ -70,6 +73,34 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.retryFirst, "retry-first", time.Minute, "first retry delay; it doubles up to an hour")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "on SIGTERM, time allowed to finish the messages in flight")
 	fs.IntVar(&f.batch, "batch", 512, "most messages made durable by one report sync (group commit)")
+	fs.StringVar(&f.tlsCert, "tls-cert", "", "PEM certificate `file` (with its chain) for the live inputs' TLS: HTTPS, SMTP STARTTLS")
+	fs.StringVar(&f.tlsKey, "tls-key", "", "PEM private key `file` for --tls-cert")
+}
+
+// inputEnv is what every live input shares.
+type inputEnv struct {
+	// TLS is the server TLS configuration from --tls-cert and --tls-key;
+	// nil when none was given.
+	TLS *tls.Config
+	// MaxSize is the largest message accepted (--max-size).
+	MaxSize int64
+	// Pipeline options, for an input that needs them (read-only).
+	Setup *pipelineSetup
+}
+
+// loadTLS reads the certificate and key for the live inputs.
+func (f *serveFlags) loadTLS() (*tls.Config, error) {
+	if f.tlsCert == "" && f.tlsKey == "" {
+		return nil, nil
+	}
+	if f.tlsCert == "" || f.tlsKey == "" {
+		return nil, usagef("--tls-cert and --tls-key go together")
+	}
+	cert, err := tls.LoadX509KeyPair(f.tlsCert, f.tlsKey)
+	if err != nil {
+		return nil, fmt.Errorf("TLS certificate: %w", err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
 }
 
 // input is a live source of messages (webhook, SMTP) that delivers into the
@@ -87,7 +118,7 @@ type input interface {
 // when the flags do not enable the input.
 type inputFlags interface {
 	register(fs *flag.FlagSet)
-	build(p *pipelineSetup) (input, error)
+	build(env *inputEnv) (input, error)
 }
 
 // newInputFlags lists the live inputs serve offers besides the Maildir.
@@ -126,9 +157,14 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	defer setup.closeLog()
 	log := setup.logger
 
+	tlsConfig, err := sf.loadTLS()
+	if err != nil {
+		return err
+	}
+	env := &inputEnv{TLS: tlsConfig, MaxSize: setup.opts.MaxSize, Setup: setup}
 	var inputs []input
 	for _, f := range inputFlags {
-		in, err := f.build(setup)
+		in, err := f.build(env)
 		if err != nil {
 			return err
 		}
