@@ -1,6 +1,7 @@
 package verify_test
 
 import (
+	"encoding/base64"
 	"io"
 	"log/slog"
 )
@@ -8,3 +9,5 @@ import (
 func slogText(w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, nil))
 }
+
+func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }

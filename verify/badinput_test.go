@@ -1,0 +1,121 @@
+package verify_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/certharvest/certharvest/internal/testcorpus"
+	"github.com/certharvest/certharvest/verify"
+)
+
+// dkimSigned returns a message From x@example.com with the given
+// Content-Type and body, DKIM-signed so that it reaches the later stages.
+func dkimSigned(t *testing.T, f *testcorpus.Fixture, extraHeader, contentType, body string) []byte {
+	t.Helper()
+	msg := "From: x@example.com\r\nTo: in@example.org\r\nSubject: test\r\nDate: Mon, 1 Jun 2026 00:00:00 +0000\r\n" +
+		"Message-ID: <t@example.com>\r\nMIME-Version: 1.0\r\n" + extraHeader + "Content-Type: " + contentType + "\r\n\r\n" + body
+	signed, err := f.DKIMSign([]byte(msg), "example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return signed
+}
+
+// Hostile and broken input gets a verdict with a reason and a detail, never
+// a panic, and without descending into structures it does not need.
+func TestPipelineBadInput(t *testing.T) {
+	f := testFixture(t)
+	p, _ := newPipeline(t, f, nil)
+
+	deep := strings.Repeat("--b\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n", 10000)
+	manyParts := strings.Repeat("--b\r\nContent-Type: text/plain\r\n\r\nx\r\n", 100000) + "--b--\r\n"
+	signedPrefix := "--b\r\nContent-Type: text/plain\r\n\r\nhello\r\n--b\r\nContent-Type: application/pkcs7-signature\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+	tests := []struct {
+		name string
+		raw  []byte
+		want verify.Reason
+	}{
+		{"MIME nested 10,000 deep", dkimSigned(t, f, "", "multipart/mixed; boundary=b", deep), verify.ReasonNoSignature},
+		{"multipart/signed with 100,000 parts", dkimSigned(t, f, "", `multipart/signed; protocol="application/pkcs7-signature"; boundary=b`, manyParts), verify.ReasonSignatureMalformed},
+		{"1 MiB header line", dkimSigned(t, f, "X-Long: "+strings.Repeat("a", 1<<20)+"\r\n", "text/plain", "x\r\n"), verify.ReasonNoSignature},
+		{"10,000 header fields", dkimSigned(t, f, strings.Repeat("X-Many: v\r\n", 10000), "text/plain", "x\r\n"), verify.ReasonNoSignature},
+		{"invalid base64 signature", dkimSigned(t, f, "", `multipart/signed; protocol="application/pkcs7-signature"; boundary=b`,
+			signedPrefix+"!!!not base64!!!\r\n--b--\r\n"), verify.ReasonSignatureMalformed},
+		{"unpadded base64 signature", dkimSigned(t, f, "", `multipart/signed; protocol="application/pkcs7-signature"; boundary=b`,
+			signedPrefix+"MIIB\r\nMA\r\n--b--\r\n"), verify.ReasonSignatureMalformed},
+		{"BER with an absurd length", dkimSigned(t, f, "", `multipart/signed; protocol="application/pkcs7-signature"; boundary=b`,
+			signedPrefix+"MIT/////AQIDBA==\r\n--b--\r\n"), verify.ReasonSignatureMalformed},
+		{"BER nested deep", dkimSigned(t, f, "", `application/pkcs7-mime; smime-type=signed-data`,
+			"Content-Transfer-Encoding: base64\r\n\r\n"+berNest(5000)+"\r\n"), verify.ReasonSignatureMalformed},
+		{"signature part missing", dkimSigned(t, f, "", `multipart/signed; protocol="application/pkcs7-signature"; boundary=b`,
+			"--b\r\nContent-Type: text/plain\r\n\r\nhello\r\n--b--\r\n"), verify.ReasonSignatureMalformed},
+		{"no closing boundary", dkimSigned(t, f, "", `multipart/signed; protocol="application/pkcs7-signature"; boundary=b`,
+			"--b\r\nContent-Type: text/plain\r\n\r\nhello\r\n"), verify.ReasonSignatureMalformed},
+		{"PGP signed", dkimSigned(t, f, "", `multipart/signed; protocol="application/pgp-signature"; boundary=b`,
+			"--b\r\n\r\nx\r\n--b--\r\n"), verify.ReasonNoSignature},
+		{"encrypted, not signed", dkimSigned(t, f, "", `application/pkcs7-mime; smime-type=enveloped-data`, "AAAA\r\n"), verify.ReasonNoSignature},
+		{"unparseable Content-Type", dkimSigned(t, f, "", `multipart/signed; protocol=`, "x\r\n"), verify.ReasonNoSignature},
+		{"NUL bytes and 8-bit in headers", []byte("From: x@example.com\r\nSubject: \x00\xff\xfe\r\n\r\nbody\r\n"), verify.ReasonDKIMMissing},
+		{"header without body separator", []byte("From: x@example.com\r\nSubject: x"), verify.ReasonDKIMMissing},
+		{"garbage", bytes.Repeat([]byte{0xde, 0xad, 0xbe, 0xef}, 1000), verify.ReasonMalformed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res := p.Verify(context.Background(), &verify.Message{Raw: tt.raw})
+			if res.Reason != tt.want {
+				t.Fatalf("reason = %s (%s), want %s", res.Reason, res.Detail, tt.want)
+			}
+			if res.Detail == "" || len(res.Detail) > 600 {
+				t.Errorf("detail of %d bytes: %.200q", len(res.Detail), res.Detail)
+			}
+			if regexp.MustCompile(`[\x00-\x1f]`).MatchString(res.Detail) {
+				t.Errorf("control characters in the detail: %q", res.Detail)
+			}
+		})
+	}
+}
+
+// berNest is base64 of n nested indefinite-length SEQUENCEs.
+func berNest(n int) string {
+	b := bytes.Repeat([]byte{0x30, 0x80}, n)
+	b = append(b, bytes.Repeat([]byte{0, 0}, n)...)
+	return strings.TrimRight(fmt.Sprintf("%s", b64(b)), "\n")
+}
+
+func TestPipelineRelaxedAlignment(t *testing.T) {
+	f := testFixture(t)
+	// Re-sign an accepted message (From @example.com) as d=mail.example.com.
+	var c testcorpus.Case
+	for _, cc := range f.Cases() {
+		if cc.Name == "ok-rsa-detached" {
+			c = cc
+		}
+	}
+	unsigned := regexp.MustCompile(`(?s)^DKIM-Signature:.*?\r\n([^ \t])`).ReplaceAll(c.Data, []byte("$1"))
+	if bytes.Contains(unsigned, []byte("DKIM-Signature")) {
+		t.Fatal("could not strip the DKIM signature")
+	}
+	f.DKIMKeys["mail.example.com"] = f.DKIMKeys["example.com"]
+	defer delete(f.DKIMKeys, "mail.example.com")
+	signed, err := f.DKIMSign(unsigned, "mail.example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lookup := func(ctx context.Context, name string) ([]string, error) {
+		return lookupFrom(f)(ctx, strings.Replace(name, "mail.example.com", "example.com", 1))
+	}
+	for _, tt := range []struct {
+		align verify.Alignment
+		want  verify.Reason
+	}{{verify.AlignStrict, verify.ReasonDKIMDomainMismatch}, {verify.AlignRelaxed, verify.ReasonOK}} {
+		p, _ := newPipeline(t, f, func(o *verify.Options) { o.LookupTXT = lookup; o.Align = tt.align })
+		res := p.Verify(context.Background(), &verify.Message{Raw: signed})
+		if res.Reason != tt.want {
+			t.Errorf("%s: reason = %s (%s), want %s", tt.align, res.Reason, res.Detail, tt.want)
+		}
+	}
+}
