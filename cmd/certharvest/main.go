@@ -45,6 +45,8 @@ Commands:
   scan      verify .eml files, folders and Maildirs; store certificates; write a report
   check     verify one message and tell its whole story
   serve     run as a service over a Maildir spool (and live inputs)
+  list      list the stored certificates, soonest expiry first
+  show      print one stored certificate
   reasons   list the reason codes of the report
   version   print the version
   help      print this help, or a command's: certharvest help scan
@@ -77,6 +79,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runCheck(ctx, rest, stdout, stderr)
 	case "serve":
 		err = runServe(ctx, rest, stdout, stderr)
+	case "list":
+		err = runList(ctx, rest, stdout)
+	case "show":
+		err = runShow(ctx, rest, stdout)
 	case "reasons":
 		err = runReasons(rest, stdout)
 	case "version", "--version":
