@@ -3,6 +3,7 @@ module github.com/certharvest/certharvest
 go 1.26.8
 
 require (
+	github.com/BurntSushi/toml v1.6.0
 	github.com/emersion/go-message v0.18.2
 	github.com/emersion/go-msgauth v0.7.0
 	github.com/fsnotify/fsnotify v1.10.1

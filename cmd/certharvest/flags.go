@@ -191,11 +191,16 @@ func orDefault(s, def string) string {
 // defaultWorkers is the default size of the worker pool.
 func defaultWorkers() int { return runtime.GOMAXPROCS(0) }
 
-// command is a subcommand's flag set and its usage text.
+// command is a subcommand's flag set and its usage text. Every command
+// takes --config (a configuration file whose values the command line
+// overrides) and --print-config.
 type command struct {
-	fs     *flag.FlagSet
-	usage  string
-	stdout io.Writer
+	name        string
+	fs          *flag.FlagSet
+	usage       string
+	stdout      io.Writer
+	configPath  *string
+	printConfig *bool
 }
 
 // newCommand returns a command whose --help prints the usage and flags to
@@ -204,7 +209,10 @@ func newCommand(name, usage string, stdout io.Writer) *command {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {}
-	return &command{fs: fs, usage: usage, stdout: stdout}
+	c := &command{name: name, fs: fs, usage: usage, stdout: stdout}
+	c.configPath = fs.String("config", "", "configuration `file` (TOML, or the original webapp.ini); flags override it")
+	c.printConfig = fs.Bool("print-config", false, "print the effective configuration and exit")
+	return c
 }
 
 // parse parses args. --help prints the usage and returns errHelp; a parse
@@ -219,6 +227,19 @@ func (c *command) parse(args []string) error {
 			return errHelp
 		}
 		return usageError{err.Error()}
+	}
+	if *c.configPath != "" {
+		cfg, err := loadConfig(*c.configPath)
+		if err != nil {
+			return err
+		}
+		if err := cfg.apply(c.name, c.fs); err != nil {
+			return err
+		}
+	}
+	if *c.printConfig {
+		printConfig(c.stdout, c.fs)
+		return errHelp
 	}
 	return nil
 }

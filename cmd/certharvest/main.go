@@ -48,6 +48,7 @@ Commands:
   list      list the stored certificates, soonest expiry first
   show      print one stored certificate
   reasons   list the reason codes of the report
+  config    check a configuration file: certharvest config check FILE
   version   print the version
   help      print this help, or a command's: certharvest help scan
 
@@ -85,6 +86,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runShow(ctx, rest, stdout)
 	case "reasons":
 		err = runReasons(rest, stdout)
+	case "config":
+		err = runConfig(ctx, rest, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "certharvest", version)
 	case "help", "-h", "-help", "--help":
