@@ -77,6 +77,7 @@ type Report struct {
 	mu   sync.Mutex
 	w    io.Writer
 	file *os.File // nil for a writer that is not a file
+	path string   // the file's name, for Reopen
 	buf  []byte
 	err  error
 }
@@ -94,7 +95,38 @@ func OpenReport(path string) (*Report, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening report: %w", err)
 	}
-	return &Report{w: f, file: f}, nil
+	return &Report{w: f, file: f, path: path}, nil
+}
+
+// Reopen writes the buffered lines to the current file, then opens the
+// report's path again, so that logrotate can move the file away and signal
+// the service. A failed write before (a deleted disk, say) is forgotten: the
+// new file starts clean.
+func (r *Report) Reopen() error {
+	if r.file == nil {
+		return nil
+	}
+	f, err := os.OpenFile(r.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return fmt.Errorf("reopening report: %w", err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	flushErr := r.flushLocked()
+	if flushErr == nil {
+		flushErr = r.file.Sync()
+	}
+	r.file.Close()
+	r.file, r.w, r.err = f, f, nil
+	if flushErr != nil {
+		// The lines still buffered go to the new file.
+		if _, err := f.Write(r.buf); err != nil {
+			r.err = fmt.Errorf("writing report: %w", err)
+			return r.err
+		}
+		r.buf = r.buf[:0]
+	}
+	return nil
 }
 
 // NewReport writes records to w.

@@ -83,3 +83,30 @@ func TestNewRecordAccepted(t *testing.T) {
 		t.Errorf("nested fields wrong: %s", line)
 	}
 }
+
+func TestReportReopen(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "report.jsonl")
+	rep, err := OpenReport(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &verify.Message{Source: "test"}
+	rep.Write(NewRecord(m, &verify.Result{ID: "before", Reason: verify.ReasonNoSignature}))
+	os.Rename(path, path+".1") // logrotate's move, before the line is flushed
+	if err := rep.Reopen(); err != nil {
+		t.Fatal(err)
+	}
+	rep.Write(NewRecord(m, &verify.Result{ID: "after", Reason: verify.ReasonNoSignature}))
+	if err := rep.Close(); err != nil {
+		t.Fatal(err)
+	}
+	old, _ := os.ReadFile(path + ".1")
+	cur, _ := os.ReadFile(path)
+	if !strings.Contains(string(old), `"id":"before"`) || strings.Contains(string(old), `"after"`) {
+		t.Errorf("rotated file = %s", old)
+	}
+	if !strings.Contains(string(cur), `"id":"after"`) || strings.Contains(string(cur), `"before"`) {
+		t.Errorf("new file = %s", cur)
+	}
+}

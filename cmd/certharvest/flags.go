@@ -23,14 +23,15 @@ var errHelp = flag.ErrHelp
 
 // pipelineFlags are the flags every command that verifies shares.
 type pipelineFlags struct {
-	trust    string
-	dkimKeys string
-	align    string
-	at       string
-	maxSize  string
-	logFile  string
-	logLevel string
-	dnsWait  time.Duration
+	trust     string
+	dkimKeys  string
+	align     string
+	at        string
+	maxSize   string
+	logFile   string
+	logLevel  string
+	logFormat string
+	dnsWait   time.Duration
 }
 
 func (f *pipelineFlags) register(fs *flag.FlagSet) {
@@ -41,6 +42,7 @@ func (f *pipelineFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.maxSize, "max-size", "25MiB", "largest message accepted (`bytes`; suffixes KiB, MiB, GiB)")
 	fs.StringVar(&f.logFile, "log", "", "write the log to `file` instead of standard error")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log `level`: debug, info, warn or error")
+	fs.StringVar(&f.logFormat, "log-format", "text", "log `format`: text (for people, one block per message) or json (one object per line)")
 	fs.DurationVar(&f.dnsWait, "dns-timeout", 5*time.Second, "time allowed for one DKIM key lookup in DNS")
 }
 
@@ -49,6 +51,7 @@ type pipelineSetup struct {
 	opts      verify.Options
 	logger    *slog.Logger
 	closeLog  func() error
+	reopenLog func() error
 	trustDesc string
 	keysDesc  string
 }
@@ -56,7 +59,7 @@ type pipelineSetup struct {
 // build turns the flags into pipeline options. logTo is where the log goes
 // when --log is not given.
 func (f *pipelineFlags) build(logTo io.Writer) (*pipelineSetup, error) {
-	s := &pipelineSetup{closeLog: func() error { return nil }}
+	s := &pipelineSetup{closeLog: func() error { return nil }, reopenLog: func() error { return nil }}
 	align, err := verify.ParseAlignment(f.align)
 	if err != nil {
 		return nil, usageError{err.Error()}
@@ -78,14 +81,21 @@ func (f *pipelineFlags) build(logTo io.Writer) (*pipelineSetup, error) {
 		return nil, usagef("--log-level %q: want debug, info, warn or error", f.logLevel)
 	}
 
+	if f.logFormat != "text" && f.logFormat != "json" {
+		return nil, usagef("--log-format %q: want text or json", f.logFormat)
+	}
 	if f.logFile != "" {
-		lf, err := os.OpenFile(f.logFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+		lf, err := output.OpenReopenable(f.logFile)
 		if err != nil {
 			return nil, fmt.Errorf("opening log: %w", err)
 		}
-		logTo, s.closeLog = lf, lf.Close
+		logTo, s.closeLog, s.reopenLog = lf, lf.Close, lf.Reopen
 	}
-	s.logger = slog.New(output.NewLogHandler(logTo, level))
+	if f.logFormat == "json" {
+		s.logger = slog.New(slog.NewJSONHandler(logTo, &slog.HandlerOptions{Level: level}))
+	} else {
+		s.logger = slog.New(output.NewLogHandler(logTo, level))
+	}
 
 	roots, n, err := loadTrust(f.trust)
 	if err != nil {
@@ -117,7 +127,7 @@ func (f *pipelineFlags) build(logTo io.Writer) (*pipelineSetup, error) {
 		Now:         now,
 		MaxSize:     maxSize,
 		Logger:      s.logger,
-		BlockPrefix: true,
+		BlockPrefix: f.logFormat == "text",
 	}
 	return s, nil
 }

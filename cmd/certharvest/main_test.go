@@ -349,3 +349,34 @@ func TestReasonsDocIsCurrent(t *testing.T) {
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+func TestLogFormatJSON(t *testing.T) {
+	args := append([]string{"check", "--log-format", "json"}, sampleFlags()...)
+	r := runBinary(t, append(args, sampleDir+"/messages/01-ok-rsa-detached.eml")...)
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	n := 0
+	for _, line := range strings.Split(r.stdout, "\n") {
+		if !strings.HasPrefix(line, "{") {
+			continue
+		}
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("not JSON: %q", line)
+		}
+		if rec["msg"] == nil || rec["level"] == nil {
+			t.Errorf("record lacks msg or level: %q", line)
+		}
+		if strings.HasPrefix(rec["msg"].(string), "| ") {
+			t.Errorf("JSON records carry the text format's prefix: %q", line)
+		}
+		n++
+	}
+	if n < 10 {
+		t.Errorf("%d JSON log records, want the whole story", n)
+	}
+	if r := runBinary(t, "check", "--log-format", "xml", "x.eml"); r.code != 2 {
+		t.Errorf("--log-format xml: exit %d", r.code)
+	}
+}

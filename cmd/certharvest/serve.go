@@ -9,8 +9,11 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"os"
+	"os/signal"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/certharvest/certharvest/ingest"
@@ -230,12 +233,29 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		close(done)
 	}()
 
+	// SIGHUP reopens the log and the report, for logrotate.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	var runErr error
-	select {
-	case <-ctx.Done():
-		log.Info("stopping: no new messages; finishing the ones in flight", "timeout", sf.shutdownTimeout.String())
-	case runErr = <-watchErr:
-		log.Error("the Maildir watch failed; stopping", "error", runErr)
+wait:
+	for {
+		select {
+		case <-ctx.Done():
+			log.Info("stopping: no new messages; finishing the ones in flight", "timeout", sf.shutdownTimeout.String())
+			break wait
+		case runErr = <-watchErr:
+			log.Error("the Maildir watch failed; stopping", "error", runErr)
+			break wait
+		case <-hup:
+			if err := setup.reopenLog(); err != nil {
+				log.Error("SIGHUP: reopening the log failed", "error", err)
+			}
+			if err := report.Reopen(); err != nil {
+				log.Error("SIGHUP: reopening the report failed", "error", err)
+			}
+			log.Info("SIGHUP: reopened the log and the report", "log", pf.logFile, "report", sf.report)
+		}
 	}
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sf.shutdownTimeout)
 	defer cancel()

@@ -382,3 +382,42 @@ func TestBackoff(t *testing.T) {
 		}
 	}
 }
+
+// logrotate moves the log and the report away and sends SIGHUP: the service
+// writes new ones.
+func TestServeReopensOnSIGHUP(t *testing.T) {
+	dir := t.TempDir()
+	s := startServe(t, dir)
+	msgs := sampleMessages(t)
+	deliver(t, s.maildir, "first", msgs["01-ok-rsa-detached.eml"])
+	s.waitDrained(t, 20*time.Second)
+	waitLines(t, s.report, 1)
+	os.Rename(s.report, s.report+".1")
+	os.Rename(s.log, s.log+".1")
+	s.cmd.Process.Signal(syscall.SIGHUP)
+	s.waitLog(t, "SIGHUP: reopened")
+	deliver(t, s.maildir, "second", msgs["02-ok-ecdsa-detached.eml"])
+	s.waitDrained(t, 20*time.Second)
+	s.stop(t)
+	if old := readReport(t, s.report+".1"); len(old) != 1 || filepath.Base(old[0].Path) != "first" {
+		t.Errorf("rotated report = %+v", old)
+	}
+	if cur := readReport(t, s.report); len(cur) != 1 || filepath.Base(cur[0].Path) != "second" {
+		t.Errorf("new report = %+v", cur)
+	}
+	if data, _ := os.ReadFile(s.log); !bytes.Contains(data, []byte("second")) {
+		t.Error("the new log does not tell the second message's story")
+	}
+}
+
+func waitLines(t *testing.T, path string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if data, _ := os.ReadFile(path); bytes.Count(data, []byte("\n")) >= n {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("%s never had %d lines", path, n)
+}
