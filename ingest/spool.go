@@ -34,7 +34,6 @@ type Spool struct {
 	pid  int
 	seq  atomic.Uint64
 
-	syncMu   sync.Mutex
 	syncReqs chan chan error
 	stop     chan struct{}
 	stopOnce sync.Once

@@ -3,7 +3,6 @@ package verify_test
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"regexp"
 	"strings"
 	"testing"
@@ -83,7 +82,7 @@ func TestPipelineBadInput(t *testing.T) {
 func berNest(n int) string {
 	b := bytes.Repeat([]byte{0x30, 0x80}, n)
 	b = append(b, bytes.Repeat([]byte{0, 0}, n)...)
-	return strings.TrimRight(fmt.Sprintf("%s", b64(b)), "\n")
+	return b64(b)
 }
 
 func TestPipelineRelaxedAlignment(t *testing.T) {

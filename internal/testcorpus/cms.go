@@ -133,8 +133,6 @@ type tlv struct {
 	full    []byte
 }
 
-func (t tlv) constructed() bool { return t.ident[0]&0x20 != 0 }
-
 // readTLV reads one DER element (X.690 §8.1: identifier, definite length,
 // contents).
 func readTLV(b []byte) (tlv, []byte, error) {
