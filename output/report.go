@@ -112,7 +112,7 @@ func (r *Report) Reopen() error {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	flushErr := r.flushLocked()
+	flushErr := r.flushTo(false) // lines from before the rotation stay in the old file
 	if flushErr == nil {
 		flushErr = r.file.Sync()
 	}
@@ -175,12 +175,19 @@ func (r *Report) Sync() error {
 	return nil
 }
 
-func (r *Report) flushLocked() error {
-	if r.err != nil {
+func (r *Report) flushLocked() error { return r.flushTo(true) }
+
+// flushTo writes the buffered lines, to the file now at the report's path
+// when follow is set, else to the open file.
+func (r *Report) flushTo(follow bool) error {
+	if len(r.buf) == 0 {
 		return r.err
 	}
-	if len(r.buf) == 0 {
-		return nil
+	if follow {
+		r.followPath()
+	}
+	if r.err != nil {
+		return r.err
 	}
 	// Only whole lines are in buf, so a short write leaves at most one cut
 	// line, and the error is sticky.
@@ -190,6 +197,30 @@ func (r *Report) flushLocked() error {
 	}
 	r.buf = r.buf[:0]
 	return nil
+}
+
+// followPath makes sure the lines go to the file that is at the report's
+// path now: if it was deleted or moved away (rotated without a SIGHUP), a new
+// file is opened there, as "tail -F" follows a log, so that no line goes to a
+// deleted file. A failed open leaves the old file in use and the error for
+// the next write.
+func (r *Report) followPath() {
+	if r.file == nil {
+		return
+	}
+	cur, err := os.Stat(r.path)
+	if err == nil {
+		if mine, err := r.file.Stat(); err == nil && os.SameFile(cur, mine) {
+			return
+		}
+	}
+	f, err := os.OpenFile(r.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		r.err = fmt.Errorf("report %s is gone and cannot be created again: %w", r.path, err)
+		return
+	}
+	r.file.Close()
+	r.file, r.w, r.err = f, f, nil
 }
 
 // Close flushes, syncs and closes the report.

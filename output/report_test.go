@@ -110,3 +110,34 @@ func TestReportReopen(t *testing.T) {
 		t.Errorf("new file = %s", cur)
 	}
 }
+
+// A report deleted or moved away while the service runs is created again:
+// no line goes to a deleted file.
+func TestReportFollowsItsPath(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "report.jsonl")
+	rep, err := OpenReport(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rep.Close()
+	m := &verify.Message{Source: "test"}
+	write := func(id string) {
+		t.Helper()
+		rep.Write(NewRecord(m, &verify.Result{ID: id, Reason: verify.ReasonNoSignature}))
+		if err := rep.Sync(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("one")
+	os.Remove(path)
+	write("two")
+	os.Rename(path, path+".old")
+	write("three")
+	if data, _ := os.ReadFile(path); !strings.Contains(string(data), `"three"`) || strings.Contains(string(data), `"two"`) {
+		t.Errorf("current report = %s", data)
+	}
+	if data, _ := os.ReadFile(path + ".old"); !strings.Contains(string(data), `"two"`) {
+		t.Errorf("moved report = %s", data)
+	}
+}
