@@ -44,6 +44,9 @@ func parseCMS(der []byte) (p7 *pkcs7.PKCS7, err error) {
 
 // verifyCMS checks the CMS signature of e over its content (RFC 5652 §5.6).
 func verifyCMS(e *signedEntity, log *story) (*signedCMS, error) {
+	if n, err := countCMSCertificates(e.cms); err == nil && n > maxCMSCertificates {
+		return nil, fail(ReasonSignatureMalformed, "CMS carries %d certificates, the limit is %d", n, maxCMSCertificates)
+	}
 	p7, err := parseCMS(e.cms)
 	if err != nil {
 		return nil, fail(ReasonSignatureMalformed, "parsing CMS: %w", err)

@@ -223,3 +223,27 @@ func FuzzCanonicalCRLF(f *testing.F) {
 		}
 	})
 }
+
+// FuzzCountCMSCertificates: the BER walker that guards the CMS parser never
+// panics and agrees with the parser on the sample's signatures.
+func FuzzCountCMSCertificates(f *testing.F) {
+	sample := loadFuzzSample(f)
+	for _, raw := range sample.messages {
+		m, err := parseMessage(raw, DefaultMaxSize)
+		if err != nil {
+			continue
+		}
+		if e, err := locateSignature(m, &story{mu: &sync.Mutex{}}); err == nil {
+			f.Add(e.cms)
+		}
+	}
+	f.Fuzz(func(t *testing.T, der []byte) {
+		n, err := countCMSCertificates(der)
+		if err != nil {
+			return
+		}
+		if p7, perr := parseCMS(der); perr == nil && len(p7.Signers) > 0 && len(p7.Certificates) != n {
+			t.Fatalf("counted %d certificates, the parser found %d", n, len(p7.Certificates))
+		}
+	})
+}
