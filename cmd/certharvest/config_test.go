@@ -52,6 +52,7 @@ workers = 1
 func TestConfigCheck(t *testing.T) {
 	dir := t.TempDir()
 	webapp := writeFile(t, dir, "webapp.ini", `[webapp]
+x-messagesystems-webhook-token = s3cret-token
 user-certs-dir = /srv/certs
 trusted-certs: /etc/pki/tls/certs/ca-bundle.crt
 debug = False
@@ -61,7 +62,7 @@ debug = False
 	if r.code != 0 {
 		t.Fatalf("exit %d\n%s", r.code, r.stderr)
 	}
-	for _, want := range []string{`certs = "/srv/certs"`, `trust = "/etc/pki/tls/certs/ca-bundle.crt"`, "does not use: debug"} {
+	for _, want := range []string{`certs = "/srv/certs"`, `trust = "/etc/pki/tls/certs/ca-bundle.crt"`, `webhook-token = "********"`, "does not use: debug"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("output lacks %q:\n%s", want, r.stdout)
 		}

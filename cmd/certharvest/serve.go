@@ -126,7 +126,7 @@ type inputFlags interface {
 
 // newInputFlags lists the live inputs serve offers besides the Maildir.
 func newInputFlags() []inputFlags {
-	return []inputFlags{}
+	return []inputFlags{&smtpFlags{}, &webhookFlags{}}
 }
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -1,0 +1,92 @@
+package main
+
+import (
+	"flag"
+	"strings"
+	"time"
+
+	"github.com/certharvest/certharvest/ingest"
+)
+
+// smtpFlags are the flags of the SMTP input: a receiving MX for
+// certharvest's own addresses (ingest.SMTPServer).
+type smtpFlags struct {
+	addr          string
+	domains       smtpList
+	rcpts         smtpList
+	requireTLS    bool
+	hostname      string
+	maxRecipients int
+	maxConns      int
+	timeout       time.Duration
+}
+
+func (f *smtpFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.addr, "smtp", "", "listen for SMTP on `address` (e.g. :25, 127.0.0.1:2525) and spool the mail for --smtp-domain")
+	fs.Var(&f.domains, "smtp-domain", "accept mail for this `domain` (repeatable; required with --smtp); other domains get 550 5.7.1")
+	fs.Var(&f.rcpts, "smtp-rcpt", "accept mail only for this `address` (repeatable); other addresses in the domains get 550 5.1.1")
+	fs.BoolVar(&f.requireTLS, "smtp-require-tls", false, "refuse MAIL before STARTTLS (530 5.7.0); needs --tls-cert")
+	fs.StringVar(&f.hostname, "smtp-hostname", "", "`name` in the SMTP banner and Received: header (default: the machine's name)")
+	fs.IntVar(&f.maxRecipients, "smtp-max-recipients", ingest.DefaultSMTPMaxRecipients, "most recipients per message; more get 452 4.5.3")
+	fs.IntVar(&f.maxConns, "smtp-max-conns", ingest.DefaultSMTPMaxConns, "most SMTP connections at once; more get 421 4.7.0")
+	fs.DurationVar(&f.timeout, "smtp-timeout", ingest.DefaultSMTPTimeout, "time allowed for each SMTP command, reply, and a whole DATA transfer")
+}
+
+// build returns the SMTP input, or nil without --smtp.
+func (f *smtpFlags) build(env *inputEnv) (input, error) {
+	if f.addr == "" {
+		if len(f.domains) > 0 || len(f.rcpts) > 0 || f.requireTLS || f.hostname != "" {
+			return nil, usagef("--smtp-domain, --smtp-rcpt, --smtp-require-tls and --smtp-hostname need --smtp")
+		}
+		return nil, nil
+	}
+	if len(f.domains) == 0 {
+		return nil, usagef("--smtp needs at least one --smtp-domain")
+	}
+	if f.requireTLS && env.TLS == nil {
+		return nil, usagef("--smtp-require-tls needs --tls-cert and --tls-key")
+	}
+	if f.maxRecipients < 1 || f.maxConns < 1 || f.timeout <= 0 {
+		return nil, usagef("--smtp-max-recipients, --smtp-max-conns and --smtp-timeout must be positive")
+	}
+	// Without SMTPUTF8 (RFC 6531) mail arrives with A-labels (RFC 5890):
+	// an internationalised domain is given in that form.
+	for _, a := range append(append([]string(nil), f.domains...), f.rcpts...) {
+		for _, r := range a {
+			if r >= 0x80 {
+				return nil, usagef("%q: give an internationalised domain as its A-label (xn--...)", a)
+			}
+		}
+	}
+	for _, r := range f.rcpts {
+		if at := strings.LastIndexByte(r, '@'); at <= 0 || at == len(r)-1 {
+			return nil, usagef("--smtp-rcpt %q: want local@domain", r)
+		}
+	}
+	srv, err := ingest.NewSMTPServer(ingest.SMTPOptions{
+		Addr:            f.addr,
+		Hostname:        f.hostname,
+		Domains:         f.domains,
+		Recipients:      f.rcpts,
+		TLS:             env.TLS,
+		RequireTLS:      f.requireTLS,
+		MaxMessageBytes: env.MaxSize,
+		MaxRecipients:   f.maxRecipients,
+		MaxConns:        f.maxConns,
+		Timeout:         f.timeout,
+	})
+	if err != nil {
+		return nil, usagef("%v", err)
+	}
+	return srv, nil
+}
+
+// smtpList is a repeatable string flag.
+type smtpList []string
+
+func (l *smtpList) String() string { return strings.Join(*l, ",") }
+
+func (l *smtpList) Set(s string) error {
+	*l = append(*l, s)
+	return nil
+}

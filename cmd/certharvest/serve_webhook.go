@@ -1,0 +1,200 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/certharvest/certharvest/ingest"
+)
+
+// HTTP server limits of the webhook. The handler shortens the body's read
+// deadline further by the body's length (ingest.WebhookOptions.BodyTimeout
+// and MinBodyRate).
+const (
+	webhookReadHeaderTimeout = 10 * time.Second
+	webhookBodyTimeout       = ingest.DefaultWebhookBodyTimeout
+	// WriteTimeout runs from the end of the headers: the body, the
+	// spooling and the answer.
+	webhookWriteTimeout = webhookBodyTimeout + time.Minute
+	webhookIdleTimeout  = 2 * time.Minute
+	webhookMaxHeader    = 64 << 10
+)
+
+// webhookFlags are the flags of the SparkPost inbound-relay webhook input.
+type webhookFlags struct {
+	addr          string
+	path          string
+	token         string
+	tokenFile     string
+	maxRequest    string
+	maxConcurrent int
+}
+
+func (f *webhookFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.addr, "http", "", "listen `address` of the SparkPost relay webhook, e.g. :443, 127.0.0.1:8080 (HTTPS with --tls-cert)")
+	fs.StringVar(&f.path, "http-path", "/", "URL `path` the relay webhook posts to")
+	fs.StringVar(&f.token, "webhook-token", "", "require this X-MessageSystems-Webhook-Token `value` (the relay webhook's auth_token); prefer --webhook-token-file")
+	fs.StringVar(&f.tokenFile, "webhook-token-file", "", "read the webhook token from `file` (surrounding white space trimmed)")
+	fs.StringVar(&f.maxRequest, "max-request-bytes", "50MiB", "largest webhook request body (`bytes`; suffixes KiB, MiB, GiB); larger gets 413")
+	fs.IntVar(&f.maxConcurrent, "http-max-requests", ingest.DefaultWebhookMaxConcurrent, "webhook requests handled at once; more get 503 with Retry-After")
+}
+
+func (f *webhookFlags) build(env *inputEnv) (input, error) {
+	if f.addr == "" {
+		// The other webhook flags are ignored: a configuration file (the
+		// original service's webapp.ini) may set the token for a serve
+		// that runs without the webhook.
+		return nil, nil
+	}
+	if f.token != "" && f.tokenFile != "" {
+		return nil, usagef("give --webhook-token or --webhook-token-file, not both")
+	}
+	token := f.token
+	if f.tokenFile != "" {
+		data, err := os.ReadFile(f.tokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("webhook token: %w", err)
+		}
+		token = strings.TrimSpace(string(data))
+		if token == "" {
+			return nil, fmt.Errorf("webhook token file %s is empty", f.tokenFile)
+		}
+	}
+	maxRequest, err := parseSize(f.maxRequest)
+	if err != nil {
+		return nil, usagef("--max-request-bytes: %v", err)
+	}
+	if f.maxConcurrent < 1 {
+		return nil, usagef("--http-max-requests must be at least 1")
+	}
+	if !strings.HasPrefix(f.path, "/") || f.path == ingest.WebhookHealthPath {
+		return nil, usagef("--http-path %q: want a path starting with / other than %s", f.path, ingest.WebhookHealthPath)
+	}
+	return &webhookInput{
+		addr: f.addr,
+		tls:  env.TLS,
+		opts: ingest.WebhookOptions{
+			Path:            f.path,
+			Token:           token,
+			MaxRequestBytes: maxRequest,
+			MaxMessageBytes: env.MaxSize,
+			MaxConcurrent:   f.maxConcurrent,
+			BodyTimeout:     webhookBodyTimeout,
+			BlockPrefix:     env.Setup != nil && env.Setup.opts.BlockPrefix,
+		},
+		done: make(chan struct{}),
+	}, nil
+}
+
+// webhookInput serves the webhook over HTTP, or HTTPS with --tls-cert.
+type webhookInput struct {
+	addr string
+	tls  *tls.Config
+	opts ingest.WebhookOptions
+	srv  *http.Server
+	done chan struct{} // closed when Serve has returned
+}
+
+func (in *webhookInput) scheme() string {
+	if in.tls != nil {
+		return "https"
+	}
+	return "http"
+}
+
+func (in *webhookInput) String() string {
+	return fmt.Sprintf("webhook %s://%s%s", in.scheme(), in.addr, in.opts.Path)
+}
+
+// Start listens on --http (port 0 picks a free one: the log tells which)
+// and serves in the background.
+func (in *webhookInput) Start(ctx context.Context, spool *ingest.Spool, log *slog.Logger) error {
+	opts := in.opts
+	opts.Logger = log
+	h, err := ingest.NewWebhook(spool, opts)
+	if err != nil {
+		return err
+	}
+	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", in.addr)
+	if err != nil {
+		return fmt.Errorf("webhook: %w", err)
+	}
+	in.srv = &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: webhookReadHeaderTimeout,
+		ReadTimeout:       webhookReadHeaderTimeout + webhookBodyTimeout,
+		WriteTimeout:      webhookWriteTimeout,
+		IdleTimeout:       webhookIdleTimeout,
+		MaxHeaderBytes:    webhookMaxHeader,
+		ErrorLog:          newHTTPErrorLog(log),
+		// A request in flight at SIGTERM finishes its delivery:
+		// Shutdown waits for it.
+		BaseContext: func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	if in.tls != nil {
+		// A copy: ServeTLS adds "h2" to its NextProtos, and the SMTP
+		// input shares env.TLS.
+		in.srv.TLSConfig = in.tls.Clone()
+	}
+	go func() {
+		defer close(in.done)
+		var err error
+		if in.tls != nil {
+			err = in.srv.ServeTLS(ln, "", "")
+		} else {
+			err = in.srv.Serve(ln)
+		}
+		if !errors.Is(err, http.ErrServerClosed) {
+			log.Error("webhook server failed", "error", err)
+		}
+	}()
+	log.Info("webhook listening on "+ln.Addr().String(), "scheme", in.scheme(), "path", in.opts.Path,
+		"token", in.opts.Token != "", "max_request_bytes", in.opts.MaxRequestBytes)
+	return nil
+}
+
+// Shutdown stops listening and waits for the requests in flight; at the
+// deadline it closes their connections (they are not acknowledged, so the
+// relay delivers them again).
+func (in *webhookInput) Shutdown(ctx context.Context) error {
+	if in.srv == nil {
+		return nil
+	}
+	err := in.srv.Shutdown(ctx)
+	if err != nil {
+		in.srv.Close()
+	}
+	<-in.done
+	if err != nil {
+		return fmt.Errorf("webhook: %w", err)
+	}
+	return nil
+}
+
+// newHTTPErrorLog routes net/http's own messages to the log: TLS handshake
+// failures (scanners, old clients) at debug level, the rest as warnings.
+func newHTTPErrorLog(logger *slog.Logger) *log.Logger {
+	return log.New(httpErrorWriter{logger}, "", 0)
+}
+
+type httpErrorWriter struct{ log *slog.Logger }
+
+func (w httpErrorWriter) Write(p []byte) (int, error) {
+	msg := strings.TrimSpace(string(p))
+	level := slog.LevelWarn
+	if strings.HasPrefix(msg, "http: TLS handshake error") {
+		level = slog.LevelDebug
+	}
+	w.log.Log(context.Background(), level, "webhook: "+msg)
+	return len(p), nil
+}

@@ -1,0 +1,670 @@
+package ingest
+
+// The SparkPost (Bird) inbound-relay webhook. SparkPost receives the mail of
+// an inbound domain and POSTs it to an HTTP endpoint as a JSON array of relay
+// messages (https://developers.sparkpost.com/api/relay-webhooks/):
+//
+//	[{"msys":{"relay_message":{
+//	    "msg_from":"bob@example.com", "rcpt_to":"certs@inbound.example.org",
+//	    "friendly_from":"Bob <bob@example.com>", "customer_id":"1337",
+//	    "webhook_id":"4f4c4b4f8...", "protocol":"smtp",
+//	    "content":{"email_rfc822":"...", "email_rfc822_is_base64":false,
+//	               "headers":[...], "html":"...", "text":"...", "subject":"...", "to":[...]}}}}]
+//
+// The webhook writes every message of a request into the spool, durably and
+// all or nothing, before it answers 200; any other answer makes SparkPost
+// deliver the request again later. The answer never tells the sender what
+// the pipeline will think of the certificate. The responses and the log
+// block follow the service certharvest replaces (see the README).
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"mime"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unicode"
+	"unicode/utf16"
+	"unicode/utf8"
+
+	"github.com/certharvest/certharvest/verify"
+)
+
+// The webhook's fixed names.
+const (
+	// WebhookTokenHeader carries the relay webhook's auth_token.
+	WebhookTokenHeader = "X-MessageSystems-Webhook-Token"
+	// WebhookHealthPath answers GET with 200 while the spool is writable.
+	WebhookHealthPath = "/healthz"
+	// WebhookSource is the Source of the messages the webhook delivers.
+	WebhookSource = "webhook"
+)
+
+// Webhook defaults.
+const (
+	DefaultWebhookMaxRequestBytes = 50 << 20
+	DefaultWebhookMaxConcurrent   = 64
+	DefaultWebhookBodyTimeout     = 2 * time.Minute
+	DefaultWebhookMinBodyRate     = 64 << 10
+	webhookBodyGrace              = 10 * time.Second
+	// webhookMaxField caps each context field (msg_from, rcpt_to, ids):
+	// they go into the report line and the log.
+	webhookMaxField = 2048
+	// webhookRetryAfter is the Retry-After of a 503, in seconds.
+	webhookRetryAfter = "5"
+)
+
+// The messages of the webhook's answers; the first two are the original
+// service's, which its users may match on.
+const (
+	webhookMsgOK          = "ok"
+	webhookMsgContentType = "Unknown Content-Type in request headers"
+	webhookMsgToken       = "Invalid X-MessageSystems-Webhook-Token in request headers"
+	webhookMsgBusy        = "Too many requests at once; retry later"
+	webhookMsgSpool       = "Cannot store the messages now; retry later"
+	webhookMsgSlow        = "Request body not received in time"
+)
+
+// WebhookSpool is where the webhook delivers: a *Spool.
+type WebhookSpool interface {
+	// Deliver makes every message durable, or none.
+	Deliver(ctx context.Context, msgs ...Incoming) ([]string, error)
+	// Writable reports whether a delivery could succeed now.
+	Writable() error
+}
+
+// WebhookOptions configure a Webhook. The zero value of each field means its
+// default.
+type WebhookOptions struct {
+	// Path is the URL path the relay posts to (default "/"); it must not be
+	// WebhookHealthPath.
+	Path string
+	// Token, when set, must equal the X-MessageSystems-Webhook-Token header
+	// of every request (the relay webhook's auth_token).
+	Token string
+	// MaxRequestBytes caps a request body: 413 beyond (default 50 MiB).
+	MaxRequestBytes int64
+	// MaxMessageBytes is the pipeline's --max-size. A larger message is
+	// still spooled (and reported as message_too_large): the relay would
+	// retry any other answer forever. It only adds a note to the log.
+	MaxMessageBytes int64
+	// MaxConcurrent caps the requests handled at once; more get 503 with
+	// Retry-After (default 64). Each holds its decoded messages in memory.
+	MaxConcurrent int
+	// BodyTimeout caps the time to receive a request body (default 2
+	// minutes). Within it, a body of n bytes must arrive within 10 seconds
+	// plus n at MinBodyRate bytes per second (default 64 KiB/s), so a slow
+	// client holds a request slot only briefly.
+	BodyTimeout time.Duration
+	MinBodyRate int64
+	// Logger receives a block of lines per request; nil discards them.
+	Logger *slog.Logger
+	// BlockPrefix prefixes the second and later lines of a request's block
+	// with "| " (for the human-readable log format).
+	BlockPrefix bool
+	// Now is the clock of the messages' received time (default time.Now).
+	Now func() time.Time
+}
+
+// Webhook is the http.Handler of the SparkPost inbound-relay webhook. It is
+// safe for concurrent use.
+type Webhook struct {
+	spool    WebhookSpool
+	opts     WebhookOptions
+	tokenSum [sha256.Size]byte
+	slots    chan struct{}
+	logMu    sync.Mutex // keeps a request's block together
+}
+
+// NewWebhook returns the webhook handler delivering into spool.
+func NewWebhook(spool WebhookSpool, opts WebhookOptions) (*Webhook, error) {
+	if opts.Path == "" {
+		opts.Path = "/"
+	}
+	if !strings.HasPrefix(opts.Path, "/") || opts.Path == WebhookHealthPath {
+		return nil, fmt.Errorf("webhook path %q: want an absolute path other than %s", opts.Path, WebhookHealthPath)
+	}
+	if opts.MaxRequestBytes <= 0 {
+		opts.MaxRequestBytes = DefaultWebhookMaxRequestBytes
+	}
+	if opts.MaxConcurrent <= 0 {
+		opts.MaxConcurrent = DefaultWebhookMaxConcurrent
+	}
+	if opts.BodyTimeout <= 0 {
+		opts.BodyTimeout = DefaultWebhookBodyTimeout
+	}
+	if opts.MinBodyRate <= 0 {
+		opts.MinBodyRate = DefaultWebhookMinBodyRate
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Webhook{
+		spool:    spool,
+		opts:     opts,
+		tokenSum: sha256.Sum256([]byte(opts.Token)),
+		slots:    make(chan struct{}, opts.MaxConcurrent),
+	}, nil
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == WebhookHealthPath {
+		h.serveHealth(w, r)
+		return
+	}
+	if r.URL.Path != h.opts.Path || r.Method != http.MethodPost {
+		log := h.newLog(r)
+		defer log.flush(r.Context())
+		if r.URL.Path != h.opts.Path {
+			h.reply(w, log, http.StatusNotFound, "Not Found", "")
+			return
+		}
+		w.Header().Set("Allow", http.MethodPost)
+		h.reply(w, log, http.StatusMethodNotAllowed, "Method Not Allowed", "method "+r.Method)
+		return
+	}
+	select {
+	case h.slots <- struct{}{}:
+		defer func() { <-h.slots }()
+	default:
+		// One line, not a block: under overload every line costs.
+		h.opts.Logger.Warn("webhook busy: 503 to "+r.RemoteAddr, "max_concurrent", h.opts.MaxConcurrent)
+		w.Header().Set("Retry-After", webhookRetryAfter)
+		writeWebhookJSON(w, http.StatusServiceUnavailable, webhookMsgBusy)
+		return
+	}
+	h.serveRelay(w, r)
+}
+
+// serveHealth answers a load balancer or a monitor: 200 while a message
+// could be spooled.
+func (h *Webhook) serveHealth(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		writeWebhookJSON(w, http.StatusMethodNotAllowed, "Method Not Allowed")
+		return
+	}
+	if err := h.spool.Writable(); err != nil {
+		h.opts.Logger.Warn("health check: the spool is not writable", "error", err)
+		writeWebhookJSON(w, http.StatusServiceUnavailable, "spool not writable")
+		return
+	}
+	writeWebhookJSON(w, http.StatusOK, webhookMsgOK)
+}
+
+// serveRelay takes one relay POST: checks, decodes every message, spools
+// them all with one delivery, and answers.
+func (h *Webhook) serveRelay(w http.ResponseWriter, r *http.Request) {
+	log := h.newLog(r)
+	defer log.flush(r.Context())
+
+	ct := r.Header.Get("Content-Type")
+	if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
+		h.reply(w, log, http.StatusBadRequest, webhookMsgContentType, "content-type "+strconv.Quote(ct))
+		return
+	}
+	if h.opts.Token != "" {
+		got, ok := r.Header[http.CanonicalHeaderKey(WebhookTokenHeader)]
+		// Hashes have the same length whatever the header's: the
+		// comparison leaks neither the token nor its length.
+		// Neither token is ever logged.
+		var gotSum [sha256.Size]byte
+		if ok {
+			gotSum = sha256.Sum256([]byte(got[0]))
+		}
+		if subtle.ConstantTimeCompare(gotSum[:], h.tokenSum[:]) != 1 || !ok {
+			why := "token header missing"
+			if ok {
+				why = "token does not match"
+			}
+			h.reply(w, log, http.StatusBadRequest, webhookMsgToken, why)
+			return
+		}
+	}
+	if r.ContentLength > h.opts.MaxRequestBytes {
+		log.add(slog.LevelInfo, fmt.Sprintf("len(headers)=%d,len(body)=%d", headerCount(r), r.ContentLength))
+		h.reply(w, log, http.StatusRequestEntityTooLarge, h.tooLargeMsg(), "")
+		return
+	}
+	h.setBodyDeadline(w, r)
+
+	body := &webhookCounter{r: http.MaxBytesReader(w, r.Body, h.opts.MaxRequestBytes)}
+	env := Envelope{Source: WebhookSource, RemoteAddr: r.RemoteAddr, Received: h.opts.Now()}
+	msgs, err := h.decode(body, env)
+	log.add(slog.LevelInfo, fmt.Sprintf("len(headers)=%d,len(body)=%d", headerCount(r), body.n))
+	for _, m := range msgs {
+		line := fmt.Sprintf("msg_from=%s,rcpt_to=%s,len(email_rfc822)=%d", m.Envelope.EnvelopeFrom,
+			strings.Join(m.Envelope.EnvelopeTo, " "), len(m.Raw))
+		if h.opts.MaxMessageBytes > 0 && int64(len(m.Raw)) > h.opts.MaxMessageBytes {
+			line += " (over --max-size: it will be reported as message_too_large)"
+		}
+		// The pipeline logs the message's story under this id.
+		log.add(slog.LevelInfo, line, "message", verify.MessageIDFor(&verify.Message{Raw: m.Raw}))
+	}
+	if err != nil {
+		if body.err != nil {
+			// The body could not be read: the reader's own error tells
+			// why, whether or not the JSON decoder wrapped it.
+			err = fmt.Errorf("%w (%w)", body.err, err)
+		}
+		status, msg := webhookErrorStatus(err)
+		if status == http.StatusRequestEntityTooLarge {
+			msg = h.tooLargeMsg()
+		}
+		h.reply(w, log, status, msg, err.Error())
+		return
+	}
+	if len(msgs) == 0 {
+		log.add(slog.LevelInfo, "no messages in the request")
+		writeWebhookJSON(w, http.StatusOK, webhookMsgOK)
+		return
+	}
+
+	names, err := h.spool.Deliver(r.Context(), msgs...)
+	if err != nil {
+		// Nothing of the request was kept: the relay delivers it again.
+		w.Header().Set("Retry-After", webhookRetryAfter)
+		log.add(slog.LevelError, fmt.Sprintf("503 %s: nothing acknowledged", webhookMsgSpool), "error", err)
+		writeWebhookJSON(w, http.StatusServiceUnavailable, webhookMsgSpool)
+		return
+	}
+	log.add(slog.LevelInfo, fmt.Sprintf("spooled %d %s: %s", len(names), plural(len(names), "message"), strings.Join(names, " ")))
+	writeWebhookJSON(w, http.StatusOK, webhookMsgOK)
+}
+
+func (h *Webhook) tooLargeMsg() string {
+	return fmt.Sprintf("Request body larger than %d bytes", h.opts.MaxRequestBytes)
+}
+
+// setBodyDeadline gives the body 10 seconds plus its length at MinBodyRate,
+// at most BodyTimeout.
+func (h *Webhook) setBodyDeadline(w http.ResponseWriter, r *http.Request) {
+	n := r.ContentLength
+	if n < 0 {
+		n = h.opts.MaxRequestBytes
+	}
+	d := webhookBodyGrace + time.Duration(float64(n)/float64(h.opts.MinBodyRate)*float64(time.Second))
+	// An error means the connection cannot set deadlines (a test
+	// recorder): the server's ReadTimeout still applies.
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(min(d, h.opts.BodyTimeout)))
+}
+
+// Decoding errors, mapped to statuses by webhookErrorStatus.
+var (
+	errWebhookMalformed = errors.New("malformed JSON in request body")
+	errWebhookItem      = errors.New("bad relay message")
+)
+
+// decode reads the JSON array one item at a time (encoding/json's Decoder
+// buffers one item, not the whole body, and bounds nesting) and returns the
+// messages decoded so far, with the first error.
+func (h *Webhook) decode(body io.Reader, env Envelope) ([]Incoming, error) {
+	dec := json.NewDecoder(body)
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errWebhookMalformed, err)
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '[' {
+		return nil, fmt.Errorf("%w: want an array of relay messages", errWebhookMalformed)
+	}
+	var msgs []Incoming
+	for i := 0; dec.More(); i++ {
+		var item relayItem
+		if err := dec.Decode(&item); err != nil {
+			return msgs, fmt.Errorf("%w: item %d: %w", errWebhookMalformed, i, err)
+		}
+		m, err := item.incoming(env)
+		if err != nil {
+			return msgs, fmt.Errorf("%w: item %d: %w", errWebhookItem, i, err)
+		}
+		msgs = append(msgs, m)
+	}
+	if _, err := dec.Token(); err != nil { // the closing bracket
+		return msgs, fmt.Errorf("%w: %w", errWebhookMalformed, err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		if err == nil {
+			err = errors.New("data after the array")
+		}
+		return msgs, fmt.Errorf("%w: %w", errWebhookMalformed, err)
+	}
+	return msgs, nil
+}
+
+// webhookErrorStatus maps a decoding error to the answer's status and
+// message.
+func webhookErrorStatus(err error) (int, string) {
+	var tooLarge *http.MaxBytesError
+	var netErr net.Error
+	switch {
+	case errors.As(err, &tooLarge):
+		return http.StatusRequestEntityTooLarge, err.Error()
+	case errors.As(err, &netErr) && netErr.Timeout():
+		return http.StatusRequestTimeout, webhookMsgSlow
+	default:
+		// errWebhookMalformed or errWebhookItem, with the detail: the
+		// sender's own mistake, capitalised as an answer.
+		s := err.Error()
+		return http.StatusBadRequest, strings.ToUpper(s[:1]) + s[1:]
+	}
+}
+
+// relayItem is one element of the request's array.
+type relayItem struct {
+	Msys struct {
+		RelayMessage *relayMessage `json:"relay_message"`
+	} `json:"msys"`
+}
+
+// relayMessage is the part of a relay message the webhook keeps; the rest
+// (content.headers, html, text, subject, to) is derived from email_rfc822
+// and skipped.
+type relayMessage struct {
+	MsgFrom      string  `json:"msg_from"`
+	RcptTo       string  `json:"rcpt_to"`
+	FriendlyFrom string  `json:"friendly_from"`
+	CustomerID   relayID `json:"customer_id"`
+	WebhookID    relayID `json:"webhook_id"`
+	Protocol     string  `json:"protocol"`
+	Content      struct {
+		EmailRFC822 relayText `json:"email_rfc822"`
+		IsBase64    bool      `json:"email_rfc822_is_base64"`
+	} `json:"content"`
+}
+
+// incoming turns a relay message into a delivery: the message bytes exactly
+// as relayed, and its context.
+func (it *relayItem) incoming(env Envelope) (Incoming, error) {
+	rm := it.Msys.RelayMessage
+	if rm == nil {
+		return Incoming{}, errors.New("no msys.relay_message")
+	}
+	raw := []byte(rm.Content.EmailRFC822)
+	if rm.Content.IsBase64 {
+		// RFC 4648 §4; the line breaks of MIME-style base64 are skipped.
+		dec := make([]byte, base64.StdEncoding.DecodedLen(len(raw)))
+		n, err := base64.StdEncoding.Decode(dec, raw)
+		if err != nil {
+			return Incoming{}, fmt.Errorf("content.email_rfc822 is not valid base64: %w", err)
+		}
+		raw = dec[:n]
+	}
+	if len(raw) == 0 {
+		return Incoming{}, errors.New("content.email_rfc822 (the relayed message) is missing or empty")
+	}
+	extra := map[string]string{}
+	for _, f := range []struct{ key, val string }{
+		{"msg_from", rm.MsgFrom}, {"rcpt_to", rm.RcptTo}, {"friendly_from", rm.FriendlyFrom},
+		{"customer_id", string(rm.CustomerID)}, {"webhook_id", string(rm.WebhookID)}, {"protocol", rm.Protocol},
+	} {
+		if len(f.val) > webhookMaxField {
+			return Incoming{}, fmt.Errorf("%s is longer than %d bytes", f.key, webhookMaxField)
+		}
+		if f.val != "" && f.key != "msg_from" && f.key != "rcpt_to" {
+			extra[f.key] = f.val
+		}
+	}
+	env.EnvelopeFrom = rm.MsgFrom
+	if rm.RcptTo != "" {
+		env.EnvelopeTo = []string{rm.RcptTo}
+	}
+	if len(extra) > 0 {
+		env.Extra = extra
+	}
+	return Incoming{Raw: raw, Envelope: env}, nil
+}
+
+// relayID is an id SparkPost sends as a string; a number is taken too.
+type relayID string
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (id *relayID) UnmarshalJSON(data []byte) error {
+	switch {
+	case string(data) == "null":
+		*id = ""
+	case len(data) > 0 && data[0] == '"':
+		var s string
+		if err := json.Unmarshal(data, &s); err != nil {
+			return err
+		}
+		*id = relayID(s)
+	case len(data) > 0 && (data[0] == '-' || data[0] >= '0' && data[0] <= '9'):
+		*id = relayID(data)
+	default:
+		return fmt.Errorf("want a string or a number, not %.20s", data)
+	}
+	return nil
+}
+
+// relayText is a JSON string decoded to bytes in one copy (a string field
+// would cost two), keeping any bytes that are not UTF-8 as they are where
+// encoding/json would replace them: the message must stay exactly as
+// relayed, or its signatures break.
+type relayText []byte
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (t *relayText) UnmarshalJSON(data []byte) error {
+	if string(data) == "null" {
+		*t = nil
+		return nil
+	}
+	b, err := unquoteJSON(data)
+	if err != nil {
+		return err
+	}
+	*t = b
+	return nil
+}
+
+// unquoteJSON decodes a JSON string literal (RFC 8259 §7) that the decoder
+// has already checked. Like encoding/json, an escaped lone surrogate becomes
+// U+FFFD.
+func unquoteJSON(data []byte) ([]byte, error) {
+	if len(data) < 2 || data[0] != '"' || data[len(data)-1] != '"' {
+		return nil, fmt.Errorf("want a string, not %.20s", data)
+	}
+	s := data[1 : len(data)-1]
+	out := make([]byte, 0, len(s))
+	for {
+		i := bytes.IndexByte(s, '\\')
+		if i < 0 {
+			return append(out, s...), nil
+		}
+		out = append(out, s[:i]...)
+		s = s[i:]
+		if len(s) < 2 {
+			return nil, errors.New("bad escape in string")
+		}
+		switch c := s[1]; c {
+		case '"', '\\', '/':
+			out = append(out, c)
+		case 'b':
+			out = append(out, '\b')
+		case 'f':
+			out = append(out, '\f')
+		case 'n':
+			out = append(out, '\n')
+		case 'r':
+			out = append(out, '\r')
+		case 't':
+			out = append(out, '\t')
+		case 'u':
+			r := hex4(s[2:])
+			if r < 0 {
+				return nil, errors.New("bad \\u escape in string")
+			}
+			s = s[6:]
+			if utf16.IsSurrogate(r) {
+				if len(s) >= 6 && s[0] == '\\' && s[1] == 'u' {
+					if r2 := utf16.DecodeRune(r, hex4(s[2:])); r2 != unicode.ReplacementChar {
+						out = utf8.AppendRune(out, r2)
+						s = s[6:]
+						continue
+					}
+				}
+				r = unicode.ReplacementChar
+			}
+			out = utf8.AppendRune(out, r)
+			continue
+		default:
+			return nil, fmt.Errorf("bad escape \\%c in string", c)
+		}
+		s = s[2:]
+	}
+}
+
+// hex4 decodes four hex digits, or returns -1.
+func hex4(s []byte) rune {
+	if len(s) < 4 {
+		return -1
+	}
+	var r rune
+	for _, c := range s[:4] {
+		switch {
+		case c >= '0' && c <= '9':
+			c -= '0'
+		case c >= 'a' && c <= 'f':
+			c = c - 'a' + 10
+		case c >= 'A' && c <= 'F':
+			c = c - 'A' + 10
+		default:
+			return -1
+		}
+		r = r<<4 | rune(c)
+	}
+	return r
+}
+
+// reply answers with status and logs the outcome as the block's last line.
+func (h *Webhook) reply(w http.ResponseWriter, log *webhookLog, status int, msg, detail string) {
+	line := fmt.Sprintf("%d %s", status, msg)
+	if detail != "" && detail != msg {
+		line += ": " + detail
+	}
+	level := slog.LevelInfo
+	if status >= 400 {
+		level = slog.LevelWarn
+	}
+	log.add(level, line)
+	writeWebhookJSON(w, status, msg)
+}
+
+// writeWebhookJSON writes the answer {"message": msg}.
+func writeWebhookJSON(w http.ResponseWriter, status int, msg string) {
+	body, _ := json.Marshal(struct {
+		Message string `json:"message"`
+	}{msg})
+	body = append(body, '\n')
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	w.Write(body)
+}
+
+// headerCount counts the request's header fields, Host included, as the
+// original service's len(headers) did.
+func headerCount(r *http.Request) int {
+	n := 0
+	for _, v := range r.Header {
+		n += len(v)
+	}
+	if r.Host != "" {
+		n++
+	}
+	return n
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return word
+	}
+	return word + "s"
+}
+
+// webhookCounter counts the bytes read through it (len(body) in the log)
+// and keeps the first read error other than io.EOF.
+type webhookCounter struct {
+	r   io.Reader
+	n   int64
+	err error
+}
+
+func (c *webhookCounter) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	if err != nil && err != io.EOF && c.err == nil {
+		c.err = err
+	}
+	return n, err
+}
+
+// webhookLog gathers a request's lines and writes them together at the end,
+// as one block like the original service's: the first line "Request from
+// ...", the others prefixed "| " (BlockPrefix), all with the request's id.
+type webhookLog struct {
+	h       *Webhook
+	id      string
+	records []slog.Record
+}
+
+func (h *Webhook) newLog(r *http.Request) *webhookLog {
+	l := &webhookLog{h: h, id: fmt.Sprintf("req-%08x", rand.Uint32())}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	// The peer's address without its port, as the original service logged
+	// it; the port is in the report's remote_addr.
+	peer := r.RemoteAddr
+	if host, _, err := net.SplitHostPort(peer); err == nil {
+		peer = host
+	}
+	first := fmt.Sprintf("Request from %s,scheme=%s,path=%s", peer, scheme, r.URL.Path)
+	if fwd := r.Header.Get("X-Forwarded-For"); fwd != "" {
+		first += ",forwarded_for=" + fwd
+	}
+	l.add(slog.LevelInfo, first)
+	return l
+}
+
+func (l *webhookLog) add(level slog.Level, msg string, args ...any) {
+	if !l.h.opts.Logger.Enabled(context.Background(), level) {
+		return
+	}
+	if len(l.records) > 0 && l.h.opts.BlockPrefix {
+		msg = "| " + msg
+	}
+	rec := slog.NewRecord(time.Now(), level, msg, 0)
+	rec.Add(args...)
+	l.records = append(l.records, rec)
+}
+
+// flush writes the block. The request's context may be done (the client
+// went away): the block is written anyway.
+func (l *webhookLog) flush(ctx context.Context) {
+	ctx = context.WithoutCancel(ctx)
+	handler := l.h.opts.Logger.Handler().WithAttrs([]slog.Attr{slog.String("id", l.id)})
+	l.h.logMu.Lock()
+	defer l.h.logMu.Unlock()
+	for _, rec := range l.records {
+		_ = handler.Handle(ctx, rec)
+	}
+}

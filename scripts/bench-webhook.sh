@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Benchmark the SparkPost relay webhook of `certharvest serve`: a service on a
+# loopback port with a temporary Maildir (the sample's trust bundle and DKIM
+# keys, --at), loaded by scripts/loadgen-webhook with single-message payloads
+# of about 10 KB from CONC connections for DURATION. Then it waits for the
+# pipeline to drain new/ and checks that every acknowledged message has its
+# report line (source webhook).
+#
+# Usage: scripts/bench-webhook.sh            # 32 connections, 10 s
+#        CONC=64 DURATION=30s scripts/bench-webhook.sh
+# BENCH_DIR picks where the Maildir lives (default: a mktemp folder): its
+# file system's fsync speed is most of the result.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+conc=${CONC:-32}
+duration=${DURATION:-10s}
+work=${BENCH_DIR:-$(mktemp -d -t certharvest-bench-webhook.XXXXXX)}
+mkdir -p "$work"
+sample=testdata/sample
+
+go build -o "$work/certharvest" ./cmd/certharvest
+go build -o "$work/loadgen" ./scripts/loadgen-webhook
+
+rm -rf "$work/Maildir" "$work/certs" "$work/report.jsonl" "$work/serve.log"
+"$work/certharvest" serve --maildir "$work/Maildir" --certs "$work/certs" \
+	--report "$work/report.jsonl" --log "$work/serve.log" --http 127.0.0.1:0 \
+	--trust "$sample/trust.pem" --dkim-keys "$sample/dkim-keys.txt" --at 2026-06-01T00:00:00Z &
+pid=$!
+cleanup() {
+	kill "$pid" 2>/dev/null && wait "$pid" || true
+	[ -n "${BENCH_DIR:-}" ] || rm -rf "$work"
+}
+trap cleanup EXIT
+
+addr=
+for _ in $(seq 200); do
+	addr=$(sed -n 's/.*webhook listening on \([^ ]*\).*/\1/p' "$work/serve.log" 2>/dev/null | head -1 || true)
+	[ -n "$addr" ] && break
+	sleep 0.05
+done
+[ -n "$addr" ] || { echo "serve did not start:"; cat "$work/serve.log"; exit 1; }
+
+echo "machine: $(nproc) cores, $(go version | cut -d' ' -f3), Maildir on $(df -T "$work" | awk 'NR==2 {print $2}')"
+"$work/loadgen" -url "http://$addr/" -c "$conc" -d "$duration" -sample "$sample" | tee "$work/loadgen.out"
+ack=$(sed -n 's/^result .*acknowledged=\([0-9]*\).*/\1/p' "$work/loadgen.out")
+
+backlog=$(find "$work/Maildir/new" -type f | wc -l)
+t0=$(date +%s.%N)
+while [ "$(find "$work/Maildir/new" -type f | wc -l)" -gt 0 ]; do
+	if (($(echo "$(date +%s.%N) - $t0 > 600" | bc))); then
+		echo "new/ not drained after 10 minutes"
+		exit 1
+	fi
+	sleep 0.1
+done
+drain=$(echo "$(date +%s.%N) - $t0" | bc)
+kill -TERM "$pid"
+wait "$pid"
+
+reported=$(grep -c '"source":"webhook"' "$work/report.jsonl" || true)
+accepted=$(grep -c '"outcome":"accepted"' "$work/report.jsonl" || true)
+printf 'pipeline:      %d messages left in new/ when the load stopped, drained in %.1fs\n' "$backlog" "$drain"
+echo "reported:      $reported webhook report lines ($accepted accepted) for $ack acknowledged requests"
+if [ "$reported" -ne "$ack" ]; then
+	echo "FAIL: acknowledged and reported differ"
+	exit 1
+fi
+echo "OK: every acknowledged message was reported"
