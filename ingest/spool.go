@@ -26,15 +26,18 @@ import (
 //     reprocess.
 //
 // The context a message arrived with (envelope, remote address, a relay's
-// ids) is kept beside it in meta/<name>.json, so that the message's bytes are
-// exactly the bytes received. Messages delivered by an MTA have no such file.
+// ids) is kept in an extended attribute of the message's file (or, where the
+// file system has none, beside it in meta/<name>.json), so that the message's
+// bytes are exactly the bytes received. Messages delivered by an MTA have no
+// context.
 type Spool struct {
 	dir  string
 	host string
 	pid  int
 	seq  atomic.Uint64
 
-	syncReqs chan chan error
+	syncReqs chan syncRequest
+	noXattr  atomic.Bool // the file system refused an extended attribute
 	stop     chan struct{}
 	stopOnce sync.Once
 	wg       sync.WaitGroup
@@ -78,7 +81,7 @@ func OpenSpool(dir string) (*Spool, error) {
 	}
 	// Maildir: '/' and ':' in the host name are written as \057 and \072.
 	host = strings.NewReplacer("/", `\057`, ":", `\072`).Replace(host)
-	s := &Spool{dir: dir, host: host, pid: os.Getpid(), syncReqs: make(chan chan error), stop: make(chan struct{})}
+	s := &Spool{dir: dir, host: host, pid: os.Getpid(), syncReqs: make(chan syncRequest), stop: make(chan struct{})}
 	s.wg.Add(1)
 	go s.syncLoop()
 	return s, nil
@@ -105,6 +108,12 @@ func (s *Spool) uniqueName(now time.Time) string {
 // durable (data and folder entries synced). Either every message is
 // delivered or, on error, none is: files already written are removed.
 // Concurrent deliveries share folder syncs (group commit).
+//
+// Each message is one file: its context travels in an extended attribute
+// (user.certharvest.envelope) of that file, which the same fsync makes
+// durable. Where the file system has no user extended attributes, the
+// context goes in meta/<name>.json instead, written and synced before the
+// message is renamed into new/.
 func (s *Spool) Deliver(ctx context.Context, msgs ...Incoming) ([]string, error) {
 	names := make([]string, len(msgs))
 	var tmpFiles, metaFiles, newFiles []string
@@ -113,6 +122,7 @@ func (s *Spool) Deliver(ctx context.Context, msgs ...Incoming) ([]string, error)
 			os.Remove(p)
 		}
 	}
+	metaTmps := make([]string, len(msgs)) // "" when the context is in an xattr
 	for i, m := range msgs {
 		if err := ctx.Err(); err != nil {
 			undo()
@@ -120,42 +130,48 @@ func (s *Spool) Deliver(ctx context.Context, msgs ...Incoming) ([]string, error)
 		}
 		name := s.uniqueName(time.Now())
 		names[i] = name
-		tmp := filepath.Join(s.dir, SpoolTmp, name)
-		tmpFiles = append(tmpFiles, tmp)
-		if err := writeSynced(tmp, m.Raw); err != nil {
-			undo()
-			return nil, fmt.Errorf("spool: %w", err)
-		}
-		meta, err := json.Marshal(m.Envelope)
+		env, err := json.Marshal(m.Envelope)
 		if err != nil {
 			undo()
 			return nil, fmt.Errorf("spool: encoding context: %w", err)
 		}
-		metaTmp := tmp + ".json"
-		tmpFiles = append(tmpFiles, metaTmp)
-		if err := writeSynced(metaTmp, meta); err != nil {
+		tmp := filepath.Join(s.dir, SpoolTmp, name)
+		tmpFiles = append(tmpFiles, tmp)
+		inXattr, err := s.writeMessage(tmp, m.Raw, env)
+		if err != nil {
 			undo()
 			return nil, fmt.Errorf("spool: %w", err)
+		}
+		if !inXattr {
+			metaTmps[i] = tmp + ".json"
+			tmpFiles = append(tmpFiles, metaTmps[i])
+			if err := writeSynced(metaTmps[i], env); err != nil {
+				undo()
+				return nil, fmt.Errorf("spool: %w", err)
+			}
 		}
 	}
 	// The context first, so a message in new/ always finds it.
 	for i, name := range names {
+		if metaTmps[i] == "" {
+			continue
+		}
 		metaPath := s.metaPath(name)
-		if err := os.Rename(tmpFiles[2*i+1], metaPath); err != nil {
+		if err := os.Rename(metaTmps[i], metaPath); err != nil {
 			undo()
 			return nil, fmt.Errorf("spool: %w", err)
 		}
 		metaFiles = append(metaFiles, metaPath)
 	}
-	for i, name := range names {
+	for _, name := range names {
 		newPath := filepath.Join(s.dir, SpoolNew, name)
-		if err := os.Rename(tmpFiles[2*i], newPath); err != nil {
+		if err := os.Rename(filepath.Join(s.dir, SpoolTmp, name), newPath); err != nil {
 			undo()
 			return nil, fmt.Errorf("spool: %w", err)
 		}
 		newFiles = append(newFiles, newPath)
 	}
-	if err := s.syncDirs(); err != nil {
+	if err := s.syncDirs(len(metaFiles) > 0, false); err != nil {
 		// The entries may or may not be durable: the caller must not
 		// acknowledge. Removing them avoids processing a message the
 		// sender will deliver again.
@@ -163,6 +179,36 @@ func (s *Spool) Deliver(ctx context.Context, msgs ...Incoming) ([]string, error)
 		return nil, fmt.Errorf("spool: %w", err)
 	}
 	return names, nil
+}
+
+// envelopeXattr is the extended attribute holding a message's context.
+const envelopeXattr = "user.certharvest.envelope"
+
+// writeMessage creates path with data, stores env in its extended
+// attribute when the file system allows (inXattr), and syncs it.
+func (s *Spool) writeMessage(path string, data, env []byte) (inXattr bool, err error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return false, err
+	}
+	defer func() {
+		if cerr := f.Close(); err == nil && cerr != nil {
+			err = cerr
+		}
+	}()
+	if _, err := f.Write(data); err != nil {
+		return false, err
+	}
+	if !s.noXattr.Load() {
+		if err := setXattr(f, envelopeXattr, env); err == nil {
+			inXattr = true
+		} else {
+			// Not supported here (or the context is too large for
+			// one): meta/ files from now on.
+			s.noXattr.Store(true)
+		}
+	}
+	return inXattr, f.Sync()
 }
 
 func (s *Spool) metaPath(name string) string {
@@ -186,22 +232,29 @@ func writeSynced(path string, data []byte) error {
 	return f.Close()
 }
 
-// syncDirs makes renames into new/, cur/ and meta/ durable. Callers that
-// arrive while a sync runs share the next one.
-func (s *Spool) syncDirs() error {
-	reply := make(chan error, 1)
+// syncDirs makes renames into new/ durable, and into meta/ and cur/ when
+// asked. Callers that arrive while a sync runs share the next one (group
+// commit).
+func (s *Spool) syncDirs(meta, cur bool) error {
+	req := syncRequest{meta: meta, cur: cur, reply: make(chan error, 1)}
 	select {
-	case s.syncReqs <- reply:
-		return <-reply
+	case s.syncReqs <- req:
+		return <-req.reply
 	case <-s.stop:
 		return errors.New("spool closed")
 	}
 }
 
+// syncRequest asks the syncer for a folder sync.
+type syncRequest struct {
+	meta, cur bool
+	reply     chan error
+}
+
 func (s *Spool) syncLoop() {
 	defer s.wg.Done()
 	for {
-		var batch []chan error
+		var batch []syncRequest
 		select {
 		case r := <-s.syncReqs:
 			batch = append(batch, r)
@@ -218,14 +271,25 @@ func (s *Spool) syncLoop() {
 				break gather
 			}
 		}
+		meta, cur := false, false
+		for _, r := range batch {
+			meta, cur = meta || r.meta, cur || r.cur
+		}
+		dirs := []string{SpoolNew}
+		if meta {
+			dirs = append(dirs, SpoolMeta)
+		}
+		if cur {
+			dirs = append(dirs, SpoolCur)
+		}
 		var err error
-		for _, sub := range []string{SpoolMeta, SpoolNew, SpoolCur} {
+		for _, sub := range dirs {
 			if e := syncDir(filepath.Join(s.dir, sub)); e != nil && err == nil {
 				err = e
 			}
 		}
 		for _, r := range batch {
-			r <- err
+			r.reply <- err
 		}
 	}
 }
@@ -252,7 +316,11 @@ func (s *Spool) Load(name string, maxSize int64) (*verify.Message, error) {
 		return m, err
 	}
 	m.Raw = raw
-	if data, err := os.ReadFile(s.metaPath(name)); err == nil {
+	data, err := getXattr(path, envelopeXattr)
+	if err != nil {
+		data, err = os.ReadFile(s.metaPath(name))
+	}
+	if err == nil {
 		var env Envelope
 		if json.Unmarshal(data, &env) == nil {
 			m.Source, m.EnvelopeFrom, m.EnvelopeTo = env.Source, env.EnvelopeFrom, env.EnvelopeTo
@@ -294,7 +362,7 @@ func (s *Spool) Archive(name string) error {
 }
 
 // Sync makes earlier Archive moves durable.
-func (s *Spool) Sync() error { return s.syncDirs() }
+func (s *Spool) Sync() error { return s.syncDirs(false, true) }
 
 // Writable reports whether a message could be delivered now.
 func (s *Spool) Writable() error {

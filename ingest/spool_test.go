@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
@@ -10,12 +11,19 @@ import (
 )
 
 func TestSpoolDeliverAndLoad(t *testing.T) {
+	for _, xattr := range []bool{true, false} {
+		t.Run(fmt.Sprintf("xattr=%v", xattr), func(t *testing.T) { testSpoolDeliverAndLoad(t, xattr) })
+	}
+}
+
+func testSpoolDeliverAndLoad(t *testing.T, xattr bool) {
 	dir := t.TempDir()
 	s, err := OpenSpool(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
+	s.noXattr.Store(!xattr)
 	raw := []byte("From: a@example.com\r\n\r\nbody\r\n")
 	env := Envelope{Source: "smtp", EnvelopeFrom: "a@example.com", EnvelopeTo: []string{"in@example.org"},
 		RemoteAddr: "192.0.2.1:4567", Received: time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC), Extra: map[string]string{"helo": "mx.example.com"}}
@@ -28,6 +36,13 @@ func TestSpoolDeliverAndLoad(t *testing.T) {
 	}
 	if tmp, _ := os.ReadDir(filepath.Join(dir, SpoolTmp)); len(tmp) != 0 {
 		t.Errorf("tmp/ not empty: %v", tmp)
+	}
+	meta, _ := os.ReadDir(filepath.Join(dir, SpoolMeta))
+	if xattr && !s.noXattr.Load() && len(meta) != 0 {
+		t.Errorf("context in meta/ although the file system has extended attributes: %v", meta)
+	}
+	if !xattr && len(meta) != 2 {
+		t.Errorf("meta/ holds %d files, want 2", len(meta))
 	}
 	m, err := s.Load(names[0], 1<<20)
 	if err != nil {
@@ -85,6 +100,7 @@ func TestSpoolDeliverAllOrNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
+	s.noXattr.Store(true) // a file system without extended attributes
 	os.RemoveAll(filepath.Join(dir, SpoolMeta))
 	os.WriteFile(filepath.Join(dir, SpoolMeta), nil, 0o600) // a file where the folder was
 	_, err = s.Deliver(context.Background(), Incoming{Raw: []byte("a")}, Incoming{Raw: []byte("b")})

@@ -390,7 +390,7 @@ func TestWebhookSpoolNotWritable(t *testing.T) {
 			os.RemoveAll(filepath.Join(dir, SpoolTmp))
 			os.WriteFile(filepath.Join(dir, SpoolTmp), nil, 0o600)
 		}},
-		{"meta is a file", func(dir string) {
+		{"meta is a file (no extended attributes)", func(dir string) {
 			os.RemoveAll(filepath.Join(dir, SpoolMeta))
 			os.WriteFile(filepath.Join(dir, SpoolMeta), nil, 0o600)
 		}},
@@ -402,6 +402,7 @@ func TestWebhookSpoolNotWritable(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			wh := newWebhookHarness(t, WebhookOptions{})
+			wh.spool.noXattr.Store(true) // the context goes in meta/
 			tt.damage(wh.dir)
 			w := wh.post(body, nil)
 			if w.Code != http.StatusServiceUnavailable {

@@ -219,8 +219,14 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
 
-	for _, in := range inputs {
+	for i, in := range inputs {
 		if err := in.Start(ctx, spool, log); err != nil {
+			// Stop the inputs already listening before giving up.
+			stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sf.shutdownTimeout)
+			for _, started := range inputs[:i] {
+				started.Shutdown(stopCtx)
+			}
+			cancel()
 			return fmt.Errorf("starting %s: %w", in, err)
 		}
 	}
