@@ -3,9 +3,12 @@ package verify
 import (
 	"bytes"
 	"crypto/x509"
+	"encoding/asn1"
 	"errors"
-	"fmt"
+	"runtime"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -13,6 +16,11 @@ import (
 // the CMS's certificates to a trusted root, at time at, for email protection
 // (RFC 5280 §6; RFC 8550 §4.4.4 requires emailProtection when the extended key
 // usage extension is present). It returns the chain, signer first.
+//
+// The usual chain, signer <- intermediate <- root, is verified through
+// p.links when an earlier message established the intermediate's link to the
+// root (see linkCache): one signature verification instead of two, with the
+// same verdict and the same chain as a full verification.
 func (p *Pipeline) verifyChain(signer *x509.Certificate, bag []*x509.Certificate, at time.Time, log *story) ([]*x509.Certificate, error) {
 	if err := checkValidity(signer, at); err != nil {
 		return nil, err
@@ -22,7 +30,7 @@ func (p *Pipeline) verifyChain(signer *x509.Certificate, bag []*x509.Certificate
 	if signer.KeyUsage != 0 && signer.KeyUsage&(x509.KeyUsageDigitalSignature|x509.KeyUsageContentCommitment) == 0 {
 		return nil, fail(ReasonCertWrongEKU, "%q: key usage allows neither digitalSignature nor nonRepudiation", certName(signer))
 	}
-	intermediates := x509.NewCertPool()
+	usable := make([]*x509.Certificate, 0, len(bag))
 	for _, c := range bag {
 		if c == signer {
 			continue
@@ -31,25 +39,218 @@ func (p *Pipeline) verifyChain(signer *x509.Certificate, bag []*x509.Certificate
 			log.Warn("certificate ignored for the chain", "error", err)
 			continue
 		}
-		intermediates.AddCert(c)
+		usable = append(usable, c)
 	}
 	log.Info("verifying the certificate chain", "at", at.UTC().Format(time.RFC3339), "usage", "emailProtection")
-	chains, err := signer.Verify(x509.VerifyOptions{
-		Roots:         p.opts.Roots,
-		Intermediates: intermediates,
-		CurrentTime:   at,
-		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageEmailProtection},
-	})
-	if err != nil {
-		return nil, classifyChainError(signer, bag, at, err)
+	chain := p.links.verify(p.opts.Roots, signer, usable, at)
+	if chain == nil {
+		intermediates := x509.NewCertPool()
+		for _, c := range usable {
+			intermediates.AddCert(c)
+		}
+		chains, err := signer.Verify(x509.VerifyOptions{
+			Roots:         p.opts.Roots,
+			Intermediates: intermediates,
+			CurrentTime:   at,
+			KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageEmailProtection},
+		})
+		if err != nil {
+			return nil, classifyChainError(signer, bag, at, err)
+		}
+		chain = chains[0]
+		p.links.learn(p.opts.Roots, chain)
 	}
-	chain := chains[0]
-	names := make([]string, len(chain))
-	for i, c := range chain {
-		names[i] = fmt.Sprintf("%q", certName(c))
+	if log.enabled() {
+		names := make([]string, len(chain))
+		for i, c := range chain {
+			names[i] = strconv.Quote(certName(c))
+		}
+		log.Info("chain verified: " + strings.Join(names, " <- "))
 	}
-	log.Info("chain verified: " + strings.Join(names, " <- "))
 	return chain, nil
+}
+
+// maxLinks bounds the links a linkCache keeps. Only links that chain to a
+// trusted root are kept, so it is the number of intermediate CAs in use.
+const maxLinks = 1024
+
+// linkCache remembers intermediate CA certificates whose link to a trusted
+// root a full verification (x509.Certificate.Verify) has established, so that
+// the next message signed under the same intermediate needs one signature
+// verification (signer by intermediate) instead of two. With an RSA-4096
+// root, as public S/MIME roots often are, the link is the dearest part of a
+// message.
+//
+// The shortcut gives the verdict and the chain a full verification would, or
+// gives way to one: a full verification of the signer S with the bag's
+// certificates as intermediates, at time t, first looks among the roots for
+// issuers of S, then among the intermediates, and takes the first path that
+// passes (x509 tries the roots first at every step, and returns the paths in
+// the order found). For a cached link intermediate I -> root R, verify
+// requires that
+//
+//   - no root has the subject of S or of I, and exactly one root (R) has I's
+//     issuer name (learn and verify count them by raw subject), so the
+//     search from S must go through the bag, and from I straight to R;
+//   - exactly one usable bag certificate has S's issuer name, and it is I
+//     byte for byte;
+//   - R is valid at t (the other checks of R in that position - signature
+//     on I, basic constraints, key usage, path length, critical extensions,
+//     name chaining - do not depend on S or t and passed when the link was
+//     learnt);
+//   - S verifies with I as the only root, at t, for emailProtection: this
+//     runs every check x509 makes of S and of I (signature, validity, name
+//     chaining, I's path length, I's name constraints on S, extended key
+//     usage of S and I, policies of S);
+//
+// and learn only keeps links whose remaining checks cannot depend on S: I is
+// a CA without policy mappings or policy constraints (so the policy checks
+// of [S, I, R] and [S, I] agree when S does not require an explicit
+// policy), and R has no name constraints and allows emailProtection.
+//
+// Assumptions: the root pool does not change once the pipeline uses it, its
+// certificates carry no AddCertWithConstraint constraint (neither loadTrust
+// nor the system pool sets one), and the Go verifier is used (not the
+// platform verifier of Windows and macOS, where the cache stays off).
+type linkCache struct {
+	once sync.Once
+	// rootSubjects counts the trusted roots by raw subject; nil when the
+	// cache is off.
+	rootSubjects map[string]int
+
+	mu    sync.RWMutex
+	links map[string]*link // by the intermediate's raw bytes
+}
+
+// link is an intermediate whose issuer is a trusted root.
+type link struct {
+	intermediate *x509.Certificate
+	root         *x509.Certificate
+	anchor       *x509.CertPool // intermediate, as a root
+}
+
+func (lc *linkCache) init(roots *x509.CertPool) {
+	lc.once.Do(func() {
+		switch runtime.GOOS {
+		case "windows", "darwin", "ios":
+			return
+		}
+		if roots == nil {
+			return
+		}
+		//lint:ignore SA1019 the pool is not the platform's (checked above)
+		subjects := roots.Subjects()
+		lc.rootSubjects = make(map[string]int, len(subjects))
+		for _, s := range subjects {
+			lc.rootSubjects[string(s)]++
+		}
+	})
+}
+
+// verify returns the chain signer <- intermediate <- root when a cached link
+// proves it (see linkCache), nil when a full verification must decide.
+func (lc *linkCache) verify(roots *x509.CertPool, signer *x509.Certificate, usable []*x509.Certificate, at time.Time) []*x509.Certificate {
+	lc.mu.RLock()
+	empty := len(lc.links) == 0
+	lc.mu.RUnlock()
+	if empty {
+		return nil
+	}
+	lc.init(roots)
+	if lc.rootSubjects == nil || lc.rootSubjects[string(signer.RawSubject)] != 0 || signer.RequireExplicitPolicyZero {
+		return nil
+	}
+	var issuer *x509.Certificate
+	for _, c := range usable {
+		if bytes.Equal(c.RawSubject, signer.RawIssuer) {
+			if issuer != nil {
+				return nil // two candidates: let x509 choose
+			}
+			issuer = c
+		}
+	}
+	if issuer == nil {
+		return nil
+	}
+	lc.mu.RLock()
+	l := lc.links[string(issuer.Raw)]
+	lc.mu.RUnlock()
+	if l == nil || at.Before(l.root.NotBefore) || at.After(l.root.NotAfter) {
+		return nil
+	}
+	chains, err := signer.Verify(x509.VerifyOptions{
+		Roots:       l.anchor,
+		CurrentTime: at,
+		KeyUsages:   []x509.ExtKeyUsage{x509.ExtKeyUsageEmailProtection},
+	})
+	if err != nil || len(chains[0]) != 2 {
+		return nil
+	}
+	return []*x509.Certificate{signer, issuer, l.root}
+}
+
+// learn keeps the link of a fully verified chain signer <- intermediate <-
+// root, when the link can be reused for other signers (see linkCache).
+func (lc *linkCache) learn(roots *x509.CertPool, chain []*x509.Certificate) {
+	if len(chain) != 3 {
+		return
+	}
+	inter, root := chain[1], chain[2]
+	lc.init(roots)
+	if lc.rootSubjects == nil ||
+		lc.rootSubjects[string(inter.RawSubject)] != 0 || lc.rootSubjects[string(inter.RawIssuer)] != 1 ||
+		!bytes.Equal(inter.RawIssuer, root.RawSubject) ||
+		!inter.BasicConstraintsValid || !inter.IsCA ||
+		len(inter.PolicyMappings) > 0 ||
+		inter.RequireExplicitPolicy > 0 || inter.RequireExplicitPolicyZero ||
+		inter.InhibitPolicyMapping > 0 || inter.InhibitPolicyMappingZero ||
+		inter.InhibitAnyPolicy > 0 || inter.InhibitAnyPolicyZero ||
+		hasExtension(root, oidNameConstraints) || !allowsEmailProtection(root) {
+		return
+	}
+	key := string(inter.Raw)
+	lc.mu.RLock()
+	_, known := lc.links[key]
+	lc.mu.RUnlock()
+	if known {
+		return
+	}
+	anchor := x509.NewCertPool()
+	anchor.AddCert(inter)
+	lc.mu.Lock()
+	defer lc.mu.Unlock()
+	if lc.links == nil {
+		lc.links = make(map[string]*link)
+	}
+	if len(lc.links) < maxLinks {
+		lc.links[key] = &link{intermediate: inter, root: root, anchor: anchor}
+	}
+}
+
+// oidNameConstraints is the name constraints extension (RFC 5280 §4.2.1.10).
+var oidNameConstraints = asn1.ObjectIdentifier{2, 5, 29, 30}
+
+func hasExtension(c *x509.Certificate, oid asn1.ObjectIdentifier) bool {
+	for _, e := range c.Extensions {
+		if e.Id.Equal(oid) {
+			return true
+		}
+	}
+	return false
+}
+
+// allowsEmailProtection reports whether a CA certificate's extended key
+// usage, if any, allows emailProtection, as x509 judges a chain's usages.
+func allowsEmailProtection(c *x509.Certificate) bool {
+	if len(c.ExtKeyUsage) == 0 && len(c.UnknownExtKeyUsage) == 0 {
+		return true
+	}
+	for _, u := range c.ExtKeyUsage {
+		if u == x509.ExtKeyUsageAny || u == x509.ExtKeyUsageEmailProtection {
+			return true
+		}
+	}
+	return false
 }
 
 // checkValidity reports a certificate outside its validity period at t.

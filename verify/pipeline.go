@@ -77,6 +77,7 @@ type Options struct {
 type Pipeline struct {
 	opts  Options
 	logMu sync.Mutex
+	links linkCache // verified intermediate-to-root links (chain.go)
 }
 
 // New returns a Pipeline.

@@ -29,6 +29,10 @@ func (s *story) add(level slog.Level, msg string, args []any) {
 	}
 	r := slog.NewRecord(time.Now(), level, msg, 0)
 	r.Add(args...)
+	if s.records == nil {
+		// An accepted message's story has about fifteen records.
+		s.records = make([]slog.Record, 0, 16)
+	}
 	s.records = append(s.records, r)
 }
 
@@ -42,13 +46,25 @@ func (s *story) flush(ctx context.Context) {
 		return
 	}
 	h := s.handler.WithAttrs([]slog.Attr{slog.String("id", s.id)})
+	if s.prefix {
+		for i := 1; i < len(s.records); i++ {
+			s.records[i].Message = "| " + s.records[i].Message
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for i, r := range s.records {
-		if i > 0 && s.prefix {
-			r.Message = "| " + r.Message
+	if bh, ok := h.(blockHandler); ok {
+		_ = bh.HandleBlock(ctx, s.records)
+	} else {
+		for _, r := range s.records {
+			_ = h.Handle(ctx, r)
 		}
-		_ = h.Handle(ctx, r)
 	}
 	s.records = s.records[:0]
+}
+
+// blockHandler is a handler that can write several records as one block:
+// output.LogHandler writes a message's story in one write.
+type blockHandler interface {
+	HandleBlock(ctx context.Context, records []slog.Record) error
 }

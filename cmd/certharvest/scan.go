@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"sync"
@@ -64,12 +66,26 @@ func runScan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	defer setup.closeLog()
+	// A scan allocates fast and keeps little (the messages in flight):
+	// collecting when the heap reaches five times that, rather than twice,
+	// saves a tenth of the CPU for a few more megabytes. GOGC overrides it.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(400)
+	}
 
-	store, err := output.OpenCertStore(*certsDir)
+	// Group commit: certificates stored at about the same time are made
+	// durable by the same syncs; each is durable before its report line.
+	store, err := output.OpenCertStoreOptions(*certsDir, output.CertStoreOptions{GroupCommit: true})
 	if err != nil {
 		return err
 	}
-	setup.opts.Store = store
+	// Verifying is CPU-bound; storing waits for the disk. At most --workers
+	// messages are verified at once, but a message waiting for its
+	// certificate to become durable gives its slot to another, so that the
+	// waits overlap the work and enough certificates wait together to be
+	// committed as a group.
+	slots := make(chan struct{}, *workers)
+	setup.opts.Store = &slotStore{store: store, slots: slots}
 	pipeline, err := verify.New(setup.opts)
 	if err != nil {
 		return err
@@ -105,11 +121,17 @@ func runScan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			opErrMu.Unlock()
 		}
 	)
-	for range *workers {
+	// With --workers 1, one message at a time, in order, as before.
+	pool := *workers
+	if pool > 1 {
+		pool += storeWaiters
+	}
+	for range pool {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for path := range paths {
+				slots <- struct{}{}
 				m := &verify.Message{Source: "scan", Path: path, Received: time.Now()}
 				var res *verify.Result
 				raw, err := ingest.ReadMessageFile(path, maxSize)
@@ -126,6 +148,7 @@ func runScan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 					setOpErr(fmt.Errorf("%s: %s", path, res.Detail))
 				}
 				summary.add(res)
+				<-slots
 			}
 		}()
 	}
@@ -163,6 +186,23 @@ func runScan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return fmt.Errorf("scan interrupted: %w", walkErr)
 	}
 	return opErr
+}
+
+// storeWaiters is how many messages beyond --workers may be in progress,
+// waiting for their certificate to become durable (see slotStore).
+const storeWaiters = 64
+
+// slotStore is the certificate store of a scan: while a Store waits (for
+// the disk), its caller's verification slot is free for another message.
+type slotStore struct {
+	store *output.CertStore
+	slots chan struct{}
+}
+
+func (s *slotStore) Store(ctx context.Context, addr string, cert *x509.Certificate) (verify.StoreResult, error) {
+	<-s.slots
+	defer func() { s.slots <- struct{}{} }()
+	return s.store.Store(ctx, addr, cert)
 }
 
 // summary counts verdicts by outcome and reason.

@@ -1,0 +1,19 @@
+package verify
+
+import "testing"
+
+// MeasureCPU starts measuring the CPU time of a benchmark's loop; the
+// function it returns reports it as cpu-ns/op. On a shared machine the
+// benchmark's ns/op (wall time) varies with the other processes' load; the
+// CPU time per operation much less. In a parallel benchmark it is the CPU of
+// every core per operation: cores*1e9/cpu-ns/op bounds the operations per
+// second.
+func MeasureCPU(b *testing.B) (stop func()) {
+	start := processCPU()
+	return func() {
+		if start == 0 || b.N == 0 {
+			return
+		}
+		b.ReportMetric(float64(processCPU()-start)/float64(b.N), "cpu-ns/op")
+	}
+}
