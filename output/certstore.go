@@ -144,6 +144,13 @@ func (s *CertStore) Store(ctx context.Context, addr string, cert *x509.Certifica
 	mu := s.lockFor(addr)
 	mu.Lock()
 	defer mu.Unlock()
+	// Other certharvest processes may share the folder: the compare and
+	// replace of one address holds its file lock too.
+	unlock, err := lockAddressFile(filepath.Join(s.dir, ".locks", addr+".lock"))
+	if err != nil {
+		return verify.StoreResult{}, fmt.Errorf("locking %s: %w", addr, err)
+	}
+	defer unlock()
 	if err := ctx.Err(); err != nil {
 		return verify.StoreResult{}, err
 	}

@@ -93,7 +93,7 @@ func TestCertStoreActions(t *testing.T) {
 	// No temporary files are left behind.
 	entries, _ := os.ReadDir(dir)
 	for _, e := range entries {
-		if e.Name() != addr+".crt" && e.Name() != "history" {
+		if e.Name() != addr+".crt" && e.Name() != "history" && e.Name() != ".locks" {
 			t.Errorf("stray file %s", e.Name())
 		}
 	}
