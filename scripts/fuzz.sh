@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Run every fuzz target for a while (default 10m each), two at a time, at
+# low priority. Crashers are written to PKG/testdata/fuzz/TARGET/ by go test;
+# commit them: they then run as regression tests in `make test`.
+# Usage: scripts/fuzz.sh [duration] [log-dir]
+set -uo pipefail
+cd "$(dirname "$0")/.."
+dur=${1:-10m}
+logs=${2:-/tmp/certharvest-fuzz}
+mkdir -p "$logs"
+targets=()
+for pkg in ./verify ./ingest ./cmd/certharvest; do
+	for t in $(go test -list '^Fuzz' "$pkg" | grep '^Fuzz'); do
+		targets+=("$pkg:$t")
+	done
+done
+echo "fuzzing ${#targets[@]} targets for $dur each; logs in $logs"
+run() {
+	local pkg=${1%%:*} t=${1##*:}
+	nice -n 19 go test -run '^$' -fuzz "^$t\$" -fuzztime "$dur" -parallel 1 "$pkg" >"$logs/$t.log" 2>&1
+	echo "$t: exit $? $(grep -E 'elapsed.*execs' "$logs/$t.log" | tail -1)"
+}
+status=0
+for ((i = 0; i < ${#targets[@]}; i += 2)); do
+	run "${targets[i]}" &
+	if ((i + 1 < ${#targets[@]})); then run "${targets[i+1]}" & fi
+	wait || status=1
+done
+grep -l -- '--- FAIL' "$logs"/*.log && status=1
+exit $status
