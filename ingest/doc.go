@@ -1,9 +1,14 @@
 // Package ingest brings messages to the verification pipeline. Each input
 // differs from the others only in how the bytes arrive and what context
 // travels with them (a file path, an SMTP envelope, a relay's ids); all of
-// them hand a verify.Message to the same pipeline.
+// them end as a verify.Message for the same pipeline.
 //
-// This file's package holds the batch input, which reads .eml files,
-// folders of them and Maildirs (https://cr.yp.to/proto/maildir.html: a
-// message is a file in new/ or cur/, never in tmp/).
+//   - files.go: the batch input of scan: .eml files, folders of them and
+//     Maildirs (https://cr.yp.to/proto/maildir.html: a message is a file in
+//     new/ or cur/, never in tmp/).
+//   - spool.go: the Maildir every live input delivers into, durably, before
+//     it acknowledges a message; maildir.go watches its new/ folder for the
+//     service, whoever delivered there (an MTA, or the inputs below).
+//   - webhook.go: SparkPost's inbound-relay webhook (HTTP POST of JSON).
+//   - smtp.go: a receiving SMTP server (RFC 5321) for direct MX delivery.
 package ingest

@@ -94,3 +94,11 @@ debug = False
 		t.Errorf("no arguments: exit %d", r.code)
 	}
 }
+
+// The example configuration in docs/ stays valid.
+func TestExampleConfigIsValid(t *testing.T) {
+	r := runBinary(t, "config", "check", "../../docs/certharvest.toml")
+	if r.code != 0 || !strings.Contains(r.stdout, `maildir = "/var/spool/certharvest"`) {
+		t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
