@@ -285,30 +285,52 @@ func classifyChainError(signer *x509.Certificate, bag []*x509.Certificate, at ti
 	var unknown x509.UnknownAuthorityError
 	if errors.As(err, &unknown) {
 		// Walk up the bag from the signer: an issuer that is present but
-		// out of its validity period explains the failure better.
+		// out of its validity period explains the failure better. The
+		// walk is only for the words of the detail, so its signature
+		// checks are few, whatever the bag holds.
 		cert := signer
-		for range len(bag) {
-			issuer := findIssuer(cert, bag)
+		budget := maxExplainChecks
+		seen := map[*x509.Certificate]bool{signer: true}
+		for budget > 0 {
+			issuer := findIssuer(cert, bag, &budget)
 			if issuer == nil {
 				break
 			}
 			if e := checkValidity(issuer, at); e != nil {
 				return e
 			}
+			if seen[issuer] {
+				return fail(ReasonCertUntrusted, "no chain to a trusted root: the certificates in the message issue each other in a loop, and none is a trusted root")
+			}
+			seen[issuer] = true
 			cert = issuer
 		}
 		if bytes.Equal(cert.RawIssuer, cert.RawSubject) {
 			return fail(ReasonCertUntrusted, "no chain to a trusted root: the chain ends at the self-signed %q, which is not a trusted root", certName(cert))
 		}
-		return fail(ReasonCertUntrusted, "no chain to a trusted root: %q is issued by %q, which is neither a trusted root nor among the certificates in the message",
+		return fail(ReasonCertUntrusted, "no chain to a trusted root: %q is issued by %q, which is not a trusted root",
 			certName(cert), FormatName(cert.Issuer))
 	}
 	return fail(ReasonCertUntrusted, "%w", err)
 }
 
-func findIssuer(c *x509.Certificate, bag []*x509.Certificate) *x509.Certificate {
+// maxExplainChecks bounds the signature checks spent on explaining a chain
+// failure: a hostile bag of 50 certificates with one subject would
+// otherwise cost thousands.
+const maxExplainChecks = 8
+
+// findIssuer returns the certificate of bag that signed c, spending at most
+// *budget signature checks.
+func findIssuer(c *x509.Certificate, bag []*x509.Certificate, budget *int) *x509.Certificate {
 	for _, cand := range bag {
-		if cand != c && bytes.Equal(cand.RawSubject, c.RawIssuer) && c.CheckSignatureFrom(cand) == nil {
+		if cand == c || !bytes.Equal(cand.RawSubject, c.RawIssuer) {
+			continue
+		}
+		if *budget <= 0 {
+			return nil
+		}
+		*budget--
+		if c.CheckSignatureFrom(cand) == nil {
 			return cand
 		}
 	}

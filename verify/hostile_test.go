@@ -118,6 +118,29 @@ func TestHostileCMS(t *testing.T) {
 		loopLeaf := mustCreate(t, leafTmpl, a, &leafKey.PublicKey, keyA)
 		raw := signedWith(t, f, "loop@example.com", loopLeaf, leafKey, []*x509.Certificate{a, b})
 		checkBounded(t, p, raw, verify.ReasonCertUntrusted, 10*time.Second, 64<<20)
+		if res := p.Verify(context.Background(), &verify.Message{Raw: raw}); !strings.Contains(res.Detail, "loop") {
+			t.Errorf("detail does not name the loop: %s", res.Detail)
+		}
+	})
+
+	t.Run("49 certificates with the signer's issuer name", func(t *testing.T) {
+		// Explaining the failure must not check every pair of them.
+		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		var bag []*x509.Certificate
+		for i := range 49 { // with the signer, the most a CMS may carry
+			bag = append(bag, mustCreate(t, caTemplate("Same Name", int64(100+i)), caTemplate("Other", 1), &key.PublicKey, key))
+		}
+		leafKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		leafTmpl := &x509.Certificate{
+			SerialNumber: big.NewInt(4), Subject: pkix.Name{CommonName: "same@example.com"},
+			EmailAddresses: []string{"same@example.com"}, NotBefore: testcorpus.NotBefore, NotAfter: testcorpus.NotAfter,
+			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageEmailProtection},
+		}
+		issuerTmpl := caTemplate("Same Name", 99)
+		otherKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		leaf := mustCreate(t, leafTmpl, issuerTmpl, &leafKey.PublicKey, otherKey) // signed by none of the bag
+		raw := signedWith(t, f, "same@example.com", leaf, leafKey, bag)
+		checkBounded(t, p, raw, verify.ReasonCertUntrusted, 5*time.Second, 64<<20)
 	})
 
 	t.Run("1,000 DKIM signatures", func(t *testing.T) {
