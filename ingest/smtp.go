@@ -84,6 +84,14 @@ type SMTPOptions struct {
 	// Now is the clock of the trace header and the envelope; default
 	// time.Now.
 	Now func() time.Time
+	// ObserveReply, when set, is called with the code of every reply that
+	// settles a transaction, for metrics: 250 when a message is queued, and
+	// each refusal the server makes itself (the connection over MaxConns,
+	// MAIL, RCPT, the end of DATA). go-smtp's own protocol replies are not
+	// seen: syntax errors, 452 beyond MaxRecipients, 552 for a SIZE=
+	// declared over the limit, 421 at a timeout or shutdown. It must be
+	// safe for concurrent use and return quickly.
+	ObserveReply func(code int)
 }
 
 // SMTPServer is a receiving MX (RFC 5321) for certharvest's own addresses:
@@ -379,6 +387,7 @@ func (ss *smtpSession) Mail(from string, _ *smtp.MailOptions) error {
 	if ss.srv.spoolFailing.Load() {
 		if err := ss.srv.spool.Writable(); err != nil {
 			ss.log.Error("SMTP 451 4.3.0 refused: the spool is not writable", "error", err, "from", from)
+			ss.srv.observe(errSpoolUnavailable.Code)
 			return errSpoolUnavailable
 		}
 	}
@@ -405,7 +414,15 @@ func (ss *smtpSession) refused(err *smtp.SMTPError, args ...any) *smtp.SMTPError
 	}
 	ss.log.Warn(fmt.Sprintf("SMTP %d %d.%d.%d refused: %s", err.Code, err.EnhancedCode[0], err.EnhancedCode[1],
 		err.EnhancedCode[2], err.Message), args...)
+	ss.srv.observe(err.Code)
 	return err
+}
+
+// observe counts a reply (SMTPOptions.ObserveReply).
+func (s *SMTPServer) observe(code int) {
+	if s.opts.ObserveReply != nil {
+		s.opts.ObserveReply(code)
+	}
 }
 
 // Replies other than go-smtp's own.
@@ -468,6 +485,7 @@ func (ss *smtpSession) Data(r io.Reader) error {
 		return ss.refused(errLineTooLong, "from", from, "to", rcpts)
 	case err != nil:
 		ss.log.Warn("SMTP 451 4.4.2 message transfer interrupted", "error", err, "from", from, "received", size)
+		srv.observe(errDataAborted.Code)
 		return errDataAborted
 	}
 
@@ -501,11 +519,13 @@ func (ss *smtpSession) Data(r io.Reader) error {
 	if err != nil {
 		srv.spoolFailing.Store(true)
 		ss.log.Error("SMTP 451 4.3.0 not queued: "+err.Error(), "from", from, "to", rcpts, "size", size)
+		srv.observe(errSpoolUnavailable.Code)
 		return errSpoolUnavailable
 	}
 	srv.spoolFailing.Store(false)
 	ss.conn.messages.Add(1)
 	ss.log.Info("SMTP 250 queued as "+names[0], "from", from, "to", rcpts, "size", size, "helo", helo, "tls", tlsUsed)
+	srv.observe(250)
 	// go-smtp answers an SMTPError as given: this is how a backend chooses
 	// its 250 text.
 	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: "queued as " + names[0]}
@@ -640,6 +660,7 @@ func (l *smtpListener) refuse(nc net.Conn) {
 	nc.Close()
 	l.srv.log.Warn("SMTP 421 4.7.0 refused connection from "+nc.RemoteAddr().String()+": too many connections",
 		"max_conns", cap(l.slots))
+	l.srv.observe(421)
 }
 
 // drain makes every idle connection's wait for a command end now (go-smtp

@@ -117,6 +117,10 @@ type WebhookOptions struct {
 	BlockPrefix bool
 	// Now is the clock of the messages' received time (default time.Now).
 	Now func() time.Time
+	// ObserveResponse, when set, is called with the status of every answer
+	// the webhook gives (not those of the health check), for metrics. It
+	// must be safe for concurrent use and return quickly.
+	ObserveResponse func(status int)
 }
 
 // Webhook is the http.Handler of the SparkPost inbound-relay webhook. It is
@@ -187,7 +191,7 @@ func (h *Webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// One line, not a block: under overload every line costs.
 		h.opts.Logger.Warn("webhook busy: 503 to "+r.RemoteAddr, "max_concurrent", h.opts.MaxConcurrent)
 		w.Header().Set("Retry-After", webhookRetryAfter)
-		writeWebhookJSON(w, http.StatusServiceUnavailable, webhookMsgBusy)
+		h.respond(w, http.StatusServiceUnavailable, webhookMsgBusy)
 		return
 	}
 	h.serveRelay(w, r)
@@ -273,7 +277,7 @@ func (h *Webhook) serveRelay(w http.ResponseWriter, r *http.Request) {
 	}
 	if len(msgs) == 0 {
 		log.add(slog.LevelInfo, "no messages in the request")
-		writeWebhookJSON(w, http.StatusOK, webhookMsgOK)
+		h.respond(w, http.StatusOK, webhookMsgOK)
 		return
 	}
 
@@ -282,11 +286,11 @@ func (h *Webhook) serveRelay(w http.ResponseWriter, r *http.Request) {
 		// Nothing of the request was kept: the relay delivers it again.
 		w.Header().Set("Retry-After", webhookRetryAfter)
 		log.add(slog.LevelError, fmt.Sprintf("503 %s: nothing acknowledged", webhookMsgSpool), "error", err)
-		writeWebhookJSON(w, http.StatusServiceUnavailable, webhookMsgSpool)
+		h.respond(w, http.StatusServiceUnavailable, webhookMsgSpool)
 		return
 	}
 	log.add(slog.LevelInfo, fmt.Sprintf("spooled %d %s: %s", len(names), plural(len(names), "message"), strings.Join(names, " ")))
-	writeWebhookJSON(w, http.StatusOK, webhookMsgOK)
+	h.respond(w, http.StatusOK, webhookMsgOK)
 }
 
 func (h *Webhook) tooLargeMsg() string {
@@ -563,6 +567,14 @@ func (h *Webhook) reply(w http.ResponseWriter, log *webhookLog, status int, msg,
 		level = slog.LevelWarn
 	}
 	log.add(level, line)
+	h.respond(w, status, msg)
+}
+
+// respond writes an answer of the webhook, and counts it.
+func (h *Webhook) respond(w http.ResponseWriter, status int, msg string) {
+	if h.opts.ObserveResponse != nil {
+		h.opts.ObserveResponse(status)
+	}
 	writeWebhookJSON(w, status, msg)
 }
 

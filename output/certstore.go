@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/certharvest/certharvest/verify"
 )
@@ -67,11 +68,30 @@ func OpenCertStoreOptions(dir string, opts CertStoreOptions) (*CertStore, error)
 	}
 	f.Close()
 	os.Remove(f.Name())
+	removeStaleTemps(dir, time.Hour)
 	s := &CertStore{dir: dir}
 	if opts.GroupCommit {
 		s.group = &groupCommit{}
 	}
 	return s, nil
+}
+
+// removeStaleTemps removes the temporary files of writes that a crash
+// interrupted (.tmp-*), once older than age: a younger one may belong to
+// another process sharing the folder, in the middle of its write.
+func removeStaleTemps(dir string, age time.Duration) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), ".tmp-") {
+			continue
+		}
+		if info, err := e.Info(); err == nil && time.Since(info.ModTime()) > age {
+			os.Remove(filepath.Join(dir, e.Name()))
+		}
+	}
 }
 
 // Dir returns the store's folder.

@@ -165,3 +165,24 @@ func TestCertStoreConcurrent(t *testing.T) {
 		t.Errorf("the newest certificate did not win: NotBefore %v", cur.NotBefore)
 	}
 }
+
+// Temporary files that a crash left behind are removed once stale, and
+// only then (another process may be writing a young one).
+func TestOpenCertStoreRemovesStaleTemps(t *testing.T) {
+	dir := t.TempDir()
+	stale := filepath.Join(dir, ".tmp-a@example.com.crt-123")
+	young := filepath.Join(dir, ".tmp-b@example.com.crt-456")
+	os.WriteFile(stale, []byte("half"), 0o644)
+	os.WriteFile(young, []byte("half"), 0o644)
+	old := time.Now().Add(-2 * time.Hour)
+	os.Chtimes(stale, old, old)
+	if _, err := OpenCertStore(dir); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Error("stale temporary file kept")
+	}
+	if _, err := os.Stat(young); err != nil {
+		t.Error("young temporary file removed:", err)
+	}
+}

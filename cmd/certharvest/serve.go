@@ -40,9 +40,18 @@ SIGINT or SIGTERM stops taking new work, finishes the messages in flight
 loses nothing: every message is either reported and in cur/, or still in
 new/ and processed again (possibly a second report line).
 
+With --http, the same listener also serves Prometheus metrics at /metrics
+(or --metrics ADDR serves them on a listener of their own), and, with
+--lookup-token-file, the stored certificates at /certs/ADDRESS to clients
+sending that bearer token.
+
 Examples:
   certharvest serve --maildir /var/spool/certharvest \
       --certs /var/lib/certharvest/certs --report /var/log/certharvest/report.jsonl
+
+  # Webhook, certificate lookup and metrics on one listener:
+  certharvest serve --maildir /var/spool/certharvest --http 127.0.0.1:8080 \
+      --lookup-token-file /etc/certharvest/lookup-token
 
   # Offline, with the sample's trust bundle and DKIM keys:
   certharvest serve --maildir /tmp/spool --trust testdata/sample/trust.pem \
@@ -63,13 +72,14 @@ type serveFlags struct {
 	batch           int
 	tlsCert         string
 	tlsKey          string
+	metricsAddr     string
 }
 
 func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.maildir, "maildir", "", "Maildir `folder` to watch and spool into (required)")
 	fs.StringVar(&f.certs, "certs", "./certs", "`folder` where certificates are stored")
 	fs.StringVar(&f.report, "report", "./report.jsonl", "JSON-lines report `file`, appended to")
-	fs.IntVar(&f.workers, "workers", defaultWorkers(), "messages verified in parallel")
+	fs.IntVar(&f.workers, "workers", 4*defaultWorkers(), "messages in the pipeline at once (more than the cores, so that certificate writes can share syncs)")
 	fs.DurationVar(&f.rescan, "rescan", time.Minute, "list new/ again this often, as a safety net for missed events")
 	fs.DurationVar(&f.settle, "settle", 100*time.Millisecond, "a file in new/ is complete once unwritten for this long")
 	fs.DurationVar(&f.retryFor, "retry-for", 24*time.Hour, "retry a temporary failure for this long after delivery")
@@ -78,6 +88,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.batch, "batch", 512, "most messages made durable by one report sync (group commit)")
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "PEM certificate `file` (with its chain) for the live inputs' TLS: HTTPS, SMTP STARTTLS")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "PEM private key `file` for --tls-cert")
+	fs.StringVar(&f.metricsAddr, "metrics", "", "serve the Prometheus metrics on a listener of their own at `address` (plain HTTP, path /metrics) rather than on --http")
 }
 
 // inputEnv is what every live input shares.
@@ -89,6 +100,11 @@ type inputEnv struct {
 	MaxSize int64
 	// Pipeline options, for an input that needs them (read-only).
 	Setup *pipelineSetup
+	// Metrics counts the inputs' answers; nil counts nothing.
+	Metrics *metrics
+	// Routes are the endpoints the HTTP input serves beside the webhook,
+	// set before the inputs start.
+	Routes *httpRoutes
 }
 
 // loadTLS reads the certificate and key for the live inputs.
@@ -134,9 +150,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var (
 		pf pipelineFlags
 		sf serveFlags
+		lf lookupFlags
 	)
 	pf.register(cmd.fs)
 	sf.register(cmd.fs)
+	lf.register(cmd.fs)
 	inputFlags := newInputFlags()
 	for _, in := range inputFlags {
 		in.register(cmd.fs)
@@ -153,6 +171,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if sf.workers < 1 || sf.batch < 1 {
 		return usagef("--workers and --batch must be at least 1")
 	}
+	lookupToken, err := lf.load()
+	if err != nil {
+		return err
+	}
 	setup, err := pf.build(stderr)
 	if err != nil {
 		return err
@@ -164,8 +186,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	env := &inputEnv{TLS: tlsConfig, MaxSize: setup.opts.MaxSize, Setup: setup}
+	m := newMetrics()
+	env := &inputEnv{TLS: tlsConfig, MaxSize: setup.opts.MaxSize, Setup: setup, Metrics: m, Routes: &httpRoutes{}}
 	var inputs []input
+	httpInput := false
 	for _, f := range inputFlags {
 		in, err := f.build(env)
 		if err != nil {
@@ -173,7 +197,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		if in != nil {
 			inputs = append(inputs, in)
+			_, ok := in.(*webhookInput)
+			httpInput = httpInput || ok
 		}
+	}
+	if lookupToken != "" && !httpInput {
+		return usagef("the certificate lookup (--lookup-token, --lookup-token-file) is served on --http: give --http too")
 	}
 
 	spool, err := ingest.OpenSpool(sf.maildir)
@@ -181,11 +210,24 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer spool.Close()
-	store, err := output.OpenCertStore(sf.certs)
+	// Workers storing at the same time share one sync (group commit).
+	store, err := output.OpenCertStoreOptions(sf.certs, output.CertStoreOptions{GroupCommit: true})
 	if err != nil {
 		return err
 	}
 	setup.opts.Store = store
+	if lookupToken != "" {
+		// The lookup reads the folder through a store of its own, which
+		// cannot write.
+		readOnly, err := output.ReadCertStore(sf.certs)
+		if err != nil {
+			return err
+		}
+		env.Routes.lookup = newLookupHandler(readOnly, lookupToken, log)
+	}
+	if sf.metricsAddr == "" {
+		env.Routes.metrics = m.handler(log)
+	}
 	pipeline, err := verify.New(setup.opts)
 	if err != nil {
 		return err
@@ -202,8 +244,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		h:        &harvester{pipeline: pipeline, report: report, log: log},
 		maxSize:  setup.opts.MaxSize,
 		attempts: map[string]int{},
+		metrics:  m,
 	}
 	s.watcher = ingest.NewMaildirWatcher(sf.maildir, ingest.WatchOptions{Settle: sf.settle, Rescan: sf.rescan, Logger: log})
+	m.watchSpool(s.watcher, spool, log)
 
 	names := []string{"maildir " + sf.maildir}
 	for _, in := range inputs {
@@ -219,13 +263,21 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
 
+	var metricsSrv *metricsServer
+	if sf.metricsAddr != "" {
+		metricsSrv = &metricsServer{addr: sf.metricsAddr}
+		if err := metricsSrv.start(ctx, m.handler(log), log); err != nil {
+			return err
+		}
+	}
 	for i, in := range inputs {
 		if err := in.Start(ctx, spool, log); err != nil {
-			// Stop the inputs already listening before giving up.
+			// Stop the listeners already started before giving up.
 			stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sf.shutdownTimeout)
 			for _, started := range inputs[:i] {
 				started.Shutdown(stopCtx)
 			}
+			metricsSrv.shutdown(stopCtx)
 			cancel()
 			return fmt.Errorf("starting %s: %w", in, err)
 		}
@@ -270,6 +322,9 @@ wait:
 			log.Warn("input did not stop cleanly", "input", in.String(), "error", err)
 		}
 	}
+	if err := metricsSrv.shutdown(shutdownCtx); err != nil {
+		log.Warn("the metrics listener did not stop cleanly", "error", err)
+	}
 	stopWatch()
 	select {
 	case <-done:
@@ -293,6 +348,7 @@ type server struct {
 	log     *slog.Logger
 	h       *harvester
 	maxSize int64
+	metrics *metrics
 
 	mu        sync.Mutex
 	attempts  map[string]int // temporary failures so far, by name
@@ -351,7 +407,9 @@ func (s *server) verify(ctx context.Context, name string) (outcome, bool) {
 		s.log.Warn("rejected: "+string(res.Reason)+": "+res.Detail, "id", res.ID, "path", m.Path)
 		return outcome{name, m, res}, true
 	}
-	return outcome{name, m, s.h.pipeline.Verify(ctx, m)}, true
+	res := s.h.pipeline.Verify(ctx, m)
+	s.metrics.verified(m.Source, res.Duration)
+	return outcome{name, m, res}, true
 }
 
 // commitLoop makes verdicts durable in batches: the report lines of a batch
@@ -392,11 +450,13 @@ func (s *server) commit(batch []outcome) {
 			s.watcher.RetryAt(o.name, now.Add(delay))
 			continue
 		}
-		if err := s.h.report.Write(output.NewRecord(o.msg, o.res)); err != nil {
+		rec := output.NewRecord(o.msg, o.res)
+		if err := s.h.report.Write(rec); err != nil {
 			s.log.Error("writing the report failed; the message stays in new/", "error", err, "id", o.res.ID)
 			s.watcher.RetryAt(o.name, now.Add(s.flags.retryFirst))
 			continue
 		}
+		s.metrics.reported(rec)
 		reported = append(reported, o)
 	}
 	if len(reported) == 0 {

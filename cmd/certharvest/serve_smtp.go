@@ -63,6 +63,10 @@ func (f *smtpFlags) build(env *inputEnv) (input, error) {
 			return nil, usagef("--smtp-rcpt %q: want local@domain", r)
 		}
 	}
+	var observe func(int)
+	if env.Metrics != nil {
+		observe = env.Metrics.smtpReply
+	}
 	srv, err := ingest.NewSMTPServer(ingest.SMTPOptions{
 		Addr:            f.addr,
 		Hostname:        f.hostname,
@@ -74,6 +78,7 @@ func (f *smtpFlags) build(env *inputEnv) (input, error) {
 		MaxRecipients:   f.maxRecipients,
 		MaxConns:        f.maxConns,
 		Timeout:         f.timeout,
+		ObserveReply:    observe,
 	})
 	if err != nil {
 		return nil, usagef("%v", err)

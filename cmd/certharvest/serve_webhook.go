@@ -77,12 +77,18 @@ func (f *webhookFlags) build(env *inputEnv) (input, error) {
 	if f.maxConcurrent < 1 {
 		return nil, usagef("--http-max-requests must be at least 1")
 	}
-	if !strings.HasPrefix(f.path, "/") || f.path == ingest.WebhookHealthPath {
-		return nil, usagef("--http-path %q: want a path starting with / other than %s", f.path, ingest.WebhookHealthPath)
+	if !strings.HasPrefix(f.path, "/") || f.path == ingest.WebhookHealthPath || f.path == metricsPath || strings.HasPrefix(f.path, lookupPrefix) {
+		return nil, usagef("--http-path %q: want a path starting with / other than %s, %s and %s...", f.path,
+			ingest.WebhookHealthPath, metricsPath, lookupPrefix)
+	}
+	var observe func(int)
+	if env.Metrics != nil {
+		observe = env.Metrics.webhookResponse
 	}
 	return &webhookInput{
-		addr: f.addr,
-		tls:  env.TLS,
+		addr:   f.addr,
+		tls:    env.TLS,
+		routes: env.Routes,
 		opts: ingest.WebhookOptions{
 			Path:            f.path,
 			Token:           token,
@@ -91,18 +97,50 @@ func (f *webhookFlags) build(env *inputEnv) (input, error) {
 			MaxConcurrent:   f.maxConcurrent,
 			BodyTimeout:     webhookBodyTimeout,
 			BlockPrefix:     env.Setup != nil && env.Setup.opts.BlockPrefix,
+			ObserveResponse: observe,
 		},
 		done: make(chan struct{}),
 	}, nil
 }
 
-// webhookInput serves the webhook over HTTP, or HTTPS with --tls-cert.
+// webhookInput serves the webhook over HTTP, or HTTPS with --tls-cert, and
+// the service's other HTTP endpoints (routes) beside it.
 type webhookInput struct {
-	addr string
-	tls  *tls.Config
-	opts ingest.WebhookOptions
-	srv  *http.Server
-	done chan struct{} // closed when Serve has returned
+	addr   string
+	tls    *tls.Config
+	opts   ingest.WebhookOptions
+	routes *httpRoutes // nil: the webhook alone
+	srv    *http.Server
+	done   chan struct{} // closed when Serve has returned
+}
+
+// httpRoutes are the endpoints the --http listener serves besides the
+// webhook (which answers every other path: its own, /healthz, and 404).
+// runServe sets them before the inputs start.
+type httpRoutes struct {
+	// lookup serves lookupPrefix; nil when the lookup API is off.
+	lookup http.Handler
+	// metrics serves metricsPath; nil when they are served elsewhere
+	// (--metrics).
+	metrics http.Handler
+}
+
+// handler routes a request to its endpoint; a nil routes leaves everything
+// to the webhook.
+func (rt *httpRoutes) handler(webhook http.Handler) http.Handler {
+	if rt == nil {
+		return webhook
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case rt.lookup != nil && strings.HasPrefix(r.URL.Path, lookupPrefix):
+			rt.lookup.ServeHTTP(w, r)
+		case rt.metrics != nil && r.URL.Path == metricsPath:
+			rt.metrics.ServeHTTP(w, r)
+		default:
+			webhook.ServeHTTP(w, r)
+		}
+	})
 }
 
 func (in *webhookInput) scheme() string {
@@ -130,13 +168,13 @@ func (in *webhookInput) Start(ctx context.Context, spool *ingest.Spool, log *slo
 		return fmt.Errorf("webhook: %w", err)
 	}
 	in.srv = &http.Server{
-		Handler:           h,
+		Handler:           in.routes.handler(h),
 		ReadHeaderTimeout: webhookReadHeaderTimeout,
 		ReadTimeout:       webhookReadHeaderTimeout + webhookBodyTimeout,
 		WriteTimeout:      webhookWriteTimeout,
 		IdleTimeout:       webhookIdleTimeout,
 		MaxHeaderBytes:    webhookMaxHeader,
-		ErrorLog:          newHTTPErrorLog(log),
+		ErrorLog:          newHTTPErrorLog(log, "webhook"),
 		// A request in flight at SIGTERM finishes its delivery:
 		// Shutdown waits for it.
 		BaseContext: func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
@@ -159,7 +197,8 @@ func (in *webhookInput) Start(ctx context.Context, spool *ingest.Spool, log *slo
 		}
 	}()
 	log.Info("webhook listening on "+ln.Addr().String(), "scheme", in.scheme(), "path", in.opts.Path,
-		"token", in.opts.Token != "", "max_request_bytes", in.opts.MaxRequestBytes)
+		"token", in.opts.Token != "", "max_request_bytes", in.opts.MaxRequestBytes,
+		"lookup", in.routes != nil && in.routes.lookup != nil, "metrics", in.routes != nil && in.routes.metrics != nil)
 	return nil
 }
 
@@ -181,13 +220,17 @@ func (in *webhookInput) Shutdown(ctx context.Context) error {
 	return nil
 }
 
-// newHTTPErrorLog routes net/http's own messages to the log: TLS handshake
-// failures (scanners, old clients) at debug level, the rest as warnings.
-func newHTTPErrorLog(logger *slog.Logger) *log.Logger {
-	return log.New(httpErrorWriter{logger}, "", 0)
+// newHTTPErrorLog routes net/http's own messages to the log, after the
+// server's name: TLS handshake failures (scanners, old clients) at debug
+// level, the rest as warnings.
+func newHTTPErrorLog(logger *slog.Logger, name string) *log.Logger {
+	return log.New(httpErrorWriter{logger, name}, "", 0)
 }
 
-type httpErrorWriter struct{ log *slog.Logger }
+type httpErrorWriter struct {
+	log  *slog.Logger
+	name string
+}
 
 func (w httpErrorWriter) Write(p []byte) (int, error) {
 	msg := strings.TrimSpace(string(p))
@@ -195,6 +238,6 @@ func (w httpErrorWriter) Write(p []byte) (int, error) {
 	if strings.HasPrefix(msg, "http: TLS handshake error") {
 		level = slog.LevelDebug
 	}
-	w.log.Log(context.Background(), level, "webhook: "+msg)
+	w.log.Log(context.Background(), level, w.name+": "+msg)
 	return len(p), nil
 }

@@ -1,0 +1,495 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"math/big"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/certharvest/certharvest/ingest"
+	"github.com/certharvest/certharvest/output"
+	"github.com/certharvest/certharvest/verify"
+)
+
+const lookupTestToken = "lk-7c2e9a.Zq+/=="
+
+// lookupFixture is a certificate folder holding bob@example.com's
+// certificate, and the lookup handler over it.
+type lookupFixture struct {
+	h        *lookupHandler
+	certFile string
+	cert     *x509.Certificate
+	log      *bytes.Buffer
+}
+
+func newLookupFixture(t *testing.T) *lookupFixture {
+	t.Helper()
+	dir := t.TempDir()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "Bob"},
+		EmailAddresses: []string{"bob@example.com"},
+		NotBefore:      time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), NotAfter: time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageEmailProtection}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	writable, err := output.OpenCertStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, err := writable.Store(context.Background(), "bob@example.com", cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := output.ReadCertStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := &bytes.Buffer{}
+	h := newLookupHandler(store, lookupTestToken, slog.New(output.NewLogHandler(log, slog.LevelDebug)))
+	h.now = func() time.Time { return time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC) }
+	return &lookupFixture{h: h, certFile: stored.Path, cert: cert, log: log}
+}
+
+func lookupRequest(h http.Handler, method, target, auth string) *httptest.ResponseRecorder {
+	r := httptest.NewRequest(method, target, nil)
+	r.RemoteAddr = "198.51.100.7:50000"
+	if auth != "" {
+		r.Header.Set("Authorization", auth)
+	}
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	return w
+}
+
+// jsonMessage returns the message of a {"message": ...} answer.
+func jsonMessage(t *testing.T, w *httptest.ResponseRecorder) string {
+	t.Helper()
+	if ct := w.Header().Get("Content-Type"); ct != "application/json" {
+		t.Errorf("Content-Type %q, want application/json", ct)
+	}
+	var body struct{ Message string }
+	if err := json.Unmarshal(w.Body.Bytes(), &body); err != nil || body.Message == "" {
+		t.Errorf("answer %q is not {\"message\": ...}: %v", w.Body.String(), err)
+	}
+	return body.Message
+}
+
+func TestLookupHandler(t *testing.T) {
+	f := newLookupFixture(t)
+	pemFile, err := os.ReadFile(f.certFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bearer := "Bearer " + lookupTestToken
+	wantPEM := func(t *testing.T, w *httptest.ResponseRecorder) {
+		if ct := w.Header().Get("Content-Type"); ct != "application/pem-certificate-chain" {
+			t.Errorf("Content-Type %q", ct)
+		}
+		if !bytes.Equal(w.Body.Bytes(), pemFile) {
+			t.Errorf("body differs from the certificate file:\n%s", w.Body)
+		}
+	}
+	wantMessage := func(sub string) func(*testing.T, *httptest.ResponseRecorder) {
+		return func(t *testing.T, w *httptest.ResponseRecorder) {
+			if msg := jsonMessage(t, w); !strings.Contains(msg, sub) {
+				t.Errorf("message %q lacks %q", msg, sub)
+			}
+		}
+	}
+	wantChallenge := func(challenge string) func(*testing.T, *httptest.ResponseRecorder) {
+		return func(t *testing.T, w *httptest.ResponseRecorder) {
+			if got := w.Header().Get("WWW-Authenticate"); got != challenge {
+				t.Errorf("WWW-Authenticate %q, want %q", got, challenge)
+			}
+			wantMessage("bearer token")(t, w)
+		}
+	}
+	for _, tt := range []struct {
+		name, method, target, auth string
+		status                     int
+		check                      func(*testing.T, *httptest.ResponseRecorder)
+	}{
+		{"PEM", "GET", "/certs/bob@example.com", bearer, 200, wantPEM},
+		{"PEM asked for", "GET", "/certs/bob@example.com?format=pem", bearer, 200, wantPEM},
+		{"address normalised", "GET", "/certs/Bob@Example.COM", bearer, 200, wantPEM},
+		{"address percent-encoded", "GET", "/certs/bob%40example.com", bearer, 200, wantPEM},
+		{"scheme in any case", "GET", "/certs/bob@example.com", "bearer  " + lookupTestToken, 200, wantPEM},
+		{"HEAD", "HEAD", "/certs/bob@example.com", bearer, 200, nil},
+		{"JSON", "GET", "/certs/Bob@example.com?format=json", bearer, 200, func(t *testing.T, w *httptest.ResponseRecorder) {
+			if ct := w.Header().Get("Content-Type"); ct != "application/json" {
+				t.Errorf("Content-Type %q", ct)
+			}
+			var got storedCert
+			if err := json.Unmarshal(w.Body.Bytes(), &got); err != nil {
+				t.Fatal(err)
+			}
+			want := storedCert{Address: "bob@example.com", CertInfo: verify.DescribeCertificate(f.cert), File: f.certFile}
+			gotJSON, _ := json.Marshal(got)
+			wantJSON, _ := json.Marshal(want)
+			if !bytes.Equal(gotJSON, wantJSON) {
+				t.Errorf("metadata\n%s\nwant\n%s", gotJSON, wantJSON)
+			}
+		}},
+		{"no certificate", "GET", "/certs/alice@example.com", bearer, 404, wantMessage("alice@example.com")},
+		{"no certificate, JSON", "GET", "/certs/alice@example.com?format=json", bearer, 404, wantMessage("No certificate")},
+		{"invalid address", "GET", "/certs/not-an-address", bearer, 400, wantMessage("Invalid address")},
+		{"no address", "GET", "/certs/", bearer, 400, wantMessage("Invalid address")},
+		{"path in the address", "GET", "/certs/..%2Fbob@example.com", bearer, 400, wantMessage("Invalid address")},
+		{"file name in the address", "GET", "/certs/bob@example.com.crt/x", bearer, 400, wantMessage("Invalid address")},
+		{"unknown format", "GET", "/certs/bob@example.com?format=der", bearer, 400, wantMessage("format")},
+		{"no token", "GET", "/certs/bob@example.com", "", 401, wantChallenge(`Bearer realm="certharvest"`)},
+		{"wrong token", "GET", "/certs/bob@example.com", "Bearer wrong", 401,
+			wantChallenge(`Bearer realm="certharvest", error="invalid_token"`)},
+		{"token's prefix", "GET", "/certs/bob@example.com", "Bearer " + lookupTestToken[:5], 401,
+			wantChallenge(`Bearer realm="certharvest", error="invalid_token"`)},
+		{"token with more", "GET", "/certs/bob@example.com", bearer + "x", 401,
+			wantChallenge(`Bearer realm="certharvest", error="invalid_token"`)},
+		{"wrong scheme", "GET", "/certs/bob@example.com", "Basic " + base64.StdEncoding.EncodeToString([]byte("x:"+lookupTestToken)), 401,
+			wantChallenge(`Bearer realm="certharvest"`)},
+		{"token without scheme", "GET", "/certs/bob@example.com", lookupTestToken, 401, wantChallenge(`Bearer realm="certharvest"`)},
+		{"no token, no certificate", "GET", "/certs/alice@example.com", "", 401, nil},
+		{"POST", "POST", "/certs/bob@example.com", bearer, 405, func(t *testing.T, w *httptest.ResponseRecorder) {
+			if allow := w.Header().Get("Allow"); allow != "GET, HEAD" {
+				t.Errorf("Allow %q", allow)
+			}
+			wantMessage("Method Not Allowed")(t, w)
+		}},
+		{"DELETE", "DELETE", "/certs/bob@example.com", bearer, 405, nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			w := lookupRequest(f.h, tt.method, tt.target, tt.auth)
+			if w.Code != tt.status {
+				t.Fatalf("%s %s: %d, want %d: %s", tt.method, tt.target, w.Code, tt.status, w.Body)
+			}
+			if tt.check != nil {
+				tt.check(t, w)
+			}
+			if w.Code == 200 && w.Header().Get("Cache-Control") != "no-store" {
+				t.Errorf("Cache-Control %q", w.Header().Get("Cache-Control"))
+			}
+			if strings.Contains(w.Body.String(), lookupTestToken) {
+				t.Error("the answer shows the token")
+			}
+		})
+	}
+	log := f.log.String()
+	for _, re := range []string{
+		`INFO  lookup 200 bob@example\.com remote=198\.51\.100\.7:50000 format=pem\n`,
+		`INFO  lookup 200 bob@example\.com remote=198\.51\.100\.7:50000 format=json\n`,
+		`INFO  lookup 404 alice@example\.com remote=198\.51\.100\.7:50000\n`,
+		`WARN  lookup 401: no bearer token remote=198\.51\.100\.7:50000\n`,
+		`WARN  lookup 401: token does not match remote=198\.51\.100\.7:50000\n`,
+		`WARN  lookup 401: not a bearer token remote=198\.51\.100\.7:50000\n`,
+	} {
+		if !regexp.MustCompile(re).MatchString(log) {
+			t.Errorf("log lacks %s", re)
+		}
+	}
+	if strings.Contains(log, lookupTestToken[:8]) {
+		t.Errorf("the log shows the token:\n%s", log)
+	}
+}
+
+// A certificate file that cannot be read is a 500, not a 404.
+func TestLookupUnreadableCertificate(t *testing.T) {
+	f := newLookupFixture(t)
+	if err := os.WriteFile(f.certFile, []byte("not PEM"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	w := lookupRequest(f.h, "GET", "/certs/bob@example.com", "Bearer "+lookupTestToken)
+	if w.Code != 500 {
+		t.Fatalf("%d, want 500: %s", w.Code, w.Body)
+	}
+	jsonMessage(t, w)
+}
+
+func TestLookupFlags(t *testing.T) {
+	dir := t.TempDir()
+	file := func(name, content string) string {
+		path := filepath.Join(dir, name)
+		os.WriteFile(path, []byte(content), 0o600)
+		return path
+	}
+	for _, tt := range []struct {
+		name  string
+		flags lookupFlags
+		want  string
+		err   string // "": no error
+		usage bool
+	}{
+		{"off", lookupFlags{}, "", "", false},
+		{"token", lookupFlags{token: "abc-123"}, "abc-123", "", false},
+		{"file, trimmed", lookupFlags{tokenFile: file("ok", "  abc+/=\n")}, "abc+/=", "", false},
+		{"both", lookupFlags{token: "a", tokenFile: file("both", "b")}, "", "not both", true},
+		{"token with a space", lookupFlags{token: "a b"}, "", "--lookup-token", true},
+		{"only padding", lookupFlags{token: "=="}, "", "--lookup-token", true},
+		{"empty file", lookupFlags{tokenFile: file("empty", " \n")}, "", "is empty", false},
+		{"missing file", lookupFlags{tokenFile: filepath.Join(dir, "missing")}, "", "lookup token", false},
+		{"file with a quote", lookupFlags{tokenFile: file("quote", `a"b`)}, "", "lookup token file", false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := tt.flags.load()
+			if tt.err == "" {
+				if err != nil || got != tt.want {
+					t.Fatalf("load = %q, %v; want %q", got, err, tt.want)
+				}
+				return
+			}
+			var usage usageError
+			if err == nil || !strings.Contains(err.Error(), tt.err) || errors.As(err, &usage) != tt.usage {
+				t.Fatalf("load error %v, want one with %q (usage error: %v)", err, tt.err, tt.usage)
+			}
+		})
+	}
+}
+
+// The --http listener routes /certs/ to the lookup and /metrics to the
+// metrics, when they are on; everything else, and those paths when they
+// are off, to the webhook.
+func TestHTTPRoutes(t *testing.T) {
+	f := newLookupFixture(t)
+	spool, err := ingest.OpenSpool(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { spool.Close() })
+	m := newMetrics()
+	webhook, err := ingest.NewWebhook(spool, ingest.WebhookOptions{ObserveResponse: m.webhookResponse})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bearer := "Bearer " + lookupTestToken
+	for _, tt := range []struct {
+		name   string
+		routes *httpRoutes
+		method string
+		path   string
+		status int
+		body   string // in the answer
+	}{
+		{"lookup", &httpRoutes{lookup: f.h}, "GET", "/certs/bob@example.com", 200, "BEGIN CERTIFICATE"},
+		{"lookup off", &httpRoutes{}, "GET", "/certs/bob@example.com", 404, `{"message":"Not Found"}`},
+		{"lookup off, no routes", nil, "GET", "/certs/bob@example.com", 404, `{"message":"Not Found"}`},
+		{"/certs itself", &httpRoutes{lookup: f.h}, "GET", "/certs", 404, `{"message":"Not Found"}`},
+		{"metrics", &httpRoutes{metrics: m.handler(discardLogger())}, "GET", "/metrics", 200, "certharvest_certificates_stored_total"},
+		{"metrics elsewhere", &httpRoutes{lookup: f.h}, "GET", "/metrics", 404, `{"message":"Not Found"}`},
+		{"health", &httpRoutes{lookup: f.h, metrics: m.handler(discardLogger())}, "GET", "/healthz", 200, `{"message":"ok"}`},
+		{"webhook", &httpRoutes{lookup: f.h, metrics: m.handler(discardLogger())}, "POST", "/", 400, "Content-Type"},
+		{"other path", &httpRoutes{lookup: f.h, metrics: m.handler(discardLogger())}, "GET", "/certsx/bob@example.com", 404, "Not Found"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			w := lookupRequest(tt.routes.handler(webhook), tt.method, tt.path, bearer)
+			if w.Code != tt.status || !strings.Contains(w.Body.String(), tt.body) {
+				t.Errorf("%s %s: %d %q, want %d with %q", tt.method, tt.path, w.Code, w.Body, tt.status, tt.body)
+			}
+		})
+	}
+}
+
+// lookupGet fetches a lookup URL with a token ("" for none).
+func lookupGet(t *testing.T, client *http.Client, url, token string) (int, http.Header, []byte) {
+	t.Helper()
+	req, err := http.NewRequest("GET", url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header, body
+}
+
+// The built binary, with --http and a lookup token file: a message posted
+// to the webhook is harvested, its certificate is then served at
+// /certs/ADDRESS to a client with the token, and /metrics counts it.
+func TestServeLookupAndMetrics(t *testing.T) {
+	dir := t.TempDir()
+	tokenFile := filepath.Join(dir, "lookup-token")
+	os.WriteFile(tokenFile, []byte("lk-5e1f0c9d\n"), 0o600)
+	s := startServe(t, dir, "--http", "127.0.0.1:0", "--lookup-token-file", tokenFile)
+	base := "http://" + s.webhookAddr(t)
+	client := &http.Client{Timeout: 30 * time.Second}
+	const addr = "rsa.detached@example.com"
+
+	if code, _, body := lookupGet(t, client, base+"/certs/"+addr, "lk-5e1f0c9d"); code != 404 {
+		t.Errorf("before the message: %d %s, want 404", code, body)
+	}
+	body := sparkPostPayload(t, relayed{file: "01-ok-rsa-detached.eml", base64: true, rcptTo: "certs@inbound.example.org"})
+	if code, resp := postRelay(t, client, base+"/", "", body); code != 200 {
+		t.Fatalf("relay POST: %d %s", code, resp)
+	}
+	s.waitDrained(t, 30*time.Second)
+	waitLines(t, s.report, 1)
+	recs := readReport(t, s.report)
+	if len(recs) != 1 || recs[0].Reason != verify.ReasonOK {
+		t.Fatalf("report %+v, want one accepted line", recs)
+	}
+
+	certFile, err := os.ReadFile(filepath.Join(s.certs, addr+".crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, hdr, pemBody := lookupGet(t, client, base+"/certs/RSA.Detached@Example.com", "lk-5e1f0c9d")
+	if code != 200 || hdr.Get("Content-Type") != "application/pem-certificate-chain" || !bytes.Equal(pemBody, certFile) {
+		t.Errorf("lookup: %d %s\n%s\nwant the certificate file\n%s", code, hdr.Get("Content-Type"), pemBody, certFile)
+	}
+	code, _, jsonBody := lookupGet(t, client, base+"/certs/"+addr+"?format=json", "lk-5e1f0c9d")
+	var info storedCert
+	if err := json.Unmarshal(jsonBody, &info); code != 200 || err != nil || info.Address != addr ||
+		info.CertInfo == nil || info.SHA256 != recs[0].Cert.SHA256 || info.File != recs[0].CertFile {
+		t.Errorf("lookup as JSON: %d %s (%v), want the report's certificate", code, jsonBody, err)
+	}
+	if code, hdr, _ := lookupGet(t, client, base+"/certs/"+addr, ""); code != 401 || !strings.HasPrefix(hdr.Get("WWW-Authenticate"), "Bearer") {
+		t.Errorf("without the token: %d %q, want 401 with a Bearer challenge", code, hdr.Get("WWW-Authenticate"))
+	}
+	if code, _, _ := lookupGet(t, client, base+"/certs/"+addr, "lk-wrong"); code != 401 {
+		t.Errorf("with a wrong token: %d, want 401", code)
+	}
+	if code, _, _ := lookupGet(t, client, base+"/healthz", ""); code != 200 {
+		t.Errorf("healthz: %d", code)
+	}
+
+	code, _, metricsBody := lookupGet(t, client, base+"/metrics", "")
+	if code != 200 {
+		t.Fatalf("/metrics: %d", code)
+	}
+	for _, want := range []string{
+		`certharvest_messages_total{outcome="accepted",reason="ok",source="webhook"} 1`,
+		`certharvest_webhook_responses_total{code="200"} 1`,
+		`certharvest_certificates_stored_total{action="stored"} 1`,
+		`certharvest_pipeline_duration_seconds_count{source="webhook"} 1`,
+		`certharvest_spool_messages 0`,
+		`certharvest_spool_oldest_message_age_seconds 0`,
+	} {
+		if !bytes.Contains(metricsBody, []byte("\n"+want+"\n")) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	// The lookup's answers are not the webhook's.
+	if bytes.Contains(metricsBody, []byte(`certharvest_webhook_responses_total{code="404"}`)) ||
+		bytes.Contains(metricsBody, []byte(`certharvest_webhook_responses_total{code="401"}`)) {
+		t.Error("lookup answers counted as webhook responses")
+	}
+	if t.Failed() {
+		t.Logf("/metrics:\n%s", metricsBody)
+	}
+	s.stop(t)
+	log, _ := os.ReadFile(s.log)
+	if !regexp.MustCompile(`webhook listening on 127\.0\.0\.1:\d+ .*lookup=true metrics=true`).Match(log) {
+		t.Errorf("log lacks the listener's endpoints:\n%s", log)
+	}
+	if bytes.Contains(log, []byte("lk-5e1f0c9d")) {
+		t.Error("the log shows the token")
+	}
+}
+
+var metricsListeningRE = regexp.MustCompile(`metrics listening on (\S+)`)
+
+// --metrics serves /metrics on a listener of its own, and then not on
+// --http; messages dropped into new/ are counted with source maildir; with
+// no lookup token, /certs/ is not served.
+func TestServeMetricsListener(t *testing.T) {
+	dir := t.TempDir()
+	s := startServe(t, dir, "--metrics", "127.0.0.1:0", "--http", "127.0.0.1:0")
+	s.waitLog(t, "metrics listening on ")
+	data, _ := os.ReadFile(s.log)
+	m := metricsListeningRE.FindSubmatch(data)
+	if m == nil {
+		t.Fatalf("no metrics address in the log:\n%s", data)
+	}
+	metricsURL := "http://" + string(m[1]) + "/metrics"
+	client := &http.Client{Timeout: 30 * time.Second}
+
+	msgs := sampleMessages(t)
+	deliver(t, s.maildir, "1780308000.M1P1Q1.test", msgs["01-ok-rsa-detached.eml"])
+	deliver(t, s.maildir, "1780308000.M1P1Q2.test", msgs["26-cert-untrusted.eml"])
+	s.waitDrained(t, 30*time.Second)
+	waitLines(t, s.report, 2)
+
+	code, hdr, body := lookupGet(t, client, metricsURL, "")
+	if code != 200 || !strings.HasPrefix(hdr.Get("Content-Type"), "text/plain") {
+		t.Fatalf("/metrics: %d %s", code, hdr.Get("Content-Type"))
+	}
+	for _, want := range []string{
+		`certharvest_messages_total{outcome="accepted",reason="ok",source="maildir"} 1`,
+		`certharvest_messages_total{outcome="rejected",reason="cert_untrusted",source="maildir"} 1`,
+		`certharvest_pipeline_duration_seconds_count{source="maildir"} 2`,
+		`certharvest_certificates_stored_total{action="stored"} 1`,
+	} {
+		if !bytes.Contains(body, []byte("\n"+want+"\n")) {
+			t.Errorf("/metrics lacks %s\n%s", want, body)
+		}
+	}
+	if !bytes.Contains(body, []byte("\ngo_goroutines ")) || !bytes.Contains(body, []byte("\nprocess_cpu_seconds_total ")) {
+		t.Error("/metrics lacks the Go and process collectors")
+	}
+	if code, _, _ := lookupGet(t, client, strings.TrimSuffix(metricsURL, "metrics")+"other", ""); code != 404 {
+		t.Errorf("another path on the metrics listener: %d, want 404", code)
+	}
+	if code, _, _ := lookupGet(t, client, "http://"+s.webhookAddr(t)+"/metrics", ""); code != 404 {
+		t.Errorf("/metrics on --http with --metrics: %d, want 404", code)
+	}
+	// Without a lookup token there is no lookup: the webhook knows no /certs/.
+	if code, _, body := lookupGet(t, client, "http://"+s.webhookAddr(t)+"/certs/rsa.detached@example.com", "x"); code != 404 ||
+		strings.TrimSpace(string(body)) != `{"message":"Not Found"}` {
+		t.Errorf("/certs/ without a lookup token: %d %s, want the webhook's 404", code, body)
+	}
+	s.stop(t)
+}
+
+func TestServeLookupUsage(t *testing.T) {
+	dir := t.TempDir()
+	tokenFile := filepath.Join(dir, "token")
+	os.WriteFile(tokenFile, []byte("t0k"), 0o600)
+	empty := filepath.Join(dir, "empty")
+	os.WriteFile(empty, []byte("\n"), 0o600)
+	for _, tt := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"--http", "127.0.0.1:0", "--lookup-token", "t0k", "--lookup-token-file", tokenFile}, exitUsage, "not both"},
+		{[]string{"--lookup-token-file", tokenFile}, exitUsage, "give --http too"},
+		{[]string{"--http", "127.0.0.1:0", "--lookup-token", "t 0k"}, exitUsage, "--lookup-token"},
+		{[]string{"--http", "127.0.0.1:0", "--lookup-token-file", empty}, exitOperational, "is empty"},
+		{[]string{"--http", "127.0.0.1:0", "--http-path", "/metrics"}, exitUsage, "--http-path"},
+		{[]string{"--http", "127.0.0.1:0", "--http-path", "/certs/relay"}, exitUsage, "--http-path"},
+		{[]string{"--metrics", "256.0.0.1:0"}, exitOperational, "metrics"},
+	} {
+		args := append([]string{"serve", "--maildir", filepath.Join(dir, "Maildir"), "--certs", filepath.Join(dir, "certs"),
+			"--report", filepath.Join(dir, "report.jsonl")}, tt.args...)
+		r := runBinary(t, append(args, sampleFlags()...)...)
+		if r.code != tt.code || !strings.Contains(r.stderr, tt.want) {
+			t.Errorf("%v: exit %d, want %d with %q\n%s", tt.args, r.code, tt.code, tt.want, r.stderr)
+		}
+	}
+}
