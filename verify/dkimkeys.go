@@ -46,8 +46,8 @@ func ParseDKIMKeys(r io.Reader) (*DKIMKeys, error) {
 		if err != nil {
 			return nil, fmt.Errorf("line %d: %w", n, err)
 		}
-		if !strings.Contains(name, "._domainkey.") {
-			return nil, fmt.Errorf("line %d: name %q is not selector._domainkey.domain", n, name)
+		if !isKeyName(name) {
+			return nil, fmt.Errorf("line %d: name %q is not selector._domainkey.domain", n, truncate(name, 100))
 		}
 		keys.records[name] = append(keys.records[name], record)
 	}
@@ -55,6 +55,22 @@ func ParseDKIMKeys(r io.Reader) (*DKIMKeys, error) {
 		return nil, fmt.Errorf("reading DKIM keys: %w", err)
 	}
 	return keys, nil
+}
+
+// isKeyName reports whether name is selector._domainkey.domain with no
+// empty label (RFC 6376 §3.6.2.1).
+func isKeyName(name string) bool {
+	labels := strings.Split(name, ".")
+	at := -1
+	for i, l := range labels {
+		if l == "" {
+			return false
+		}
+		if l == "_domainkey" && at < 0 {
+			at = i
+		}
+	}
+	return at >= 1 && at < len(labels)-1
 }
 
 // unquoteTXT turns zone-file character strings into one record; an unquoted

@@ -67,3 +67,15 @@ func TestIsTemporaryDNSError(t *testing.T) {
 		}
 	}
 }
+
+func TestIsKeyName(t *testing.T) {
+	for name, want := range map[string]bool{
+		"s1._domainkey.example.com": true, "a.b._domainkey.example.com": true,
+		"._domainkey.": false, "._domainkey.example.com": false, "s1._domainkey.": false,
+		"s1..x._domainkey.example.com": false, "s1._domainkey": false, "example.com": false,
+	} {
+		if got := isKeyName(name); got != want {
+			t.Errorf("isKeyName(%q) = %v", name, got)
+		}
+	}
+}
