@@ -125,8 +125,10 @@ type Result struct {
 	Action   Action
 	CertFile string
 
-	// Duration is the time the pipeline took.
+	// Duration is the time the pipeline took, and Stages its parts (zero
+	// for a stage not reached).
 	Duration time.Duration
+	Stages   [NumStages]time.Duration
 }
 
 // Accepted reports whether every check passed.
@@ -180,20 +182,25 @@ func (p *Pipeline) Verify(ctx context.Context, m *Message) (res *Result) {
 }
 
 func (p *Pipeline) run(ctx context.Context, m *Message, res *Result, log *story) error {
+	clock := &stageClock{res: res, start: time.Now()}
 	msg, err := parseMessage(m.Raw, p.opts.MaxSize)
+	clock.done(StageParse)
 	if err != nil {
 		return err
 	}
 	res.MessageID = strings.TrimSpace(msg.header.Get("Message-Id"))
 
 	from, err := fromAddress(msg)
+	clock.done(StageFrom)
 	if err != nil {
 		return err
 	}
 	res.From = from
 	log.Info(fmt.Sprintf("from=%s", from), "message_id", truncate(res.MessageID, 200))
 
-	if res.DKIM, err = p.checkDKIM(ctx, msg, from, log); err != nil {
+	res.DKIM, err = p.checkDKIM(ctx, msg, from, log)
+	clock.done(StageDKIM)
+	if err != nil {
 		return err
 	}
 	if err := ctx.Err(); err != nil {
@@ -201,10 +208,12 @@ func (p *Pipeline) run(ctx context.Context, m *Message, res *Result, log *story)
 	}
 
 	entity, err := locateSignature(msg, log)
+	clock.done(StageLocate)
 	if err != nil {
 		return err
 	}
 	cms, err := verifyCMS(entity, log)
+	clock.done(StageCMS)
 	if err != nil {
 		return err
 	}
@@ -215,8 +224,10 @@ func (p *Pipeline) run(ctx context.Context, m *Message, res *Result, log *story)
 	for _, signer := range cms.signers {
 		res.Cert, res.CertInfo = signer, DescribeCertificate(signer)
 		chain, err := p.verifyChain(signer, cms.bag, res.At, log)
+		clock.done(StageChain)
 		if err == nil {
 			err = checkIdentity(signer, from, log)
+			clock.done(StageIdentity)
 		}
 		if err == nil {
 			res.Chain = chain
@@ -236,6 +247,7 @@ func (p *Pipeline) run(ctx context.Context, m *Message, res *Result, log *story)
 		return nil
 	}
 	stored, err := p.opts.Store.Store(ctx, from, res.Cert)
+	clock.done(StageStore)
 	if err != nil {
 		return fail(ReasonStoreFailed, "storing the certificate of %s: %w", from, err)
 	}

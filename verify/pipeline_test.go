@@ -288,3 +288,29 @@ func TestPipelineLogStory(t *testing.T) {
 		}
 	}
 }
+
+func TestPipelineStageTimes(t *testing.T) {
+	f := testFixture(t)
+	p, _ := newPipeline(t, f, nil)
+	res := p.Verify(context.Background(), &verify.Message{Raw: f.Cases()[0].Data})
+	if !res.Accepted() {
+		t.Fatal(res.Reason, res.Detail)
+	}
+	var sum time.Duration
+	for s, d := range res.Stages {
+		if d <= 0 {
+			t.Errorf("stage %s not timed", verify.Stage(s))
+		}
+		sum += d
+	}
+	if sum > res.Duration {
+		t.Errorf("stages add up to %v, more than the whole %v", sum, res.Duration)
+	}
+	res = p.Verify(context.Background(), &verify.Message{Raw: []byte("garbage")})
+	if res.Stages[verify.StageParse] <= 0 || res.Stages[verify.StageDKIM] != 0 {
+		t.Errorf("a message rejected at parse: stages %v", res.Stages)
+	}
+	if verify.StageDKIM.String() != "dkim" || verify.NumStages.String() != "unknown" {
+		t.Error("stage names changed")
+	}
+}

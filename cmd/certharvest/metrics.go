@@ -29,6 +29,7 @@ type metrics struct {
 	registry     *prometheus.Registry
 	messages     *prometheus.CounterVec
 	pipeline     *prometheus.HistogramVec
+	stages       [verify.NumStages]prometheus.Observer
 	certificates *prometheus.CounterVec
 	webhook      *prometheus.CounterVec
 	smtp         *prometheus.CounterVec
@@ -61,7 +62,15 @@ func newMetrics() *metrics {
 			Help: "SMTP replies that settle a transaction, by code: 250 for a message queued, and each refusal certharvest makes (connection, MAIL, RCPT, end of DATA).",
 		}, []string{"code"}),
 	}
-	m.registry.MustRegister(m.messages, m.pipeline, m.certificates, m.webhook, m.smtp,
+	stages := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "certharvest_stage_duration_seconds",
+		Help:    "Time of each pipeline stage for a message that reached it: parse, from, dkim (with DNS lookups), locate, cms, chain, identity, store (with its syncs).",
+		Buckets: []float64{.00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+	}, []string{"stage"})
+	for s := range verify.NumStages {
+		m.stages[s] = stages.WithLabelValues(s.String())
+	}
+	m.registry.MustRegister(stages, m.messages, m.pipeline, m.certificates, m.webhook, m.smtp,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Every action exists from the start, so that rate() sees the first one.
 	for _, a := range []verify.Action{verify.ActionStored, verify.ActionUnchanged, verify.ActionKeptExisting} {
@@ -80,9 +89,14 @@ func (m *metrics) handler(log *slog.Logger) http.Handler {
 	})
 }
 
-// verified records a run of the pipeline.
-func (m *metrics) verified(source string, d time.Duration) {
+// verified records a run of the pipeline and its stages.
+func (m *metrics) verified(source string, d time.Duration, stages [verify.NumStages]time.Duration) {
 	m.pipeline.WithLabelValues(source).Observe(d.Seconds())
+	for s, sd := range stages {
+		if sd > 0 { // a stage not reached does not pull the distribution down
+			m.stages[s].Observe(sd.Seconds())
+		}
+	}
 }
 
 // reported records a message whose report line was written.

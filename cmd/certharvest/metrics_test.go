@@ -99,6 +99,10 @@ func TestServeMetrics(t *testing.T) {
 		`certharvest_certificates_stored_total{action="stored"} 1`,
 		`certharvest_certificates_stored_total{action="unchanged"} 1`,
 		`certharvest_certificates_stored_total{action="kept_existing"} 0`,
+		// Every run parsed; the rejected one never reached the store.
+		`certharvest_stage_duration_seconds_count{stage="parse"} 4`,
+		`certharvest_stage_duration_seconds_count{stage="dkim"} 4`,
+		`certharvest_stage_duration_seconds_count{stage="store"} 2`,
 	)
 }
 

@@ -408,7 +408,7 @@ func (s *server) verify(ctx context.Context, name string) (outcome, bool) {
 		return outcome{name, m, res}, true
 	}
 	res := s.h.pipeline.Verify(ctx, m)
-	s.metrics.verified(m.Source, res.Duration)
+	s.metrics.verified(m.Source, res.Duration, res.Stages)
 	return outcome{name, m, res}, true
 }
 
