@@ -57,6 +57,7 @@ const (
 const (
 	DefaultWebhookMaxRequestBytes = 50 << 20
 	DefaultWebhookMaxConcurrent   = 64
+	DefaultWebhookMaxItems        = 1000
 	DefaultWebhookBodyTimeout     = 2 * time.Minute
 	DefaultWebhookMinBodyRate     = 64 << 10
 	webhookBodyGrace              = 10 * time.Second
@@ -101,6 +102,10 @@ type WebhookOptions struct {
 	// still spooled (and reported as message_too_large): the relay would
 	// retry any other answer forever. It only adds a note to the log.
 	MaxMessageBytes int64
+	// MaxItems caps the relay messages in one request: 413 beyond (default
+	// 1,000; the relay sends far fewer). Every message of a request is
+	// synced before the answer, so this also bounds a request's time.
+	MaxItems int
 	// MaxConcurrent caps the requests handled at once; more get 503 with
 	// Retry-After (default 64). Each holds its decoded messages in memory.
 	MaxConcurrent int
@@ -143,6 +148,9 @@ func NewWebhook(spool WebhookSpool, opts WebhookOptions) (*Webhook, error) {
 	}
 	if opts.MaxRequestBytes <= 0 {
 		opts.MaxRequestBytes = DefaultWebhookMaxRequestBytes
+	}
+	if opts.MaxItems <= 0 {
+		opts.MaxItems = DefaultWebhookMaxItems
 	}
 	if opts.MaxConcurrent <= 0 {
 		opts.MaxConcurrent = DefaultWebhookMaxConcurrent
@@ -269,7 +277,7 @@ func (h *Webhook) serveRelay(w http.ResponseWriter, r *http.Request) {
 			err = fmt.Errorf("%w (%w)", body.err, err)
 		}
 		status, msg := webhookErrorStatus(err)
-		if status == http.StatusRequestEntityTooLarge {
+		if status == http.StatusRequestEntityTooLarge && !errors.Is(err, errWebhookTooMany) {
 			msg = h.tooLargeMsg()
 		}
 		h.reply(w, log, status, msg, err.Error())
@@ -314,6 +322,7 @@ func (h *Webhook) setBodyDeadline(w http.ResponseWriter, r *http.Request) {
 var (
 	errWebhookMalformed = errors.New("malformed JSON in request body")
 	errWebhookItem      = errors.New("bad relay message")
+	errWebhookTooMany   = errors.New("too many relay messages in one request")
 )
 
 // decode reads the JSON array one item at a time (encoding/json's Decoder
@@ -330,6 +339,9 @@ func (h *Webhook) decode(body io.Reader, env Envelope) ([]Incoming, error) {
 	}
 	var msgs []Incoming
 	for i := 0; dec.More(); i++ {
+		if i >= h.opts.MaxItems {
+			return msgs, fmt.Errorf("%w: the limit is %d", errWebhookTooMany, h.opts.MaxItems)
+		}
 		var item relayItem
 		if err := dec.Decode(&item); err != nil {
 			return msgs, fmt.Errorf("%w: item %d: %w", errWebhookMalformed, i, err)
@@ -360,6 +372,9 @@ func webhookErrorStatus(err error) (int, string) {
 	switch {
 	case errors.As(err, &tooLarge):
 		return http.StatusRequestEntityTooLarge, err.Error()
+	case errors.Is(err, errWebhookTooMany):
+		s := err.Error()
+		return http.StatusRequestEntityTooLarge, strings.ToUpper(s[:1]) + s[1:]
 	case errors.As(err, &netErr) && netErr.Timeout():
 		return http.StatusRequestTimeout, webhookMsgSlow
 	default:

@@ -38,6 +38,7 @@ type webhookFlags struct {
 	tokenFile     string
 	maxRequest    string
 	maxConcurrent int
+	maxItems      int
 }
 
 func (f *webhookFlags) register(fs *flag.FlagSet) {
@@ -47,6 +48,7 @@ func (f *webhookFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.tokenFile, "webhook-token-file", "", "read the webhook token from `file` (surrounding white space trimmed)")
 	fs.StringVar(&f.maxRequest, "max-request-bytes", "50MiB", "largest webhook request body (`bytes`; suffixes KiB, MiB, GiB); larger gets 413")
 	fs.IntVar(&f.maxConcurrent, "http-max-requests", ingest.DefaultWebhookMaxConcurrent, "webhook requests handled at once; more get 503 with Retry-After")
+	fs.IntVar(&f.maxItems, "http-max-messages", ingest.DefaultWebhookMaxItems, "relay messages in one webhook request; more get 413")
 }
 
 func (f *webhookFlags) build(env *inputEnv) (input, error) {
@@ -74,6 +76,9 @@ func (f *webhookFlags) build(env *inputEnv) (input, error) {
 	if err != nil {
 		return nil, usagef("--max-request-bytes: %v", err)
 	}
+	if f.maxItems < 1 {
+		return nil, usagef("--http-max-messages must be at least 1")
+	}
 	if f.maxConcurrent < 1 {
 		return nil, usagef("--http-max-requests must be at least 1")
 	}
@@ -95,6 +100,7 @@ func (f *webhookFlags) build(env *inputEnv) (input, error) {
 			MaxRequestBytes: maxRequest,
 			MaxMessageBytes: env.MaxSize,
 			MaxConcurrent:   f.maxConcurrent,
+			MaxItems:        f.maxItems,
 			BodyTimeout:     webhookBodyTimeout,
 			BlockPrefix:     env.Setup != nil && env.Setup.opts.BlockPrefix,
 			ObserveResponse: observe,

@@ -1,0 +1,70 @@
+package ingest
+
+import (
+	"bytes"
+	"net/http"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Hostile webhook bodies get a clear answer in bounded time and memory, and
+// leave nothing in the spool.
+func TestWebhookHostileBodies(t *testing.T) {
+	item := `{"msys":{"relay_message":{"msg_from":"a@example.com","content":{"email_rfc822":"From: a@example.com\r\n\r\nx\r\n"}}}}`
+	items := func(n int) []byte {
+		var b bytes.Buffer
+		b.WriteByte('[')
+		for i := range n {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString(item)
+		}
+		b.WriteByte(']')
+		return b.Bytes()
+	}
+	tests := []struct {
+		name string
+		body []byte
+		code int
+		say  string
+	}{
+		{"100,000 items", items(100000), http.StatusRequestEntityTooLarge, ""},
+		{"a JSON nesting bomb", []byte(strings.Repeat("[", 100000) + strings.Repeat("]", 100000)), http.StatusBadRequest, "alformed"},
+		{"a nesting bomb inside an item", []byte(`[{"msys":` + strings.Repeat(`{"a":`, 100000) + `1` + strings.Repeat("}", 100000) + `}]`), http.StatusBadRequest, "alformed"},
+		{"a huge number of empty objects", []byte("[" + strings.Repeat("{},", 999) + "{}]"), http.StatusBadRequest, "item 0"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			wh := newWebhookHarness(t, WebhookOptions{})
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			start := time.Now()
+			w := wh.post(tt.body, nil)
+			elapsed := time.Since(start)
+			runtime.ReadMemStats(&after)
+			if w.Code != tt.code || !strings.Contains(w.Body.String(), tt.say) {
+				t.Fatalf("status %d %s, want %d saying %q", w.Code, w.Body, tt.code, tt.say)
+			}
+			if elapsed > 10*time.Second {
+				t.Errorf("took %v", elapsed)
+			}
+			if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 20*uint64(len(tt.body))+64<<20 {
+				t.Errorf("allocated %d MiB for a %d KiB body", alloc>>20, len(tt.body)>>10)
+			}
+			wh.assertNothingSpooled()
+			t.Logf("%d in %v, %d KiB allocated", w.Code, elapsed, (after.TotalAlloc-before.TotalAlloc)>>10)
+		})
+	}
+	// The limit itself is accepted.
+	wh := newWebhookHarness(t, WebhookOptions{MaxItems: 3})
+	if w := wh.post(items(3), nil); w.Code != http.StatusOK {
+		t.Errorf("3 items with a limit of 3: status %d %s", w.Code, w.Body)
+	}
+	if w := wh.post(items(4), nil); w.Code != http.StatusRequestEntityTooLarge || !strings.Contains(w.Body.String(), "limit is 3") {
+		t.Errorf("4 items with a limit of 3: status %d %s", w.Code, w.Body)
+	}
+}
