@@ -54,6 +54,21 @@ func loadFuzzSample(f testing.TB) *fuzzSample {
 	return s
 }
 
+// signatures returns the S/MIME signatures of the sample's messages.
+func (s *fuzzSample) signatures() []*signedEntity {
+	var out []*signedEntity
+	for _, raw := range s.messages {
+		m, err := parseMessage(raw, DefaultMaxSize)
+		if err != nil {
+			continue
+		}
+		if e, err := locateSignature(m, &story{mu: &sync.Mutex{}}); err == nil {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
 func fuzzPipeline(f testing.TB, s *fuzzSample) *Pipeline {
 	p, err := New(Options{Roots: s.roots, LookupTXT: s.keys.LookupTXT, Now: func() time.Time { return sampleAt }})
 	if err != nil {
@@ -124,15 +139,8 @@ func FuzzSignature(f *testing.F) {
 // FuzzCMS feeds raw bytes to the CMS stage, as both a detached and an opaque
 // signature.
 func FuzzCMS(f *testing.F) {
-	sample := loadFuzzSample(f)
-	for _, raw := range sample.messages {
-		m, err := parseMessage(raw, DefaultMaxSize)
-		if err != nil {
-			continue
-		}
-		if e, err := locateSignature(m, &story{mu: &sync.Mutex{}}); err == nil {
-			f.Add(e.cms, e.content)
-		}
+	for _, e := range loadFuzzSample(f).signatures() {
+		f.Add(e.cms, e.content)
 	}
 	f.Fuzz(func(t *testing.T, der, content []byte) {
 		log := &story{mu: &sync.Mutex{}}
@@ -227,15 +235,8 @@ func FuzzCanonicalCRLF(f *testing.F) {
 // FuzzCountCMSCertificates: the BER walker that guards the CMS parser never
 // panics and agrees with the parser on the sample's signatures.
 func FuzzCountCMSCertificates(f *testing.F) {
-	sample := loadFuzzSample(f)
-	for _, raw := range sample.messages {
-		m, err := parseMessage(raw, DefaultMaxSize)
-		if err != nil {
-			continue
-		}
-		if e, err := locateSignature(m, &story{mu: &sync.Mutex{}}); err == nil {
-			f.Add(e.cms)
-		}
+	for _, e := range loadFuzzSample(f).signatures() {
+		f.Add(e.cms)
 	}
 	f.Fuzz(func(t *testing.T, der []byte) {
 		n, err := countCMSCertificates(der)

@@ -318,21 +318,7 @@ func TestServeRetriesTemporaryFailures(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	go s.watcher.Run(ctx)
-	done := make(chan struct{})
-	go func() { s.process(context.Background()); close(done) }()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		if _, err := os.Stat(filepath.Join(spool.Dir(), "cur", names[0]+":2,S")); err == nil {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	cancel()
-	<-done
-	s.h.report.Close()
-	recs := readReport(t, filepath.Join(filepath.Dir(spool.Dir()), "report.jsonl"))
+	recs := runUntilArchived(t, s, spool, names[0])
 	if len(recs) != 1 || recs[0].Reason != verify.ReasonOK {
 		t.Fatalf("report = %+v, want one accepted line", recs)
 	}
@@ -357,13 +343,23 @@ func TestServeGivesUpAfterRetryFor(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	recs := runUntilArchived(t, s, spool, names[0])
+	if len(recs) != 1 || recs[0].Reason != verify.ReasonDKIMTempError {
+		t.Fatalf("report = %+v, want one dkim_temperror line", recs)
+	}
+}
+
+// runUntilArchived runs an in-process server until the message name is in
+// cur/ (or 10 s pass), stops it and returns the report.
+func runUntilArchived(t *testing.T, s *server, spool *ingest.Spool, name string) []output.Record {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	go s.watcher.Run(ctx)
 	done := make(chan struct{})
 	go func() { s.process(context.Background()); close(done) }()
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
-		if _, err := os.Stat(filepath.Join(spool.Dir(), "cur", names[0]+":2,S")); err == nil {
+		if _, err := os.Stat(filepath.Join(spool.Dir(), "cur", name+":2,S")); err == nil {
 			break
 		}
 		time.Sleep(10 * time.Millisecond)
@@ -371,10 +367,7 @@ func TestServeGivesUpAfterRetryFor(t *testing.T) {
 	cancel()
 	<-done
 	s.h.report.Close()
-	recs := readReport(t, filepath.Join(filepath.Dir(spool.Dir()), "report.jsonl"))
-	if len(recs) != 1 || recs[0].Reason != verify.ReasonDKIMTempError {
-		t.Fatalf("report = %+v, want one dkim_temperror line", recs)
-	}
+	return readReport(t, filepath.Join(filepath.Dir(spool.Dir()), "report.jsonl"))
 }
 
 func TestBackoff(t *testing.T) {
