@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -23,18 +22,10 @@ import (
 	"github.com/certharvest/certharvest/output"
 )
 
-var smtpListeningRE = regexp.MustCompile(`SMTP listening on (\S+)`)
-
 // smtpAddr reads the listener's address from the service's log.
 func (s *service) smtpAddr(t *testing.T) string {
 	t.Helper()
-	s.waitLog(t, "SMTP listening on ")
-	data, _ := os.ReadFile(s.log)
-	m := smtpListeningRE.FindSubmatch(data)
-	if m == nil {
-		t.Fatalf("no SMTP address in the log:\n%s", data)
-	}
-	return string(m[1])
+	return s.listeningAddr(t, "SMTP listening on ")
 }
 
 // smtpCRLF is what an SMTP client sends for data: every line ends in CRLF,

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -69,6 +70,18 @@ func (s *service) waitLog(t *testing.T, what string) {
 		}
 	}
 	t.Fatalf("serve never logged %q", what)
+}
+
+// listeningAddr waits for the log line "<prefix>ADDR" and returns ADDR.
+func (s *service) listeningAddr(t *testing.T, prefix string) string {
+	t.Helper()
+	s.waitLog(t, prefix)
+	data, _ := os.ReadFile(s.log)
+	m := regexp.MustCompile(regexp.QuoteMeta(prefix) + `(\S+)`).FindSubmatch(data)
+	if m == nil {
+		t.Fatalf("no %q address in the log:\n%s", prefix, data)
+	}
+	return string(m[1])
 }
 
 // waitDrained waits until new/ is empty.

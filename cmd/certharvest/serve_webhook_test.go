@@ -30,18 +30,10 @@ import (
 	"github.com/certharvest/certharvest/output"
 )
 
-var webhookListeningRE = regexp.MustCompile(`webhook listening on (\S+)`)
-
 // webhookAddr reads the webhook's address from the service's log.
 func (s *service) webhookAddr(t *testing.T) string {
 	t.Helper()
-	s.waitLog(t, "webhook listening on ")
-	data, _ := os.ReadFile(s.log)
-	m := webhookListeningRE.FindSubmatch(data)
-	if m == nil {
-		t.Fatalf("no webhook address in the log:\n%s", data)
-	}
-	return string(m[1])
+	return s.listeningAddr(t, "webhook listening on ")
 }
 
 // relayed is a sample message as SparkPost relays it.
