@@ -79,7 +79,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.maildir, "maildir", "", "Maildir `folder` to watch and spool into (required)")
 	fs.StringVar(&f.certs, "certs", "./certs", "`folder` where certificates are stored")
 	fs.StringVar(&f.report, "report", "./report.jsonl", "JSON-lines report `file`, appended to")
-	fs.IntVar(&f.workers, "workers", 4*defaultWorkers(), "messages in the pipeline at once (more than the cores, so that certificate writes can share syncs)")
+	fs.IntVar(&f.workers, "workers", 16*defaultWorkers(), "messages in the pipeline at once: more than the cores, so that certificate writes share their syncs (each holds its message in memory)")
 	fs.DurationVar(&f.rescan, "rescan", time.Minute, "list new/ again this often, as a safety net for missed events")
 	fs.DurationVar(&f.settle, "settle", 100*time.Millisecond, "a file in new/ is complete once unwritten for this long")
 	fs.DurationVar(&f.retryFor, "retry-for", 24*time.Hour, "retry a temporary failure for this long after delivery")
