@@ -2,13 +2,11 @@ package main
 
 import (
 	"context"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -50,14 +48,7 @@ func TestServeMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var failures atomic.Int32
-	failures.Store(1)
-	lookup := func(ctx context.Context, name string) ([]string, error) {
-		if failures.Add(-1) >= 0 {
-			return nil, &net.DNSError{Err: "server misbehaving", IsTemporary: true}
-		}
-		return f.LookupTXT(name)
-	}
+	_, lookup := flakyLookup(f, 1)
 	sf := serveFlags{workers: 1, batch: 16, retryFor: time.Hour, retryFirst: 20 * time.Millisecond}
 	s, spool := newTestServer(t, f, lookup, sf)
 	var rejected testcorpus.Case

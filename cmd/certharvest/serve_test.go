@@ -310,6 +310,19 @@ func newTestServer(t *testing.T, f *testcorpus.Fixture, lookup verify.LookupTXTF
 	return s, spool
 }
 
+// flakyLookup answers DKIM key lookups from the fixture after n temporary
+// DNS failures; the counter goes below zero once they are all used.
+func flakyLookup(f *testcorpus.Fixture, n int32) (*atomic.Int32, verify.LookupTXTFunc) {
+	failures := &atomic.Int32{}
+	failures.Store(n)
+	return failures, func(_ context.Context, name string) ([]string, error) {
+		if failures.Add(-1) >= 0 {
+			return nil, &net.DNSError{Err: "server misbehaving", IsTemporary: true}
+		}
+		return f.LookupTXT(name)
+	}
+}
+
 // A temporary DKIM failure leaves the message in new/ and retries it; it is
 // reported once, when it finally passes.
 func TestServeRetriesTemporaryFailures(t *testing.T) {
@@ -317,14 +330,7 @@ func TestServeRetriesTemporaryFailures(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var failures atomic.Int32
-	failures.Store(2)
-	lookup := func(ctx context.Context, name string) ([]string, error) {
-		if failures.Add(-1) >= 0 {
-			return nil, &net.DNSError{Err: "server misbehaving", IsTemporary: true}
-		}
-		return f.LookupTXT(name)
-	}
+	failures, lookup := flakyLookup(f, 2)
 	sf := serveFlags{workers: 2, batch: 16, retryFor: time.Hour, retryFirst: 50 * time.Millisecond}
 	s, spool := newTestServer(t, f, lookup, sf)
 	names, err := spool.Deliver(context.Background(), ingest.Incoming{Raw: f.Cases()[0].Data, Envelope: ingest.Envelope{Source: "test"}})
