@@ -47,6 +47,16 @@ func verifyCMS(e *signedEntity, log *story) (*signedCMS, error) {
 	if n, err := countCMSCertificates(e.cms); err == nil && n > maxCMSCertificates {
 		return nil, fail(ReasonSignatureMalformed, "CMS carries %d certificates, the limit is %d", n, maxCMSCertificates)
 	}
+	if cms, ok := fastVerifyCMS(e); ok {
+		logVerifiedCMS(log, cms)
+		return cms, nil
+	}
+	return verifyCMSWithPKCS7(e, log)
+}
+
+// verifyCMSWithPKCS7 is verifyCMS with github.com/smallstep/pkcs7: BER,
+// uncommon shapes, and every rejection with its explanation.
+func verifyCMSWithPKCS7(e *signedEntity, log *story) (*signedCMS, error) {
 	p7, err := parseCMS(e.cms)
 	if err != nil {
 		return nil, fail(ReasonSignatureMalformed, "parsing CMS: %w", err)
@@ -87,15 +97,7 @@ func verifyCMS(e *signedEntity, log *story) (*signedCMS, error) {
 		}
 		signers = append(signers, signer)
 	}
-	for _, c := range p7.Certificates {
-		role := "intermediate"
-		for _, s := range signers {
-			if c == s {
-				role = "signer"
-			}
-		}
-		logCertificate(log, c, role)
-	}
+	logCMSCertificates(log, p7.Certificates, signers)
 
 	if err := p7.Verify(); err != nil {
 		var mismatch *pkcs7.MessageDigestMismatchError
@@ -104,10 +106,34 @@ func verifyCMS(e *signedEntity, log *story) (*signedCMS, error) {
 		}
 		return nil, fail(ReasonSignatureInvalid, "CMS signature: %w", err)
 	}
+	cms := &signedCMS{signers: signers, bag: p7.Certificates}
+	logSignersVerified(log, cms.signers)
+	return cms, nil
+}
+
+// logVerifiedCMS tells the story of a CMS that verified: each certificate it
+// carries, then each signer.
+func logVerifiedCMS(log *story, cms *signedCMS) {
+	logCMSCertificates(log, cms.bag, cms.signers)
+	logSignersVerified(log, cms.signers)
+}
+
+func logCMSCertificates(log *story, certs, signers []*x509.Certificate) {
+	for _, c := range certs {
+		role := "intermediate"
+		for _, s := range signers {
+			if c == s {
+				role = "signer"
+			}
+		}
+		logCertificate(log, c, role)
+	}
+}
+
+func logSignersVerified(log *story, signers []*x509.Certificate) {
 	for _, s := range signers {
 		log.Info("CMS signature verified", "signer", certName(s), "serial", s.SerialNumber.Text(16))
 	}
-	return &signedCMS{signers: signers, bag: p7.Certificates}, nil
 }
 
 // checkKeySize refuses keys whose verification would be needlessly costly.

@@ -86,9 +86,11 @@ type rawPart struct {
 }
 
 // readPart reads the current part of mr into memory, reproducing its header
-// bytes as they were (go-message keeps each field's raw bytes).
-func readPart(p *textproto.Part) (*rawPart, error) {
+// bytes as they were (go-message keeps each field's raw bytes). sizeHint,
+// the bytes left in the multipart body, sizes the buffer once.
+func readPart(p *textproto.Part, sizeHint int) (*rawPart, error) {
 	var buf bytes.Buffer
+	buf.Grow(sizeHint)
 	if err := textproto.WriteHeader(&buf, p.Header); err != nil {
 		return nil, err
 	}
@@ -109,7 +111,7 @@ func firstPart(boundary string, body []byte) (*rawPart, error) {
 	if err != nil {
 		return nil, fmt.Errorf("first part: %w", err)
 	}
-	return readPart(p)
+	return readPart(p, len(body))
 }
 
 // readDetached reads a multipart/signed body: exactly two parts, the signed
@@ -123,7 +125,7 @@ func readDetached(boundary string, body []byte, log *story) (*signedEntity, erro
 	if err != nil {
 		return nil, fail(ReasonSignatureMalformed, "multipart/signed: reading the signed part: %w", err)
 	}
-	content, err := readPart(p)
+	content, err := readPart(p, len(body))
 	if err != nil {
 		return nil, fail(ReasonSignatureMalformed, "multipart/signed: reading the signed part: %w", err)
 	}
@@ -132,7 +134,7 @@ func readDetached(boundary string, body []byte, log *story) (*signedEntity, erro
 	if err != nil {
 		return nil, fail(ReasonSignatureMalformed, "multipart/signed: reading the signature part: %w", err)
 	}
-	sigPart, err := readPart(p)
+	sigPart, err := readPart(p, len(body)-len(content.raw))
 	if err != nil {
 		return nil, fail(ReasonSignatureMalformed, "multipart/signed: reading the signature part: %w", err)
 	}
