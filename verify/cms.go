@@ -43,11 +43,12 @@ func parseCMS(der []byte) (p7 *pkcs7.PKCS7, err error) {
 }
 
 // verifyCMS checks the CMS signature of e over its content (RFC 5652 §5.6).
-func verifyCMS(e *signedEntity, log *story) (*signedCMS, error) {
+// Certificates are parsed through certs (nil: no cache).
+func verifyCMS(e *signedEntity, certs *certCache, log *story) (*signedCMS, error) {
 	if n, err := countCMSCertificates(e.cms); err == nil && n > maxCMSCertificates {
 		return nil, fail(ReasonSignatureMalformed, "CMS carries %d certificates, the limit is %d", n, maxCMSCertificates)
 	}
-	if cms, ok := fastVerifyCMS(e); ok {
+	if cms, ok := fastVerifyCMS(e, certs); ok {
 		logVerifiedCMS(log, cms)
 		return cms, nil
 	}

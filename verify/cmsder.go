@@ -70,8 +70,8 @@ type derSignerInfo struct {
 // fastVerifyCMS verifies e's CMS when it is DER and every check passes, and
 // returns its signers and certificates. ok false means "not decided here":
 // the pkcs7 path must run.
-func fastVerifyCMS(e *signedEntity) (cms *signedCMS, ok bool) {
-	sd, ok := parseSignedDataDER(e.cms)
+func fastVerifyCMS(e *signedEntity, certs *certCache) (cms *signedCMS, ok bool) {
+	sd, ok := parseSignedDataDER(e.cms, certs)
 	if !ok || len(sd.signers) == 0 || len(sd.certs) > maxCMSCertificates {
 		return nil, false
 	}
@@ -246,8 +246,8 @@ func readSignedAttributes(raw []byte) (digest []byte, signingTime time.Time, ok 
 //	    crls [1] IMPLICIT ... OPTIONAL, signerInfos SET OF SignerInfo }
 //
 // Anything else (BER, other certificate or signer-identifier choices,
-// trailing bytes) gives false.
-func parseSignedDataDER(b []byte) (*derSignedData, bool) {
+// trailing bytes) gives false. Certificates are parsed through cache.
+func parseSignedDataDER(b []byte, cache *certCache) (*derSignedData, bool) {
 	in := cryptobyte.String(b)
 	var contentInfo, explicit, signedData cryptobyte.String
 	var contentType asn1.ObjectIdentifier
@@ -287,7 +287,7 @@ func parseSignedDataDER(b []byte) (*derSignedData, bool) {
 			if !certs.ReadASN1Element(&der, cbasn1.SEQUENCE) {
 				return nil, false
 			}
-			c, err := x509.ParseCertificate(der)
+			c, err := cache.parse(der)
 			if err != nil {
 				return nil, false
 			}

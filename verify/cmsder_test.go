@@ -29,7 +29,7 @@ func TestCMSFastPathTakesDER(t *testing.T) {
 		if err != nil {
 			continue
 		}
-		cms, ok := fastVerifyCMS(e)
+		cms, ok := fastVerifyCMS(e, nil)
 		slow, slowErr := verifyCMSWithPKCS7(e, &story{mu: &sync.Mutex{}})
 		switch {
 		case strings.Contains(name, "-ok-") && strings.Contains(name, "-ber-"):
@@ -79,7 +79,7 @@ func sameCerts(a, b []*x509.Certificate) bool {
 func TestCMSFastPathRefusesAlterations(t *testing.T) {
 	var e *signedEntity
 	for _, s := range loadFuzzSample(t).signatures() {
-		if _, ok := fastVerifyCMS(s); ok && !s.opaque {
+		if _, ok := fastVerifyCMS(s, nil); ok && !s.opaque {
 			e = s
 			break
 		}
@@ -89,7 +89,7 @@ func TestCMSFastPathRefusesAlterations(t *testing.T) {
 	}
 	// The SignerInfo, from its signed attributes to the end, is covered
 	// by the signature or is the signature: no alteration there passes.
-	sd, ok := parseSignedDataDER(e.cms)
+	sd, ok := parseSignedDataDER(e.cms, nil)
 	if !ok || sd.signers[0].signedAttrs == nil {
 		t.Fatal("sample signature without signed attributes")
 	}
@@ -98,7 +98,7 @@ func TestCMSFastPathRefusesAlterations(t *testing.T) {
 		cms := bytes.Clone(e.cms)
 		cms[i] ^= 0x01
 		alt := &signedEntity{cms: cms, content: e.content}
-		if _, ok := fastVerifyCMS(alt); !ok {
+		if _, ok := fastVerifyCMS(alt, nil); !ok {
 			continue
 		}
 		if i >= signerInfo {
@@ -113,7 +113,7 @@ func TestCMSFastPathRefusesAlterations(t *testing.T) {
 	for i := 0; i < len(e.content); i += 7 {
 		content := bytes.Clone(e.content)
 		content[i] ^= 0x20
-		if _, ok := fastVerifyCMS(&signedEntity{cms: e.cms, content: content}); ok {
+		if _, ok := fastVerifyCMS(&signedEntity{cms: e.cms, content: content}, nil); ok {
 			t.Fatalf("content byte %d altered: fast path accepts", i)
 		}
 	}
@@ -138,7 +138,7 @@ func FuzzCMSFastPath(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, der, content []byte, opaque bool) {
 		e := &signedEntity{cms: der, content: content, opaque: opaque}
-		cms, ok := fastVerifyCMS(e)
+		cms, ok := fastVerifyCMS(e, nil)
 		if !ok {
 			return
 		}

@@ -123,7 +123,7 @@ func FuzzSignature(f *testing.F) {
 			checkReason(t, err, ReasonNoSignature, ReasonSignatureMalformed)
 			return
 		}
-		cms, err := verifyCMS(e, log)
+		cms, err := verifyCMS(e, nil, log)
 		if err != nil {
 			checkReason(t, err, ReasonSignatureMalformed, ReasonSignatureInvalid)
 			return
@@ -145,7 +145,7 @@ func FuzzCMS(f *testing.F) {
 	f.Fuzz(func(t *testing.T, der, content []byte) {
 		log := &story{mu: &sync.Mutex{}}
 		for _, e := range []*signedEntity{{cms: der, content: content}, {opaque: true, cms: der}} {
-			if _, err := verifyCMS(e, log); err != nil {
+			if _, err := verifyCMS(e, nil, log); err != nil {
 				checkReason(t, err, ReasonSignatureMalformed, ReasonSignatureInvalid)
 			}
 		}

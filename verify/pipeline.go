@@ -78,6 +78,7 @@ type Pipeline struct {
 	opts  Options
 	logMu sync.Mutex
 	links linkCache // verified intermediate-to-root links (chain.go)
+	certs certCache // parsed CA certificates (certcache.go)
 }
 
 // New returns a Pipeline.
@@ -212,7 +213,7 @@ func (p *Pipeline) run(ctx context.Context, m *Message, res *Result, log *story)
 	if err != nil {
 		return err
 	}
-	cms, err := verifyCMS(entity, log)
+	cms, err := verifyCMS(entity, &p.certs, log)
 	clock.done(StageCMS)
 	if err != nil {
 		return err
