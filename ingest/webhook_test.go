@@ -292,6 +292,8 @@ func TestWebhookResponses(t *testing.T) {
 		{name: "email_rfc822 not a string", body: `[{"msys":{"relay_message":{"content":{"email_rfc822":["x"]}}}}]`, wantStatus: 400, wantMessage: "Malformed JSON in request body: item 0"},
 		{name: "bad base64", body: `[{"msys":{"relay_message":{"content":{"email_rfc822":"not base64!","email_rfc822_is_base64":true}}}}]`, wantStatus: 400, wantMessage: "Bad relay message: item 0: content.email_rfc822 is not valid base64"},
 		{name: "empty after base64", body: `[{"msys":{"relay_message":{"content":{"email_rfc822":"\r\n","email_rfc822_is_base64":true}}}}]`, wantStatus: 400, wantMessage: "Bad relay message: item 0: content.email_rfc822"},
+		{name: "member named twice", body: `[{"msys":{"relay_message":{"content":{"email_rfc822":"eA==","email_rfc822":"eQ==","email_rfc822_is_base64":true}}}}]`, wantStatus: 400, wantMessage: "Malformed JSON in request body: item 0"},
+		{name: "member names in another case", body: `[{"MSYS":{"Relay_Message":{"Content":{"EMAIL_RFC822":"x"}}}}]`, wantStatus: 200, wantMessage: "ok", spooled: 1},
 		{name: "over-long msg_from", body: `[{"msys":{"relay_message":{"msg_from":"` + strings.Repeat("a", 3000) + `","content":{"email_rfc822":"x"}}}}]`, wantStatus: 400, wantMessage: "Bad relay message: item 0: msg_from is longer"},
 		{name: "too large by Content-Length", opts: WebhookOptions{MaxRequestBytes: 100}, body: string(good), wantStatus: 413, wantMessage: "Request body larger than 100 bytes"},
 		{name: "too large, chunked", opts: WebhookOptions{MaxRequestBytes: 100}, header: map[string]string{"chunked": "1"}, body: string(good), wantStatus: 413, wantMessage: "Request body larger than 100 bytes"},
