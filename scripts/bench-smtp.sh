@@ -10,7 +10,8 @@
 # Usage: scripts/bench-smtp.sh [duration] [sessions] [messages-per-session]
 #   e.g. scripts/bench-smtp.sh 10s 32 100
 # SERVE_FLAGS adds flags to serve (e.g. "--workers 1"), LOADGEN_FLAGS to the
-# load generator (e.g. "-rset=false"); TMPDIR chooses the file system.
+# load generator (e.g. "-rset" for an RSET and a new EHLO before each message
+# after the first of a session); TMPDIR chooses the file system.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration=${1:-10s}
