@@ -27,11 +27,22 @@ import (
 // A certificate is durable when Store returns, and a crash leaves each file
 // with its old content or its new content, never a mix (see
 // WriteFileAtomic).
+//
+// Several processes may share the folder: the compare-and-replace of an
+// address holds an flock(2) on the lock file of its stripe,
+// <dir>/.locks/<NN>.lock, one of 256 that the addresses share.
 type CertStore struct {
-	dir   string
-	locks [64]sync.Mutex // striped by address
-	group *groupCommit   // nil: each Store syncs alone
+	dir string
+	// locks serialise the Stores of one stripe of addresses in this
+	// process; the stripe's lock file excludes other processes.
+	locks [lockStripes]sync.Mutex
+	group *groupCommit // nil: each Store syncs alone
 }
+
+// lockStripes is how many locks the addresses share, in the process and
+// as lock files (<dir>/.locks/00.lock to ff.lock): two addresses of one
+// stripe are stored one after the other, never at once.
+const lockStripes = 256
 
 // CertStoreOptions configure OpenCertStoreOptions.
 type CertStoreOptions struct {
@@ -161,14 +172,9 @@ func (s *CertStore) Store(ctx context.Context, addr string, cert *x509.Certifica
 	if err != nil {
 		return verify.StoreResult{}, err
 	}
-	mu := s.lockFor(addr)
-	mu.Lock()
-	defer mu.Unlock()
-	// Other certharvest processes may share the folder: the compare and
-	// replace of one address holds its file lock too.
-	unlock, err := lockAddressFile(filepath.Join(s.dir, ".locks", addr+".lock"))
+	unlock, err := s.lock(addr)
 	if err != nil {
-		return verify.StoreResult{}, fmt.Errorf("locking %s: %w", addr, err)
+		return verify.StoreResult{}, err
 	}
 	defer unlock()
 	if err := ctx.Err(); err != nil {
@@ -239,10 +245,37 @@ func (s *CertStore) Store(ctx context.Context, addr string, cert *x509.Certifica
 	return verify.StoreResult{Action: verify.ActionStored, Path: path, Bytes: len(data)}, nil
 }
 
-func (s *CertStore) lockFor(addr string) *sync.Mutex {
+// lock takes the locks of addr's stripe: its mutex, then its lock file, for
+// other certharvest processes sharing the folder. It returns the function
+// that releases both.
+func (s *CertStore) lock(addr string) (unlock func(), err error) {
+	i := lockStripe(addr)
+	mu := &s.locks[i]
+	mu.Lock()
+	unlockFile, err := lockFile(s.lockPath(i))
+	if err != nil {
+		mu.Unlock()
+		return nil, fmt.Errorf("locking %s: %w", addr, err)
+	}
+	return func() {
+		unlockFile()
+		mu.Unlock()
+	}, nil
+}
+
+// lockStripe is the stripe of an address: its FNV-1a hash modulo
+// lockStripes.
+func lockStripe(addr string) int {
 	h := fnv.New32a()
 	h.Write([]byte(addr))
-	return &s.locks[h.Sum32()%uint32(len(s.locks))]
+	return int(h.Sum32() % lockStripes)
+}
+
+// lockPath is the lock file of stripe i, <dir>/.locks/<i in hex>.lock. An
+// address holds an "@", so these never clash with the per-address lock
+// files (<address>.lock) of earlier versions, which are left alone.
+func (s *CertStore) lockPath(i int) string {
+	return filepath.Join(s.dir, ".locks", fmt.Sprintf("%02x.lock", i))
 }
 
 // EncodeCertificatePEM returns cert as a PEM CERTIFICATE block (RFC 7468

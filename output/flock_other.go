@@ -2,6 +2,9 @@
 
 package output
 
-// lockAddressFile is a no-op where flock(2) is missing: one process per
+// haveFlock reports whether lockFile excludes other processes.
+const haveFlock = false
+
+// lockFile is a no-op where flock(2) is missing: one process per
 // certificate folder there.
-func lockAddressFile(string) (func(), error) { return func() {}, nil }
+func lockFile(string) (func(), error) { return func() {}, nil }

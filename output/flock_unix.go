@@ -9,11 +9,14 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// lockAddressFile takes an exclusive flock(2) on path, creating it (and its
+// haveFlock reports whether lockFile excludes other processes.
+const haveFlock = true
+
+// lockFile takes an exclusive flock(2) on path, creating it (and its
 // folder) if needed, and returns the function that releases it. flock locks
 // are held per open file, so they exclude other processes, and are released
 // if the process dies.
-func lockAddressFile(path string) (func(), error) {
+func lockFile(path string) (func(), error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
 	if os.IsNotExist(err) {
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/x509"
 	"fmt"
 	"io"
 	"os"
@@ -50,7 +49,7 @@ func runScan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	pf.register(cmd.fs)
 	certsDir := cmd.fs.String("certs", "./certs", "`folder` where certificates are stored")
 	reportPath := cmd.fs.String("report", "./report.jsonl", "JSON-lines report `file`, appended to; - for standard output")
-	workers := cmd.fs.Int("workers", defaultWorkers(), "messages verified in parallel")
+	workers := cmd.fs.Int("workers", defaultWorkers(), "messages verified in parallel, by default one per core; with more than 1, up to 64 more may wait meanwhile, not counted, for their certificate's sync or a DKIM lookup in DNS")
 	quiet := cmd.fs.Bool("quiet", false, "no progress and no summary")
 	if err := cmd.parse(args); err != nil {
 		return err
@@ -79,14 +78,14 @@ func runScan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	// Verifying is CPU-bound; storing waits for the disk. At most --workers
-	// messages are verified at once, but a message waiting for its
-	// certificate to become durable gives its slot to another, so that the
+	// Verifying is CPU-bound; storing waits for the disk, a DKIM lookup in
+	// DNS for the network. At most --workers messages are verified at
+	// once, but a message waiting gives its slot to another, so that the
 	// waits overlap the work and enough certificates wait together to be
 	// committed as a group.
-	slots := make(chan struct{}, *workers)
-	setup.opts.Store = &slotStore{store: store, slots: slots}
-	pipeline, err := verify.New(setup.opts)
+	slots := newCPUSlots(*workers)
+	setup.opts.Store = store
+	pipeline, err := verify.New(withSlotWaits(setup.opts, pf.dkimKeys == ""))
 	if err != nil {
 		return err
 	}
@@ -124,14 +123,14 @@ func runScan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	// With --workers 1, one message at a time, in order, as before.
 	pool := *workers
 	if pool > 1 {
-		pool += storeWaiters
+		pool += slotWaiters
 	}
 	for range pool {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for path := range paths {
-				slots <- struct{}{}
+				ctx, release := slots.acquire(ctx)
 				m := &verify.Message{Source: "scan", Path: path, Received: time.Now()}
 				var res *verify.Result
 				raw, err := ingest.ReadMessageFile(path, maxSize)
@@ -148,7 +147,7 @@ func runScan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 					setOpErr(fmt.Errorf("%s: %s", path, res.Detail))
 				}
 				summary.add(res)
-				<-slots
+				release()
 			}
 		}()
 	}
@@ -186,23 +185,6 @@ func runScan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return fmt.Errorf("scan interrupted: %w", walkErr)
 	}
 	return opErr
-}
-
-// storeWaiters is how many messages beyond --workers may be in progress,
-// waiting for their certificate to become durable (see slotStore).
-const storeWaiters = 64
-
-// slotStore is the certificate store of a scan: while a Store waits (for
-// the disk), its caller's verification slot is free for another message.
-type slotStore struct {
-	store *output.CertStore
-	slots chan struct{}
-}
-
-func (s *slotStore) Store(ctx context.Context, addr string, cert *x509.Certificate) (verify.StoreResult, error) {
-	<-s.slots
-	defer func() { s.slots <- struct{}{} }()
-	return s.store.Store(ctx, addr, cert)
 }
 
 // summary counts verdicts by outcome and reason.

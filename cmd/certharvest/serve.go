@@ -11,8 +11,10 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -35,10 +37,19 @@ temporary reason (dkim_temperror, store_failed) stays in new/ and is
 retried with back-off, for up to --retry-for, before it is reported as
 rejected.
 
+--workers messages are verified at once; a message waiting for its
+certificate to be synced, or for DNS, does not count, so that many share
+one sync. Go code runs on two threads more than the cores (unless the
+GOMAXPROCS environment variable says otherwise), so that the syncs do not
+hold up the verifications. A certificate is durable before its report
+line, and a report line before its message leaves new/. The moves to cur/
+are synced about once a second, and at exit.
+
 SIGINT or SIGTERM stops taking new work, finishes the messages in flight
 (for up to --shutdown-timeout), flushes the report and exits 0. A crash
 loses nothing: every message is either reported and in cur/, or still in
-new/ and processed again (possibly a second report line).
+new/ and processed again (possibly a second report line: after a crash,
+the moves of the last second may be undone).
 
 With --http, the same listener also serves Prometheus metrics at /metrics
 (or --metrics ADDR serves them on a listener of their own), and, with
@@ -79,7 +90,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.maildir, "maildir", "", "Maildir `folder` to watch and spool into (required)")
 	fs.StringVar(&f.certs, "certs", "./certs", "`folder` where certificates are stored")
 	fs.StringVar(&f.report, "report", "./report.jsonl", "JSON-lines report `file`, appended to")
-	fs.IntVar(&f.workers, "workers", 16*defaultWorkers(), "messages in the pipeline at once: more than the cores, so that certificate writes share their syncs (each holds its message in memory)")
+	fs.IntVar(&f.workers, "workers", 2*defaultWorkers(), "messages verified at once, by default twice the cores; up to 64 more (each held in memory) may wait meanwhile, not counted, for their certificate's sync (one shared sync) or a DKIM lookup in DNS")
 	fs.DurationVar(&f.rescan, "rescan", time.Minute, "list new/ again this often, as a safety net for missed events")
 	fs.DurationVar(&f.settle, "settle", 100*time.Millisecond, "a file in new/ is complete once unwritten for this long")
 	fs.DurationVar(&f.retryFor, "retry-for", 24*time.Hour, "retry a temporary failure for this long after delivery")
@@ -181,6 +192,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	defer setup.closeLog()
 	log := setup.logger
+	addSyncThreads(syncThreads)
 
 	tlsConfig, err := sf.loadTLS()
 	if err != nil {
@@ -210,7 +222,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer spool.Close()
-	// Workers storing at the same time share one sync (group commit).
+	// Workers storing at the same time share one sync (group commit). A
+	// message waiting for the disk, or for DNS, gives its CPU slot to
+	// another (see cpuSlots), so that many wait together.
 	store, err := output.OpenCertStoreOptions(sf.certs, output.CertStoreOptions{GroupCommit: true})
 	if err != nil {
 		return err
@@ -228,7 +242,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if sf.metricsAddr == "" {
 		env.Routes.metrics = m.handler(log)
 	}
-	pipeline, err := verify.New(setup.opts)
+	pipeline, err := verify.New(withSlotWaits(setup.opts, pf.dkimKeys == ""))
 	if err != nil {
 		return err
 	}
@@ -255,7 +269,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	log.Info("certharvest serve starting", "version", version, "inputs", strings.Join(names, ", "),
 		"certs", sf.certs, "report", sf.report, "trust", setup.trustDesc, "dkim_keys", setup.keysDesc,
-		"dkim_align", setup.opts.Align.String(), "workers", sf.workers)
+		"dkim_align", setup.opts.Align.String(), "workers", sf.workers, "gomaxprocs", runtime.GOMAXPROCS(0))
 
 	// workCtx outlives ctx: the messages in flight finish after a signal.
 	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
@@ -340,6 +354,27 @@ wait:
 	return runErr
 }
 
+// syncThreads is how many threads beyond the cores serve lets run Go code
+// (GOMAXPROCS). A goroutine in fsync or syncfs (the report's sync in the
+// commit loop, a group commit of certificates) keeps its thread's place in
+// the scheduler for most of the sync: the runtime takes it back only after
+// 20 µs to 10 ms, which is often longer than the sync. With GOMAXPROCS at
+// the cores, those two syncs at once stop every verification; two more
+// places let the verifications use the cores meanwhile, and --workers
+// still bounds them.
+const syncThreads = 2
+
+// addSyncThreads sets GOMAXPROCS to n more than its default (the cores, or
+// the container's CPU limit), unless the GOMAXPROCS environment variable
+// sets it.
+func addSyncThreads(n int) {
+	if os.Getenv("GOMAXPROCS") != "" {
+		return
+	}
+	runtime.SetDefaultGOMAXPROCS()
+	runtime.GOMAXPROCS(runtime.GOMAXPROCS(0) + n)
+}
+
 // server is the running service: the pipeline over the spool.
 type server struct {
 	flags   serveFlags
@@ -364,16 +399,19 @@ type outcome struct {
 }
 
 // process runs the workers and the committer until the watcher closes Ready
-// and every message taken is committed.
+// and every message taken is committed. At most --workers messages are
+// verified at once; up to slotWaiters more wait for the disk or DNS
+// meanwhile (cpuSlots).
 func (s *server) process(ctx context.Context) {
+	slots := newCPUSlots(s.flags.workers)
 	results := make(chan outcome, s.flags.batch)
 	var wg sync.WaitGroup
-	for range s.flags.workers {
+	for range s.flags.workers + slotWaiters {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for name := range s.watcher.Ready() {
-				if o, ok := s.verify(ctx, name); ok {
+				if o, ok := s.verify(ctx, slots, name); ok {
 					results <- o
 				}
 			}
@@ -386,9 +424,11 @@ func (s *server) process(ctx context.Context) {
 	s.commitLoop(results)
 }
 
-// verify loads and verifies one message. ok is false when the message is
-// no longer in new/ (already handled).
-func (s *server) verify(ctx context.Context, name string) (outcome, bool) {
+// verify loads and verifies one message, holding a CPU slot. ok is false
+// when the message is no longer in new/ (already handled).
+func (s *server) verify(ctx context.Context, slots *cpuSlots, name string) (outcome, bool) {
+	ctx, release := slots.acquire(ctx)
+	defer release()
 	m, err := s.spool.Load(name, s.maxSize)
 	if errors.Is(err, fs.ErrNotExist) {
 		s.watcher.Done(name)
@@ -416,7 +456,14 @@ func (s *server) verify(ctx context.Context, name string) (outcome, bool) {
 // are written and synced once, then its messages are moved to cur/ (group
 // commit). A temporary failure is not reported but retried later, until
 // --retry-for has passed since delivery.
+//
+// The moves to cur/ are made durable in the background, about once a
+// second (archiveSyncInterval), and once more when results is closed: a
+// crash may undo the last second's moves, which only means processing those
+// messages again, their report lines being durable already.
 func (s *server) commitLoop(results <-chan outcome) {
+	archived := startArchiveSyncer(s.spool.Sync, archiveSyncInterval, s.log)
+	defer archived.stop()
 	batch := make([]outcome, 0, s.flags.batch)
 	for o := range results {
 		batch = append(batch[:0], o)
@@ -432,11 +479,13 @@ func (s *server) commitLoop(results <-chan outcome) {
 				break gather
 			}
 		}
-		s.commit(batch)
+		s.commit(batch, archived)
 	}
 }
 
-func (s *server) commit(batch []outcome) {
+// commit reports a batch: its report lines are written and synced, then
+// its messages moved to cur/ (made durable later by archived).
+func (s *server) commit(batch []outcome, archived *archiveSyncer) {
 	now := time.Now()
 	reported := batch[:0:0]
 	for _, o := range batch {
@@ -475,9 +524,7 @@ func (s *server) commit(batch []outcome) {
 			s.log.Error("moving to cur/ failed", "error", err, "id", o.res.ID)
 		}
 	}
-	if err := s.spool.Sync(); err != nil {
-		s.log.Error("syncing the Maildir failed", "error", err)
-	}
+	archived.moved()
 	s.mu.Lock()
 	for _, o := range reported {
 		delete(s.attempts, o.name)
@@ -489,6 +536,65 @@ func (s *server) commit(batch []outcome) {
 	s.mu.Unlock()
 	for _, o := range reported {
 		s.watcher.Done(o.name)
+	}
+}
+
+// archiveSyncInterval is how often the moves to cur/ are made durable.
+const archiveSyncInterval = time.Second
+
+// archiveSyncer makes the moves of messages from new/ to cur/ durable in
+// the background, at most once per interval, so that committing a batch
+// never waits for a folder sync.
+type archiveSyncer struct {
+	syncCur func() error // makes the moves so far durable (Spool.Sync)
+	log     *slog.Logger
+	dirty   atomic.Bool // moves since the last sync began
+	quit    chan struct{}
+	done    chan struct{}
+}
+
+// startArchiveSyncer starts calling syncCur every interval when there were
+// moves.
+func startArchiveSyncer(syncCur func() error, interval time.Duration, log *slog.Logger) *archiveSyncer {
+	a := &archiveSyncer{syncCur: syncCur, log: log, quit: make(chan struct{}), done: make(chan struct{})}
+	go a.run(interval)
+	return a
+}
+
+// moved records that messages were moved to cur/.
+func (a *archiveSyncer) moved() { a.dirty.Store(true) }
+
+// stop syncs the last moves and stops the syncer.
+func (a *archiveSyncer) stop() {
+	close(a.quit)
+	<-a.done
+}
+
+func (a *archiveSyncer) run(interval time.Duration) {
+	defer close(a.done)
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			a.syncMoves()
+		case <-a.quit:
+			a.syncMoves()
+			return
+		}
+	}
+}
+
+// syncMoves makes the moves so far durable, if there were any.
+func (a *archiveSyncer) syncMoves() {
+	if !a.dirty.Swap(false) {
+		return
+	}
+	if err := a.syncCur(); err != nil {
+		// The moves may be lost in a crash: those messages would be
+		// processed again. Try again next time.
+		a.dirty.Store(true)
+		a.log.Error("syncing the Maildir's cur/ failed", "error", err)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -12,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -36,11 +38,20 @@ type service struct {
 
 func startServe(t *testing.T, dir string, extra ...string) *service {
 	t.Helper()
+	return startServeEnv(t, dir, nil, extra...)
+}
+
+// startServeEnv is startServe with more environment variables (NAME=value).
+func startServeEnv(t *testing.T, dir string, env []string, extra ...string) *service {
+	t.Helper()
 	s := &service{dir: dir, maildir: filepath.Join(dir, "Maildir"), certs: filepath.Join(dir, "certs"),
 		report: filepath.Join(dir, "report.jsonl"), log: filepath.Join(dir, "serve.log"), exited: make(chan struct{})}
 	args := append([]string{"serve", "--maildir", s.maildir, "--certs", s.certs, "--report", s.report, "--log", s.log,
 		"--settle", "30ms", "--rescan", "2s"}, sampleFlags()...)
 	s.cmd = exec.Command(binary, append(args, extra...)...)
+	if env != nil {
+		s.cmd.Env = append(os.Environ(), env...)
+	}
 	s.cmd.Stdout, s.cmd.Stderr = &s.stdout, &s.stderr
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -280,18 +291,29 @@ func TestServeCrash(t *testing.T) {
 // controls.
 func newTestServer(t *testing.T, f *testcorpus.Fixture, lookup verify.LookupTXTFunc, sf serveFlags) (*server, *ingest.Spool) {
 	t.Helper()
+	return newTestServerStore(t, f, lookup, nil, sf)
+}
+
+// newTestServerStore is newTestServer with a certificate store the test
+// controls; nil is a CertStore in the test's folder. As in runServe with
+// DNS, the store and the lookup give the CPU slot back while they wait.
+func newTestServerStore(t *testing.T, f *testcorpus.Fixture, lookup verify.LookupTXTFunc, store verify.CertStore, sf serveFlags) (*server, *ingest.Spool) {
+	t.Helper()
 	dir := t.TempDir()
 	spool, err := ingest.OpenSpool(filepath.Join(dir, "Maildir"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { spool.Close() })
-	store, err := output.OpenCertStore(filepath.Join(dir, "certs"))
-	if err != nil {
-		t.Fatal(err)
+	if store == nil {
+		cs, err := output.OpenCertStore(filepath.Join(dir, "certs"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		store = cs
 	}
-	pipeline, err := verify.New(verify.Options{Roots: f.TrustPool(), LookupTXT: lookup,
-		Now: func() time.Time { return testcorpus.At }, Store: store})
+	pipeline, err := verify.New(withSlotWaits(verify.Options{Roots: f.TrustPool(), LookupTXT: lookup,
+		Now: func() time.Time { return testcorpus.At }, Store: store}, true))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -387,6 +409,169 @@ func runUntilArchived(t *testing.T, s *server, spool *ingest.Spool, name string)
 	<-done
 	s.h.report.Close()
 	return readReport(t, filepath.Join(filepath.Dir(spool.Dir()), "report.jsonl"))
+}
+
+// A message waiting for its certificate to be stored, or for a DKIM key
+// from DNS, gives its CPU slot to the next: with --workers 1, two messages
+// wait at once, and both are then reported and archived.
+func TestServeWaitsWithoutSlot(t *testing.T) {
+	f, err := testcorpus.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, waitIn := range []string{"store", "lookup"} {
+		t.Run(waitIn, func(t *testing.T) {
+			entered, proceed := make(chan struct{}, 8), make(chan struct{})
+			lookup := func(_ context.Context, name string) ([]string, error) { return f.LookupTXT(name) }
+			var store verify.CertStore
+			if waitIn == "lookup" {
+				lookup = func(_ context.Context, name string) ([]string, error) {
+					entered <- struct{}{}
+					<-proceed
+					return f.LookupTXT(name)
+				}
+			} else {
+				store = &blockingStore{entered: entered, release: proceed}
+			}
+			sf := serveFlags{workers: 1, batch: 16, retryFor: time.Hour, retryFirst: time.Minute}
+			s, spool := newTestServerStore(t, f, lookup, store, sf)
+			var names []string
+			for range 2 {
+				n, err := spool.Deliver(context.Background(), ingest.Incoming{Raw: f.Cases()[0].Data, Envelope: ingest.Envelope{Source: "test"}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				names = append(names, n[0])
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			go s.watcher.Run(ctx)
+			done := make(chan struct{})
+			go func() { s.process(context.Background()); close(done) }()
+			for i := range 2 {
+				select {
+				case <-entered:
+				case <-time.After(10 * time.Second):
+					t.Fatalf("%d message(s) waiting in the %s, want 2: the slot was not given back", i, waitIn)
+				}
+			}
+			close(proceed)
+			waitArchived(t, spool, names, 10*time.Second)
+			cancel()
+			<-done
+			s.h.report.Close()
+			if recs := readReport(t, filepath.Join(filepath.Dir(spool.Dir()), "report.jsonl")); len(recs) != 2 || recs[0].Reason != verify.ReasonOK || recs[1].Reason != verify.ReasonOK {
+				t.Errorf("report = %+v, want two accepted lines", recs)
+			}
+		})
+	}
+}
+
+// waitArchived waits until every message of names is in cur/.
+func waitArchived(t *testing.T, spool *ingest.Spool, names []string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for _, name := range names {
+		for {
+			if _, err := os.Stat(filepath.Join(spool.Dir(), "cur", name+":2,S")); err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s not in cur/ after %v", name, timeout)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+}
+
+// The moves to cur/ are synced at most once per interval, not per batch;
+// once more when the syncer stops, and again after a failed sync.
+func TestArchiveSyncer(t *testing.T) {
+	var (
+		calls atomic.Int32
+		fail  atomic.Bool
+	)
+	syncCur := func() error {
+		calls.Add(1)
+		if fail.Swap(false) {
+			return errors.New("disk on fire")
+		}
+		return nil
+	}
+	const interval = 20 * time.Millisecond
+
+	// No moves: no sync, not even at the end.
+	a := startArchiveSyncer(syncCur, interval, discardLogger())
+	time.Sleep(3 * interval)
+	a.stop()
+	if n := calls.Load(); n != 0 {
+		t.Fatalf("%d syncs without a move", n)
+	}
+
+	// Moves all the time: about one sync per interval.
+	a = startArchiveSyncer(syncCur, interval, discardLogger())
+	start := time.Now()
+	for time.Since(start) < 10*interval {
+		a.moved()
+		time.Sleep(interval / 20)
+	}
+	elapsed := time.Since(start)
+	a.stop()
+	if n := calls.Load(); n < 1 || time.Duration(n) > elapsed/interval+2 {
+		t.Errorf("%d syncs in %v of moves at %v intervals", n, elapsed, interval)
+	}
+
+	// A move just before stop is synced by stop.
+	calls.Store(0)
+	a = startArchiveSyncer(syncCur, time.Hour, discardLogger())
+	a.moved()
+	a.stop()
+	if n := calls.Load(); n != 1 {
+		t.Errorf("stop made %d syncs, want 1", n)
+	}
+
+	// A failed sync is tried again.
+	calls.Store(0)
+	fail.Store(true)
+	a = startArchiveSyncer(syncCur, interval, discardLogger())
+	a.moved()
+	deadline := time.Now().Add(5 * time.Second)
+	for calls.Load() < 2 && time.Now().Before(deadline) {
+		time.Sleep(interval / 4)
+	}
+	a.stop()
+	if n := calls.Load(); n != 2 {
+		t.Errorf("%d syncs after a failure, want 2 (the failure, then its retry)", n)
+	}
+}
+
+// serve runs Go code on two threads more than the cores (GOMAXPROCS), so
+// that syncs do not stop the verifications, unless GOMAXPROCS is set; the
+// default --workers is twice the cores.
+func TestServeGOMAXPROCS(t *testing.T) {
+	started := regexp.MustCompile(`workers=(\d+) gomaxprocs=(\d+)`)
+	for _, tt := range []struct {
+		env         []string
+		wantWorkers func(cores int) int
+		wantProcs   func(cores int) int
+	}{
+		{nil, func(c int) int { return 2 * c }, func(c int) int { return c + 2 }},
+		{[]string{"GOMAXPROCS=3"}, func(int) int { return 6 }, func(int) int { return 3 }},
+	} {
+		s := startServeEnv(t, t.TempDir(), tt.env)
+		s.stop(t)
+		data, _ := os.ReadFile(s.log)
+		m := started.FindSubmatch(data)
+		if m == nil {
+			t.Fatalf("env %v: no workers and gomaxprocs in the start-up line:\n%s", tt.env, data)
+		}
+		workers, _ := strconv.Atoi(string(m[1]))
+		procs, _ := strconv.Atoi(string(m[2]))
+		cores := workers / 2 // the default --workers is twice the cores
+		if workers != tt.wantWorkers(cores) || procs != tt.wantProcs(cores) {
+			t.Errorf("env %v: workers=%d gomaxprocs=%d", tt.env, workers, procs)
+		}
+	}
 }
 
 func TestBackoff(t *testing.T) {
