@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"os"
+	"runtime/debug"
 
 	"github.com/certharvest/certharvest/output"
 	"github.com/certharvest/certharvest/verify"
@@ -37,4 +39,15 @@ func (h *harvester) reject(m *verify.Message, err error) (*verify.Result, error)
 	}
 	h.log.Warn("rejected: "+string(res.Reason)+": "+res.Detail, "id", res.ID, "path", m.Path, "reason", string(res.Reason))
 	return res, h.report.Write(output.NewRecord(m, res))
+}
+
+// setLazyGC sets the garbage collector's target to 400% unless the GOGC
+// environment variable sets one. The pipeline allocates fast and keeps
+// little (the messages in flight, a few MB): collecting when the heap
+// reaches five times that, rather than twice, saves a tenth to a fifth of
+// the CPU for a few more megabytes.
+func setLazyGC() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(400)
+	}
 }

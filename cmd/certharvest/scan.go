@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime/debug"
 	"sort"
 	"strings"
 	"sync"
@@ -65,12 +64,7 @@ func runScan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	defer setup.closeLog()
-	// A scan allocates fast and keeps little (the messages in flight):
-	// collecting when the heap reaches five times that, rather than twice,
-	// saves a tenth of the CPU for a few more megabytes. GOGC overrides it.
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(400)
-	}
+	setLazyGC()
 
 	// Group commit: certificates stored at about the same time are made
 	// durable by the same syncs; each is durable before its report line.

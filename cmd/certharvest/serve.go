@@ -41,7 +41,8 @@ rejected.
 certificate to be synced, or for DNS, does not count, so that many share
 one sync. Go code runs on two threads more than the cores (unless the
 GOMAXPROCS environment variable says otherwise), so that the syncs do not
-hold up the verifications. A certificate is durable before its report
+hold up the verifications, and the garbage collector runs at GOGC=400
+unless GOGC is set. A certificate is durable before its report
 line, and a report line before its message leaves new/. The moves to cur/
 are synced about once a second, and at exit.
 
@@ -193,6 +194,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	defer setup.closeLog()
 	log := setup.logger
 	addSyncThreads(syncThreads)
+	setLazyGC()
 
 	tlsConfig, err := sf.loadTLS()
 	if err != nil {
