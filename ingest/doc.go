@@ -7,8 +7,12 @@
 //     Maildirs (https://cr.yp.to/proto/maildir.html: a message is a file in
 //     new/ or cur/, never in tmp/).
 //   - spool.go: the Maildir every live input delivers into, durably, before
-//     it acknowledges a message; maildir.go watches its new/ folder for the
+//     it acknowledges a message; journal.go makes concurrent deliveries
+//     durable together (one append and one fdatasync per group) and replays
+//     them after a crash; maildir.go watches its new/ folder for the
 //     service, whoever delivered there (an MTA, or the inputs below).
+//   - sys_linux.go, sys_other.go: extended attributes, fdatasync, syncfs and
+//     file locks, where the system has them.
 //   - webhook.go: SparkPost's inbound-relay webhook (HTTP POST of JSON).
 //   - smtp.go: a receiving SMTP server (RFC 5321) for direct MX delivery.
 package ingest

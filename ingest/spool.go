@@ -1,13 +1,17 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -21,7 +25,7 @@ import (
 // exactly one of three places (https://cr.yp.to/proto/maildir.html):
 //
 //   - tmp/: being written; never read;
-//   - new/: delivered and durable, waiting to be processed;
+//   - new/: delivered, waiting to be processed;
 //   - cur/: processed and reported (flag S, seen), an archive that scan can
 //     reprocess.
 //
@@ -30,17 +34,26 @@ import (
 // file system has none, beside it in meta/<name>.json), so that the message's
 // bytes are exactly the bytes received. Messages delivered by an MTA have no
 // context.
+//
+// Deliveries are made durable by a journal (journal/, see journal.go): each
+// message is appended to it, with one sync shared by every delivery waiting,
+// before its file is written into new/ unsynced. The journal's segments are
+// deleted about once a second, once the files they cover are durable, and
+// replayed by OpenSpool after a crash.
 type Spool struct {
 	dir  string
 	host string
 	pid  int
 	seq  atomic.Uint64
 
+	journal  *journal
+	lock     *os.File // held while the spool is open
 	syncReqs chan syncRequest
 	noXattr  atomic.Bool // the file system refused an extended attribute
 	stop     chan struct{}
 	stopOnce sync.Once
 	wg       sync.WaitGroup
+	closeErr error
 }
 
 // Envelope is the context a message arrived with, stored beside it.
@@ -67,13 +80,36 @@ const (
 	SpoolMeta = "meta"
 )
 
-// OpenSpool creates the Maildir dir (tmp/, new/, cur/ and meta/) if needed.
-// Close stops its background syncer.
+// journalLock is the file of journal/ whose lock a Spool holds: one process
+// at a time may use a spool's journal.
+const journalLock = ".lock"
+
+// OpenSpool creates the Maildir dir (tmp/, new/, cur/, meta/ and journal/) if
+// needed, and replays what its journal holds from before a crash, so that
+// every message acknowledged is in new/ (or, processed, in cur/). Close
+// stops its background work; a process uses a spool through one Spool.
 func OpenSpool(dir string) (*Spool, error) {
+	return openSpool(dir, journalOptions{})
+}
+
+func openSpool(dir string, opts journalOptions) (*Spool, error) {
 	for _, sub := range []string{SpoolTmp, SpoolNew, SpoolCur, SpoolMeta} {
 		if err := os.MkdirAll(filepath.Join(dir, sub), 0o700); err != nil {
 			return nil, fmt.Errorf("spool: %w", err)
 		}
+	}
+	jdir := filepath.Join(dir, SpoolJournal)
+	if err := os.Mkdir(jdir, 0o700); err == nil {
+		// The journal's folder must outlast a crash with its segments.
+		if err := syncDir(dir); err != nil {
+			return nil, fmt.Errorf("spool: %w", err)
+		}
+	} else if !errors.Is(err, fs.ErrExist) {
+		return nil, fmt.Errorf("spool: %w", err)
+	}
+	lock, err := lockFile(filepath.Join(jdir, journalLock))
+	if err != nil {
+		return nil, fmt.Errorf("spool: journal: %w", err)
 	}
 	host, err := os.Hostname()
 	if err != nil || host == "" {
@@ -81,7 +117,13 @@ func OpenSpool(dir string) (*Spool, error) {
 	}
 	// Maildir: '/' and ':' in the host name are written as \057 and \072.
 	host = strings.NewReplacer("/", `\057`, ":", `\072`).Replace(host)
-	s := &Spool{dir: dir, host: host, pid: os.Getpid(), syncReqs: make(chan syncRequest), stop: make(chan struct{})}
+	s := &Spool{dir: dir, host: host, pid: os.Getpid(), lock: lock, syncReqs: make(chan syncRequest), stop: make(chan struct{})}
+	lastSeq, err := s.replay()
+	if err != nil {
+		lock.Close()
+		return nil, err
+	}
+	s.journal = startJournal(jdir, lastSeq, s.syncMessages, opts)
 	s.wg.Add(1)
 	go s.syncLoop()
 	return s, nil
@@ -90,11 +132,18 @@ func OpenSpool(dir string) (*Spool, error) {
 // Dir returns the Maildir's folder.
 func (s *Spool) Dir() string { return s.dir }
 
-// Close stops the spool's syncer.
+// Close stops the spool's background work and makes every delivered message
+// durable in the Maildir, then empties the journal. Deliveries after Close
+// fail. When Close fails, what the journal still holds is replayed by the
+// next OpenSpool: no acknowledged message is lost.
 func (s *Spool) Close() error {
-	s.stopOnce.Do(func() { close(s.stop) })
-	s.wg.Wait()
-	return nil
+	s.stopOnce.Do(func() {
+		s.closeErr = s.journal.close()
+		close(s.stop)
+		s.wg.Wait()
+		s.lock.Close()
+	})
+	return s.closeErr
 }
 
 // uniqueName returns a Maildir unique name: time, then M<microseconds>,
@@ -105,87 +154,108 @@ func (s *Spool) uniqueName(now time.Time) string {
 }
 
 // Deliver writes msgs into new/ and returns their names once all of them are
-// durable (data and folder entries synced). Either every message is
-// delivered or, on error, none is: files already written are removed.
-// Concurrent deliveries share folder syncs (group commit).
+// durable. Either every message is delivered or, on error, none is: files
+// already written are removed. Concurrent deliveries share syncs (group
+// commit).
+//
+// The messages are first appended to the journal, which concurrent
+// deliveries share one fdatasync of; then each is written into tmp/ and
+// renamed into new/, none of it synced: should the machine crash before
+// the journal's segment is retired, OpenSpool restores them from it.
 //
 // Each message is one file: its context travels in an extended attribute
-// (user.certharvest.envelope) of that file, which the same fsync makes
-// durable. Where the file system has no user extended attributes, the
-// context goes in meta/<name>.json instead, written and synced before the
-// message is renamed into new/.
+// (user.certharvest.envelope) of that file. Where the file system has no
+// user extended attributes, the context goes in meta/<name>.json instead,
+// renamed into meta/ before the message is renamed into new/.
 func (s *Spool) Deliver(ctx context.Context, msgs ...Incoming) ([]string, error) {
-	names := make([]string, len(msgs))
-	var tmpFiles, metaFiles, newFiles []string
-	undo := func() {
-		for _, p := range append(append(tmpFiles, metaFiles...), newFiles...) {
-			os.Remove(p)
-		}
+	if err := ctx.Err(); err != nil {
+		return nil, err
 	}
-	metaTmps := make([]string, len(msgs)) // "" when the context is in an xattr
+	names := make([]string, len(msgs))
+	if len(msgs) == 0 {
+		return names, nil
+	}
+	recs := make([]record, len(msgs))
 	for i, m := range msgs {
-		if err := ctx.Err(); err != nil {
-			undo()
-			return nil, err
-		}
-		name := s.uniqueName(time.Now())
-		names[i] = name
 		env, err := json.Marshal(m.Envelope)
 		if err != nil {
-			undo()
 			return nil, fmt.Errorf("spool: encoding context: %w", err)
 		}
-		tmp := filepath.Join(s.dir, SpoolTmp, name)
-		tmpFiles = append(tmpFiles, tmp)
-		inXattr, err := s.writeMessage(tmp, m.Raw, env)
-		if err != nil {
-			undo()
+		names[i] = s.uniqueName(time.Now())
+		recs[i] = record{name: names[i], env: env, raw: m.Raw}
+		if err := recs[i].check(); err != nil {
 			return nil, fmt.Errorf("spool: %w", err)
 		}
-		if !inXattr {
-			metaTmps[i] = tmp + ".json"
-			tmpFiles = append(tmpFiles, metaTmps[i])
-			if err := writeSynced(metaTmps[i], env); err != nil {
-				undo()
-				return nil, fmt.Errorf("spool: %w", err)
-			}
-		}
 	}
-	// The context first, so a message in new/ always finds it.
-	for i, name := range names {
-		if metaTmps[i] == "" {
-			continue
-		}
-		metaPath := s.metaPath(name)
-		if err := os.Rename(metaTmps[i], metaPath); err != nil {
-			undo()
-			return nil, fmt.Errorf("spool: %w", err)
-		}
-		metaFiles = append(metaFiles, metaPath)
+	release, err := s.journal.commit(ctx, recs)
+	if err != nil {
+		return nil, err
 	}
-	for _, name := range names {
-		newPath := filepath.Join(s.dir, SpoolNew, name)
-		if err := os.Rename(filepath.Join(s.dir, SpoolTmp, name), newPath); err != nil {
-			undo()
-			return nil, fmt.Errorf("spool: %w", err)
-		}
-		newFiles = append(newFiles, newPath)
-	}
-	if err := s.syncDirs(len(metaFiles) > 0, false); err != nil {
-		// The entries may or may not be durable: the caller must not
-		// acknowledge. Removing them avoids processing a message the
-		// sender will deliver again.
-		undo()
+	defer release()
+	if err := s.place(recs); err != nil {
+		// The records stay in the journal until it is retired: a crash
+		// before then delivers these messages, which the sender, told of
+		// the failure, delivers again too. A duplicate, never a loss.
 		return nil, fmt.Errorf("spool: %w", err)
 	}
 	return names, nil
 }
 
+// place writes recs into new/ (tmp/ first, then a rename), without syncing.
+// Either every message is placed or, on error, none is.
+func (s *Spool) place(recs []record) error {
+	var written []string // removed should the delivery fail
+	undo := func() {
+		for _, p := range written {
+			os.Remove(p)
+		}
+	}
+	metaTmps := make([]string, len(recs)) // "" when the context is in an xattr
+	for i, rec := range recs {
+		tmp := filepath.Join(s.dir, SpoolTmp, rec.name)
+		written = append(written, tmp)
+		inXattr, err := s.writeMessage(tmp, rec.raw, rec.env)
+		if err != nil {
+			undo()
+			return err
+		}
+		if !inXattr {
+			metaTmps[i] = tmp + ".json"
+			written = append(written, metaTmps[i])
+			if err := writeFile(metaTmps[i], rec.env); err != nil {
+				undo()
+				return err
+			}
+		}
+	}
+	// The context first, so a message in new/ always finds it.
+	for i, rec := range recs {
+		if metaTmps[i] == "" {
+			continue
+		}
+		metaPath := s.metaPath(rec.name)
+		if err := os.Rename(metaTmps[i], metaPath); err != nil {
+			undo()
+			return err
+		}
+		written = append(written, metaPath)
+	}
+	for _, rec := range recs {
+		newPath := filepath.Join(s.dir, SpoolNew, rec.name)
+		if err := os.Rename(filepath.Join(s.dir, SpoolTmp, rec.name), newPath); err != nil {
+			undo()
+			return err
+		}
+		written = append(written, newPath)
+	}
+	return nil
+}
+
 // envelopeXattr is the extended attribute holding a message's context.
 const envelopeXattr = "user.certharvest.envelope"
 
-// writeMessage creates path with data, stores env in its extended
-// attribute when the file system allows (inXattr), and syncs it.
+// writeMessage creates path with data and stores env in its extended
+// attribute when the file system allows (inXattr). Nothing is synced.
 func (s *Spool) writeMessage(path string, data, env []byte) (inXattr bool, err error) {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
@@ -208,15 +278,15 @@ func (s *Spool) writeMessage(path string, data, env []byte) (inXattr bool, err e
 			s.noXattr.Store(true)
 		}
 	}
-	return inXattr, f.Sync()
+	return inXattr, nil
 }
 
 func (s *Spool) metaPath(name string) string {
 	return filepath.Join(s.dir, SpoolMeta, name+".json")
 }
 
-// writeSynced creates path with data and syncs it.
-func writeSynced(path string, data []byte) error {
+// writeFile creates path with data, without syncing it.
+func writeFile(path string, data []byte) error {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return err
@@ -225,11 +295,44 @@ func writeSynced(path string, data []byte) error {
 		f.Close()
 		return err
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
+	return f.Close()
+}
+
+// syncEach makes the messages named durable one file at a time, wherever
+// they are now: new/ (with a meta/ context file), or cur/ once archived
+// (with the seen flag Archive gives). Then it syncs the folders' entries. It
+// is the portable way; on Linux one syncfs(2) does it all (syncMessages).
+func (s *Spool) syncEach(names []string) error {
+	for _, name := range names {
+		for _, p := range []string{filepath.Join(s.dir, SpoolNew, name), filepath.Join(s.dir, SpoolCur, name+":2,S")} {
+			err := syncFile(p)
+			if err == nil {
+				break
+			}
+			if !errors.Is(err, fs.ErrNotExist) {
+				return err
+			}
+		}
+		if err := syncFile(s.metaPath(name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	for _, sub := range []string{SpoolMeta, SpoolNew, SpoolCur} {
+		if err := syncDir(filepath.Join(s.dir, sub)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// syncFile syncs the file at path.
+func syncFile(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
 		return err
 	}
-	return f.Close()
+	defer f.Close()
+	return f.Sync()
 }
 
 // syncDirs makes renames into new/ durable, and into meta/ and cur/ when
@@ -372,4 +475,148 @@ func (s *Spool) Writable() error {
 	}
 	f.Close()
 	return os.Remove(f.Name())
+}
+
+// replay restores, after a crash, the messages that the journal holds and
+// whose files may not have reached the disk: a message in neither new/ nor
+// cur/ is written into new/ (tmp/ first, then a rename, as Deliver does); one
+// whose file there is incomplete or differs from the journal's copy is
+// written again. Then it makes all of them durable and deletes the
+// segments. It returns the number of the last segment found.
+//
+// A message already processed and archived is not delivered again; one in
+// new/ is processed as it would have been without the crash.
+func (s *Spool) replay() (uint64, error) {
+	segs, err := listSegments(filepath.Join(s.dir, SpoolJournal))
+	if err != nil {
+		return 0, fmt.Errorf("spool: journal: %w", err)
+	}
+	if len(segs) == 0 {
+		return 0, nil
+	}
+	// First the names, to find every file with one pass over cur/ at most;
+	// then the messages, one at a time.
+	where := map[string]string{} // name → its file, "" for none
+	for _, seg := range segs {
+		err := readSegment(seg.path, func(rec record) error {
+			where[rec.name] = ""
+			return nil
+		})
+		if err != nil {
+			return 0, fmt.Errorf("spool: journal: %w", err)
+		}
+	}
+	if err := s.locate(where); err != nil {
+		return 0, fmt.Errorf("spool: journal: replaying: %w", err)
+	}
+	for _, seg := range segs {
+		err := readSegment(seg.path, func(rec record) error {
+			if err := s.restore(rec, where[rec.name]); err != nil {
+				return fmt.Errorf("replaying %s: %w", rec.name, err)
+			}
+			return nil
+		})
+		if err != nil {
+			return 0, fmt.Errorf("spool: journal: %w", err)
+		}
+	}
+	if len(where) > 0 {
+		if err := s.syncMessages(slices.Collect(maps.Keys(where))); err != nil {
+			return 0, fmt.Errorf("spool: journal: replaying: %w", err)
+		}
+	}
+	for _, seg := range segs {
+		if err := os.Remove(seg.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return 0, fmt.Errorf("spool: journal: %w", err)
+		}
+	}
+	return segs[len(segs)-1].seq, nil
+}
+
+// locate finds the file of each message named in where: new/<name>, else
+// cur/<name>:2,<flags> (Archive gives the flag S; a mail client may have
+// changed it).
+func (s *Spool) locate(where map[string]string) error {
+	newDir, curDir := filepath.Join(s.dir, SpoolNew), filepath.Join(s.dir, SpoolCur)
+	missing := 0
+	for name := range where {
+		for _, p := range []string{filepath.Join(newDir, name), filepath.Join(curDir, name+":2,S")} {
+			_, err := os.Lstat(p)
+			if err == nil {
+				where[name] = p
+				break
+			}
+			if !errors.Is(err, fs.ErrNotExist) {
+				return err
+			}
+		}
+		if where[name] == "" {
+			missing++
+		}
+	}
+	if missing == 0 {
+		return nil
+	}
+	d, err := os.Open(curDir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	for {
+		entries, err := d.Readdirnames(1024)
+		for _, e := range entries {
+			name, _, ok := strings.Cut(e, ":2,")
+			if p, known := where[name]; ok && known && p == "" {
+				where[name] = filepath.Join(curDir, e)
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// restore makes sure the message of rec is whole at path, its file in new/
+// or cur/, or delivers it into new/ when path is "".
+func (s *Spool) restore(rec record, path string) error {
+	archived := path != "" && filepath.Dir(path) == filepath.Join(s.dir, SpoolCur)
+	if path != "" && s.intact(path, rec, !archived) {
+		return nil
+	}
+	// What the interrupted delivery left in tmp/.
+	tmp := filepath.Join(s.dir, SpoolTmp, rec.name)
+	for _, p := range []string{tmp, tmp + ".json"} {
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	if !archived {
+		return s.place([]record{rec})
+	}
+	// Processed already: only the archive's copy is repaired.
+	if _, err := s.writeMessage(tmp, rec.raw, rec.env); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// intact reports whether the file at path holds the message of rec, and,
+// when withContext, its context.
+func (s *Spool) intact(path string, rec record, withContext bool) bool {
+	data, err := os.ReadFile(path)
+	if err != nil || !bytes.Equal(data, rec.raw) {
+		return false
+	}
+	if !withContext {
+		return true
+	}
+	env, err := getXattr(path, envelopeXattr)
+	if err != nil {
+		env, err = os.ReadFile(s.metaPath(rec.name))
+	}
+	return err == nil && bytes.Equal(env, rec.env)
 }

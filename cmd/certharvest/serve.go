@@ -223,7 +223,13 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	defer spool.Close()
+	defer func() {
+		// Closing retires the spool's journal: a failure loses nothing
+		// (the next start replays it), but the operator should know.
+		if err := spool.Close(); err != nil {
+			log.Error("closing the spool: its journal will be replayed at the next start", "error", err)
+		}
+	}()
 	// Workers storing at the same time share one sync (group commit). A
 	// message waiting for the disk, or for DNS, gives its CPU slot to
 	// another (see cpuSlots), so that many wait together.

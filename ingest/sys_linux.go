@@ -1,0 +1,108 @@
+package ingest
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// setXattr sets an extended attribute on an open file.
+func setXattr(f *os.File, name string, value []byte) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) { serr = unix.Fsetxattr(int(fd), name, value, 0) }); err != nil {
+		return err
+	}
+	return serr
+}
+
+// getXattr reads an extended attribute of a file.
+func getXattr(path, name string) ([]byte, error) {
+	buf := make([]byte, 4096)
+	for {
+		n, err := unix.Getxattr(path, name, buf)
+		if errors.Is(err, unix.ERANGE) && len(buf) < 1<<20 {
+			buf = make([]byte, len(buf)*4)
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		return buf[:n], nil
+	}
+}
+
+// This file also holds the spool's other Linux system calls.
+
+// fdatasync flushes f's data, and the metadata needed to read it back, to
+// the disk.
+func fdatasync(f *os.File) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) { serr = unix.Fdatasync(int(fd)) }); err != nil {
+		return err
+	}
+	if serr != nil {
+		return &os.PathError{Op: "fdatasync", Path: f.Name(), Err: serr}
+	}
+	return nil
+}
+
+// syncMessages makes the spool's files durable, with their folder entries:
+// one syncfs(2) of the spool's file system does it for every message, names
+// or not.
+func (s *Spool) syncMessages([]string) error {
+	d, err := os.Open(s.dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	rc, err := d.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) { serr = unix.Syncfs(int(fd)) }); err != nil {
+		return err
+	}
+	if serr != nil {
+		return &os.PathError{Op: "syncfs", Path: s.dir, Err: serr}
+	}
+	return nil
+}
+
+// lockFile opens path, creating it if needed, and takes an exclusive lock
+// on it, held until the file is closed (or the process ends).
+func lockFile(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	rc, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) { serr = unix.Flock(int(fd), unix.LOCK_EX|unix.LOCK_NB) }); err != nil {
+		f.Close()
+		return nil, err
+	}
+	if errors.Is(serr, unix.EWOULDBLOCK) {
+		f.Close()
+		return nil, fmt.Errorf("%s is locked: another process is using this spool", path)
+	}
+	if serr != nil {
+		f.Close()
+		return nil, &os.PathError{Op: "flock", Path: path, Err: serr}
+	}
+	return f, nil
+}
