@@ -616,12 +616,13 @@ func TestSMTPStartTLS(t *testing.T) {
 func TestSMTPSpoolUnwritable(t *testing.T) {
 	t.Run("write fails", func(t *testing.T) {
 		f := startSMTP(t, SMTPOptions{})
-		// tmp/ becomes a file: every write fails, even as root.
-		tmp := filepath.Join(f.spool.Dir(), SpoolTmp)
-		if err := os.Rename(tmp, tmp+".away"); err != nil {
+		// new/ becomes a file: every delivery fails, even as root
+		// (written there unnamed, or renamed there from tmp/).
+		newDir := filepath.Join(f.spool.Dir(), SpoolNew)
+		if err := os.Rename(newDir, newDir+".away"); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(tmp, nil, 0o600); err != nil {
+		if err := os.WriteFile(newDir, nil, 0o600); err != nil {
 			t.Fatal(err)
 		}
 		c := f.dial(t)
@@ -635,8 +636,8 @@ func TestSMTPSpoolUnwritable(t *testing.T) {
 		err = c.Mail("robin@example.com", nil)
 		wantSMTPError(t, err, 451, smtp.EnhancedCode{4, 3, 0})
 		// Repaired: accepted again.
-		os.Remove(tmp)
-		if err := os.Rename(tmp+".away", tmp); err != nil {
+		os.Remove(newDir)
+		if err := os.Rename(newDir+".away", newDir); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := smtpSend(c, "robin@example.com", []string{"harvest@inbound.example.org"}, []byte(smtpTestMessage)); err != nil {

@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/certharvest/certharvest/internal/tmpfile"
 	"github.com/certharvest/certharvest/verify"
 )
 
@@ -50,6 +51,7 @@ type Spool struct {
 	lock     *os.File // held while the spool is open
 	syncReqs chan syncRequest
 	noXattr  atomic.Bool // the file system refused an extended attribute
+	unnamed  bool        // messages are written unnamed, then linked into new/ (internal/tmpfile)
 	stop     chan struct{}
 	stopOnce sync.Once
 	wg       sync.WaitGroup
@@ -118,6 +120,7 @@ func openSpool(dir string, opts journalOptions) (*Spool, error) {
 	// Maildir: '/' and ':' in the host name are written as \057 and \072.
 	host = strings.NewReplacer("/", `\057`, ":", `\072`).Replace(host)
 	s := &Spool{dir: dir, host: host, pid: os.Getpid(), lock: lock, syncReqs: make(chan syncRequest), stop: make(chan struct{})}
+	s.unnamed = tmpfile.Supported(filepath.Join(dir, SpoolTmp))
 	lastSeq, err := s.replay()
 	if err != nil {
 		lock.Close()
@@ -201,9 +204,22 @@ func (s *Spool) Deliver(ctx context.Context, msgs ...Incoming) ([]string, error)
 	return names, nil
 }
 
-// place writes recs into new/ (tmp/ first, then a rename), without syncing.
-// Either every message is placed or, on error, none is.
+// place writes recs into new/ without syncing: unnamed files linked into
+// new/ where the system allows (placeUnnamed), else through tmp/
+// (placeNamed). Either every message is placed or, on error, none is.
 func (s *Spool) place(recs []record) error {
+	if s.unnamed && !s.noXattr.Load() && len(recs) <= maxUnnamedBatch {
+		if handled, err := s.placeUnnamed(recs); handled {
+			return err
+		}
+	}
+	return s.placeNamed(recs)
+}
+
+// placeNamed is place through tmp/: each message written there, its
+// context in meta/ where there are no extended attributes, then renamed
+// into new/, replacing any file of that name (replay repairs that way).
+func (s *Spool) placeNamed(recs []record) error {
 	var written []string // removed should the delivery fail
 	undo := func() {
 		for _, p := range written {
@@ -249,6 +265,53 @@ func (s *Spool) place(recs []record) error {
 		written = append(written, newPath)
 	}
 	return nil
+}
+
+// maxUnnamedBatch bounds the files placeUnnamed holds open at once; larger
+// deliveries go through tmp/.
+const maxUnnamedBatch = 64
+
+// placeUnnamed writes each message to an unnamed file (internal/tmpfile)
+// with its context in the extended attribute, then links them all into new/:
+// one directory update per message instead of two (a name in tmp/, then the
+// rename). handled is false when nothing was placed because the file system
+// refused the extended attribute: the caller then uses tmp/ and meta/.
+func (s *Spool) placeUnnamed(recs []record) (handled bool, err error) {
+	newDir := filepath.Join(s.dir, SpoolNew)
+	files := make([]*os.File, 0, len(recs))
+	defer func() {
+		for _, f := range files {
+			f.Close()
+		}
+	}()
+	for _, rec := range recs {
+		f, err := tmpfile.Create(newDir, 0o600)
+		if err != nil {
+			return true, err
+		}
+		files = append(files, f)
+		if _, err := f.Write(rec.raw); err != nil {
+			return true, err
+		}
+		if err := setXattr(f, envelopeXattr, rec.env); err != nil {
+			// Not supported here (or the context is too large for
+			// one): meta/ files from now on.
+			s.noXattr.Store(true)
+			return false, nil
+		}
+	}
+	linked := make([]string, 0, len(recs))
+	for i, rec := range recs {
+		path := filepath.Join(newDir, rec.name)
+		if err := tmpfile.Link(files[i], path); err != nil {
+			for _, p := range linked {
+				os.Remove(p)
+			}
+			return true, err
+		}
+		linked = append(linked, path)
+	}
+	return true, nil
 }
 
 // envelopeXattr is the extended attribute holding a message's context.
@@ -469,6 +532,15 @@ func (s *Spool) Sync() error { return s.syncDirs(false, true) }
 
 // Writable reports whether a message could be delivered now.
 func (s *Spool) Writable() error {
+	if s.unnamed {
+		// Most deliveries create their files in new/, unnamed; large
+		// ones, and those without extended attributes, in tmp/.
+		f, err := tmpfile.Create(filepath.Join(s.dir, SpoolNew), 0o600)
+		if err != nil {
+			return fmt.Errorf("spool not writable: %w", err)
+		}
+		f.Close()
+	}
 	f, err := os.CreateTemp(filepath.Join(s.dir, SpoolTmp), ".probe-*")
 	if err != nil {
 		return fmt.Errorf("spool not writable: %w", err)
@@ -594,7 +666,7 @@ func (s *Spool) restore(rec record, path string) error {
 		}
 	}
 	if !archived {
-		return s.place([]record{rec})
+		return s.placeNamed([]record{rec})
 	}
 	// Processed already: only the archive's copy is repaired.
 	if _, err := s.writeMessage(tmp, rec.raw, rec.env); err != nil {

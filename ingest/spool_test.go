@@ -5,18 +5,25 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
 )
 
+// Deliveries are written unnamed and linked into new/ where the system
+// allows (Linux, O_TMPFILE), else through tmp/ (named=true); without
+// extended attributes the context goes in meta/ (xattr=false), which always
+// goes through tmp/.
 func TestSpoolDeliverAndLoad(t *testing.T) {
-	for _, xattr := range []bool{true, false} {
-		t.Run(fmt.Sprintf("xattr=%v", xattr), func(t *testing.T) { testSpoolDeliverAndLoad(t, xattr) })
+	for _, mode := range []struct{ xattr, named bool }{{true, false}, {true, true}, {false, false}} {
+		t.Run(fmt.Sprintf("xattr=%v,named=%v", mode.xattr, mode.named), func(t *testing.T) {
+			testSpoolDeliverAndLoad(t, mode.xattr, mode.named)
+		})
 	}
 }
 
-func testSpoolDeliverAndLoad(t *testing.T, xattr bool) {
+func testSpoolDeliverAndLoad(t *testing.T, xattr, named bool) {
 	dir := t.TempDir()
 	s, err := OpenSpool(dir)
 	if err != nil {
@@ -24,6 +31,11 @@ func testSpoolDeliverAndLoad(t *testing.T, xattr bool) {
 	}
 	defer s.Close()
 	s.noXattr.Store(!xattr)
+	if named {
+		s.unnamed = false
+	} else if xattr && !s.unnamed && runtime.GOOS == "linux" {
+		t.Logf("O_TMPFILE unsupported in %s: unnamed deliveries not tested", dir)
+	}
 	raw := []byte("From: a@example.com\r\n\r\nbody\r\n")
 	env := Envelope{Source: "smtp", EnvelopeFrom: "a@example.com", EnvelopeTo: []string{"in@example.org"},
 		RemoteAddr: "192.0.2.1:4567", Received: time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC), Extra: map[string]string{"helo": "mx.example.com"}}
@@ -33,6 +45,9 @@ func testSpoolDeliverAndLoad(t *testing.T, xattr bool) {
 	}
 	if len(names) != 2 || names[0] == names[1] {
 		t.Fatalf("names = %v", names)
+	}
+	if news, _ := os.ReadDir(filepath.Join(dir, SpoolNew)); len(news) != 2 {
+		t.Errorf("new/ holds %d files, want 2", len(news))
 	}
 	if tmp, _ := os.ReadDir(filepath.Join(dir, SpoolTmp)); len(tmp) != 0 {
 		t.Errorf("tmp/ not empty: %v", tmp)

@@ -11,12 +11,14 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/certharvest/certharvest/internal/tmpfile"
 	"github.com/certharvest/certharvest/verify"
 )
 
@@ -37,6 +39,9 @@ type CertStore struct {
 	// process; the stripe's lock file excludes other processes.
 	locks [lockStripes]sync.Mutex
 	group *groupCommit // nil: each Store syncs alone
+	// unnamed: group commits write unnamed temporary files
+	// (internal/tmpfile), where the folder's file system allows.
+	unnamed bool
 }
 
 // lockStripes is how many locks the addresses share, in the process and
@@ -83,6 +88,7 @@ func OpenCertStoreOptions(dir string, opts CertStoreOptions) (*CertStore, error)
 	s := &CertStore{dir: dir}
 	if opts.GroupCommit {
 		s.group = &groupCommit{}
+		s.unnamed = tmpfile.Supported(dir)
 	}
 	return s, nil
 }
@@ -209,7 +215,7 @@ func (s *CertStore) Store(ctx context.Context, addr string, cert *x509.Certifica
 		}
 		histPath := filepath.Join(histDir, hex.EncodeToString(sum[:])+".crt")
 		if s.group != nil {
-			hist, err = writeTemp(histPath, old, 0o644)
+			hist, err = writeTemp(histPath, old, 0o644, s.unnamed)
 			if err != nil {
 				return verify.StoreResult{}, fmt.Errorf("keeping the replaced certificate: %w", err)
 			}
@@ -227,7 +233,7 @@ func (s *CertStore) Store(ctx context.Context, addr string, cert *x509.Certifica
 	// Group commit: the history file (first) and the certificate are
 	// renamed into place together once durable. The address's lock is held
 	// until then, so the next Store for it reads the new file.
-	cur, err := writeTemp(path, data, 0o644)
+	cur, err := writeTemp(path, data, 0o644, s.unnamed)
 	if err != nil {
 		hist.discard()
 		return verify.StoreResult{}, err
@@ -335,20 +341,29 @@ func SyncDir(dir string) error {
 }
 
 // tempFile is the new content of a file, written to a temporary file beside
-// it and not yet synced (group commit).
+// it and not yet synced (group commit). The temporary file is unnamed where
+// the system allows (internal/tmpfile): then no temporary name is created,
+// renamed, or left behind by a crash.
 type tempFile struct {
-	f    *os.File
-	path string // where it goes
+	f       *os.File
+	path    string // where it goes
+	unnamed bool   // f has no name: place links it
 }
 
 // writeTemp writes data to a temporary file in path's folder, without
-// syncing it.
-func writeTemp(path string, data []byte, perm os.FileMode) (*tempFile, error) {
-	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-*")
+// syncing it; an unnamed one when unnamed is true.
+func writeTemp(path string, data []byte, perm os.FileMode, unnamed bool) (*tempFile, error) {
+	var f *os.File
+	var err error
+	if unnamed {
+		f, err = tmpfile.Create(filepath.Dir(path), perm)
+	} else {
+		f, err = os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-*")
+	}
 	if err != nil {
 		return nil, fmt.Errorf("writing %s: %w", path, err)
 	}
-	t := &tempFile{f: f, path: path}
+	t := &tempFile{f: f, path: path, unnamed: unnamed}
 	if _, err := f.Write(data); err != nil {
 		t.discard()
 		return nil, fmt.Errorf("writing %s: %w", path, err)
@@ -360,13 +375,53 @@ func writeTemp(path string, data []byte, perm os.FileMode) (*tempFile, error) {
 	return t, nil
 }
 
-// discard removes a temporary file that will not be renamed.
+// place closes the temporary file and puts it at its path, replacing what
+// is there.
+func (t *tempFile) place() error {
+	f := t.f
+	t.f = nil
+	if !t.unnamed {
+		tmp := f.Name()
+		if err := f.Close(); err != nil {
+			os.Remove(tmp)
+			return fmt.Errorf("writing %s: %w", t.path, err)
+		}
+		if err := os.Rename(tmp, t.path); err != nil {
+			os.Remove(tmp)
+			return fmt.Errorf("renaming into %s: %w", t.path, err)
+		}
+		return nil
+	}
+	defer f.Close()
+	err := tmpfile.Link(f, t.path)
+	if errors.Is(err, fs.ErrExist) {
+		// A file to replace (a link never does): link under a
+		// temporary name, then rename over it.
+		tmp := filepath.Join(filepath.Dir(t.path), fmt.Sprintf(".tmp-%s-%d", filepath.Base(t.path), rand.Uint64()))
+		if err = tmpfile.Link(f, tmp); err == nil {
+			if err = os.Rename(tmp, t.path); err != nil {
+				os.Remove(tmp)
+			}
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("placing %s: %w", t.path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("writing %s: %w", t.path, err)
+	}
+	return nil
+}
+
+// discard removes a temporary file that will not be placed.
 func (t *tempFile) discard() {
 	if t == nil || t.f == nil {
 		return
 	}
 	t.f.Close()
-	os.Remove(t.f.Name())
+	if !t.unnamed {
+		os.Remove(t.f.Name())
+	}
 	t.f = nil
 }
 
@@ -487,17 +542,8 @@ func commitGroup(group []*commitRequest) {
 				t.discard()
 				continue
 			}
-			tmp := t.f.Name()
-			err := t.f.Close()
-			t.f = nil
-			if err != nil {
-				r.fail(t, fmt.Errorf("writing %s: %w", t.path, err))
-				os.Remove(tmp)
-				continue
-			}
-			if err := os.Rename(tmp, t.path); err != nil {
-				r.fail(t, fmt.Errorf("renaming into %s: %w", t.path, err))
-				os.Remove(tmp)
+			if err := t.place(); err != nil {
+				r.fail(t, err)
 				continue
 			}
 			dir := filepath.Dir(t.path)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -20,11 +21,21 @@ func TestCertStoreGroupCommitActions(t *testing.T) {
 	addr := "bob@example.com"
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	older, newer := selfSigned(t, addr, t0), selfSigned(t, addr, t0.AddDate(0, 3, 0))
-	for _, group := range []bool{false, true} {
+	// Group commit with unnamed temporary files (O_TMPFILE, where
+	// supported: a replacement then links under a temporary name and
+	// renames) and with named ones.
+	for _, mode := range []struct{ group, named bool }{{false, false}, {true, false}, {true, true}} {
+		group := mode.group
 		dir := t.TempDir()
 		store, err := OpenCertStoreOptions(dir, CertStoreOptions{GroupCommit: group})
 		if err != nil {
 			t.Fatal(err)
+		}
+		if group && !mode.named && runtime.GOOS == "linux" && !store.unnamed {
+			t.Logf("O_TMPFILE unsupported in %s: unnamed files not tested", dir)
+		}
+		if mode.named {
+			store.unnamed = false
 		}
 		for i, st := range []struct {
 			cert *x509.Certificate
