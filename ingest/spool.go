@@ -290,13 +290,11 @@ func (s *Spool) placeUnnamed(recs []record) (handled bool, err error) {
 			return true, err
 		}
 		files = append(files, f)
-		if _, err := f.Write(rec.raw); err != nil {
+		inXattr, err := s.writeContent(f, rec.raw, rec.env)
+		if err != nil {
 			return true, err
 		}
-		if err := setXattr(f, envelopeXattr, rec.env); err != nil {
-			// Not supported here (or the context is too large for
-			// one): meta/ files from now on.
-			s.noXattr.Store(true)
+		if !inXattr {
 			return false, nil
 		}
 	}
@@ -329,19 +327,25 @@ func (s *Spool) writeMessage(path string, data, env []byte) (inXattr bool, err e
 			err = cerr
 		}
 	}()
+	return s.writeContent(f, data, env)
+}
+
+// writeContent writes data to f and, unless the file system refused one
+// before, env to f's extended attribute (inXattr).
+func (s *Spool) writeContent(f *os.File, data, env []byte) (inXattr bool, err error) {
 	if _, err := f.Write(data); err != nil {
 		return false, err
 	}
-	if !s.noXattr.Load() {
-		if err := setXattr(f, envelopeXattr, env); err == nil {
-			inXattr = true
-		} else {
-			// Not supported here (or the context is too large for
-			// one): meta/ files from now on.
-			s.noXattr.Store(true)
-		}
+	if s.noXattr.Load() {
+		return false, nil
 	}
-	return inXattr, nil
+	if err := setXattr(f, envelopeXattr, env); err != nil {
+		// Not supported here (or the context is too large for one):
+		// meta/ files from now on.
+		s.noXattr.Store(true)
+		return false, nil
+	}
+	return true, nil
 }
 
 func (s *Spool) metaPath(name string) string {

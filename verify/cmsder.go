@@ -156,14 +156,13 @@ func hashFor(oid asn1.ObjectIdentifier) (crypto.Hash, bool) {
 // the x509 algorithm, for RSA PKCS #1 v1.5 and ECDSA with SHA-2. Anything
 // else (RSA-PSS, SHA-1, DSA) is left to the pkcs7 path.
 func signatureAlgorithmFor(oid asn1.ObjectIdentifier, hash crypto.Hash) (x509.SignatureAlgorithm, bool) {
-	rsa := map[crypto.Hash]x509.SignatureAlgorithm{crypto.SHA256: x509.SHA256WithRSA, crypto.SHA384: x509.SHA384WithRSA, crypto.SHA512: x509.SHA512WithRSA}
 	switch {
 	case oid.Equal(oidRSAEncryption):
-		return rsa[hash], true
+		return rsaWith(hash), true
 	case oid.Equal(oidSHA256WithRSA) && hash == crypto.SHA256,
 		oid.Equal(oidSHA384WithRSA) && hash == crypto.SHA384,
 		oid.Equal(oidSHA512WithRSA) && hash == crypto.SHA512:
-		return rsa[hash], true
+		return rsaWith(hash), true
 	case oid.Equal(oidECDSAWithSHA256) && hash == crypto.SHA256:
 		return x509.ECDSAWithSHA256, true
 	case oid.Equal(oidECDSAWithSHA384) && hash == crypto.SHA384:
@@ -172,6 +171,17 @@ func signatureAlgorithmFor(oid asn1.ObjectIdentifier, hash crypto.Hash) (x509.Si
 		return x509.ECDSAWithSHA512, true
 	}
 	return 0, false
+}
+
+// rsaWith is RSA PKCS #1 v1.5 with one of hashFor's hashes.
+func rsaWith(hash crypto.Hash) x509.SignatureAlgorithm {
+	switch hash {
+	case crypto.SHA384:
+		return x509.SHA384WithRSA
+	case crypto.SHA512:
+		return x509.SHA512WithRSA
+	}
+	return x509.SHA256WithRSA
 }
 
 // readSignedAttributes returns the message digest and, when present, the
