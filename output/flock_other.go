@@ -2,9 +2,20 @@
 
 package output
 
+import "os"
+
 // haveFlock reports whether lockFile excludes other processes.
 const haveFlock = false
 
 // lockFile is a no-op where flock(2) is missing: one process per
 // certificate folder there.
 func lockFile(string) (func(), error) { return func() {}, nil }
+
+// openLockFile opens nothing where flock(2) is missing.
+func openLockFile(string) (*os.File, error) { return nil, nil }
+
+// flockExclusive is a no-op where flock(2) is missing.
+func flockExclusive(*os.File) error { return nil }
+
+// funlock is a no-op where flock(2) is missing.
+func funlock(*os.File) error { return nil }

@@ -17,6 +17,20 @@ const haveFlock = true
 // are held per open file, so they exclude other processes, and are released
 // if the process dies.
 func lockFile(path string) (func(), error) {
+	f, err := openLockFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := flockExclusive(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { f.Close() }, nil
+}
+
+// openLockFile opens the lock file path, creating it and its folder if
+// needed.
+func openLockFile(path string) (*os.File, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
 	if os.IsNotExist(err) {
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
@@ -24,18 +38,20 @@ func lockFile(path string) (func(), error) {
 		}
 		f, err = os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
 	}
-	if err != nil {
-		return nil, err
-	}
+	return f, err
+}
+
+// flockExclusive waits for an exclusive flock(2) on f.
+func flockExclusive(f *os.File) error {
 	for {
-		err = unix.Flock(int(f.Fd()), unix.LOCK_EX)
+		err := unix.Flock(int(f.Fd()), unix.LOCK_EX)
 		if err != unix.EINTR {
-			break
+			return err
 		}
 	}
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	return func() { f.Close() }, nil
+}
+
+// funlock releases the flock(2) on f.
+func funlock(f *os.File) error {
+	return unix.Flock(int(f.Fd()), unix.LOCK_UN)
 }

@@ -58,6 +58,7 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err != nil {
 			return err
 		}
+		defer store.Close()
 		setup.opts.Store = store
 	}
 	pipeline, err := verify.New(setup.opts)

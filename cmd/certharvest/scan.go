@@ -72,6 +72,7 @@ func runScan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
+	defer store.Close()
 	// Verifying is CPU-bound; storing waits for the disk, a DKIM lookup in
 	// DNS for the network. At most --workers messages are verified at
 	// once, but a message waiting gives its slot to another, so that the

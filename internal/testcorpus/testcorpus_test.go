@@ -15,7 +15,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -23,6 +22,7 @@ import (
 	"github.com/emersion/go-msgauth/dkim"
 	"github.com/smallstep/pkcs7"
 
+	"github.com/certharvest/certharvest/internal/cputime"
 	"github.com/certharvest/certharvest/internal/testcorpus"
 )
 
@@ -584,11 +584,7 @@ func BenchmarkSignedMessage(b *testing.B) {
 	}
 }
 
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
+func cpuTime() time.Duration { return time.Duration(cputime.Process()) }
 
 func TestMint2000Timing(t *testing.T) {
 	if os.Getenv("TESTCORPUS_TIMING") == "" {
