@@ -125,10 +125,12 @@ func runScan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		go func() {
 			defer wg.Done()
 			for path := range paths {
-				ctx, release := slots.acquire(ctx)
+				// The file is read before taking a slot: on a cold cache
+				// (an archive) the reads then overlap the verifications.
 				m := &verify.Message{Source: "scan", Path: path, Received: time.Now()}
-				var res *verify.Result
 				raw, err := ingest.ReadMessageFile(path, maxSize)
+				ctx, release := slots.acquire(ctx)
+				var res *verify.Result
 				if err != nil {
 					res, err = h.reject(m, err)
 				} else {
