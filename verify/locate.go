@@ -85,21 +85,79 @@ type rawPart struct {
 	body   []byte // raw[after the blank line:]
 }
 
-// readPart reads the current part of mr into memory, reproducing its header
-// bytes as they were (go-message keeps each field's raw bytes). sizeHint,
-// the bytes left in the multipart body, sizes the buffer once.
-func readPart(p *textproto.Part, sizeHint int) (*rawPart, error) {
-	var buf bytes.Buffer
-	buf.Grow(sizeHint)
-	if err := textproto.WriteHeader(&buf, p.Header); err != nil {
+// readPart reads the current part p of a multipart body src, reproducing
+// its header bytes as they were (go-message keeps each field's raw bytes)
+// followed by its body. at is where in src the part is expected to start
+// (-1 when unknown): when the bytes read are those of src there, as they are
+// unless go-message rewrote a header line, the part is a slice of src rather
+// than a copy.
+func readPart(p *textproto.Part, src []byte, at int) (*rawPart, error) {
+	w := &partWriter{}
+	if at >= 0 && at <= len(src) {
+		w.src = src[at:]
+	}
+	if err := textproto.WriteHeader(w, p.Header); err != nil {
 		return nil, err
 	}
-	headerLen := buf.Len()
-	if _, err := io.Copy(&buf, p); err != nil {
+	headerLen := w.n
+	if _, err := io.CopyBuffer(w, p, w.scratch[:]); err != nil {
 		return nil, err
 	}
-	raw := buf.Bytes()
+	raw := w.bytes()
 	return &rawPart{Header: p.Header, raw: raw, body: raw[headerLen:]}, nil
+}
+
+// partWriter collects the bytes of a part. While they are those of src, it
+// only counts them; from the first difference on, it copies them.
+type partWriter struct {
+	src     []byte // the bytes expected
+	n       int    // bytes written
+	copied  []byte // non-nil once the bytes differed from src
+	scratch [512]byte
+}
+
+func (w *partWriter) Write(b []byte) (int, error) {
+	if w.copied == nil {
+		if len(b) <= len(w.src)-w.n && bytes.Equal(w.src[w.n:w.n+len(b)], b) {
+			w.n += len(b)
+			return len(b), nil
+		}
+		w.copied = append(make([]byte, 0, w.n+len(b)+len(w.scratch)), w.src[:w.n]...)
+	}
+	w.copied = append(w.copied, b...)
+	w.n += len(b)
+	return len(b), nil
+}
+
+// bytes returns the bytes written. A slice of src is capped at its length,
+// so that nothing appended to it can write into the message.
+func (w *partWriter) bytes() []byte {
+	if w.copied != nil {
+		return w.copied
+	}
+	return w.src[:w.n:w.n]
+}
+
+// partStart returns where the part after the first boundary delimiter line
+// at or after offset from in body starts: the end of that line. It is a
+// guess for readPart, which checks it; -1 when there is no such line.
+func partStart(body []byte, boundary string, from int) int {
+	if from < 0 || from > len(body) {
+		return -1
+	}
+	for i := from; i < len(body); {
+		end := bytes.IndexByte(body[i:], '\n')
+		if end < 0 {
+			return -1
+		}
+		end += i + 1
+		line := body[i:end]
+		if len(line) >= 2+len(boundary) && line[0] == '-' && line[1] == '-' && string(line[2:2+len(boundary)]) == boundary {
+			return end
+		}
+		i = end
+	}
+	return -1
 }
 
 func firstPart(boundary string, body []byte) (*rawPart, error) {
@@ -111,7 +169,7 @@ func firstPart(boundary string, body []byte) (*rawPart, error) {
 	if err != nil {
 		return nil, fmt.Errorf("first part: %w", err)
 	}
-	return readPart(p, len(body))
+	return readPart(p, body, partStart(body, boundary, 0))
 }
 
 // readDetached reads a multipart/signed body: exactly two parts, the signed
@@ -125,7 +183,8 @@ func readDetached(boundary string, body []byte, log *story) (*signedEntity, erro
 	if err != nil {
 		return nil, fail(ReasonSignatureMalformed, "multipart/signed: reading the signed part: %w", err)
 	}
-	content, err := readPart(p, len(body))
+	contentAt := partStart(body, boundary, 0)
+	content, err := readPart(p, body, contentAt)
 	if err != nil {
 		return nil, fail(ReasonSignatureMalformed, "multipart/signed: reading the signed part: %w", err)
 	}
@@ -134,7 +193,11 @@ func readDetached(boundary string, body []byte, log *story) (*signedEntity, erro
 	if err != nil {
 		return nil, fail(ReasonSignatureMalformed, "multipart/signed: reading the signature part: %w", err)
 	}
-	sigPart, err := readPart(p, len(body)-len(content.raw))
+	sigAt := -1
+	if contentAt >= 0 {
+		sigAt = partStart(body, boundary, contentAt+len(content.raw))
+	}
+	sigPart, err := readPart(p, body, sigAt)
 	if err != nil {
 		return nil, fail(ReasonSignatureMalformed, "multipart/signed: reading the signature part: %w", err)
 	}
@@ -208,26 +271,25 @@ func decodeTransfer(h textproto.Header, body []byte) ([]byte, error) {
 	}
 }
 
-// decodeBase64Lines decodes a base64 body in one pass: the line breaks,
-// spaces and tabs removed, then padded base64. It reports false for
-// anything else, for the streaming decoder to decide and explain: on valid
-// input both give the same bytes, and the error details (offsets in the
-// decoder's chunks) stay those of the streaming decoder.
+// decodeBase64Lines decodes a base64 body in one pass: padded base64 whose
+// line breaks, spaces and tabs are ignored. It reports false for anything
+// else, for the streaming decoder to decide and explain: on valid input both
+// give the same bytes, and the error details (offsets in the decoder's
+// chunks) stay those of the streaming decoder.
 func decodeBase64Lines(body []byte) ([]byte, bool) {
-	clean := make([]byte, 0, len(body))
-	for len(body) > 0 {
-		i := 0
-		for i < len(body) && body[i] != '\r' && body[i] != '\n' && body[i] != ' ' && body[i] != '\t' {
-			i++
+	// The decoder itself skips CR and LF; spaces and tabs, rare, are
+	// removed first.
+	src := body
+	if bytes.IndexByte(body, ' ') >= 0 || bytes.IndexByte(body, '\t') >= 0 {
+		src = make([]byte, 0, len(body))
+		for _, c := range body {
+			if c != ' ' && c != '\t' {
+				src = append(src, c)
+			}
 		}
-		clean = append(clean, body[:i]...)
-		if i < len(body) {
-			i++
-		}
-		body = body[i:]
 	}
-	out := make([]byte, base64.StdEncoding.DecodedLen(len(clean)))
-	n, err := base64.StdEncoding.Strict().Decode(out, clean)
+	out := make([]byte, base64.StdEncoding.DecodedLen(len(src)))
+	n, err := base64.StdEncoding.Strict().Decode(out, src)
 	if err != nil {
 		return nil, false
 	}
@@ -236,9 +298,12 @@ func decodeBase64Lines(body []byte) ([]byte, bool) {
 
 // logPart logs a MIME part's type as the original service did.
 func logPart(log *story, h textproto.Header) {
+	if !log.enabled() {
+		return
+	}
 	desc := h.Get("Content-Description")
 	if desc == "" {
 		desc = "None"
 	}
-	log.Info(fmt.Sprintf("content-type=%s,content-description=%s", truncate(h.Get("Content-Type"), 200), truncate(desc, 100)))
+	log.Info("content-type=" + truncate(h.Get("Content-Type"), 200) + ",content-description=" + truncate(desc, 100))
 }
