@@ -90,7 +90,13 @@ func parseMessage(raw []byte, maxSize int64) (*parsedMessage, error) {
 	}
 	canonical := canonicalCRLF(raw)
 	r := bytes.NewReader(canonical)
-	br := bufio.NewReader(r)
+	// The reader needs to hold the header only: sized so, it copies less of
+	// the body than one of the default size.
+	size := len(canonical)
+	if i := bytes.Index(canonical, []byte("\r\n\r\n")); i >= 0 {
+		size = i + len("\r\n\r\n")
+	}
+	br := bufio.NewReaderSize(r, min(size, 4096))
 	header, err := textproto.ReadHeader(br)
 	if err != nil && !errors.Is(err, io.EOF) {
 		return nil, fail(ReasonMalformed, "reading header: %w", err)
