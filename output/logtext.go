@@ -69,7 +69,7 @@ func (h *LogHandler) WithGroup(name string) slog.Handler {
 // Handle implements slog.Handler.
 func (h *LogHandler) Handle(_ context.Context, r slog.Record) error {
 	bp := logBufPool.Get().(*[]byte)
-	b := h.appendRecord((*bp)[:0], r)
+	b := h.appendRecord((*bp)[:0], r, h.id, "")
 	h.mu.Lock()
 	_, err := h.w.Write(b)
 	h.mu.Unlock()
@@ -82,10 +82,35 @@ func (h *LogHandler) Handle(_ context.Context, r slog.Record) error {
 // write: the story of a message (see verify) reaches the log whole, without
 // a line of another writer in between, and for the cost of one system call.
 func (h *LogHandler) HandleBlock(_ context.Context, records []slog.Record) error {
+	return h.writeRecords(records, h.id, "")
+}
+
+// HandleStory writes the story of one message as
+// h.WithAttrs([]slog.Attr{slog.String("id", id)}).HandleBlock would, with
+// the message of every record after the first prefixed by prefix ("| " in
+// the human-readable log), but without copying the handler or the
+// messages.
+func (h *LogHandler) HandleStory(_ context.Context, id, prefix string, records []slog.Record) error {
+	if h.group != "" {
+		// Within a group, the id is an ordinary attribute.
+		h = h.WithAttrs([]slog.Attr{slog.String("id", id)}).(*LogHandler)
+		id = h.id
+	}
+	return h.writeRecords(records, id, prefix)
+}
+
+// writeRecords writes records in one write, each with the message id id
+// unless it has its own, and from the second on with prefix before its
+// message.
+func (h *LogHandler) writeRecords(records []slog.Record, id, prefix string) error {
 	bp := logBufPool.Get().(*[]byte)
 	b := (*bp)[:0]
-	for _, r := range records {
-		b = h.appendRecord(b, r)
+	for i, r := range records {
+		p := prefix
+		if i == 0 {
+			p = ""
+		}
+		b = h.appendRecord(b, r, id, p)
 	}
 	h.mu.Lock()
 	_, err := h.w.Write(b)
@@ -100,13 +125,17 @@ func (h *LogHandler) HandleBlock(_ context.Context, records []slog.Record) error
 // logBufPool holds the buffers lines are formatted in.
 var logBufPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
-// appendRecord appends the line of a record.
-func (h *LogHandler) appendRecord(b []byte, r slog.Record) []byte {
+// timeLayout is the layout of a line's time stamp, in UTC.
+const timeLayout = "2006-01-02T15:04:05.000Z"
+
+// appendRecord appends the line of a record: id is the message id unless
+// the record has its own, and prefix is written before the message.
+func (h *LogHandler) appendRecord(b []byte, r slog.Record, id, prefix string) []byte {
 	t := r.Time
 	if t.IsZero() {
 		t = time.Now()
 	}
-	b = t.UTC().AppendFormat(b, "2006-01-02T15:04:05.000Z")
+	b = appendTimestamp(b, t)
 	b = append(b, ' ')
 	level := r.Level.String()
 	b = append(b, level...)
@@ -114,7 +143,6 @@ func (h *LogHandler) appendRecord(b []byte, r slog.Record) []byte {
 		b = append(b, ' ')
 	}
 	b = append(b, ' ')
-	id := h.id
 	if h.group == "" {
 		r.Attrs(func(a slog.Attr) bool {
 			if a.Key == "id" {
@@ -128,6 +156,7 @@ func (h *LogHandler) appendRecord(b []byte, r slog.Record) []byte {
 		b = append(b, id...)
 		b = append(b, "] "...)
 	}
+	b = appendEscaped(b, prefix)
 	b = appendEscaped(b, r.Message)
 	for _, a := range h.attrs {
 		b = appendAttr(b, "", a)
@@ -143,6 +172,44 @@ func (h *LogHandler) appendRecord(b []byte, r slog.Record) []byte {
 		return true
 	})
 	return append(b, '\n')
+}
+
+// appendTimestamp appends t in UTC in timeLayout, as
+// t.UTC().AppendFormat(b, timeLayout) does, without parsing the layout.
+func appendTimestamp(b []byte, t time.Time) []byte {
+	t = t.UTC()
+	year, month, day := t.Date()
+	if year < 0 || year > 9999 {
+		return t.AppendFormat(b, timeLayout)
+	}
+	hour, minute, sec := t.Clock()
+	b = appendDigits(b, year, 4)
+	b = append(b, '-')
+	b = appendDigits(b, int(month), 2)
+	b = append(b, '-')
+	b = appendDigits(b, day, 2)
+	b = append(b, 'T')
+	b = appendDigits(b, hour, 2)
+	b = append(b, ':')
+	b = appendDigits(b, minute, 2)
+	b = append(b, ':')
+	b = appendDigits(b, sec, 2)
+	b = append(b, '.')
+	b = appendDigits(b, t.Nanosecond()/1e6, 3) // truncated, as the layout's .000
+	return append(b, 'Z')
+}
+
+// appendDigits appends the n last decimal digits of v >= 0, zero padded.
+func appendDigits(b []byte, v, n int) []byte {
+	start := len(b)
+	for range n {
+		b = append(b, '0')
+	}
+	for i := len(b) - 1; i >= start && v > 0; i-- {
+		b[i] = byte('0' + v%10)
+		v /= 10
+	}
+	return b
 }
 
 func appendAttr(b []byte, prefix string, a slog.Attr) []byte {
@@ -162,6 +229,9 @@ func appendAttr(b []byte, prefix string, a slog.Attr) []byte {
 	b = append(b, '=')
 	var s string
 	switch a.Value.Kind() {
+	case slog.KindInt64:
+		// Digits and a minus sign: never quoted.
+		return strconv.AppendInt(b, a.Value.Int64(), 10)
 	case slog.KindTime:
 		s = a.Value.Time().UTC().Format(time.RFC3339)
 	default:

@@ -61,10 +61,33 @@ func TestLogHandlerFormatUnchanged(t *testing.T) {
 				if err := h.HandleBlock(context.Background(), []slog.Record{r, r}); err != nil {
 					t.Fatal(err)
 				}
+				// The story of a message: the id as WithAttrs gives it, the
+				// second record's message prefixed.
+				var story, wantStory bytes.Buffer
+				idh := h.WithAttrs([]slog.Attr{slog.String("id", "story-id")}).(*LogHandler)
+				if err := idh.referenceHandle(&wantStory, r); err != nil {
+					t.Fatal(err)
+				}
+				r2 := r.Clone()
+				r2.Message = "| " + r2.Message
+				if err := idh.referenceHandle(&wantStory, r2); err != nil {
+					t.Fatal(err)
+				}
+				h.w = &story
+				if err := h.HandleStory(context.Background(), "story-id", "| ", []slog.Record{r, r}); err != nil {
+					t.Fatal(err)
+				}
 				if r.Time.IsZero() {
 					// The line is stamped with the current time: compare the rest.
 					want, got = *bytes.NewBufferString(want.String()[24:]), *bytes.NewBufferString(got.String()[24:])
 					block = *bytes.NewBufferString(strings.Repeat(want.String(), 2))
+					lines := strings.SplitAfter(story.String(), "\n")
+					story = *bytes.NewBufferString(lines[0][24:] + lines[1][24:])
+					lines = strings.SplitAfter(wantStory.String(), "\n")
+					wantStory = *bytes.NewBufferString(lines[0][24:] + lines[1][24:])
+				}
+				if story.String() != wantStory.String() {
+					t.Errorf("text %d level %d handler %d: HandleStory wrote\n%q\nwant\n%q", i, j, k, story.String(), wantStory.String())
 				}
 				if got.String() != want.String() {
 					t.Errorf("text %d level %d handler %d:\n got %q\nwant %q", i, j, k, got.String(), want.String())
@@ -73,6 +96,23 @@ func TestLogHandlerFormatUnchanged(t *testing.T) {
 					t.Errorf("text %d level %d handler %d: HandleBlock wrote %q", i, j, k, block.String())
 				}
 			}
+		}
+	}
+}
+
+func TestAppendTimestamp(t *testing.T) {
+	times := []time.Time{
+		{}, time.Unix(0, 0), time.Unix(0, 999999999), time.Unix(1780308000, 1e6-1), time.Unix(1780308000, 1e6),
+		time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC), time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(999, 2, 3, 4, 5, 6, 7e6, time.FixedZone("Y", -7*3600)),
+	}
+	for i := range 10000 {
+		times = append(times, time.Unix(int64(i)*987654321%(1<<36)-(1<<34), int64(i)*7919*1e5%1e9))
+	}
+	for _, tm := range times {
+		want := tm.UTC().Format(timeLayout)
+		if got := string(appendTimestamp([]byte("x"), tm)); got != "x"+want {
+			t.Fatalf("%v: got %q, want %q", tm, got, "x"+want)
 		}
 	}
 }

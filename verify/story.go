@@ -45,26 +45,32 @@ func (s *story) flush(ctx context.Context) {
 	if s.handler == nil || len(s.records) == 0 {
 		return
 	}
-	h := s.handler.WithAttrs([]slog.Attr{slog.String("id", s.id)})
-	if s.prefix {
-		for i := 1; i < len(s.records); i++ {
-			s.records[i].Message = "| " + s.records[i].Message
-		}
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if bh, ok := h.(blockHandler); ok {
-		_ = bh.HandleBlock(ctx, s.records)
+	if sh, ok := s.handler.(storyHandler); ok {
+		prefix := ""
+		if s.prefix {
+			prefix = "| "
+		}
+		_ = sh.HandleStory(ctx, s.id, prefix, s.records)
 	} else {
-		for _, r := range s.records {
+		h := s.handler.WithAttrs([]slog.Attr{slog.String("id", s.id)})
+		for i, r := range s.records {
+			if s.prefix && i > 0 {
+				r.Message = "| " + r.Message
+			}
 			_ = h.Handle(ctx, r)
 		}
 	}
 	s.records = s.records[:0]
 }
 
-// blockHandler is a handler that can write several records as one block:
-// output.LogHandler writes a message's story in one write.
-type blockHandler interface {
-	HandleBlock(ctx context.Context, records []slog.Record) error
+// storyHandler is a handler that writes a story itself, as one block:
+// output.LogHandler writes it in one write, without copying the handler for
+// the id or the messages for their prefix.
+type storyHandler interface {
+	// HandleStory writes records as
+	// h.WithAttrs([]slog.Attr{slog.String("id", id)}) would, each after
+	// the first with prefix before its message.
+	HandleStory(ctx context.Context, id, prefix string, records []slog.Record) error
 }
