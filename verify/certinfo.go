@@ -10,6 +10,7 @@ import (
 	"encoding/asn1"
 	"encoding/hex"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -56,7 +57,7 @@ func DescribeCertificate(c *x509.Certificate) *CertInfo {
 func KeyDescription(pub any) string {
 	switch k := pub.(type) {
 	case *rsa.PublicKey:
-		return fmt.Sprintf("RSA-%d", k.N.BitLen())
+		return "RSA-" + strconv.Itoa(k.N.BitLen())
 	case *ecdsa.PublicKey:
 		return "ECDSA-" + strings.ReplaceAll(k.Curve.Params().Name, "-", "")
 	case ed25519.PublicKey:
@@ -71,13 +72,32 @@ func logCertificate(log *story, c *x509.Certificate, role string) {
 	if !log.enabled() {
 		return
 	}
-	args := []any{}
-	if role != "" {
-		args = append(args, "role", role)
+	var b strings.Builder
+	b.Grow(256)
+	b.WriteString("Certificate: subject email_address=[")
+	for i, a := range certAddresses(c) {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(a)
 	}
-	log.Info(fmt.Sprintf("Certificate: subject email_address=%v,not_valid_before=%s,not_valid_after=%s,signature=%s,key=%s,issuer={%s}",
-		certAddresses(c), c.NotBefore.UTC().Format(time.RFC3339), c.NotAfter.UTC().Format(time.RFC3339),
-		c.SignatureAlgorithm, KeyDescription(c.PublicKey), FormatName(c.Issuer)), args...)
+	var date [len(time.RFC3339) + 10]byte
+	b.WriteString("],not_valid_before=")
+	b.Write(c.NotBefore.UTC().AppendFormat(date[:0], time.RFC3339))
+	b.WriteString(",not_valid_after=")
+	b.Write(c.NotAfter.UTC().AppendFormat(date[:0], time.RFC3339))
+	b.WriteString(",signature=")
+	b.WriteString(c.SignatureAlgorithm.String())
+	b.WriteString(",key=")
+	b.WriteString(KeyDescription(c.PublicKey))
+	b.WriteString(",issuer={")
+	b.WriteString(FormatName(c.Issuer))
+	b.WriteString("}")
+	if role != "" {
+		log.Info(b.String(), "role", role)
+	} else {
+		log.Info(b.String())
+	}
 }
 
 // FormatName writes a distinguished name for people, most specific
@@ -87,37 +107,49 @@ func FormatName(n pkix.Name) string {
 	if len(n.Names) == 0 {
 		return n.String()
 	}
-	parts := make([]string, 0, len(n.Names))
+	var b strings.Builder
+	b.Grow(64)
 	for i := len(n.Names) - 1; i >= 0; i-- {
 		atv := n.Names[i]
-		parts = append(parts, attributeName(atv.Type)+"="+fmt.Sprint(atv.Value))
+		if i < len(n.Names)-1 {
+			b.WriteByte(',')
+		}
+		b.WriteString(attributeName(atv.Type))
+		b.WriteByte('=')
+		if s, ok := atv.Value.(string); ok {
+			b.WriteString(s)
+		} else {
+			b.WriteString(fmt.Sprint(atv.Value))
+		}
 	}
-	return strings.Join(parts, ",")
+	return b.String()
 }
 
-// attributeName returns the short name of a DN attribute type (RFC 4519).
+// attributeNames are the short names of DN attribute types (RFC 4519), and
+// of PKCS #9 emailAddress (RFC 2985).
+var attributeNames = []struct {
+	oid  asn1.ObjectIdentifier
+	name string
+}{
+	{asn1.ObjectIdentifier{2, 5, 4, 3}, "CN"},
+	{asn1.ObjectIdentifier{2, 5, 4, 5}, "SERIALNUMBER"},
+	{asn1.ObjectIdentifier{2, 5, 4, 6}, "C"},
+	{asn1.ObjectIdentifier{2, 5, 4, 7}, "L"},
+	{asn1.ObjectIdentifier{2, 5, 4, 8}, "ST"},
+	{asn1.ObjectIdentifier{2, 5, 4, 10}, "O"},
+	{asn1.ObjectIdentifier{2, 5, 4, 11}, "OU"},
+	{asn1.ObjectIdentifier{2, 5, 4, 4}, "SN"},
+	{asn1.ObjectIdentifier{2, 5, 4, 42}, "GN"},
+	{oidEmailAddress, "emailAddress"},
+}
+
+// attributeName returns the short name of a DN attribute type, or its
+// dotted form.
 func attributeName(oid asn1.ObjectIdentifier) string {
-	switch oid.String() {
-	case "2.5.4.3":
-		return "CN"
-	case "2.5.4.5":
-		return "SERIALNUMBER"
-	case "2.5.4.6":
-		return "C"
-	case "2.5.4.7":
-		return "L"
-	case "2.5.4.8":
-		return "ST"
-	case "2.5.4.10":
-		return "O"
-	case "2.5.4.11":
-		return "OU"
-	case "2.5.4.4":
-		return "SN"
-	case "2.5.4.42":
-		return "GN"
-	case "1.2.840.113549.1.9.1":
-		return "emailAddress"
+	for _, a := range attributeNames {
+		if oid.Equal(a.oid) {
+			return a.name
+		}
 	}
 	return oid.String()
 }

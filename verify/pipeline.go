@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -164,7 +165,9 @@ func (p *Pipeline) Verify(ctx context.Context, m *Message) (res *Result) {
 		res.Duration = time.Since(start)
 	}()
 
-	log.Info(describeMessage(m), "bytes", len(m.Raw))
+	if log.enabled() {
+		log.Info(describeMessage(m), "bytes", len(m.Raw))
+	}
 	err := p.run(ctx, m, res, log)
 	res.Reason = ReasonOf(err)
 	if err != nil {
@@ -174,10 +177,10 @@ func (p *Pipeline) Verify(ctx context.Context, m *Message) (res *Result) {
 		} else {
 			res.Detail = sanitize(err.Error(), maxDetail)
 		}
-		log.Warn(fmt.Sprintf("rejected: %s: %s", res.Reason, res.Detail), "reason", string(res.Reason))
+		log.Warn("rejected: "+string(res.Reason)+": "+res.Detail, "reason", string(res.Reason))
 	} else {
-		res.Detail = fmt.Sprintf("certificate %s for %s", res.Action, res.From)
-		log.Info(fmt.Sprintf("accepted: %s", res.Detail), "reason", string(res.Reason), "action", string(res.Action))
+		res.Detail = "certificate " + string(res.Action) + " for " + res.From
+		log.Info("accepted: "+res.Detail, "reason", string(res.Reason), "action", string(res.Action))
 	}
 	return res
 }
@@ -197,7 +200,7 @@ func (p *Pipeline) run(ctx context.Context, m *Message, res *Result, log *story)
 		return err
 	}
 	res.From = from
-	log.Info(fmt.Sprintf("from=%s", from), "message_id", truncate(res.MessageID, 200))
+	log.Info("from="+from, "message_id", truncate(res.MessageID, 200))
 
 	res.DKIM, err = p.checkDKIM(ctx, msg, from, log)
 	clock.done(StageDKIM)
@@ -255,11 +258,11 @@ func (p *Pipeline) run(ctx context.Context, m *Message, res *Result, log *story)
 	res.Action, res.CertFile = stored.Action, stored.Path
 	switch stored.Action {
 	case ActionStored:
-		log.Info(fmt.Sprintf("written file %s,bytes=%d,ok=True", stored.Path, stored.Bytes))
+		log.Info("written file " + stored.Path + ",bytes=" + strconv.Itoa(stored.Bytes) + ",ok=True")
 	case ActionUnchanged:
-		log.Info(fmt.Sprintf("file %s already holds this certificate: unchanged", stored.Path))
+		log.Info("file " + stored.Path + " already holds this certificate: unchanged")
 	case ActionKeptExisting:
-		log.Info(fmt.Sprintf("file %s holds a newer certificate: kept it", stored.Path))
+		log.Info("file " + stored.Path + " holds a newer certificate: kept it")
 	}
 	return nil
 }
@@ -293,15 +296,27 @@ func sanitize(s string, n int) string {
 // describeMessage is the first line of a message's story.
 func describeMessage(m *Message) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "Message from %s", orDash(m.Source))
+	b.Grow(64 + len(m.Path))
+	b.WriteString("Message from ")
+	b.WriteString(orDash(m.Source))
 	if m.Path != "" {
-		fmt.Fprintf(&b, ",path=%s", m.Path)
+		b.WriteString(",path=")
+		b.WriteString(m.Path)
 	}
 	if m.RemoteAddr != "" {
-		fmt.Fprintf(&b, ",remote=%s", m.RemoteAddr)
+		b.WriteString(",remote=")
+		b.WriteString(m.RemoteAddr)
 	}
 	if m.EnvelopeFrom != "" || len(m.EnvelopeTo) > 0 {
-		fmt.Fprintf(&b, ",msg_from=%s,rcpt_to=%s", m.EnvelopeFrom, strings.Join(m.EnvelopeTo, " "))
+		b.WriteString(",msg_from=")
+		b.WriteString(m.EnvelopeFrom)
+		b.WriteString(",rcpt_to=")
+		for i, to := range m.EnvelopeTo {
+			if i > 0 {
+				b.WriteByte(' ')
+			}
+			b.WriteString(to)
+		}
 	}
 	return b.String()
 }
