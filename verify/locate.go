@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime"
 	"mime/quotedprintable"
+	"strconv"
 	"strings"
 
 	"github.com/emersion/go-message/textproto"
@@ -63,8 +64,9 @@ func findSignature(h textproto.Header, body []byte, topLevel bool, log *story) (
 		if err != nil {
 			return nil, fail(ReasonSignatureMalformed, "decoding %s: %w", mediaType, err)
 		}
-		log.Info(fmt.Sprintf("filename=%s,bytes=%d", filenameOf(h, params), len(cms)), "form", "opaque")
-		return &signedEntity{opaque: true, mediaType: mediaType, cms: cms, filename: filenameOf(h, params)}, nil
+		name := filenameOf(h, params)
+		log.Info("filename="+name+",bytes="+strconv.Itoa(len(cms)), "form", "opaque")
+		return &signedEntity{opaque: true, mediaType: mediaType, cms: cms, filename: name}, nil
 	case "multipart/mixed":
 		if !topLevel {
 			break
@@ -215,7 +217,7 @@ func readDetached(boundary string, body []byte, log *story) (*signedEntity, erro
 		return nil, fail(ReasonSignatureMalformed, "decoding the signature part: %w", err)
 	}
 	name := filenameOf(sigPart.Header, params)
-	log.Info(fmt.Sprintf("filename=%s,bytes=%d", name, len(cms)), "form", "detached", "signed_bytes", len(content.raw))
+	log.Info("filename="+name+",bytes="+strconv.Itoa(len(cms)), "form", "detached", "signed_bytes", len(content.raw))
 	return &signedEntity{mediaType: mediaType, content: content.raw, cms: cms, filename: name}, nil
 }
 

@@ -78,8 +78,10 @@ type Options struct {
 type Pipeline struct {
 	opts  Options
 	logMu sync.Mutex
-	links linkCache // verified intermediate-to-root links (chain.go)
-	certs certCache // parsed CA certificates (certcache.go)
+	// records lends the stories their arrays of records (story.go).
+	records sync.Pool
+	links   linkCache // verified intermediate-to-root links (chain.go)
+	certs   certCache // parsed CA certificates (certcache.go)
 }
 
 // New returns a Pipeline.
@@ -155,6 +157,7 @@ func (p *Pipeline) Verify(ctx context.Context, m *Message) (res *Result) {
 	log := &story{mu: &p.logMu, id: res.ID, prefix: p.opts.BlockPrefix}
 	if p.opts.Logger != nil {
 		log.handler = p.opts.Logger.Handler()
+		log.pool = &p.records
 	}
 	defer log.flush(ctx)
 	defer func() {

@@ -17,7 +17,14 @@ type story struct {
 	id      string
 	prefix  bool
 	records []slog.Record
+	// pool, if not nil, lends the records' arrays (*[]slog.Record) and
+	// takes them back once written.
+	pool *sync.Pool
 }
+
+// maxPooledRecords bounds the arrays a story gives back to its pool, so
+// that one long story does not keep a large array alive.
+const maxPooledRecords = 64
 
 func (s *story) enabled() bool {
 	return s.handler != nil && s.handler.Enabled(context.Background(), slog.LevelInfo)
@@ -30,10 +37,21 @@ func (s *story) add(level slog.Level, msg string, args []any) {
 	r := slog.NewRecord(time.Now(), level, msg, 0)
 	r.Add(args...)
 	if s.records == nil {
-		// An accepted message's story has about fifteen records.
-		s.records = make([]slog.Record, 0, 16)
+		s.records = s.newRecords()
 	}
 	s.records = append(s.records, r)
+}
+
+// newRecords returns an empty array for the records, the pool's if it has
+// one.
+func (s *story) newRecords() []slog.Record {
+	if s.pool != nil {
+		if recs, ok := s.pool.Get().(*[]slog.Record); ok {
+			return *recs
+		}
+	}
+	// An accepted message's story has about fifteen records.
+	return make([]slog.Record, 0, 16)
 }
 
 func (s *story) Info(msg string, args ...any)  { s.add(slog.LevelInfo, msg, args) }
@@ -62,7 +80,12 @@ func (s *story) flush(ctx context.Context) {
 			_ = h.Handle(ctx, r)
 		}
 	}
-	s.records = s.records[:0]
+	clear(s.records) // nothing kept alive from the pool
+	if s.pool != nil && cap(s.records) <= maxPooledRecords {
+		recs := s.records[:0]
+		s.pool.Put(&recs)
+	}
+	s.records = nil
 }
 
 // storyHandler is a handler that writes a story itself, as one block:
