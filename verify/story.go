@@ -13,7 +13,7 @@ import (
 // ones are prefixed "| ", as the original service's log did.
 type story struct {
 	handler slog.Handler // nil: discard
-	mu      *sync.Mutex  // serialises blocks between messages
+	mu      *sync.Mutex  // serialises the blocks written record by record
 	id      string
 	prefix  bool
 	records []slog.Record
@@ -63,9 +63,8 @@ func (s *story) flush(ctx context.Context) {
 	if s.handler == nil || len(s.records) == 0 {
 		return
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	if sh, ok := s.handler.(storyHandler); ok {
+		// One write: no other block can come in between.
 		prefix := ""
 		if s.prefix {
 			prefix = "| "
@@ -73,12 +72,14 @@ func (s *story) flush(ctx context.Context) {
 		_ = sh.HandleStory(ctx, s.id, prefix, s.records)
 	} else {
 		h := s.handler.WithAttrs([]slog.Attr{slog.String("id", s.id)})
+		s.mu.Lock()
 		for i, r := range s.records {
 			if s.prefix && i > 0 {
 				r.Message = "| " + r.Message
 			}
 			_ = h.Handle(ctx, r)
 		}
+		s.mu.Unlock()
 	}
 	clear(s.records) // nothing kept alive from the pool
 	if s.pool != nil && cap(s.records) <= maxPooledRecords {
@@ -94,6 +95,7 @@ func (s *story) flush(ctx context.Context) {
 type storyHandler interface {
 	// HandleStory writes records as
 	// h.WithAttrs([]slog.Attr{slog.String("id", id)}) would, each after
-	// the first with prefix before its message.
+	// the first with prefix before its message, in one write, safe for
+	// concurrent use.
 	HandleStory(ctx context.Context, id, prefix string, records []slog.Record) error
 }
