@@ -118,6 +118,7 @@ type partWriter struct {
 	scratch [512]byte
 }
 
+// Write implements io.Writer; it never fails.
 func (w *partWriter) Write(b []byte) (int, error) {
 	if w.copied == nil {
 		if len(b) <= len(w.src)-w.n && bytes.Equal(w.src[w.n:w.n+len(b)], b) {
