@@ -2,15 +2,11 @@ package ingest
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
-
-	"github.com/certharvest/certharvest/verify"
+	"time"
 )
 
 // WalkMessages calls fn with the path of every message file under paths, in
@@ -94,41 +90,22 @@ func IsMaildir(dir string) bool {
 // ReadMessageFile reads a message file of at most maxSize bytes. A larger
 // file is not read: the error wraps verify.ReasonTooLarge.
 func ReadMessageFile(path string, maxSize int64) ([]byte, error) {
-	f, err := os.Open(path)
+	m, err := readFileAt(nil, path, path, maxSize, "")
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	info, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !info.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s is not a regular file", path)
-	}
-	if info.Size() > maxSize {
-		return nil, &verify.Error{Reason: verify.ReasonTooLarge,
-			Err: fmt.Errorf("message is %d bytes, the limit is %d", info.Size(), maxSize)}
-	}
-	// The file may grow while it is read; never read past the limit.
-	data := make([]byte, 0, info.Size()+1)
-	r := io.LimitReader(f, maxSize+1)
-	for {
-		n, err := r.Read(data[len(data):cap(data)])
-		data = data[:len(data)+n]
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil, err
-		}
-		if len(data) == cap(data) {
-			data = append(data, 0)[:len(data)]
-		}
-	}
-	if int64(len(data)) > maxSize {
-		return nil, &verify.Error{Reason: verify.ReasonTooLarge,
-			Err: fmt.Errorf("message is over %d bytes, the limit", maxSize)}
-	}
-	return data, nil
+	return m.raw, nil
+}
+
+// messageFile is a message file as read by readFileAt.
+type messageFile struct {
+	raw     []byte    // the file's bytes
+	xattr   []byte    // the extended attribute asked for; nil when absent
+	modTime time.Time // the file's modification time
+}
+
+// plainName reports whether name is the name of a file in a folder, not a
+// path.
+func plainName(name string) bool {
+	return name != "" && name != "." && name != ".." && !strings.ContainsRune(name, os.PathSeparator)
 }

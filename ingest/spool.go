@@ -9,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"maps"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -52,6 +53,8 @@ type Spool struct {
 	syncReqs chan syncRequest
 	noXattr  atomic.Bool // the file system refused an extended attribute
 	unnamed  bool        // messages are written unnamed, then linked into new/ (internal/tmpfile)
+	newDir   *dir        // new/ and cur/, opened once: messages are read
+	curDir   *dir        // and archived relative to them
 	stop     chan struct{}
 	stopOnce sync.Once
 	wg       sync.WaitGroup
@@ -121,8 +124,14 @@ func openSpool(dir string, opts journalOptions) (*Spool, error) {
 	host = strings.NewReplacer("/", `\057`, ":", `\072`).Replace(host)
 	s := &Spool{dir: dir, host: host, pid: os.Getpid(), lock: lock, syncReqs: make(chan syncRequest), stop: make(chan struct{})}
 	s.unnamed = tmpfile.Supported(filepath.Join(dir, SpoolTmp))
+	if err := s.openDirs(); err != nil {
+		s.closeDirs()
+		lock.Close()
+		return nil, fmt.Errorf("spool: %w", err)
+	}
 	lastSeq, err := s.replay()
 	if err != nil {
+		s.closeDirs()
 		lock.Close()
 		return nil, err
 	}
@@ -144,9 +153,29 @@ func (s *Spool) Close() error {
 		s.closeErr = s.journal.close()
 		close(s.stop)
 		s.wg.Wait()
+		s.closeDirs()
 		s.lock.Close()
 	})
 	return s.closeErr
+}
+
+// openDirs opens new/ and cur/.
+func (s *Spool) openDirs() error {
+	var err error
+	if s.newDir, err = openDir(filepath.Join(s.dir, SpoolNew)); err != nil {
+		return err
+	}
+	s.curDir, err = openDir(filepath.Join(s.dir, SpoolCur))
+	return err
+}
+
+// closeDirs closes the folders openDirs opened.
+func (s *Spool) closeDirs() {
+	for _, d := range []*dir{s.newDir, s.curDir} {
+		if d != nil {
+			d.close()
+		}
+	}
 }
 
 // uniqueName returns a Maildir unique name: time, then M<microseconds>,
@@ -479,15 +508,19 @@ func syncDir(dir string) error {
 // A message that is no longer in new/ gives an error wrapping
 // fs.ErrNotExist.
 func (s *Spool) Load(name string, maxSize int64) (*verify.Message, error) {
-	path := filepath.Join(s.dir, SpoolNew, name)
+	path := s.newDir.join(name)
 	m := &verify.Message{Path: path, Source: "maildir"}
-	raw, err := ReadMessageFile(path, maxSize)
+	d := s.newDir
+	if !plainName(name) {
+		d = nil // opened by its path, as it says: not a file of new/
+	}
+	f, err := readFileAt(d, name, path, maxSize, envelopeXattr)
 	if err != nil {
 		return m, err
 	}
-	m.Raw = raw
-	data, err := getXattr(path, envelopeXattr)
-	if err != nil {
+	m.Raw = f.raw
+	data := f.xattr
+	if data == nil {
 		data, err = os.ReadFile(s.metaPath(name))
 	}
 	if err == nil {
@@ -498,22 +531,48 @@ func (s *Spool) Load(name string, maxSize int64) (*verify.Message, error) {
 		}
 	}
 	if m.Received.IsZero() {
-		m.Received = deliveryTime(path, name)
+		m.Received = deliveryTime(name, f.modTime)
 	}
 	return m, nil
 }
 
 // deliveryTime is the time a Maildir message was delivered: the leading
 // seconds of its unique name, else its modification time.
-func deliveryTime(path, name string) time.Time {
-	var sec int64
-	if _, err := fmt.Sscanf(name, "%d.", &sec); err == nil && sec > 0 {
+func deliveryTime(name string, modTime time.Time) time.Time {
+	if sec, ok := nameSeconds(name); ok && sec > 0 {
 		return time.Unix(sec, 0)
 	}
-	if info, err := os.Stat(path); err == nil {
-		return info.ModTime()
+	return modTime
+}
+
+// nameSeconds parses the leading decimal number of a Maildir unique name,
+// which a dot ends ("1780308000.M1P42Q7.mx"): what fmt.Sscanf(name, "%d.")
+// reads, without its cost for the usual name.
+func nameSeconds(name string) (int64, bool) {
+	var sec int64
+	i := 0
+	for ; i < len(name) && '0' <= name[i] && name[i] <= '9'; i++ {
+		if sec > (math.MaxInt64-9)/10 {
+			i = 0 // too large for the fast path
+			break
+		}
+		sec = sec*10 + int64(name[i]-'0')
 	}
-	return time.Now()
+	if i > 0 && i < len(name) && name[i] == '.' {
+		return sec, true
+	}
+	// Anything else (a sign, spaces, a huge number) as fmt reads it.
+	return scanSeconds(name)
+}
+
+// scanSeconds is nameSeconds with fmt.Sscanf, its variable apart: a
+// variable Sscanf is given moves to the heap.
+func scanSeconds(name string) (int64, bool) {
+	var sec int64
+	if _, err := fmt.Sscanf(name, "%d.", &sec); err != nil {
+		return 0, false
+	}
+	return sec, true
 }
 
 // Archive moves a processed message from new/ to cur/ with the seen flag
@@ -521,7 +580,12 @@ func deliveryTime(path, name string) time.Time {
 // durable by the next folder sync; call Sync to force one. A message already
 // moved is not an error.
 func (s *Spool) Archive(name string) error {
-	err := os.Rename(filepath.Join(s.dir, SpoolNew, name), filepath.Join(s.dir, SpoolCur, name+":2,S"))
+	var err error
+	if plainName(name) {
+		err = renameAt(s.newDir, name, s.curDir, name+":2,S")
+	} else {
+		err = os.Rename(filepath.Join(s.dir, SpoolNew, name), filepath.Join(s.dir, SpoolCur, name+":2,S"))
+	}
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("archiving %s: %w", name, err)
 	}

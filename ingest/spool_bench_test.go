@@ -3,6 +3,9 @@ package ingest
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -70,5 +73,87 @@ func BenchmarkSpoolDeliver(b *testing.B) {
 	if len(latencies) > 0 {
 		slices.Sort(latencies)
 		b.ReportMetric(float64(latencies[len(latencies)*99/100])/float64(time.Millisecond), "p99-ms")
+	}
+}
+
+// benchSpool returns a spool holding n messages of about 4.7 KB in new/,
+// as an MTA (mta) or the spool's own inputs (Deliver, with their context)
+// put them there, and their names.
+func benchSpool(b *testing.B, n int, mta bool) (*Spool, []string) {
+	b.Helper()
+	s, err := OpenSpool(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	raw := append([]byte("From: a@example.com\r\nTo: in@example.org\r\nSubject: bench\r\n\r\n"),
+		bytes.Repeat([]byte("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789\r\n"), 64)...)
+	names := make([]string, n)
+	for i := range names {
+		if mta {
+			names[i] = fmt.Sprintf("%d.M%dP1Q%d.bench", 1780308000+i%600, i, i)
+			tmp := filepath.Join(s.Dir(), SpoolTmp, names[i])
+			if err := os.WriteFile(tmp, raw, 0o600); err != nil {
+				b.Fatal(err)
+			}
+			if err := os.Rename(tmp, filepath.Join(s.Dir(), SpoolNew, names[i])); err != nil {
+				b.Fatal(err)
+			}
+			continue
+		}
+		env := Envelope{Source: "smtp", EnvelopeFrom: "a@example.com", EnvelopeTo: []string{"in@example.org"},
+			RemoteAddr: "192.0.2.1:4567", Received: time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)}
+		got, err := s.Deliver(context.Background(), Incoming{Raw: raw, Envelope: env})
+		if err != nil {
+			b.Fatal(err)
+		}
+		names[i] = got[0]
+	}
+	return s, names
+}
+
+// BenchmarkSpoolLoad measures Load of a message in new/ (serve's per-message
+// read), delivered by an MTA (no context) or by the spool's inputs (the
+// context in an extended attribute). The files are in the page cache.
+//
+//	go test -run '^$' -bench SpoolLoad -benchmem -count 5 ./ingest/
+func BenchmarkSpoolLoad(b *testing.B) {
+	for _, mta := range []bool{true, false} {
+		b.Run(map[bool]string{true: "mta", false: "context"}[mta], func(b *testing.B) {
+			s, names := benchSpool(b, 1000, mta)
+			i := 0
+			for b.Loop() {
+				if _, err := s.Load(names[i%len(names)], 1<<20); err != nil {
+					b.Fatal(err)
+				}
+				i++
+			}
+		})
+	}
+}
+
+// BenchmarkSpoolArchive measures Archive (new/ to cur/, serve's per-message
+// move) of messages an MTA delivered. The messages are moved back to new/
+// between rounds, untimed.
+//
+//	go test -run '^$' -bench SpoolArchive -benchmem -count 5 ./ingest/
+func BenchmarkSpoolArchive(b *testing.B) {
+	s, names := benchSpool(b, 1000, true)
+	i := 0
+	for b.Loop() {
+		if i == len(names) {
+			b.StopTimer()
+			for _, name := range names {
+				if err := os.Rename(filepath.Join(s.Dir(), SpoolCur, name+":2,S"), filepath.Join(s.Dir(), SpoolNew, name)); err != nil {
+					b.Fatal(err)
+				}
+			}
+			i = 0
+			b.StartTimer()
+		}
+		if err := s.Archive(names[i]); err != nil {
+			b.Fatal(err)
+		}
+		i++
 	}
 }

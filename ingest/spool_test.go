@@ -156,3 +156,40 @@ func TestSpoolConcurrentDeliveries(t *testing.T) {
 		t.Errorf("%d messages in new/, want %d", len(entries), n)
 	}
 }
+
+// The leading seconds of a Maildir name are read as fmt.Sscanf(name, "%d.")
+// reads them.
+func TestNameSeconds(t *testing.T) {
+	for _, name := range []string{
+		"1780308000.M1P42Q7.mx", "1780308000.", "0001780308000.x", "1.2", "0.x", "9223372036854775807.x",
+		"9223372036854775808.x", "99999999999999999999.x", "+1780308000.x", "-5.x", " 17.x", "17", "17x.y",
+		"17:2,S", "", ".17", "x17.y", "1780308000.M1P42Q7.mx:2,S",
+	} {
+		var want int64
+		_, err := fmt.Sscanf(name, "%d.", &want)
+		got, ok := nameSeconds(name)
+		if ok != (err == nil) || ok && got != want {
+			t.Errorf("nameSeconds(%q) = %d, %v; Sscanf gives %d, %v", name, got, ok, want, err)
+		}
+	}
+}
+
+// After Close, Load and Archive fail: the folders they use are closed.
+func TestSpoolClosed(t *testing.T) {
+	dir := t.TempDir()
+	s, err := OpenSpool(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := "1780272000.M1P2Q3.mx"
+	if err := os.WriteFile(filepath.Join(dir, SpoolNew, name), testMessage(0), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if _, err := s.Load(name, 1<<20); err == nil && runtime.GOOS == "linux" {
+		t.Error("Load after Close succeeded")
+	}
+	if err := s.Archive(name); err == nil && runtime.GOOS == "linux" {
+		t.Error("Archive after Close succeeded")
+	}
+}

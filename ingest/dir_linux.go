@@ -1,0 +1,215 @@
+package ingest
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/certharvest/certharvest/verify"
+)
+
+// This file reads and moves message files with the system calls directly:
+// relative to a folder opened once (openat(2), renameat(2)), so that the
+// kernel does not walk the folder's path again for each message, and
+// without the os package's set-up of a file for the network poller, which a
+// regular file does not use (four fcntl(2) and a failing epoll_ctl(2) per
+// open).
+
+// dir is a folder whose files are opened and renamed relative to it.
+type dir struct {
+	path string // the folder's path, clean, for errors and messages' paths
+
+	mu sync.RWMutex // held for reading while fd is in use
+	fd int          // -1 once closed
+}
+
+// openDir opens the folder path.
+func openDir(path string) (*dir, error) {
+	var fd int
+	err := ignoringEINTR(func() (err error) {
+		fd, err = unix.Open(path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		return err
+	})
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
+	}
+	return &dir{path: path, fd: fd}, nil
+}
+
+// close closes the folder: calls in progress end first, later ones fail.
+func (d *dir) close() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.fd < 0 {
+		return nil
+	}
+	err := unix.Close(d.fd)
+	d.fd = -1
+	if err != nil {
+		return &fs.PathError{Op: "close", Path: d.path, Err: err}
+	}
+	return nil
+}
+
+// join returns the path of name in d.
+func (d *dir) join(name string) string {
+	if plainName(name) {
+		return d.path + string(os.PathSeparator) + name
+	}
+	return filepath.Join(d.path, name)
+}
+
+// readFileAt reads the file name of d (path is its full path, for errors),
+// or the file at path when d is nil, as ReadMessageFile does, and the
+// extended attribute xattr unless it is "".
+func readFileAt(d *dir, name, path string, maxSize int64, xattr string) (messageFile, error) {
+	fd, err := openAt(d, name, path)
+	if err != nil {
+		return messageFile{}, err
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := ignoringEINTR(func() error { return unix.Fstat(fd, &st) }); err != nil {
+		return messageFile{}, &fs.PathError{Op: "stat", Path: path, Err: err}
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return messageFile{}, fmt.Errorf("%s is not a regular file", path)
+	}
+	if st.Size > maxSize {
+		return messageFile{}, &verify.Error{Reason: verify.ReasonTooLarge,
+			Err: fmt.Errorf("message is %d bytes, the limit is %d", st.Size, maxSize)}
+	}
+	raw, err := readAll(fd, path, st.Size, maxSize)
+	if err != nil {
+		return messageFile{}, err
+	}
+	m := messageFile{raw: raw, modTime: time.Unix(st.Mtim.Unix())}
+	if xattr != "" {
+		m.xattr = fgetXattr(fd, xattr)
+	}
+	return m, nil
+}
+
+// openAt opens name in d, or path when d is nil, for reading.
+func openAt(d *dir, name, path string) (int, error) {
+	const flags = unix.O_RDONLY | unix.O_CLOEXEC
+	dfd := unix.AT_FDCWD
+	if d != nil {
+		d.mu.RLock()
+		defer d.mu.RUnlock()
+		if d.fd < 0 {
+			return -1, &fs.PathError{Op: "open", Path: path, Err: fs.ErrClosed}
+		}
+		dfd = d.fd
+	} else {
+		name = path
+	}
+	var fd int
+	err := ignoringEINTR(func() (err error) {
+		fd, err = unix.Openat(dfd, name, flags, 0)
+		return err
+	})
+	if err != nil {
+		return -1, &fs.PathError{Op: "open", Path: path, Err: err}
+	}
+	return fd, nil
+}
+
+// readAll reads fd, whose size was size, to its end, never past maxSize+1
+// bytes (the file may grow meanwhile). A file as large as its size when
+// read takes one read(2): a buffer one byte larger coming back short is the
+// end of the file.
+func readAll(fd int, path string, size, maxSize int64) ([]byte, error) {
+	data := make([]byte, 0, size+1)
+	for {
+		buf := data[len(data):cap(data)]
+		if room := maxSize + 1 - int64(len(data)); int64(len(buf)) > room {
+			buf = buf[:room]
+		}
+		if len(buf) > maxRW {
+			buf = buf[:maxRW]
+		}
+		var n int
+		err := ignoringEINTR(func() (err error) {
+			n, err = unix.Read(fd, buf)
+			return err
+		})
+		if err != nil {
+			return nil, &fs.PathError{Op: "read", Path: path, Err: err}
+		}
+		if n <= 0 {
+			break
+		}
+		data = data[:len(data)+n]
+		if int64(len(data)) > maxSize {
+			return nil, &verify.Error{Reason: verify.ReasonTooLarge,
+				Err: fmt.Errorf("message is over %d bytes, the limit", maxSize)}
+		}
+		if int64(len(data)) == size && len(data) < cap(data) {
+			break // all of it, as fstat said, and no more
+		}
+		if len(data) == cap(data) {
+			data = append(data, 0)[:len(data)]
+		}
+	}
+	return data, nil
+}
+
+// maxRW is the most one read(2) is asked for, as in package os.
+const maxRW = 1 << 30
+
+// fgetXattr returns the extended attribute name of fd, or nil when it has
+// none (or the file system has no extended attributes).
+func fgetXattr(fd int, name string) []byte {
+	var small [512]byte
+	buf := small[:]
+	for {
+		n, err := unix.Fgetxattr(fd, name, buf)
+		if err == nil {
+			return bytes.Clone(buf[:n]) // not nil when empty
+		}
+		if !errors.Is(err, unix.ERANGE) || len(buf) >= 1<<20 {
+			return nil
+		}
+		buf = make([]byte, len(buf)*8)
+	}
+}
+
+// renameAt renames name in from to newName in to (renameat(2)). Unlike
+// os.Rename, it does not first look whether newName is a folder.
+func renameAt(from *dir, name string, to *dir, newName string) error {
+	from.mu.RLock()
+	defer from.mu.RUnlock()
+	if to != from {
+		to.mu.RLock()
+		defer to.mu.RUnlock()
+	}
+	err := error(fs.ErrClosed)
+	if from.fd >= 0 && to.fd >= 0 {
+		err = ignoringEINTR(func() error {
+			return unix.Renameat(from.fd, name, to.fd, newName)
+		})
+	}
+	if err != nil {
+		return &os.LinkError{Op: "rename", Old: from.join(name), New: to.join(newName), Err: err}
+	}
+	return nil
+}
+
+// ignoringEINTR calls fn again while it fails with EINTR, as package os
+// does.
+func ignoringEINTR(fn func() error) error {
+	for {
+		err := fn()
+		if err != unix.EINTR {
+			return err
+		}
+	}
+}

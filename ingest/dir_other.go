@@ -1,0 +1,77 @@
+//go:build !linux
+
+package ingest
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/certharvest/certharvest/verify"
+)
+
+// dir is a folder of the spool. Outside Linux its files are opened and
+// renamed by their paths.
+type dir struct {
+	path string
+}
+
+// openDir returns the folder path.
+func openDir(path string) (*dir, error) {
+	return &dir{path: path}, nil
+}
+
+// close does nothing: no folder is held open.
+func (d *dir) close() error { return nil }
+
+// join returns the path of name in d.
+func (d *dir) join(name string) string { return filepath.Join(d.path, name) }
+
+// readFileAt reads the file at path (name in d), as ReadMessageFile does.
+// Outside Linux there are no extended attributes: xattr is ignored.
+func readFileAt(d *dir, name, path string, maxSize int64, xattr string) (messageFile, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return messageFile{}, err
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return messageFile{}, err
+	}
+	if !info.Mode().IsRegular() {
+		return messageFile{}, fmt.Errorf("%s is not a regular file", path)
+	}
+	if info.Size() > maxSize {
+		return messageFile{}, &verify.Error{Reason: verify.ReasonTooLarge,
+			Err: fmt.Errorf("message is %d bytes, the limit is %d", info.Size(), maxSize)}
+	}
+	// The file may grow while it is read; never read past the limit.
+	data := make([]byte, 0, info.Size()+1)
+	r := io.LimitReader(f, maxSize+1)
+	for {
+		n, err := r.Read(data[len(data):cap(data)])
+		data = data[:len(data)+n]
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return messageFile{}, err
+		}
+		if len(data) == cap(data) {
+			data = append(data, 0)[:len(data)]
+		}
+	}
+	if int64(len(data)) > maxSize {
+		return messageFile{}, &verify.Error{Reason: verify.ReasonTooLarge,
+			Err: fmt.Errorf("message is over %d bytes, the limit", maxSize)}
+	}
+	return messageFile{raw: data, modTime: info.ModTime()}, nil
+}
+
+// renameAt renames name in from to newName in to.
+func renameAt(from *dir, name string, to *dir, newName string) error {
+	return os.Rename(from.join(name), to.join(newName))
+}

@@ -1,0 +1,85 @@
+package ingest
+
+import (
+	"bytes"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/certharvest/certharvest/verify"
+)
+
+func TestReadMessageFile(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name string, size int) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, bytes.Repeat([]byte("x"), size), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	for _, tc := range []struct {
+		name   string
+		size   int
+		reason verify.Reason // "" for no error
+	}{
+		{"empty", 0, ""},
+		{"small", 100, ""},
+		{"at the limit", 4096, ""},
+		{"over the limit", 4097, verify.ReasonTooLarge},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := write(strings.ReplaceAll(tc.name, " ", "-"), tc.size)
+			raw, err := ReadMessageFile(path, 4096)
+			if tc.reason != "" {
+				if verify.ReasonOf(err) != tc.reason {
+					t.Fatalf("err = %v, want %s", err, tc.reason)
+				}
+				return
+			}
+			if err != nil || len(raw) != tc.size {
+				t.Fatalf("read %d bytes, %v; want %d", len(raw), err, tc.size)
+			}
+		})
+	}
+	t.Run("missing", func(t *testing.T) {
+		path := filepath.Join(dir, "missing")
+		_, err := ReadMessageFile(path, 4096)
+		var pe *fs.PathError
+		if !errors.Is(err, fs.ErrNotExist) || !errors.As(err, &pe) || pe.Op != "open" {
+			t.Fatalf("err = %v, want an open error wrapping fs.ErrNotExist", err)
+		}
+		if _, want := os.Open(path); err.Error() != want.Error() {
+			t.Errorf("err = %q, want os.Open's %q", err, want)
+		}
+	})
+	t.Run("folder", func(t *testing.T) {
+		if _, err := ReadMessageFile(dir, 4096); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+			t.Fatalf("err = %v, want not a regular file", err)
+		}
+	})
+}
+
+// A file that grows after its size was taken is read to its end, never
+// past the limit.
+func TestReadFileGrowing(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "m")
+	if err := os.WriteFile(path, bytes.Repeat([]byte("x"), 5000), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	// As if fstat had said 100 bytes: readAll must go on to the end.
+	if raw, err := readAllFile(t, f, 100, 1<<20); err != nil || len(raw) != 5000 {
+		t.Errorf("read %d bytes, %v; want 5000", len(raw), err)
+	}
+	if _, err := readAllFile(t, f, 100, 4999); verify.ReasonOf(err) != verify.ReasonTooLarge {
+		t.Errorf("err = %v, want %s", err, verify.ReasonTooLarge)
+	}
+}
