@@ -52,6 +52,7 @@ type Spool struct {
 	lock     *os.File // held while the spool is open
 	syncReqs chan syncRequest
 	noXattr  atomic.Bool // the file system refused an extended attribute
+	metaUsed atomic.Bool // meta/ may hold context files: some were there at open, or written since
 	unnamed  bool        // messages are written unnamed, then linked into new/ (internal/tmpfile)
 	newDir   *dir        // new/ and cur/, opened once: messages are read
 	curDir   *dir        // and archived relative to them
@@ -159,14 +160,28 @@ func (s *Spool) Close() error {
 	return s.closeErr
 }
 
-// openDirs opens new/ and cur/.
+// openDirs opens new/ and cur/, and finds whether meta/ holds context files
+// (metaUsed): while it holds none and the spool writes none, a message
+// without the context attribute has no context file either.
 func (s *Spool) openDirs() error {
 	var err error
 	if s.newDir, err = openDir(filepath.Join(s.dir, SpoolNew)); err != nil {
 		return err
 	}
-	s.curDir, err = openDir(filepath.Join(s.dir, SpoolCur))
-	return err
+	if s.curDir, err = openDir(filepath.Join(s.dir, SpoolCur)); err != nil {
+		return err
+	}
+	meta, err := os.Open(filepath.Join(s.dir, SpoolMeta))
+	if err != nil {
+		return err
+	}
+	defer meta.Close()
+	names, err := meta.Readdirnames(1)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	s.metaUsed.Store(len(names) > 0)
+	return nil
 }
 
 // closeDirs closes the folders openDirs opened.
@@ -278,6 +293,7 @@ func (s *Spool) placeNamed(recs []record) error {
 		if metaTmps[i] == "" {
 			continue
 		}
+		s.metaUsed.Store(true) // before the message is in new/, for Load
 		metaPath := s.metaPath(rec.name)
 		if err := os.Rename(metaTmps[i], metaPath); err != nil {
 			undo()
@@ -520,10 +536,10 @@ func (s *Spool) Load(name string, maxSize int64) (*verify.Message, error) {
 	}
 	m.Raw = f.raw
 	data := f.xattr
-	if data == nil {
+	if data == nil && s.metaUsed.Load() {
 		data, err = os.ReadFile(s.metaPath(name))
 	}
-	if err == nil {
+	if data != nil && err == nil {
 		var env Envelope
 		if json.Unmarshal(data, &env) == nil {
 			m.Source, m.EnvelopeFrom, m.EnvelopeTo = env.Source, env.EnvelopeFrom, env.EnvelopeTo
@@ -588,6 +604,9 @@ func (s *Spool) Archive(name string) error {
 	}
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("archiving %s: %w", name, err)
+	}
+	if !s.metaUsed.Load() {
+		return nil // no context files
 	}
 	if err := os.Remove(s.metaPath(name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("archiving %s: %w", name, err)

@@ -157,6 +157,82 @@ func TestSpoolConcurrentDeliveries(t *testing.T) {
 	}
 }
 
+// A message without the context attribute finds its context file in meta/
+// when the spool holds such files: written by an earlier run on a file
+// system without extended attributes, or because one context was too large
+// for an attribute. Archive removes it.
+func TestSpoolLoadMetaFromEarlierRun(t *testing.T) {
+	dir := t.TempDir()
+	s, err := OpenSpool(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.noXattr.Store(true)
+	env := Envelope{Source: "webhook", EnvelopeFrom: "a@example.com", Received: time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)}
+	names, err := s.Deliver(context.Background(), Incoming{Raw: testMessage(0), Envelope: env})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// The next run: extended attributes would work, but this message has
+	// its context in meta/.
+	s, err = OpenSpool(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if !s.metaUsed.Load() {
+		t.Error("metaUsed is false with a context file in meta/")
+	}
+	m, err := s.Load(names[0], 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Source != "webhook" || m.EnvelopeFrom != env.EnvelopeFrom || !m.Received.Equal(env.Received) {
+		t.Errorf("context lost: source %q, from %q, received %v", m.Source, m.EnvelopeFrom, m.Received)
+	}
+	if err := s.Archive(names[0]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(s.metaPath(names[0])); !os.IsNotExist(err) {
+		t.Error("context file left behind:", err)
+	}
+}
+
+// A spool whose meta/ is empty does not look there, until it writes a
+// context file itself.
+func TestSpoolMetaUsed(t *testing.T) {
+	dir := t.TempDir()
+	s, err := OpenSpool(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if s.metaUsed.Load() {
+		t.Error("metaUsed with an empty meta/")
+	}
+	if _, err := s.Deliver(context.Background(), Incoming{Raw: testMessage(0)}); err != nil {
+		t.Fatal(err)
+	}
+	if s.metaUsed.Load() != s.noXattr.Load() {
+		t.Errorf("metaUsed = %v after a delivery with noXattr = %v", s.metaUsed.Load(), s.noXattr.Load())
+	}
+	s.noXattr.Store(true)
+	names, err := s.Deliver(context.Background(), Incoming{Raw: testMessage(1), Envelope: Envelope{Source: "smtp"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.metaUsed.Load() {
+		t.Error("metaUsed is false after writing a context file")
+	}
+	if m, err := s.Load(names[0], 1<<20); err != nil || m.Source != "smtp" {
+		t.Errorf("Load: source %q, %v", m.Source, err)
+	}
+}
+
 // The leading seconds of a Maildir name are read as fmt.Sscanf(name, "%d.")
 // reads them.
 func TestNameSeconds(t *testing.T) {
