@@ -20,6 +20,9 @@ import (
 
 	"github.com/certharvest/certharvest/internal/tmpfile"
 	"github.com/certharvest/certharvest/verify"
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
+	jsonv1 "github.com/go-json-experiment/json/v1"
 )
 
 // Spool is a Maildir that live inputs deliver into before they acknowledge a
@@ -541,7 +544,7 @@ func (s *Spool) Load(name string, maxSize int64) (*verify.Message, error) {
 	}
 	if data != nil && err == nil {
 		var env Envelope
-		if json.Unmarshal(data, &env) == nil {
+		if decodeEnvelope(data, &env) == nil {
 			m.Source, m.EnvelopeFrom, m.EnvelopeTo = env.Source, env.EnvelopeFrom, env.EnvelopeTo
 			m.RemoteAddr, m.Received, m.Extra = env.RemoteAddr, env.Received, env.Extra
 		}
@@ -550,6 +553,19 @@ func (s *Spool) Load(name string, maxSize int64) (*verify.Message, error) {
 		m.Received = deliveryTime(name, f.modTime)
 	}
 	return m, nil
+}
+
+// decodeEnvelope decodes a message's context, which Deliver encoded with
+// encoding/json, as encoding/json would (TestDecodeEnvelope), with
+// github.com/go-json-experiment/json: half the time, a third of the
+// allocations. The options are encoding/json's ways: member names matched
+// without regard to case (but not to '_' and '-'), a member named twice
+// taken the last time, bytes that are not UTF-8 replaced by U+FFFD, and
+// times in RFC 3339 as loosely as time.Time's UnmarshalJSON reads them
+// (FuzzDecodeEnvelope).
+func decodeEnvelope(data []byte, env *Envelope) error {
+	return jsonv2.Unmarshal(data, env, jsonv2.MatchCaseInsensitiveNames(true), jsonv1.MatchCaseSensitiveDelimiter(true),
+		jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true), jsonv1.ParseTimeWithLooseRFC3339(true))
 }
 
 // deliveryTime is the time a Maildir message was delivered: the leading

@@ -2,9 +2,11 @@ package ingest
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"runtime"
 	"sync"
 	"testing"
@@ -267,5 +269,69 @@ func TestSpoolClosed(t *testing.T) {
 	}
 	if err := s.Archive(name); err == nil && runtime.GOOS == "linux" {
 		t.Error("Archive after Close succeeded")
+	}
+}
+
+// decodeEnvelope decodes a context as encoding/json does: what Deliver
+// wrote, and anything else an extended attribute or a meta/ file may hold.
+func TestDecodeEnvelope(t *testing.T) {
+	for _, data := range envelopeSamples(t) {
+		checkDecodeEnvelope(t, []byte(data))
+	}
+}
+
+// envelopeSamples are contexts as Deliver writes them, and odd ones.
+func envelopeSamples(t testing.TB) []string {
+	written, err := json.Marshal(Envelope{Source: "webhook", EnvelopeFrom: "a@example.com",
+		EnvelopeTo: []string{"in@example.org", "b@example.org"}, RemoteAddr: "[2001:db8::1]:25",
+		Received: time.Date(2026, 6, 1, 12, 34, 56, 789, time.FixedZone("", 2*3600)),
+		Extra:    map[string]string{"msys.relay_message.msg_from": "a@example.com", "héllo": "wörld\u2028<&>"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return []string{
+		string(written),
+		`{}`,
+		`{"source":"smtp"}`,
+		`{"SOURCE":"smtp","Envelope_From":"a@example.com"}`,
+		`{"envelopefrom":"a@example.com","envelope-from":"b@example.com"}`,
+		`{"source":"smtp","source":"webhook"}`,
+		`{"source":"smtp","Source":"webhook"}`,
+		`{"source":"a` + "\xff\xfe" + `b","extra":{"k` + "\xc3" + `":"v"}}`,
+		`{"source":"\ud800x"}`,
+		`{"source":null,"envelope_to":null,"extra":null,"received":null}`,
+		`{"received":"2026-06-01T00:00:00Z"}`,
+		`{"received":"2026-06-01T00:00:00.123456789+05:30"}`,
+		`{"received":"2026-06-01 00:00:00"}`,
+		`{"received":"2026-06-01T24:00:00Z"}`,
+		`{"received":1780308000}`,
+		`{"envelope_to":"in@example.org"}`,
+		`{"envelope_to":["a",1]}`,
+		`{"extra":{"a":"1","a":"2"}}`,
+		`{"extra":{"a":1}}`,
+		`{"unknown":{"x":[1,2,{"y":null}]},"source":"smtp"}`,
+		`{"source":"smtp"} `,
+		`{"source":"smtp"}x`,
+		`{"source":"smtp",}`,
+		`[]`,
+		`null`,
+		``,
+		`{"source":"smtp"`,
+	}
+}
+
+// checkDecodeEnvelope checks that decodeEnvelope and encoding/json agree on
+// data: both fail, or both give the same context.
+func checkDecodeEnvelope(t *testing.T, data []byte) {
+	t.Helper()
+	var want, got Envelope
+	wantErr := json.Unmarshal(data, &want)
+	gotErr := decodeEnvelope(data, &got)
+	if (wantErr == nil) != (gotErr == nil) {
+		t.Errorf("%q: error %v, encoding/json's %v", data, gotErr, wantErr)
+		return
+	}
+	if wantErr == nil && !reflect.DeepEqual(got, want) {
+		t.Errorf("%q:\n got %+v\nwant %+v", data, got, want)
 	}
 }
