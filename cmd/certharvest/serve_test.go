@@ -289,7 +289,7 @@ func TestServeCrash(t *testing.T) {
 
 // newTestServer builds a server in-process, with a DKIM lookup the test
 // controls.
-func newTestServer(t *testing.T, f *testcorpus.Fixture, lookup verify.LookupTXTFunc, sf serveFlags) (*server, *ingest.Spool) {
+func newTestServer(t testing.TB, f *testcorpus.Fixture, lookup verify.LookupTXTFunc, sf serveFlags) (*server, *ingest.Spool) {
 	t.Helper()
 	return newTestServerStore(t, f, lookup, nil, sf)
 }
@@ -297,7 +297,7 @@ func newTestServer(t *testing.T, f *testcorpus.Fixture, lookup verify.LookupTXTF
 // newTestServerStore is newTestServer with a certificate store the test
 // controls; nil is a CertStore in the test's folder. As in runServe with
 // DNS, the store and the lookup give the CPU slot back while they wait.
-func newTestServerStore(t *testing.T, f *testcorpus.Fixture, lookup verify.LookupTXTFunc, store verify.CertStore, sf serveFlags) (*server, *ingest.Spool) {
+func newTestServerStore(t testing.TB, f *testcorpus.Fixture, lookup verify.LookupTXTFunc, store verify.CertStore, sf serveFlags) (*server, *ingest.Spool) {
 	t.Helper()
 	dir := t.TempDir()
 	spool, err := ingest.OpenSpool(filepath.Join(dir, "Maildir"))

@@ -1,0 +1,90 @@
+//go:build unix
+
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/certharvest/certharvest/internal/testcorpus"
+)
+
+// BenchmarkServeCommit measures serve's work per message after the
+// verification: its report line written (one sync per batch of 512, as
+// --batch), its move to cur/ and the bookkeeping, for an accepted message
+// an MTA delivered. The messages are delivered and loaded between batches,
+// untimed. cpu-µs/msg is the CPU time of the whole process per message
+// (getrusage(2)), the background sync of cur/ included; ns/op, which also
+// counts the wait for the report's sync, varies more.
+//
+//	go test -run '^$' -bench ServeCommit -benchmem -count 5 ./cmd/certharvest/
+func BenchmarkServeCommit(b *testing.B) {
+	const batch = 512
+	f, err := testcorpus.New()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var data []byte
+	for _, c := range f.Cases() {
+		if c.Reason == "ok" {
+			data = c.Data
+			break
+		}
+	}
+	s, spool := newTestServer(b, f, func(_ context.Context, name string) ([]string, error) { return f.LookupTXT(name) },
+		serveFlags{batch: batch, retryFor: time.Hour, retryFirst: time.Minute})
+	maildir := spool.Dir()
+	// One verdict, reused: the pipeline is not measured.
+	name0 := "1780308000.M0P1Q0.bench"
+	if err := os.WriteFile(filepath.Join(maildir, "new", name0), data, 0o600); err != nil {
+		b.Fatal(err)
+	}
+	m, err := spool.Load(name0, 1<<20)
+	if err != nil {
+		b.Fatal(err)
+	}
+	res := s.h.pipeline.Verify(context.Background(), m)
+	if !res.Accepted() {
+		b.Fatalf("the sample message is rejected: %s %s", res.Reason, res.Detail)
+	}
+	archived := startArchiveSyncer(spool.Sync, archiveSyncInterval, s.log)
+	defer archived.stop()
+	outcomes := make([]outcome, 0, batch)
+	cpu := func() time.Duration {
+		var ru syscall.Rusage
+		syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	var used time.Duration
+	b.ResetTimer()
+	for done := 0; done < b.N; {
+		b.StopTimer()
+		outcomes = outcomes[:0]
+		for i := range min(batch, b.N-done) {
+			name := fmt.Sprintf("%d.M%dP1Q%d.bench", 1780308000+i, done+i, done+i)
+			tmp := filepath.Join(maildir, "tmp", name)
+			if err := os.WriteFile(tmp, data, 0o600); err != nil {
+				b.Fatal(err)
+			}
+			if err := os.Rename(tmp, filepath.Join(maildir, "new", name)); err != nil {
+				b.Fatal(err)
+			}
+			m, err := spool.Load(name, 1<<20)
+			if err != nil {
+				b.Fatal(err)
+			}
+			outcomes = append(outcomes, outcome{name: name, msg: m, res: res})
+		}
+		b.StartTimer()
+		start := cpu()
+		s.commit(outcomes, archived)
+		used += cpu() - start
+		done += len(outcomes)
+	}
+	b.ReportMetric(float64(used.Microseconds())/float64(b.N), "cpu-µs/msg")
+}
