@@ -182,6 +182,37 @@ func fgetXattr(fd int, name string) []byte {
 	}
 }
 
+// fileAttrs are what statAt tells of a file.
+type fileAttrs struct {
+	regular bool
+	size    int64
+	modTime time.Time
+}
+
+// statAt returns the attributes of name in d, or of the file at the path
+// name when d is nil (fstatat(2), following a symbolic link as os.Stat
+// does).
+func statAt(d *dir, name string) (fileAttrs, error) {
+	dfd, path := unix.AT_FDCWD, name
+	if d != nil {
+		d.mu.RLock()
+		defer d.mu.RUnlock()
+		dfd = d.fd
+	}
+	var st unix.Stat_t
+	err := error(fs.ErrClosed)
+	if dfd != -1 {
+		err = ignoringEINTR(func() error { return unix.Fstatat(dfd, name, &st, 0) })
+	}
+	if err != nil {
+		if d != nil {
+			path = d.join(name)
+		}
+		return fileAttrs{}, &fs.PathError{Op: "stat", Path: path, Err: err}
+	}
+	return fileAttrs{regular: st.Mode&unix.S_IFMT == unix.S_IFREG, size: st.Size, modTime: time.Unix(st.Mtim.Unix())}, nil
+}
+
 // renameAt renames name in from to newName in to (renameat(2)). Unlike
 // os.Rename, it does not first look whether newName is a folder.
 func renameAt(from *dir, name string, to *dir, newName string) error {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/certharvest/certharvest/verify"
 )
@@ -74,4 +75,25 @@ func readFileAt(d *dir, name, path string, maxSize int64, xattr string) (message
 // renameAt renames name in from to newName in to.
 func renameAt(from *dir, name string, to *dir, newName string) error {
 	return os.Rename(from.join(name), to.join(newName))
+}
+
+// fileAttrs are what statAt tells of a file.
+type fileAttrs struct {
+	regular bool
+	size    int64
+	modTime time.Time
+}
+
+// statAt returns the attributes of name in d, or of the file at the path
+// name when d is nil.
+func statAt(d *dir, name string) (fileAttrs, error) {
+	path := name
+	if d != nil {
+		path = d.join(name)
+	}
+	info, err := os.Stat(path)
+	if err != nil {
+		return fileAttrs{}, err
+	}
+	return fileAttrs{regular: info.Mode().IsRegular(), size: info.Size(), modTime: info.ModTime()}, nil
 }

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -81,5 +82,44 @@ func TestReadFileGrowing(t *testing.T) {
 	}
 	if _, err := readAllFile(t, f, 100, 4999); verify.ReasonOf(err) != verify.ReasonTooLarge {
 		t.Errorf("err = %v, want %s", err, verify.ReasonTooLarge)
+	}
+}
+
+// statAt tells a regular file's size and time, relative to an open folder
+// or by path.
+func TestStatAt(t *testing.T) {
+	path := t.TempDir()
+	if err := os.WriteFile(filepath.Join(path, "m"), []byte("12345"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(path, "sub"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	info, err := os.Stat(filepath.Join(path, "m"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := openDir(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		d    *dir
+		name string
+	}{{d, "m"}, {nil, filepath.Join(path, "m")}} {
+		a, err := statAt(tc.d, tc.name)
+		if err != nil || !a.regular || a.size != 5 || !a.modTime.Equal(info.ModTime()) {
+			t.Errorf("statAt(%q) = %+v, %v; want a regular file of 5 bytes from %v", tc.name, a, err, info.ModTime())
+		}
+	}
+	if a, err := statAt(d, "sub"); err != nil || a.regular {
+		t.Errorf("statAt(sub) = %+v, %v; want a folder", a, err)
+	}
+	if _, err := statAt(d, "missing"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("statAt(missing): %v, want fs.ErrNotExist", err)
+	}
+	d.close()
+	if _, err := statAt(d, "m"); err == nil && runtime.GOOS == "linux" {
+		t.Error("statAt after close succeeded")
 	}
 }

@@ -43,6 +43,7 @@ type MaildirWatcher struct {
 	opts   WatchOptions
 	log    *slog.Logger
 	ready  chan string
+	dir    *dir // new/, open while Run runs: files are looked at relative to it
 
 	mu      sync.Mutex
 	known   map[string]*watchEntry // every name handed over or about to be
@@ -135,6 +136,12 @@ func (w *MaildirWatcher) Run(ctx context.Context) error {
 	if err := fsw.Add(w.newDir); err != nil {
 		return fmt.Errorf("watching %s: %w", w.newDir, err)
 	}
+	d, err := openDir(w.newDir)
+	if err != nil {
+		return fmt.Errorf("watching %s: %w", w.newDir, err)
+	}
+	defer d.close()
+	w.dir = d
 	return w.run(ctx, fsw.Events, fsw.Errors)
 }
 
@@ -242,16 +249,16 @@ func (w *MaildirWatcher) settle(now time.Time) {
 		if e == nil || e.state != statePending || !e.lastEvent.Equal(item.at) {
 			continue // done already, or a later event re-queued it
 		}
-		info, err := os.Stat(filepath.Join(w.newDir, item.name))
+		info, err := w.stat(item.name)
 		switch {
 		case err != nil:
 			delete(w.known, item.name) // gone
 			continue
-		case !info.Mode().IsRegular():
+		case !info.regular:
 			delete(w.known, item.name)
 			continue
-		case now.Sub(info.ModTime()) < w.opts.Settle,
-			info.Size() == 0 && now.Sub(info.ModTime()) < w.opts.EmptyGrace:
+		case now.Sub(info.modTime) < w.opts.Settle,
+			info.size == 0 && now.Sub(info.modTime) < w.opts.EmptyGrace:
 			// Still being written (or not started): look again later.
 			e.lastEvent = now
 			w.pending = append(w.pending, pendingItem{item.name, now})
@@ -276,6 +283,14 @@ func (w *MaildirWatcher) settle(now time.Time) {
 		}
 	}
 	w.retries = waiting
+}
+
+// stat returns the attributes of the file name in new/.
+func (w *MaildirWatcher) stat(name string) (fileAttrs, error) {
+	if w.dir == nil || !plainName(name) {
+		return statAt(nil, filepath.Join(w.newDir, name))
+	}
+	return statAt(w.dir, name)
 }
 
 // rescan lists new/ and takes every name not yet known. Old files are
