@@ -34,6 +34,11 @@ func WalkMessages(ctx context.Context, paths []string, fn func(path string) erro
 			}
 			continue
 		}
+		// Whether the last file's folder is a Maildir's cur/ or new/:
+		// WalkDir gives the files of a folder one after another, so
+		// IsMaildir runs once per folder rather than once per file.
+		var lastDir string
+		var lastInMaildir bool
 		err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 			if cerr := ctx.Err(); cerr != nil {
 				return cerr
@@ -61,9 +66,11 @@ func WalkMessages(ctx context.Context, paths []string, fn func(path string) erro
 			if !d.Type().IsRegular() {
 				return nil
 			}
-			parent := filepath.Base(filepath.Dir(path))
-			inMaildir := (parent == "cur" || parent == "new") && IsMaildir(filepath.Dir(filepath.Dir(path)))
-			if inMaildir || strings.EqualFold(filepath.Ext(name), ".eml") {
+			if dir := filepath.Dir(path); dir != lastDir {
+				parent := filepath.Base(dir)
+				lastDir, lastInMaildir = dir, (parent == "cur" || parent == "new") && IsMaildir(filepath.Dir(dir))
+			}
+			if lastInMaildir || strings.EqualFold(filepath.Ext(name), ".eml") {
 				return fn(path)
 			}
 			return nil

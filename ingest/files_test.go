@@ -2,11 +2,14 @@ package ingest
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 
@@ -122,4 +125,84 @@ func TestStatAt(t *testing.T) {
 	if _, err := statAt(d, "m"); err == nil && runtime.GOOS == "linux" {
 		t.Error("statAt after close succeeded")
 	}
+}
+
+// WalkMessages takes the .eml files of any folder and every file of a
+// Maildir's cur/ and new/, never its tmp/, nor hidden files.
+func TestWalkMessages(t *testing.T) {
+	root := t.TempDir()
+	files := map[string]bool{ // path under root: taken
+		"a.eml":                  true,
+		"b.txt":                  false,
+		".hidden.eml":            false,
+		"sub/c.EML":              true,
+		"sub/.git/d.eml":         false,
+		"Maildir/cur/1.mx:2,S":   true,
+		"Maildir/cur/2.mx:2,S":   true,
+		"Maildir/new/3.mx":       true,
+		"Maildir/new/4.eml":      true,
+		"Maildir/tmp/5.mx":       false,
+		"Maildir/new/sub/6.mx":   false, // new/sub is no Maildir's new/
+		"notmaildir/new/7.mx":    false, // no cur/ and tmp/ beside it
+		"notmaildir/new/8.eml":   true,
+		"notmaildir/cur/9.mx":    false,
+		"notmaildir/other/10.mx": false,
+	}
+	var want []string
+	for p, taken := range files {
+		path := filepath.Join(root, p)
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if taken {
+			want = append(want, path)
+		}
+	}
+	os.MkdirAll(filepath.Join(root, "Maildir", "tmp"), 0o700)
+	var got []string
+	err := WalkMessages(context.Background(), []string{root}, func(path string) error {
+		got = append(got, path)
+		return nil
+	}, func(path string, err error) { t.Errorf("%s: %v", path, err) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("got %q\nwant %q", got, want)
+	}
+}
+
+// BenchmarkWalkMessagesMaildir measures the walk of a Maildir's cur/ (scan
+// of the archive), per message.
+//
+//	go test -run '^$' -bench WalkMessagesMaildir -benchmem -count 5 ./ingest/
+func BenchmarkWalkMessagesMaildir(b *testing.B) {
+	root := b.TempDir()
+	for _, sub := range []string{"cur", "new", "tmp"} {
+		if err := os.Mkdir(filepath.Join(root, sub), 0o700); err != nil {
+			b.Fatal(err)
+		}
+	}
+	const n = 2000
+	for i := range n {
+		if err := os.WriteFile(filepath.Join(root, "cur", fmt.Sprintf("%d.M%dP1Q%d.bench:2,S", 1780308000+i%600, i, i)), nil, 0o600); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for b.Loop() {
+		taken := 0
+		err := WalkMessages(context.Background(), []string{root}, func(string) error {
+			taken++
+			return nil
+		}, func(path string, err error) { b.Fatal(path, err) })
+		if err != nil || taken != n {
+			b.Fatal(taken, err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/msg")
 }
