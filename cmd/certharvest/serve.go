@@ -237,6 +237,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	defer store.Close() // once every message in flight is done: see the end
 	setup.opts.Store = store
 	if lookupToken != "" {
 		// The lookup reads the folder through a store of its own, which
@@ -408,8 +409,8 @@ type outcome struct {
 
 // process runs the workers and the committer until the watcher closes Ready
 // and every message taken is committed. At most --workers messages are
-// verified at once; up to slotWaiters more wait for the disk or DNS
-// meanwhile (cpuSlots).
+// verified at once; up to slotWaiters more are read, or wait for the disk
+// or DNS, meanwhile (cpuSlots).
 func (s *server) process(ctx context.Context) {
 	slots := newCPUSlots(s.flags.workers)
 	results := make(chan outcome, s.flags.batch)
@@ -432,16 +433,18 @@ func (s *server) process(ctx context.Context) {
 	s.commitLoop(results)
 }
 
-// verify loads and verifies one message, holding a CPU slot. ok is false
+// verify loads one message, then verifies it holding a CPU slot. ok is false
 // when the message is no longer in new/ (already handled).
 func (s *server) verify(ctx context.Context, slots *cpuSlots, name string) (outcome, bool) {
-	ctx, release := slots.acquire(ctx)
-	defer release()
+	// The message is read before taking a slot, so that reading (the disk,
+	// when new/ is not in the cache) overlaps other verifications.
 	m, err := s.spool.Load(name, s.maxSize)
 	if errors.Is(err, fs.ErrNotExist) {
 		s.watcher.Done(name)
 		return outcome{}, false
 	}
+	ctx, release := slots.acquire(ctx)
+	defer release()
 	if err != nil {
 		reason := verify.ReasonOf(err)
 		if reason == verify.ReasonInternalError {
