@@ -64,6 +64,7 @@ func runScan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	defer setup.closeLog()
+	addSyncThreads(syncThreads)
 	setLazyGC()
 
 	// Group commit: certificates stored at about the same time are made

@@ -363,27 +363,6 @@ wait:
 	return runErr
 }
 
-// syncThreads is how many threads beyond the cores serve lets run Go code
-// (GOMAXPROCS). A goroutine in fsync or syncfs (the report's sync in the
-// commit loop, a group commit of certificates) keeps its thread's place in
-// the scheduler for most of the sync: the runtime takes it back only after
-// 20 µs to 10 ms, which is often longer than the sync. With GOMAXPROCS at
-// the cores, those two syncs at once stop every verification; two more
-// places let the verifications use the cores meanwhile, and --workers
-// still bounds them.
-const syncThreads = 2
-
-// addSyncThreads sets GOMAXPROCS to n more than its default (the cores, or
-// the container's CPU limit), unless the GOMAXPROCS environment variable
-// sets it.
-func addSyncThreads(n int) {
-	if os.Getenv("GOMAXPROCS") != "" {
-		return
-	}
-	runtime.SetDefaultGOMAXPROCS()
-	runtime.GOMAXPROCS(runtime.GOMAXPROCS(0) + n)
-}
-
 // server is the running service: the pipeline over the spool.
 type server struct {
 	flags   serveFlags
