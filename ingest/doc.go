@@ -12,7 +12,9 @@
 //     them after a crash; maildir.go watches its new/ folder for the
 //     service, whoever delivered there (an MTA, or the inputs below).
 //   - sys_linux.go, sys_other.go: extended attributes, fdatasync, syncfs and
-//     file locks, where the system has them.
+//     file locks, where the system has them; dir_linux.go, dir_other.go:
+//     reading, renaming and looking at files relative to a folder opened
+//     once (openat and its kin), for the spool's per-message work.
 //   - webhook.go: SparkPost's inbound-relay webhook (HTTP POST of JSON).
 //   - smtp.go: a receiving SMTP server (RFC 5321) for direct MX delivery.
 package ingest
