@@ -189,6 +189,13 @@ func (s *CertStore) Addresses() ([]string, error) {
 	return addrs, nil
 }
 
+// holdsCertificate reports whether data, a certificate file, is cert's PEM
+// block: then parsePEMCertificate would return a certificate equal to cert.
+func holdsCertificate(data []byte, cert *x509.Certificate) bool {
+	block, _ := pem.Decode(data)
+	return block != nil && block.Type == "CERTIFICATE" && bytes.Equal(block.Bytes, cert.Raw)
+}
+
 func parsePEMCertificate(data []byte) (*x509.Certificate, error) {
 	block, _ := pem.Decode(data)
 	if block == nil || block.Type != "CERTIFICATE" {
@@ -228,6 +235,11 @@ func (s *CertStore) Store(ctx context.Context, addr string, cert *x509.Certifica
 		return verify.StoreResult{}, fmt.Errorf("reading the current certificate: %w", err)
 	}
 	var hist *tempFile // group commit: the replaced certificate, for the history
+	if old != nil && holdsCertificate(old, cert) {
+		// The same certificate again (a message reprocessed, a sender
+		// writing twice): known without parsing it.
+		return verify.StoreResult{Action: verify.ActionUnchanged, Path: path}, nil
+	}
 	if old != nil {
 		current, err := parsePEMCertificate(old)
 		switch {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/certharvest/certharvest/internal/cputime"
+	"github.com/certharvest/certharvest/verify"
 )
 
 // BenchmarkCertStoreNew stores certificates for addresses seen for the
@@ -60,4 +61,27 @@ func benchDir(b *testing.B) string {
 	}
 	b.Logf("files kept in %s", dir)
 	return dir
+}
+
+// BenchmarkCertStoreUnchanged stores, again and again, the certificate an
+// address already has: what reprocessing an archive or a sender writing
+// twice costs.
+func BenchmarkCertStoreUnchanged(b *testing.B) {
+	cert := selfSigned(b, "bench@example.com", time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	s, err := OpenCertStoreOptions(b.TempDir(), CertStoreOptions{GroupCommit: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	if _, err := s.Store(ctx, "bench@example.com", cert); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		res, err := s.Store(ctx, "bench@example.com", cert)
+		if err != nil || res.Action != verify.ActionUnchanged {
+			b.Fatal(res.Action, err)
+		}
+	}
 }

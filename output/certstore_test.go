@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/pem"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -184,5 +185,32 @@ func TestOpenCertStoreRemovesStaleTemps(t *testing.T) {
 	}
 	if _, err := os.Stat(young); err != nil {
 		t.Error("young temporary file removed:", err)
+	}
+}
+
+// holdsCertificate recognises a file holding exactly cert's PEM block, and
+// nothing else, so that Store can say "unchanged" without parsing.
+func TestHoldsCertificate(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	cert, other := selfSigned(t, "a@example.com", t0), selfSigned(t, "a@example.com", t0.AddDate(0, 1, 0))
+	pemOf := func(typ string, der []byte) []byte {
+		return pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der})
+	}
+	for _, tc := range []struct {
+		name string
+		data []byte
+		want bool
+	}{
+		{"same", EncodeCertificatePEM(cert), true},
+		{"same, text before", append([]byte("subject=a@example.com\n"), EncodeCertificatePEM(cert)...), true},
+		{"another", EncodeCertificatePEM(other), false},
+		{"another type", pemOf("X509 CRL", cert.Raw), false},
+		{"truncated", pemOf("CERTIFICATE", cert.Raw[:len(cert.Raw)-1]), false},
+		{"not PEM", cert.Raw, false},
+		{"empty", nil, false},
+	} {
+		if got := holdsCertificate(tc.data, cert); got != tc.want {
+			t.Errorf("%s: holdsCertificate = %v, want %v", tc.name, got, tc.want)
+		}
 	}
 }
