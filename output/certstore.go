@@ -41,12 +41,7 @@ type CertStore struct {
 	// lockFiles are the stripes' lock files, opened on first use and then
 	// kept open; each is guarded by its stripe's mutex.
 	lockFiles [lockStripes]*os.File
-	// folder is dir, open, for the file operations of group commits: with
-	// a descriptor of the folder, reading, creating and linking a file and
-	// syncing the folder do not walk its path again each time. nil for a
-	// store opened by ReadCertStore.
-	folder *os.File
-	group  *groupCommit // nil: each Store syncs alone
+	group     *groupCommit // nil: each Store syncs alone
 	// unnamed: group commits write unnamed temporary files
 	// (internal/tmpfile), where the folder's file system allows.
 	unnamed bool
@@ -97,15 +92,12 @@ func OpenCertStoreOptions(dir string, opts CertStoreOptions) (*CertStore, error)
 	if opts.GroupCommit {
 		s.group = &groupCommit{}
 		s.unnamed = tmpfile.Supported(dir)
-		if s.folder, err = os.Open(dir); err != nil {
-			return nil, fmt.Errorf("certificate folder: %w", err)
-		}
 	}
 	return s, nil
 }
 
-// Close releases the store's open files: its folder and the lock files it
-// kept open. No Store may be running or start after it.
+// Close releases the lock files the store kept open. No Store may be
+// running or start after it.
 func (s *CertStore) Close() error {
 	var errs []error
 	for i, f := range s.lockFiles {
@@ -113,10 +105,6 @@ func (s *CertStore) Close() error {
 			errs = append(errs, f.Close())
 			s.lockFiles[i] = nil
 		}
-	}
-	if s.folder != nil {
-		errs = append(errs, s.folder.Close())
-		s.folder = nil
 	}
 	return errors.Join(errs...)
 }
@@ -222,24 +210,19 @@ func (s *CertStore) Store(ctx context.Context, addr string, cert *x509.Certifica
 		return verify.StoreResult{}, err
 	}
 
-	var old []byte
-	if s.folder != nil {
-		old, err = readFileIn(s.folder, filepath.Base(path))
-	} else {
-		old, err = os.ReadFile(path)
-	}
+	old, err := os.ReadFile(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		old = nil
 	case err != nil:
 		return verify.StoreResult{}, fmt.Errorf("reading the current certificate: %w", err)
 	}
-	var hist *tempFile // group commit: the replaced certificate, for the history
 	if old != nil && holdsCertificate(old, cert) {
 		// The same certificate again (a message reprocessed, a sender
 		// writing twice): known without parsing it.
 		return verify.StoreResult{Action: verify.ActionUnchanged, Path: path}, nil
 	}
+	var hist *tempFile // group commit: the replaced certificate, for the history
 	if old != nil {
 		current, err := parsePEMCertificate(old)
 		switch {
@@ -278,7 +261,7 @@ func (s *CertStore) Store(ctx context.Context, addr string, cert *x509.Certifica
 	// Group commit: the history file (first) and the certificate are
 	// renamed into place together once durable. The address's lock is held
 	// until then, so the next Store for it reads the new file.
-	cur, err := s.writeTempIn(path, data, 0o644)
+	cur, err := writeTemp(path, data, 0o644, s.unnamed)
 	if err != nil {
 		hist.discard()
 		return verify.StoreResult{}, err
@@ -400,9 +383,6 @@ type tempFile struct {
 	f       *os.File
 	path    string // where it goes
 	unnamed bool   // f has no name: place links it
-	// folder, when not nil, is path's folder, open: place links the file
-	// into it and the group commit syncs it, without walking its path.
-	folder *os.File
 }
 
 // writeTemp writes data to a temporary file in path's folder, without
@@ -419,39 +399,13 @@ func writeTemp(path string, data []byte, perm os.FileMode, unnamed bool) (*tempF
 		return nil, fmt.Errorf("writing %s: %w", path, err)
 	}
 	t := &tempFile{f: f, path: path, unnamed: unnamed}
-	if err := t.write(data, perm); err != nil {
-		return nil, err
-	}
-	return t, nil
-}
-
-// write writes data to the temporary file and gives it permissions perm,
-// discarding it on failure.
-func (t *tempFile) write(data []byte, perm os.FileMode) error {
-	if _, err := t.f.Write(data); err != nil {
+	if _, err := f.Write(data); err != nil {
 		t.discard()
-		return fmt.Errorf("writing %s: %w", t.path, err)
-	}
-	if err := t.f.Chmod(perm); err != nil {
-		t.discard()
-		return fmt.Errorf("writing %s: %w", t.path, err)
-	}
-	return nil
-}
-
-// writeTempIn is writeTemp for a file of the store's own folder: relative
-// to the open folder when it can.
-func (s *CertStore) writeTempIn(path string, data []byte, perm os.FileMode) (*tempFile, error) {
-	if !s.unnamed || s.folder == nil {
-		return writeTemp(path, data, perm, s.unnamed)
-	}
-	f, err := tmpfile.CreateIn(s.folder, perm)
-	if err != nil {
 		return nil, fmt.Errorf("writing %s: %w", path, err)
 	}
-	t := &tempFile{f: f, path: path, unnamed: true, folder: s.folder}
-	if err := t.write(data, perm); err != nil {
-		return nil, err
+	if err := f.Chmod(perm); err != nil {
+		t.discard()
+		return nil, fmt.Errorf("writing %s: %w", path, err)
 	}
 	return t, nil
 }
@@ -474,12 +428,7 @@ func (t *tempFile) place() error {
 		return nil
 	}
 	defer f.Close()
-	var err error
-	if t.folder != nil {
-		err = tmpfile.LinkIn(f, t.folder, filepath.Base(t.path))
-	} else {
-		err = tmpfile.Link(f, t.path)
-	}
+	err := tmpfile.Link(f, t.path)
 	if errors.Is(err, fs.ErrExist) {
 		// A file to replace (a link never does): link under a
 		// temporary name, then rename over it.
@@ -619,7 +568,6 @@ func commitGroup(group []*commitRequest) {
 		// renamed a file into it.
 		dirs := map[string][]*commitRequest{}
 		var order []string
-		open := map[string]*os.File{} // folders open already
 		for _, r := range group {
 			if round >= len(r.files) {
 				continue
@@ -638,20 +586,9 @@ func commitGroup(group []*commitRequest) {
 				order = append(order, dir)
 			}
 			dirs[dir] = append(dirs[dir], r)
-			if t.folder != nil {
-				open[dir] = t.folder
-			}
 		}
 		for _, dir := range order {
-			var err error
-			if f := open[dir]; f != nil {
-				if err = f.Sync(); err != nil {
-					err = fmt.Errorf("syncing folder %s: %w", dir, err)
-				}
-			} else {
-				err = SyncDir(dir)
-			}
-			if err != nil {
+			if err := SyncDir(dir); err != nil {
 				for _, r := range dirs[dir] {
 					r.fail(r.files[round], err)
 				}

@@ -28,21 +28,3 @@ func Link(f *os.File, path string) error {
 	}
 	return nil
 }
-
-// CreateIn is Create in the folder that dir is open on: no path to walk.
-func CreateIn(dir *os.File, perm os.FileMode) (*os.File, error) {
-	fd, err := unix.Openat(int(dir.Fd()), ".", unix.O_TMPFILE|unix.O_RDWR|unix.O_CLOEXEC, uint32(perm.Perm()))
-	if err != nil {
-		return nil, &os.PathError{Op: "open unnamed", Path: dir.Name(), Err: err}
-	}
-	return os.NewFile(uintptr(fd), filepath.Join(dir.Name(), "(unnamed)")), nil
-}
-
-// LinkIn is Link to the name name in the folder that dir is open on.
-func LinkIn(f *os.File, dir *os.File, name string) error {
-	proc := "/proc/self/fd/" + strconv.Itoa(int(f.Fd()))
-	if err := unix.Linkat(unix.AT_FDCWD, proc, int(dir.Fd()), name, unix.AT_SYMLINK_FOLLOW); err != nil {
-		return &os.LinkError{Op: "link", Old: f.Name(), New: filepath.Join(dir.Name(), name), Err: err}
-	}
-	return nil
-}

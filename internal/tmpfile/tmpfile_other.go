@@ -5,7 +5,6 @@ package tmpfile
 import (
 	"errors"
 	"os"
-	"path/filepath"
 )
 
 var errUnsupported = errors.New("unnamed files are not supported on this system")
@@ -18,14 +17,4 @@ func Create(dir string, perm os.FileMode) (*os.File, error) {
 // Link returns an error: unnamed files need Linux's O_TMPFILE.
 func Link(f *os.File, path string) error {
 	return &os.LinkError{Op: "link", Old: f.Name(), New: path, Err: errUnsupported}
-}
-
-// CreateIn returns an error: unnamed files need Linux's O_TMPFILE.
-func CreateIn(dir *os.File, perm os.FileMode) (*os.File, error) {
-	return Create(dir.Name(), perm)
-}
-
-// LinkIn returns an error: unnamed files need Linux's O_TMPFILE.
-func LinkIn(f *os.File, dir *os.File, name string) error {
-	return Link(f, filepath.Join(dir.Name(), name))
 }

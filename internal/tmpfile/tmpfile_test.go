@@ -57,36 +57,3 @@ func TestCreateLink(t *testing.T) {
 		t.Fatalf("folder holds %d entries, want 1", len(entries))
 	}
 }
-
-// CreateIn and LinkIn do the same relative to an open folder.
-func TestCreateLinkIn(t *testing.T) {
-	dir := t.TempDir()
-	if !Supported(dir) {
-		t.Skip("O_TMPFILE unsupported in", dir)
-	}
-	folder, err := os.Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer folder.Close()
-	f, err := CreateIn(folder, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	f.WriteString("relative")
-	if err := LinkIn(f, folder, "final"); err != nil {
-		t.Fatal(err)
-	}
-	if data, err := os.ReadFile(filepath.Join(dir, "final")); err != nil || string(data) != "relative" {
-		t.Fatalf("linked file: %q, %v", data, err)
-	}
-	g, err := CreateIn(folder, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer g.Close()
-	if err := LinkIn(g, folder, "final"); !errors.Is(err, fs.ErrExist) {
-		t.Fatalf("linking over an existing file: %v, want fs.ErrExist", err)
-	}
-}
