@@ -7,9 +7,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/certharvest/certharvest/internal/cputime"
 )
 
 // BenchmarkMaildirWatcher measures the watcher's work per message renamed
@@ -52,11 +53,7 @@ func BenchmarkMaildirWatcher(b *testing.B) {
 		}
 	}()
 	time.Sleep(50 * time.Millisecond) // the watch in place
-	cpu := func() time.Duration {
-		var ru syscall.Rusage
-		syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	}
+	cpu := func() time.Duration { return time.Duration(cputime.Process()) }
 	var used time.Duration
 	b.ResetTimer()
 	for done := 0; done < b.N; {

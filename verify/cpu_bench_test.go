@@ -1,6 +1,10 @@
 package verify
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/certharvest/certharvest/internal/cputime"
+)
 
 // MeasureCPU starts measuring the CPU time of a benchmark's loop; the
 // function it returns reports it as cpu-ns/op. On a shared machine the
@@ -9,11 +13,11 @@ import "testing"
 // every core per operation: cores*1e9/cpu-ns/op bounds the operations per
 // second.
 func MeasureCPU(b *testing.B) (stop func()) {
-	start := processCPU()
+	start := cputime.Process()
 	return func() {
 		if start == 0 || b.N == 0 {
 			return
 		}
-		b.ReportMetric(float64(processCPU()-start)/float64(b.N), "cpu-ns/op")
+		b.ReportMetric(float64(cputime.Process()-start)/float64(b.N), "cpu-ns/op")
 	}
 }

@@ -7,10 +7,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/certharvest/certharvest/internal/cputime"
 	"github.com/certharvest/certharvest/internal/testcorpus"
 )
 
@@ -55,11 +55,7 @@ func BenchmarkServeCommit(b *testing.B) {
 	archived := startArchiveSyncer(spool.Sync, archiveSyncInterval, s.log)
 	defer archived.stop()
 	outcomes := make([]outcome, 0, batch)
-	cpu := func() time.Duration {
-		var ru syscall.Rusage
-		syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	}
+	cpu := func() time.Duration { return time.Duration(cputime.Process()) }
 	var used time.Duration
 	b.ResetTimer()
 	for done := 0; done < b.N; {
