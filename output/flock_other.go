@@ -4,12 +4,9 @@ package output
 
 import "os"
 
-// haveFlock reports whether lockFile excludes other processes.
+// haveFlock reports whether the lock files exclude other processes: not
+// where flock(2) is missing, one process per certificate folder there.
 const haveFlock = false
-
-// lockFile is a no-op where flock(2) is missing: one process per
-// certificate folder there.
-func lockFile(string) (func(), error) { return func() {}, nil }
 
 // openLockFile opens nothing where flock(2) is missing.
 func openLockFile(string) (*os.File, error) { return nil, nil }

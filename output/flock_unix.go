@@ -9,24 +9,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// haveFlock reports whether lockFile excludes other processes.
+// haveFlock reports whether the lock files exclude other processes.
 const haveFlock = true
-
-// lockFile takes an exclusive flock(2) on path, creating it (and its
-// folder) if needed, and returns the function that releases it. flock locks
-// are held per open file, so they exclude other processes, and are released
-// if the process dies.
-func lockFile(path string) (func(), error) {
-	f, err := openLockFile(path)
-	if err != nil {
-		return nil, err
-	}
-	if err := flockExclusive(f); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return func() { f.Close() }, nil
-}
 
 // openLockFile opens the lock file path, creating it and its folder if
 // needed.
