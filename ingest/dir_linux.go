@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -11,8 +12,6 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/certharvest/certharvest/verify"
 )
 
 // This file reads and moves message files with the system calls directly:
@@ -82,19 +81,46 @@ func readFileAt(d *dir, name, path string, maxSize int64, xattr string) (message
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
 		return messageFile{}, fmt.Errorf("%s is not a regular file", path)
 	}
+	m := messageFile{modTime: time.Unix(st.Mtim.Unix())}
 	if st.Size > maxSize {
-		return messageFile{}, &verify.Error{Reason: verify.ReasonTooLarge,
-			Err: fmt.Errorf("message is %d bytes, the limit is %d", st.Size, maxSize)}
+		err = tooLarge(&preader{fd: fd}, maxSize)
+	} else {
+		m.raw, err = readAll(fd, path, st.Size, maxSize)
 	}
-	raw, err := readAll(fd, path, st.Size, maxSize)
-	if err != nil {
+	if err != nil && MessageIDOf(err) == "" {
 		return messageFile{}, err
 	}
-	m := messageFile{raw: raw, modTime: time.Unix(st.Mtim.Unix())}
+	// Also for a message too large to read: its context says where it
+	// came from.
 	if xattr != "" {
 		m.xattr = fgetXattr(fd, xattr)
 	}
-	return m, nil
+	return m, err
+}
+
+// preader reads fd from its start with pread(2), leaving its offset alone.
+type preader struct {
+	fd  int
+	off int64
+}
+
+func (r *preader) Read(p []byte) (int, error) {
+	if len(p) > maxRW {
+		p = p[:maxRW]
+	}
+	var n int
+	err := ignoringEINTR(func() (err error) {
+		n, err = unix.Pread(r.fd, p, r.off)
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	if n == 0 {
+		return 0, io.EOF
+	}
+	r.off += int64(n)
+	return n, nil
 }
 
 // openAt opens name in d, or path when d is nil, for reading.
@@ -149,8 +175,8 @@ func readAll(fd int, path string, size, maxSize int64) ([]byte, error) {
 		}
 		data = data[:len(data)+n]
 		if int64(len(data)) > maxSize {
-			return nil, &verify.Error{Reason: verify.ReasonTooLarge,
-				Err: fmt.Errorf("message is over %d bytes, the limit", maxSize)}
+			// It grew while it was read.
+			return nil, tooLarge(&preader{fd: fd}, maxSize)
 		}
 		if int64(len(data)) == size && len(data) < cap(data) {
 			break // all of it, as fstat said, and no more

@@ -9,8 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"time"
-
-	"github.com/certharvest/certharvest/verify"
 )
 
 // dir is a folder of the spool. Outside Linux its files are opened and
@@ -46,8 +44,7 @@ func readFileAt(d *dir, name, path string, maxSize int64, xattr string) (message
 		return messageFile{}, fmt.Errorf("%s is not a regular file", path)
 	}
 	if info.Size() > maxSize {
-		return messageFile{}, &verify.Error{Reason: verify.ReasonTooLarge,
-			Err: fmt.Errorf("message is %d bytes, the limit is %d", info.Size(), maxSize)}
+		return messageFile{modTime: info.ModTime()}, tooLarge(io.NewSectionReader(f, 0, 1<<62), maxSize)
 	}
 	// The file may grow while it is read; never read past the limit.
 	data := make([]byte, 0, info.Size()+1)
@@ -66,8 +63,8 @@ func readFileAt(d *dir, name, path string, maxSize int64, xattr string) (message
 		}
 	}
 	if int64(len(data)) > maxSize {
-		return messageFile{}, &verify.Error{Reason: verify.ReasonTooLarge,
-			Err: fmt.Errorf("message is over %d bytes, the limit", maxSize)}
+		// It grew while it was read.
+		return messageFile{modTime: info.ModTime()}, tooLarge(io.NewSectionReader(f, 0, 1<<62), maxSize)
 	}
 	return messageFile{raw: data, modTime: info.ModTime()}, nil
 }

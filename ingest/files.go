@@ -2,11 +2,18 @@ package ingest
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/certharvest/certharvest/verify"
 )
 
 // WalkMessages calls fn with the path of every message file under paths, in
@@ -95,13 +102,50 @@ func IsMaildir(dir string) bool {
 }
 
 // ReadMessageFile reads a message file of at most maxSize bytes. A larger
-// file is not read: the error wraps verify.ReasonTooLarge.
+// file is not kept: the error wraps verify.ReasonTooLarge and a
+// *TooLargeError, which identifies the message.
 func ReadMessageFile(path string, maxSize int64) ([]byte, error) {
 	m, err := readFileAt(nil, path, path, maxSize, "")
 	if err != nil {
 		return nil, err
 	}
 	return m.raw, nil
+}
+
+// TooLargeError is the error of a message file over the size limit, under a
+// *verify.Error of reason message_too_large. The file is not kept in
+// memory, but it is read through once to identify it: ID is what
+// verify.MessageIDFor gives for its bytes, so that the report line and the
+// log name the message as the input that received it did.
+type TooLargeError struct {
+	Size  int64 // bytes read, at least Limit+1
+	Limit int64
+	ID    string // "" when the file could not be read to its end
+}
+
+func (e *TooLargeError) Error() string {
+	return fmt.Sprintf("message is %d bytes, the limit is %d", e.Size, e.Limit)
+}
+
+// tooLarge returns the error of the file r over maxSize bytes: its bytes
+// are hashed in blocks, never held.
+func tooLarge(r io.Reader, maxSize int64) error {
+	h := sha256.New()
+	n, err := io.CopyBuffer(h, r, make([]byte, 64<<10))
+	e := &TooLargeError{Size: n, Limit: maxSize}
+	if err == nil {
+		e.ID = hex.EncodeToString(h.Sum(nil)[:6])
+	}
+	return &verify.Error{Reason: verify.ReasonTooLarge, Err: e}
+}
+
+// MessageIDOf returns the id of the message that err is about, when err
+// knows it (a *TooLargeError), else "".
+func MessageIDOf(err error) string {
+	if e, ok := errors.AsType[*TooLargeError](err); ok {
+		return e.ID
+	}
+	return ""
 }
 
 // messageFile is a message file as read by readFileAt.

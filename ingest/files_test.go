@@ -42,6 +42,14 @@ func TestReadMessageFile(t *testing.T) {
 				if verify.ReasonOf(err) != tc.reason {
 					t.Fatalf("err = %v, want %s", err, tc.reason)
 				}
+				// Identified by its bytes all the same.
+				data, _ := os.ReadFile(path)
+				if id, want := MessageIDOf(err), verify.MessageIDFor(&verify.Message{Raw: data}); id != want {
+					t.Errorf("MessageIDOf = %q, want %q", id, want)
+				}
+				if want := fmt.Sprintf("message is %d bytes, the limit is 4096", tc.size); !strings.Contains(err.Error(), want) {
+					t.Errorf("err = %q, want it to say %q", err, want)
+				}
 				return
 			}
 			if err != nil || len(raw) != tc.size {
@@ -83,8 +91,13 @@ func TestReadFileGrowing(t *testing.T) {
 	if raw, err := readAllFile(t, f, 100, 1<<20); err != nil || len(raw) != 5000 {
 		t.Errorf("read %d bytes, %v; want 5000", len(raw), err)
 	}
-	if _, err := readAllFile(t, f, 100, 4999); verify.ReasonOf(err) != verify.ReasonTooLarge {
+	_, err = readAllFile(t, f, 100, 4999)
+	if verify.ReasonOf(err) != verify.ReasonTooLarge {
 		t.Errorf("err = %v, want %s", err, verify.ReasonTooLarge)
+	}
+	data, _ := os.ReadFile(path)
+	if id, want := MessageIDOf(err), verify.MessageIDFor(&verify.Message{Raw: data}); id != want {
+		t.Errorf("MessageIDOf = %q, want %q (the whole file, from its start)", id, want)
 	}
 }
 

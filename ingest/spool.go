@@ -525,7 +525,8 @@ func syncDir(dir string) error {
 // context file was delivered by an MTA: its source is "maildir" and its
 // received time the Maildir name's time, else the file's modification time.
 // A message that is no longer in new/ gives an error wrapping
-// fs.ErrNotExist.
+// fs.ErrNotExist. A message over maxSize is not read; its error wraps a
+// *TooLargeError, and m has its context and its ID all the same.
 func (s *Spool) Load(name string, maxSize int64) (*verify.Message, error) {
 	path := s.newDir.join(name)
 	m := &verify.Message{Path: path, Source: "maildir"}
@@ -535,8 +536,14 @@ func (s *Spool) Load(name string, maxSize int64) (*verify.Message, error) {
 	}
 	f, err := readFileAt(d, name, path, maxSize, envelopeXattr)
 	if err != nil {
-		return m, err
+		// A message too large is still reported with its context (where
+		// it came from) and its id.
+		if m.ID = MessageIDOf(err); m.ID == "" {
+			return m, err
+		}
 	}
+	loadErr := err
+	err = nil
 	m.Raw = f.raw
 	data := f.xattr
 	if data == nil && s.metaUsed.Load() {
@@ -552,7 +559,7 @@ func (s *Spool) Load(name string, maxSize int64) (*verify.Message, error) {
 	if m.Received.IsZero() {
 		m.Received = deliveryTime(name, f.modTime)
 	}
-	return m, nil
+	return m, loadErr
 }
 
 // decodeEnvelope decodes a message's context, which Deliver encoded with

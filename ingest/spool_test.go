@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/certharvest/certharvest/verify"
 )
 
 // Deliveries are written unnamed and linked into new/ where the system
@@ -71,6 +73,19 @@ func testSpoolDeliverAndLoad(t *testing.T, xattr, named bool) {
 	if m.Source != "smtp" || m.EnvelopeFrom != env.EnvelopeFrom || m.RemoteAddr != env.RemoteAddr ||
 		!m.Received.Equal(env.Received) || m.Extra["helo"] != "mx.example.com" || len(m.EnvelopeTo) != 1 {
 		t.Errorf("context lost: %+v", m)
+	}
+	// Too large to read: still its context, and its id as the input that
+	// took it computed it (verify.MessageIDFor of its bytes).
+	big, err := s.Load(names[1], 10)
+	if verify.ReasonOf(err) != verify.ReasonTooLarge {
+		t.Fatalf("Load over the limit: %v, want %s", err, verify.ReasonTooLarge)
+	}
+	if want := verify.MessageIDFor(&verify.Message{Raw: raw}); big.ID != want || verify.MessageIDFor(big) != want {
+		t.Errorf("id of the message too large = %q, want %q", big.ID, want)
+	}
+	if big.Raw != nil || big.Source != "smtp" || big.EnvelopeFrom != env.EnvelopeFrom || big.RemoteAddr != env.RemoteAddr ||
+		!big.Received.Equal(env.Received) || big.Path == "" {
+		t.Errorf("message too large: context lost or bytes kept: %+v", big)
 	}
 	if err := s.Archive(names[0]); err != nil {
 		t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"runtime/debug"
 
+	"github.com/certharvest/certharvest/ingest"
 	"github.com/certharvest/certharvest/output"
 	"github.com/certharvest/certharvest/verify"
 )
@@ -30,6 +31,9 @@ func (h *harvester) process(ctx context.Context, m *verify.Message) (*verify.Res
 // reject reports a message that could not be given to the pipeline (an
 // unreadable file).
 func (h *harvester) reject(m *verify.Message, err error) (*verify.Result, error) {
+	if m.ID == "" {
+		m.ID = ingest.MessageIDOf(err) // a message too large to read
+	}
 	res := &verify.Result{ID: verify.MessageIDFor(m), Reason: verify.ReasonOf(err), Detail: err.Error()}
 	if res.Reason == verify.ReasonInternalError {
 		res.Reason = verify.ReasonReadError

@@ -16,6 +16,7 @@ import (
 	"testing"
 
 	"github.com/certharvest/certharvest/output"
+	"github.com/certharvest/certharvest/verify"
 )
 
 // binary is the certharvest binary built for the tests.
@@ -271,6 +272,14 @@ func TestScanUnreadableAndOversize(t *testing.T) {
 	}
 	if got["missing.eml"] != "read_error" || got["01-ok-rsa-detached.eml"] != "message_too_large" {
 		t.Errorf("reasons = %v", got)
+	}
+	// The message too large to read is identified by its bytes, as any
+	// other, not by the hash of nothing.
+	raw, _ := os.ReadFile(sampleDir + "/messages/01-ok-rsa-detached.eml")
+	for _, rec := range recs {
+		if rec.Reason == verify.ReasonTooLarge && rec.ID != verify.MessageIDFor(&verify.Message{Raw: raw}) {
+			t.Errorf("id of the message too large: %q", rec.ID)
+		}
 	}
 }
 

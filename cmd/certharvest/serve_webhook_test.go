@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/certharvest/certharvest/output"
+	"github.com/certharvest/certharvest/verify"
 )
 
 // webhookAddr reads the webhook's address from the service's log.
@@ -218,6 +219,51 @@ func TestServeWebhook(t *testing.T) {
 	}
 	if bytes.Contains(log, []byte("tok-7f3a9c")) {
 		t.Error("the log shows the token")
+	}
+	if t.Failed() {
+		t.Logf("log:\n%s", log)
+	}
+}
+
+// A relayed message over --max-size is acknowledged (the limit is the
+// pipeline's, not the webhook's) and reported as message_too_large with
+// where it came from, under the id the webhook's log gave it.
+func TestServeWebhookMessageTooLarge(t *testing.T) {
+	dir := t.TempDir()
+	s := startServe(t, dir, "--http", "127.0.0.1:0", "--max-size", "8KiB")
+	url := "http://" + s.webhookAddr(t) + "/"
+	const file, rcpt = "07-ok-ber-opaque-chunked.eml", "certs@inbound.example.org"
+	raw, err := os.ReadFile(filepath.Join(sampleDir, "messages", file))
+	if err != nil || len(raw) <= 8<<10 {
+		t.Fatalf("%s: %d bytes, %v; want more than 8 KiB", file, len(raw), err)
+	}
+	body := sparkPostPayload(t, relayed{file: file, rcptTo: rcpt})
+	if code, resp := postRelay(t, &http.Client{Timeout: 30 * time.Second}, url, "", body); code != 200 {
+		t.Fatalf("relay POST: %d %s", code, resp)
+	}
+	s.waitDrained(t, 30*time.Second)
+	s.stop(t)
+
+	recs := readReport(t, s.report)
+	if len(recs) != 1 {
+		t.Fatalf("%d report lines, want 1", len(recs))
+	}
+	rec := recs[0]
+	if rec.Reason != verify.ReasonTooLarge || rec.Source != "webhook" || len(rec.EnvelopeTo) != 1 || rec.EnvelopeTo[0] != rcpt ||
+		rec.EnvelopeFrom == "" || !strings.HasPrefix(rec.RemoteAddr, "127.0.0.1:") {
+		t.Errorf("report line: reason %s, source %q, from %q, to %q, remote %q", rec.Reason, rec.Source, rec.EnvelopeFrom, rec.EnvelopeTo, rec.RemoteAddr)
+	}
+	if want := verify.MessageIDFor(&verify.Message{Raw: raw}); rec.ID != want {
+		t.Errorf("report id %q, want %q (the relayed bytes')", rec.ID, want)
+	}
+	log, _ := os.ReadFile(s.log)
+	for _, re := range []string{
+		`len\(email_rfc822\)=\d+ .*message=` + rec.ID + `\n`,
+		`\[` + rec.ID + `\] rejected: message_too_large: message is \d+ bytes, the limit is 8192 `,
+	} {
+		if !regexp.MustCompile(re).Match(log) {
+			t.Errorf("log lacks %s", re)
+		}
 	}
 	if t.Failed() {
 		t.Logf("log:\n%s", log)
