@@ -22,15 +22,24 @@ for pkg in ./verify ./ingest ./cmd/certharvest; do
 done
 echo "fuzzing ${#targets[@]} targets for $dur each; logs in $logs"
 run() {
-	local pkg=${1%%:*} t=${1##*:}
+	local pkg=${1%%:*} t=${1##*:} rc
 	nice -n 19 go test -run '^$' -fuzz "^$t\$" -fuzztime "$dur" -fuzzminimizetime "${MINIMIZE:-10s}" -parallel 1 "$pkg" >"$logs/$t.log" 2>&1
-	echo "$t: exit $? $(grep -E 'elapsed.*execs' "$logs/$t.log" | tail -1)"
+	rc=$?
+	echo "$t: exit $rc $(grep -E 'elapsed.*execs' "$logs/$t.log" | tail -1)"
+	return $rc
 }
 status=0
 for ((i = 0; i < ${#targets[@]}; i += 2)); do
+	pids=()
 	run "${targets[i]}" &
-	if ((i + 1 < ${#targets[@]})); then run "${targets[i+1]}" & fi
-	wait || status=1
+	pids+=($!)
+	if ((i + 1 < ${#targets[@]})); then
+		run "${targets[i+1]}" &
+		pids+=($!)
+	fi
+	for pid in "${pids[@]}"; do
+		wait "$pid" || status=1
+	done
 done
 grep -l -- '--- FAIL' "$logs"/*.log && status=1
 exit $status
