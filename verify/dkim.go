@@ -2,6 +2,7 @@ package verify
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -112,8 +113,12 @@ func (p *Pipeline) checkDKIM(ctx context.Context, m *parsedMessage, from string,
 	fromDomain := domainOf(from)
 	var (
 		passedOther []string
-		tempErr     error
-		lastErr     error
+		// tempErr is the first temporary failure of a signature aligned
+		// with From: a later attempt may pass. otherTempErr is one of a
+		// signature for another domain, which could never make the
+		// message pass.
+		tempErr, otherTempErr error
+		lastErr               error
 	)
 	for i, v := range verifications {
 		var t map[string]string
@@ -123,8 +128,14 @@ func (p *Pipeline) checkDKIM(ctx context.Context, m *parsedMessage, from string,
 		domain := strings.ToLower(v.Domain)
 		if v.Err != nil {
 			log.Info("DKIM signature failed", "domain", domain, "selector", t["s"], "algorithm", t["a"], "error", v.Err)
-			if dkim.IsTempFail(v.Err) && tempErr == nil {
-				tempErr = fmt.Errorf("d=%s s=%s: %w", domain, t["s"], v.Err)
+			if dkim.IsTempFail(v.Err) {
+				err := fmt.Errorf("d=%s s=%s: %w", domain, t["s"], v.Err)
+				switch {
+				case !p.aligned(domain, fromDomain):
+					otherTempErr = cmp.Or(otherTempErr, err)
+				case tempErr == nil:
+					tempErr = err
+				}
 			}
 			lastErr = fmt.Errorf("d=%s s=%s: %w", domain, t["s"], v.Err)
 			continue
@@ -138,11 +149,17 @@ func (p *Pipeline) checkDKIM(ctx context.Context, m *parsedMessage, from string,
 		return &DKIMResult{Domain: domain, Selector: t["s"]}, nil
 	}
 	switch {
+	case tempErr != nil:
+		// Before a mismatch: a message relayed by a mailing service
+		// carries the service's signature too, which may pass while the
+		// sender's own key could not be fetched this time.
+		return nil, &Error{Reason: ReasonDKIMTempError, Err: tempErr}
 	case len(passedOther) > 0:
 		return nil, fail(ReasonDKIMDomainMismatch, "DKIM passed only for %s, not aligned (%s) with From domain %s",
 			strings.Join(passedOther, ", "), p.opts.Align, fromDomain)
-	case tempErr != nil:
-		return nil, &Error{Reason: ReasonDKIMTempError, Err: tempErr}
+	case otherTempErr != nil:
+		return nil, fail(ReasonDKIMInvalid, "no DKIM signature of the From domain %s; %v (temporary, but for another domain: a later attempt could not pass)",
+			fromDomain, otherTempErr)
 	case lastErr != nil:
 		return nil, &Error{Reason: ReasonDKIMInvalid, Err: lastErr}
 	}

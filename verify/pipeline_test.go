@@ -190,6 +190,67 @@ func TestPipelineDKIMKeys(t *testing.T) {
 	}
 }
 
+// A message relayed by a mailing service carries the service's DKIM
+// signature beside the sender's. When the sender's key cannot be fetched
+// this time, the verdict must stay temporary (a later attempt may pass),
+// not become a final dkim_domain_mismatch; a temporary failure of another
+// domain's key alone can never make the message pass.
+func TestPipelineDKIMTemporaryBeforeMismatch(t *testing.T) {
+	f := testFixture(t)
+	var ok testcorpus.Case
+	for _, c := range f.Cases() {
+		if c.Reason == testcorpus.ReasonOK {
+			ok = c
+			break
+		}
+	}
+	fromDomain := ok.Address[strings.LastIndexByte(ok.Address, '@')+1:]
+	var service string
+	for _, d := range testcorpus.DKIMDomains {
+		if d != fromDomain {
+			service = d
+			break
+		}
+	}
+	relayed, err := f.DKIMSign(ok.Data, service)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lookup := func(fromErr, serviceErr error) verify.LookupTXTFunc {
+		return func(ctx context.Context, name string) ([]string, error) {
+			switch {
+			case strings.HasSuffix(name, "._domainkey."+fromDomain) && fromErr != nil:
+				return nil, fromErr
+			case strings.HasSuffix(name, "._domainkey."+service) && serviceErr != nil:
+				return nil, serviceErr
+			}
+			return lookupFrom(f)(ctx, name)
+		}
+	}
+	timeout := &net.DNSError{Err: "i/o timeout", IsTimeout: true}
+	absent := &net.DNSError{Err: "no such host", IsNotFound: true}
+	tests := []struct {
+		name                string
+		fromErr, serviceErr error
+		want                verify.Reason
+	}{
+		{"both pass", nil, nil, verify.ReasonOK},
+		{"sender's key times out, the service's passes", timeout, nil, verify.ReasonDKIMTempError},
+		{"sender's key absent, the service's passes", absent, nil, verify.ReasonDKIMDomainMismatch},
+		{"sender's passes, the service's key times out", nil, timeout, verify.ReasonOK},
+		{"sender's key absent, the service's times out", absent, timeout, verify.ReasonDKIMInvalid},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, _ := newPipeline(t, f, func(o *verify.Options) { o.LookupTXT = lookup(tt.fromErr, tt.serviceErr) })
+			res := p.Verify(context.Background(), &verify.Message{Raw: relayed})
+			if res.Reason != tt.want {
+				t.Fatalf("reason = %s (%s), want %s", res.Reason, res.Detail, tt.want)
+			}
+		})
+	}
+}
+
 func TestPipelineStoreFailure(t *testing.T) {
 	f := testFixture(t)
 	p, store := newPipeline(t, f, nil)

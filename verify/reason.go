@@ -96,7 +96,7 @@ var reasonInfo = []struct {
 	{ReasonDKIMMissing, false, "no DKIM-Signature header"},
 	{ReasonDKIMInvalid, false, "no DKIM signature verifies"},
 	{ReasonDKIMDomainMismatch, false, "a DKIM signature verifies, but not for the From domain"},
-	{ReasonDKIMTempError, true, "a DKIM key lookup failed temporarily (DNS timeout or SERVFAIL)"},
+	{ReasonDKIMTempError, true, "the DKIM key of the From domain could not be fetched this time (DNS timeout or SERVFAIL)"},
 	{ReasonNoSignature, false, "no S/MIME signature (multipart/signed or pkcs7-mime signed-data)"},
 	{ReasonSignatureMalformed, false, "the S/MIME signature or its CMS structure cannot be parsed"},
 	{ReasonSignatureInvalid, false, "the CMS signature does not verify over the signed content"},
