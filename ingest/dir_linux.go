@@ -125,7 +125,10 @@ func (r *preader) Read(p []byte) (int, error) {
 
 // openAt opens name in d, or path when d is nil, for reading.
 func openAt(d *dir, name, path string) (int, error) {
-	const flags = unix.O_RDONLY | unix.O_CLOEXEC
+	// O_NONBLOCK: opening a FIFO (a path given to scan, a file put in
+	// new/) would otherwise wait for a writer, for ever; a regular file
+	// reads the same with it, and the caller refuses anything else.
+	const flags = unix.O_RDONLY | unix.O_CLOEXEC | unix.O_NONBLOCK
 	dfd := unix.AT_FDCWD
 	if d != nil {
 		d.mu.RLock()

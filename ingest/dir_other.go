@@ -31,6 +31,10 @@ func (d *dir) join(name string) string { return filepath.Join(d.path, name) }
 // readFileAt reads the file at path (name in d), as ReadMessageFile does.
 // Outside Linux there are no extended attributes: xattr is ignored.
 func readFileAt(d *dir, name, path string, maxSize int64, xattr string) (messageFile, error) {
+	// Opening a FIFO would wait for a writer: look first.
+	if info, err := os.Stat(path); err == nil && !info.Mode().IsRegular() {
+		return messageFile{}, fmt.Errorf("%s is not a regular file", path)
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return messageFile{}, err

@@ -3,6 +3,7 @@ package ingest
 import (
 	"io"
 	"os"
+	"syscall"
 	"testing"
 )
 
@@ -15,3 +16,5 @@ func readAllFile(t *testing.T, f *os.File, size, maxSize int64) ([]byte, error) 
 	}
 	return readAll(int(f.Fd()), f.Name(), size, maxSize)
 }
+
+func mkfifo(path string) error { return syscall.Mkfifo(path, 0o600) }

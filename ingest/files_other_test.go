@@ -3,6 +3,7 @@
 package ingest
 
 import (
+	"errors"
 	"os"
 	"testing"
 )
@@ -11,3 +12,5 @@ func readAllFile(t *testing.T, f *os.File, size, maxSize int64) ([]byte, error) 
 	t.Skip("readAll is Linux's")
 	return nil, nil
 }
+
+func mkfifo(string) error { return errors.ErrUnsupported }

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/certharvest/certharvest/verify"
 )
@@ -66,6 +67,25 @@ func TestReadMessageFile(t *testing.T) {
 		}
 		if _, want := os.Open(path); err.Error() != want.Error() {
 			t.Errorf("err = %q, want os.Open's %q", err, want)
+		}
+	})
+	t.Run("fifo", func(t *testing.T) {
+		if runtime.GOOS == "windows" {
+			t.Skip("no FIFOs")
+		}
+		path := filepath.Join(dir, "fifo")
+		if err := mkfifo(path); err != nil {
+			t.Skip("mkfifo:", err)
+		}
+		done := make(chan error, 1)
+		go func() { _, err := ReadMessageFile(path, 4096); done <- err }()
+		select {
+		case err := <-done:
+			if err == nil || !strings.Contains(err.Error(), "not a regular file") {
+				t.Fatalf("err = %v, want not a regular file", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("reading a FIFO without a writer did not return")
 		}
 	})
 	t.Run("folder", func(t *testing.T) {
