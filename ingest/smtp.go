@@ -33,6 +33,14 @@ const (
 	DefaultSMTPMaxRecipients = 50
 	// DefaultSMTPMaxConns is the default limit of connections served at once.
 	DefaultSMTPMaxConns = 100
+	// DefaultSMTPMaxConnsPerIP is the default limit of connections served at
+	// once for one client address, as Postfix's
+	// smtpd_client_connection_count_limit: one host cannot take every slot.
+	DefaultSMTPMaxConnsPerIP = 50
+	// DefaultSMTPMaxSession is the default lifetime of a connection: ample
+	// for many messages, and an end to clients that keep a slot by talking
+	// without sending mail.
+	DefaultSMTPMaxSession = 10 * time.Minute
 	// DefaultSMTPTimeout is the default time allowed for each command, each
 	// reply and a whole DATA transfer: RFC 5321 §4.5.3.2.7 suggests 5
 	// minutes for a server waiting for the next command.
@@ -46,6 +54,11 @@ const (
 	// probing for addresses, or flooding the log, costs a new connection
 	// every 20 tries.
 	smtpMaxRefusals = 20
+	// smtpMaxJunkCommands is how many commands that do not take a mail
+	// transaction forward (NOOP, RSET, VRFY, HELP, EHLO again, ...) a
+	// connection may send without a message being queued before it is
+	// closed (421 4.7.0), as Postfix's smtpd_junk_command_limit.
+	smtpMaxJunkCommands = 100
 	// smtpPooledBuffer is the largest message buffer kept for reuse.
 	smtpPooledBuffer = 1 << 20
 )
@@ -78,6 +91,18 @@ type SMTPOptions struct {
 	// MaxConns limits the connections served at once; one more gets
 	// 421 4.7.0 and is closed. Default DefaultSMTPMaxConns.
 	MaxConns int
+	// MaxConnsPerIP limits the connections served at once from one client
+	// address (an IPv6 address's /64, which one host usually has to
+	// itself); one more gets 421 4.7.0 and is closed. Loopback is not
+	// exempt: a relay on the same machine needs a higher limit. Default
+	// DefaultSMTPMaxConnsPerIP, and never more than MaxConns.
+	MaxConnsPerIP int
+	// MaxSession limits the lifetime of a connection: once it is over,
+	// the connection gets 421 4.4.2 when it next waits for a command and
+	// is closed (a message being received with BDAT is abandoned; a client
+	// that stays silent is closed by Timeout). Default
+	// DefaultSMTPMaxSession.
+	MaxSession time.Duration
 	// Timeout bounds the wait for each command, the write of each reply,
 	// and a whole DATA transfer. Default DefaultSMTPTimeout.
 	Timeout time.Duration
@@ -109,8 +134,9 @@ type SMTPOptions struct {
 // and whether TLS was in use.
 //
 // The listener protects the service from slow or hostile clients: a cap on
-// connections, on recipients, on line and message length, and timeouts on
-// every read and write.
+// connections, in all and per client address, on recipients, on line and
+// message length, on refused commands and on commands that send no mail, a
+// limit on a connection's lifetime, and timeouts on every read and write.
 type SMTPServer struct {
 	opts    SMTPOptions
 	domains map[string]bool
@@ -147,6 +173,13 @@ func NewSMTPServer(opts SMTPOptions) (*SMTPServer, error) {
 	}
 	if opts.MaxConns <= 0 {
 		opts.MaxConns = DefaultSMTPMaxConns
+	}
+	if opts.MaxConnsPerIP <= 0 {
+		opts.MaxConnsPerIP = DefaultSMTPMaxConnsPerIP
+	}
+	opts.MaxConnsPerIP = min(opts.MaxConnsPerIP, opts.MaxConns)
+	if opts.MaxSession <= 0 {
+		opts.MaxSession = DefaultSMTPMaxSession
 	}
 	if opts.Timeout <= 0 {
 		opts.Timeout = DefaultSMTPTimeout
@@ -216,7 +249,8 @@ func (s *SMTPServer) Start(ctx context.Context, spool *Spool, log *slog.Logger) 
 	}
 	s.spool, s.log = spool, log
 	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	s.ln = &smtpListener{Listener: l, srv: s, slots: make(chan struct{}, s.opts.MaxConns), conns: map[*smtpConn]struct{}{}}
+	s.ln = &smtpListener{Listener: l, srv: s, slots: make(chan struct{}, s.opts.MaxConns), conns: map[*smtpConn]struct{}{},
+		perIP: map[netip.Prefix]int{}}
 
 	srv := smtp.NewServer(smtp.BackendFunc(s.newSession))
 	srv.Domain = s.opts.Hostname
@@ -233,7 +267,8 @@ func (s *SMTPServer) Start(ctx context.Context, spool *Spool, log *slog.Logger) 
 
 	log.Info("SMTP listening on "+l.Addr().String(), "hostname", s.opts.Hostname,
 		"starttls", s.opts.TLS != nil, "require_tls", s.opts.RequireTLS, "max_size", s.opts.MaxMessageBytes,
-		"max_recipients", s.opts.MaxRecipients, "max_conns", s.opts.MaxConns)
+		"max_recipients", s.opts.MaxRecipients, "max_conns", s.opts.MaxConns, "max_conns_per_ip", s.opts.MaxConnsPerIP,
+		"max_session", s.opts.MaxSession.String())
 	s.served = make(chan struct{})
 	go func() {
 		defer close(s.served)
@@ -345,6 +380,7 @@ func (s *SMTPServer) newSession(c *smtp.Conn) (smtp.Session, error) {
 	if sc == nil {
 		return nil, errors.New("smtp: unexpected connection type")
 	}
+	sc.smtp.Store(c)
 	sess := &smtpSession{srv: s, c: c, conn: sc, log: sc.log}
 	if st, ok := c.TLSConnectionState(); ok {
 		sess.tls = &st
@@ -380,6 +416,7 @@ func (ss *smtpSession) Logout() error { return nil }
 
 // Mail implements smtp.Session.
 func (ss *smtpSession) Mail(from string, _ *smtp.MailOptions) error {
+	ss.conn.progress.Store(true)
 	if ss.srv.opts.RequireTLS && ss.tls == nil {
 		// RFC 3207 §4: "530 Must issue a STARTTLS command first".
 		return ss.refused(errTLSRequired, "from", from)
@@ -397,6 +434,7 @@ func (ss *smtpSession) Mail(from string, _ *smtp.MailOptions) error {
 
 // Rcpt implements smtp.Session.
 func (ss *smtpSession) Rcpt(to string, _ *smtp.RcptOptions) error {
+	ss.conn.progress.Store(true)
 	if err := ss.srv.checkRecipient(to); err != nil {
 		return ss.refused(err, "rcpt", to, "from", ss.from)
 	}
@@ -433,6 +471,12 @@ var (
 	// RFC 5321 §3.8: 421, then the server closes the connection.
 	errTooManyRefusals = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 7, 0},
 		Message: "too many refused commands, closing connection"}
+	// RFC 5321 §3.8, RFC 3463 4.7.0: a policy ends the connection.
+	errTooManyJunkCommands = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 7, 0},
+		Message: "too many commands without mail, closing connection"}
+	// RFC 3463 4.4.2: bad connection; the client retries on a new one.
+	errSessionTooLong = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 4, 2},
+		Message: "session time limit reached, closing connection"}
 	// RFC 3463 4.3.0: other or undefined mail system status; the client
 	// keeps the message and retries.
 	errSpoolUnavailable = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0},
@@ -450,6 +494,7 @@ var (
 // 250 with the spool name (RFC 5321 §6.1: once it has answered 250, the
 // server is responsible for the message).
 func (ss *smtpSession) Data(r io.Reader) error {
+	ss.conn.progress.Store(true)
 	ss.conn.setInData(true)
 	defer ss.conn.setInData(false)
 	srv := ss.srv
@@ -524,6 +569,7 @@ func (ss *smtpSession) Data(r io.Reader) error {
 	}
 	srv.spoolFailing.Store(false)
 	ss.conn.messages.Add(1)
+	ss.conn.junk.Store(0)
 	ss.log.Info("SMTP 250 queued as "+names[0], "from", from, "to", rcpts, "size", size, "helo", helo, "tls", tlsUsed)
 	srv.observe(250)
 	// go-smtp answers an SMTPError as given: this is how a backend chooses
@@ -615,7 +661,8 @@ func addressLiteral(a net.Addr) string {
 }
 
 // smtpListener wraps the TCP listener: it caps the connections served at
-// once, gives each one an id and a logger, and closes them on shutdown.
+// once, in all and per client address, gives each one an id and a logger,
+// and closes them on shutdown.
 type smtpListener struct {
 	net.Listener
 	srv      *SMTPServer
@@ -624,11 +671,13 @@ type smtpListener struct {
 
 	mu    sync.Mutex
 	conns map[*smtpConn]struct{}
+	perIP map[netip.Prefix]int // connections served, by clientPrefix
 }
 
-// Accept implements net.Listener. A connection beyond MaxConns is answered
-// 421 4.7.0 and closed here (RFC 5321 §3.1: a server may refuse a
-// connection with 421), without reaching go-smtp.
+// Accept implements net.Listener. A connection beyond MaxConns, or beyond
+// MaxConnsPerIP from its address, is answered 421 4.7.0 and closed here
+// (RFC 5321 §3.1: a server may refuse a connection with 421), without
+// reaching go-smtp.
 func (l *smtpListener) Accept() (net.Conn, error) {
 	for {
 		nc, err := l.Listener.Accept()
@@ -638,12 +687,20 @@ func (l *smtpListener) Accept() (net.Conn, error) {
 		select {
 		case l.slots <- struct{}{}:
 		default:
-			l.refuse(nc)
+			l.refuse(nc, "too many connections", "max_conns", cap(l.slots))
 			continue
 		}
-		c := &smtpConn{Conn: nc, ln: l, id: newSMTPID(), opened: time.Now()}
-		c.log = l.srv.log.With("id", c.id)
+		client := clientPrefix(nc.RemoteAddr())
 		l.mu.Lock()
+		if l.perIP[client] >= l.srv.opts.MaxConnsPerIP {
+			l.mu.Unlock()
+			<-l.slots
+			l.refuse(nc, "too many connections from your address", "max_conns_per_ip", l.srv.opts.MaxConnsPerIP)
+			continue
+		}
+		l.perIP[client]++
+		c := &smtpConn{Conn: nc, ln: l, id: newSMTPID(), opened: time.Now(), client: client}
+		c.log = l.srv.log.With("id", c.id)
 		l.conns[c] = struct{}{}
 		l.mu.Unlock()
 		c.log.Info("SMTP connection from "+nc.RemoteAddr().String(), "conns", len(l.slots))
@@ -651,16 +708,31 @@ func (l *smtpListener) Accept() (net.Conn, error) {
 	}
 }
 
-// refuse answers a connection over the cap and closes it. A fresh socket's
+// refuse answers a connection over a cap and closes it. A fresh socket's
 // send buffer is empty, so the write does not block; the deadline makes
 // sure of it.
-func (l *smtpListener) refuse(nc net.Conn) {
+func (l *smtpListener) refuse(nc net.Conn, why string, args ...any) {
 	nc.SetWriteDeadline(time.Now().Add(time.Second))
-	fmt.Fprintf(nc, "421 4.7.0 %s too many connections, try again later\r\n", l.srv.opts.Hostname)
+	fmt.Fprintf(nc, "421 4.7.0 %s %s, try again later\r\n", l.srv.opts.Hostname, why)
 	nc.Close()
-	l.srv.log.Warn("SMTP 421 4.7.0 refused connection from "+nc.RemoteAddr().String()+": too many connections",
-		"max_conns", cap(l.slots))
+	l.srv.log.Warn("SMTP 421 4.7.0 refused connection from "+nc.RemoteAddr().String()+": "+why, args...)
 	l.srv.observe(421)
+}
+
+// clientPrefix is what MaxConnsPerIP counts connections by: an IPv4
+// address, or an IPv6 address's /64 (RFC 4291 §2.5.4: the interface
+// identifier is the host's own to choose, so one host has them all).
+func clientPrefix(a net.Addr) netip.Prefix {
+	ap, err := netip.ParseAddrPort(a.String())
+	if err != nil {
+		return netip.Prefix{}
+	}
+	ip := ap.Addr().Unmap().WithZone("")
+	if ip.Is6() {
+		p, _ := ip.Prefix(64)
+		return p
+	}
+	return netip.PrefixFrom(ip, ip.BitLen())
 }
 
 // drain makes every idle connection's wait for a command end now (go-smtp
@@ -695,11 +767,27 @@ type smtpConn struct {
 	id        string
 	log       *slog.Logger
 	opened    time.Time
+	client    netip.Prefix
 	messages  atomic.Int64
 	tlsLogged atomic.Bool
 	refusals  atomic.Int32
 	closing   atomic.Bool // close once idle: draining, or too many refusals
 	closeOnce sync.Once
+
+	// smtp is go-smtp's connection, once the client has said EHLO or
+	// HELO: its Conn is the one replies are written to (after STARTTLS,
+	// the TLS connection over this one).
+	smtp atomic.Pointer[smtp.Conn]
+	// Commands, counted as go-smtp starts waiting for each one (see
+	// SetReadDeadline): progress is set by the session when a command
+	// reaches it (MAIL, RCPT, DATA or BDAT), junk counts the others since
+	// the last message queued.
+	commands atomic.Int64
+	progress atomic.Bool
+	junk     atomic.Int32
+	// ended is set when the connection has been ended with a reply of
+	// its own: reads fail, and go-smtp closes it without another word.
+	ended atomic.Bool
 
 	mu     sync.Mutex
 	inData bool
@@ -715,16 +803,76 @@ func connOf(nc net.Conn) *smtpConn {
 	return c
 }
 
-// SetReadDeadline implements net.Conn: an idle connection that is to be
-// closed gets a deadline of now, so go-smtp's wait for the next command ends
-// (with 421 4.4.2) and it closes the connection.
+// errConnEnded is what reading a connection gives once it has been ended
+// with a reply of its own (smtpConn.end). go-smtp closes a connection whose
+// read fails with net.ErrClosed without another reply.
+var errConnEnded = fmt.Errorf("smtp: connection ended: %w", net.ErrClosed)
+
+// SetReadDeadline implements net.Conn. go-smtp calls it (itself, or
+// through the TLS connection after STARTTLS) each time it starts waiting for
+// a command, as Timeout is never zero, and nowhere else: this is where the
+// command just answered is counted and the connection's limits are applied.
+//
+//   - Past MaxSession, or after smtpMaxJunkCommands commands that took no
+//     mail transaction forward, the connection is ended here with 421 (RFC
+//     5321 §3.8), and the error makes go-smtp close it at once, without
+//     acting on commands the client has pipelined behind.
+//   - An idle connection that is to be closed (shutdown, too many
+//     refusals) gets a deadline of now, so go-smtp's wait for the next
+//     command ends (with 421 4.4.2) and it closes the connection.
 func (c *smtpConn) SetReadDeadline(t time.Time) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closingNow() {
+	if c.ended.Load() {
+		return errConnEnded
+	}
+	// The first call comes before the first command; during BDAT, the
+	// commands are the message's chunks.
+	if c.commands.Add(1) > 1 && !c.inData && !c.progress.Swap(false) {
+		c.junk.Add(1)
+	}
+	switch {
+	case time.Since(c.opened) >= c.ln.srv.opts.MaxSession:
+		c.end(errSessionTooLong, "max_session", c.ln.srv.opts.MaxSession.String())
+		return errConnEnded
+	case c.junk.Load() >= smtpMaxJunkCommands && !c.inData:
+		c.end(errTooManyJunkCommands, "junk_commands", c.junk.Load())
+		return errConnEnded
+	case c.closingNow():
 		t = time.Now()
 	}
 	return c.Conn.SetReadDeadline(t)
+}
+
+// Read implements net.Conn: once the connection has been ended, it fails as
+// if closed.
+func (c *smtpConn) Read(p []byte) (int, error) {
+	if c.ended.Load() {
+		return 0, errConnEnded
+	}
+	return c.Conn.Read(p)
+}
+
+// end answers reply on the connection, logs it with args, and makes the
+// connection's reads fail so go-smtp closes it. It is called from go-smtp's
+// goroutine between commands (SetReadDeadline), when go-smtp has written
+// its last reply in full and writes nothing else, so the reply goes out
+// whole; after STARTTLS it goes through the TLS connection. c.mu is held.
+func (c *smtpConn) end(reply *smtp.SMTPError, args ...any) {
+	c.ended.Store(true)
+	line := fmt.Sprintf("%d %d.%d.%d %s %s\r\n", reply.Code, reply.EnhancedCode[0], reply.EnhancedCode[1],
+		reply.EnhancedCode[2], c.ln.srv.opts.Hostname, reply.Message)
+	var w net.Conn = c
+	if gc := c.smtp.Load(); gc != nil {
+		w = gc.Conn()
+	}
+	w.SetWriteDeadline(time.Now().Add(c.ln.srv.opts.Timeout))
+	if _, err := io.WriteString(w, line); err != nil {
+		args = append(args, "error", err)
+	}
+	c.log.Warn(fmt.Sprintf("SMTP %d %d.%d.%d %s", reply.Code, reply.EnhancedCode[0], reply.EnhancedCode[1],
+		reply.EnhancedCode[2], reply.Message), append(args, "messages", c.messages.Load())...)
+	c.ln.srv.observe(reply.Code)
 }
 
 // closingNow reports whether the connection should end at its next wait
@@ -769,6 +917,9 @@ func (c *smtpConn) Close() error {
 	c.closeOnce.Do(func() {
 		c.ln.mu.Lock()
 		delete(c.ln.conns, c)
+		if c.ln.perIP[c.client]--; c.ln.perIP[c.client] <= 0 {
+			delete(c.ln.perIP, c.client)
+		}
 		c.ln.mu.Unlock()
 		<-c.ln.slots
 		c.log.Info("SMTP connection closed", "remote", c.RemoteAddr().String(), "messages", c.messages.Load(),

@@ -692,6 +692,168 @@ func TestSMTPConnectionLimit(t *testing.T) {
 	}
 }
 
+// One address cannot take every slot: beyond MaxConnsPerIP its connections
+// get 421 4.7.0, while another address is still served; loopback is not
+// exempt.
+func TestSMTPConnectionLimitPerIP(t *testing.T) {
+	f := startSMTP(t, SMTPOptions{MaxConns: 10, MaxConnsPerIP: 2})
+	a, b := smtpDialRaw(t, f.addr), smtpDialRaw(t, f.addr)
+	for _, s := range []*smtpRawSession{a, b} {
+		if r := s.reply(); !strings.HasPrefix(r, "220 mx.test ") {
+			t.Fatalf("banner %q", r)
+		}
+	}
+	c := smtpDialRaw(t, f.addr)
+	if r := c.reply(); r != "421 4.7.0 mx.test too many connections from your address, try again later" {
+		t.Fatalf("third connection from 127.0.0.1: %q", r)
+	}
+	if _, err := c.r.ReadByte(); err != io.EOF {
+		t.Errorf("third connection left open: %v", err)
+	}
+	smtpWaitFor(t, func() bool {
+		return strings.Contains(f.log.String(), "refused connection from 127.0.0.1:") &&
+			strings.Contains(f.log.String(), `too many connections from your address" max_conns_per_ip=2`)
+	})
+	// Another address (127.0.0.0/8 is all loopback on Linux) is served.
+	d := smtpDialRawFrom(t, "127.0.0.2", f.addr)
+	if r := d.reply(); !strings.HasPrefix(r, "220 mx.test ") {
+		t.Fatalf("connection from 127.0.0.2: %q", r)
+	}
+	// A slot of the first address is free again once a connection ends.
+	a.cmd("QUIT\r\n")
+	smtpWaitFor(t, func() bool { return strings.Count(f.log.String(), "SMTP connection closed") == 1 })
+	e := smtpDialRaw(t, f.addr)
+	if r := e.reply(); !strings.HasPrefix(r, "220 ") {
+		t.Fatalf("after a slot freed: %q", r)
+	}
+}
+
+// smtpDialRawFrom is smtpDialRaw from a chosen local address.
+func smtpDialRawFrom(t *testing.T, local, addr string) *smtpRawSession {
+	t.Helper()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}}
+	conn, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Skipf("cannot dial from %s: %v", local, err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	return &smtpRawSession{t: t, conn: conn, r: bufio.NewReader(conn)}
+}
+
+func TestSMTPMaxConnsPerIPBoundedByMaxConns(t *testing.T) {
+	for _, tt := range []struct {
+		name         string
+		conns, perIP int
+		wantPerIP    int
+	}{
+		{"default under the cap", 100, 0, DefaultSMTPMaxConnsPerIP},
+		{"default over the cap", 2, 0, 2},
+		{"set over the cap", 10, 20, 10},
+		{"set under the cap", 10, 3, 3},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			srv, err := NewSMTPServer(SMTPOptions{Domains: []string{"a.example"}, MaxConns: tt.conns, MaxConnsPerIP: tt.perIP})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if srv.opts.MaxConnsPerIP != tt.wantPerIP {
+				t.Errorf("MaxConnsPerIP = %d, want %d", srv.opts.MaxConnsPerIP, tt.wantPerIP)
+			}
+		})
+	}
+}
+
+// A client that talks without sending mail is closed after
+// smtpMaxJunkCommands commands (421 4.7.0), and commands it pipelined
+// behind are not acted on; a message queued starts the count again.
+func TestSMTPJunkCommandLimit(t *testing.T) {
+	f := startSMTP(t, SMTPOptions{})
+	s := smtpDialRaw(t, f.addr)
+	s.reply()
+	s.cmd("EHLO client.example.net\r\n") // junk 1
+	for i := range 60 {
+		cmd := []string{"NOOP", "RSET", "VRFY harvest", "HELP"}[i%4]
+		s.cmd(cmd + "\r\n")
+	}
+	// A message queued: the client is not idling.
+	for _, c := range []string{"MAIL FROM:<robin@example.com>", "RCPT TO:<harvest@inbound.example.org>", "DATA"} {
+		if r := s.cmd(c + "\r\n"); r[0] != '2' && r[0] != '3' {
+			t.Fatalf("%s: %q", c, r)
+		}
+	}
+	if r := s.cmd(smtpTestMessage + ".\r\n"); !strings.HasPrefix(r, "250 2.0.0 queued as ") {
+		t.Fatalf("end of data: %q", r)
+	}
+	for i := range smtpMaxJunkCommands - 1 {
+		if r := s.cmd("NOOP\r\n"); !strings.HasPrefix(r, "250 ") {
+			t.Fatalf("NOOP %d: %q", i, r)
+		}
+	}
+	// The last one allowed is answered, then the connection ends, with
+	// a transaction pipelined behind it left alone.
+	r := s.cmd("NOOP\r\nMAIL FROM:<robin@example.com>\r\nRCPT TO:<harvest@inbound.example.org>\r\nDATA\r\n" +
+		smtpTestMessage + ".\r\n")
+	if !strings.HasPrefix(r, "250 ") {
+		t.Fatalf("NOOP %d: %q", smtpMaxJunkCommands, r)
+	}
+	if r := s.reply(); r != "421 4.7.0 mx.test too many commands without mail, closing connection" {
+		t.Fatalf("after %d junk commands: %q", smtpMaxJunkCommands, r)
+	}
+	if rest, err := io.ReadAll(s.r); err != nil || len(rest) > 0 {
+		t.Errorf("after 421: %q, %v", rest, err)
+	}
+	if n := f.newMessages(t); len(n) != 1 {
+		t.Errorf("new/ = %v, want the one message before the limit", n)
+	}
+	smtpWaitFor(t, func() bool {
+		return strings.Contains(f.log.String(), `msg="SMTP 421 4.7.0 too many commands without mail, closing connection"`) &&
+			strings.Contains(f.log.String(), "junk_commands=100 messages=1")
+	})
+}
+
+// A connection that keeps talking is ended once MaxSession is over, also
+// after STARTTLS (the 421 goes through TLS).
+func TestSMTPSessionLimit(t *testing.T) {
+	cert, pool := smtpSelfSigned(t)
+	for _, useTLS := range []bool{false, true} {
+		t.Run(fmt.Sprintf("tls=%v", useTLS), func(t *testing.T) {
+			f := startSMTP(t, SMTPOptions{MaxSession: 2 * time.Second, Timeout: 10 * time.Second,
+				TLS: &tls.Config{Certificates: []tls.Certificate{cert}}})
+			var c *smtp.Client
+			if useTLS {
+				var err error
+				c, err = smtp.DialStartTLS(f.addr, &tls.Config{ServerName: "mx.test", RootCAs: pool})
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { c.Close() })
+			} else {
+				c = f.dial(t)
+			}
+			start := time.Now()
+			var err error
+			for err == nil && time.Since(start) < 10*time.Second {
+				time.Sleep(50 * time.Millisecond)
+				err = c.Noop()
+			}
+			var se *smtp.SMTPError
+			if !errors.As(err, &se) || se.Code != 421 || se.EnhancedCode != (smtp.EnhancedCode{4, 4, 2}) ||
+				se.Message != "mx.test session time limit reached, closing connection" {
+				t.Fatalf("after %v: %v, want 421 4.4.2 session time limit", time.Since(start), err)
+			}
+			if d := time.Since(start); d > 4*time.Second {
+				t.Errorf("ended after %v", d)
+			}
+			smtpWaitFor(t, func() bool {
+				return strings.Contains(f.log.String(), `msg="SMTP 421 4.4.2 session time limit reached, closing connection"`) &&
+					strings.Contains(f.log.String(), "max_session=2s") &&
+					strings.Contains(f.log.String(), "SMTP connection closed")
+			})
+		})
+	}
+}
+
 // A client probing addresses is cut off after smtpMaxRefusals refusals:
 // its log lines and its guesses are bounded per connection.
 func TestSMTPTooManyRefusals(t *testing.T) {

@@ -18,6 +18,8 @@ type smtpFlags struct {
 	hostname      string
 	maxRecipients int
 	maxConns      int
+	maxConnsPerIP int
+	maxSession    time.Duration
 	timeout       time.Duration
 }
 
@@ -29,6 +31,10 @@ func (f *smtpFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.hostname, "smtp-hostname", "", "`name` in the SMTP banner and Received: header (default: the machine's name)")
 	fs.IntVar(&f.maxRecipients, "smtp-max-recipients", ingest.DefaultSMTPMaxRecipients, "most recipients per message; more get 452 4.5.3")
 	fs.IntVar(&f.maxConns, "smtp-max-conns", ingest.DefaultSMTPMaxConns, "most SMTP connections at once; more get 421 4.7.0")
+	fs.IntVar(&f.maxConnsPerIP, "smtp-max-conns-per-ip", ingest.DefaultSMTPMaxConnsPerIP,
+		"most SMTP connections at once from one address (IPv6: one /64), at most --smtp-max-conns; more get 421 4.7.0")
+	fs.DurationVar(&f.maxSession, "smtp-max-session", ingest.DefaultSMTPMaxSession,
+		"lifetime of an SMTP connection; then 421 4.4.2 at its next command")
 	fs.DurationVar(&f.timeout, "smtp-timeout", ingest.DefaultSMTPTimeout, "time allowed for each SMTP command, reply, and a whole DATA transfer")
 }
 
@@ -46,8 +52,8 @@ func (f *smtpFlags) build(env *inputEnv) (input, error) {
 	if f.requireTLS && env.TLS == nil {
 		return nil, usagef("--smtp-require-tls needs --tls-cert and --tls-key")
 	}
-	if f.maxRecipients < 1 || f.maxConns < 1 || f.timeout <= 0 {
-		return nil, usagef("--smtp-max-recipients, --smtp-max-conns and --smtp-timeout must be positive")
+	if f.maxRecipients < 1 || f.maxConns < 1 || f.maxConnsPerIP < 1 || f.maxSession <= 0 || f.timeout <= 0 {
+		return nil, usagef("--smtp-max-recipients, --smtp-max-conns, --smtp-max-conns-per-ip, --smtp-max-session and --smtp-timeout must be positive")
 	}
 	// Without SMTPUTF8 (RFC 6531) mail arrives with A-labels (RFC 5890):
 	// an internationalised domain is given in that form.
@@ -77,6 +83,8 @@ func (f *smtpFlags) build(env *inputEnv) (input, error) {
 		MaxMessageBytes: env.MaxSize,
 		MaxRecipients:   f.maxRecipients,
 		MaxConns:        f.maxConns,
+		MaxConnsPerIP:   f.maxConnsPerIP,
+		MaxSession:      f.maxSession,
 		Timeout:         f.timeout,
 		ObserveReply:    observe,
 	})
