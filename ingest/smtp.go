@@ -791,6 +791,95 @@ type smtpConn struct {
 
 	mu     sync.Mutex
 	inData bool
+
+	// The replies written, seen by Write while they are in plain text.
+	wmu     sync.Mutex
+	tlsOn   bool   // STARTTLS began: what is written now is TLS records
+	pending []byte // the start of a line not complete yet
+	replies int    // replies written in full
+	inReply bool   // a line of a multi-line reply has been written
+}
+
+// Write implements net.Conn. Until STARTTLS it sees each reply line go-smtp
+// writes, whole lines only (a line split over several writes is held back
+// until its end), and adjusts it (smtpConn.replyLine). After STARTTLS the
+// bytes are TLS records and pass as they are: go-smtp offers no hook above
+// the TLS layer, so there its replies are its own.
+func (c *smtpConn) Write(p []byte) (int, error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.tlsOn {
+		return c.Conn.Write(p)
+	}
+	c.pending = append(c.pending, p...)
+	var out []byte
+	for {
+		i := bytes.Index(c.pending, []byte("\r\n"))
+		if i < 0 {
+			break
+		}
+		out = append(append(out, c.replyLine(c.pending[:i])...), '\r', '\n')
+		c.pending = c.pending[i+2:]
+	}
+	if len(c.pending) > smtpMaxLineLength {
+		// Not a reply line: pass it on as it is.
+		out, c.pending = append(out, c.pending...), nil
+	}
+	if len(c.pending) == 0 {
+		c.pending = nil
+	}
+	if len(out) > 0 {
+		if _, err := c.Conn.Write(out); err != nil {
+			return 0, err
+		}
+	}
+	return len(p), nil
+}
+
+// plainOver reports whether STARTTLS has begun.
+func (c *smtpConn) plainOver() bool {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return c.tlsOn
+}
+
+// replyLine returns a reply line as it is to be sent, and follows the
+// replies: after the 220 to STARTTLS (any 220 but the greeting), TLS begins
+// (RFC 3207 §4). c.wmu is held.
+func (c *smtpConn) replyLine(line []byte) []byte {
+	if len(line) < 3 {
+		return line
+	}
+	code, final := string(line[:3]), len(line) == 3 || line[3] != '-'
+	if !c.inReply && code == "250" {
+		line = c.greeting(line)
+	}
+	c.inReply = !final
+	if final {
+		c.replies++
+		if code == "220" && c.replies > 1 {
+			c.tlsOn = true
+		}
+	}
+	return line
+}
+
+// greeting gives the first line of a reply to EHLO or HELO this server's
+// name: go-smtp writes "250-Hello client" (EHLO) or "250 2.0.0 Hello
+// client" (HELO), where RFC 5321 §4.1.1.1 wants "250 SP Domain [SP
+// ehlo-greet]" with the server's own domain, and RFC 2034 §3 wants no
+// enhanced status code in a reply to HELO or EHLO. Any other line is
+// returned as it is: go-smtp's other 250 replies do not start with "Hello".
+func (c *smtpConn) greeting(line []byte) []byte {
+	if len(line) < 5 {
+		return line
+	}
+	sep, text := line[3], line[4:]
+	text = bytes.TrimPrefix(text, []byte("2.0.0 "))
+	if !bytes.HasPrefix(text, []byte("Hello ")) {
+		return line
+	}
+	return fmt.Appendf(nil, "250%c%s %s", sep, c.ln.srv.opts.Hostname, text)
 }
 
 // connOf finds the smtpConn under a connection go-smtp may have wrapped in
@@ -865,10 +954,15 @@ func (c *smtpConn) end(reply *smtp.SMTPError, args ...any) {
 	var w net.Conn = c
 	if gc := c.smtp.Load(); gc != nil {
 		w = gc.Conn()
+	} else if c.plainOver() {
+		// STARTTLS before EHLO: the TLS connection is not to hand.
+		w = nil
 	}
-	w.SetWriteDeadline(time.Now().Add(c.ln.srv.opts.Timeout))
-	if _, err := io.WriteString(w, line); err != nil {
-		args = append(args, "error", err)
+	if w != nil {
+		w.SetWriteDeadline(time.Now().Add(c.ln.srv.opts.Timeout))
+		if _, err := io.WriteString(w, line); err != nil {
+			args = append(args, "error", err)
+		}
 	}
 	c.log.Warn(fmt.Sprintf("SMTP %d %d.%d.%d %s", reply.Code, reply.EnhancedCode[0], reply.EnhancedCode[1],
 		reply.EnhancedCode[2], reply.Message), append(args, "messages", c.messages.Load())...)

@@ -854,6 +854,67 @@ func TestSMTPSessionLimit(t *testing.T) {
 	}
 }
 
+// The reply to EHLO and HELO starts with the server's name (RFC 5321
+// §4.1.1.1), without an enhanced status code (RFC 2034 §3).
+func TestSMTPGreetingNamesServer(t *testing.T) {
+	f := startSMTP(t, SMTPOptions{})
+	s := smtpDialRaw(t, f.addr)
+	s.reply()
+	io.WriteString(s.conn, "EHLO client.example.net\r\n")
+	if line, _ := s.r.ReadString('\n'); line != "250-mx.test Hello client.example.net\r\n" {
+		t.Errorf("first line of the EHLO reply %q", line)
+	}
+	if r := s.reply(); !strings.HasPrefix(r, "250 LIMITS RCPTMAX=") {
+		t.Errorf("last line of the EHLO reply %q", r)
+	}
+	if r := s.cmd("HELO other.example.net\r\n"); r != "250 mx.test Hello other.example.net" {
+		t.Errorf("HELO reply %q", r)
+	}
+	// Other replies are as go-smtp writes them.
+	if r := s.cmd("NOOP\r\n"); r != "250 2.0.0 I have successfully done nothing" {
+		t.Errorf("NOOP reply %q", r)
+	}
+	// go-smtp's client still reads the extensions.
+	c := f.dial(t)
+	if ok, size := c.Extension("SIZE"); !ok || size == "" {
+		t.Errorf("SIZE extension %v %q", ok, size)
+	}
+}
+
+// smtpRecordConn is a net.Conn that records what is written to it.
+type smtpRecordConn struct {
+	net.Conn
+	written bytes.Buffer
+}
+
+func (c *smtpRecordConn) Write(p []byte) (int, error) { return c.written.Write(p) }
+
+// A reply line written in pieces is rewritten whole; after STARTTLS's 220
+// the bytes pass untouched.
+func TestSMTPConnWriteSplitLines(t *testing.T) {
+	srv := &SMTPServer{opts: SMTPOptions{Hostname: "mx.test"}, log: slog.New(slog.DiscardHandler)}
+	rec := &smtpRecordConn{}
+	c := &smtpConn{Conn: rec, ln: &smtpListener{srv: srv}, log: srv.log}
+	in := "220 mx.test ESMTP Service Ready\r\n" +
+		"250-Hello client.example.net\r\n250-PIPELINING\r\n250 SIZE 100\r\n" +
+		"250 2.0.0 Hello again.example.net\r\n" +
+		"220 2.0.0 Ready to start TLS\r\n" +
+		"250-Hello records\r\n"
+	for i := range len(in) {
+		if n, err := c.Write([]byte{in[i]}); n != 1 || err != nil {
+			t.Fatalf("Write: %d, %v", n, err)
+		}
+	}
+	want := "220 mx.test ESMTP Service Ready\r\n" +
+		"250-mx.test Hello client.example.net\r\n250-PIPELINING\r\n250 SIZE 100\r\n" +
+		"250 mx.test Hello again.example.net\r\n" +
+		"220 2.0.0 Ready to start TLS\r\n" +
+		"250-Hello records\r\n"
+	if got := rec.written.String(); got != want {
+		t.Errorf("written:\n%q\nwant:\n%q", got, want)
+	}
+}
+
 // A client probing addresses is cut off after smtpMaxRefusals refusals:
 // its log lines and its guesses are bounded per connection.
 func TestSMTPTooManyRefusals(t *testing.T) {

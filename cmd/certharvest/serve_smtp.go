@@ -28,7 +28,7 @@ func (f *smtpFlags) register(fs *flag.FlagSet) {
 	fs.Var(&f.domains, "smtp-domain", "accept mail for this `domain` (repeatable; required with --smtp); other domains get 550 5.7.1")
 	fs.Var(&f.rcpts, "smtp-rcpt", "accept mail only for this `address` (repeatable); other addresses in the domains get 550 5.1.1")
 	fs.BoolVar(&f.requireTLS, "smtp-require-tls", false, "refuse MAIL before STARTTLS (530 5.7.0); needs --tls-cert")
-	fs.StringVar(&f.hostname, "smtp-hostname", "", "`name` in the SMTP banner and Received: header (default: the machine's name)")
+	fs.StringVar(&f.hostname, "smtp-hostname", "", "`name` in the SMTP banner, EHLO/HELO reply and Received: header (default: the machine's name)")
 	fs.IntVar(&f.maxRecipients, "smtp-max-recipients", ingest.DefaultSMTPMaxRecipients, "most recipients per message; more get 452 4.5.3")
 	fs.IntVar(&f.maxConns, "smtp-max-conns", ingest.DefaultSMTPMaxConns, "most SMTP connections at once; more get 421 4.7.0")
 	fs.IntVar(&f.maxConnsPerIP, "smtp-max-conns-per-ip", ingest.DefaultSMTPMaxConnsPerIP,
