@@ -424,6 +424,7 @@ func (ss *smtpSession) Mail(from string, _ *smtp.MailOptions) error {
 	if ss.srv.spoolFailing.Load() {
 		if err := ss.srv.spool.Writable(); err != nil {
 			ss.log.Error("SMTP 451 4.3.0 refused: the spool is not writable", "error", err, "from", from)
+			ss.conn.loggedReply(errSpoolUnavailable)
 			ss.srv.observe(errSpoolUnavailable.Code)
 			return errSpoolUnavailable
 		}
@@ -452,6 +453,7 @@ func (ss *smtpSession) refused(err *smtp.SMTPError, args ...any) *smtp.SMTPError
 	}
 	ss.log.Warn(fmt.Sprintf("SMTP %d %d.%d.%d refused: %s", err.Code, err.EnhancedCode[0], err.EnhancedCode[1],
 		err.EnhancedCode[2], err.Message), args...)
+	ss.conn.loggedReply(err)
 	ss.srv.observe(err.Code)
 	return err
 }
@@ -530,6 +532,7 @@ func (ss *smtpSession) Data(r io.Reader) error {
 		return ss.refused(errLineTooLong, "from", from, "to", rcpts)
 	case err != nil:
 		ss.log.Warn("SMTP 451 4.4.2 message transfer interrupted", "error", err, "from", from, "received", size)
+		ss.conn.loggedReply(errDataAborted)
 		srv.observe(errDataAborted.Code)
 		return errDataAborted
 	}
@@ -564,6 +567,7 @@ func (ss *smtpSession) Data(r io.Reader) error {
 	if err != nil {
 		srv.spoolFailing.Store(true)
 		ss.log.Error("SMTP 451 4.3.0 not queued: "+err.Error(), "from", from, "to", rcpts, "size", size)
+		ss.conn.loggedReply(errSpoolUnavailable)
 		srv.observe(errSpoolUnavailable.Code)
 		return errSpoolUnavailable
 	}
@@ -574,7 +578,9 @@ func (ss *smtpSession) Data(r io.Reader) error {
 	srv.observe(250)
 	// go-smtp answers an SMTPError as given: this is how a backend chooses
 	// its 250 text.
-	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: "queued as " + names[0]}
+	queued := &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: "queued as " + names[0]}
+	ss.conn.loggedReply(queued)
+	return queued
 }
 
 // hasHeaderFields reports whether data starts with a header field rather
@@ -797,7 +803,11 @@ type smtpConn struct {
 	tlsOn   bool   // STARTTLS began: what is written now is TLS records
 	pending []byte // the start of a line not complete yet
 	replies int    // replies written in full
-	inReply bool   // a line of a multi-line reply has been written
+	lines   int    // lines written of the current reply
+	first   string // the current reply's first line
+	// logged is the last line of a reply certharvest's own code has
+	// logged and not yet seen written.
+	logged string
 }
 
 // Write implements net.Conn. Until STARTTLS it sees each reply line go-smtp
@@ -851,17 +861,72 @@ func (c *smtpConn) replyLine(line []byte) []byte {
 		return line
 	}
 	code, final := string(line[:3]), len(line) == 3 || line[3] != '-'
-	if !c.inReply && code == "250" {
-		line = c.greeting(line)
+	if c.lines == 0 {
+		if code == "250" {
+			line = c.greeting(line)
+		}
+		c.first = string(line)
 	}
-	c.inReply = !final
+	c.lines++
 	if final {
+		c.logReply(string(line))
 		c.replies++
+		c.lines = 0
 		if code == "220" && c.replies > 1 {
 			c.tlsOn = true
 		}
 	}
 	return line
+}
+
+// logReply logs a reply, by its first line, unless certharvest's own code
+// has logged it (smtpConn.loggedReply): go-smtp's replies (syntax errors,
+// 452 past MaxRecipients, 552 for a SIZE= over the limit, 421 at a timeout
+// or shutdown, ...) and the positive replies no other line tells. Refusals
+// and errors are warnings, the rest debug. A reply holds no message content,
+// but may echo what the client sent (a HELO name, an unknown command): it is
+// logged printable and cut short. last is the reply's last line; c.wmu is
+// held.
+func (c *smtpConn) logReply(last string) {
+	if last == c.logged {
+		c.logged = ""
+		return
+	}
+	text := strings.Map(func(r rune) rune {
+		if r < ' ' || r > '~' {
+			return '?'
+		}
+		return r
+	}, c.first)
+	if len(text) > 200 {
+		text = text[:200] + "..."
+	}
+	if len(text) > 4 {
+		// "250-mx.example.org Hello": the separator after the code
+		// says a reply has more lines; the log has them counted.
+		text = text[:3] + " " + text[4:]
+	}
+	level, args := slog.LevelDebug, []any{}
+	if c.first[0] >= '4' {
+		level = slog.LevelWarn
+	}
+	if c.lines > 1 {
+		args = append(args, "lines", c.lines)
+	}
+	c.log.Log(context.Background(), level, "SMTP "+text, args...)
+}
+
+// loggedReply notes that certharvest's code has logged reply, so that Write
+// does not log it again when go-smtp writes it.
+func (c *smtpConn) loggedReply(reply *smtp.SMTPError) {
+	c.loggedLine(fmt.Sprintf("%d %d.%d.%d %s", reply.Code, reply.EnhancedCode[0], reply.EnhancedCode[1],
+		reply.EnhancedCode[2], reply.Message))
+}
+
+func (c *smtpConn) loggedLine(line string) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.logged = line
 }
 
 // greeting gives the first line of a reply to EHLO or HELO this server's
@@ -959,6 +1024,7 @@ func (c *smtpConn) end(reply *smtp.SMTPError, args ...any) {
 		w = nil
 	}
 	if w != nil {
+		c.loggedLine(strings.TrimSuffix(line, "\r\n"))
 		w.SetWriteDeadline(time.Now().Add(c.ln.srv.opts.Timeout))
 		if _, err := io.WriteString(w, line); err != nil {
 			args = append(args, "error", err)

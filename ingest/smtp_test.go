@@ -78,7 +78,7 @@ func startSMTP(t *testing.T, opts SMTPOptions) *smtpFixture {
 		t.Fatal(err)
 	}
 	f := &smtpFixture{srv: srv, spool: spool, log: &smtpLogBuffer{}}
-	log := slog.New(slog.NewTextHandler(f.log, nil))
+	log := slog.New(slog.NewTextHandler(f.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	if err := srv.Start(context.Background(), spool, log); err != nil {
 		t.Fatal(err)
 	}
@@ -915,6 +915,53 @@ func TestSMTPConnWriteSplitLines(t *testing.T) {
 	}
 }
 
+// Every reply is in the log once, with the connection's id: go-smtp's own
+// as warnings (refusals) or debug lines, certharvest's as it logs them; the
+// message itself is not.
+func TestSMTPLogsEveryReply(t *testing.T) {
+	f := startSMTP(t, SMTPOptions{MaxRecipients: 1, MaxMessageBytes: 1000})
+	s := smtpDialRaw(t, f.addr)
+	s.reply()
+	s.cmd("EHLO client.example.net\r\n")
+	for _, tt := range []struct{ cmd, reply string }{
+		{"MAIL FROM:<robin@example.com> SIZE=5000", "552 5.3.4 "},
+		{"MAIL FROM:<robin@example.com> SIZE=100", "250 "},
+		{"RCPT TO:<victim@example.com>", "550 5.7.1 "},
+		{"RCPT TO:<harvest@inbound.example.org>", "250 "},
+		{"RCPT TO:<other@inbound.example.org>", "452 4.5.3 "},
+		{"DATA", "354 "},
+		{smtpTestMessage + "secret body text\r\n.", "250 2.0.0 queued as "},
+		{"QUIT", "221 "},
+	} {
+		if r := s.cmd(tt.cmd + "\r\n"); !strings.HasPrefix(r, tt.reply) {
+			t.Fatalf("%s: %q, want %s", tt.cmd, r, tt.reply)
+		}
+	}
+	smtpWaitFor(t, func() bool { return strings.Contains(f.log.String(), "SMTP connection closed") })
+	log := f.log.String()
+	for _, want := range []string{
+		`level=DEBUG msg="SMTP 220 mx.test ESMTP Service Ready" id=smtp-`,
+		`level=DEBUG msg="SMTP 250 mx.test Hello client.example.net" id=smtp-`,
+		`level=WARN msg="SMTP 552 5.3.4 Max message size exceeded" id=smtp-`,
+		`level=WARN msg="SMTP 452 4.5.3 Maximum limit of 1 recipients reached" id=smtp-`,
+		`level=DEBUG msg="SMTP 354 Go ahead. End your data with <CR><LF>.<CR><LF>" id=smtp-`,
+		`level=DEBUG msg="SMTP 221 2.0.0 Bye" id=smtp-`,
+	} {
+		if !strings.Contains(log, want) {
+			t.Errorf("log lacks %s", want)
+		}
+	}
+	// Logged by certharvest's code, and not again.
+	for _, once := range []string{`msg="SMTP 550 5.7.1 `, "queued as"} {
+		if n := strings.Count(log, once); n != 1 {
+			t.Errorf("%s logged %d times", once, n)
+		}
+	}
+	if strings.Contains(log, "secret") {
+		t.Error("message content in the log")
+	}
+}
+
 // A client probing addresses is cut off after smtpMaxRefusals refusals:
 // its log lines and its guesses are bounded per connection.
 func TestSMTPTooManyRefusals(t *testing.T) {
@@ -953,6 +1000,9 @@ func TestSMTPIdleTimeout(t *testing.T) {
 	if d := time.Since(start); d > 2*time.Second {
 		t.Errorf("dropped after %v", d)
 	}
+	smtpWaitFor(t, func() bool {
+		return strings.Contains(f.log.String(), `level=WARN msg="SMTP 421 4.4.2 Idle timeout, bye bye"`)
+	})
 }
 
 // A line longer than the limit inside DATA is refused permanently.
