@@ -1018,6 +1018,14 @@ func TestSMTPLineTooLong(t *testing.T) {
 	if !strings.HasPrefix(r, "554 5.6.0") {
 		t.Errorf("got %q, want 554 5.6.0", r)
 	}
+	// go-smtp cannot find the end of the line, so it closes the connection
+	// after saying so (the README tells).
+	if r := s.reply(); r != "500 5.4.0 Too long line, closing connection" {
+		t.Errorf("after the 554: %q", r)
+	}
+	if rest, err := io.ReadAll(s.r); err != nil || len(rest) > 0 {
+		t.Errorf("connection not closed: %q, %v", rest, err)
+	}
 	if n := f.newMessages(t); len(n) != 0 {
 		t.Errorf("stored %v", n)
 	}
