@@ -34,6 +34,9 @@ type service struct {
 	stdout, stderr     bytes.Buffer
 	exited             chan struct{}
 	exitCode           int
+	// logFrom is the log's length before this run: a restarted service
+	// appends to the same log, and the lines waited for are its own.
+	logFrom int
 }
 
 func startServe(t *testing.T, dir string, extra ...string) *service {
@@ -53,6 +56,8 @@ func startServeEnv(t *testing.T, dir string, env []string, extra ...string) *ser
 		s.cmd.Env = append(os.Environ(), env...)
 	}
 	s.cmd.Stdout, s.cmd.Stderr = &s.stdout, &s.stderr
+	prior, _ := os.ReadFile(s.log)
+	s.logFrom = len(prior)
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -66,11 +71,20 @@ func startServeEnv(t *testing.T, dir string, env []string, extra ...string) *ser
 	return s
 }
 
+// ownLog returns what this run of the service has logged so far.
+func (s *service) ownLog() []byte {
+	data, _ := os.ReadFile(s.log)
+	if len(data) < s.logFrom {
+		return nil
+	}
+	return data[s.logFrom:]
+}
+
 func (s *service) waitLog(t *testing.T, what string) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
-		data, _ := os.ReadFile(s.log)
+		data := s.ownLog()
 		if bytes.Contains(data, []byte(what)) {
 			return
 		}
@@ -87,7 +101,7 @@ func (s *service) waitLog(t *testing.T, what string) {
 func (s *service) listeningAddr(t *testing.T, prefix string) string {
 	t.Helper()
 	s.waitLog(t, prefix)
-	data, _ := os.ReadFile(s.log)
+	data := s.ownLog()
 	m := regexp.MustCompile(regexp.QuoteMeta(prefix) + `(\S+)`).FindSubmatch(data)
 	if m == nil {
 		t.Fatalf("no %q address in the log:\n%s", prefix, data)
