@@ -18,23 +18,24 @@ go build -o "$work/loadgen-smtp" ./scripts/loadgen-smtp
 
 "$work/certharvest" serve --maildir "$work/Maildir" --certs "$work/certs" \
 	--report "$work/report.jsonl" --log "$work/serve.log" \
-	--http 127.0.0.1:0 --smtp 127.0.0.1:0 --smtp-domain inbound.example.org \
+	--http 127.0.0.1:0 --smtp 127.0.0.1:0 --smtp-domain inbound.example.org --metrics 127.0.0.1:0 \
 	--trust "$sample/trust.pem" --dkim-keys "$sample/dkim-keys.txt" --at 2026-06-01T00:00:00Z &
 pid=$!
 trap 'kill $pid 2>/dev/null || true; rm -rf "$work"' EXIT
 for _ in $(seq 200); do
 	http=$(sed -n 's/.*webhook listening on \([^ ]*\).*/\1/p' "$work/serve.log" 2>/dev/null | head -1 || true)
 	smtp=$(sed -n 's/.*SMTP listening on \([^ ]*\).*/\1/p' "$work/serve.log" 2>/dev/null | head -1 || true)
-	[ -n "$http" ] && [ -n "$smtp" ] && break
+	metrics=$(sed -n 's/.*metrics listening on \([^ ]*\).*/\1/p' "$work/serve.log" 2>/dev/null | head -1 || true)
+	[ -n "$http" ] && [ -n "$smtp" ] && [ -n "$metrics" ] && break
 	sleep 0.05
 done
-[ -n "$http" ] && [ -n "$smtp" ] || { echo "serve did not start"; cat "$work/serve.log"; exit 1; }
+[ -n "$http" ] && [ -n "$smtp" ] && [ -n "$metrics" ] || { echo "serve did not start"; cat "$work/serve.log"; exit 1; }
 echo "soak: $duration of webhook (8 connections) and SMTP (8 sessions) load on $http and $smtp"
 
 sample_once() {
 	local rss gor
 	rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status")
-	gor=$(curl -s "http://$http/metrics" 2>/dev/null | awk '/^go_goroutines / {print $2}')
+	gor=$(curl -s "http://$metrics/metrics" 2>/dev/null | awk '/^go_goroutines / {print $2}')
 	echo "$(date +%s) ${rss:-0} ${gor:-0}" >>"$work/samples"
 	echo "  $(date +%T) rss=${rss}kB goroutines=${gor:-?} new/=$(ls "$work/Maildir/new" | wc -l)"
 }

@@ -89,6 +89,27 @@ func (m *metrics) handler(log *slog.Logger) http.Handler {
 	})
 }
 
+// bearerOnly serves the metrics on the public --http listener: only to a
+// client sending the lookup API's bearer token, checked as the lookup
+// checks it. Anyone else could otherwise post a message to the webhook and
+// read its verdict off certharvest_messages_total, which the webhook's own
+// answer never tells (docs/SECURITY.md).
+func bearerOnly(lookup *lookupHandler, metrics http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			writeJSONMessage(w, http.StatusMethodNotAllowed, "Method Not Allowed")
+			return
+		}
+		if why := lookup.authorize(w, r); why != "" {
+			lookup.log.Warn("metrics 401: "+why, "remote", r.RemoteAddr)
+			writeJSONMessage(w, http.StatusUnauthorized, "A valid bearer token is required")
+			return
+		}
+		metrics.ServeHTTP(w, r)
+	})
+}
+
 // verified records a run of the pipeline and its stages.
 func (m *metrics) verified(source string, d time.Duration, stages [verify.NumStages]time.Duration) {
 	m.pipeline.WithLabelValues(source).Observe(d.Seconds())

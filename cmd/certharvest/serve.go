@@ -52,16 +52,19 @@ loses nothing: every message is either reported and in cur/, or still in
 new/ and processed again (possibly a second report line: after a crash,
 the moves of the last second may be undone).
 
-With --http, the same listener also serves Prometheus metrics at /metrics
-(or --metrics ADDR serves them on a listener of their own), and, with
---lookup-token-file, the stored certificates at /certs/ADDRESS to clients
-sending that bearer token.
+With --http and --lookup-token-file, the same listener also serves the
+stored certificates at /certs/ADDRESS, and the Prometheus metrics at
+/metrics, to clients sending that bearer token (the metrics would tell
+anyone who posts a message its verdict). --metrics ADDR serves the metrics
+without a token on a listener of their own, for a scrape over loopback or
+a private network (and then not on --http).
 
 Examples:
   certharvest serve --maildir /var/spool/certharvest \
       --certs /var/lib/certharvest/certs --report /var/log/certharvest/report.jsonl
 
-  # Webhook, certificate lookup and metrics on one listener:
+  # Webhook, and certificate lookup and metrics for the token's holders,
+  # on one listener:
   certharvest serve --maildir /var/spool/certharvest --http 127.0.0.1:8080 \
       --lookup-token-file /etc/certharvest/lookup-token
 
@@ -100,7 +103,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.batch, "batch", 512, "most messages made durable by one report sync (group commit)")
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "PEM certificate `file` (with its chain) for the live inputs' TLS: HTTPS, SMTP STARTTLS")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "PEM private key `file` for --tls-cert")
-	fs.StringVar(&f.metricsAddr, "metrics", "", "serve the Prometheus metrics on a listener of their own at `address` (plain HTTP, path /metrics) rather than on --http")
+	fs.StringVar(&f.metricsAddr, "metrics", "", "serve the Prometheus metrics, without a token, on a listener of their own at `address` (plain HTTP, path /metrics; loopback or a private network) rather than on --http to lookup token holders")
 }
 
 // inputEnv is what every live input shares.
@@ -246,10 +249,14 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err != nil {
 			return err
 		}
-		env.Routes.lookup = newLookupHandler(readOnly, lookupToken, log)
+		lookup := newLookupHandler(readOnly, lookupToken, log)
+		env.Routes.lookup = lookup
+		if sf.metricsAddr == "" {
+			env.Routes.metrics = bearerOnly(lookup, m.handler(log))
+		}
 	}
-	if sf.metricsAddr == "" {
-		env.Routes.metrics = m.handler(log)
+	if sf.metricsAddr == "" && lookupToken == "" {
+		log.Info("metrics are not served: give --metrics ADDR for an internal listener, or a lookup token to serve them on --http")
 	}
 	pipeline, err := verify.New(withSlotWaits(setup.opts, pf.dkimKeys == ""))
 	if err != nil {

@@ -267,8 +267,8 @@ func TestLookupFlags(t *testing.T) {
 }
 
 // The --http listener routes /certs/ to the lookup and /metrics to the
-// metrics, when they are on; everything else, and those paths when they
-// are off, to the webhook.
+// metrics, when they are on, both for the lookup token's holders alone;
+// everything else, and those paths when they are off, to the webhook.
 func TestHTTPRoutes(t *testing.T) {
 	f := newLookupFixture(t)
 	spool, err := ingest.OpenSpool(t.TempDir())
@@ -282,28 +282,38 @@ func TestHTTPRoutes(t *testing.T) {
 		t.Fatal(err)
 	}
 	bearer := "Bearer " + lookupTestToken
+	all := &httpRoutes{lookup: f.h, metrics: bearerOnly(f.h, m.handler(discardLogger()))}
 	for _, tt := range []struct {
 		name   string
 		routes *httpRoutes
 		method string
 		path   string
+		auth   string
 		status int
 		body   string // in the answer
 	}{
-		{"lookup", &httpRoutes{lookup: f.h}, "GET", "/certs/bob@example.com", 200, "BEGIN CERTIFICATE"},
-		{"lookup off", &httpRoutes{}, "GET", "/certs/bob@example.com", 404, `{"message":"Not Found"}`},
-		{"lookup off, no routes", nil, "GET", "/certs/bob@example.com", 404, `{"message":"Not Found"}`},
-		{"/certs itself", &httpRoutes{lookup: f.h}, "GET", "/certs", 404, `{"message":"Not Found"}`},
-		{"metrics", &httpRoutes{metrics: m.handler(discardLogger())}, "GET", "/metrics", 200, "certharvest_certificates_stored_total"},
-		{"metrics elsewhere", &httpRoutes{lookup: f.h}, "GET", "/metrics", 404, `{"message":"Not Found"}`},
-		{"health", &httpRoutes{lookup: f.h, metrics: m.handler(discardLogger())}, "GET", "/healthz", 200, `{"message":"ok"}`},
-		{"webhook", &httpRoutes{lookup: f.h, metrics: m.handler(discardLogger())}, "POST", "/", 400, "Content-Type"},
-		{"other path", &httpRoutes{lookup: f.h, metrics: m.handler(discardLogger())}, "GET", "/certsx/bob@example.com", 404, "Not Found"},
+		{"lookup", &httpRoutes{lookup: f.h}, "GET", "/certs/bob@example.com", bearer, 200, "BEGIN CERTIFICATE"},
+		{"lookup off", &httpRoutes{}, "GET", "/certs/bob@example.com", bearer, 404, `{"message":"Not Found"}`},
+		{"lookup off, no routes", nil, "GET", "/certs/bob@example.com", bearer, 404, `{"message":"Not Found"}`},
+		{"/certs itself", &httpRoutes{lookup: f.h}, "GET", "/certs", bearer, 404, `{"message":"Not Found"}`},
+		{"metrics", all, "GET", "/metrics", bearer, 200, "certharvest_certificates_stored_total"},
+		{"metrics without a token", all, "GET", "/metrics", "", 401, "bearer token is required"},
+		{"metrics with another token", all, "GET", "/metrics", "Bearer " + lookupTestToken + "x", 401, "bearer token is required"},
+		{"metrics with a webhook-style header", all, "GET", "/metrics", lookupTestToken, 401, "bearer token is required"},
+		{"metrics posted", all, "POST", "/metrics", bearer, 405, "Method Not Allowed"},
+		{"metrics elsewhere", &httpRoutes{lookup: f.h}, "GET", "/metrics", bearer, 404, `{"message":"Not Found"}`},
+		{"metrics without a lookup", &httpRoutes{}, "GET", "/metrics", "", 404, `{"message":"Not Found"}`},
+		{"health", all, "GET", "/healthz", "", 200, `{"message":"ok"}`},
+		{"webhook", all, "POST", "/", bearer, 400, "Content-Type"},
+		{"other path", all, "GET", "/certsx/bob@example.com", bearer, 404, "Not Found"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			w := lookupRequest(tt.routes.handler(webhook), tt.method, tt.path, bearer)
+			w := lookupRequest(tt.routes.handler(webhook), tt.method, tt.path, tt.auth)
 			if w.Code != tt.status || !strings.Contains(w.Body.String(), tt.body) {
 				t.Errorf("%s %s: %d %q, want %d with %q", tt.method, tt.path, w.Code, w.Body, tt.status, tt.body)
+			}
+			if w.Code == 401 && !strings.HasPrefix(w.Header().Get("WWW-Authenticate"), "Bearer") {
+				t.Errorf("401 without a Bearer challenge: %q", w.Header().Get("WWW-Authenticate"))
 			}
 		})
 	}
@@ -330,7 +340,8 @@ func lookupGet(t *testing.T, client *http.Client, url, token string) (int, http.
 
 // The built binary, with --http and a lookup token file: a message posted
 // to the webhook is harvested, its certificate is then served at
-// /certs/ADDRESS to a client with the token, and /metrics counts it.
+// /certs/ADDRESS to a client with the token, and /metrics counts it, for
+// that client alone.
 func TestServeLookupAndMetrics(t *testing.T) {
 	dir := t.TempDir()
 	tokenFile := filepath.Join(dir, "lookup-token")
@@ -378,7 +389,13 @@ func TestServeLookupAndMetrics(t *testing.T) {
 		t.Errorf("healthz: %d", code)
 	}
 
-	code, _, metricsBody := lookupGet(t, client, base+"/metrics", "")
+	for _, token := range []string{"", "lk-wrong"} {
+		if code, hdr, body := lookupGet(t, client, base+"/metrics", token); code != 401 ||
+			!strings.HasPrefix(hdr.Get("WWW-Authenticate"), "Bearer") || bytes.Contains(body, []byte("certharvest_")) {
+			t.Errorf("/metrics with token %q: %d %q %s, want 401 with a Bearer challenge", token, code, hdr.Get("WWW-Authenticate"), body)
+		}
+	}
+	code, _, metricsBody := lookupGet(t, client, base+"/metrics", "lk-5e1f0c9d")
 	if code != 200 {
 		t.Fatalf("/metrics: %d", code)
 	}
@@ -404,7 +421,7 @@ func TestServeLookupAndMetrics(t *testing.T) {
 	}
 	s.stop(t)
 	log, _ := os.ReadFile(s.log)
-	if !regexp.MustCompile(`webhook listening on 127\.0\.0\.1:\d+ .*lookup=true metrics=true`).Match(log) {
+	if !regexp.MustCompile(`webhook listening on 127\.0\.0\.1:\d+ .*lookup=true metrics=bearer`).Match(log) {
 		t.Errorf("log lacks the listener's endpoints:\n%s", log)
 	}
 	if bytes.Contains(log, []byte("lk-5e1f0c9d")) {
@@ -464,6 +481,35 @@ func TestServeMetricsListener(t *testing.T) {
 		t.Errorf("/certs/ without a lookup token: %d %s, want the webhook's 404", code, body)
 	}
 	s.stop(t)
+}
+
+// Without a lookup token the --http listener does not serve /metrics at
+// all: whoever posts a message must not read its verdict off
+// certharvest_messages_total. The answer is the webhook's 404, as for any
+// path it does not know.
+func TestServeMetricsNeedLookupToken(t *testing.T) {
+	dir := t.TempDir()
+	s := startServe(t, dir, "--http", "127.0.0.1:0")
+	base := "http://" + s.webhookAddr(t)
+	client := &http.Client{Timeout: 30 * time.Second}
+	body := sparkPostPayload(t, relayed{file: "26-cert-untrusted.eml", base64: true, rcptTo: "certs@inbound.example.org"})
+	if code, resp := postRelay(t, client, base+"/", "", body); code != 200 {
+		t.Fatalf("relay POST: %d %s", code, resp)
+	}
+	s.waitDrained(t, 30*time.Second)
+	waitLines(t, s.report, 1)
+	for _, token := range []string{"", "anything"} {
+		code, _, got := lookupGet(t, client, base+"/metrics", token)
+		if code != 404 || strings.TrimSpace(string(got)) != `{"message":"Not Found"}` {
+			t.Errorf("/metrics with token %q: %d %s, want the webhook's 404", token, code, got)
+		}
+	}
+	s.stop(t)
+	log, _ := os.ReadFile(s.log)
+	if !regexp.MustCompile(`webhook listening on 127\.0\.0\.1:\d+ .*lookup=false metrics=off`).Match(log) ||
+		!bytes.Contains(log, []byte("metrics are not served")) {
+		t.Errorf("log does not say that the metrics are off:\n%s", log)
+	}
 }
 
 func TestServeLookupUsage(t *testing.T) {

@@ -126,8 +126,9 @@ type webhookInput struct {
 type httpRoutes struct {
 	// lookup serves lookupPrefix; nil when the lookup API is off.
 	lookup http.Handler
-	// metrics serves metricsPath; nil when they are served elsewhere
-	// (--metrics).
+	// metrics serves metricsPath, to the lookup token's holders alone
+	// (bearerOnly); nil when they are served elsewhere (--metrics) or
+	// there is no lookup token.
 	metrics http.Handler
 }
 
@@ -147,6 +148,15 @@ func (rt *httpRoutes) handler(webhook http.Handler) http.Handler {
 			webhook.ServeHTTP(w, r)
 		}
 	})
+}
+
+// metricsAccess tells the start-up log who may read metricsPath here:
+// "bearer" (the lookup token's holders) or "off".
+func (rt *httpRoutes) metricsAccess() string {
+	if rt == nil || rt.metrics == nil {
+		return "off"
+	}
+	return "bearer"
 }
 
 func (in *webhookInput) scheme() string {
@@ -204,7 +214,7 @@ func (in *webhookInput) Start(ctx context.Context, spool *ingest.Spool, log *slo
 	}()
 	log.Info("webhook listening on "+ln.Addr().String(), "scheme", in.scheme(), "path", in.opts.Path,
 		"token", in.opts.Token != "", "max_request_bytes", in.opts.MaxRequestBytes,
-		"lookup", in.routes != nil && in.routes.lookup != nil, "metrics", in.routes != nil && in.routes.metrics != nil)
+		"lookup", in.routes != nil && in.routes.lookup != nil, "metrics", in.routes.metricsAccess())
 	return nil
 }
 
