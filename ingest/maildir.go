@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -43,7 +44,8 @@ type MaildirWatcher struct {
 	opts   WatchOptions
 	log    *slog.Logger
 	ready  chan string
-	dir    *dir // new/, open while Run runs: files are looked at relative to it
+	dir    *dir         // new/, open while Run runs: files are looked at relative to it
+	turn   atomic.Int64 // when Run's loop last turned (Unix nanoseconds); 0 before
 
 	mu      sync.Mutex
 	known   map[string]*watchEntry // every name handed over or about to be
@@ -123,6 +125,18 @@ func (w *MaildirWatcher) Backlog() int {
 	return len(w.known)
 }
 
+// LastTurn returns when the watcher's loop last turned: every quarter of
+// Settle (5 ms at least) or sooner while it runs, whether or not the
+// consumer takes messages. A time far in the past means the loop is stuck
+// (in a listing of new/ on a hung file system, say); the zero time, that
+// Run has not started.
+func (w *MaildirWatcher) LastTurn() time.Time {
+	if t := w.turn.Load(); t != 0 {
+		return time.Unix(0, t)
+	}
+	return time.Time{}
+}
+
 // Run watches until ctx is done, then closes Ready. Messages already in
 // new/ are found by a listing made after the watch is in place, so one that
 // arrives during start-up is neither missed nor handed over twice.
@@ -147,6 +161,7 @@ func (w *MaildirWatcher) Run(ctx context.Context) error {
 
 // run is Run's loop over a source of events (a test can inject them).
 func (w *MaildirWatcher) run(ctx context.Context, events <-chan fsnotify.Event, errs <-chan error) error {
+	w.turn.Store(time.Now().UnixNano())
 	if err := w.rescan("start"); err != nil {
 		return err
 	}
@@ -156,6 +171,7 @@ func (w *MaildirWatcher) run(ctx context.Context, events <-chan fsnotify.Event, 
 	tick := time.NewTicker(max(w.opts.Settle/4, 5*time.Millisecond))
 	defer tick.Stop()
 	for {
+		w.turn.Store(time.Now().UnixNano())
 		var (
 			out   chan string
 			next  string

@@ -659,6 +659,11 @@ func (s *Spool) Writable() error {
 	return os.Remove(f.Name())
 }
 
+// FreeSpace returns the bytes an unprivileged process may still write on
+// the spool's file system; errors.ErrUnsupported where the system cannot
+// tell (outside Linux).
+func (s *Spool) FreeSpace() (uint64, error) { return freeSpace(s.dir) }
+
 // replay restores, after a crash, the messages that the journal holds and
 // whose files may not have reached the disk: a message in neither new/ nor
 // cur/ is written into new/ (tmp/ first, then a rename, as Deliver does); one

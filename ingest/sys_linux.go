@@ -106,3 +106,17 @@ func lockFile(path string) (*os.File, error) {
 	}
 	return f, nil
 }
+
+// freeSpace returns the bytes available to an unprivileged process on the
+// file system holding dir (statfs(2): f_bavail blocks of f_frsize bytes).
+func freeSpace(dir string) (uint64, error) {
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		return 0, &os.PathError{Op: "statfs", Path: dir, Err: err}
+	}
+	size := uint64(st.Frsize)
+	if size == 0 {
+		size = uint64(st.Bsize)
+	}
+	return st.Bavail * size, nil
+}

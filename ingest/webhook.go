@@ -35,6 +35,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode"
 	"unicode/utf16"
@@ -49,7 +50,8 @@ import (
 const (
 	// WebhookTokenHeader carries the relay webhook's auth_token.
 	WebhookTokenHeader = "X-MessageSystems-Webhook-Token"
-	// WebhookHealthPath answers GET with 200 while the spool is writable.
+	// WebhookHealthPath answers GET with 200 while a message could be
+	// spooled and the pipeline runs (Webhook.serveHealth).
 	WebhookHealthPath = "/healthz"
 	// WebhookSource is the Source of the messages the webhook delivers.
 	WebhookSource = "webhook"
@@ -68,6 +70,19 @@ const (
 	webhookMaxField = 2048
 	// webhookRetryAfter is the Retry-After of a 503, in seconds.
 	webhookRetryAfter = "5"
+	// webhookFailureHold is how long a failed delivery keeps /healthz at
+	// 503 when no delivery has succeeded since. A load balancer that
+	// takes the node out of service sends it nothing more, so no delivery
+	// can succeed: after this, the probes decide alone.
+	webhookFailureHold = 30 * time.Second
+)
+
+// The answers of the health check, when it fails.
+const (
+	healthMsgPipeline = "pipeline not running"
+	healthMsgWritable = "spool not writable"
+	healthMsgSpace    = "spool low on space"
+	healthMsgDelivery = "spool deliveries failing"
 )
 
 // The messages of the webhook's answers; the first two are the original
@@ -128,6 +143,19 @@ type WebhookOptions struct {
 	// the webhook gives (not those of the health check), for metrics. It
 	// must be safe for concurrent use and return quickly.
 	ObserveResponse func(status int)
+	// FreeSpace returns the bytes still free for the spool's files. The
+	// health check fails when fewer than MaxRequestBytes are free: a
+	// request's messages never take more room than its body (base64 and
+	// JSON escapes only shrink when decoded), so one more request of the
+	// largest size must fit. An error errors.Is ErrUnsupported skips the
+	// check. Default: the spool's own FreeSpace method, if it has one (a
+	// *Spool has).
+	FreeSpace func() (uint64, error)
+	// PipelineAlive, when set, tells whether the pipeline that processes
+	// the spool is running and keeping up: nil, or why not (for the log).
+	// The health check fails while it returns an error. It must be safe
+	// for concurrent use and return quickly.
+	PipelineAlive func() error
 }
 
 // Webhook is the http.Handler of the SparkPost inbound-relay webhook. It is
@@ -138,6 +166,10 @@ type Webhook struct {
 	tokenSum [sha256.Size]byte
 	slots    chan struct{}
 	logMu    sync.Mutex // keeps a request's block together
+
+	// failedAt is when the last delivery failed (Unix nanoseconds), or 0
+	// when the last one succeeded.
+	failedAt atomic.Int64
 }
 
 // NewWebhook returns the webhook handler delivering into spool.
@@ -168,6 +200,11 @@ func NewWebhook(spool WebhookSpool, opts WebhookOptions) (*Webhook, error) {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.FreeSpace == nil {
+		if fs, ok := spool.(interface{ FreeSpace() (uint64, error) }); ok {
+			opts.FreeSpace = fs.FreeSpace
+		}
 	}
 	return &Webhook{
 		spool:    spool,
@@ -208,19 +245,51 @@ func (h *Webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // serveHealth answers a load balancer or a monitor: 200 while a message
-// could be spooled.
+// could be spooled and the pipeline runs, else 503 with the first reason
+// found (the detail goes to the log, not to the client).
 func (h *Webhook) serveHealth(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
 		writeWebhookJSON(w, http.StatusMethodNotAllowed, "Method Not Allowed")
 		return
 	}
-	if err := h.spool.Writable(); err != nil {
-		h.opts.Logger.Warn("health check: the spool is not writable", "error", err)
-		writeWebhookJSON(w, http.StatusServiceUnavailable, "spool not writable")
+	if msg, err := h.health(); err != nil {
+		h.opts.Logger.Warn("health check: 503 "+msg, "error", err)
+		writeWebhookJSON(w, http.StatusServiceUnavailable, msg)
 		return
 	}
 	writeWebhookJSON(w, http.StatusOK, webhookMsgOK)
+}
+
+// health checks, in order, that the pipeline runs, that the spool can be
+// written and has room for a request of the largest size, and that the
+// last delivery did not fail. It returns the answer's message and the
+// cause.
+func (h *Webhook) health() (string, error) {
+	if h.opts.PipelineAlive != nil {
+		if err := h.opts.PipelineAlive(); err != nil {
+			return healthMsgPipeline, err
+		}
+	}
+	if err := h.spool.Writable(); err != nil {
+		return healthMsgWritable, err
+	}
+	if h.opts.FreeSpace != nil {
+		free, err := h.opts.FreeSpace()
+		switch {
+		case errors.Is(err, errors.ErrUnsupported):
+		case err != nil:
+			return healthMsgWritable, fmt.Errorf("free space: %w", err)
+		case free < uint64(h.opts.MaxRequestBytes):
+			return healthMsgSpace, fmt.Errorf("%d bytes free, less than the largest request (%d bytes)", free, h.opts.MaxRequestBytes)
+		}
+	}
+	if at := h.failedAt.Load(); at != 0 {
+		if since := h.opts.Now().Sub(time.Unix(0, at)); since < webhookFailureHold {
+			return healthMsgDelivery, fmt.Errorf("the last delivery failed %s ago, and none succeeded since", since.Round(time.Millisecond))
+		}
+	}
+	return "", nil
 }
 
 // serveRelay takes one relay POST: checks, decodes every message, spools
@@ -293,12 +362,16 @@ func (h *Webhook) serveRelay(w http.ResponseWriter, r *http.Request) {
 
 	names, err := h.spool.Deliver(r.Context(), msgs...)
 	if err != nil {
+		if r.Context().Err() == nil { // not a client gone away: the spool failed
+			h.failedAt.Store(max(h.opts.Now().UnixNano(), 1))
+		}
 		// Nothing of the request was kept: the relay delivers it again.
 		w.Header().Set("Retry-After", webhookRetryAfter)
 		log.add(slog.LevelError, fmt.Sprintf("503 %s: nothing acknowledged", webhookMsgSpool), "error", err)
 		h.respond(w, http.StatusServiceUnavailable, webhookMsgSpool)
 		return
 	}
+	h.failedAt.Store(0)
 	log.add(slog.LevelInfo, fmt.Sprintf("spooled %d %s: %s", len(names), plural(len(names), "message"), strings.Join(names, " ")))
 	h.respond(w, http.StatusOK, webhookMsgOK)
 }

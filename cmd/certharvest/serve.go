@@ -120,6 +120,9 @@ type inputEnv struct {
 	// Routes are the endpoints the HTTP input serves beside the webhook,
 	// set before the inputs start.
 	Routes *httpRoutes
+	// Health tells whether the pipeline runs, for a health check; nil
+	// does not check.
+	Health *pipelineHealth
 }
 
 // loadTLS reads the certificate and key for the live inputs.
@@ -204,7 +207,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	m := newMetrics()
-	env := &inputEnv{TLS: tlsConfig, MaxSize: setup.opts.MaxSize, Setup: setup, Metrics: m, Routes: &httpRoutes{}}
+	health := newPipelineHealth(pipelineStallAfter)
+	env := &inputEnv{TLS: tlsConfig, MaxSize: setup.opts.MaxSize, Setup: setup, Metrics: m, Routes: &httpRoutes{},
+		Health: health}
 	var inputs []input
 	httpInput := false
 	for _, f := range inputFlags {
@@ -275,8 +280,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		maxSize:  setup.opts.MaxSize,
 		attempts: map[string]int{},
 		metrics:  m,
+		health:   health,
 	}
 	s.watcher = ingest.NewMaildirWatcher(sf.maildir, ingest.WatchOptions{Settle: sf.settle, Rescan: sf.rescan, Logger: log})
+	health.watcherTurn = s.watcher.LastTurn
 	m.watchSpool(s.watcher, spool, log)
 
 	names := []string{"maildir " + sf.maildir}
@@ -316,8 +323,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	watchErr := make(chan error, 1)
 	go func() { watchErr <- s.watcher.Run(watchCtx) }()
 	done := make(chan struct{})
+	health.setRunning(true)
 	go func() {
 		s.process(workCtx)
+		health.setRunning(false)
 		close(done)
 	}()
 
@@ -379,6 +388,7 @@ type server struct {
 	h       *harvester
 	maxSize int64
 	metrics *metrics
+	health  *pipelineHealth // nil: not tracked
 
 	mu        sync.Mutex
 	attempts  map[string]int // temporary failures so far, by name
@@ -406,9 +416,14 @@ func (s *server) process(ctx context.Context) {
 		go func() {
 			defer wg.Done()
 			for name := range s.watcher.Ready() {
-				if o, ok := s.verify(ctx, slots, name); ok {
-					results <- o
+				s.health.taken()
+				o, ok := s.verify(ctx, slots, name)
+				if !ok {
+					s.health.finished(1)
+					continue
 				}
+				s.health.verified()
+				results <- o
 			}
 		}()
 	}
@@ -483,6 +498,7 @@ func (s *server) commitLoop(results <-chan outcome) {
 // commit reports a batch: its report lines are written and synced, then
 // its messages moved to cur/ (made durable later by archived).
 func (s *server) commit(batch []outcome, archived *archiveSyncer) {
+	defer s.health.finished(len(batch))
 	now := time.Now()
 	reported := batch[:0:0]
 	for _, o := range batch {

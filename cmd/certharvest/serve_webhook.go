@@ -104,6 +104,7 @@ func (f *webhookFlags) build(env *inputEnv) (input, error) {
 			BodyTimeout:     webhookBodyTimeout,
 			BlockPrefix:     env.Setup != nil && env.Setup.opts.BlockPrefix,
 			ObserveResponse: observe,
+			PipelineAlive:   env.Health.alive,
 		},
 		done: make(chan struct{}),
 	}, nil

@@ -1,0 +1,102 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+)
+
+// pipelineStallAfter is how long the pipeline may go without a step while
+// messages are in progress, or the Maildir watcher without a turn, before
+// /healthz calls it stalled. A step is a message taken, verified or
+// committed; the slowest legitimate one is a message whose DKIM keys are
+// looked up in DNS (up to --dns-timeout, 5 s, per lookup, a few lookups)
+// or a report sync on a busy disk (seconds): a minute leaves a wide margin,
+// and a monitor learns of a stuck service within a minute or two.
+const pipelineStallAfter = time.Minute
+
+// pipelineHealth tells whether serve's pipeline runs and keeps up, for the
+// webhook's health check (ingest.WebhookOptions.PipelineAlive). The serve
+// loop reports to it; an idle service (nothing in progress) is healthy
+// however long ago its last step was. Its methods are safe for concurrent
+// use and, on a nil *pipelineHealth, do nothing.
+type pipelineHealth struct {
+	now        func() time.Time
+	stallAfter time.Duration
+	// watcherTurn is the Maildir watcher's LastTurn; nil: not checked.
+	watcherTurn func() time.Time
+
+	running  atomic.Bool
+	inFlight atomic.Int64 // messages taken from the watcher, not yet committed
+	lastStep atomic.Int64 // Unix nanoseconds
+}
+
+func newPipelineHealth(stallAfter time.Duration) *pipelineHealth {
+	return &pipelineHealth{now: time.Now, stallAfter: stallAfter}
+}
+
+// setRunning records that the workers and the commit loop started, or
+// have returned.
+func (p *pipelineHealth) setRunning(running bool) {
+	if p == nil {
+		return
+	}
+	p.step()
+	p.running.Store(running)
+}
+
+// taken records a message taken from the watcher.
+func (p *pipelineHealth) taken() {
+	if p == nil {
+		return
+	}
+	p.inFlight.Add(1)
+	p.step()
+}
+
+// verified records a message verified, still to be committed.
+func (p *pipelineHealth) verified() {
+	if p == nil {
+		return
+	}
+	p.step()
+}
+
+// finished records n messages out of progress: committed, put back for a
+// retry, or gone from new/.
+func (p *pipelineHealth) finished(n int) {
+	if p == nil {
+		return
+	}
+	p.inFlight.Add(-int64(n))
+	p.step()
+}
+
+func (p *pipelineHealth) step() { p.lastStep.Store(p.now().UnixNano()) }
+
+// alive returns nil while the pipeline runs and keeps up, else why not.
+func (p *pipelineHealth) alive() error {
+	if p == nil {
+		return nil
+	}
+	if !p.running.Load() {
+		return errors.New("the pipeline is not running")
+	}
+	now := p.now()
+	if p.watcherTurn != nil {
+		turn := p.watcherTurn()
+		if turn.IsZero() {
+			return errors.New("the Maildir watcher is not running")
+		}
+		if d := now.Sub(turn); d > p.stallAfter {
+			return fmt.Errorf("the Maildir watcher has been stuck for %s", d.Round(time.Second))
+		}
+	}
+	if n := p.inFlight.Load(); n > 0 {
+		if d := now.Sub(time.Unix(0, p.lastStep.Load())); d > p.stallAfter {
+			return fmt.Errorf("stalled: no step for %s with messages in progress (%d)", d.Round(time.Second), n)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,68 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// The pipeline is alive while it runs, its watcher turns, and messages in
+// progress make steps; an idle service is alive however long it idles.
+func TestPipelineHealth(t *testing.T) {
+	now := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+	turn := now
+	p := newPipelineHealth(time.Minute)
+	p.now = func() time.Time { return now }
+	p.watcherTurn = func() time.Time { return turn }
+	check := func(want string) {
+		t.Helper()
+		err := p.alive()
+		switch {
+		case want == "" && err != nil:
+			t.Errorf("alive: %v, want nil", err)
+		case want != "" && (err == nil || !strings.Contains(err.Error(), want)):
+			t.Errorf("alive: %v, want an error with %q", err, want)
+		}
+	}
+
+	check("not running")
+	p.setRunning(true)
+	check("")
+
+	// Idle for an hour: nothing in progress, the watcher turning.
+	now, turn = now.Add(time.Hour), now.Add(time.Hour)
+	check("")
+
+	// Two messages taken; one is committed within the minute.
+	p.taken()
+	p.taken()
+	now, turn = now.Add(50*time.Second), now.Add(50*time.Second)
+	p.verified()
+	now, turn = now.Add(50*time.Second), now.Add(50*time.Second)
+	check("")
+	p.finished(1)
+	// The other never is: stalled once a minute passes without a step.
+	now, turn = now.Add(time.Minute+time.Second), now.Add(time.Minute+time.Second)
+	check("stalled")
+	p.finished(1)
+	check("")
+
+	// The watcher's loop stuck.
+	now = now.Add(2 * time.Minute)
+	check("watcher has been stuck")
+	turn = now
+	check("")
+	p.watcherTurn = func() time.Time { return time.Time{} }
+	check("watcher is not running")
+	p.watcherTurn = func() time.Time { return turn }
+
+	p.setRunning(false)
+	check("not running")
+
+	var none *pipelineHealth
+	none.taken()
+	none.finished(1)
+	if err := none.alive(); err != nil {
+		t.Errorf("nil: %v", err)
+	}
+}

@@ -1,0 +1,164 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// healthSpool is a spool whose probe passes and whose deliveries fail at
+// will: a full disk, which an empty probe file does not notice.
+type healthSpool struct {
+	mu   sync.Mutex
+	fail bool
+}
+
+func (s *healthSpool) Deliver(ctx context.Context, msgs ...Incoming) ([]string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.fail {
+		return nil, errors.New("write new/x: no space left on device")
+	}
+	return make([]string, len(msgs)), nil
+}
+
+func (s *healthSpool) Writable() error { return nil }
+
+func (s *healthSpool) setFail(fail bool) {
+	s.mu.Lock()
+	s.fail = fail
+	s.mu.Unlock()
+}
+
+// healthCheck asks h's /healthz and returns the status and message.
+func healthCheck(t *testing.T, h http.Handler) (int, string) {
+	t.Helper()
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest("GET", WebhookHealthPath, nil))
+	return w.Code, webhookAnswer(t, w)
+}
+
+// /healthz answers 200 only while the pipeline runs, the spool's file
+// system has room for one more request of the largest size, and the last
+// delivery did not fail; each cause of a 503 is checked alone.
+func TestWebhookHealth(t *testing.T) {
+	const maxRequest = 1 << 20
+	for _, tt := range []struct {
+		name    string
+		free    func() (uint64, error)
+		alive   func() error
+		status  int
+		message string
+	}{
+		{"healthy", func() (uint64, error) { return 10 << 30, nil }, func() error { return nil }, 200, "ok"},
+		{"room for one request exactly", func() (uint64, error) { return maxRequest, nil }, nil, 200, "ok"},
+		{"free space unknown here", func() (uint64, error) { return 0, errors.ErrUnsupported }, nil, 200, "ok"},
+		{"disk full", func() (uint64, error) { return 0, nil }, nil, 503, healthMsgSpace},
+		{"less than a request free", func() (uint64, error) { return maxRequest - 1, nil }, nil, 503, healthMsgSpace},
+		{"statfs fails", func() (uint64, error) { return 0, errors.New("statfs: input/output error") }, nil, 503, healthMsgWritable},
+		{"pipeline stopped", nil, func() error { return errors.New("the pipeline is not running") }, 503, healthMsgPipeline},
+		{"pipeline stalled", func() (uint64, error) { return 10 << 30, nil }, func() error { return errors.New("stalled") }, 503, healthMsgPipeline},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			wh := newWebhookHarness(t, WebhookOptions{MaxRequestBytes: maxRequest, FreeSpace: tt.free, PipelineAlive: tt.alive})
+			status, msg := healthCheck(t, wh.h)
+			if status != tt.status || msg != tt.message {
+				t.Errorf("healthz: %d %q, want %d %q", status, msg, tt.status, tt.message)
+			}
+			if tt.status == 503 && !strings.Contains(wh.logText(), "health check: 503 "+tt.message) {
+				t.Errorf("log:\n%s", wh.logText())
+			}
+		})
+	}
+}
+
+// A failed delivery (a full disk that the probe file does not notice)
+// keeps /healthz at 503 until a delivery succeeds, or for
+// webhookFailureHold at most, so that a load balancer which stopped
+// sending requests lets the node back once its probes pass.
+func TestWebhookHealthAfterFailedDelivery(t *testing.T) {
+	spool := &healthSpool{fail: true}
+	now := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+	var clock sync.Mutex
+	h, err := NewWebhook(spool, WebhookOptions{Now: func() time.Time {
+		clock.Lock()
+		defer clock.Unlock()
+		return now
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	advance := func(d time.Duration) {
+		clock.Lock()
+		now = now.Add(d)
+		clock.Unlock()
+	}
+	body := relayPayload(t, relayFixture{raw: relayTestMessage, from: "bob@example.com", to: "certs@inbound.example.org"})
+	post := func() int {
+		r := httptest.NewRequest("POST", "/", strings.NewReader(string(body)))
+		r.Header.Set("Content-Type", "application/json")
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		return w.Code
+	}
+	if status, msg := healthCheck(t, h); status != 200 {
+		t.Fatalf("before any delivery: %d %q", status, msg)
+	}
+	if code := post(); code != 503 {
+		t.Fatalf("failing delivery: %d, want 503", code)
+	}
+	if status, msg := healthCheck(t, h); status != 503 || msg != healthMsgDelivery {
+		t.Errorf("after a failed delivery: %d %q, want 503 %q", status, msg, healthMsgDelivery)
+	}
+	advance(webhookFailureHold - time.Second)
+	if status, _ := healthCheck(t, h); status != 503 {
+		t.Errorf("just before the hold ends: %d, want 503", status)
+	}
+	spool.setFail(false)
+	if code := post(); code != 200 {
+		t.Fatalf("delivery: %d", code)
+	}
+	if status, msg := healthCheck(t, h); status != 200 {
+		t.Errorf("after a delivery succeeded: %d %q, want 200", status, msg)
+	}
+
+	spool.setFail(true)
+	post()
+	if status, _ := healthCheck(t, h); status != 503 {
+		t.Errorf("after another failed delivery: %d, want 503", status)
+	}
+	advance(webhookFailureHold)
+	if status, msg := healthCheck(t, h); status != 200 {
+		t.Errorf("after the hold, no delivery since: %d %q, want 200 (the probes decide)", status, msg)
+	}
+}
+
+// By default the health check measures the free space of a *Spool's file
+// system (statfs on Linux), which no file system has for a request of
+// 2^62 bytes.
+func TestWebhookHealthSpoolFreeSpace(t *testing.T) {
+	wh := newWebhookHarness(t, WebhookOptions{MaxRequestBytes: 1 << 62})
+	free, err := wh.spool.FreeSpace()
+	if runtime.GOOS != "linux" {
+		if !errors.Is(err, errors.ErrUnsupported) {
+			t.Errorf("FreeSpace on %s: %d, %v; want ErrUnsupported", runtime.GOOS, free, err)
+		}
+		t.Skip("free space is measured on Linux alone")
+	}
+	if err != nil || free == 0 {
+		t.Fatalf("FreeSpace: %d, %v", free, err)
+	}
+	if status, msg := healthCheck(t, wh.h); status != 503 || msg != healthMsgSpace {
+		t.Errorf("healthz: %d %q, want 503 %q", status, msg, healthMsgSpace)
+	}
+	ok := newWebhookHarness(t, WebhookOptions{})
+	if status, msg := healthCheck(t, ok.h); status != 200 {
+		t.Errorf("healthz with the default 50 MiB margin: %d %q (free %d)", status, msg, free)
+	}
+}
