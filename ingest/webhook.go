@@ -63,8 +63,15 @@ const (
 	DefaultWebhookMaxConcurrent   = 64
 	DefaultWebhookMaxItems        = 1000
 	DefaultWebhookBodyTimeout     = 2 * time.Minute
-	DefaultWebhookMinBodyRate     = 64 << 10
-	webhookBodyGrace              = 10 * time.Second
+	// DefaultWebhookMinBodyRate, 16 KiB/s (128 kbit/s), is below a poor
+	// mobile link (EDGE gives 100-200 kbit/s), far below the relay's
+	// data-centre links, and still makes a client that wants to hold
+	// every request slot send MaxConcurrent × 16 KiB/s (1 MiB/s for 64).
+	DefaultWebhookMinBodyRate = 16 << 10
+	// DefaultWebhookBodyGrace covers the start of a body (a few round
+	// trips of TCP slow start, a 100-continue) even over a satellite
+	// link's 600 ms; a client that sends nothing holds a slot that long.
+	DefaultWebhookBodyGrace = 5 * time.Second
 	// webhookMaxField caps each context field (msg_from, rcpt_to, ids):
 	// they go into the report line and the log.
 	webhookMaxField = 2048
@@ -127,11 +134,16 @@ type WebhookOptions struct {
 	// Retry-After (default 64). Each holds its decoded messages in memory.
 	MaxConcurrent int
 	// BodyTimeout caps the time to receive a request body (default 2
-	// minutes). Within it, a body of n bytes must arrive within 10 seconds
-	// plus n at MinBodyRate bytes per second (default 64 KiB/s), so a slow
-	// client holds a request slot only briefly.
+	// minutes). Within it, the body must keep arriving at MinBodyRate
+	// bytes per second on average (default 16 KiB/s) after BodyGrace
+	// (default 5 seconds): at any moment, at least MinBodyRate × (time
+	// since the headers − BodyGrace) bytes must have arrived, or the
+	// request is cut with 408. The read deadline moves on as bytes
+	// arrive, so whatever length a client declares, one that trickles
+	// holds a request slot for little more than BodyGrace.
 	BodyTimeout time.Duration
 	MinBodyRate int64
+	BodyGrace   time.Duration
 	// Logger receives a block of lines per request; nil discards them.
 	Logger *slog.Logger
 	// BlockPrefix prefixes the second and later lines of a request's block
@@ -194,6 +206,9 @@ func NewWebhook(spool WebhookSpool, opts WebhookOptions) (*Webhook, error) {
 	}
 	if opts.MinBodyRate <= 0 {
 		opts.MinBodyRate = DefaultWebhookMinBodyRate
+	}
+	if opts.BodyGrace <= 0 {
+		opts.BodyGrace = DefaultWebhookBodyGrace
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -326,9 +341,8 @@ func (h *Webhook) serveRelay(w http.ResponseWriter, r *http.Request) {
 		h.reply(w, log, http.StatusRequestEntityTooLarge, h.tooLargeMsg(), "")
 		return
 	}
-	h.setBodyDeadline(w, r)
-
-	body := &webhookCounter{r: http.MaxBytesReader(w, r.Body, h.opts.MaxRequestBytes)}
+	paced := h.paceBody(w, r.Body)
+	body := &webhookCounter{r: http.MaxBytesReader(w, paced, h.opts.MaxRequestBytes)}
 	env := Envelope{Source: WebhookSource, RemoteAddr: r.RemoteAddr, Received: h.opts.Now()}
 	msgs, err := h.decode(body, env)
 	log.add(slog.LevelInfo, fmt.Sprintf("len(headers)=%d,len(body)=%d", headerCount(r), body.n))
@@ -380,17 +394,79 @@ func (h *Webhook) tooLargeMsg() string {
 	return fmt.Sprintf("Request body larger than %d bytes", h.opts.MaxRequestBytes)
 }
 
-// setBodyDeadline gives the body 10 seconds plus its length at MinBodyRate,
-// at most BodyTimeout.
-func (h *Webhook) setBodyDeadline(w http.ResponseWriter, r *http.Request) {
-	n := r.ContentLength
-	if n < 0 {
-		n = h.opts.MaxRequestBytes
+// paceBody returns the request body held to MinBodyRate after BodyGrace,
+// within BodyTimeout.
+func (h *Webhook) paceBody(w http.ResponseWriter, body io.ReadCloser) io.ReadCloser {
+	now := time.Now() // the real clock, not opts.Now: deadlines are real
+	p := &bodyPacer{r: body, rc: http.NewResponseController(w), start: now,
+		grace: h.opts.BodyGrace, rate: h.opts.MinBodyRate, end: now.Add(h.opts.BodyTimeout)}
+	p.setDeadline(p.due())
+	return p
+}
+
+// bodyPacer enforces a minimum average rate on a request body as it
+// arrives: the connection's read deadline is the moment the bytes received
+// so far fall below the rate (start + grace + n/rate, never past end), and
+// moves on with every read. When the deadline passes, the read fails with
+// a timeout, which the webhook answers with 408.
+type bodyPacer struct {
+	r          io.ReadCloser
+	rc         *http.ResponseController
+	start, end time.Time
+	grace      time.Duration
+	rate       int64 // bytes per second
+	n          int64 // received so far
+	deadline   time.Time
+	off        bool // the connection cannot set deadlines
+}
+
+// paceStep is the least a deadline is moved by: a client sending a byte at
+// a time does not cost a timer update per byte.
+const paceStep = 50 * time.Millisecond
+
+func (p *bodyPacer) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	p.n += int64(n)
+	switch {
+	case err == io.EOF:
+		// The whole body is in. No deadline while the messages are
+		// spooled: net/http's background read (watching for the client
+		// going away) would take one as the client gone and cancel the
+		// request's context, and with it the delivery. The server's
+		// WriteTimeout still bounds the exchange.
+		p.setDeadline(time.Time{})
+	case n > 0:
+		if d := p.due(); d.Sub(p.deadline) >= paceStep || d.Equal(p.end) {
+			p.setDeadline(d)
+		}
 	}
-	d := webhookBodyGrace + time.Duration(float64(n)/float64(h.opts.MinBodyRate)*float64(time.Second))
+	return n, err
+}
+
+func (p *bodyPacer) Close() error { return p.r.Close() }
+
+// due is when the body falls below the minimum rate if nothing more
+// arrives.
+func (p *bodyPacer) due() time.Time {
+	credit := time.Duration(float64(p.n) / float64(p.rate) * float64(time.Second))
+	d := p.start.Add(p.grace + credit)
+	if d.After(p.end) {
+		return p.end
+	}
+	return d
+}
+
+func (p *bodyPacer) setDeadline(t time.Time) {
+	if p.off || t.Equal(p.deadline) {
+		return
+	}
 	// An error means the connection cannot set deadlines (a test
 	// recorder): the server's ReadTimeout still applies.
-	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(min(d, h.opts.BodyTimeout)))
+	if err := p.rc.SetReadDeadline(t); err != nil {
+		p.off = true
+		return
+	}
+	p.deadline = t
 }
 
 // Decoding errors, mapped to statuses by webhookErrorStatus.

@@ -17,9 +17,9 @@ import (
 	"github.com/certharvest/certharvest/ingest"
 )
 
-// HTTP server limits of the webhook. The handler shortens the body's read
-// deadline further by the body's length (ingest.WebhookOptions.BodyTimeout
-// and MinBodyRate).
+// HTTP server limits of the webhook. The handler holds the body to a
+// minimum rate as it arrives, within webhookBodyTimeout
+// (ingest.WebhookOptions.BodyTimeout, MinBodyRate and BodyGrace).
 const (
 	webhookReadHeaderTimeout = 10 * time.Second
 	webhookBodyTimeout       = ingest.DefaultWebhookBodyTimeout
@@ -213,9 +213,21 @@ func (in *webhookInput) Start(ctx context.Context, spool *ingest.Spool, log *slo
 			log.Error("webhook server failed", "error", err)
 		}
 	}()
+	if ip := listenIP(ln.Addr()); in.opts.Token == "" && (ip == nil || !ip.IsLoopback()) {
+		log.Warn("webhook: --http listens beyond loopback without a webhook token: anyone who can reach " + ln.Addr().String() +
+			" can post messages; give --webhook-token-file (the relay webhook's auth_token)")
+	}
 	log.Info("webhook listening on "+ln.Addr().String(), "scheme", in.scheme(), "path", in.opts.Path,
 		"token", in.opts.Token != "", "max_request_bytes", in.opts.MaxRequestBytes,
 		"lookup", in.routes != nil && in.routes.lookup != nil, "metrics", in.routes.metricsAccess())
+	return nil
+}
+
+// listenIP returns the IP address a listener is bound to; nil if unknown.
+func listenIP(addr net.Addr) net.IP {
+	if tcp, ok := addr.(*net.TCPAddr); ok {
+		return tcp.IP
+	}
 	return nil
 }
 

@@ -371,3 +371,27 @@ func webhookSelfSigned(t *testing.T, dir string) (certFile, keyFile string, pool
 	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8}), 0o600)
 	return certFile, keyFile, pool
 }
+
+// serve warns at start-up when the webhook listens beyond loopback without
+// a token: anyone who can reach it can then post messages.
+func TestServeWebhookWarnsWithoutToken(t *testing.T) {
+	dir := t.TempDir()
+	tokenFile := filepath.Join(dir, "token")
+	os.WriteFile(tokenFile, []byte("tok-7f3a9c\n"), 0o600)
+	for _, tt := range []struct {
+		args []string
+		warn bool
+	}{
+		{[]string{"--http", "0.0.0.0:0"}, true},
+		{[]string{"--http", "0.0.0.0:0", "--webhook-token-file", tokenFile}, false},
+		{[]string{"--http", "127.0.0.1:0"}, false},
+	} {
+		s := startServe(t, t.TempDir(), tt.args...)
+		s.webhookAddr(t)
+		s.stop(t)
+		log := s.ownLog()
+		if got := bytes.Contains(log, []byte("WARN  webhook: --http listens beyond loopback without a webhook token")); got != tt.warn {
+			t.Errorf("%v: warning %v, want %v\n%s", tt.args, got, tt.warn, log)
+		}
+	}
+}
