@@ -730,11 +730,12 @@ func hex4(s []byte) rune {
 	return r
 }
 
-// reply answers with status and logs the outcome as the block's last line.
+// reply answers with status and logs the outcome as the block's last line:
+// the answer's message, then the detail where it adds to it.
 func (h *Webhook) reply(w http.ResponseWriter, log *webhookLog, status int, msg, detail string) {
 	line := fmt.Sprintf("%d %s", status, msg)
-	if detail != "" && detail != msg {
-		line += ": " + detail
+	if extra := detailBeyond(msg, detail); extra != "" {
+		line += ": " + extra
 	}
 	level := slog.LevelInfo
 	if status >= 400 {
@@ -742,6 +743,16 @@ func (h *Webhook) reply(w http.ResponseWriter, log *webhookLog, status int, msg,
 	}
 	log.add(level, line)
 	h.respond(w, status, msg)
+}
+
+// detailBeyond returns what detail says beyond msg. An answer is often
+// the error itself, capitalised (webhookErrorStatus), or the start of it:
+// the log line would say it twice.
+func detailBeyond(msg, detail string) string {
+	if len(detail) >= len(msg) && strings.EqualFold(detail[:len(msg)], msg) {
+		return strings.TrimLeft(detail[len(msg):], ": ")
+	}
+	return detail
 }
 
 // respond writes an answer of the webhook, and counts it.

@@ -584,3 +584,57 @@ func FuzzWebhookUnquote(f *testing.F) {
 		}
 	})
 }
+
+// An error's log line says its detail once: the answer is often the error
+// itself, capitalised; a detail that adds something is kept.
+func TestWebhookLogSaysDetailOnce(t *testing.T) {
+	wh := newWebhookHarness(t, WebhookOptions{MaxItems: 1})
+	two := relayPayload(t,
+		relayFixture{raw: relayTestMessage, from: "bob@example.com", to: "certs@inbound.example.org"},
+		relayFixture{raw: relayTestMessage, from: "bob@example.com", to: "certs@inbound.example.org"})
+	for _, tt := range []struct {
+		name        string
+		contentType string
+		body        string
+		want        string // the block's last line, after "| ", starts so
+		once        string // and says this once, in any case
+	}{
+		{"malformed JSON", "application/json", `[{"msys":`,
+			`400 Malformed JSON in request body: item 0: jsontext: unexpected EOF`, "malformed JSON"},
+		{"not an array", "application/json", `{}`,
+			`400 Malformed JSON in request body: want an array of relay messages`, "malformed JSON"},
+		{"bad item", "application/json", `[{"msys":{}}]`,
+			`400 Bad relay message: item 0: no msys.relay_message`, "bad relay message"},
+		{"too many items", "application/json", string(two),
+			`413 Too many relay messages in one request: the limit is 1`, "too many relay messages"},
+		{"content type", "text/plain", `[]`,
+			`400 Unknown Content-Type in request headers: content-type "text/plain"`, "text/plain"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			wh.logMu.Lock()
+			wh.log.Reset()
+			wh.logMu.Unlock()
+			wh.do("POST", "/", tt.contentType, []byte(tt.body), nil)
+			lines := strings.Split(strings.TrimSpace(wh.logText()), "\n")
+			last := lines[len(lines)-1]
+			_, got, _ := strings.Cut(last, "| ")
+			if !strings.HasPrefix(got, tt.want) || strings.Count(strings.ToLower(got), strings.ToLower(tt.once)) != 1 {
+				t.Errorf("last line %q\n want %q... saying %q once", last, tt.want, tt.once)
+			}
+		})
+	}
+}
+
+func TestDetailBeyond(t *testing.T) {
+	for _, tt := range []struct{ msg, detail, want string }{
+		{"Malformed JSON in request body: x", "malformed JSON in request body: x", ""},
+		{"Request body not received in time", "read tcp: i/o timeout", "read tcp: i/o timeout"},
+		{"Not Found", "", ""},
+		{"Invalid token", "invalid token: token header missing", "token header missing"},
+		{"Method Not Allowed", "method PUT", "method PUT"},
+	} {
+		if got := detailBeyond(tt.msg, tt.detail); got != tt.want {
+			t.Errorf("detailBeyond(%q, %q) = %q, want %q", tt.msg, tt.detail, got, tt.want)
+		}
+	}
+}
