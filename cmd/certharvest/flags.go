@@ -101,7 +101,12 @@ func (f *pipelineFlags) build(logTo io.Writer) (*pipelineSetup, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.trustDesc = fmt.Sprintf("%s (%d roots)", orDefault(f.trust, "system roots"), n)
+	// The system pool does not tell its size (x509.CertPool hides the
+	// system roots from Subjects): it is described without a count.
+	s.trustDesc = "system roots"
+	if f.trust != "" {
+		s.trustDesc = fmt.Sprintf("%s (%d roots)", f.trust, n)
+	}
 
 	var lookup verify.LookupTXTFunc
 	if f.dkimKeys != "" {
@@ -132,16 +137,17 @@ func (f *pipelineFlags) build(logTo io.Writer) (*pipelineSetup, error) {
 	return s, nil
 }
 
-// loadTrust reads a PEM bundle of trust anchors, or the system roots for an
-// empty path. Certificates Go cannot parse (a negative serial number, say)
-// are skipped, as AppendCertsFromPEM does, but counted.
+// loadTrust reads a PEM bundle of trust anchors and counts them, or returns
+// the system roots, uncounted (0), for an empty path. Certificates Go cannot
+// parse (a negative serial number, say) are skipped, as AppendCertsFromPEM
+// does.
 func loadTrust(path string) (*x509.CertPool, int, error) {
 	if path == "" {
 		pool, err := x509.SystemCertPool()
 		if err != nil {
 			return nil, 0, fmt.Errorf("system trust roots: %w", err)
 		}
-		return pool, -1, nil
+		return pool, 0, nil
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -189,13 +195,6 @@ func parseSize(s string) (int64, error) {
 		return 0, errors.New("want a positive number of bytes, like 26214400 or 25MiB")
 	}
 	return n * mult, nil
-}
-
-func orDefault(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }
 
 // defaultWorkers is the default size of the worker pool.
