@@ -254,7 +254,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err != nil {
 			return err
 		}
-		lookup := newLookupHandler(readOnly, lookupToken, log)
+		lookup := newLookupHandler(readOnly, lookupToken, setup.opts.Now, log)
 		env.Routes.lookup = lookup
 		if sf.metricsAddr == "" {
 			env.Routes.metrics = bearerOnly(lookup, m.handler(log))

@@ -94,11 +94,13 @@ type lookupHandler struct {
 	store    *output.CertStore
 	tokenSum [sha256.Size]byte
 	log      *slog.Logger
-	now      func() time.Time
+	// now judges expiry: the pipeline's clock (--at), so that the answer
+	// agrees with the verdicts.
+	now func() time.Time
 }
 
-func newLookupHandler(store *output.CertStore, token string, log *slog.Logger) *lookupHandler {
-	return &lookupHandler{store: store, tokenSum: sha256.Sum256([]byte(token)), log: log, now: time.Now}
+func newLookupHandler(store *output.CertStore, token string, now func() time.Time, log *slog.Logger) *lookupHandler {
+	return &lookupHandler{store: store, tokenSum: sha256.Sum256([]byte(token)), log: log, now: now}
 }
 
 // ServeHTTP implements http.Handler for the paths under lookupPrefix.

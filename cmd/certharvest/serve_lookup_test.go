@@ -19,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -68,8 +69,8 @@ func newLookupFixture(t *testing.T) *lookupFixture {
 		t.Fatal(err)
 	}
 	log := &bytes.Buffer{}
-	h := newLookupHandler(store, lookupTestToken, slog.New(output.NewLogHandler(log, slog.LevelDebug)))
-	h.now = func() time.Time { return time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC) }
+	h := newLookupHandler(store, lookupTestToken, func() time.Time { return time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC) },
+		slog.New(output.NewLogHandler(log, slog.LevelDebug)))
 	return &lookupFixture{h: h, certFile: stored.Path, cert: cert, log: log}
 }
 
@@ -537,5 +538,53 @@ func TestServeLookupUsage(t *testing.T) {
 		if r.code != tt.code || !strings.Contains(r.stderr, tt.want) {
 			t.Errorf("%v: exit %d, want %d with %q\n%s", tt.args, r.code, tt.code, tt.want, r.stderr)
 		}
+	}
+}
+
+// The lookup's "expired" is judged by the pipeline's clock, which --at
+// sets, not by the wall clock: served by the built binary with --at before
+// the certificate's end, a certificate that ended in 2021 is not expired.
+func TestServeLookupExpiredFollowsAt(t *testing.T) {
+	dir := t.TempDir()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(8), Subject: pkix.Name{CommonName: "Old"},
+		EmailAddresses: []string{"old@example.com"},
+		NotBefore:      time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC), NotAfter: time.Date(2021, 1, 1, 0, 0, 0, 0, time.UTC)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	tokenFile := filepath.Join(dir, "lookup-token")
+	os.WriteFile(tokenFile, []byte("lk-at-test\n"), 0o600)
+	client := &http.Client{Timeout: 30 * time.Second}
+
+	for i, tt := range []struct {
+		at      string
+		expired bool
+	}{
+		{"2020-06-01T00:00:00Z", false},
+		{"2021-06-01T00:00:00Z", true},
+	} {
+		runDir := filepath.Join(dir, strconv.Itoa(i))
+		store, err := output.OpenCertStore(filepath.Join(runDir, "certs"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := store.Store(context.Background(), "old@example.com", cert); err != nil {
+			t.Fatal(err)
+		}
+		store.Close()
+		// The last --at given wins over sampleFlags' own.
+		s := startServe(t, runDir, "--http", "127.0.0.1:0", "--lookup-token-file", tokenFile, "--at", tt.at)
+		code, _, body := lookupGet(t, client, "http://"+s.webhookAddr(t)+"/certs/old@example.com?format=json", "lk-at-test")
+		var info storedCert
+		if err := json.Unmarshal(body, &info); code != 200 || err != nil || info.Expired != tt.expired {
+			t.Errorf("--at %s: %d %s (%v), want expired %v", tt.at, code, body, err, tt.expired)
+		}
+		s.stop(t)
 	}
 }
