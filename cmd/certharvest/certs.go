@@ -26,6 +26,10 @@ List the stored certificates: address, expiry, key, subject and issuer,
 soonest expiry first, so an operator can invite the people whose
 certificates are about to expire to send a new signed message.
 
+A certificate file that cannot be read or parsed is left out: the others
+are listed, the skipped files are named on standard error, and the exit
+status is 1.
+
 Examples:
   certharvest list --certs /var/lib/certharvest/certs
   certharvest list --expiring-within 30d          # expired or expiring in 30 days
@@ -88,15 +92,23 @@ func runList(_ context.Context, args []string, stdout io.Writer) error {
 		return fmt.Errorf("listing %s: %w", *certsDir, err)
 	}
 	certs := []storedCert{}
+	// A file that cannot be read or parsed is left out, not fatal: the
+	// others are listed all the same, and the skipped ones are named at
+	// the end (exit status 1).
+	var skipped []string
 	for _, addr := range addrs {
+		path, _ := store.Path(addr)
 		c, err := store.Load(addr)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // removed since the folder was listed
+		}
 		if err != nil {
-			return fmt.Errorf("reading the certificate of %s: %w", addr, err)
+			skipped = append(skipped, fmt.Sprintf("%s: %v", path, err))
+			continue
 		}
 		if !horizon.IsZero() && c.NotAfter.After(horizon) {
 			continue
 		}
-		path, _ := store.Path(addr)
 		certs = append(certs, storedCert{Address: addr, CertInfo: verify.DescribeCertificate(c), File: path, Expired: at.After(c.NotAfter)})
 	}
 	sort.Slice(certs, func(i, j int) bool {
@@ -105,12 +117,24 @@ func runList(_ context.Context, args []string, stdout io.Writer) error {
 		}
 		return certs[i].Address < certs[j].Address
 	})
-	if *asJSON {
-		enc := json.NewEncoder(stdout)
+	if err := writeList(stdout, certs, *asJSON); err != nil {
+		return err
+	}
+	if len(skipped) > 0 {
+		return fmt.Errorf("left out %d unreadable certificate file(s); the others are listed:\n  %s",
+			len(skipped), strings.Join(skipped, "\n  "))
+	}
+	return nil
+}
+
+// writeList prints list's table, or its JSON array.
+func writeList(w io.Writer, certs []storedCert, asJSON bool) error {
+	if asJSON {
+		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		return enc.Encode(certs)
 	}
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ADDRESS\tNOT AFTER\tKEY\tSUBJECT\tISSUER")
 	for _, c := range certs {
 		expiry := c.NotAfter.Format(time.DateOnly)

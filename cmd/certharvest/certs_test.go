@@ -1,10 +1,21 @@
 package main
 
 import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"math/big"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/certharvest/certharvest/output"
 )
 
 // scanSampleInto fills a certificate folder from the sample corpus.
@@ -87,5 +98,75 @@ func TestListAndShow(t *testing.T) {
 		if r.code != tt.code || !strings.Contains(r.stderr, tt.say) {
 			t.Errorf("%v: exit %d, want %d with %q\n%s", tt.args, r.code, tt.code, tt.say, r.stderr)
 		}
+	}
+}
+
+// storeTestCert stores a self-signed certificate for addr in the folder dir.
+func storeTestCert(t *testing.T, dir, addr string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: addr}, EmailAddresses: []string{addr},
+		NotBefore: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), NotAfter: time.Date(2028, 1, 1, 0, 0, 0, 0, time.UTC)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	store, err := output.OpenCertStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	if _, err := store.Store(context.Background(), addr, cert); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// One damaged certificate file does not hide the others: list prints every
+// readable certificate, names each skipped file and why on standard error,
+// and exits 1 so that the damage is not silent.
+func TestListSkipsUnreadableCertificates(t *testing.T) {
+	certs := t.TempDir()
+	storeTestCert(t, certs, "alice@example.com")
+	storeTestCert(t, certs, "zoe@example.com")
+	notPEM := writeFile(t, certs, "bob@example.com.crt", "not a certificate\n")
+	badDER := writeFile(t, certs, "carol@example.com.crt", "-----BEGIN CERTIFICATE-----\nAAECAw==\n-----END CERTIFICATE-----\n")
+
+	wantStderr := func(t *testing.T, stderr string) {
+		t.Helper()
+		for _, want := range []string{notPEM + ": no PEM CERTIFICATE block", badDER + ": x509: ", "left out 2 unreadable"} {
+			if !strings.Contains(stderr, want) {
+				t.Errorf("stderr lacks %q:\n%s", want, stderr)
+			}
+		}
+	}
+	t.Run("json", func(t *testing.T) {
+		r := runBinary(t, "list", "--certs", certs, "--json")
+		if r.code != 1 {
+			t.Errorf("exit %d, want 1", r.code)
+		}
+		var list []storedCert
+		if err := json.Unmarshal([]byte(r.stdout), &list); err != nil {
+			t.Fatalf("list --json: %v\n%s", err, r.stdout)
+		}
+		if len(list) != 2 || list[0].Address != "alice@example.com" || list[1].Address != "zoe@example.com" {
+			t.Errorf("listed %+v, want alice and zoe", list)
+		}
+		wantStderr(t, r.stderr)
+	})
+	t.Run("table", func(t *testing.T) {
+		r := runBinary(t, "list", "--certs", certs)
+		if r.code != 1 || !strings.Contains(r.stdout, "alice@example.com") || !strings.Contains(r.stdout, "zoe@example.com") {
+			t.Errorf("exit %d, want 1 with alice and zoe listed:\n%s", r.code, r.stdout)
+		}
+		wantStderr(t, r.stderr)
+	})
+	os.Remove(notPEM)
+	os.Remove(badDER)
+	if r := runBinary(t, "list", "--certs", certs, "--json"); r.code != 0 || r.stderr != "" {
+		t.Errorf("without the damaged files: exit %d\n%s", r.code, r.stderr)
 	}
 }
