@@ -21,29 +21,123 @@ import (
 // errHelp is returned after --help printed the usage: exit status 0.
 var errHelp = flag.ErrHelp
 
-// pipelineFlags are the flags every command that verifies shares.
+// pipelineFlags are the flags every command that verifies shares. The
+// values that have a form (an alignment, a size, a time, a level) are
+// parsed when set, from the command line or a configuration file alike,
+// so that config check refuses exactly what the commands refuse.
 type pipelineFlags struct {
 	trust     string
 	dkimKeys  string
-	align     string
-	at        string
-	maxSize   string
+	align     parsedFlag[verify.Alignment]
+	at        parsedFlag[time.Time]
+	maxSize   parsedFlag[int64]
 	logFile   string
-	logLevel  string
-	logFormat string
+	logLevel  parsedFlag[slog.Level]
+	logFormat parsedFlag[string]
 	dnsWait   time.Duration
 }
 
 func (f *pipelineFlags) register(fs *flag.FlagSet) {
+	f.align = newParsedFlag("strict", verify.ParseAlignment)
+	f.at = newParsedFlag("", parseAt)
+	f.maxSize = newParsedFlag("25MiB", parseSize)
+	f.logLevel = newParsedFlag("info", parseLogLevel)
+	f.logFormat = newParsedFlag("text", parseLogFormat)
 	fs.StringVar(&f.trust, "trust", "", "PEM `file` of trusted root certificates (default: the system roots)")
 	fs.StringVar(&f.dkimKeys, "dkim-keys", "", "DKIM keys `file` (lines NAME<TAB>TXT record) used instead of DNS: no network lookups at all")
-	fs.StringVar(&f.align, "dkim-align", "strict", "DKIM alignment with From: strict (d= equals the From domain) or relaxed (same organisational domain)")
-	fs.StringVar(&f.at, "at", "", "verify certificates at this `time` (RFC 3339, e.g. 2026-06-01T00:00:00Z; default: now)")
-	fs.StringVar(&f.maxSize, "max-size", "25MiB", "largest message accepted (`bytes`; suffixes KiB, MiB, GiB)")
+	fs.Var(&f.align, "dkim-align", "DKIM `alignment` with From: strict (d= equals the From domain) or relaxed (same organisational domain)")
+	fs.Var(&f.at, "at", "verify certificates at this `time` (RFC 3339, e.g. 2026-06-01T00:00:00Z; default: now)")
+	fs.Var(&f.maxSize, "max-size", "largest message accepted (`bytes`; suffixes KiB, MiB, GiB)")
 	fs.StringVar(&f.logFile, "log", "", "write the log to `file` instead of standard error")
-	fs.StringVar(&f.logLevel, "log-level", "info", "log `level`: debug, info, warn or error")
-	fs.StringVar(&f.logFormat, "log-format", "text", "log `format`: text (for people, one block per message) or json (one object per line)")
+	fs.Var(&f.logLevel, "log-level", "log `level`: debug, info, warn or error")
+	fs.Var(&f.logFormat, "log-format", "log `format`: text (for people, one block per message) or json (one object per line)")
 	fs.DurationVar(&f.dnsWait, "dns-timeout", 5*time.Second, "time allowed for one DKIM key lookup in DNS")
+}
+
+// parsedFlag is a flag.Value checked when it is set: its text is kept for
+// printing, its parsed value for use. An invalid value is refused by Set,
+// so the command line and a configuration file get the same error.
+type parsedFlag[T any] struct {
+	text  string
+	value T
+	parse func(string) (T, error)
+}
+
+// newParsedFlag returns a flag set to def, which must parse.
+func newParsedFlag[T any](def string, parse func(string) (T, error)) parsedFlag[T] {
+	v, err := parse(def)
+	if err != nil {
+		panic(fmt.Sprintf("default %q: %v", def, err))
+	}
+	return parsedFlag[T]{text: def, value: v, parse: parse}
+}
+
+func (f *parsedFlag[T]) String() string {
+	if f == nil {
+		return ""
+	}
+	return f.text
+}
+
+func (f *parsedFlag[T]) Set(s string) error {
+	v, err := f.parse(s)
+	if err != nil {
+		return err
+	}
+	f.text, f.value = s, v
+	return nil
+}
+
+// parseAt parses --at: RFC 3339, or "" for the current time (a zero time).
+func parseAt(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return time.Time{}, errors.New("want RFC 3339, like 2026-06-01T00:00:00Z")
+	}
+	return t, nil
+}
+
+func parseLogLevel(s string) (slog.Level, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(s)); err != nil {
+		return 0, errors.New("want debug, info, warn or error")
+	}
+	return level, nil
+}
+
+func parseLogFormat(s string) (string, error) {
+	if s != "text" && s != "json" {
+		return "", errors.New("want text or json")
+	}
+	return s, nil
+}
+
+// positiveInt is an int flag that must be at least 1 (--workers, --batch).
+type positiveInt struct{ p *int }
+
+// positiveIntVar defines an int flag that refuses values below 1.
+func positiveIntVar(fs *flag.FlagSet, p *int, name string, value int, usage string) {
+	*p = value
+	fs.Var(positiveInt{p}, name, usage)
+}
+
+func (v positiveInt) String() string {
+	if v.p == nil {
+		return ""
+	}
+	return strconv.Itoa(*v.p)
+}
+
+func (v positiveInt) Set(s string) error {
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 {
+		return errors.New("want a whole number, at least 1")
+	}
+	*v.p = n
+	return nil
 }
 
 // pipelineSetup is what pipelineFlags build.
@@ -60,29 +154,11 @@ type pipelineSetup struct {
 // when --log is not given.
 func (f *pipelineFlags) build(logTo io.Writer) (*pipelineSetup, error) {
 	s := &pipelineSetup{closeLog: func() error { return nil }, reopenLog: func() error { return nil }}
-	align, err := verify.ParseAlignment(f.align)
-	if err != nil {
-		return nil, usageError{err.Error()}
-	}
-	maxSize, err := parseSize(f.maxSize)
-	if err != nil {
-		return nil, usagef("--max-size: %v", err)
-	}
+	// The values were parsed as they were set (see parsedFlag).
+	align, maxSize, level := f.align.value, f.maxSize.value, f.logLevel.value
 	now := time.Now
-	if f.at != "" {
-		at, err := time.Parse(time.RFC3339, f.at)
-		if err != nil {
-			return nil, usagef("--at %q: want RFC 3339, like 2026-06-01T00:00:00Z", f.at)
-		}
+	if at := f.at.value; !at.IsZero() {
 		now = func() time.Time { return at }
-	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
-		return nil, usagef("--log-level %q: want debug, info, warn or error", f.logLevel)
-	}
-
-	if f.logFormat != "text" && f.logFormat != "json" {
-		return nil, usagef("--log-format %q: want text or json", f.logFormat)
 	}
 	if f.logFile != "" {
 		lf, err := output.OpenReopenable(f.logFile)
@@ -91,7 +167,7 @@ func (f *pipelineFlags) build(logTo io.Writer) (*pipelineSetup, error) {
 		}
 		logTo, s.closeLog, s.reopenLog = lf, lf.Close, lf.Reopen
 	}
-	if f.logFormat == "json" {
+	if f.logFormat.value == "json" {
 		s.logger = slog.New(slog.NewJSONHandler(logTo, &slog.HandlerOptions{Level: level}))
 	} else {
 		s.logger = slog.New(output.NewLogHandler(logTo, level))
@@ -132,7 +208,7 @@ func (f *pipelineFlags) build(logTo io.Writer) (*pipelineSetup, error) {
 		Now:         now,
 		MaxSize:     maxSize,
 		Logger:      s.logger,
-		BlockPrefix: f.logFormat == "text",
+		BlockPrefix: f.logFormat.value == "text",
 	}
 	return s, nil
 }
@@ -242,9 +318,15 @@ func (c *command) parse(args []string) error {
 		if err != nil {
 			return err
 		}
-		if err := cfg.apply(c.name, c.fs); err != nil {
+		problems := cfg.checkKeys(commandFlagSets())
+		problems = append(problems, cfg.applyProblems(c.name, c.fs)...)
+		if err := cfg.errorOf(problems); err != nil {
 			return err
 		}
+	}
+	if catcher, ok := c.stdout.(*flagSetCatcher); ok && *c.printConfig {
+		catcher.fs = c.fs
+		return errHelp
 	}
 	if *c.printConfig {
 		printConfig(c.stdout, c.fs)
