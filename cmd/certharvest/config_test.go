@@ -222,3 +222,25 @@ func TestUnknownConfigKeyRefused(t *testing.T) {
 		t.Errorf("config check of webapp.ini: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }
+
+// --workers and --batch below 1 are refused by the flags themselves, so
+// config check refuses them as scan and serve do.
+func TestConfigCheckRefusesZeroWorkers(t *testing.T) {
+	dir := t.TempDir()
+	path := writeFile(t, dir, "workers.toml", "[scan]\nworkers = 0\n\n[serve]\nbatch = -1\n")
+	r := runBinary(t, "config", "check", path)
+	for _, want := range []string{`[scan] workers = "0" in`, `[serve] batch = "-1" in`, "want a whole number, at least 1"} {
+		if r.code != 2 || !strings.Contains(r.stderr, want) {
+			t.Errorf("config check: exit %d, want 2 saying %q\n%s", r.code, want, r.stderr)
+		}
+	}
+	for _, args := range [][]string{
+		{"scan", "--workers", "0", "x.eml"},
+		{"scan", "--config", path, "x.eml"},
+		{"serve", "--maildir", filepath.Join(dir, "m"), "--batch", "0"},
+	} {
+		if r := runBinary(t, args...); r.code != 2 || !strings.Contains(r.stderr, "at least 1") {
+			t.Errorf("%v: exit %d, want 2\n%s", args, r.code, r.stderr)
+		}
+	}
+}

@@ -48,16 +48,13 @@ func runScan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	pf.register(cmd.fs)
 	certsDir := cmd.fs.String("certs", "./certs", "`folder` where certificates are stored")
 	reportPath := cmd.fs.String("report", "./report.jsonl", "JSON-lines report `file`, appended to; - for standard output")
-	workers := cmd.fs.Int("workers", defaultWorkers(), "messages verified in parallel, by default one per core; with more than 1, up to 64 more may wait meanwhile, not counted, for their certificate's sync or a DKIM lookup in DNS")
+	workers := positiveIntFlag(cmd.fs, "workers", defaultWorkers(), "`number` of messages verified in parallel, by default one per core; with more than 1, up to 64 more may wait meanwhile, not counted, for their certificate's sync or a DKIM lookup in DNS")
 	quiet := cmd.fs.Bool("quiet", false, "no progress and no summary")
 	if err := cmd.parse(args); err != nil {
 		return err
 	}
 	if cmd.fs.NArg() == 0 {
 		return usagef("no PATH given")
-	}
-	if *workers < 1 {
-		return usagef("--workers must be at least 1")
 	}
 	setup, err := pf.build(stderr)
 	if err != nil {
