@@ -32,7 +32,8 @@ import (
 //
 // The original service's webapp.ini (section [webapp]) is read as it is:
 // x-messagesystems-webhook-token, user-certs-dir and trusted-certs become
-// webhook-token, certs and trust.
+// webhook-token, certs and trust; without user-certs-dir, certs is the
+// working directory, as it was for the original service.
 type config struct {
 	path     string
 	global   map[string][]string
@@ -42,6 +43,8 @@ type config struct {
 	lines map[string]int
 	// ignored lists keys of a webapp.ini that certharvest has no use for.
 	ignored []string
+	// notes are remarks for config check's output.
+	notes []string
 }
 
 // configCommands returns the commands a configuration file may have a table
@@ -73,8 +76,11 @@ func loadConfig(path string) (*config, error) {
 		return nil, fmt.Errorf("configuration: %w", err)
 	}
 	c := &config{path: path, global: map[string][]string{}, sections: map[string]map[string][]string{}, lines: map[string]int{}}
-	if strings.HasSuffix(path, ".ini") || bytes.HasPrefix(bytes.TrimSpace(data), []byte("[webapp]")) {
-		return c, c.parseWebappINI(bytes.NewReader(data))
+	if isWebappINI(path, data) {
+		if err := c.parseWebappINI(bytes.NewReader(data)); err != nil {
+			return nil, err
+		}
+		return c, nil
 	}
 	var raw map[string]any
 	if _, err := toml.Decode(string(data), &raw); err != nil {
@@ -381,39 +387,118 @@ func configValues(v any) ([]string, error) {
 	}
 }
 
+// isWebappINI reports whether a configuration file is the original
+// service's: named *.ini, or with a [webapp] section (which no TOML
+// configuration of certharvest can have).
+func isWebappINI(path string, data []byte) bool {
+	if strings.HasSuffix(path, ".ini") {
+		return true
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.TrimSpace(line) == "[webapp]" {
+			return true
+		}
+	}
+	return false
+}
+
 // parseWebappINI reads the [webapp] section of the original service's
-// configuration (Python configparser syntax: key = value or key: value,
-// # and ; comments).
+// configuration as Python's configparser does: key = value or key: value,
+// keys case-insensitive; comment lines start with # or ; (no inline
+// comments); a line indented deeper than its key continues the value
+// (joined with newlines, blank lines kept inside, trailing ones dropped);
+// and the keys of [DEFAULT] apply to every section that does not set them.
+//
+// The original service wrote certificates to the working directory when
+// user-certs-dir was not set or empty; so does certharvest with such a
+// file, for a migrated service to keep its folder.
 func (c *config) parseWebappINI(r io.Reader) error {
+	type entry struct {
+		key, value string
+		line       int
+		blanks     int // blank lines since the value's last line
+	}
+	sections := map[string]map[string]*entry{}
+	var (
+		section string
+		cur     *entry // the value that a deeper-indented line continues
+		indent  int    // the indentation of cur's key
+	)
 	sc := bufio.NewScanner(r)
-	section := ""
 	for n := 1; sc.Scan(); n++ {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || line[0] == '#' || line[0] == ';' {
+		raw := sc.Text()
+		line := strings.TrimSpace(raw)
+		if line == "" {
+			if cur != nil {
+				cur.blanks++
+			}
 			continue
 		}
+		if line[0] == '#' || line[0] == ';' {
+			continue
+		}
+		lineIndent := len(raw) - len(strings.TrimLeft(raw, " \t"))
+		if cur != nil && lineIndent > indent {
+			cur.value += strings.Repeat("\n", cur.blanks+1) + line
+			cur.blanks = 0
+			continue
+		}
+		cur = nil
 		if strings.HasPrefix(line, "[") && strings.HasSuffix(line, "]") {
 			section = strings.TrimSpace(line[1 : len(line)-1])
 			continue
 		}
 		i := strings.IndexAny(line, "=:")
 		if i < 0 {
-			return fmt.Errorf("configuration %s line %d: want key = value", c.path, n)
-		}
-		if section != "webapp" {
-			continue
+			return usagef("configuration %s line %d: want key = value", c.path, n)
 		}
 		key := strings.ToLower(strings.TrimSpace(line[:i]))
-		value := strings.TrimSpace(line[i+1:])
-		if flagName, ok := webappFlag(key); ok {
-			if value != "" {
-				c.global[flagName] = []string{value}
-			}
-		} else {
-			c.ignored = append(c.ignored, key)
+		if sections[section] == nil {
+			sections[section] = map[string]*entry{}
+		}
+		cur = &entry{key: key, value: strings.TrimSpace(line[i+1:]), line: n}
+		indent = lineIndent
+		sections[section][key] = cur
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("configuration %s: %w", c.path, err)
+	}
+
+	// The [webapp] section as configparser presents it: its own keys,
+	// then those of [DEFAULT] it does not set.
+	var entries []*entry
+	for _, e := range sections["webapp"] {
+		entries = append(entries, e)
+	}
+	for k, e := range sections["DEFAULT"] {
+		if sections["webapp"][k] == nil {
+			entries = append(entries, e)
 		}
 	}
-	return sc.Err()
+	sort.Slice(entries, func(i, j int) bool { return entries[i].line < entries[j].line })
+	var problems []configProblem
+	for _, e := range entries {
+		flagName, ok := webappFlag(e.key)
+		if !ok {
+			c.ignored = append(c.ignored, e.key)
+			continue
+		}
+		c.lines[flagName] = e.line
+		switch {
+		case strings.Contains(e.value, "\n"):
+			// Never a usable folder, file or token; the value is not
+			// printed, as it may be the token.
+			problems = append(problems, configProblem{e.line, fmt.Sprintf("%s in %s (line %d): a value continued over several lines is not a usable %s",
+				e.key, c.path, e.line, map[string]string{"certs": "folder", "trust": "file", "webhook-token": "token"}[flagName])})
+		case e.value != "":
+			c.global[flagName] = []string{e.value}
+		}
+	}
+	if _, ok := c.global["certs"]; !ok {
+		c.global["certs"] = []string{"."}
+		c.notes = append(c.notes, "user-certs-dir is not set: certificates go to the working directory (.), as with the original service")
+	}
+	return c.errorOf(problems)
 }
 
 // apply sets, on a command's flags, the configured values of the flags the
@@ -554,6 +639,9 @@ func runConfig(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fmt.Fprintf(stdout, "# %s is valid. Effective configuration, by command:\n\n%s", path, out.String())
 	if len(c.ignored) > 0 {
 		fmt.Fprintf(stdout, "# keys of %s that certharvest does not use: %s\n", path, strings.Join(c.ignored, ", "))
+	}
+	for _, note := range c.notes {
+		fmt.Fprintf(stdout, "# %s\n", note)
 	}
 	return nil
 }

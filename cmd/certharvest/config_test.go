@@ -244,3 +244,66 @@ func TestConfigCheckRefusesZeroWorkers(t *testing.T) {
 		}
 	}
 }
+
+// The original webapp.ini is read as Python's configparser read it:
+// [DEFAULT] keys apply to [webapp] unless it sets them, an indented line
+// continues the value above, and without user-certs-dir certificates go to
+// the working directory, the original service's default.
+func TestWebappINIConfigparser(t *testing.T) {
+	dir := t.TempDir()
+	// Not named .ini, and opening with a comment: still recognised.
+	webapp := writeFile(t, dir, "webapp.conf", `# certificate collection service
+[DEFAULT]
+trusted-certs = /etc/pki/tls/certs/ca-bundle.crt
+user-certs-dir = /srv/default-certs
+log-level = debug
+
+[webapp]
+user-certs-dir = /srv/certs
+x-messagesystems-webhook-token = s3cret-token
+allowed-senders =
+    alice@example.com
+
+    bob@example.com
+    ; a comment inside the value
+debug: False
+
+[logging]
+handlers = console
+`)
+	r := runBinary(t, "config", "check", webapp)
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	for _, want := range []string{`trust = "/etc/pki/tls/certs/ca-bundle.crt"`, `certs = "/srv/certs"`, `webhook-token = "********"`,
+		"does not use: log-level, allowed-senders, debug\n"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("output lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	if strings.Contains(r.stdout, "default-certs") || strings.Contains(r.stdout, "s3cret") {
+		t.Errorf("[DEFAULT] overrode [webapp], or the token was printed:\n%s", r.stdout)
+	}
+
+	// A used key continued over several lines is refused, its value unsaid.
+	r = runBinary(t, "config", "check", writeFile(t, dir, "continued.ini", "[webapp]\nx-messagesystems-webhook-token = s3cret\n  -token\n"))
+	if r.code != 2 || !strings.Contains(r.stderr, "x-messagesystems-webhook-token in") || strings.Contains(r.stderr, "s3cret") {
+		t.Errorf("continued token: exit %d, want 2 naming the key only\n%s", r.code, r.stderr)
+	}
+
+	// Without user-certs-dir, or with it empty, the working directory.
+	work := filepath.Join(dir, "work")
+	storeTestCert(t, work, "alice@example.com")
+	t.Chdir(work)
+	for _, content := range []string{"[webapp]\ntrusted-certs = /etc/ssl/certs/ca-certificates.crt\n", "[webapp]\nuser-certs-dir =\n"} {
+		path := writeFile(t, dir, "nodir.ini", content)
+		r = runBinary(t, "config", "check", path)
+		if r.code != 0 || !strings.Contains(r.stdout, `certs = "."`) || !strings.Contains(r.stdout, "working directory") {
+			t.Errorf("%q: exit %d, want certs = \".\" with a note\n%s%s", content, r.code, r.stdout, r.stderr)
+		}
+		r = runBinary(t, "list", "--config", path)
+		if r.code != 0 || !strings.Contains(r.stdout, "alice@example.com") {
+			t.Errorf("%q: list: exit %d, want the working directory's certificate\n%s%s", content, r.code, r.stdout, r.stderr)
+		}
+	}
+}
