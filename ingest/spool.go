@@ -102,10 +102,24 @@ func OpenSpool(dir string) (*Spool, error) {
 }
 
 func openSpool(dir string, opts journalOptions) (*Spool, error) {
-	for _, sub := range []string{SpoolTmp, SpoolNew, SpoolCur, SpoolMeta} {
-		if err := os.MkdirAll(filepath.Join(dir, sub), 0o700); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("spool: %w", err)
+	}
+	// The Maildir's folders are the MTA's too. A spool made group-writable
+	// (docs/DEPLOYMENT.md: 2770, the MTA in certharvest's group) gets
+	// tmp/, new/ and cur/ group-writable as well, whatever the umask (the
+	// systemd unit's is 0027); otherwise they are certharvest's alone.
+	maildirMode := fs.FileMode(0o700)
+	if info, err := os.Stat(dir); err == nil && info.Mode().Perm()&0o070 == 0o070 {
+		maildirMode = 0o770 | info.Mode()&fs.ModeSetgid // files keep the group
+	}
+	for _, sub := range []string{SpoolTmp, SpoolNew, SpoolCur} {
+		if err := mkdirMode(filepath.Join(dir, sub), maildirMode); err != nil {
 			return nil, fmt.Errorf("spool: %w", err)
 		}
+	}
+	if err := os.MkdirAll(filepath.Join(dir, SpoolMeta), 0o700); err != nil {
+		return nil, fmt.Errorf("spool: %w", err)
 	}
 	jdir := filepath.Join(dir, SpoolJournal)
 	if err := os.Mkdir(jdir, 0o700); err == nil {
@@ -510,6 +524,19 @@ func (s *Spool) syncLoop() {
 			r.reply <- err
 		}
 	}
+}
+
+// mkdirMode creates dir with exactly mode, umask notwithstanding; a folder
+// already there is left as it is.
+func mkdirMode(dir string, mode fs.FileMode) error {
+	err := os.Mkdir(dir, mode)
+	if errors.Is(err, fs.ErrExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return os.Chmod(dir, mode)
 }
 
 func syncDir(dir string) error {

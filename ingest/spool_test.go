@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -348,5 +349,43 @@ func checkDecodeEnvelope(t *testing.T, data []byte) {
 	}
 	if wantErr == nil && !reflect.DeepEqual(got, want) {
 		t.Errorf("%q:\n got %+v\nwant %+v", data, got, want)
+	}
+}
+
+// A spool folder made group-writable for the MTA (docs/DEPLOYMENT.md) gets
+// a group-writable Maildir, whatever the umask; otherwise it stays
+// certharvest's alone.
+func TestSpoolMaildirFollowsGroupAccess(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("no Unix permissions")
+	}
+	for _, tc := range []struct {
+		root, want fs.FileMode
+	}{
+		{0o700, 0o700},
+		{0o770 | fs.ModeSetgid, 0o770 | fs.ModeSetgid},
+		{0o770, 0o770},
+	} {
+		dir := filepath.Join(t.TempDir(), "spool")
+		if err := os.Mkdir(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(dir, tc.root); err != nil {
+			t.Fatal(err)
+		}
+		s, err := OpenSpool(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+		for _, sub := range []string{SpoolTmp, SpoolNew, SpoolCur} {
+			info, err := os.Stat(filepath.Join(dir, sub))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := info.Mode() & (fs.ModePerm | fs.ModeSetgid); got != tc.want {
+				t.Errorf("spool %v: %s/ is %v, want %v", tc.root, sub, got, tc.want)
+			}
+		}
 	}
 }
