@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/x509"
 	"errors"
+	"log/slog"
 	"net"
 	"strings"
 	"sync"
@@ -373,5 +374,42 @@ func TestPipelineStageTimes(t *testing.T) {
 	}
 	if verify.StageDKIM.String() != "dkim" || verify.NumStages.String() != "unknown" {
 		t.Error("stage names changed")
+	}
+}
+
+// panicStore panics in Store, as a bug anywhere in a stage would.
+type panicStore struct{}
+
+func (panicStore) Store(context.Context, string, *x509.Certificate) (verify.StoreResult, error) {
+	panic("a bug in a stage")
+}
+
+// A panic in any stage is recovered for its message alone: the message is
+// reported as internal_error with the panic in its detail, the log says to
+// report it, and the pipeline goes on with the next message.
+func TestPipelineRecoversPanic(t *testing.T) {
+	f := testFixture(t)
+	var ok testcorpus.Case
+	for _, c := range f.Cases() {
+		if c.Reason == testcorpus.ReasonOK {
+			ok = c
+			break
+		}
+	}
+	var log bytes.Buffer
+	p, _ := newPipeline(t, f, func(o *verify.Options) {
+		o.Store = panicStore{}
+		o.Logger = slog.New(slog.NewTextHandler(&log, nil))
+	})
+	res := p.Verify(context.Background(), &verify.Message{Raw: ok.Data})
+	if res.Reason != verify.ReasonInternalError || !strings.Contains(res.Detail, "a bug in a stage") {
+		t.Fatalf("reason = %s (%s), want internal_error naming the panic", res.Reason, res.Detail)
+	}
+	if !strings.Contains(log.String(), "internal error: please report it") {
+		t.Errorf("the log does not ask for a report:\n%s", log.String())
+	}
+	// The pipeline goes on with the next message.
+	if res := p.Verify(context.Background(), &verify.Message{Raw: []byte("From: x\r\n\r\n")}); res.Reason == verify.ReasonInternalError {
+		t.Errorf("the pipeline that panicked no longer works: %s (%s)", res.Reason, res.Detail)
 	}
 }
