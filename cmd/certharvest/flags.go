@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"runtime"
 	"strconv"
@@ -35,6 +37,7 @@ type pipelineFlags struct {
 	logLevel  parsedFlag[slog.Level]
 	logFormat parsedFlag[string]
 	dnsWait   time.Duration
+	dnsServer parsedFlag[string]
 }
 
 func (f *pipelineFlags) register(fs *flag.FlagSet) {
@@ -43,6 +46,7 @@ func (f *pipelineFlags) register(fs *flag.FlagSet) {
 	f.maxSize = newParsedFlag("25MiB", parseSize)
 	f.logLevel = newParsedFlag("info", parseLogLevel)
 	f.logFormat = newParsedFlag("text", parseLogFormat)
+	f.dnsServer = newParsedFlag("", parseDNSServer)
 	fs.StringVar(&f.trust, "trust", "", "PEM `file` of trusted root certificates (default: the system roots)")
 	fs.StringVar(&f.dkimKeys, "dkim-keys", "", "DKIM keys `file` (lines NAME<TAB>TXT record) used instead of DNS: no network lookups at all")
 	fs.Var(&f.align, "dkim-align", "DKIM `alignment` with From: strict (d= equals the From domain) or relaxed (same organisational domain)")
@@ -52,6 +56,7 @@ func (f *pipelineFlags) register(fs *flag.FlagSet) {
 	fs.Var(&f.logLevel, "log-level", "log `level`: debug, info, warn or error")
 	fs.Var(&f.logFormat, "log-format", "log `format`: text (for people, one block per message) or json (one object per line)")
 	fs.DurationVar(&f.dnsWait, "dns-timeout", 5*time.Second, "time allowed for one DKIM key lookup in DNS")
+	fs.Var(&f.dnsServer, "dns-server", "DNS server (`host:port`) asked for DKIM keys, e.g. a local validating resolver (default: the system's, from /etc/resolv.conf)")
 }
 
 // parsedFlag is a flag.Value checked when it is set: its text is kept for
@@ -106,6 +111,19 @@ func parseLogLevel(s string) (slog.Level, error) {
 		return 0, errors.New("want debug, info, warn or error")
 	}
 	return level, nil
+}
+
+// parseDNSServer checks a DNS server's address: an IP address and a port
+// (a name would need DNS to be found).
+func parseDNSServer(s string) (string, error) {
+	if s == "" {
+		return "", nil
+	}
+	host, port, err := net.SplitHostPort(s)
+	if err != nil || net.ParseIP(host) == nil || port == "" {
+		return "", errors.New("want an IP address and a port, like 127.0.0.1:53 or [::1]:53")
+	}
+	return s, nil
 }
 
 func parseLogFormat(s string) (string, error) {
@@ -205,8 +223,16 @@ func (f *pipelineFlags) build(logTo io.Writer) (*pipelineSetup, error) {
 		lookup = keys.LookupTXT
 		s.keysDesc = fmt.Sprintf("%s (%d keys, no DNS)", f.dkimKeys, keys.Len())
 	} else {
-		lookup = verify.DNSLookup(nil, f.dnsWait)
+		var resolver *net.Resolver // the system's
 		s.keysDesc = "DNS"
+		if server := f.dnsServer.value; server != "" {
+			var d net.Dialer
+			resolver = &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+				return d.DialContext(ctx, network, server)
+			}}
+			s.keysDesc = "DNS server " + server
+		}
+		lookup = verify.DNSLookup(resolver, f.dnsWait)
 	}
 	s.opts = verify.Options{
 		Roots:       roots,
