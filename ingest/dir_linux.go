@@ -81,7 +81,7 @@ func readFileAt(d *dir, name, path string, maxSize int64, xattr string) (message
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
 		return messageFile{}, fmt.Errorf("%s is not a regular file", path)
 	}
-	m := messageFile{modTime: time.Unix(st.Mtim.Unix())}
+	m := messageFile{size: st.Size, modTime: time.Unix(st.Mtim.Unix())}
 	if st.Size > maxSize {
 		err = tooLarge(&preader{fd: fd}, maxSize)
 	} else {

@@ -48,7 +48,7 @@ func readFileAt(d *dir, name, path string, maxSize int64, xattr string) (message
 		return messageFile{}, fmt.Errorf("%s is not a regular file", path)
 	}
 	if info.Size() > maxSize {
-		return messageFile{modTime: info.ModTime()}, tooLarge(io.NewSectionReader(f, 0, 1<<62), maxSize)
+		return messageFile{size: info.Size(), modTime: info.ModTime()}, tooLarge(io.NewSectionReader(f, 0, 1<<62), maxSize)
 	}
 	// The file may grow while it is read; never read past the limit.
 	data := make([]byte, 0, info.Size()+1)
@@ -68,9 +68,9 @@ func readFileAt(d *dir, name, path string, maxSize int64, xattr string) (message
 	}
 	if int64(len(data)) > maxSize {
 		// It grew while it was read.
-		return messageFile{modTime: info.ModTime()}, tooLarge(io.NewSectionReader(f, 0, 1<<62), maxSize)
+		return messageFile{size: info.Size(), modTime: info.ModTime()}, tooLarge(io.NewSectionReader(f, 0, 1<<62), maxSize)
 	}
-	return messageFile{raw: data, modTime: info.ModTime()}, nil
+	return messageFile{raw: data, size: info.Size(), modTime: info.ModTime()}, nil
 }
 
 // renameAt renames name in from to newName in to.

@@ -152,7 +152,8 @@ func MessageIDOf(err error) string {
 type messageFile struct {
 	raw     []byte    // the file's bytes
 	xattr   []byte    // the extended attribute asked for; nil when absent
-	modTime time.Time // the file's modification time
+	size    int64     // the file's size when opened
+	modTime time.Time // the file's modification time when opened
 }
 
 // plainName reports whether name is the name of a file in a folder, not a

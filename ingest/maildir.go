@@ -19,10 +19,16 @@ import (
 // WatchOptions configure a MaildirWatcher.
 type WatchOptions struct {
 	// Settle is how long a file must have had no write before it is taken
-	// as complete. A message renamed in from tmp/ (the Maildir way) is
-	// complete at once, but one written straight into new/ is not (its
-	// first event comes at creation): Settle covers both. Default 100ms.
+	// as complete. A message renamed or linked in from tmp/ (the Maildir
+	// way, https://cr.yp.to/proto/maildir.html) is complete when it
+	// appears, but its creation event alone does not say so: one written
+	// straight into new/ starts with the same event. Default 100ms.
 	Settle time.Duration
+	// WriteSettle is Settle for a file seen being written in new/ (a
+	// write event, or a change while it was processed): its writer did
+	// not use tmp/, and may pause between writes. Default 1s, and never
+	// less than Settle.
+	WriteSettle time.Duration
 	// Rescan is how often new/ is listed again as a safety net; the
 	// watcher also rescans when the kernel's event queue overflowed.
 	// Default 1 minute.
@@ -49,7 +55,8 @@ type MaildirWatcher struct {
 
 	mu      sync.Mutex
 	known   map[string]*watchEntry // every name handed over or about to be
-	pending []pendingItem          // FIFO of names waiting to settle
+	pending []pendingItem          // FIFO of names waiting Settle
+	writing []pendingItem          // FIFO of names written in new/, waiting WriteSettle
 	queue   []string               // settled names not yet taken
 	retries []string               // names waiting for their retry time
 }
@@ -67,6 +74,7 @@ type watchEntry struct {
 	state     watchState
 	lastEvent time.Time
 	retryAt   time.Time
+	written   bool // seen being written in new/: waits WriteSettle
 }
 
 type pendingItem struct {
@@ -79,6 +87,10 @@ func NewMaildirWatcher(dir string, opts WatchOptions) *MaildirWatcher {
 	if opts.Settle <= 0 {
 		opts.Settle = 100 * time.Millisecond
 	}
+	if opts.WriteSettle <= 0 {
+		opts.WriteSettle = time.Second
+	}
+	opts.WriteSettle = max(opts.WriteSettle, opts.Settle)
 	if opts.Rescan <= 0 {
 		opts.Rescan = time.Minute
 	}
@@ -107,6 +119,18 @@ func (w *MaildirWatcher) Ready() <-chan string { return w.ready }
 func (w *MaildirWatcher) Done(name string) {
 	w.mu.Lock()
 	delete(w.known, name)
+	w.mu.Unlock()
+}
+
+// Unsettled puts name back among the files being written: the consumer
+// found that it changed while it was processed (its writer wrote straight
+// into new/ and was not done). It is handed over again once it has not
+// been written for WriteSettle.
+func (w *MaildirWatcher) Unsettled(name string) {
+	now := time.Now()
+	w.mu.Lock()
+	w.known[name] = &watchEntry{state: statePending, lastEvent: now, written: true}
+	w.writing = append(w.writing, pendingItem{name, now})
 	w.mu.Unlock()
 }
 
@@ -178,8 +202,12 @@ func (w *MaildirWatcher) run(ctx context.Context, events <-chan fsnotify.Event, 
 			entry *watchEntry
 		)
 		w.mu.Lock()
-		if len(w.queue) > 0 {
-			out, next, entry = w.ready, w.queue[0], w.known[w.queue[0]]
+		for len(w.queue) > 0 {
+			if e := w.known[w.queue[0]]; e != nil && e.state == stateQueued {
+				out, next, entry = w.ready, w.queue[0], e
+				break
+			}
+			w.queue = w.queue[1:] // written again since it settled, or gone
 		}
 		w.mu.Unlock()
 
@@ -234,13 +262,21 @@ func (w *MaildirWatcher) event(ev fsnotify.Event) {
 	e := w.known[name]
 	switch {
 	case ev.Has(fsnotify.Create) || ev.Has(fsnotify.Write):
-		if e == nil {
+		switch {
+		case e == nil:
+			// A write to a name never seen created is most often a
+			// Spool's delivery: an unnamed file (O_TMPFILE, "#inode"
+			// here) written, then linked. Gone at once: it waits Settle.
 			e = &watchEntry{state: statePending}
 			w.known[name] = e
+		case ev.Has(fsnotify.Write) && (e.state == statePending || e.state == stateQueued):
+			// Written in place: its writer may pause between writes.
+			// One already settled but not yet taken waits again.
+			e.state, e.written = statePending, true
 		}
 		if e.state == statePending {
 			e.lastEvent = now
-			w.pending = append(w.pending, pendingItem{name, now})
+			w.pend(e, name, now)
 		}
 	case ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename):
 		// Moved away by someone else before it settled.
@@ -250,42 +286,22 @@ func (w *MaildirWatcher) event(ev fsnotify.Event) {
 	}
 }
 
+// pend queues the pending entry e of name to settle, from now.
+func (w *MaildirWatcher) pend(e *watchEntry, name string, now time.Time) {
+	if e.written {
+		w.writing = append(w.writing, pendingItem{name, now})
+	} else {
+		w.pending = append(w.pending, pendingItem{name, now})
+	}
+}
+
 // settle moves the pending names whose writes have ended to the queue, and
 // the retries that are due.
 func (w *MaildirWatcher) settle(now time.Time) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	for len(w.pending) > 0 {
-		item := w.pending[0]
-		if now.Sub(item.at) < w.opts.Settle {
-			break
-		}
-		w.pending = w.pending[1:]
-		e := w.known[item.name]
-		if e == nil || e.state != statePending || !e.lastEvent.Equal(item.at) {
-			continue // done already, or a later event re-queued it
-		}
-		info, err := w.stat(item.name)
-		switch {
-		case err != nil:
-			delete(w.known, item.name) // gone
-			continue
-		case !info.regular:
-			delete(w.known, item.name)
-			continue
-		case now.Sub(info.modTime) < w.opts.Settle,
-			info.size == 0 && now.Sub(info.modTime) < w.opts.EmptyGrace:
-			// Still being written (or not started): look again later.
-			e.lastEvent = now
-			w.pending = append(w.pending, pendingItem{item.name, now})
-			continue
-		}
-		e.state = stateQueued
-		w.queue = append(w.queue, item.name)
-	}
-	if len(w.pending) == 0 && cap(w.pending) > 1024 {
-		w.pending = nil // let a burst's backing array go
-	}
+	w.pending = w.settleQueue(now, w.pending, w.opts.Settle)
+	w.writing = w.settleQueue(now, w.writing, w.opts.WriteSettle)
 	waiting := w.retries[:0]
 	for _, name := range w.retries {
 		e := w.known[name]
@@ -299,6 +315,44 @@ func (w *MaildirWatcher) settle(now time.Time) {
 		}
 	}
 	w.retries = waiting
+}
+
+// settleQueue moves the names of the FIFO q that have waited long enough
+// and whose file has not been written for as long to the queue, and
+// returns what remains of q. The caller holds w.mu.
+func (w *MaildirWatcher) settleQueue(now time.Time, q []pendingItem, wait time.Duration) []pendingItem {
+	for len(q) > 0 {
+		item := q[0]
+		if now.Sub(item.at) < wait {
+			break
+		}
+		q = q[1:]
+		e := w.known[item.name]
+		if e == nil || e.state != statePending || !e.lastEvent.Equal(item.at) {
+			continue // done already, or a later event re-queued it
+		}
+		info, err := w.stat(item.name)
+		switch {
+		case err != nil:
+			delete(w.known, item.name) // gone
+			continue
+		case !info.regular:
+			delete(w.known, item.name)
+			continue
+		case now.Sub(info.modTime) < wait,
+			info.size == 0 && now.Sub(info.modTime) < w.opts.EmptyGrace:
+			// Still being written (or not started): look again later.
+			e.lastEvent = now
+			q = append(q, pendingItem{item.name, now})
+			continue
+		}
+		e.state = stateQueued
+		w.queue = append(w.queue, item.name)
+	}
+	if len(q) == 0 && cap(q) > 1024 {
+		q = nil // let a burst's backing array go
+	}
+	return q
 }
 
 // stat returns the attributes of the file name in new/.

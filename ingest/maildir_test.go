@@ -221,3 +221,89 @@ func TestMaildirWatcherRetry(t *testing.T) {
 		t.Errorf("backlog %d after Done", w.Backlog())
 	}
 }
+
+// A file seen being written in new/ waits WriteSettle after its last
+// write, so that a writer's pause longer than Settle does not hand over half
+// a message.
+func TestMaildirWatcherWrittenWaitsLonger(t *testing.T) {
+	dir := newMaildir(t)
+	const settle, writeSettle = 20 * time.Millisecond, 600 * time.Millisecond
+	w := NewMaildirWatcher(dir, WatchOptions{Settle: settle, WriteSettle: writeSettle})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go w.Run(ctx)
+	c := consume(t, w, dir)
+	// A message the Maildir way first: once it is handed over, the watch
+	// is in place (a file written before is only found by the listing).
+	tmp := filepath.Join(dir, SpoolTmp, "renamed")
+	os.WriteFile(tmp, []byte("msg"), 0o600)
+	os.Rename(tmp, filepath.Join(dir, SpoolNew, "renamed"))
+	c.waitFor(t, 1, 5*time.Second)
+
+	f, err := os.Create(filepath.Join(dir, SpoolNew, "written"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	f.Write([]byte("first half, "))
+	time.Sleep(10 * settle) // the writer pauses, far longer than Settle
+	c.mu.Lock()
+	early := c.seen["written"]
+	c.mu.Unlock()
+	if early > 0 {
+		t.Fatal("a file written in place was handed over during its writer's pause")
+	}
+	f.Write([]byte("second half"))
+	f.Close()
+	c.waitFor(t, 2, 5*time.Second)
+	c.checkOnce(t, []string{"written", "renamed"})
+	if data, _ := os.ReadFile(filepath.Join(dir, SpoolCur, "written:2,S")); string(data) != "first half, second half" {
+		t.Errorf("written = %q", data)
+	}
+}
+
+// A file the consumer found changed while it processed it (Unsettled) is
+// handed over again once it has not been written for WriteSettle.
+func TestMaildirWatcherUnsettled(t *testing.T) {
+	dir := newMaildir(t)
+	const writeSettle = 300 * time.Millisecond
+	w := NewMaildirWatcher(dir, WatchOptions{Settle: 10 * time.Millisecond, WriteSettle: writeSettle})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go w.Run(ctx)
+	path := filepath.Join(dir, SpoolNew, "m1")
+	tmp := filepath.Join(dir, SpoolTmp, "m1")
+	os.WriteFile(tmp, []byte("half"), 0o600)
+	os.Rename(tmp, path)
+	select {
+	case name := <-w.Ready():
+		// Its writer goes on while it is processed.
+		f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Write([]byte(" and the rest"))
+		f.Close()
+		w.Unsettled(name)
+	case <-time.After(5 * time.Second):
+		t.Fatal("not handed over")
+	}
+	written := time.Now()
+	select {
+	case name := <-w.Ready():
+		if since := time.Since(written); name != "m1" || since < writeSettle-20*time.Millisecond {
+			t.Fatalf("%s handed over again %v after its last write, want at least %v", name, since, writeSettle)
+		}
+		w.Done(name)
+	case <-time.After(5 * time.Second):
+		t.Fatal("not handed over again")
+	}
+	select {
+	case name := <-w.Ready():
+		t.Fatalf("%s handed over a third time", name)
+	case <-time.After(2 * writeSettle):
+	}
+	if w.Backlog() != 0 {
+		t.Errorf("backlog %d after Done", w.Backlog())
+	}
+}

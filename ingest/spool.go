@@ -555,6 +555,29 @@ func syncDir(dir string) error {
 // fs.ErrNotExist. A message over maxSize is not read; its error wraps a
 // *TooLargeError, and m has its context and its ID all the same.
 func (s *Spool) Load(name string, maxSize int64) (*verify.Message, error) {
+	m, _, err := s.LoadFile(name, ReadOptions{MaxSize: maxSize})
+	return m, err
+}
+
+// ReadOptions say how LoadFile reads a message.
+type ReadOptions struct {
+	// MaxSize is the largest message read, as Load's maxSize.
+	MaxSize int64
+}
+
+// FileVersion tells one state of a message file from another: its size
+// and modification time. A message delivered the Maildir way never changes
+// in new/; one written straight into new/ changes until its writer is done.
+type FileVersion struct {
+	Size    int64
+	ModTime time.Time
+}
+
+// LoadFile is Load, and also returns the version of the file it read (the
+// zero FileVersion when it could not open it), for Version to tell whether
+// the file changed since.
+func (s *Spool) LoadFile(name string, opts ReadOptions) (*verify.Message, FileVersion, error) {
+	maxSize := opts.MaxSize
 	path := s.newDir.join(name)
 	m := &verify.Message{Path: path, Source: "maildir"}
 	d := s.newDir
@@ -566,9 +589,10 @@ func (s *Spool) Load(name string, maxSize int64) (*verify.Message, error) {
 		// A message too large is still reported with its context (where
 		// it came from) and its id.
 		if m.ID = MessageIDOf(err); m.ID == "" {
-			return m, err
+			return m, FileVersion{}, err
 		}
 	}
+	version := FileVersion{Size: f.size, ModTime: f.modTime}
 	loadErr := err
 	err = nil
 	m.Raw = f.raw
@@ -586,7 +610,22 @@ func (s *Spool) Load(name string, maxSize int64) (*verify.Message, error) {
 	if m.Received.IsZero() {
 		m.Received = deliveryTime(name, f.modTime)
 	}
-	return m, loadErr
+	return m, version, loadErr
+}
+
+// Version returns the version of the message file name in new/ now, looked
+// at as the MaildirWatcher looks (fstatat(2) relative to new/). An error
+// wraps fs.ErrNotExist when the file has left new/.
+func (s *Spool) Version(name string) (FileVersion, error) {
+	d := s.newDir
+	if !plainName(name) {
+		d, name = nil, s.newDir.join(name)
+	}
+	info, err := statAt(d, name)
+	if err != nil {
+		return FileVersion{}, err
+	}
+	return FileVersion{Size: info.size, ModTime: info.modTime}, nil
 }
 
 // decodeEnvelope decodes a message's context, which Deliver encoded with

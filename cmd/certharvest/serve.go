@@ -81,6 +81,7 @@ type serveFlags struct {
 	workers         int
 	rescan          time.Duration
 	settle          time.Duration
+	settleWritten   time.Duration
 	retryFor        time.Duration
 	retryFirst      time.Duration
 	shutdownTimeout time.Duration
@@ -97,6 +98,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	positiveIntVar(fs, &f.workers, "workers", 2*defaultWorkers(), "`number` of messages verified at once, by default twice the cores; up to 64 more (each held in memory) may wait meanwhile, not counted, for their certificate's sync (one shared sync) or a DKIM lookup in DNS")
 	fs.DurationVar(&f.rescan, "rescan", time.Minute, "list new/ again this often, as a safety net for missed events")
 	fs.DurationVar(&f.settle, "settle", 100*time.Millisecond, "a file in new/ is complete once unwritten for this long")
+	fs.DurationVar(&f.settleWritten, "settle-written", time.Second, "--settle for a file seen being written in new/ (not renamed in from tmp/): its writer may pause")
 	fs.DurationVar(&f.retryFor, "retry-for", 24*time.Hour, "retry a temporary failure for this long after delivery")
 	fs.DurationVar(&f.retryFirst, "retry-first", time.Minute, "first retry delay; it doubles up to an hour")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "on SIGTERM, time allowed to finish the messages in flight")
@@ -282,7 +284,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		metrics:  m,
 		health:   health,
 	}
-	s.watcher = ingest.NewMaildirWatcher(sf.maildir, ingest.WatchOptions{Settle: sf.settle, Rescan: sf.rescan, Logger: log})
+	s.watcher = ingest.NewMaildirWatcher(sf.maildir, ingest.WatchOptions{Settle: sf.settle, WriteSettle: sf.settleWritten, Rescan: sf.rescan, Logger: log})
 	health.watcherTurn = s.watcher.LastTurn
 	m.watchSpool(s.watcher, spool, log)
 
@@ -435,11 +437,12 @@ func (s *server) process(ctx context.Context) {
 }
 
 // verify loads one message, then verifies it holding a CPU slot. ok is false
-// when the message is no longer in new/ (already handled).
+// when there is no verdict to report: the message is no longer in new/
+// (already handled), or it changed while it was verified.
 func (s *server) verify(ctx context.Context, slots *cpuSlots, name string) (outcome, bool) {
 	// The message is read before taking a slot, so that reading (the disk,
 	// when new/ is not in the cache) overlaps other verifications.
-	m, err := s.spool.Load(name, s.maxSize)
+	m, version, err := s.spool.LoadFile(name, ingest.ReadOptions{MaxSize: s.maxSize})
 	if errors.Is(err, fs.ErrNotExist) {
 		s.watcher.Done(name)
 		return outcome{}, false
@@ -461,7 +464,30 @@ func (s *server) verify(ctx context.Context, slots *cpuSlots, name string) (outc
 	}
 	res := s.h.pipeline.Verify(ctx, m)
 	s.metrics.verified(m.Source, res.Duration, res.Stages)
+	if s.changed(name, m, version, res.ID) {
+		return outcome{}, false
+	}
 	return outcome{name, m, res}, true
+}
+
+// changed reports whether the file name is no longer the version that was
+// read and verified: written straight into new/, it was still being written
+// (the watcher took a pause of its writer for the end). Then the verdict is
+// not reported; the file waits for its writes to end, and is verified again.
+func (s *server) changed(name string, m *verify.Message, read ingest.FileVersion, id string) bool {
+	now, err := s.spool.Version(name)
+	if err != nil {
+		// Gone (archived by another process?) or unreadable: the verdict
+		// stands, as for a file that vanishes after it was verified.
+		return false
+	}
+	if now.Size == read.Size && now.ModTime.Equal(read.ModTime) {
+		return false
+	}
+	s.log.Warn("the message changed while it was verified: not reported; verifying it again once its writes end",
+		"id", id, "path", m.Path, "size_read", read.Size, "size_now", now.Size)
+	s.watcher.Unsettled(name)
+	return true
 }
 
 // commitLoop makes verdicts durable in batches: the report lines of a batch

@@ -404,6 +404,76 @@ func TestServeGivesUpAfterRetryFor(t *testing.T) {
 	}
 }
 
+// A message written straight into new/ whose writer goes on while it is
+// verified is not reported on what was read: it changed, so it waits for its
+// writes to end and is verified again, complete. One accepted line.
+func TestServeReverifiesMessageChangedWhileVerified(t *testing.T) {
+	f, err := testcorpus.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := f.Cases()[0].Data
+	body := bytes.Index(data, []byte("\r\n\r\n")) + 4
+	half := body + (len(data)-body)/2
+	var (
+		path    string
+		lookups atomic.Int32
+	)
+	// The DKIM key is looked up before the body hash is checked: the first
+	// lookup is the moment the writer finishes, the message half verified.
+	lookup := func(_ context.Context, name string) ([]string, error) {
+		if lookups.Add(1) == 1 {
+			fh, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+			if err != nil {
+				return nil, err
+			}
+			defer fh.Close()
+			if _, err := fh.Write(data[half:]); err != nil {
+				return nil, err
+			}
+		}
+		return f.LookupTXT(name)
+	}
+	sf := serveFlags{workers: 1, batch: 16, retryFor: time.Hour, retryFirst: time.Minute}
+	s, spool := newTestServer(t, f, lookup, sf)
+	s.watcher = ingest.NewMaildirWatcher(spool.Dir(), ingest.WatchOptions{Settle: 5 * time.Millisecond, WriteSettle: 50 * time.Millisecond})
+	path = filepath.Join(spool.Dir(), "new", "written-in-place")
+	if err := os.WriteFile(path, data[:half], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	recs := runUntilArchived(t, s, spool, "written-in-place")
+	if len(recs) != 1 || recs[0].Reason != verify.ReasonOK {
+		t.Fatalf("report = %+v, want one accepted line", recs)
+	}
+	if n := lookups.Load(); n < 2 {
+		t.Errorf("%d DKIM lookups: the complete message was not verified", n)
+	}
+}
+
+// The audit's case, through the service: half a message written straight
+// into new/, a pause far longer than --settle, then the rest. The message is
+// taken only once complete: one report line, accepted.
+func TestServeMessageWrittenInPlaceWithPause(t *testing.T) {
+	dir := t.TempDir()
+	s := startServe(t, dir, "--settle-written", "1s")
+	data := sampleMessages(t)["01-ok-rsa-detached.eml"]
+	f, err := os.Create(filepath.Join(s.maildir, "new", "slow-writer"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	f.Write(data[:len(data)/2])
+	time.Sleep(400 * time.Millisecond) // more than ten times --settle (30ms)
+	f.Write(data[len(data)/2:])
+	f.Close()
+	s.waitDrained(t, 20*time.Second)
+	s.stop(t)
+	recs := readReport(t, s.report)
+	if len(recs) != 1 || recs[0].Reason != verify.ReasonOK {
+		t.Fatalf("report = %+v, want one accepted line", recs)
+	}
+}
+
 // runUntilArchived runs an in-process server until the message name is in
 // cur/ (or 10 s pass), stops it and returns the report.
 func runUntilArchived(t *testing.T, s *server, spool *ingest.Spool, name string) []output.Record {
