@@ -66,9 +66,10 @@ func (d *dir) join(name string) string {
 }
 
 // readFileAt reads the file name of d (path is its full path, for errors),
-// or the file at path when d is nil, as ReadMessageFile does, and the
+// or the file at path when d is nil, as ReadMessageFileWith does, and the
 // extended attribute xattr unless it is "".
-func readFileAt(d *dir, name, path string, maxSize int64, xattr string) (messageFile, error) {
+func readFileAt(d *dir, name, path string, opts ReadOptions, xattr string) (messageFile, error) {
+	maxSize := opts.MaxSize
 	fd, err := openAt(d, name, path)
 	if err != nil {
 		return messageFile{}, err
@@ -85,6 +86,9 @@ func readFileAt(d *dir, name, path string, maxSize int64, xattr string) (message
 	if st.Size > maxSize {
 		err = tooLarge(&preader{fd: fd}, maxSize)
 	} else {
+		if opts.Reserve != nil {
+			opts.Reserve(st.Size)
+		}
 		m.raw, err = readAll(fd, path, st.Size, maxSize)
 	}
 	if err != nil && MessageIDOf(err) == "" {

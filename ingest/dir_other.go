@@ -28,9 +28,10 @@ func (d *dir) close() error { return nil }
 // join returns the path of name in d.
 func (d *dir) join(name string) string { return filepath.Join(d.path, name) }
 
-// readFileAt reads the file at path (name in d), as ReadMessageFile does.
-// Outside Linux there are no extended attributes: xattr is ignored.
-func readFileAt(d *dir, name, path string, maxSize int64, xattr string) (messageFile, error) {
+// readFileAt reads the file at path (name in d), as ReadMessageFileWith
+// does. Outside Linux there are no extended attributes: xattr is ignored.
+func readFileAt(d *dir, name, path string, opts ReadOptions, xattr string) (messageFile, error) {
+	maxSize := opts.MaxSize
 	// Opening a FIFO would wait for a writer: look first.
 	if info, err := os.Stat(path); err == nil && !info.Mode().IsRegular() {
 		return messageFile{}, fmt.Errorf("%s is not a regular file", path)
@@ -49,6 +50,9 @@ func readFileAt(d *dir, name, path string, maxSize int64, xattr string) (message
 	}
 	if info.Size() > maxSize {
 		return messageFile{size: info.Size(), modTime: info.ModTime()}, tooLarge(io.NewSectionReader(f, 0, 1<<62), maxSize)
+	}
+	if opts.Reserve != nil {
+		opts.Reserve(info.Size())
 	}
 	// The file may grow while it is read; never read past the limit.
 	data := make([]byte, 0, info.Size()+1)

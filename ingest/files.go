@@ -105,7 +105,12 @@ func IsMaildir(dir string) bool {
 // file is not kept: the error wraps verify.ReasonTooLarge and a
 // *TooLargeError, which identifies the message.
 func ReadMessageFile(path string, maxSize int64) ([]byte, error) {
-	m, err := readFileAt(nil, path, path, maxSize, "")
+	return ReadMessageFileWith(path, ReadOptions{MaxSize: maxSize})
+}
+
+// ReadMessageFileWith is ReadMessageFile with options.
+func ReadMessageFileWith(path string, opts ReadOptions) ([]byte, error) {
+	m, err := readFileAt(nil, path, path, opts, "")
 	if err != nil {
 		return nil, err
 	}

@@ -559,10 +559,15 @@ func (s *Spool) Load(name string, maxSize int64) (*verify.Message, error) {
 	return m, err
 }
 
-// ReadOptions say how LoadFile reads a message.
+// ReadOptions say how LoadFile and ReadMessageFileWith read a message.
 type ReadOptions struct {
 	// MaxSize is the largest message read, as Load's maxSize.
 	MaxSize int64
+	// Reserve, when not nil, is called once the file is open with the
+	// bytes about to be read into memory (its size), before they are: a
+	// caller bounding the memory of the messages in flight waits there.
+	// It is not called for a file over MaxSize, which is never held.
+	Reserve func(size int64)
 }
 
 // FileVersion tells one state of a message file from another: its size
@@ -577,14 +582,13 @@ type FileVersion struct {
 // zero FileVersion when it could not open it), for Version to tell whether
 // the file changed since.
 func (s *Spool) LoadFile(name string, opts ReadOptions) (*verify.Message, FileVersion, error) {
-	maxSize := opts.MaxSize
 	path := s.newDir.join(name)
 	m := &verify.Message{Path: path, Source: "maildir"}
 	d := s.newDir
 	if !plainName(name) {
 		d = nil // opened by its path, as it says: not a file of new/
 	}
-	f, err := readFileAt(d, name, path, maxSize, envelopeXattr)
+	f, err := readFileAt(d, name, path, opts, envelopeXattr)
 	if err != nil {
 		// A message too large is still reported with its context (where
 		// it came from) and its id.

@@ -48,7 +48,7 @@ func runScan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	pf.register(cmd.fs)
 	certsDir := cmd.fs.String("certs", "./certs", "`folder` where certificates are stored")
 	reportPath := cmd.fs.String("report", "./report.jsonl", "JSON-lines report `file`, appended to; - for standard output")
-	workers := positiveIntFlag(cmd.fs, "workers", defaultWorkers(), "`number` of messages verified in parallel, by default one per core; with more than 1, up to 64 more may wait meanwhile, not counted, for their certificate's sync or a DKIM lookup in DNS")
+	workers := positiveIntFlag(cmd.fs, "workers", defaultWorkers(), "`number` of messages verified in parallel, by default one per core; with more than 1, up to 64 more may wait meanwhile, not counted, for their certificate's sync or a DKIM lookup in DNS (the messages held in memory are at most 8 x --max-size bytes, 256 MiB)")
 	quiet := cmd.fs.Bool("quiet", false, "no progress and no summary")
 	if err := cmd.parse(args); err != nil {
 		return err
@@ -113,6 +113,9 @@ func runScan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			opErrMu.Unlock()
 		}
 	)
+	// The messages read and not yet verified are held in memory: their
+	// bytes are bounded, whatever the readers.
+	budget := inFlightBudget(maxSize)
 	// With --workers 1, one message at a time, in order, as before.
 	pool := *workers
 	if pool > 1 {
@@ -125,8 +128,10 @@ func runScan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			for path := range paths {
 				// The file is read before taking a slot: on a cold cache
 				// (an archive) the reads then overlap the verifications.
+				// It takes its size from the budget first.
 				m := &verify.Message{Source: "scan", Path: path, Received: time.Now()}
-				raw, err := ingest.ReadMessageFile(path, maxSize)
+				claim := budgetClaim{budget: budget}
+				raw, err := ingest.ReadMessageFileWith(path, ingest.ReadOptions{MaxSize: maxSize, Reserve: claim.take})
 				ctx, release := slots.acquire(ctx)
 				var res *verify.Result
 				if err != nil {
@@ -143,6 +148,7 @@ func runScan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 				}
 				summary.add(res)
 				release()
+				claim.release()
 			}
 		}()
 	}

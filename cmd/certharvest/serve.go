@@ -39,7 +39,9 @@ rejected.
 
 --workers messages are verified at once; a message waiting for its
 certificate to be synced, or for DNS, does not count, so that many share
-one sync. Go code runs on two threads more than the cores (unless the
+one sync. The messages read and not yet verified hold at most 8 times
+--max-size bytes in memory, 256 MiB at most (a larger message is verified
+alone). Go code runs on two threads more than the cores (unless the
 GOMAXPROCS environment variable says otherwise), so that the syncs do not
 hold up the verifications, and the garbage collector runs at GOGC=400
 unless GOGC is set. A certificate is durable before its report
@@ -95,7 +97,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.maildir, "maildir", "", "Maildir `folder` to watch and spool into (required)")
 	fs.StringVar(&f.certs, "certs", "./certs", "`folder` where certificates are stored")
 	fs.StringVar(&f.report, "report", "./report.jsonl", "JSON-lines report `file`, appended to")
-	positiveIntVar(fs, &f.workers, "workers", 2*defaultWorkers(), "`number` of messages verified at once, by default twice the cores; up to 64 more (each held in memory) may wait meanwhile, not counted, for their certificate's sync (one shared sync) or a DKIM lookup in DNS")
+	positiveIntVar(fs, &f.workers, "workers", 2*defaultWorkers(), "`number` of messages verified at once, by default twice the cores; up to 64 more may wait meanwhile, not counted, for their certificate's sync (one shared sync) or a DKIM lookup in DNS (the messages held in memory are at most 8 x --max-size bytes, 256 MiB)")
 	fs.DurationVar(&f.rescan, "rescan", time.Minute, "list new/ again this often, as a safety net for missed events")
 	fs.DurationVar(&f.settle, "settle", 100*time.Millisecond, "a file in new/ is complete once unwritten for this long")
 	fs.DurationVar(&f.settleWritten, "settle-written", time.Second, "--settle for a file seen being written in new/ (not renamed in from tmp/): its writer may pause")
@@ -411,6 +413,7 @@ type outcome struct {
 // or DNS, meanwhile (cpuSlots).
 func (s *server) process(ctx context.Context) {
 	slots := newCPUSlots(s.flags.workers)
+	budget := inFlightBudget(s.maxSize)
 	results := make(chan outcome, s.flags.batch)
 	var wg sync.WaitGroup
 	for range s.flags.workers + slotWaiters {
@@ -419,7 +422,7 @@ func (s *server) process(ctx context.Context) {
 			defer wg.Done()
 			for name := range s.watcher.Ready() {
 				s.health.taken()
-				o, ok := s.verify(ctx, slots, name)
+				o, ok := s.verify(ctx, slots, budget, name)
 				if !ok {
 					s.health.finished(1)
 					continue
@@ -438,11 +441,16 @@ func (s *server) process(ctx context.Context) {
 
 // verify loads one message, then verifies it holding a CPU slot. ok is false
 // when there is no verdict to report: the message is no longer in new/
-// (already handled), or it changed while it was verified.
-func (s *server) verify(ctx context.Context, slots *cpuSlots, name string) (outcome, bool) {
+// (already handled), or it changed while it was verified. The message's
+// bytes are held, counted in budget, from its read until its verdict; the
+// outcome does not keep them.
+func (s *server) verify(ctx context.Context, slots *cpuSlots, budget *byteBudget, name string) (outcome, bool) {
 	// The message is read before taking a slot, so that reading (the disk,
-	// when new/ is not in the cache) overlaps other verifications.
-	m, version, err := s.spool.LoadFile(name, ingest.ReadOptions{MaxSize: s.maxSize})
+	// when new/ is not in the cache) overlaps other verifications. It
+	// takes its size from the budget first.
+	claim := budgetClaim{budget: budget}
+	defer claim.release()
+	m, version, err := s.spool.LoadFile(name, ingest.ReadOptions{MaxSize: s.maxSize, Reserve: claim.take})
 	if errors.Is(err, fs.ErrNotExist) {
 		s.watcher.Done(name)
 		return outcome{}, false
@@ -463,6 +471,7 @@ func (s *server) verify(ctx context.Context, slots *cpuSlots, name string) (outc
 		return outcome{name, m, res}, true
 	}
 	res := s.h.pipeline.Verify(ctx, m)
+	m.Raw = nil // the report needs its context, not its bytes
 	s.metrics.verified(m.Source, res.Duration, res.Stages)
 	if s.changed(name, m, version, res.ID) {
 		return outcome{}, false

@@ -1,0 +1,148 @@
+package main
+
+import (
+	"context"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/certharvest/certharvest/ingest"
+	"github.com/certharvest/certharvest/internal/testcorpus"
+	"github.com/certharvest/certharvest/verify"
+)
+
+// Many holders of random sizes at once: the bytes held never exceed the
+// budget, and every one gets through.
+func TestByteBudgetBoundsBytesHeld(t *testing.T) {
+	const limit = 1000
+	b := newByteBudget(limit)
+	var held, peak atomic.Int64
+	var wg sync.WaitGroup
+	for i := range 200 {
+		wg.Go(func() {
+			size := int64(rand.IntN(400)) + int64(i%2)
+			n := b.acquire(size)
+			now := held.Add(n)
+			for p := peak.Load(); now > p && !peak.CompareAndSwap(p, now); p = peak.Load() {
+			}
+			time.Sleep(time.Duration(rand.IntN(300)) * time.Microsecond)
+			held.Add(-n)
+			b.release(n)
+		})
+	}
+	wg.Wait()
+	if p := peak.Load(); p > limit || p == 0 {
+		t.Errorf("peak %d bytes held, budget %d", p, limit)
+	}
+	if b.held != 0 || len(b.waiters) != 0 {
+		t.Errorf("after all released: %d held, %d waiting", b.held, len(b.waiters))
+	}
+}
+
+// A message larger than the whole budget goes when nothing else is held,
+// and alone; one waiting is not passed by later, smaller ones.
+func TestByteBudgetLargeMessage(t *testing.T) {
+	b := newByteBudget(100)
+	small := b.acquire(10)
+	large := make(chan int64)
+	go func() { large <- b.acquire(1 << 30) }()
+	for b.waiting() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	later := make(chan int64)
+	go func() { later <- b.acquire(10) }() // fits, but comes after
+	select {
+	case <-large:
+		t.Fatal("the large message went while another was held")
+	case <-later:
+		t.Fatal("a later message passed the large one waiting")
+	case <-time.After(50 * time.Millisecond):
+	}
+	b.release(small)
+	n := <-large
+	if n != 100 {
+		t.Errorf("the large message took %d bytes, want the whole budget, 100", n)
+	}
+	select {
+	case <-later:
+		t.Fatal("a message went while the large one held the whole budget")
+	case <-time.After(50 * time.Millisecond):
+	}
+	b.release(n)
+	b.release(<-later)
+	if b.held != 0 {
+		t.Errorf("%d bytes held after all released", b.held)
+	}
+}
+
+func TestInFlightBudget(t *testing.T) {
+	for _, tt := range []struct{ maxSize, want int64 }{
+		{1 << 20, 8 << 20},
+		{verify.DefaultMaxSize, 8 * verify.DefaultMaxSize},
+		{1 << 30, maxBytesInFlight},
+		{0, maxBytesInFlight},
+	} {
+		if got := inFlightBudget(tt.maxSize).limit; got != tt.want {
+			t.Errorf("inFlightBudget(%d) = %d, want %d", tt.maxSize, got, tt.want)
+		}
+	}
+}
+
+// serve holds the bytes of at most eight messages at --max-size at once:
+// with every message waiting for its certificate's store (which gives the
+// CPU slot back), the others wait for the budget before they are read.
+func TestServeBoundsBytesInFlight(t *testing.T) {
+	f, err := testcorpus.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := f.Cases()[0].Data
+	store := &blockingStore{entered: make(chan struct{}, 64), release: make(chan struct{})}
+	sf := serveFlags{workers: 1, batch: 64, retryFor: time.Hour, retryFirst: time.Minute}
+	lookup := func(_ context.Context, name string) ([]string, error) { return f.LookupTXT(name) }
+	s, spool := newTestServerStore(t, f, lookup, store, sf)
+	s.maxSize = int64(len(data)) // a budget of eight of these messages
+	const n = 20
+	var names []string
+	for range n {
+		got, err := spool.Deliver(context.Background(), ingest.Incoming{Raw: data, Envelope: ingest.Envelope{Source: "test"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, got...)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go s.watcher.Run(ctx)
+	done := make(chan struct{})
+	go func() { s.process(context.Background()); close(done) }()
+
+	deadline := time.After(20 * time.Second)
+	for len(store.entered) < 8 {
+		select {
+		case <-deadline:
+			t.Fatalf("%d messages in the store, want 8", len(store.entered))
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	time.Sleep(300 * time.Millisecond) // time for a ninth to get there
+	budget := inFlightBudget(s.maxSize).limit
+	if in := len(store.entered); int64(in*len(data)) > budget {
+		t.Fatalf("%d messages of %d bytes held at once, more than the budget of %d bytes", in, len(data), budget)
+	}
+	close(store.release)
+	waitArchived(t, spool, names, 30*time.Second)
+	cancel()
+	<-done
+	s.h.report.Close()
+	if recs := readReport(t, filepath.Join(filepath.Dir(spool.Dir()), "report.jsonl")); len(recs) != n {
+		t.Errorf("%d report lines, want %d", len(recs), n)
+	}
+	if _, err := os.Stat(filepath.Join(spool.Dir(), "new", names[0])); err == nil {
+		t.Error("a message is still in new/")
+	}
+}
