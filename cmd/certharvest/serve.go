@@ -34,8 +34,8 @@ Anything may deliver into the Maildir: Postfix, Dovecot LDA, fetchmail,
 procmail, or certharvest's own inputs (webhook, SMTP), which write it
 durably before they acknowledge a message. A message rejected for a
 temporary reason (dkim_temperror, store_failed) stays in new/ and is
-retried with back-off, for up to --retry-for, before it is reported as
-rejected.
+retried with back-off, for up to --retry-for from its delivery (or from its
+first attempt, when later), before it is reported as rejected.
 
 --workers messages are verified at once; a message waiting for its
 certificate to be synced, or for DNS, does not count, so that many share
@@ -49,7 +49,8 @@ line, and a report line before its message leaves new/. The moves to cur/
 are synced about once a second, and at exit.
 
 SIGINT or SIGTERM stops taking new work, finishes the messages in flight
-(for up to --shutdown-timeout), flushes the report and exits 0. A crash
+(for up to --shutdown-timeout: one cut off then is not reported, and stays
+in new/), flushes the report and exits 0. A crash
 loses nothing: every message is either reported and in cur/, or still in
 new/ and processed again (possibly a second report line: after a crash,
 the moves of the last second may be undone).
@@ -101,7 +102,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.rescan, "rescan", time.Minute, "list new/ again this often, as a safety net for missed events")
 	fs.DurationVar(&f.settle, "settle", 100*time.Millisecond, "a file in new/ is complete once unwritten for this long")
 	fs.DurationVar(&f.settleWritten, "settle-written", time.Second, "--settle for a file seen being written in new/ (not renamed in from tmp/): its writer may pause")
-	fs.DurationVar(&f.retryFor, "retry-for", 24*time.Hour, "retry a temporary failure for this long after delivery")
+	fs.DurationVar(&f.retryFor, "retry-for", 24*time.Hour, "retry a temporary failure for this long after delivery, or after the first attempt when that is later")
 	fs.DurationVar(&f.retryFirst, "retry-first", time.Minute, "first retry delay; it doubles up to an hour")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "on SIGTERM, time allowed to finish the messages in flight")
 	positiveIntVar(fs, &f.batch, "batch", 512, "most `messages` made durable by one report sync (group commit)")
@@ -282,7 +283,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		log:      log,
 		h:        &harvester{pipeline: pipeline, report: report, log: log},
 		maxSize:  setup.opts.MaxSize,
-		attempts: map[string]int{},
+		attempts: map[string]retryState{},
 		metrics:  m,
 		health:   health,
 	}
@@ -395,9 +396,15 @@ type server struct {
 	health  *pipelineHealth // nil: not tracked
 
 	mu        sync.Mutex
-	attempts  map[string]int // temporary failures so far, by name
+	attempts  map[string]retryState // messages that failed temporarily, by name
 	processed int
 	accepted  int
+}
+
+// retryState is a message's temporary failures in this process.
+type retryState struct {
+	n     int       // temporary failures so far
+	first time.Time // when the first was committed
 }
 
 // outcome is one processed message on its way to the report.
@@ -453,6 +460,9 @@ func (s *server) verify(ctx context.Context, slots *cpuSlots, budget *byteBudget
 	m, version, err := s.spool.LoadFile(name, ingest.ReadOptions{MaxSize: s.maxSize, Reserve: claim.take})
 	if errors.Is(err, fs.ErrNotExist) {
 		s.watcher.Done(name)
+		s.mu.Lock()
+		delete(s.attempts, name)
+		s.mu.Unlock()
 		return outcome{}, false
 	}
 	ctx, release := slots.acquire(ctx)
@@ -473,6 +483,14 @@ func (s *server) verify(ctx context.Context, slots *cpuSlots, budget *byteBudget
 	res := s.h.pipeline.Verify(ctx, m)
 	m.Raw = nil // the report needs its context, not its bytes
 	s.metrics.verified(m.Source, res.Duration, res.Stages)
+	if ctx.Err() != nil {
+		// Cut off by the shutdown (--shutdown-timeout): whatever the
+		// verdict says (a lookup or a store interrupted), it is not the
+		// message's. It stays in new/ for the next start.
+		s.log.Warn("shutdown: the verification was cut off; the message stays in new/ for the next start",
+			"id", res.ID, "path", m.Path, "reason", string(res.Reason))
+		return outcome{}, false
+	}
 	if s.changed(name, m, version, res.ID) {
 		return outcome{}, false
 	}
@@ -502,7 +520,8 @@ func (s *server) changed(name string, m *verify.Message, read ingest.FileVersion
 // commitLoop makes verdicts durable in batches: the report lines of a batch
 // are written and synced once, then its messages are moved to cur/ (group
 // commit). A temporary failure is not reported but retried later, until
-// --retry-for has passed since delivery.
+// --retry-for has passed since delivery, or since its first temporary
+// failure in this process when that is later.
 //
 // The moves to cur/ are made durable in the background, about once a
 // second (archiveSyncInterval), and once more when results is closed: a
@@ -537,10 +556,12 @@ func (s *server) commit(batch []outcome, archived *archiveSyncer) {
 	now := time.Now()
 	reported := batch[:0:0]
 	for _, o := range batch {
-		if o.res.Reason.Temporary() && now.Sub(o.msg.Received) < s.flags.retryFor {
+		if o.res.Reason.Temporary() && s.retrying(o, now) {
 			s.mu.Lock()
-			s.attempts[o.name]++
-			n := s.attempts[o.name]
+			r := s.attempts[o.name]
+			r.n++
+			s.attempts[o.name] = r
+			n := r.n
 			s.mu.Unlock()
 			delay := backoff(s.flags.retryFirst, n)
 			s.log.Warn(fmt.Sprintf("temporary failure: %s: retrying in %s", o.res.Reason, delay), "id", o.res.ID, "attempt", n, "path", o.msg.Path)
@@ -585,6 +606,26 @@ func (s *server) commit(batch []outcome, archived *archiveSyncer) {
 	for _, o := range reported {
 		s.watcher.Done(o.name)
 	}
+}
+
+// retrying reports whether the temporary failure o is still within
+// --retry-for, measured from the later of its delivery and its first
+// temporary failure in this process (now for the first): after an outage
+// longer than --retry-for, or for a message whose Maildir name is old, a
+// first failure is retried, not final.
+func (s *server) retrying(o outcome, now time.Time) bool {
+	s.mu.Lock()
+	r, ok := s.attempts[o.name]
+	if !ok {
+		r.first = now
+		s.attempts[o.name] = r
+	}
+	s.mu.Unlock()
+	start := o.msg.Received
+	if r.first.After(start) {
+		start = r.first
+	}
+	return now.Sub(start) < s.flags.retryFor
 }
 
 // archiveSyncInterval is how often the moves to cur/ are made durable.

@@ -341,7 +341,7 @@ func newTestServerStore(t testing.TB, f *testcorpus.Fixture, lookup verify.Looku
 		log = slog.New(output.NewLogHandler(os.Stderr, slog.LevelDebug))
 	}
 	s := &server{flags: sf, spool: spool, log: log, h: &harvester{pipeline: pipeline, report: report, log: log},
-		maxSize: verify.DefaultMaxSize, attempts: map[string]int{}, metrics: newMetrics()}
+		maxSize: verify.DefaultMaxSize, attempts: map[string]retryState{}, metrics: newMetrics()}
 	s.watcher = ingest.NewMaildirWatcher(spool.Dir(), ingest.WatchOptions{Settle: 5 * time.Millisecond})
 	return s, spool
 }
@@ -471,6 +471,95 @@ func TestServeMessageWrittenInPlaceWithPause(t *testing.T) {
 	recs := readReport(t, s.report)
 	if len(recs) != 1 || recs[0].Reason != verify.ReasonOK {
 		t.Fatalf("report = %+v, want one accepted line", recs)
+	}
+}
+
+// --retry-for counts from the first attempt in this process when that is
+// later than the delivery: a message delivered long ago (an outage longer
+// than --retry-for, or an old Maildir name) is retried after a temporary
+// DNS failure, not rejected on its first attempt.
+func TestServeRetriesMessageDeliveredLongAgo(t *testing.T) {
+	f, err := testcorpus.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name    string
+		deliver func(t *testing.T, spool *ingest.Spool, raw []byte) string
+	}{
+		{"context says two days ago", func(t *testing.T, spool *ingest.Spool, raw []byte) string {
+			names, err := spool.Deliver(context.Background(), ingest.Incoming{Raw: raw,
+				Envelope: ingest.Envelope{Source: "test", Received: time.Now().Add(-48 * time.Hour)}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return names[0]
+		}},
+		{"Maildir name from 2001", func(t *testing.T, spool *ingest.Spool, raw []byte) string {
+			const name = "1000000000.M1P1Q1.mx.example.org"
+			deliver(t, spool.Dir(), name, raw)
+			return name
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			failures, lookup := flakyLookup(f, 1)
+			sf := serveFlags{workers: 1, batch: 16, retryFor: time.Hour, retryFirst: 50 * time.Millisecond}
+			s, spool := newTestServer(t, f, lookup, sf)
+			name := tt.deliver(t, spool, f.Cases()[0].Data)
+			recs := runUntilArchived(t, s, spool, name)
+			if len(recs) != 1 || recs[0].Reason != verify.ReasonOK {
+				t.Fatalf("report = %+v, want one accepted line", recs)
+			}
+			if failures.Load() >= 0 {
+				t.Error("the temporary failure was not hit")
+			}
+		})
+	}
+}
+
+// A verification cut off by the shutdown (--shutdown-timeout cancels the
+// work) is not a verdict: nothing is reported, and the message stays in
+// new/ for the next start, even when --retry-for is over.
+func TestServeShutdownCutOffIsNotReported(t *testing.T) {
+	f, err := testcorpus.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	entered := make(chan struct{}, 1)
+	// A DNS query that lasts until it is cancelled, as net.Resolver's does.
+	lookup := func(ctx context.Context, name string) ([]string, error) {
+		entered <- struct{}{}
+		<-ctx.Done()
+		return nil, &net.DNSError{Err: ctx.Err().Error(), Name: name, UnwrapErr: ctx.Err()}
+	}
+	sf := serveFlags{workers: 1, batch: 16, retryFor: time.Nanosecond, retryFirst: time.Minute}
+	s, spool := newTestServer(t, f, lookup, sf)
+	names, err := spool.Deliver(context.Background(), ingest.Incoming{Raw: f.Cases()[0].Data, Envelope: ingest.Envelope{Source: "test"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	watchCtx, stopWatch := context.WithCancel(context.Background())
+	defer stopWatch()
+	go s.watcher.Run(watchCtx)
+	workCtx, cancelWork := context.WithCancel(context.Background())
+	defer cancelWork()
+	done := make(chan struct{})
+	go func() { s.process(workCtx); close(done) }()
+	select {
+	case <-entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the message was not verified")
+	}
+	// As runServe does at the shutdown timeout.
+	stopWatch()
+	cancelWork()
+	<-done
+	s.h.report.Close()
+	if recs := readReport(t, filepath.Join(filepath.Dir(spool.Dir()), "report.jsonl")); len(recs) != 0 {
+		t.Errorf("report = %+v, want nothing", recs)
+	}
+	if _, err := os.Stat(filepath.Join(spool.Dir(), "new", names[0])); err != nil {
+		t.Errorf("the message left new/: %v", err)
 	}
 }
 
