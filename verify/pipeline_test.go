@@ -84,6 +84,18 @@ func newPipeline(t testing.TB, f *testcorpus.Fixture, mod func(*verify.Options))
 	return p, store
 }
 
+// firstAccepted returns the corpus's first case that must be accepted.
+func firstAccepted(t *testing.T, f *testcorpus.Fixture) testcorpus.Case {
+	t.Helper()
+	for _, c := range f.Cases() {
+		if c.Reason == testcorpus.ReasonOK {
+			return c
+		}
+	}
+	t.Fatal("the corpus has no accepted case")
+	return testcorpus.Case{}
+}
+
 func TestPipelineCorpus(t *testing.T) {
 	f := testFixture(t)
 	p, store := newPipeline(t, f, nil)
@@ -141,13 +153,7 @@ func TestPipelineBareLF(t *testing.T) {
 
 func TestPipelineDKIMKeys(t *testing.T) {
 	f := testFixture(t)
-	var ok testcorpus.Case
-	for _, c := range f.Cases() {
-		if c.Reason == testcorpus.ReasonOK {
-			ok = c
-			break
-		}
-	}
+	ok := firstAccepted(t, f)
 	tests := []struct {
 		name   string
 		lookup verify.LookupTXTFunc
@@ -198,13 +204,7 @@ func TestPipelineDKIMKeys(t *testing.T) {
 // domain's key alone can never make the message pass.
 func TestPipelineDKIMTemporaryBeforeMismatch(t *testing.T) {
 	f := testFixture(t)
-	var ok testcorpus.Case
-	for _, c := range f.Cases() {
-		if c.Reason == testcorpus.ReasonOK {
-			ok = c
-			break
-		}
-	}
+	ok := firstAccepted(t, f)
 	fromDomain := ok.Address[strings.LastIndexByte(ok.Address, '@')+1:]
 	var service string
 	for _, d := range testcorpus.DKIMDomains {
@@ -389,13 +389,7 @@ func (panicStore) Store(context.Context, string, *x509.Certificate) (verify.Stor
 // report it, and the pipeline goes on with the next message.
 func TestPipelineRecoversPanic(t *testing.T) {
 	f := testFixture(t)
-	var ok testcorpus.Case
-	for _, c := range f.Cases() {
-		if c.Reason == testcorpus.ReasonOK {
-			ok = c
-			break
-		}
-	}
+	ok := firstAccepted(t, f)
 	var log bytes.Buffer
 	p, _ := newPipeline(t, f, func(o *verify.Options) {
 		o.Store = panicStore{}

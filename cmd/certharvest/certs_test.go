@@ -101,20 +101,30 @@ func TestListAndShow(t *testing.T) {
 	}
 }
 
-// storeTestCert stores a self-signed certificate for addr in the folder dir.
-func storeTestCert(t *testing.T, dir, addr string) {
+// selfSigned returns the certificate of tmpl signed by a new P-256 key of
+// its own.
+func selfSigned(t *testing.T, tmpl *x509.Certificate) *x509.Certificate {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: addr}, EmailAddresses: []string{addr},
-		NotBefore: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), NotAfter: time.Date(2028, 1, 1, 0, 0, 0, 0, time.UTC)}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cert, _ := x509.ParseCertificate(der)
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cert
+}
+
+// storeTestCert stores a self-signed certificate for addr in the folder dir.
+func storeTestCert(t *testing.T, dir, addr string) {
+	t.Helper()
+	cert := selfSigned(t, &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: addr}, EmailAddresses: []string{addr},
+		NotBefore: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), NotAfter: time.Date(2028, 1, 1, 0, 0, 0, 0, time.UTC)})
 	store, err := output.OpenCertStore(dir)
 	if err != nil {
 		t.Fatal(err)

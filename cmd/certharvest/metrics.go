@@ -96,17 +96,9 @@ func (m *metrics) handler(log *slog.Logger) http.Handler {
 // answer never tells (docs/SECURITY.md).
 func bearerOnly(lookup *lookupHandler, metrics http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			w.Header().Set("Allow", "GET, HEAD")
-			writeJSONMessage(w, http.StatusMethodNotAllowed, "Method Not Allowed")
-			return
+		if lookup.admit(w, r, "metrics") {
+			metrics.ServeHTTP(w, r)
 		}
-		if why := lookup.authorize(w, r); why != "" {
-			lookup.log.Warn("metrics 401: "+why, "remote", r.RemoteAddr)
-			writeJSONMessage(w, http.StatusUnauthorized, "A valid bearer token is required")
-			return
-		}
-		metrics.ServeHTTP(w, r)
 	})
 }
 

@@ -103,16 +103,25 @@ func newLookupHandler(store *output.CertStore, token string, now func() time.Tim
 	return &lookupHandler{store: store, tokenSum: sha256.Sum256([]byte(token)), log: log, now: now}
 }
 
-// ServeHTTP implements http.Handler for the paths under lookupPrefix.
-func (h *lookupHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+// admit lets through a GET or HEAD request bearing the token; it answers
+// any other itself (405, 401), logging what (lookup, metrics) was refused.
+func (h *lookupHandler) admit(w http.ResponseWriter, r *http.Request, what string) bool {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
 		writeJSONMessage(w, http.StatusMethodNotAllowed, "Method Not Allowed")
-		return
+		return false
 	}
 	if why := h.authorize(w, r); why != "" {
-		h.log.Warn("lookup 401: "+why, "remote", r.RemoteAddr)
+		h.log.Warn(what+" 401: "+why, "remote", r.RemoteAddr)
 		writeJSONMessage(w, http.StatusUnauthorized, "A valid bearer token is required")
+		return false
+	}
+	return true
+}
+
+// ServeHTTP implements http.Handler for the paths under lookupPrefix.
+func (h *lookupHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !h.admit(w, r, "lookup") {
 		return
 	}
 	addr, err := verify.NormalizeAddress(strings.TrimPrefix(r.URL.Path, lookupPrefix))
