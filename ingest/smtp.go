@@ -747,8 +747,14 @@ func clientPrefix(a net.Addr) netip.Prefix {
 func (l *smtpListener) drain() {
 	l.draining.Store(true)
 	l.mu.Lock()
-	defer l.mu.Unlock()
+	conns := make([]*smtpConn, 0, len(l.conns))
 	for c := range l.conns {
+		conns = append(conns, c)
+	}
+	l.mu.Unlock()
+	// Not under l.mu: a connection busy in its own c.mu must not hold up
+	// the others' Close.
+	for _, c := range conns {
 		c.drain()
 	}
 }
@@ -975,10 +981,23 @@ var errConnEnded = fmt.Errorf("smtp: connection ended: %w", net.ErrClosed)
 //     refusals) gets a deadline of now, so go-smtp's wait for the next
 //     command ends (with 421 4.4.2) and it closes the connection.
 func (c *smtpConn) SetReadDeadline(t time.Time) error {
+	reply, args, err := c.nextDeadline(t)
+	if reply != nil {
+		// Written without c.mu: a client that does not read would
+		// otherwise hold up drain (shutdown) for the write's deadline.
+		c.end(reply, args...)
+	}
+	return err
+}
+
+// nextDeadline applies the connection's limits before go-smtp waits for
+// the next command, and sets the read deadline; it returns the reply that
+// ends the connection instead, if one does (c.ended is set).
+func (c *smtpConn) nextDeadline(t time.Time) (reply *smtp.SMTPError, args []any, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.ended.Load() {
-		return errConnEnded
+		return nil, nil, errConnEnded
 	}
 	// The first call comes before the first command; during BDAT, the
 	// commands are the message's chunks.
@@ -987,15 +1006,16 @@ func (c *smtpConn) SetReadDeadline(t time.Time) error {
 	}
 	switch {
 	case time.Since(c.opened) >= c.ln.srv.opts.MaxSession:
-		c.end(errSessionTooLong, "max_session", c.ln.srv.opts.MaxSession.String())
-		return errConnEnded
+		c.ended.Store(true)
+		return errSessionTooLong, []any{"max_session", c.ln.srv.opts.MaxSession.String()}, errConnEnded
 	case c.junk.Load() >= smtpMaxJunkCommands && !c.inData:
-		c.end(errTooManyJunkCommands, "junk_commands", c.junk.Load())
-		return errConnEnded
+		c.ended.Store(true)
+		return errTooManyJunkCommands, []any{"junk_commands", c.junk.Load()}, errConnEnded
 	case c.closingNow():
 		t = time.Now()
 	}
-	return c.Conn.SetReadDeadline(t)
+	// Under c.mu, so that drain's deadline of now is not overwritten.
+	return nil, nil, c.Conn.SetReadDeadline(t)
 }
 
 // Read implements net.Conn: once the connection has been ended, it fails as
@@ -1011,7 +1031,9 @@ func (c *smtpConn) Read(p []byte) (int, error) {
 // connection's reads fail so go-smtp closes it. It is called from go-smtp's
 // goroutine between commands (SetReadDeadline), when go-smtp has written
 // its last reply in full and writes nothing else, so the reply goes out
-// whole; after STARTTLS it goes through the TLS connection. c.mu is held.
+// whole; after STARTTLS it goes through the TLS connection. c.mu is not
+// held, and the write has a short deadline (as refuse's): a client that does
+// not read holds nothing up for long.
 func (c *smtpConn) end(reply *smtp.SMTPError, args ...any) {
 	c.ended.Store(true)
 	line := fmt.Sprintf("%d %d.%d.%d %s %s\r\n", reply.Code, reply.EnhancedCode[0], reply.EnhancedCode[1],
@@ -1025,7 +1047,7 @@ func (c *smtpConn) end(reply *smtp.SMTPError, args ...any) {
 	}
 	if w != nil {
 		c.loggedLine(strings.TrimSuffix(line, "\r\n"))
-		w.SetWriteDeadline(time.Now().Add(c.ln.srv.opts.Timeout))
+		w.SetWriteDeadline(time.Now().Add(time.Second))
 		if _, err := io.WriteString(w, line); err != nil {
 			args = append(args, "error", err)
 		}

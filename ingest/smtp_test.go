@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"math/big"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -1112,5 +1113,42 @@ func TestSMTPShutdownRightAfterStart(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// A connection ended at its session limit by a client that no longer
+// reads: the 421's write may block, but neither shutdown's drain nor the
+// other connections wait for it, and it gives up within a second, not
+// after --smtp-timeout.
+func TestSMTPEndDoesNotHoldUpDrain(t *testing.T) {
+	srv := &SMTPServer{opts: SMTPOptions{Hostname: "mx.test", Timeout: time.Minute, MaxSession: time.Minute},
+		log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	l := &smtpListener{srv: srv, slots: make(chan struct{}, 4), conns: map[*smtpConn]struct{}{}, perIP: map[netip.Prefix]int{}}
+	server, client := net.Pipe() // the client never reads
+	defer client.Close()
+	c := &smtpConn{Conn: server, ln: l, id: "t1", opened: time.Now().Add(-time.Hour), log: srv.log}
+	l.conns[c] = struct{}{}
+
+	ended := make(chan error, 1)
+	start := time.Now()
+	go func() { ended <- c.SetReadDeadline(time.Now().Add(time.Minute)) }()
+	time.Sleep(100 * time.Millisecond) // the 421 is being written, to nobody
+	drained := make(chan struct{})
+	go func() { l.drain(); close(drained) }()
+	select {
+	case <-drained:
+	case <-time.After(5 * time.Second):
+		t.Fatal("drain waited for a connection's blocked write")
+	}
+	select {
+	case err := <-ended:
+		if !errors.Is(err, errConnEnded) {
+			t.Errorf("SetReadDeadline = %v, want the connection ended", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the 421's write did not give up")
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("ending took %v", d)
 	}
 }
