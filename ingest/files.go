@@ -123,20 +123,30 @@ func ReadMessageFileWith(path string, opts ReadOptions) ([]byte, error) {
 // verify.MessageIDFor gives for its bytes, so that the report line and the
 // log name the message as the input that received it did.
 type TooLargeError struct {
-	Size  int64 // bytes read, at least Limit+1
+	Size  int64 // bytes read, at least Limit+1, at most maxHashedBytes
 	Limit int64
-	ID    string // "" when the file could not be read to its end
+	ID    string // of its bytes (its first maxHashedBytes); "" when they could not be read
 }
 
 func (e *TooLargeError) Error() string {
+	if e.Size >= maxHashedBytes {
+		return fmt.Sprintf("message is over %d bytes, the limit is %d", e.Size, e.Limit)
+	}
 	return fmt.Sprintf("message is %d bytes, the limit is %d", e.Size, e.Limit)
 }
 
+// maxHashedBytes bounds the bytes of a message too large that are read to
+// identify it: a file larger still (or growing without end) is identified
+// by its first maxHashedBytes. No input of certharvest's own takes one so
+// large (the webhook's requests are 50 MiB at most, SMTP stops at
+// --max-size): only a file put in new/ or given to scan can be.
+const maxHashedBytes = 256 << 20
+
 // tooLarge returns the error of the file r over maxSize bytes: its bytes
-// are hashed in blocks, never held.
+// are hashed in blocks, never held, up to maxHashedBytes.
 func tooLarge(r io.Reader, maxSize int64) error {
 	h := sha256.New()
-	n, err := io.CopyBuffer(h, r, make([]byte, 64<<10))
+	n, err := io.CopyBuffer(h, io.LimitReader(r, maxHashedBytes), make([]byte, 64<<10))
 	e := &TooLargeError{Size: n, Limit: maxSize}
 	if err == nil {
 		e.ID = hex.EncodeToString(h.Sum(nil)[:6])

@@ -69,6 +69,22 @@ func TestReadMessageFile(t *testing.T) {
 			t.Errorf("err = %q, want os.Open's %q", err, want)
 		}
 	})
+	t.Run("huge", func(t *testing.T) {
+		// A sparse file larger than what is read to identify it: read to
+		// that bound only.
+		path := filepath.Join(dir, "huge")
+		if err := os.WriteFile(path, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Truncate(path, maxHashedBytes+4096); err != nil {
+			t.Skip("no sparse file here:", err)
+		}
+		_, err := ReadMessageFile(path, 4096)
+		if verify.ReasonOf(err) != verify.ReasonTooLarge || MessageIDOf(err) == "" ||
+			!strings.Contains(err.Error(), fmt.Sprintf("message is over %d bytes", maxHashedBytes)) {
+			t.Fatalf("err = %v (id %q), want message_too_large, identified, over %d bytes", err, MessageIDOf(err), maxHashedBytes)
+		}
+	})
 	t.Run("fifo", func(t *testing.T) {
 		if runtime.GOOS == "windows" {
 			t.Skip("no FIFOs")
