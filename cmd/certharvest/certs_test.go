@@ -2,9 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/json"
@@ -99,25 +96,6 @@ func TestListAndShow(t *testing.T) {
 			t.Errorf("%v: exit %d, want %d with %q\n%s", tt.args, r.code, tt.code, tt.say, r.stderr)
 		}
 	}
-}
-
-// selfSigned returns the certificate of tmpl signed by a new P-256 key of
-// its own.
-func selfSigned(t *testing.T, tmpl *x509.Certificate) *x509.Certificate {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cert
 }
 
 // storeTestCert stores a self-signed certificate for addr in the folder dir.
