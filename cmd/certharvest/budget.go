@@ -19,10 +19,15 @@ const maxBytesInFlight = 256 << 20
 // alone. (The bound is on the messages' bytes; verifying one allocates
 // a few times its size in passing.)
 func inFlightBudget(maxSize int64) *byteBudget {
+	return newByteBudget(inFlightBytes(maxSize))
+}
+
+// inFlightBytes is the size of inFlightBudget(maxSize).
+func inFlightBytes(maxSize int64) int64 {
 	if maxSize <= 0 || maxSize > maxBytesInFlight/8 {
-		return newByteBudget(maxBytesInFlight)
+		return maxBytesInFlight
 	}
-	return newByteBudget(8 * maxSize)
+	return 8 * maxSize
 }
 
 // byteBudget is a weighted semaphore over bytes: a message takes its size

@@ -50,6 +50,8 @@ func runScan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	reportPath := cmd.fs.String("report", "./report.jsonl", "JSON-lines report `file`, appended to; - for standard output")
 	workers := positiveIntFlag(cmd.fs, "workers", defaultWorkers(), "`number` of messages verified in parallel, by default one per core; with more than 1, up to 64 more may wait meanwhile, not counted, for their certificate's sync or a DKIM lookup in DNS (the messages held in memory are at most 8 x --max-size bytes, 256 MiB)")
 	quiet := cmd.fs.Bool("quiet", false, "no progress and no summary")
+	var memoryLimit parsedFlag[int64]
+	memoryLimitVar(cmd.fs, &memoryLimit)
 	if err := cmd.parse(args); err != nil {
 		return err
 	}
@@ -63,6 +65,7 @@ func runScan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	defer setup.closeLog()
 	addSyncThreads(syncThreads)
 	setLazyGC()
+	memLimit, memLimitFrom := applyMemoryLimit(memoryLimit.value, setup.opts.MaxSize, 0, os.DirFS("/"))
 
 	// Group commit: certificates stored at about the same time are made
 	// durable by the same syncs; each is durable before its report line.
@@ -87,7 +90,8 @@ func runScan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	setup.logger.Info("scan starting", "paths", strings.Join(cmd.fs.Args(), " "), "trust", setup.trustDesc,
-		"dkim_keys", setup.keysDesc, "certs", *certsDir, "report", *reportPath, "workers", *workers)
+		"dkim_keys", setup.keysDesc, "certs", *certsDir, "report", *reportPath, "workers", *workers,
+		"memory_limit", describeMemoryLimit(memLimit), "memory_limit_from", memLimitFrom)
 
 	h := &harvester{pipeline: pipeline, report: report, log: setup.logger}
 	summary := newSummary()

@@ -44,9 +44,11 @@ one sync. The messages read and not yet verified hold at most 8 times
 alone). Go code runs on two threads more than the cores (unless the
 GOMAXPROCS environment variable says otherwise), so that the syncs do not
 hold up the verifications, and the garbage collector runs at GOGC=400
-unless GOGC is set. A certificate is durable before its report
-line, and a report line before its message leaves new/. The moves to cur/
-are synced about once a second, and at exit.
+unless GOGC is set, under a Go memory limit (--memory-limit; by default
+GOMEMLIMIT, else 4 times the in-flight bytes plus 64 MiB, at most 3/4 of
+the cgroup's or the machine's memory). A certificate is durable before its
+report line, and a report line before its message leaves new/. The moves
+to cur/ are synced about once a second, and at exit.
 
 SIGINT or SIGTERM stops taking new work, finishes the messages in flight
 (for up to --shutdown-timeout: one cut off then is not reported, and stays
@@ -92,6 +94,7 @@ type serveFlags struct {
 	tlsCert         string
 	tlsKey          string
 	metricsAddr     string
+	memoryLimit     parsedFlag[int64]
 }
 
 func (f *serveFlags) register(fs *flag.FlagSet) {
@@ -109,6 +112,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "PEM certificate `file` (with its chain) for the live inputs' TLS: HTTPS, SMTP STARTTLS")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "PEM private key `file` for --tls-cert")
 	fs.StringVar(&f.metricsAddr, "metrics", "", "serve the Prometheus metrics, without a token, on a listener of their own at `address` (plain HTTP, path /metrics; loopback or a private network) rather than on --http to lookup token holders")
+	memoryLimitVar(fs, &f.memoryLimit)
 }
 
 // inputEnv is what every live input shares.
@@ -231,6 +235,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if lookupToken != "" && !httpInput {
 		return usagef("the certificate lookup (--lookup-token, --lookup-token-file) is served on --http: give --http too")
 	}
+	inputsMemory := int64(0)
+	if len(inputs) > 0 {
+		inputsMemory = liveInputsMemory
+	}
+	memLimit, memLimitFrom := applyMemoryLimit(sf.memoryLimit.value, setup.opts.MaxSize, inputsMemory, os.DirFS("/"))
 
 	spool, err := ingest.OpenSpool(sf.maildir)
 	if err != nil {
@@ -297,7 +306,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	log.Info("certharvest serve starting", "version", version, "inputs", strings.Join(names, ", "),
 		"certs", sf.certs, "report", sf.report, "trust", setup.trustDesc, "dkim_keys", setup.keysDesc,
-		"dkim_align", setup.opts.Align.String(), "workers", sf.workers, "gomaxprocs", runtime.GOMAXPROCS(0))
+		"dkim_align", setup.opts.Align.String(), "workers", sf.workers, "gomaxprocs", runtime.GOMAXPROCS(0),
+		"memory_limit", describeMemoryLimit(memLimit), "memory_limit_from", memLimitFrom)
 
 	// workCtx outlives ctx: the messages in flight finish after a signal.
 	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
