@@ -76,7 +76,8 @@ const (
 	// written. Temporary: the message should be processed again.
 	ReasonStoreFailed Reason = "store_failed"
 	// ReasonInternalError: the pipeline failed unexpectedly (a recovered
-	// panic). The detail says where; please report it.
+	// panic). The detail says where; please report it. serve also gives it
+	// to a message set aside after crashing the service (quarantine).
 	ReasonInternalError Reason = "internal_error"
 )
 
@@ -106,7 +107,7 @@ var reasonInfo = []struct {
 	{ReasonCertWrongEKU, false, "the certificate is not allowed for email protection"},
 	{ReasonFromCertMismatch, false, "the certificate's addresses do not include the From address"},
 	{ReasonStoreFailed, true, "the certificate could not be written (retried)"},
-	{ReasonInternalError, false, "unexpected failure inside the pipeline (a bug: please report it)"},
+	{ReasonInternalError, false, "unexpected failure inside the pipeline (a bug: please report it); from serve, also a message in flight in 3 consecutive crashes, moved to the spool's quarantine/"},
 }
 
 // Error makes a Reason usable as a sentinel error.

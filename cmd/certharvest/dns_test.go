@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -24,6 +25,31 @@ type fakeDNS struct {
 	records map[string]string // lower-case name, no final dot -> TXT record
 	rcode   dnsmessage.RCode  // RCodeSuccess: answer from records
 	queries atomic.Int64
+
+	mu    sync.Mutex
+	hang  map[string]bool // names never answered (hangFor)
+	asked map[string]int  // queries per name
+}
+
+// errNoAnswer makes the fake DNS server leave a query unanswered.
+var errNoAnswer = errors.New("no answer")
+
+// hangFor makes the server leave every query for the names unanswered, as a
+// server that has gone away; the queries for other names are answered.
+func (d *fakeDNS) hangFor(names ...string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.hang = map[string]bool{}
+	for _, n := range names {
+		d.hang[strings.ToLower(n)] = true
+	}
+}
+
+// askedFor returns how many queries for name the server received.
+func (d *fakeDNS) askedFor(name string) int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.asked[strings.ToLower(name)]
 }
 
 func startFakeDNS(t *testing.T, keysFile string, rcode dnsmessage.RCode) *fakeDNS {
@@ -81,6 +107,16 @@ func (d *fakeDNS) answer(query []byte) ([]byte, error) {
 	}
 	rcode := d.rcode
 	name := strings.ToLower(strings.TrimSuffix(q.Name.String(), "."))
+	d.mu.Lock()
+	if d.asked == nil {
+		d.asked = map[string]int{}
+	}
+	d.asked[name]++
+	hang := d.hang[name]
+	d.mu.Unlock()
+	if hang {
+		return nil, errNoAnswer
+	}
 	rec, found := d.records[name]
 	if rcode == dnsmessage.RCodeSuccess && !found {
 		rcode = dnsmessage.RCodeNameError

@@ -55,7 +55,9 @@ SIGINT or SIGTERM stops taking new work, finishes the messages in flight
 in new/), flushes the report and exits 0. A crash
 loses nothing: every message is either reported and in cur/, or still in
 new/ and processed again (possibly a second report line: after a crash,
-the moves of the last second may be undone).
+the moves of the last second may be undone). The messages in flight at a
+crash are verified first, one at a time; one in flight in 3 crashes in a
+row is moved to DIR/quarantine and reported as internal_error.
 
 With --http and --lookup-token-file, the same listener also serves the
 stored certificates at /certs/ADDRESS, and the Prometheus metrics at
@@ -308,12 +310,17 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		"certs", sf.certs, "report", sf.report, "trust", setup.trustDesc, "dkim_keys", setup.keysDesc,
 		"dkim_align", setup.opts.Align.String(), "workers", sf.workers, "gomaxprocs", runtime.GOMAXPROCS(0),
 		"memory_limit", describeMemoryLimit(memLimit), "memory_limit_from", memLimitFrom)
+	if err := s.openInFlight(); err != nil {
+		return err
+	}
+	defer s.closeInFlight() // after the messages in flight: see the end
 
 	// workCtx outlives ctx: the messages in flight finish after a signal.
 	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelWork()
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
+	s.stopping = watchCtx.Done()
 
 	var metricsSrv *metricsServer
 	if sf.metricsAddr != "" {
@@ -404,6 +411,12 @@ type server struct {
 	maxSize int64
 	metrics *metrics
 	health  *pipelineHealth // nil: not tracked
+	// inflight records the messages being verified, for the next start
+	// after a crash; suspects are those of the last crash (see
+	// serve_quarantine.go). stopping is closed on SIGTERM.
+	inflight *ingest.InFlight
+	suspects []ingest.Suspect
+	stopping <-chan struct{}
 
 	mu        sync.Mutex
 	attempts  map[string]retryState // messages that failed temporarily, by name
@@ -431,6 +444,7 @@ type outcome struct {
 func (s *server) process(ctx context.Context) {
 	slots := newCPUSlots(s.flags.workers)
 	budget := inFlightBudget(s.maxSize)
+	s.handleSuspects(ctx, slots, budget) // those of the last crash first, alone
 	results := make(chan outcome, s.flags.batch)
 	var wg sync.WaitGroup
 	for range s.flags.workers + slotWaiters {
@@ -439,8 +453,10 @@ func (s *server) process(ctx context.Context) {
 			defer wg.Done()
 			for name := range s.watcher.Ready() {
 				s.health.taken()
+				s.inflight.Taken(name)
 				o, ok := s.verify(ctx, slots, budget, name)
 				if !ok {
+					s.inflight.Finished(name)
 					s.health.finished(1)
 					continue
 				}
@@ -563,6 +579,7 @@ func (s *server) commitLoop(results <-chan outcome) {
 // its messages moved to cur/ (made durable later by archived).
 func (s *server) commit(batch []outcome, archived *archiveSyncer) {
 	defer s.health.finished(len(batch))
+	defer s.finishedInFlight(batch)
 	now := time.Now()
 	reported := batch[:0:0]
 	for _, o := range batch {
