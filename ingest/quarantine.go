@@ -108,7 +108,7 @@ func (s *Spool) OpenInFlight(log *slog.Logger) (*InFlight, []Suspect, error) {
 	if err := writeInFlightLog(path, crashes, nil, false); err != nil {
 		return nil, nil, fmt.Errorf("spool: in-flight log: %w", err)
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	f, err := openLogFile(path, os.O_WRONLY|os.O_APPEND)
 	if err != nil {
 		return nil, nil, fmt.Errorf("spool: in-flight log: %w", err)
 	}
@@ -200,7 +200,7 @@ func (l *InFlight) rewrite(clean bool) error {
 	if err := writeInFlightLog(l.path, st.crashes, st.open, clean); err != nil {
 		return err
 	}
-	f, err := os.OpenFile(l.path, os.O_WRONLY|os.O_APPEND, 0)
+	f, err := openLogFile(l.path, os.O_WRONLY|os.O_APPEND)
 	if err != nil {
 		return err
 	}
@@ -246,8 +246,10 @@ type inFlightState struct {
 // crash to count (a first start, or a spool of an older version).
 func readInFlightLog(path string) (inFlightState, error) {
 	st := inFlightState{crashes: map[string]int{}, open: map[string]struct{}{}}
-	f, err := os.Open(path)
-	if errors.Is(err, fs.ErrNotExist) {
+	f, err := openLogFile(path, os.O_RDONLY)
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, errNotRegular) {
+		// None, or not ours (a symbolic link, say): nothing is read
+		// through it, and the new log is renamed over it.
 		st.clean = true
 		return st, nil
 	}
@@ -291,6 +293,32 @@ func readInFlightLog(path string) (inFlightState, error) {
 		return st, err
 	}
 	return st, nil
+}
+
+// errNotRegular is the error of openLogFile for anything but a regular file.
+var errNotRegular = errors.New("not a regular file")
+
+// openLogFile opens the log file at path with flag, refusing anything but a
+// regular file: a symbolic link put in the spool's folder is not followed.
+// The file opened is checked to be the one looked at, so that it cannot be
+// swapped in between.
+func openLogFile(path string, flag int) (*os.File, error) {
+	before, err := os.Lstat(path)
+	if err != nil {
+		return nil, err
+	}
+	if !before.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: %w", path, errNotRegular)
+	}
+	f, err := os.OpenFile(path, flag, 0)
+	if err != nil {
+		return nil, err
+	}
+	if after, err := f.Stat(); err != nil || !os.SameFile(before, after) {
+		f.Close()
+		return nil, fmt.Errorf("%s: %w (replaced while opened)", path, errNotRegular)
+	}
+	return f, nil
 }
 
 // wholeLines is a bufio.SplitFunc of the lines that end in a newline,
@@ -361,6 +389,10 @@ func (s *Spool) Quarantine(name string) (string, error) {
 	qdir := filepath.Join(s.dir, SpoolQuarantine)
 	if err := os.Mkdir(qdir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
 		return "", fmt.Errorf("quarantining %s: %w", name, err)
+	}
+	if info, err := os.Lstat(qdir); err != nil || !info.IsDir() {
+		// A symbolic link would take the message out of the spool.
+		return "", fmt.Errorf("quarantining %s: %s is not a folder", name, qdir)
 	}
 	dst := filepath.Join(qdir, name)
 	if err := os.Rename(filepath.Join(s.dir, SpoolNew, name), dst); err != nil {

@@ -129,6 +129,36 @@ func TestInFlightLogNames(t *testing.T) {
 	}
 }
 
+// A symbolic link in place of the log is neither read nor written
+// through: a name that the file it points to holds is no suspect, and the
+// file is left as it was.
+func TestInFlightLogNotFollowed(t *testing.T) {
+	s := testSpool(t)
+	secret := filepath.Join(t.TempDir(), "secret")
+	content := "+secret-line\ncrashes 2 other-secret\n"
+	if err := os.WriteFile(secret, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(s.Dir(), InFlightLog)
+	if err := os.Symlink(secret, path); err != nil {
+		t.Fatal(err)
+	}
+	l, suspects := openInFlight(t, s)
+	if len(suspects) != 0 {
+		t.Errorf("suspects read through a symbolic link: %v", suspects)
+	}
+	l.Taken("m1")
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if data, _ := os.ReadFile(secret); string(data) != content {
+		t.Errorf("the link's target was written: %q", data)
+	}
+	if info, err := os.Lstat(path); err != nil || !info.Mode().IsRegular() {
+		t.Errorf("the log is not a regular file of its own: %v, %v", info, err)
+	}
+}
+
 // The log stays small however many messages pass: past maxInFlightLog it
 // is rewritten with only the suspects not yet verified and the messages in
 // flight, which a crash then still finds, under appends from many
@@ -262,5 +292,20 @@ func TestSpoolQuarantine(t *testing.T) {
 		if _, err := s.Quarantine(bad); err == nil {
 			t.Errorf("Quarantine(%q) accepted", bad)
 		}
+	}
+	// quarantine/ as a symbolic link to a folder outside the spool.
+	elsewhere := t.TempDir()
+	if err := os.Symlink(elsewhere, filepath.Join(s.Dir(), SpoolQuarantine)); err != nil {
+		t.Fatal(err)
+	}
+	names, err := s.Deliver(context.Background(), Incoming{Raw: []byte("From: a@example.com\r\n\r\nx\r\n")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Quarantine(names[0]); err == nil {
+		t.Error("quarantined through a symbolic link")
+	}
+	if entries, _ := os.ReadDir(elsewhere); len(entries) != 0 {
+		t.Errorf("the message left the spool: %v", entries)
 	}
 }
