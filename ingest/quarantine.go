@@ -81,7 +81,8 @@ type InFlight struct {
 	mu      sync.RWMutex
 	f       *os.File // nil once closed
 	size    atomic.Int64
-	failing atomic.Bool // the last append failed (logged once)
+	compact atomic.Int64 // the size at which to rewrite the log
+	failing atomic.Bool  // the last append failed (logged once)
 }
 
 // OpenInFlight reads the in-flight log the last run of the service left,
@@ -119,6 +120,7 @@ func (s *Spool) OpenInFlight(log *slog.Logger) (*InFlight, []Suspect, error) {
 	if info, err := f.Stat(); err == nil {
 		l.size.Store(info.Size())
 	}
+	l.compact.Store(maxInFlightLog)
 	suspects := make([]Suspect, 0, len(crashes))
 	for name, n := range crashes {
 		suspects = append(suspects, Suspect{name, n})
@@ -151,8 +153,8 @@ func (l *InFlight) Finished(names ...string) {
 		b = appendLogName(append(b, opFinished), name)
 	}
 	l.append(b)
-	if l.size.Load() > maxInFlightLog {
-		l.compact()
+	if l.size.Load() > l.compact.Load() {
+		l.rewriteBig()
 	}
 }
 
@@ -177,17 +179,22 @@ func (l *InFlight) append(line []byte) {
 	}
 }
 
-// compact rewrites the log with only what it still needs: the suspects not
-// verified since the start, and the messages in flight.
-func (l *InFlight) compact() {
+// rewriteBig rewrites the log, grown past its bound, with only what it
+// still needs: the suspects not verified since the start, and the messages
+// in flight. Should that fail (a full disk), the next try waits until
+// the log has grown by as much again.
+func (l *InFlight) rewriteBig() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.f == nil || l.size.Load() <= maxInFlightLog {
-		return // closed, or compacted by another caller meanwhile
+	if l.f == nil || l.size.Load() <= l.compact.Load() {
+		return // closed, or rewritten by another caller meanwhile
 	}
 	if err := l.rewrite(false); err != nil {
+		l.compact.Store(l.size.Load() + maxInFlightLog)
 		l.log.Error("rewriting the in-flight log failed", "path", l.path, "error", err)
+		return
 	}
+	l.compact.Store(maxInFlightLog)
 }
 
 // rewrite replaces the log with its current state (clean: marked as

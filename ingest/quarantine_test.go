@@ -236,6 +236,42 @@ func TestInFlightCompactionKeepsSuspects(t *testing.T) {
 	}
 }
 
+// A rewrite that fails (here its new file cannot be created) is not tried
+// again at every batch, but once the log has grown by its bound again;
+// meanwhile the log goes on recording.
+func TestInFlightRewriteFailureBacksOff(t *testing.T) {
+	s := testSpool(t)
+	l, _ := openInFlight(t, s)
+	path := filepath.Join(s.Dir(), InFlightLog)
+	if err := os.Mkdir(path+".tmp", 0o700); err != nil { // in the rewrite's way
+		t.Fatal(err)
+	}
+	name := strings.Repeat("y", 200)
+	grow := func() {
+		for range maxInFlightLog / len(name) / 2 {
+			l.Taken(name)
+			l.Finished(name)
+		}
+	}
+	grow()
+	grow()
+	if l.size.Load() <= maxInFlightLog || l.compact.Load() <= maxInFlightLog {
+		t.Fatalf("size %d, next rewrite at %d: the failed rewrite was not seen", l.size.Load(), l.compact.Load())
+	}
+	l.Taken("in-flight")
+	if err := os.Remove(path + ".tmp"); err != nil {
+		t.Fatal(err)
+	}
+	grow()
+	grow()
+	if l.size.Load() > maxInFlightLog {
+		t.Errorf("size %d: not rewritten once the way was clear", l.size.Load())
+	}
+	if _, suspects := openInFlight(t, s); !reflect.DeepEqual(suspects, []Suspect{{"in-flight", 1}}) {
+		t.Errorf("suspects %v, want in-flight", suspects)
+	}
+}
+
 // BenchmarkInFlight is the in-flight log's cost per message: taken, then
 // finished, two write(2)s, and its share of the log's rewrites.
 func BenchmarkInFlight(b *testing.B) {
