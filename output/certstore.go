@@ -193,9 +193,12 @@ func parsePEMCertificate(data []byte) (*x509.Certificate, error) {
 }
 
 // Store makes cert the current certificate of addr, unless that is already
-// the case (ActionUnchanged) or the current one is newer, judged by
-// NotBefore (ActionKeptExisting: an old message replayed must not roll an
-// address back to an older key).
+// the case (ActionUnchanged) or cert's NotBefore is not strictly later than
+// the current one's (ActionKeptExisting: an old message replayed must not
+// roll an address back to an older key). A tie keeps the current
+// certificate: CAs often truncate NotBefore to the day and a user may
+// re-key the same day, and if a tie replaced it, replaying the messages of
+// two such certificates in turn would flip the address between their keys.
 func (s *CertStore) Store(ctx context.Context, addr string, cert *x509.Certificate) (verify.StoreResult, error) {
 	path, err := s.Path(addr)
 	if err != nil {
@@ -230,7 +233,7 @@ func (s *CertStore) Store(ctx context.Context, addr string, cert *x509.Certifica
 			// Not ours, or damaged: keep it in the history and replace it.
 		case bytes.Equal(current.Raw, cert.Raw):
 			return verify.StoreResult{Action: verify.ActionUnchanged, Path: path}, nil
-		case current.NotBefore.After(cert.NotBefore):
+		case !cert.NotBefore.After(current.NotBefore):
 			return verify.StoreResult{Action: verify.ActionKeptExisting, Path: path}, nil
 		}
 		sum := sha256.Sum256(old)

@@ -28,9 +28,11 @@ const (
 	ActionStored Action = "stored"
 	// ActionUnchanged: the address's current certificate is this one.
 	ActionUnchanged Action = "unchanged"
-	// ActionKeptExisting: the address's current certificate is newer (a
-	// later NotBefore) and was kept, so a replayed old message cannot roll
-	// the address back to an older key.
+	// ActionKeptExisting: the address's current certificate is as new or
+	// newer (a NotBefore as late or later) and was kept: only a strictly
+	// later NotBefore replaces it, so a replayed old message cannot roll the
+	// address back to an older key, nor two certificates of one day take
+	// turns.
 	ActionKeptExisting Action = "kept_existing"
 )
 
@@ -265,7 +267,7 @@ func (p *Pipeline) run(ctx context.Context, m *Message, res *Result, log *story)
 	case ActionUnchanged:
 		log.Info("file " + stored.Path + " already holds this certificate: unchanged")
 	case ActionKeptExisting:
-		log.Info("file " + stored.Path + " holds a newer certificate: kept it")
+		log.Info("file " + stored.Path + " holds a certificate as new or newer (NotBefore): kept it")
 	}
 	return nil
 }

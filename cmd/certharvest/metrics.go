@@ -51,7 +51,7 @@ func newMetrics() *metrics {
 		}, []string{"source"}),
 		certificates: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "certharvest_certificates_stored_total",
-			Help: "Accepted messages by what the certificate store did: stored (now the current certificate), unchanged, kept_existing (a newer one is kept).",
+			Help: "Accepted messages by what the certificate store did: stored (now the current certificate), unchanged, kept_existing (the current one, with as late a NotBefore or later, is kept).",
 		}, []string{"action"}),
 		webhook: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "certharvest_webhook_responses_total",
