@@ -420,6 +420,20 @@ func (f *Fixture) buildCases() ([]Case, error) {
 	}
 	b.add(c, data, err)
 
+	// Unicode simple case folding maps U+017F (ſ) to "s" and U+212A (the
+	// Kelvin sign) to "k"; addresses fold ASCII letters only.
+	c = Case{Name: "from-cert-mismatch-long-s", Reason: ReasonFromCertMismatch,
+		Description: "From sam@example.com (DKIM passes), the signer certificate's only address is the subject emailAddress \u017Fam@example.com (long s, UTF8String)"}
+	data, err = b.signed(signedSpec{from: []string{"Sam <sam@example.com>"}, subject: subj(c),
+		leaf: &LeafSpec{Address: "\u017Fam@example.com", NoSAN: true, SubjectEmail: true, SubjectEmailUTF8: true}, dkim: "example.com"})
+	b.add(c, data, err)
+
+	c = Case{Name: "from-cert-mismatch-kelvin", Reason: ReasonFromCertMismatch,
+		Description: "From Kate@example.com (DKIM passes), the signer certificate's only address is the subject emailAddress \u212Aate@example.com (Kelvin sign, UTF8String)"}
+	data, err = b.signed(signedSpec{from: []string{"Kate <Kate@example.com>"}, subject: subj(c),
+		leaf: &LeafSpec{Address: "\u212Aate@example.com", NoSAN: true, SubjectEmail: true, SubjectEmailUTF8: true}, dkim: "example.com"})
+	b.add(c, data, err)
+
 	if b.err != nil {
 		return nil, b.err
 	}

@@ -210,6 +210,11 @@ type LeafSpec struct {
 	CommonName   string
 	NoSAN        bool
 	SubjectEmail bool
+	// SubjectEmailUTF8 encodes the subject emailAddress as a UTF8String
+	// instead of an IA5String, as some CAs do: the only way to carry a
+	// non-ASCII address, which the SAN (IA5String) cannot hold, so NoSAN
+	// goes with it.
+	SubjectEmailUTF8 bool
 	// NotBefore/NotAfter default to the package NotBefore/NotAfter.
 	NotBefore, NotAfter time.Time
 	// ExtKeyUsage defaults to emailProtection.
@@ -234,9 +239,13 @@ func (f *Fixture) IssueLeaf(spec LeafSpec) (*x509.Certificate, error) {
 	if spec.SubjectEmail {
 		// emailAddress is an IA5String (RFC 2985 §5.2.1, RFC 5280 §4.1.2.6);
 		// a plain Go string would be encoded as a UTF8String.
+		tag := asn1.TagIA5String
+		if spec.SubjectEmailUTF8 {
+			tag = asn1.TagUTF8String
+		}
 		subj.ExtraNames = append(subj.ExtraNames, pkix.AttributeTypeAndValue{
 			Type:  OIDEmailAddress,
-			Value: asn1.RawValue{Tag: asn1.TagIA5String, Bytes: []byte(spec.Address)},
+			Value: asn1.RawValue{Tag: tag, Bytes: []byte(spec.Address)},
 		})
 	}
 	tmpl := &x509.Certificate{
