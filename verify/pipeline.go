@@ -257,6 +257,10 @@ func (p *Pipeline) run(ctx context.Context, m *Message, res *Result, log *story)
 	}
 	stored, err := p.opts.Store.Store(ctx, from, res.Cert)
 	clock.done(StageStore)
+	if errors.Is(err, ReasonStoreRefused) {
+		// Not the sender's doing, and no retry helps: see the reason.
+		return fail(ReasonStoreRefused, "storing the certificate of %s: %w", from, err)
+	}
 	if err != nil {
 		return fail(ReasonStoreFailed, "storing the certificate of %s: %w", from, err)
 	}

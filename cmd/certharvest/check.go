@@ -92,7 +92,7 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		line, _ := json.Marshal(output.NewRecord(m, res))
 		fmt.Fprintf(stdout, "%s\n", line)
 	}
-	if res.Reason == verify.ReasonStoreFailed {
+	if res.Reason == verify.ReasonStoreFailed || res.Reason == verify.ReasonStoreRefused {
 		return fmt.Errorf("%s", res.Detail)
 	}
 	if !res.Accepted() {

@@ -143,7 +143,7 @@ func runScan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 				if err != nil {
 					setOpErr(err)
 				}
-				if res.Reason == verify.ReasonStoreFailed {
+				if res.Reason == verify.ReasonStoreFailed || res.Reason == verify.ReasonStoreRefused {
 					setOpErr(fmt.Errorf("%s: %s", path, res.Detail))
 				}
 				summary.add(res)

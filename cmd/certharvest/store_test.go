@@ -5,8 +5,10 @@ import (
 	"encoding/hex"
 	"encoding/pem"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -123,4 +125,100 @@ func TestScanTieKeepsCurrent(t *testing.T) {
 	if entries, err := os.ReadDir(filepath.Join(s.certs, "history", addr)); err == nil && len(entries) > 0 {
 		t.Errorf("history holds %d files: A was replaced at some step", len(entries))
 	}
+}
+
+// secretLine is in a 0600 file outside the certificate folder that a link
+// planted in it points to.
+const secretLine = "private key material, not for the history"
+
+// Issue 13, item 6, as reported: certs/victim@example.com.crt as a link to a
+// 0600 secret. A valid message for victim copied the secret into history/
+// with mode 0644. Now the message is store_refused ("not a regular file"),
+// scan exits 1, nothing is written and no secret is read; show refuses
+// the link too.
+func TestScanRefusesLinkedCertificate(t *testing.T) {
+	f, err := testcorpus.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const addr = "victim@example.com"
+	msg, err := f.SignedMessage(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newFixtureScan(t, f)
+	secret := filepath.Join(t.TempDir(), "secret.key")
+	if err := os.WriteFile(secret, []byte(secretLine+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(s.certs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(secret, filepath.Join(s.certs, addr+".crt")); err != nil {
+		t.Fatal(err)
+	}
+	rec, code := s.scan(t, msg)
+	if rec.Reason != "store_refused" || !strings.Contains(rec.Detail, "not a regular file") || code != 1 {
+		t.Errorf("exit %d, %s (%s); want exit 1, store_refused, not a regular file", code, rec.Reason, rec.Detail)
+	}
+	checkNoSecret(t, s.certs)
+	if info, err := os.Stat(secret); err != nil || info.Mode().Perm() != 0o600 {
+		t.Errorf("secret changed: %v, %v", info, err)
+	}
+	r := runBinary(t, "show", "--certs", s.certs, addr)
+	if r.code == 0 || strings.Contains(r.stdout+r.stderr, secretLine) || !strings.Contains(r.stderr, "not a regular file") {
+		t.Errorf("show: exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+	}
+}
+
+// Issue 13, item 6, as reported: certs/history as a link to another folder.
+// Replacing a certificate wrote the old one there. Now the newer
+// certificate is store_refused, the other folder stays empty and the
+// current certificate stays.
+func TestScanRefusesLinkedHistory(t *testing.T) {
+	f, err := testcorpus.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const addr = "history@example.com"
+	older, err := f.SignedMessage(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	newer, err := f.SignedMessage(addr, testcorpus.WithNotBefore(time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newFixtureScan(t, f)
+	rec, code := s.scan(t, older)
+	if code != 0 || rec.Action != "stored" {
+		t.Fatalf("first message: exit %d, %s %s (%s)", code, rec.Reason, rec.Action, rec.Detail)
+	}
+	elsewhere := t.TempDir()
+	if err := os.Symlink(elsewhere, filepath.Join(s.certs, "history")); err != nil {
+		t.Fatal(err)
+	}
+	rec, code = s.scan(t, newer)
+	if rec.Reason != "store_refused" || !strings.Contains(rec.Detail, "history is a symbolic link") || code != 1 {
+		t.Errorf("exit %d, %s (%s); want exit 1, store_refused", code, rec.Reason, rec.Detail)
+	}
+	if entries, err := os.ReadDir(elsewhere); err != nil || len(entries) != 0 {
+		t.Errorf("the linked folder holds %d entries (%v): written through the link", len(entries), err)
+	}
+	if got, want := fileCertSHA256(t, filepath.Join(s.certs, addr+".crt")), readReport(t, s.report)[0].Cert.SHA256; got != want {
+		t.Errorf("the current certificate changed")
+	}
+}
+
+// checkNoSecret checks that no file under dir holds secretLine.
+func checkNoSecret(t *testing.T, dir string) {
+	t.Helper()
+	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			if data, _ := os.ReadFile(path); strings.Contains(string(data), secretLine) {
+				t.Errorf("the secret was copied into %s", path)
+			}
+		}
+		return nil
+	})
 }
