@@ -147,7 +147,7 @@ func (r *Report) setFile(f reportFile, readable bool) {
 // Reopen writes the buffered lines to the current file, then opens the
 // report's path again, so that logrotate can move the file away and signal
 // the service. Lines the current file cannot take (a full disk) are taken
-// back from it and go to the new file.
+// back from it, and go to the new file with the next Flush or Sync.
 func (r *Report) Reopen() error {
 	if r.file == nil {
 		return nil
@@ -166,9 +166,6 @@ func (r *Report) Reopen() error {
 	}
 	r.file.Close()
 	r.setFile(f, readable)
-	if err := r.flushTo(false); err != nil {
-		return err
-	}
 	if syncErr != nil {
 		return fmt.Errorf("syncing the rotated report: %w", syncErr)
 	}
