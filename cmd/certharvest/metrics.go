@@ -33,6 +33,7 @@ type metrics struct {
 	certificates *prometheus.CounterVec
 	webhook      *prometheus.CounterVec
 	smtp         *prometheus.CounterVec
+	reportFails  prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -61,6 +62,10 @@ func newMetrics() *metrics {
 			Name: "certharvest_smtp_replies_total",
 			Help: "SMTP replies that settle a transaction, by code: 250 for a message queued, and each refusal certharvest makes (connection, MAIL, RCPT, end of DATA).",
 		}, []string{"code"}),
+		reportFails: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "certharvest_report_write_failures_total",
+			Help: "Failed attempts to write and sync a batch of report lines (a full or failing disk); each is retried with back-off, its messages waiting in the spool's new/.",
+		}),
 	}
 	stages := prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "certharvest_stage_duration_seconds",
@@ -70,7 +75,7 @@ func newMetrics() *metrics {
 	for s := range verify.NumStages {
 		m.stages[s] = stages.WithLabelValues(s.String())
 	}
-	m.registry.MustRegister(stages, m.messages, m.pipeline, m.certificates, m.webhook, m.smtp,
+	m.registry.MustRegister(stages, m.messages, m.pipeline, m.certificates, m.webhook, m.smtp, m.reportFails,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Every action exists from the start, so that rate() sees the first one.
 	for _, a := range []verify.Action{verify.ActionStored, verify.ActionUnchanged, verify.ActionKeptExisting} {
@@ -119,6 +124,9 @@ func (m *metrics) reported(rec *output.Record) {
 		m.certificates.WithLabelValues(string(rec.Action)).Inc()
 	}
 }
+
+// reportFailed records a failed attempt to write the report.
+func (m *metrics) reportFailed() { m.reportFails.Inc() }
 
 // webhookResponse is the webhook's ingest.WebhookOptions.ObserveResponse.
 func (m *metrics) webhookResponse(status int) {

@@ -35,7 +35,10 @@ procmail, or certharvest's own inputs (webhook, SMTP), which write it
 durably before they acknowledge a message. A message rejected for a
 temporary reason (dkim_temperror, store_failed) stays in new/ and is
 retried with back-off, for up to --retry-for from its delivery (or from its
-first attempt, when later), before it is reported as rejected.
+first attempt, when later), before it is reported as rejected. A report
+that cannot be written (a full disk) holds its messages in new/ while the
+same lines are tried again, 1 s to a minute apart; /healthz answers 503
+meanwhile.
 
 --workers messages are verified at once; a message waiting for its
 certificate to be synced, or for DNS, does not count, so that many share
@@ -443,7 +446,7 @@ func (s *server) process(ctx context.Context) {
 		wg.Wait()
 		close(results)
 	}()
-	s.commitLoop(results)
+	s.commitLoop(ctx, results)
 }
 
 // verify loads one message, then verifies it holding a CPU slot. ok is false
@@ -527,7 +530,11 @@ func (s *server) changed(name string, m *verify.Message, read ingest.FileVersion
 // second (archiveSyncInterval), and once more when results is closed: a
 // crash may undo the last second's moves, which only means processing those
 // messages again, their report lines being durable already.
-func (s *server) commitLoop(results <-chan outcome) {
+//
+// A batch whose report lines cannot be written is retried until they are
+// (writeReport); when ctx ends meanwhile (the shutdown timeout), the rest is
+// dropped, every message not reported staying in new/.
+func (s *server) commitLoop(ctx context.Context, results <-chan outcome) {
 	archived := startArchiveSyncer(s.spool.Sync, archiveSyncInterval, s.log)
 	defer archived.stop()
 	batch := make([]outcome, 0, s.flags.batch)
@@ -545,16 +552,23 @@ func (s *server) commitLoop(results <-chan outcome) {
 				break gather
 			}
 		}
-		s.commit(batch, archived)
+		if !s.commit(ctx, batch, archived) {
+			for range results {
+				s.health.finished(1)
+			}
+			return
+		}
 	}
 }
 
 // commit reports a batch: its report lines are written and synced, then
-// its messages moved to cur/ (made durable later by archived).
-func (s *server) commit(batch []outcome, archived *archiveSyncer) {
+// its messages moved to cur/ (made durable later by archived). It returns
+// false when ctx ended before the lines could be written.
+func (s *server) commit(ctx context.Context, batch []outcome, archived *archiveSyncer) bool {
 	defer s.health.finished(len(batch))
 	now := time.Now()
 	reported := batch[:0:0]
+	recs := make([]*output.Record, 0, len(batch))
 	for _, o := range batch {
 		if o.res.Reason.Temporary() && s.retrying(o, now) {
 			s.mu.Lock()
@@ -568,25 +582,19 @@ func (s *server) commit(batch []outcome, archived *archiveSyncer) {
 			s.watcher.RetryAt(o.name, now.Add(delay))
 			continue
 		}
-		rec := output.NewRecord(o.msg, o.res)
-		if err := s.h.report.Write(rec); err != nil {
-			s.log.Error("writing the report failed; the message stays in new/", "error", err, "id", o.res.ID)
-			s.watcher.RetryAt(o.name, now.Add(s.flags.retryFirst))
-			continue
-		}
-		s.metrics.reported(rec)
 		reported = append(reported, o)
+		recs = append(recs, output.NewRecord(o.msg, o.res))
 	}
 	if len(reported) == 0 {
-		return
+		return true
 	}
-	if err := s.h.report.Sync(); err != nil {
-		// Nothing is moved: every message of the batch is processed again.
-		s.log.Error("syncing the report failed; the batch stays in new/", "error", err, "messages", len(reported))
-		for _, o := range reported {
-			s.watcher.RetryAt(o.name, now.Add(s.flags.retryFirst))
-		}
-		return
+	if !s.writeReport(ctx, recs) {
+		s.log.Warn("shutdown timeout: the report could not be written; the messages stay in new/ for the next start",
+			"messages", len(reported))
+		return false
+	}
+	for _, rec := range recs {
+		s.metrics.reported(rec)
 	}
 	for _, o := range reported {
 		if err := s.spool.Archive(o.name); err != nil {
@@ -606,6 +614,7 @@ func (s *server) commit(batch []outcome, archived *archiveSyncer) {
 	for _, o := range reported {
 		s.watcher.Done(o.name)
 	}
+	return true
 }
 
 // retrying reports whether the temporary failure o is still within
