@@ -36,6 +36,7 @@ func (s *service) webhookAddr(t *testing.T) string {
 // relayed is a sample message as SparkPost relays it.
 type relayed struct {
 	file   string // in testdata/sample/messages
+	raw    []byte // the message itself, instead of file
 	base64 bool
 	rcptTo string
 }
@@ -48,9 +49,12 @@ func sparkPostPayload(t *testing.T, msgs ...relayed) []byte {
 	t.Helper()
 	var items []any
 	for i, m := range msgs {
-		raw, err := os.ReadFile(filepath.Join(sampleDir, "messages", m.file))
-		if err != nil {
-			t.Fatal(err)
+		raw := m.raw
+		if raw == nil {
+			var err error
+			if raw, err = os.ReadFile(filepath.Join(sampleDir, "messages", m.file)); err != nil {
+				t.Fatal(err)
+			}
 		}
 		tp := textproto.NewReader(bufio.NewReader(bytes.NewReader(raw)))
 		hdr, err := tp.ReadMIMEHeader()
