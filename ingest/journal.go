@@ -184,7 +184,7 @@ func readErr(err error) error {
 // readSegment calls fn for each record of the segment at path, up to its
 // end or its first torn or damaged record.
 func readSegment(path string, fn func(record) error) error {
-	f, err := os.Open(path)
+	f, err := openNoFollow(path, os.O_RDONLY, 0)
 	if err != nil {
 		return err
 	}

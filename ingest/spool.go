@@ -97,6 +97,9 @@ const journalLock = ".lock"
 // needed, and replays what its journal holds from before a crash, so that
 // every message acknowledged is in new/ (or, processed, in cur/). Close
 // stops its background work; a process uses a spool through one Spool.
+//
+// dir itself may be a symbolic link (the operator names it); its folders
+// may not: the spool never follows a link inside the Maildir.
 func OpenSpool(dir string) (*Spool, error) {
 	return openSpool(dir, journalOptions{})
 }
@@ -130,6 +133,9 @@ func openSpool(dir string, opts journalOptions) (*Spool, error) {
 	} else if !errors.Is(err, fs.ErrExist) {
 		return nil, fmt.Errorf("spool: %w", err)
 	}
+	if err := checkFolders(dir); err != nil {
+		return nil, fmt.Errorf("spool: %w", err)
+	}
 	lock, err := lockFile(filepath.Join(jdir, journalLock))
 	if err != nil {
 		return nil, fmt.Errorf("spool: journal: %w", err)
@@ -157,6 +163,23 @@ func openSpool(dir string, opts journalOptions) (*Spool, error) {
 	s.wg.Add(1)
 	go s.syncLoop()
 	return s, nil
+}
+
+// checkFolders makes sure that the Maildir's folders are folders, not
+// symbolic links to folders elsewhere, which the spool would otherwise
+// read, write and delete in.
+func checkFolders(dir string) error {
+	for _, sub := range []string{SpoolTmp, SpoolNew, SpoolCur, SpoolMeta, SpoolJournal} {
+		path := filepath.Join(dir, sub)
+		info, err := os.Lstat(path)
+		if err != nil {
+			return err
+		}
+		if !info.IsDir() {
+			return &fs.PathError{Op: "open", Path: path, Err: errNotFolder}
+		}
+	}
+	return nil
 }
 
 // Dir returns the Maildir's folder.
@@ -456,7 +479,7 @@ func (s *Spool) syncEach(names []string) error {
 
 // syncFile syncs the file at path.
 func syncFile(path string) error {
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	f, err := openNoFollow(path, os.O_RDWR, 0)
 	if err != nil {
 		return err
 	}
@@ -563,6 +586,11 @@ func (s *Spool) Load(name string, maxSize int64) (*verify.Message, error) {
 type ReadOptions struct {
 	// MaxSize is the largest message read, as Load's maxSize.
 	MaxSize int64
+	// NoFollow refuses a symbolic link (an error wrapping ErrNotRegular)
+	// rather than read the file it names. Spool.LoadFile always sets it;
+	// scan sets it for the files it finds in a folder, not for a path the
+	// operator gave it.
+	NoFollow bool
 	// Reserve, when not nil, is called once the file is open with the
 	// bytes about to be read into memory (its size), before they are: a
 	// caller bounding the memory of the messages in flight waits there.
@@ -588,6 +616,7 @@ func (s *Spool) LoadFile(name string, opts ReadOptions) (*verify.Message, FileVe
 	if !plainName(name) {
 		d = nil // opened by its path, as it says: not a file of new/
 	}
+	opts.NoFollow = true // a link in new/ is refused, never read
 	f, err := readFileAt(d, name, path, opts, envelopeXattr)
 	if err != nil {
 		// A message too large is still reported with its context (where
@@ -602,7 +631,7 @@ func (s *Spool) LoadFile(name string, opts ReadOptions) (*verify.Message, FileVe
 	m.Raw = f.raw
 	data := f.xattr
 	if data == nil && s.metaUsed.Load() {
-		data, err = os.ReadFile(s.metaPath(name))
+		data, err = s.readMeta(name)
 	}
 	if data != nil && err == nil {
 		var env Envelope
@@ -814,7 +843,7 @@ func (s *Spool) locate(where map[string]string) error {
 	if missing == 0 {
 		return nil
 	}
-	d, err := os.Open(curDir)
+	d, err := openFolder(curDir)
 	if err != nil {
 		return err
 	}
@@ -862,18 +891,30 @@ func (s *Spool) restore(rec record, path string) error {
 }
 
 // intact reports whether the file at path holds the message of rec, and,
-// when withContext, its context.
+// when withContext, its context. Anything but a regular file (a link put
+// in its place) is not intact: restore replaces it.
 func (s *Spool) intact(path string, rec record, withContext bool) bool {
-	data, err := os.ReadFile(path)
-	if err != nil || !bytes.Equal(data, rec.raw) {
+	f, err := readFileAt(nil, path, path, ReadOptions{MaxSize: int64(len(rec.raw)), NoFollow: true}, envelopeXattr)
+	if err != nil || !bytes.Equal(f.raw, rec.raw) {
 		return false
 	}
 	if !withContext {
 		return true
 	}
-	env, err := getXattr(path, envelopeXattr)
-	if err != nil {
-		env, err = os.ReadFile(s.metaPath(rec.name))
+	env := f.xattr
+	if env == nil {
+		env, err = s.readMeta(rec.name)
 	}
 	return err == nil && bytes.Equal(env, rec.env)
+}
+
+// maxContextBytes bounds a context file read from meta/: Deliver writes
+// a few hundred bytes.
+const maxContextBytes = 1 << 20
+
+// readMeta reads the context file of the message name, never through a
+// symbolic link.
+func (s *Spool) readMeta(name string) ([]byte, error) {
+	f, err := readFileAt(nil, s.metaPath(name), s.metaPath(name), ReadOptions{MaxSize: maxContextBytes, NoFollow: true}, "")
+	return f.raw, err
 }

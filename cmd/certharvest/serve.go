@@ -468,15 +468,7 @@ func (s *server) verify(ctx context.Context, slots *cpuSlots, budget *byteBudget
 	ctx, release := slots.acquire(ctx)
 	defer release()
 	if err != nil {
-		reason := verify.ReasonOf(err)
-		if reason == verify.ReasonInternalError {
-			reason = verify.ReasonReadError
-		}
-		res := &verify.Result{ID: verify.MessageIDFor(m), Reason: reason, Detail: err.Error(), At: time.Now()}
-		var e *verify.Error
-		if errors.As(err, &e) && e.Err != nil {
-			res.Detail = e.Err.Error()
-		}
+		res := readErrorResult(m, err, time.Now())
 		s.log.Warn("rejected: "+string(res.Reason)+": "+res.Detail, "id", res.ID, "path", m.Path)
 		return outcome{name, m, res}, true
 	}
