@@ -232,6 +232,7 @@ type fileAttrs struct {
 	regular bool
 	dir     bool
 	size    int64
+	usage   int64 // bytes of disk it takes (st_blocks)
 	modTime time.Time
 }
 
@@ -264,6 +265,7 @@ func statAt(d *dir, name string) (fileAttrs, error) {
 		regular: st.Mode&unix.S_IFMT == unix.S_IFREG,
 		dir:     st.Mode&unix.S_IFMT == unix.S_IFDIR,
 		size:    st.Size,
+		usage:   st.Blocks * 512, // st_blocks counts 512-byte units (stat(2))
 		modTime: time.Unix(st.Mtim.Unix()),
 	}, nil
 }

@@ -102,6 +102,7 @@ type fileAttrs struct {
 	regular bool
 	dir     bool
 	size    int64
+	usage   int64 // bytes of disk it takes: its size, here
 	modTime time.Time
 }
 
@@ -117,5 +118,5 @@ func statAt(d *dir, name string) (fileAttrs, error) {
 	if err != nil {
 		return fileAttrs{}, err
 	}
-	return fileAttrs{regular: info.Mode().IsRegular(), dir: info.IsDir(), size: info.Size(), modTime: info.ModTime()}, nil
+	return fileAttrs{regular: info.Mode().IsRegular(), dir: info.IsDir(), size: info.Size(), usage: info.Size(), modTime: info.ModTime()}, nil
 }

@@ -142,3 +142,10 @@ func openFolder(path string) (*os.File, error) {
 	}
 	return f, err
 }
+
+// isNoSpace reports whether err is the file system refusing to grow: full
+// (ENOSPC), or over the user's quota (EDQUOT), which removing the spool's
+// own files relieves as well.
+func isNoSpace(err error) bool {
+	return errors.Is(err, unix.ENOSPC) || errors.Is(err, unix.EDQUOT)
+}

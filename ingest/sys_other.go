@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io/fs"
 	"os"
+	"syscall"
 )
 
 var errNoXattr = errors.New("extended attributes are not used on this system")
@@ -74,3 +75,6 @@ func openFolder(path string) (*os.File, error) {
 	}
 	return os.Open(path)
 }
+
+// isNoSpace reports whether err is the file system refusing to grow.
+func isNoSpace(err error) bool { return errors.Is(err, syscall.ENOSPC) }

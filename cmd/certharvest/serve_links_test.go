@@ -32,8 +32,8 @@ func TestServeLinkInNew(t *testing.T) {
 	if len(recs) != 1 || recs[0].Reason != "read_error" || recs[0].Detail != "not a regular file" {
 		t.Fatalf("report = %+v, want one read_error: not a regular file", recs)
 	}
-	if info, err := os.Lstat(filepath.Join(s.maildir, "cur", name+":2,S")); err != nil || info.Mode()&os.ModeSymlink == 0 {
-		t.Errorf("the link is not archived: %v", err)
+	if info, err := os.Lstat(filepath.Join(s.maildir, "cur", curName(name, false))); err != nil || info.Mode()&os.ModeSymlink == 0 {
+		t.Errorf("the link is not archived as rejected: %v", err)
 	}
 	report, _ := os.ReadFile(s.report)
 	if log := s.ownLog(); bytes.Contains(report, []byte("SECRET")) || bytes.Contains(log, []byte("SECRET")) {
