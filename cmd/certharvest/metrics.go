@@ -140,13 +140,25 @@ func (m *metrics) smtpReply(code int) {
 
 // watchSpool adds the spool's gauges.
 func (m *metrics) watchSpool(w *ingest.MaildirWatcher, spool *ingest.Spool, log *slog.Logger) {
-	m.registry.MustRegister(&spoolCollector{
+	m.registry.MustRegister(newSpoolCollector(w, spool, log))
+}
+
+// newSpoolCollector returns the collector of the spool's gauges and
+// counters: its backlog and oldest message (new/), its archive (cur/).
+func newSpoolCollector(w *ingest.MaildirWatcher, spool *ingest.Spool, log *slog.Logger) *spoolCollector {
+	return &spoolCollector{
 		watcher: w, spool: spool, log: log, now: time.Now,
 		messages: prometheus.NewDesc("certharvest_spool_messages",
 			"Messages in the spool's new/ not yet reported and archived (the watcher's backlog, retries included).", nil, nil),
 		age: prometheus.NewDesc("certharvest_spool_oldest_message_age_seconds",
 			"Age of the oldest message waiting in new/, from its delivery time (0 when none waits).", nil, nil),
-	})
+		archiveBytes: prometheus.NewDesc("certharvest_spool_archive_bytes",
+			"Disk space of the messages in the spool's archive, cur/, by verdict (accepted, rejected): as of its last sweep, and the moves and removals since.", []string{"verdict"}, nil),
+		archiveMessages: prometheus.NewDesc("certharvest_spool_archive_messages",
+			"Messages in the spool's archive, cur/, by verdict (accepted, rejected).", []string{"verdict"}, nil),
+		evictions: prometheus.NewDesc("certharvest_spool_archive_evictions_total",
+			"Messages removed from the spool's archive by its retention policy, by cause: age (--keep-rejected, --keep-accepted), size (--archive-max-size), pressure (the disk short of room for new mail).", []string{"cause"}, nil),
+	}
 }
 
 // The oldest message's age is found by reading new/ at most this often, and
@@ -169,7 +181,8 @@ type spoolCollector struct {
 	log     *slog.Logger
 	now     func() time.Time
 
-	messages, age *prometheus.Desc
+	messages, age                            *prometheus.Desc
+	archiveBytes, archiveMessages, evictions *prometheus.Desc
 
 	mu     sync.Mutex
 	listed time.Time // when oldest was found
@@ -180,11 +193,23 @@ type spoolCollector struct {
 func (c *spoolCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.messages
 	ch <- c.age
+	ch <- c.archiveBytes
+	ch <- c.archiveMessages
+	ch <- c.evictions
 }
 
 // Collect implements prometheus.Collector.
 func (c *spoolCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.messages, prometheus.GaugeValue, float64(c.watcher.Backlog()))
+	// Kept by the spool as it goes: no listing of cur/ here.
+	archive := c.spool.ArchiveStats()
+	for verdict, n := range map[string]ingest.ArchiveCount{"accepted": archive.Accepted, "rejected": archive.Rejected} {
+		ch <- prometheus.MustNewConstMetric(c.archiveBytes, prometheus.GaugeValue, float64(n.Bytes), verdict)
+		ch <- prometheus.MustNewConstMetric(c.archiveMessages, prometheus.GaugeValue, float64(n.Messages), verdict)
+	}
+	for cause, n := range archive.Evicted {
+		ch <- prometheus.MustNewConstMetric(c.evictions, prometheus.CounterValue, float64(n), ingest.EvictCause(cause).String())
+	}
 	now := c.now()
 	c.mu.Lock()
 	if c.listed.IsZero() || now.Sub(c.listed) >= spoolAgeCache || now.Before(c.listed) {

@@ -58,6 +58,13 @@ loses nothing: every message is either reported and in cur/, or still in
 new/ and processed again (possibly a second report line: after a crash,
 the moves of the last second may be undone).
 
+The archive, cur/, keeps a rejected message --keep-rejected (7 days) and an
+accepted one --keep-accepted (for ever), and past --archive-max-size (1 GiB)
+its oldest rejected messages go first (they have the Maildir flags ST,
+accepted ones S). When the disk runs short of room for new mail, rejected
+messages go, oldest first, before any sender is refused. See
+docs/OPERATIONS.md.
+
 With --http and --lookup-token-file, the same listener also serves the
 stored certificates at /certs/ADDRESS, and the Prometheus metrics at
 /metrics, to clients sending that bearer token (the metrics would tell
@@ -95,6 +102,9 @@ type serveFlags struct {
 	tlsCert         string
 	tlsKey          string
 	metricsAddr     string
+	keepRejected    parsedFlag[time.Duration]
+	keepAccepted    parsedFlag[time.Duration]
+	archiveMax      parsedFlag[int64]
 }
 
 func (f *serveFlags) register(fs *flag.FlagSet) {
@@ -111,7 +121,26 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	positiveIntVar(fs, &f.batch, "batch", 512, "most `messages` made durable by one report sync (group commit)")
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "PEM certificate `file` (with its chain) for the live inputs' TLS: HTTPS, SMTP STARTTLS")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "PEM private key `file` for --tls-cert")
+	f.keepRejected = newParsedFlag("7d", parseDays)
+	fs.Var(&f.keepRejected, "keep-rejected", "keep a rejected message in the archive (cur/) for this `duration` after its delivery (30d, 72h; 0: for ever)")
+	f.keepAccepted = newParsedFlag("0", parseDays)
+	fs.Var(&f.keepAccepted, "keep-accepted", "keep an accepted message in the archive for this `duration` after its delivery (0: for ever)")
+	f.archiveMax = newParsedFlag("1GiB", parseSizeOrZero)
+	fs.Var(&f.archiveMax, "archive-max-size", "past this many `bytes` the archive's oldest rejected messages are removed (0: no cap)")
 	fs.StringVar(&f.metricsAddr, "metrics", "", "serve the Prometheus metrics, without a token, on a listener of their own at `address` (plain HTTP, path /metrics; loopback or a private network) rather than on --http to lookup token holders")
+}
+
+// parseSizeOrZero is parseSize, and 0 for none.
+func parseSizeOrZero(s string) (int64, error) {
+	if strings.TrimSpace(s) == "0" {
+		return 0, nil
+	}
+	return parseSize(s)
+}
+
+// archivePolicy is the retention policy of the spool's cur/ the flags say.
+func (f *serveFlags) archivePolicy() ingest.ArchivePolicy {
+	return ingest.ArchivePolicy{KeepRejected: f.keepRejected.value, KeepAccepted: f.keepAccepted.value, MaxBytes: f.archiveMax.value}
 }
 
 // inputEnv is what every live input shares.
@@ -235,7 +264,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return usagef("the certificate lookup (--lookup-token, --lookup-token-file) is served on --http: give --http too")
 	}
 
-	spool, err := ingest.OpenSpool(sf.maildir)
+	spool, err := ingest.OpenSpoolOptions(sf.maildir, ingest.SpoolOptions{Logger: log, Archive: sf.archivePolicy()})
 	if err != nil {
 		return err
 	}
@@ -471,15 +500,7 @@ func (s *server) verify(ctx context.Context, slots *cpuSlots, budget *byteBudget
 	ctx, release := slots.acquire(ctx)
 	defer release()
 	if err != nil {
-		reason := verify.ReasonOf(err)
-		if reason == verify.ReasonInternalError {
-			reason = verify.ReasonReadError
-		}
-		res := &verify.Result{ID: verify.MessageIDFor(m), Reason: reason, Detail: err.Error(), At: time.Now()}
-		var e *verify.Error
-		if errors.As(err, &e) && e.Err != nil {
-			res.Detail = e.Err.Error()
-		}
+		res := readErrorResult(m, err, time.Now())
 		s.log.Warn("rejected: "+string(res.Reason)+": "+res.Detail, "id", res.ID, "path", m.Path)
 		return outcome{name, m, res}, true
 	}
@@ -597,7 +618,7 @@ func (s *server) commit(ctx context.Context, batch []outcome, archived *archiveS
 		s.metrics.reported(rec)
 	}
 	for _, o := range reported {
-		if err := s.spool.Archive(o.name); err != nil {
+		if err := s.spool.Archive(o.name, o.res.Accepted()); err != nil {
 			s.log.Error("moving to cur/ failed", "error", err, "id", o.res.ID)
 		}
 	}

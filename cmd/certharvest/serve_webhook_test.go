@@ -197,7 +197,7 @@ func TestServeWebhook(t *testing.T) {
 		}
 		// The archived message is the relayed one, byte for byte.
 		orig, _ := os.ReadFile(filepath.Join(sampleDir, "messages", file))
-		got, err := os.ReadFile(filepath.Join(s.maildir, "cur", filepath.Base(rec.Path)+":2,S"))
+		got, err := os.ReadFile(filepath.Join(s.maildir, "cur", curName(filepath.Base(rec.Path), rec.Outcome == output.OutcomeAccepted)))
 		if err != nil || !bytes.Equal(got, orig) {
 			t.Errorf("%s: archived message differs from the relayed one (%v)", file, err)
 		}
