@@ -43,7 +43,7 @@ func TestCMSSigningTimeBothPaths(t *testing.T) {
 	f := signingTimeFixture(t)
 	n := 0
 	for _, c := range f.Cases() {
-		m, err := parseMessage(c.Data, DefaultMaxSize)
+		m, err := parseMessage(c.Data, DefaultMaxSize, HeaderLimits{})
 		if err != nil {
 			continue
 		}
