@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/x509"
+	"fmt"
 	"regexp"
 	"strings"
 	"testing"
@@ -58,8 +59,13 @@ func TestPipelineBadInput(t *testing.T) {
 	}{
 		{"MIME nested 10,000 deep", dkimSigned(t, f, "", "multipart/mixed; boundary=b", deep), verify.ReasonNoSignature, 4 * MiB},
 		{"multipart/signed with 100,000 parts", dkimSigned(t, f, "", `multipart/signed; protocol="application/pkcs7-signature"; boundary=b`, manyParts), verify.ReasonSignatureMalformed, 24 * MiB},
-		{"1 MiB header line", dkimSigned(t, f, "X-Long: "+strings.Repeat("a", 1<<20)+"\r\n", "text/plain", "x\r\n"), verify.ReasonNoSignature, 32 * MiB},
-		{"10,000 header fields", dkimSigned(t, f, strings.Repeat("X-Many: v\r\n", 10000), "text/plain", "x\r\n"), verify.ReasonNoSignature, 16 * MiB},
+		// Just under the header caps (verify.DefaultMaxHeaderBytes and
+		// DefaultMaxHeaderFields: a DKIM-Signature and 7 fields more).
+		{"1 MiB header line", dkimSigned(t, f, "X-Long: "+strings.Repeat("a", 1<<20-4096)+"\r\n", "text/plain", "x\r\n"), verify.ReasonNoSignature, 32 * MiB},
+		{"10,000 header fields", dkimSigned(t, f, strings.Repeat("X-Many: v\r\n", 9990), "text/plain", "x\r\n"), verify.ReasonNoSignature, 16 * MiB},
+		// Over them: refused before any parser reads the fields.
+		{"header over 1 MiB", dkimSigned(t, f, "X-Long: "+strings.Repeat("a", 1<<20)+"\r\n", "text/plain", "x\r\n"), verify.ReasonMalformed, 4 * MiB},
+		{"1.5 million header fields", headerFields(1_500_000), verify.ReasonMalformed, 4 * MiB},
 		{"invalid base64 signature", dkimSigned(t, f, "", `multipart/signed; protocol="application/pkcs7-signature"; boundary=b`,
 			signedPrefix+"!!!not base64!!!\r\n--b--\r\n"), verify.ReasonSignatureMalformed, 1 * MiB},
 		{"unpadded base64 signature", dkimSigned(t, f, "", `multipart/signed; protocol="application/pkcs7-signature"; boundary=b`,
@@ -96,6 +102,18 @@ func TestPipelineBadInput(t *testing.T) {
 	if len(store.certs) != 1 || store.certs["nul@example.com"] == nil {
 		t.Errorf("stored %d certificates, want only nul@example.com's", len(store.certs))
 	}
+}
+
+// headerFields is an unsigned message of n tiny header fields, X-H0: v to
+// X-Hn-1: v (21 MB for 1.5 million).
+func headerFields(n int) []byte {
+	var b bytes.Buffer
+	b.WriteString("From: x@example.com\r\n")
+	for i := range n {
+		fmt.Fprintf(&b, "X-H%d: v\r\n", i)
+	}
+	b.WriteString("\r\nbody\r\n")
+	return b.Bytes()
 }
 
 // berNest is base64 of n nested indefinite-length SEQUENCEs.

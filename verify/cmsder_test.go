@@ -22,7 +22,7 @@ func TestCMSFastPathTakesDER(t *testing.T) {
 	fast := 0
 	for i, raw := range sample.messages {
 		name := filepath.Base(names[i])
-		m, err := parseMessage(raw, DefaultMaxSize)
+		m, err := parseMessage(raw, DefaultMaxSize, HeaderLimits{})
 		if err != nil {
 			continue
 		}

@@ -76,7 +76,7 @@ func TestFromAddress(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m, err := parseMessage([]byte(tt.header+"Subject: x\r\n\r\nbody\r\n"), 0)
+			m, err := parseMessage([]byte(tt.header+"Subject: x\r\n\r\nbody\r\n"), 0, HeaderLimits{})
 			if err != nil {
 				t.Fatal(err)
 			}

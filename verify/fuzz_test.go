@@ -58,7 +58,7 @@ func loadFuzzSample(f testing.TB) *fuzzSample {
 func (s *fuzzSample) signatures() []*signedEntity {
 	var out []*signedEntity
 	for _, raw := range s.messages {
-		m, err := parseMessage(raw, DefaultMaxSize)
+		m, err := parseMessage(raw, DefaultMaxSize, HeaderLimits{})
 		if err != nil {
 			continue
 		}
@@ -113,7 +113,7 @@ func FuzzSignature(f *testing.F) {
 	}
 	p := fuzzPipeline(f, sample)
 	f.Fuzz(func(t *testing.T, raw []byte) {
-		m, err := parseMessage(raw, DefaultMaxSize)
+		m, err := parseMessage(raw, DefaultMaxSize, HeaderLimits{})
 		if err != nil {
 			return
 		}

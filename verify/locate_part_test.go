@@ -92,7 +92,7 @@ func TestReadPartUnchanged(t *testing.T) {
 func FuzzReadPart(f *testing.F) {
 	sample := loadFuzzSample(f)
 	for _, raw := range sample.messages {
-		m, err := parseMessage(raw, DefaultMaxSize)
+		m, err := parseMessage(raw, DefaultMaxSize, HeaderLimits{})
 		if err != nil {
 			continue
 		}

@@ -80,13 +80,18 @@ func canonicalCRLF(b []byte) []byte {
 	}
 }
 
-// parseMessage canonicalises raw and reads its header.
-func parseMessage(raw []byte, maxSize int64) (*parsedMessage, error) {
+// parseMessage canonicalises raw and reads its header, once it is known
+// to be within limits.
+func parseMessage(raw []byte, maxSize int64, limits HeaderLimits) (*parsedMessage, error) {
 	if maxSize > 0 && int64(len(raw)) > maxSize {
 		return nil, fail(ReasonTooLarge, "message is %d bytes, the limit is %d", len(raw), maxSize)
 	}
 	if len(bytes.TrimSpace(raw)) == 0 {
 		return nil, fail(ReasonMalformed, "empty message")
+	}
+	// Before any parser builds its table of the fields.
+	if err := CheckHeader(raw, limits); err != nil {
+		return nil, err
 	}
 	canonical := canonicalCRLF(raw)
 	r := bytes.NewReader(canonical)
@@ -99,7 +104,7 @@ func parseMessage(raw []byte, maxSize int64) (*parsedMessage, error) {
 	br := bufio.NewReaderSize(r, min(size, 4096))
 	header, err := textproto.ReadHeader(br)
 	if err != nil && !errors.Is(err, io.EOF) {
-		return nil, fail(ReasonMalformed, "reading header: %w", err)
+		return nil, fail(ReasonMalformed, "reading header: %w", headerError(err))
 	}
 	if header.Len() == 0 {
 		return nil, fail(ReasonMalformed, "no header fields")

@@ -46,7 +46,7 @@ func TestParseMessage(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m, err := parseMessage([]byte(tt.raw), tt.max)
+			m, err := parseMessage([]byte(tt.raw), tt.max, HeaderLimits{})
 			if r := ReasonOf(err); r != tt.reason {
 				t.Fatalf("reason = %s (%v), want %s", r, err, tt.reason)
 			}

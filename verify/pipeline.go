@@ -64,6 +64,9 @@ type Options struct {
 	// MaxSize is the largest message accepted, in bytes; 0 means
 	// DefaultMaxSize.
 	MaxSize int64
+	// HeaderLimits cap the header section: more fields or bytes is
+	// message_malformed before any parser reads it.
+	HeaderLimits HeaderLimits
 	// MaxDKIMVerifications caps the DKIM signatures verified per message;
 	// 0 means 5.
 	MaxDKIMVerifications int
@@ -100,6 +103,7 @@ func New(opts Options) (*Pipeline, error) {
 	if opts.MaxSize <= 0 {
 		opts.MaxSize = DefaultMaxSize
 	}
+	opts.HeaderLimits = opts.HeaderLimits.withDefaults()
 	if opts.MaxDKIMVerifications <= 0 {
 		opts.MaxDKIMVerifications = defaultMaxDKIMVerifications
 	}
@@ -192,7 +196,7 @@ func (p *Pipeline) Verify(ctx context.Context, m *Message) (res *Result) {
 
 func (p *Pipeline) run(ctx context.Context, m *Message, res *Result, log *story) error {
 	clock := &stageClock{res: res, start: time.Now()}
-	msg, err := parseMessage(m.Raw, p.opts.MaxSize)
+	msg, err := parseMessage(m.Raw, p.opts.MaxSize, p.opts.HeaderLimits)
 	clock.done(StageParse)
 	if err != nil {
 		return err

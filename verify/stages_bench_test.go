@@ -61,7 +61,7 @@ func stageFixture(b *testing.B) (*testcorpus.Fixture, []stageInput) {
 		log := &story{mu: new(sync.Mutex)}
 		for _, raw := range msgs {
 			in := stageInput{raw: raw}
-			if in.parsed, err = parseMessage(raw, DefaultMaxSize); err == nil {
+			if in.parsed, err = parseMessage(raw, DefaultMaxSize, HeaderLimits{}); err == nil {
 				if in.from, err = fromAddress(in.parsed); err == nil {
 					if _, err = p.checkDKIM(context.Background(), in.parsed, in.from, log); err == nil {
 						if in.entity, err = locateSignature(in.parsed, log); err == nil {
@@ -115,7 +115,7 @@ func BenchmarkStageParse(b *testing.B) {
 	for b.Loop() {
 		in := &ins[i%len(ins)]
 		i++
-		m, err := parseMessage(in.raw, DefaultMaxSize)
+		m, err := parseMessage(in.raw, DefaultMaxSize, HeaderLimits{})
 		if err != nil {
 			b.Fatal(err)
 		}

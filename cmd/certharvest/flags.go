@@ -33,6 +33,8 @@ type pipelineFlags struct {
 	align     parsedFlag[verify.Alignment]
 	at        parsedFlag[time.Time]
 	maxSize   parsedFlag[int64]
+	maxHeader parsedFlag[int64]
+	maxFields int
 	logFile   string
 	logLevel  parsedFlag[slog.Level]
 	logFormat parsedFlag[string]
@@ -44,6 +46,7 @@ func (f *pipelineFlags) register(fs *flag.FlagSet) {
 	f.align = newParsedFlag("strict", verify.ParseAlignment)
 	f.at = newParsedFlag("", parseAt)
 	f.maxSize = newParsedFlag("25MiB", parseSize)
+	f.maxHeader = newParsedFlag(fmt.Sprintf("%dMiB", verify.DefaultMaxHeaderBytes>>20), parseSize)
 	f.logLevel = newParsedFlag("info", parseLogLevel)
 	f.logFormat = newParsedFlag("text", parseLogFormat)
 	f.dnsServer = newParsedFlag("", parseDNSServer)
@@ -52,6 +55,8 @@ func (f *pipelineFlags) register(fs *flag.FlagSet) {
 	fs.Var(&f.align, "dkim-align", "DKIM `alignment` with From: strict (d= equals the From domain) or relaxed (same organisational domain)")
 	fs.Var(&f.at, "at", "verify certificates at this `time` (RFC 3339, e.g. 2026-06-01T00:00:00Z; default: now)")
 	fs.Var(&f.maxSize, "max-size", "largest message accepted (`bytes`; suffixes KiB, MiB, GiB)")
+	fs.Var(&f.maxHeader, "max-header-bytes", "largest header section accepted (`bytes`; message_malformed beyond, before any parser reads it)")
+	positiveIntVar(fs, &f.maxFields, "max-header-fields", verify.DefaultMaxHeaderFields, "most header `fields` accepted (message_malformed beyond)")
 	fs.StringVar(&f.logFile, "log", "", "write the log to `file` instead of standard error")
 	fs.Var(&f.logLevel, "log-level", "log `level`: debug, info, warn or error")
 	fs.Var(&f.logFormat, "log-format", "log `format`: text (for people, one block per message) or json (one object per line)")
@@ -235,11 +240,15 @@ func (f *pipelineFlags) build(logTo io.Writer) (*pipelineSetup, error) {
 		lookup = verify.DNSLookup(resolver, f.dnsWait)
 	}
 	s.opts = verify.Options{
-		Roots:       roots,
-		LookupTXT:   lookup,
-		Align:       align,
-		Now:         now,
-		MaxSize:     maxSize,
+		Roots:     roots,
+		LookupTXT: lookup,
+		Align:     align,
+		Now:       now,
+		MaxSize:   maxSize,
+		HeaderLimits: verify.HeaderLimits{
+			MaxBytes:  f.maxHeader.value,
+			MaxFields: f.maxFields,
+		},
 		Logger:      s.logger,
 		BlockPrefix: f.logFormat.value == "text",
 	}

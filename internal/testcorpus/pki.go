@@ -31,14 +31,23 @@ var (
 	At = time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
 	// SigningTime is the CMS signingTime attribute and the Date header of
 	// the ordinary messages (inside every ordinary certificate's validity,
-	// and before At).
+	// and before At). It is after ExpiredNotAfter and before
+	// FutureNotBefore: the *-signingtime-* cases sign with it, as a mail
+	// client stamps the time of sending, with the expired and the
+	// not-yet-valid certificate.
 	SigningTime = time.Date(2026, 5, 31, 12, 0, 0, 0, time.UTC)
+	// SkewedSigningTime is the signingTime of a sender whose clock was
+	// reset: before the validity of every certificate the fixture issues.
+	// The ok-signingtime-* cases sign with it and a certificate valid at
+	// At.
+	SkewedSigningTime = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
 
 	// ExpiredNotBefore and ExpiredNotAfter bound the expired certificate.
 	ExpiredNotBefore = time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
 	ExpiredNotAfter  = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
-	// ExpiredSigningTime lies inside the expired certificate's validity, so
-	// the CMS signature itself is consistent and only the chain at At fails.
+	// ExpiredSigningTime lies inside the expired certificate's validity
+	// (the cert-expired case): only the chain at At fails, whatever the
+	// verifier makes of signingTime.
 	ExpiredSigningTime = time.Date(2024, 6, 1, 12, 0, 0, 0, time.UTC)
 
 	// FutureNotBefore and FutureNotAfter bound the not-yet-valid certificate.
