@@ -3,7 +3,6 @@ package ingest
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -33,9 +32,12 @@ type dir struct {
 func openDir(path string) (*dir, error) {
 	var fd int
 	err := ignoringEINTR(func() (err error) {
-		fd, err = unix.Open(path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		fd, err = unix.Open(path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 		return err
 	})
+	if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR) {
+		err = errNotFolder
+	}
 	if err != nil {
 		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
 	}
@@ -70,7 +72,7 @@ func (d *dir) join(name string) string {
 // extended attribute xattr unless it is "".
 func readFileAt(d *dir, name, path string, opts ReadOptions, xattr string) (messageFile, error) {
 	maxSize := opts.MaxSize
-	fd, err := openAt(d, name, path)
+	fd, err := openAt(d, name, path, opts.NoFollow)
 	if err != nil {
 		return messageFile{}, err
 	}
@@ -80,7 +82,7 @@ func readFileAt(d *dir, name, path string, opts ReadOptions, xattr string) (mess
 		return messageFile{}, &fs.PathError{Op: "stat", Path: path, Err: err}
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
-		return messageFile{}, fmt.Errorf("%s is not a regular file", path)
+		return messageFile{}, notRegular(path)
 	}
 	m := messageFile{size: st.Size, modTime: time.Unix(st.Mtim.Unix())}
 	if st.Size > maxSize {
@@ -127,12 +129,17 @@ func (r *preader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// openAt opens name in d, or path when d is nil, for reading.
-func openAt(d *dir, name, path string) (int, error) {
+// openAt opens name in d, or path when d is nil, for reading; with
+// noFollow, never through a symbolic link (O_NOFOLLOW: an error wrapping
+// ErrNotRegular).
+func openAt(d *dir, name, path string, noFollow bool) (int, error) {
 	// O_NONBLOCK: opening a FIFO (a path given to scan, a file put in
 	// new/) would otherwise wait for a writer, for ever; a regular file
 	// reads the same with it, and the caller refuses anything else.
-	const flags = unix.O_RDONLY | unix.O_CLOEXEC | unix.O_NONBLOCK
+	flags := unix.O_RDONLY | unix.O_CLOEXEC | unix.O_NONBLOCK
+	if noFollow {
+		flags |= unix.O_NOFOLLOW
+	}
 	dfd := unix.AT_FDCWD
 	if d != nil {
 		d.mu.RLock()
@@ -149,7 +156,12 @@ func openAt(d *dir, name, path string) (int, error) {
 		fd, err = unix.Openat(dfd, name, flags, 0)
 		return err
 	})
-	if err != nil {
+	switch {
+	case noFollow && errors.Is(err, unix.ELOOP), errors.Is(err, unix.ENXIO):
+		// ELOOP: a symbolic link; ENXIO: a socket (or a device
+		// without its driver).
+		return -1, notRegular(path)
+	case err != nil:
 		return -1, &fs.PathError{Op: "open", Path: path, Err: err}
 	}
 	return fd, nil
@@ -218,13 +230,15 @@ func fgetXattr(fd int, name string) []byte {
 // fileAttrs are what statAt tells of a file.
 type fileAttrs struct {
 	regular bool
+	dir     bool
 	size    int64
+	usage   int64 // bytes of disk it takes (st_blocks)
 	modTime time.Time
 }
 
 // statAt returns the attributes of name in d, or of the file at the path
-// name when d is nil (fstatat(2), following a symbolic link as os.Stat
-// does).
+// name when d is nil (fstatat(2); of a symbolic link itself, as os.Lstat
+// does: the spool never follows one).
 func statAt(d *dir, name string) (fileAttrs, error) {
 	dfd, path := unix.AT_FDCWD, name
 	if d != nil {
@@ -235,7 +249,11 @@ func statAt(d *dir, name string) (fileAttrs, error) {
 	var st unix.Stat_t
 	err := error(fs.ErrClosed)
 	if dfd != -1 {
-		err = ignoringEINTR(func() error { return unix.Fstatat(dfd, name, &st, 0) })
+		// Not ignoringEINTR: its closure would move st to the heap, on
+		// the watcher's and Archive's per-message path.
+		for err = unix.EINTR; err == unix.EINTR; {
+			err = unix.Fstatat(dfd, name, &st, unix.AT_SYMLINK_NOFOLLOW)
+		}
 	}
 	if err != nil {
 		if d != nil {
@@ -243,7 +261,13 @@ func statAt(d *dir, name string) (fileAttrs, error) {
 		}
 		return fileAttrs{}, &fs.PathError{Op: "stat", Path: path, Err: err}
 	}
-	return fileAttrs{regular: st.Mode&unix.S_IFMT == unix.S_IFREG, size: st.Size, modTime: time.Unix(st.Mtim.Unix())}, nil
+	return fileAttrs{
+		regular: st.Mode&unix.S_IFMT == unix.S_IFREG,
+		dir:     st.Mode&unix.S_IFMT == unix.S_IFDIR,
+		size:    st.Size,
+		usage:   st.Blocks * 512, // st_blocks counts 512-byte units (stat(2))
+		modTime: time.Unix(st.Mtim.Unix()),
+	}, nil
 }
 
 // renameAt renames name in from to newName in to (renameat(2)). Unlike

@@ -4,8 +4,8 @@ package ingest
 
 import (
 	"errors"
-	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
@@ -17,8 +17,16 @@ type dir struct {
 	path string
 }
 
-// openDir returns the folder path.
+// openDir returns the folder path, unless it is not one (a symbolic link
+// is not followed).
 func openDir(path string) (*dir, error) {
+	info, err := os.Lstat(path)
+	if err != nil {
+		return nil, err
+	}
+	if !info.IsDir() {
+		return nil, &fs.PathError{Op: "open", Path: path, Err: errNotFolder}
+	}
 	return &dir{path: path}, nil
 }
 
@@ -32,9 +40,15 @@ func (d *dir) join(name string) string { return filepath.Join(d.path, name) }
 // does. Outside Linux there are no extended attributes: xattr is ignored.
 func readFileAt(d *dir, name, path string, opts ReadOptions, xattr string) (messageFile, error) {
 	maxSize := opts.MaxSize
-	// Opening a FIFO would wait for a writer: look first.
-	if info, err := os.Stat(path); err == nil && !info.Mode().IsRegular() {
-		return messageFile{}, fmt.Errorf("%s is not a regular file", path)
+	// Opening a FIFO would wait for a writer: look first (at a symbolic
+	// link itself with NoFollow).
+	stat := os.Stat
+	if opts.NoFollow {
+		stat = os.Lstat
+	}
+	before, err := stat(path)
+	if err == nil && !before.Mode().IsRegular() {
+		return messageFile{}, notRegular(path)
 	}
 	f, err := os.Open(path)
 	if err != nil {
@@ -45,8 +59,9 @@ func readFileAt(d *dir, name, path string, opts ReadOptions, xattr string) (mess
 	if err != nil {
 		return messageFile{}, err
 	}
-	if !info.Mode().IsRegular() {
-		return messageFile{}, fmt.Errorf("%s is not a regular file", path)
+	if !info.Mode().IsRegular() || (opts.NoFollow && before != nil && !os.SameFile(before, info)) {
+		// Not a regular file, or replaced by a link since it was looked at.
+		return messageFile{}, notRegular(path)
 	}
 	if info.Size() > maxSize {
 		return messageFile{size: info.Size(), modTime: info.ModTime()}, tooLarge(io.NewSectionReader(f, 0, 1<<62), maxSize)
@@ -85,20 +100,23 @@ func renameAt(from *dir, name string, to *dir, newName string) error {
 // fileAttrs are what statAt tells of a file.
 type fileAttrs struct {
 	regular bool
+	dir     bool
 	size    int64
+	usage   int64 // bytes of disk it takes: its size, here
 	modTime time.Time
 }
 
 // statAt returns the attributes of name in d, or of the file at the path
-// name when d is nil.
+// name when d is nil (of a symbolic link itself: the spool never follows
+// one).
 func statAt(d *dir, name string) (fileAttrs, error) {
 	path := name
 	if d != nil {
 		path = d.join(name)
 	}
-	info, err := os.Stat(path)
+	info, err := os.Lstat(path)
 	if err != nil {
 		return fileAttrs{}, err
 	}
-	return fileAttrs{regular: info.Mode().IsRegular(), size: info.Size(), modTime: info.ModTime()}, nil
+	return fileAttrs{regular: info.Mode().IsRegular(), dir: info.IsDir(), size: info.Size(), usage: info.Size(), modTime: info.ModTime()}, nil
 }

@@ -27,6 +27,11 @@ import (
 //     new/ files of the Maildirs inside it. Hidden files and folders (a
 //     leading dot) are skipped.
 //
+// A path given is followed if it is a symbolic link (the operator named
+// it); inside a folder, a symbolic link is never followed, to a file or a
+// folder: whoever can write in a folder that is scanned could otherwise
+// have scan read any file certharvest can.
+//
 // A path that cannot be read is passed to onError; the walk goes on.
 func WalkMessages(ctx context.Context, paths []string, fn func(path string) error, onError func(path string, err error)) error {
 	for _, root := range paths {
@@ -40,6 +45,11 @@ func WalkMessages(ctx context.Context, paths []string, fn func(path string) erro
 				return err
 			}
 			continue
+		}
+		if linfo, err := os.Lstat(root); err == nil && linfo.Mode()&fs.ModeSymlink != 0 {
+			// WalkDir does not follow a link even as its root: with a
+			// trailing separator, the path names the folder itself.
+			root += string(filepath.Separator)
 		}
 		// Whether the last file's folder is a Maildir's cur/ or new/:
 		// WalkDir gives the files of a folder one after another, so
@@ -169,6 +179,22 @@ type messageFile struct {
 	xattr   []byte    // the extended attribute asked for; nil when absent
 	size    int64     // the file's size when opened
 	modTime time.Time // the file's modification time when opened
+}
+
+// ErrNotRegular is the error of a message "file" that is not a regular
+// file: a symbolic link (never followed in the spool, nor in a folder that
+// scan walks), a FIFO, a socket or a device. Its text is the detail of the
+// message's read_error.
+var ErrNotRegular = errors.New("not a regular file")
+
+// errNotFolder: one of the spool's folders is not a folder (a symbolic
+// link, say), which the spool does not follow.
+var errNotFolder = errors.New("not a folder (a symbolic link is not followed)")
+
+// notRegular returns the error of the file at path that is not a regular
+// file.
+func notRegular(path string) error {
+	return &fs.PathError{Op: "open", Path: path, Err: ErrNotRegular}
 }
 
 // plainName reports whether name is the name of a file in a folder, not a

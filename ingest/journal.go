@@ -43,6 +43,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -184,7 +185,7 @@ func readErr(err error) error {
 // readSegment calls fn for each record of the segment at path, up to its
 // end or its first torn or damaged record.
 func readSegment(path string, fn func(record) error) error {
-	f, err := os.Open(path)
+	f, err := openNoFollow(path, os.O_RDONLY, 0)
 	if err != nil {
 		return err
 	}
@@ -338,7 +339,10 @@ type journal struct {
 	syncData func(names []string) error
 
 	reqs      chan *commitRequest
-	retireNow chan struct{} // a segment was closed (capacity 1)
+	flushReqs chan chan struct{} // rotate now (flush), then close the channel
+	retireNow chan struct{}      // a segment was closed (capacity 1)
+	retireMu  sync.Mutex         // one retire at a time: the retirer's, or a flush's
+	bytes     atomic.Int64       // of the segments not yet deleted
 	stop      chan struct{}
 	stopOnce  sync.Once
 	wg        sync.WaitGroup
@@ -362,6 +366,7 @@ func startJournal(dir string, lastSeq uint64, syncData func([]string) error, opt
 		opts:      opts.withDefaults(),
 		syncData:  syncData,
 		reqs:      make(chan *commitRequest),
+		flushReqs: make(chan chan struct{}),
 		retireNow: make(chan struct{}, 1),
 		stop:      make(chan struct{}),
 		seq:       lastSeq,
@@ -414,6 +419,10 @@ func (j *journal) commitLoop() {
 		if first == nil {
 			select {
 			case first = <-j.reqs:
+			case done := <-j.flushReqs:
+				j.rotate()
+				close(done)
+				continue
 			case <-tick.C:
 				j.rotateIfDue()
 				continue
@@ -506,6 +515,7 @@ func (j *journal) append(seg *segment, data []byte) error {
 	}
 	if err == nil {
 		seg.size += int64(len(data))
+		j.bytes.Add(int64(len(data)))
 		return nil
 	}
 	// Should the truncation not reach the disk either, those records may
@@ -553,7 +563,9 @@ func (j *journal) retireLoop() {
 	for {
 		select {
 		case <-j.retireNow:
+			j.retireMu.Lock()
 			j.retire()
+			j.retireMu.Unlock()
 		case <-j.stop:
 			return
 		}
@@ -586,6 +598,7 @@ func (j *journal) retire() error {
 				err = e
 				break
 			}
+			j.bytes.Add(-seg.size)
 			retired++
 		}
 	}
@@ -596,6 +609,25 @@ func (j *journal) retire() error {
 		return fmt.Errorf("spool: journal: retiring segments: %w", err)
 	}
 	return nil
+}
+
+// flush retires every segment now, the current one too: MakeRoom frees
+// the disk space of their copies of messages. It waits for the deliveries
+// still writing the files of their messages, so a delivery must release
+// its records (commit's release) before it calls flush.
+func (j *journal) flush(ctx context.Context) error {
+	done := make(chan struct{})
+	select {
+	case j.flushReqs <- done:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-j.stop:
+		return errJournalClosed
+	}
+	<-done
+	j.retireMu.Lock()
+	defer j.retireMu.Unlock()
+	return j.retire()
 }
 
 // halt stops the committer and the retirer. The current segment is closed:
@@ -609,5 +641,7 @@ func (j *journal) halt() {
 // segments left are replayed by the next OpenSpool.
 func (j *journal) close() error {
 	j.halt()
+	j.retireMu.Lock()
+	defer j.retireMu.Unlock()
 	return j.retire()
 }

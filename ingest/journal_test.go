@@ -285,7 +285,7 @@ func TestSpoolReplayAfterCrash(t *testing.T) {
 			dir := t.TempDir()
 			opts := noRetirement()
 			opts.maxSegment = 1
-			s, err := openSpool(dir, opts)
+			s, err := openSpool(dir, opts, SpoolOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -347,16 +347,16 @@ func TestSpoolReplayAfterCrash(t *testing.T) {
 }
 
 // Replay delivers nothing again that is in new/ or was processed and
-// archived in cur/ (with any flags); a damaged archived copy is repaired in
-// place.
+// archived in cur/ (with any flags: accepted, rejected, changed by a mail
+// client); a damaged archived copy is repaired in place.
 func TestSpoolReplaySkipsDelivered(t *testing.T) {
 	dir := t.TempDir()
-	s, err := openSpool(dir, noRetirement())
+	s, err := openSpool(dir, noRetirement(), SpoolOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var names []string
-	for i := range 4 {
+	for i := range 6 {
 		n, err := s.Deliver(context.Background(), Incoming{Raw: testMessage(i), Envelope: testEnvelope(i)})
 		if err != nil {
 			t.Fatal(err)
@@ -364,14 +364,16 @@ func TestSpoolReplaySkipsDelivered(t *testing.T) {
 		names = append(names, n...)
 	}
 	// 0 stays in new/; 1 archived; 2 archived, then flagged by a mail
-	// client; 3 archived, its file damaged.
-	for _, n := range names[1:] {
-		if err := s.Archive(n); err != nil {
+	// client; 3 archived, its file damaged; 4 archived as rejected; 5
+	// too, its file damaged.
+	for i, n := range names[1:] {
+		if err := s.Archive(n, i < 3); err != nil {
 			t.Fatal(err)
 		}
 	}
 	os.Rename(filepath.Join(dir, SpoolCur, names[2]+":2,S"), filepath.Join(dir, SpoolCur, names[2]+":2,FS"))
 	os.Truncate(filepath.Join(dir, SpoolCur, names[3]+":2,S"), 0)
+	os.Truncate(filepath.Join(dir, SpoolCur, names[5]+":2,ST"), 0)
 	crash(s)
 
 	s, err = OpenSpool(dir)
@@ -384,12 +386,15 @@ func TestSpoolReplaySkipsDelivered(t *testing.T) {
 	}
 	checkLoad(t, s, names[0], 0)
 	cur := listDir(t, filepath.Join(dir, SpoolCur))
-	want := []string{names[1] + ":2,S", names[2] + ":2,FS", names[3] + ":2,S"}
+	want := []string{names[1] + ":2,S", names[2] + ":2,FS", names[3] + ":2,S", names[4] + ":2,ST", names[5] + ":2,ST"}
 	if strings.Join(cur, " ") != strings.Join(want, " ") {
 		t.Errorf("cur/ = %v, want %v", cur, want)
 	}
 	if data, _ := os.ReadFile(filepath.Join(dir, SpoolCur, names[3]+":2,S")); !bytes.Equal(data, testMessage(3)) {
 		t.Errorf("damaged archived copy not repaired: %q", data)
+	}
+	if data, _ := os.ReadFile(filepath.Join(dir, SpoolCur, names[5]+":2,ST")); !bytes.Equal(data, testMessage(5)) {
+		t.Errorf("damaged rejected copy not repaired: %q", data)
 	}
 	if segs := segments(t, dir); len(segs) != 0 {
 		t.Errorf("segments left after the replay: %v", segs)
@@ -406,7 +411,7 @@ func TestSpoolJournalFailure(t *testing.T) {
 			dir := t.TempDir()
 			opts := noRetirement()
 			opts.createSegment = ffs.create
-			s, err := openSpool(dir, opts)
+			s, err := openSpool(dir, opts, SpoolOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -501,7 +506,7 @@ func mustJSON(t *testing.T, env Envelope) []byte {
 func TestSpoolDeliverSharesSync(t *testing.T) {
 	ffs := newFaultFS()
 	dir := t.TempDir()
-	s, err := openSpool(dir, journalOptions{rotateEvery: time.Hour, createSegment: ffs.create})
+	s, err := openSpool(dir, journalOptions{rotateEvery: time.Hour, createSegment: ffs.create}, SpoolOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -539,7 +544,7 @@ func TestSpoolDeliverSharesSync(t *testing.T) {
 // Close retires every segment, and a delivery after Close fails.
 func TestSpoolCloseRetires(t *testing.T) {
 	dir := t.TempDir()
-	s, err := openSpool(dir, journalOptions{rotateEvery: time.Hour, maxSegment: 100})
+	s, err := openSpool(dir, journalOptions{rotateEvery: time.Hour, maxSegment: 100}, SpoolOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -571,7 +576,7 @@ func TestSpoolCloseRetires(t *testing.T) {
 // The retirer deletes segments without Close, about once per rotation.
 func TestSpoolRetiresInBackground(t *testing.T) {
 	dir := t.TempDir()
-	s, err := openSpool(dir, journalOptions{rotateEvery: 20 * time.Millisecond})
+	s, err := openSpool(dir, journalOptions{rotateEvery: 20 * time.Millisecond}, SpoolOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -594,7 +599,7 @@ func TestSpoolRetiresInBackground(t *testing.T) {
 // and requests that do not fit in a group wait for the next one.
 func TestSpoolDeliverLargerThanGroup(t *testing.T) {
 	dir := t.TempDir()
-	s, err := openSpool(dir, journalOptions{rotateEvery: time.Hour, maxGroup: 256})
+	s, err := openSpool(dir, journalOptions{rotateEvery: time.Hour, maxGroup: 256}, SpoolOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -635,7 +640,7 @@ func TestSpoolSyncEach(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Archive(names[1]); err != nil {
+	if err := s.Archive(names[1], true); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.syncEach(append(names, "1780272000.M1P2Q3.gone")); err != nil {
@@ -711,7 +716,7 @@ func TestSpoolReplayAfterKill(t *testing.T) {
 // spoolCrashHelper delivers into dir from 8 goroutines, printing each
 // message's name once delivered, until killed.
 func spoolCrashHelper(dir string) {
-	s, err := openSpool(dir, noRetirement())
+	s, err := openSpool(dir, noRetirement(), SpoolOptions{})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)

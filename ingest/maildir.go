@@ -336,9 +336,13 @@ func (w *MaildirWatcher) settleQueue(now time.Time, q []pendingItem, wait time.D
 		case err != nil:
 			delete(w.known, item.name) // gone
 			continue
-		case !info.regular:
-			delete(w.known, item.name)
+		case info.dir:
+			delete(w.known, item.name) // a folder is no message
 			continue
+		case !info.regular:
+			// A symbolic link, a FIFO, a socket: handed over at once,
+			// to be refused (ErrNotRegular) and archived, not left in
+			// new/ unreported.
 		case now.Sub(info.modTime) < wait,
 			info.size == 0 && now.Sub(info.modTime) < w.opts.EmptyGrace:
 			// Still being written (or not started): look again later.
@@ -355,7 +359,8 @@ func (w *MaildirWatcher) settleQueue(now time.Time, q []pendingItem, wait time.D
 	return q
 }
 
-// stat returns the attributes of the file name in new/.
+// stat returns the attributes of the file name in new/ (of a symbolic
+// link itself).
 func (w *MaildirWatcher) stat(name string) (fileAttrs, error) {
 	if w.dir == nil || !plainName(name) {
 		return statAt(nil, filepath.Join(w.newDir, name))
@@ -377,15 +382,15 @@ func (w *MaildirWatcher) rescan(why string) error {
 		entries, err := d.ReadDir(1024)
 		for _, de := range entries {
 			name := de.Name()
-			if strings.HasPrefix(name, ".") || !de.Type().IsRegular() {
-				continue
+			if strings.HasPrefix(name, ".") || de.IsDir() {
+				continue // not a message; anything else is handed over, a link to be refused
 			}
 			w.mu.Lock()
 			if _, ok := w.known[name]; !ok {
 				found++
 				e := &watchEntry{state: statePending, lastEvent: now}
 				w.known[name] = e
-				if info, err := de.Info(); err == nil && now.Sub(info.ModTime()) >= w.opts.Settle && info.Size() > 0 {
+				if info, err := de.Info(); err == nil && (!info.Mode().IsRegular() || now.Sub(info.ModTime()) >= w.opts.Settle && info.Size() > 0) {
 					e.state = stateQueued
 					w.queue = append(w.queue, name)
 				} else {

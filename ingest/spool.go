@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"maps"
 	"math"
 	"os"
@@ -31,8 +32,9 @@ import (
 //
 //   - tmp/: being written; never read;
 //   - new/: delivered, waiting to be processed;
-//   - cur/: processed and reported (flag S, seen), an archive that scan can
-//     reprocess.
+//   - cur/: processed and reported (flag S, seen; and T, trashed, when
+//     rejected), an archive that scan can reprocess, kept as its
+//     ArchivePolicy says (archive.go).
 //
 // The context a message arrived with (envelope, remote address, a relay's
 // ids) is kept in an extended attribute of the message's file (or, where the
@@ -59,6 +61,7 @@ type Spool struct {
 	unnamed  bool        // messages are written unnamed, then linked into new/ (internal/tmpfile)
 	newDir   *dir        // new/ and cur/, opened once: messages are read
 	curDir   *dir        // and archived relative to them
+	archive  archive     // cur/'s retention and what it holds (archive.go)
 	stop     chan struct{}
 	stopOnce sync.Once
 	wg       sync.WaitGroup
@@ -97,11 +100,29 @@ const journalLock = ".lock"
 // needed, and replays what its journal holds from before a crash, so that
 // every message acknowledged is in new/ (or, processed, in cur/). Close
 // stops its background work; a process uses a spool through one Spool.
+//
+// dir itself may be a symbolic link (the operator names it); its folders
+// may not: the spool never follows a link inside the Maildir.
 func OpenSpool(dir string) (*Spool, error) {
-	return openSpool(dir, journalOptions{})
+	return OpenSpoolOptions(dir, SpoolOptions{})
 }
 
-func openSpool(dir string, opts journalOptions) (*Spool, error) {
+// SpoolOptions configure a Spool; the zero value keeps every archived
+// message.
+type SpoolOptions struct {
+	// Archive is the retention policy of cur/.
+	Archive ArchivePolicy
+	// Logger receives the archive's sweeps and evictions; nil discards
+	// them.
+	Logger *slog.Logger
+}
+
+// OpenSpoolOptions is OpenSpool with options.
+func OpenSpoolOptions(dir string, opts SpoolOptions) (*Spool, error) {
+	return openSpool(dir, journalOptions{}, opts)
+}
+
+func openSpool(dir string, jopts journalOptions, opts SpoolOptions) (*Spool, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("spool: %w", err)
 	}
@@ -130,6 +151,9 @@ func openSpool(dir string, opts journalOptions) (*Spool, error) {
 	} else if !errors.Is(err, fs.ErrExist) {
 		return nil, fmt.Errorf("spool: %w", err)
 	}
+	if err := checkFolders(dir); err != nil {
+		return nil, fmt.Errorf("spool: %w", err)
+	}
 	lock, err := lockFile(filepath.Join(jdir, journalLock))
 	if err != nil {
 		return nil, fmt.Errorf("spool: journal: %w", err)
@@ -141,6 +165,7 @@ func openSpool(dir string, opts journalOptions) (*Spool, error) {
 	// Maildir: '/' and ':' in the host name are written as \057 and \072.
 	host = strings.NewReplacer("/", `\057`, ":", `\072`).Replace(host)
 	s := &Spool{dir: dir, host: host, pid: os.Getpid(), lock: lock, syncReqs: make(chan syncRequest), stop: make(chan struct{})}
+	s.archive.init(opts)
 	s.unnamed = tmpfile.Supported(filepath.Join(dir, SpoolTmp))
 	if err := s.openDirs(); err != nil {
 		s.closeDirs()
@@ -153,10 +178,28 @@ func openSpool(dir string, opts journalOptions) (*Spool, error) {
 		lock.Close()
 		return nil, err
 	}
-	s.journal = startJournal(jdir, lastSeq, s.syncMessages, opts)
-	s.wg.Add(1)
+	s.journal = startJournal(jdir, lastSeq, s.syncMessages, jopts)
+	s.wg.Add(2)
 	go s.syncLoop()
+	go s.sweepLoop()
 	return s, nil
+}
+
+// checkFolders makes sure that the Maildir's folders are folders, not
+// symbolic links to folders elsewhere, which the spool would otherwise
+// read, write and delete in.
+func checkFolders(dir string) error {
+	for _, sub := range []string{SpoolTmp, SpoolNew, SpoolCur, SpoolMeta, SpoolJournal} {
+		path := filepath.Join(dir, sub)
+		info, err := os.Lstat(path)
+		if err != nil {
+			return err
+		}
+		if !info.IsDir() {
+			return &fs.PathError{Op: "open", Path: path, Err: errNotFolder}
+		}
+	}
+	return nil
 }
 
 // Dir returns the Maildir's folder.
@@ -252,11 +295,24 @@ func (s *Spool) Deliver(ctx context.Context, msgs ...Incoming) ([]string, error)
 		}
 	}
 	release, err := s.journal.commit(ctx, recs)
+	if err != nil && isNoSpace(err) {
+		// The disk is full: make room (the archive's rejected mail gives
+		// way), and try once more.
+		s.MakeRoom(ctx, 2*roomFor(recs))
+		release, err = s.journal.commit(ctx, recs)
+	}
 	if err != nil {
 		return nil, err
 	}
-	defer release()
-	if err := s.place(recs); err != nil {
+	err = s.place(recs)
+	if err != nil && isNoSpace(err) {
+		if err := s.placeShortOfRoom(ctx, names, recs, release); err != nil {
+			return nil, fmt.Errorf("spool: %w", err)
+		}
+		return names, nil
+	}
+	release()
+	if err != nil {
 		// The records stay in the journal until it is retired: a crash
 		// before then delivers these messages, which the sender, told of
 		// the failure, delivers again too. A duplicate, never a loss.
@@ -429,11 +485,11 @@ func writeFile(path string, data []byte) error {
 
 // syncEach makes the messages named durable one file at a time, wherever
 // they are now: new/ (with a meta/ context file), or cur/ once archived
-// (with the seen flag Archive gives). Then it syncs the folders' entries. It
+// (with the flags Archive gives). Then it syncs the folders' entries. It
 // is the portable way; on Linux one syncfs(2) does it all (syncMessages).
 func (s *Spool) syncEach(names []string) error {
 	for _, name := range names {
-		for _, p := range []string{filepath.Join(s.dir, SpoolNew, name), filepath.Join(s.dir, SpoolCur, name+":2,S")} {
+		for _, p := range []string{filepath.Join(s.dir, SpoolNew, name), filepath.Join(s.dir, SpoolCur, name+infoAccepted), filepath.Join(s.dir, SpoolCur, name+infoRejected)} {
 			err := syncFile(p)
 			if err == nil {
 				break
@@ -456,7 +512,7 @@ func (s *Spool) syncEach(names []string) error {
 
 // syncFile syncs the file at path.
 func syncFile(path string) error {
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	f, err := openNoFollow(path, os.O_RDWR, 0)
 	if err != nil {
 		return err
 	}
@@ -563,6 +619,11 @@ func (s *Spool) Load(name string, maxSize int64) (*verify.Message, error) {
 type ReadOptions struct {
 	// MaxSize is the largest message read, as Load's maxSize.
 	MaxSize int64
+	// NoFollow refuses a symbolic link (an error wrapping ErrNotRegular)
+	// rather than read the file it names. Spool.LoadFile always sets it;
+	// scan sets it for the files it finds in a folder, not for a path the
+	// operator gave it.
+	NoFollow bool
 	// Reserve, when not nil, is called once the file is open with the
 	// bytes about to be read into memory (its size), before they are: a
 	// caller bounding the memory of the messages in flight waits there.
@@ -588,6 +649,7 @@ func (s *Spool) LoadFile(name string, opts ReadOptions) (*verify.Message, FileVe
 	if !plainName(name) {
 		d = nil // opened by its path, as it says: not a file of new/
 	}
+	opts.NoFollow = true // a link in new/ is refused, never read
 	f, err := readFileAt(d, name, path, opts, envelopeXattr)
 	if err != nil {
 		// A message too large is still reported with its context (where
@@ -602,7 +664,7 @@ func (s *Spool) LoadFile(name string, opts ReadOptions) (*verify.Message, FileVe
 	m.Raw = f.raw
 	data := f.xattr
 	if data == nil && s.metaUsed.Load() {
-		data, err = os.ReadFile(s.metaPath(name))
+		data, err = s.readMeta(name)
 	}
 	if data != nil && err == nil {
 		var env Envelope
@@ -685,18 +747,27 @@ func scanSeconds(name string) (int64, bool) {
 }
 
 // Archive moves a processed message from new/ to cur/ with the seen flag
-// (Maildir info "2,S") and removes its context file. The move is made
-// durable by the next folder sync; call Sync to force one. A message already
-// moved is not an error.
-func (s *Spool) Archive(name string) error {
+// (Maildir info "2,S"), and the trashed flag too ("2,ST") unless it was
+// accepted, and removes its context file. The flags tell the archive's
+// retention policy which is which (archive.go). The move is made durable by
+// the next folder sync; call Sync to force one. A message already moved is
+// not an error.
+func (s *Spool) Archive(name string, accepted bool) error {
+	archived := name + infoRejected
+	if accepted {
+		archived = name + infoAccepted
+	}
 	var err error
 	if plainName(name) {
-		err = renameAt(s.newDir, name, s.curDir, name+":2,S")
+		err = renameAt(s.newDir, name, s.curDir, archived)
 	} else {
-		err = os.Rename(filepath.Join(s.dir, SpoolNew, name), filepath.Join(s.dir, SpoolCur, name+":2,S"))
+		err = os.Rename(filepath.Join(s.dir, SpoolNew, name), filepath.Join(s.dir, SpoolCur, archived))
 	}
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("archiving %s: %w", name, err)
+	}
+	if err == nil {
+		s.archive.added(s.curDir, archived, accepted)
 	}
 	if !s.metaUsed.Load() {
 		return nil // no context files
@@ -710,8 +781,19 @@ func (s *Spool) Archive(name string) error {
 // Sync makes earlier Archive moves durable.
 func (s *Spool) Sync() error { return s.syncDirs(false, true) }
 
-// Writable reports whether a message could be delivered now.
+// Writable reports whether a message could be delivered now. When the
+// disk is full it first makes room, as a delivery would (MakeRoom).
 func (s *Spool) Writable() error {
+	err := s.probe()
+	if err != nil && isNoSpace(err) {
+		s.MakeRoom(context.Background(), 0)
+		err = s.probe()
+	}
+	return err
+}
+
+// probe creates the files a delivery would, empty, and removes them.
+func (s *Spool) probe() error {
 	if s.unnamed {
 		// Most deliveries create their files in new/, unnamed; large
 		// ones, and those without extended attributes, in tmp/.
@@ -729,10 +811,18 @@ func (s *Spool) Writable() error {
 	return os.Remove(f.Name())
 }
 
-// FreeSpace returns the bytes an unprivileged process may still write on
-// the spool's file system; errors.ErrUnsupported where the system cannot
-// tell (outside Linux).
-func (s *Spool) FreeSpace() (uint64, error) { return freeSpace(s.dir) }
+// FreeSpace returns the bytes still free for new mail: what an
+// unprivileged process may still write on the spool's file system, and
+// what MakeRoom would free for it (the journal's copies of delivered
+// messages, the archive's rejected messages). errors.ErrUnsupported where
+// the system cannot tell (outside Linux).
+func (s *Spool) FreeSpace() (uint64, error) {
+	free, err := s.archive.freeSpace(s.dir)
+	if err != nil {
+		return 0, err
+	}
+	return free + uint64(max(s.reclaimable(), 0)), nil
+}
 
 // replay restores, after a crash, the messages that the journal holds and
 // whose files may not have reached the disk: a message in neither new/ nor
@@ -791,13 +881,13 @@ func (s *Spool) replay() (uint64, error) {
 }
 
 // locate finds the file of each message named in where: new/<name>, else
-// cur/<name>:2,<flags> (Archive gives the flag S; a mail client may have
-// changed it).
+// cur/<name>:2,<flags> (Archive gives the flags S or ST; a mail client may
+// have changed them).
 func (s *Spool) locate(where map[string]string) error {
 	newDir, curDir := filepath.Join(s.dir, SpoolNew), filepath.Join(s.dir, SpoolCur)
 	missing := 0
 	for name := range where {
-		for _, p := range []string{filepath.Join(newDir, name), filepath.Join(curDir, name+":2,S")} {
+		for _, p := range []string{filepath.Join(newDir, name), filepath.Join(curDir, name+infoAccepted), filepath.Join(curDir, name+infoRejected)} {
 			_, err := os.Lstat(p)
 			if err == nil {
 				where[name] = p
@@ -814,7 +904,7 @@ func (s *Spool) locate(where map[string]string) error {
 	if missing == 0 {
 		return nil
 	}
-	d, err := os.Open(curDir)
+	d, err := openFolder(curDir)
 	if err != nil {
 		return err
 	}
@@ -862,18 +952,30 @@ func (s *Spool) restore(rec record, path string) error {
 }
 
 // intact reports whether the file at path holds the message of rec, and,
-// when withContext, its context.
+// when withContext, its context. Anything but a regular file (a link put
+// in its place) is not intact: restore replaces it.
 func (s *Spool) intact(path string, rec record, withContext bool) bool {
-	data, err := os.ReadFile(path)
-	if err != nil || !bytes.Equal(data, rec.raw) {
+	f, err := readFileAt(nil, path, path, ReadOptions{MaxSize: int64(len(rec.raw)), NoFollow: true}, envelopeXattr)
+	if err != nil || !bytes.Equal(f.raw, rec.raw) {
 		return false
 	}
 	if !withContext {
 		return true
 	}
-	env, err := getXattr(path, envelopeXattr)
-	if err != nil {
-		env, err = os.ReadFile(s.metaPath(rec.name))
+	env := f.xattr
+	if env == nil {
+		env, err = s.readMeta(rec.name)
 	}
 	return err == nil && bytes.Equal(env, rec.env)
+}
+
+// maxContextBytes bounds a context file read from meta/: Deliver writes
+// a few hundred bytes.
+const maxContextBytes = 1 << 20
+
+// readMeta reads the context file of the message name, never through a
+// symbolic link.
+func (s *Spool) readMeta(name string) ([]byte, error) {
+	f, err := readFileAt(nil, s.metaPath(name), s.metaPath(name), ReadOptions{MaxSize: maxContextBytes, NoFollow: true}, "")
+	return f.raw, err
 }

@@ -151,7 +151,7 @@ func BenchmarkSpoolArchive(b *testing.B) {
 			i = 0
 			b.StartTimer()
 		}
-		if err := s.Archive(names[i]); err != nil {
+		if err := s.Archive(names[i], true); err != nil {
 			b.Fatal(err)
 		}
 		i++

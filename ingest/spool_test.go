@@ -88,7 +88,7 @@ func testSpoolDeliverAndLoad(t *testing.T, xattr, named bool) {
 		!big.Received.Equal(env.Received) || big.Path == "" {
 		t.Errorf("message too large: context lost or bytes kept: %+v", big)
 	}
-	if err := s.Archive(names[0]); err != nil {
+	if err := s.Archive(names[0], true); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, SpoolCur, names[0]+":2,S")); err != nil {
@@ -97,7 +97,7 @@ func testSpoolDeliverAndLoad(t *testing.T, xattr, named bool) {
 	if _, err := os.Stat(s.metaPath(names[0])); !os.IsNotExist(err) {
 		t.Error("context file left behind")
 	}
-	if err := s.Archive(names[0]); err != nil {
+	if err := s.Archive(names[0], true); err != nil {
 		t.Errorf("archiving twice: %v", err)
 	}
 	if _, err := s.Load(names[0], 1<<20); !os.IsNotExist(err) {
@@ -212,7 +212,7 @@ func TestSpoolLoadMetaFromEarlierRun(t *testing.T) {
 	if m.Source != "webhook" || m.EnvelopeFrom != env.EnvelopeFrom || !m.Received.Equal(env.Received) {
 		t.Errorf("context lost: source %q, from %q, received %v", m.Source, m.EnvelopeFrom, m.Received)
 	}
-	if err := s.Archive(names[0]); err != nil {
+	if err := s.Archive(names[0], true); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(s.metaPath(names[0])); !os.IsNotExist(err) {
@@ -283,7 +283,7 @@ func TestSpoolClosed(t *testing.T) {
 	if _, err := s.Load(name, 1<<20); err == nil && runtime.GOOS == "linux" {
 		t.Error("Load after Close succeeded")
 	}
-	if err := s.Archive(name); err == nil && runtime.GOOS == "linux" {
+	if err := s.Archive(name, true); err == nil && runtime.GOOS == "linux" {
 		t.Error("Archive after Close succeeded")
 	}
 }

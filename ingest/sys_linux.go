@@ -3,6 +3,7 @@ package ingest
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 
 	"golang.org/x/sys/unix"
@@ -19,22 +20,6 @@ func setXattr(f *os.File, name string, value []byte) error {
 		return err
 	}
 	return serr
-}
-
-// getXattr reads an extended attribute of a file.
-func getXattr(path, name string) ([]byte, error) {
-	buf := make([]byte, 4096)
-	for {
-		n, err := unix.Getxattr(path, name, buf)
-		if errors.Is(err, unix.ERANGE) && len(buf) < 1<<20 {
-			buf = make([]byte, len(buf)*4)
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		return buf[:n], nil
-	}
 }
 
 // This file also holds the spool's other Linux system calls.
@@ -82,7 +67,7 @@ func (s *Spool) syncMessages([]string) error {
 // lockFile opens path, creating it if needed, and takes an exclusive lock
 // on it, held until the file is closed (or the process ends).
 func lockFile(path string) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	f, err := openNoFollow(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, err
 	}
@@ -119,4 +104,48 @@ func freeSpace(dir string) (uint64, error) {
 		size = uint64(st.Bsize)
 	}
 	return st.Bavail * size, nil
+}
+
+// openNoFollow opens the file at path (os.OpenFile's flag and perm) when
+// it is a regular file, and never through a symbolic link in its last
+// element (O_NOFOLLOW): whoever can write in the spool's folders (the MTA's
+// group) could otherwise have certharvest read, or write, a file of its
+// choosing elsewhere. A link, a FIFO, a socket or a device gives an error
+// wrapping ErrNotRegular; O_NONBLOCK keeps the open of a FIFO from waiting
+// for a writer.
+func openNoFollow(path string, flag int, perm fs.FileMode) (*os.File, error) {
+	f, err := os.OpenFile(path, flag|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, perm)
+	if err != nil {
+		if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENXIO) {
+			return nil, notRegular(path)
+		}
+		return nil, err
+	}
+	info, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if !info.Mode().IsRegular() {
+		f.Close()
+		return nil, notRegular(path)
+	}
+	return f, nil
+}
+
+// openFolder opens the folder at path for listing, never through a
+// symbolic link in its last element.
+func openFolder(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR) {
+		return nil, &fs.PathError{Op: "open", Path: path, Err: errNotFolder}
+	}
+	return f, err
+}
+
+// isNoSpace reports whether err is the file system refusing to grow: full
+// (ENOSPC), or over the user's quota (EDQUOT), which removing the spool's
+// own files relieves as well.
+func isNoSpace(err error) bool {
+	return errors.Is(err, unix.ENOSPC) || errors.Is(err, unix.EDQUOT)
 }

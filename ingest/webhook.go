@@ -90,6 +90,7 @@ const (
 	healthMsgWritable = "spool not writable"
 	healthMsgSpace    = "spool low on space"
 	healthMsgDelivery = "spool deliveries failing"
+	healthMsgReport   = "report not writable"
 )
 
 // The messages of the webhook's answers; the first two are the original
@@ -168,6 +169,12 @@ type WebhookOptions struct {
 	// The health check fails while it returns an error. It must be safe
 	// for concurrent use and return quickly.
 	PipelineAlive func() error
+	// ReportWritable, when set, tells whether the pipeline could write its
+	// report the last time it tried: nil, or why not (for the log). The
+	// health check fails while it returns an error: the messages wait in
+	// the spool meanwhile. It must be safe for concurrent use and return
+	// quickly.
+	ReportWritable func() error
 }
 
 // Webhook is the http.Handler of the SparkPost inbound-relay webhook. It is
@@ -276,11 +283,17 @@ func (h *Webhook) serveHealth(w http.ResponseWriter, r *http.Request) {
 	writeWebhookJSON(w, http.StatusOK, webhookMsgOK)
 }
 
-// health checks, in order, that the pipeline runs, that the spool can be
-// written and has room for a request of the largest size, and that the
-// last delivery did not fail. It returns the answer's message and the
-// cause.
+// health checks, in order, that the report can be written (first: a report
+// that cannot be written also holds up the pipeline, and is the cause),
+// that the pipeline runs, that the spool can be written and has room for a
+// request of the largest size, and that the last delivery did not fail. It
+// returns the answer's message and the cause.
 func (h *Webhook) health() (string, error) {
+	if h.opts.ReportWritable != nil {
+		if err := h.opts.ReportWritable(); err != nil {
+			return healthMsgReport, err
+		}
+	}
 	if h.opts.PipelineAlive != nil {
 		if err := h.opts.PipelineAlive(); err != nil {
 			return healthMsgPipeline, err

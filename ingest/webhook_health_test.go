@@ -162,3 +162,27 @@ func TestWebhookHealthSpoolFreeSpace(t *testing.T) {
 		t.Errorf("healthz with the default 50 MiB margin: %d %q (free %d)", status, msg, free)
 	}
 }
+
+// /healthz answers 503 "report not writable" while the pipeline cannot
+// write its report (a full disk under it), before any other cause: such a
+// report also holds up the pipeline, and is the cause.
+func TestWebhookHealthReportNotWritable(t *testing.T) {
+	var reportErr error
+	wh := newWebhookHarness(t, WebhookOptions{
+		FreeSpace:      func() (uint64, error) { return 10 << 30, nil },
+		PipelineAlive:  func() error { return errors.New("stalled") },
+		ReportWritable: func() error { return reportErr },
+	})
+	reportErr = errors.New("writing report: no space left on device")
+	if status, msg := healthCheck(t, wh.h); status != 503 || msg != healthMsgReport {
+		t.Errorf("healthz: %d %q, want 503 %q", status, msg, healthMsgReport)
+	}
+	if !strings.Contains(wh.logText(), "health check: 503 report not writable") ||
+		!strings.Contains(wh.logText(), "no space left on device") {
+		t.Errorf("log:\n%s", wh.logText())
+	}
+	reportErr = nil
+	if status, msg := healthCheck(t, wh.h); status != 503 || msg != healthMsgPipeline {
+		t.Errorf("healthz with the report writable again: %d %q, want 503 %q", status, msg, healthMsgPipeline)
+	}
+}

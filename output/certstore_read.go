@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 
@@ -27,24 +26,40 @@ func ReadCertStore(dir string) (*CertStore, error) {
 }
 
 // History returns the certificates an address's current one replaced,
-// oldest first (by NotBefore). Unreadable history files are skipped.
+// oldest first (by NotBefore). Unreadable history files are skipped, and
+// so are links and anything else that is not a regular file; a history
+// folder that is not one (a link) is an error, a *NotRegularError.
 func (s *CertStore) History(addr string) ([]*x509.Certificate, error) {
 	if _, err := s.Path(addr); err != nil {
 		return nil, err
 	}
-	entries, err := os.ReadDir(filepath.Join(s.dir, "history", addr))
+	history, err := rootFolder(s.dir).sub("history", false)
+	if err == nil {
+		defer history.close()
+		var d folder
+		if d, err = history.sub(addr, false); err == nil {
+			defer d.close()
+			return readHistory(d)
+		}
+	}
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
+	return nil, err
+}
+
+// readHistory reads the certificates of a history folder.
+func readHistory(d folder) ([]*x509.Certificate, error) {
+	entries, err := d.readDir()
 	if err != nil {
 		return nil, err
 	}
 	var certs []*x509.Certificate
 	for _, e := range entries {
-		if !strings.HasSuffix(e.Name(), ".crt") || strings.HasPrefix(e.Name(), ".") {
+		if !strings.HasSuffix(e.Name(), ".crt") || strings.HasPrefix(e.Name(), ".") || !e.Type().IsRegular() {
 			continue
 		}
-		data, err := os.ReadFile(filepath.Join(s.dir, "history", addr, e.Name()))
+		data, err := d.readFile(e.Name())
 		if err != nil {
 			continue
 		}

@@ -214,3 +214,42 @@ func TestHoldsCertificate(t *testing.T) {
 		}
 	}
 }
+
+// Only a strictly later NotBefore replaces the current certificate. CAs
+// often truncate NotBefore to the day, and a user may re-key the same day:
+// two certificates with one NotBefore must not take turns as a replayed
+// message of each arrives (issue 13, item 4).
+func TestCertStoreTieKeepsCurrent(t *testing.T) {
+	addr := "tie@example.com"
+	day := time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC)
+	a, b := selfSigned(t, addr, day), selfSigned(t, addr, day)
+	older := selfSigned(t, addr, day.AddDate(0, -1, 0))
+	for _, group := range []bool{false, true} {
+		store, err := OpenCertStoreOptions(t.TempDir(), CertStoreOptions{GroupCommit: group})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, st := range []struct {
+			cert *x509.Certificate
+			want verify.Action
+		}{
+			{a, verify.ActionStored},
+			{older, verify.ActionKeptExisting},
+			{b, verify.ActionKeptExisting},
+			{a, verify.ActionUnchanged},
+			{b, verify.ActionKeptExisting},
+		} {
+			res, err := store.Store(context.Background(), addr, st.cert)
+			if err != nil || res.Action != st.want {
+				t.Fatalf("group=%v step %d: %s, %v; want %s", group, i+1, res.Action, err, st.want)
+			}
+			if cur, err := store.Load(addr); err != nil || !cur.Equal(a) {
+				t.Fatalf("group=%v step %d: the current certificate is no longer A (%v)", group, i+1, err)
+			}
+		}
+		if hist, err := store.History(addr); err != nil || len(hist) != 0 {
+			t.Errorf("group=%v: history = %d certificates, %v; want none", group, len(hist), err)
+		}
+		store.Close()
+	}
+}

@@ -11,8 +11,11 @@ const haveFlock = false
 // openLockFile opens nothing where flock(2) is missing.
 func openLockFile(string) (*os.File, error) { return nil, nil }
 
+// fileDescriptor is an open file: an *os.File.
+type fileDescriptor interface{ Fd() uintptr }
+
 // flockExclusive is a no-op where flock(2) is missing.
-func flockExclusive(*os.File) error { return nil }
+func flockExclusive(fileDescriptor) error { return nil }
 
 // funlock is a no-op where flock(2) is missing.
-func funlock(*os.File) error { return nil }
+func funlock(fileDescriptor) error { return nil }

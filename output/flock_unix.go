@@ -25,8 +25,11 @@ func openLockFile(path string) (*os.File, error) {
 	return f, err
 }
 
+// fileDescriptor is an open file: an *os.File.
+type fileDescriptor interface{ Fd() uintptr }
+
 // flockExclusive waits for an exclusive flock(2) on f.
-func flockExclusive(f *os.File) error {
+func flockExclusive(f fileDescriptor) error {
 	for {
 		err := unix.Flock(int(f.Fd()), unix.LOCK_EX)
 		if err != unix.EINTR {
@@ -36,6 +39,6 @@ func flockExclusive(f *os.File) error {
 }
 
 // funlock releases the flock(2) on f.
-func funlock(f *os.File) error {
+func funlock(f fileDescriptor) error {
 	return unix.Flock(int(f.Fd()), unix.LOCK_UN)
 }

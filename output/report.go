@@ -71,15 +71,45 @@ func NewRecord(m *verify.Message, res *verify.Result) *Record {
 }
 
 // Report appends records to a JSON-lines file. Each line reaches the file in
-// one write(2), so lines are never interleaved or cut, even with several
-// processes appending to the same file. It is safe for concurrent use.
+// one write(2), so lines are never interleaved, even with several processes
+// appending to the same file. It is safe for concurrent use.
+//
+// A line is never left cut in the file: a write that fails part way (a
+// full disk) is taken back, the file truncated to the end of its last
+// complete line, and the lines kept to be written again by the next Flush
+// or Sync. So a failure is not sticky: once there is room again, the same
+// lines are written, each once. A file that ends in a cut line when it is
+// opened (a crash during a write) gets a newline before the next line, so
+// that the cut line stays alone, where a reader skips it, and is never glued
+// to the next one.
 type Report struct {
 	mu   sync.Mutex
 	w    io.Writer
-	file *os.File // nil for a writer that is not a file
-	path string   // the file's name, for Reopen
-	buf  []byte
-	err  error
+	file reportFile // nil for a writer that is not a file
+	path string     // the file's name, for Reopen
+	buf  []byte     // whole lines, not yet written
+	// regular is set for a regular file: it is locked while written, and
+	// a failed write is taken back by truncating it.
+	regular bool
+	// readable is set when the file was opened for reading too, so that
+	// its last byte can be read (closeCutLine).
+	readable bool
+	// checkEnd is set when the file may end in a cut line: just opened, or
+	// a failed write could not be taken back. The next write closes it.
+	checkEnd bool
+}
+
+// reportFile is what a Report needs of its file: an *os.File (a test's may
+// fail its writes).
+type reportFile interface {
+	io.Writer
+	io.ReaderAt
+	io.Seeker
+	io.Closer
+	Stat() (os.FileInfo, error)
+	Sync() error
+	Truncate(size int64) error
+	Fd() uintptr
 }
 
 // reportBufferSize is how much is gathered before a write.
@@ -91,40 +121,53 @@ func OpenReport(path string) (*Report, error) {
 	if path == "-" {
 		return &Report{w: os.Stdout}, nil
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	f, readable, err := openAppend(path)
 	if err != nil {
 		return nil, fmt.Errorf("opening report: %w", err)
 	}
-	return &Report{w: f, file: f, path: path}, nil
+	return newFileReport(path, f, readable), nil
+}
+
+// newFileReport is the report written to f, opened at path.
+func newFileReport(path string, f reportFile, readable bool) *Report {
+	r := &Report{path: path}
+	r.setFile(f, readable)
+	return r
+}
+
+// setFile makes f the report's file.
+func (r *Report) setFile(f reportFile, readable bool) {
+	r.file, r.w = f, f
+	fi, err := f.Stat()
+	r.regular = err == nil && fi.Mode().IsRegular()
+	r.readable = readable
+	r.checkEnd = r.regular && readable
 }
 
 // Reopen writes the buffered lines to the current file, then opens the
 // report's path again, so that logrotate can move the file away and signal
-// the service. A failed write before (a deleted disk, say) is forgotten: the
-// new file starts clean.
+// the service. Lines the current file cannot take (a full disk) are taken
+// back from it, and go to the new file with the next Flush or Sync.
 func (r *Report) Reopen() error {
 	if r.file == nil {
 		return nil
 	}
-	f, err := os.OpenFile(r.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	f, readable, err := openAppend(r.path)
 	if err != nil {
 		return fmt.Errorf("reopening report: %w", err)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	flushErr := r.flushTo(false) // lines from before the rotation stay in the old file
-	if flushErr == nil {
-		flushErr = r.file.Sync()
+	// The lines from before the rotation go to the old file; those it
+	// cannot take stay gathered, for the new one.
+	var syncErr error
+	if r.flushTo(false) == nil {
+		syncErr = r.file.Sync()
 	}
 	r.file.Close()
-	r.file, r.w, r.err = f, f, nil
-	if flushErr != nil {
-		// The lines still buffered go to the new file.
-		if _, err := f.Write(r.buf); err != nil {
-			r.err = fmt.Errorf("writing report: %w", err)
-			return r.err
-		}
-		r.buf = r.buf[:0]
+	r.setFile(f, readable)
+	if syncErr != nil {
+		return fmt.Errorf("syncing the rotated report: %w", syncErr)
 	}
 	return nil
 }
@@ -133,6 +176,9 @@ func (r *Report) Reopen() error {
 func NewReport(w io.Writer) *Report { return &Report{w: w} }
 
 // Write adds one record. It is buffered: call Flush or Sync to write it.
+// An error means the record was not taken (the lines gathered before it
+// could not be written to make room); the lines taken before are kept, for
+// the next Flush or Sync.
 func (r *Report) Write(rec *Record) error {
 	line, err := json.Marshal(rec)
 	if err != nil {
@@ -141,9 +187,6 @@ func (r *Report) Write(rec *Record) error {
 	line = append(line, '\n')
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.err != nil {
-		return r.err
-	}
 	if len(r.buf)+len(line) > reportBufferSize {
 		if err := r.flushLocked(); err != nil {
 			return err
@@ -153,14 +196,16 @@ func (r *Report) Write(rec *Record) error {
 	return nil
 }
 
-// Flush writes the buffered lines.
+// Flush writes the buffered lines. On an error, the file holds only whole
+// lines, and the lines not written are kept for the next Flush or Sync.
 func (r *Report) Flush() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.flushLocked()
 }
 
-// Sync writes the buffered lines and makes them durable.
+// Sync writes the buffered lines and makes them durable. On an error, as
+// for Flush, nothing is cut and nothing lost; the next Sync tries again.
 func (r *Report) Sync() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -181,49 +226,119 @@ func (r *Report) flushLocked() error { return r.flushTo(true) }
 // when follow is set, else to the open file.
 func (r *Report) flushTo(follow bool) error {
 	if len(r.buf) == 0 {
-		return r.err
+		return nil
+	}
+	if r.file == nil {
+		return r.writeStream()
 	}
 	if follow {
-		r.followPath()
+		if err := r.followPath(); err != nil {
+			return err
+		}
 	}
-	if r.err != nil {
-		return r.err
+	if !r.regular {
+		return r.writeStream()
 	}
-	// Only whole lines are in buf, so a short write leaves at most one cut
-	// line, and the error is sticky.
-	if _, err := r.w.Write(r.buf); err != nil {
-		r.err = fmt.Errorf("writing report: %w", err)
-		return r.err
+	// Locked, so that another process appending to the same report
+	// (docs/DEPLOYMENT.md) neither writes between a cut and its undoing,
+	// nor sees the end of the file while a line is cut. A file system
+	// without flock(2) is written unlocked.
+	locked := flockExclusive(r.file) == nil
+	if locked {
+		defer funlock(r.file)
+	}
+	if r.checkEnd {
+		if err := r.closeCutLine(); err != nil {
+			return err
+		}
+	}
+	n, err := r.file.Write(r.buf)
+	if err != nil {
+		r.undo(n)
+		return fmt.Errorf("writing report: %w", err)
 	}
 	r.buf = r.buf[:0]
+	return nil
+}
+
+// writeStream writes the buffered lines to a writer that is not a regular
+// file (standard output, a pipe): bytes written cannot be taken back, so on
+// a short write the rest of the line waits in the buffer, and completes it
+// when written.
+func (r *Report) writeStream() error {
+	n, err := r.w.Write(r.buf)
+	r.buf = r.buf[:copy(r.buf, r.buf[n:])]
+	if err != nil {
+		return fmt.Errorf("writing report: %w", err)
+	}
+	return nil
+}
+
+// undo takes back the n bytes a failed write left at the end of the file,
+// so that it ends with its last complete line again; the lines stay in the
+// buffer. Opened for appending, the write went to the end of the file, and
+// left the file offset at the end of its bytes (write(2): POSIX; the lock
+// keeps other certharvest processes out meanwhile). If the bytes cannot be
+// taken back, the next write closes the cut line first.
+func (r *Report) undo(n int) {
+	if n <= 0 {
+		return
+	}
+	end, err := r.file.Seek(0, io.SeekCurrent)
+	if err == nil {
+		err = r.file.Truncate(end - int64(n))
+	}
+	if err != nil {
+		r.checkEnd = true
+	}
+}
+
+// closeCutLine adds a newline if the file does not end with one: its last
+// line was cut (a crash during a write), and must not be glued to the next.
+// A reader skips the cut line as malformed; its message is still in the
+// spool's new/ and is reported again (lines are synced before a message is
+// archived).
+func (r *Report) closeCutLine() error {
+	if !r.readable {
+		r.checkEnd = false
+		return nil
+	}
+	cut, err := endsCut(r.file)
+	if err != nil {
+		return fmt.Errorf("reading the end of the report: %w", err)
+	}
+	if cut {
+		if _, err := r.file.Write([]byte{'\n'}); err != nil {
+			return fmt.Errorf("writing report: %w", err)
+		}
+	}
+	r.checkEnd = false
 	return nil
 }
 
 // followPath makes sure the lines go to the file that is at the report's
 // path now: if it was deleted or moved away (rotated without a SIGHUP), a new
 // file is opened there, as "tail -F" follows a log, so that no line goes to a
-// deleted file. A failed open leaves the old file in use and the error for
-// the next write.
-func (r *Report) followPath() {
-	if r.file == nil {
-		return
-	}
+// deleted file. A failed open leaves the old file in use and returns the
+// error; the lines wait.
+func (r *Report) followPath() error {
 	cur, err := os.Stat(r.path)
 	if err == nil {
 		if mine, err := r.file.Stat(); err == nil && os.SameFile(cur, mine) {
-			return
+			return nil
 		}
 	}
-	f, err := os.OpenFile(r.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	f, readable, err := openAppend(r.path)
 	if err != nil {
-		r.err = fmt.Errorf("report %s is gone and cannot be created again: %w", r.path, err)
-		return
+		return fmt.Errorf("report %s is gone and cannot be created again: %w", r.path, err)
 	}
 	r.file.Close()
-	r.file, r.w, r.err = f, f, nil
+	r.setFile(f, readable)
+	return nil
 }
 
-// Close flushes, syncs and closes the report.
+// Close flushes, syncs and closes the report. Lines that could not be
+// written are lost, and the error says so.
 func (r *Report) Close() error {
 	err := r.Sync()
 	if r.file != nil {

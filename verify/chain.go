@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 )
 
 // verifyChain builds and verifies a path from the signer certificate through
@@ -360,7 +361,7 @@ func certAddresses(c *x509.Certificate) []string {
 func checkIdentity(c *x509.Certificate, from string, log *story) error {
 	addrs := certAddresses(c)
 	for _, a := range addrs {
-		if strings.EqualFold(strings.TrimSpace(a), from) {
+		if certAddressMatches(a, from) {
 			log.Info("certificate address matches From", "address", from)
 			return nil
 		}
@@ -369,6 +370,43 @@ func checkIdentity(c *x509.Certificate, from string, log *story) error {
 		return fail(ReasonFromCertMismatch, "%q carries no email address; From is %s", certName(c), from)
 	}
 	return fail(ReasonFromCertMismatch, "%q is for %s; From is %s", certName(c), strings.Join(addrs, ", "), from)
+}
+
+// certAddressMatches reports whether a certificate address names from, a
+// normalised address (ASCII, lower case): equal to it under ASCII case
+// folding, once ASCII white space around it is removed.
+//
+// Only ASCII letters fold. strings.EqualFold applies Unicode simple folding,
+// under which U+017F (ſ) equals "s" and U+212A (the Kelvin sign) equals
+// "k": a certificate for ſam@example.com, a name no mailbox answers to,
+// would stand for sam@example.com. So a certificate address holding any
+// non-ASCII byte matches only when identical to from, which, from being
+// ASCII, it never is. (The SAN rfc822Name is an IA5String, ASCII already;
+// the subject emailAddress may come as a UTF8String.)
+func certAddressMatches(certAddr, from string) bool {
+	a := strings.Trim(certAddr, " \t\r\n")
+	for i := 0; i < len(certAddr); i++ {
+		if certAddr[i] >= utf8.RuneSelf {
+			return certAddr == from
+		}
+	}
+	if len(a) != len(from) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		if lowerASCII(a[i]) != lowerASCII(from[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// lowerASCII lower-cases an ASCII letter and returns any other byte as is.
+func lowerASCII(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
 }
 
 // certName names a certificate in a log line or detail: its first address,

@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"crypto/rsa"
 	"crypto/x509"
-	"errors"
+	"encoding/asn1"
 	"fmt"
+	"slices"
 
 	"github.com/smallstep/pkcs7"
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 )
 
 // Limits on what a CMS may make the pipeline do.
@@ -81,15 +84,28 @@ func verifyCMSWithPKCS7(e *signedEntity, log *story) (*signedCMS, error) {
 		return nil, fail(ReasonSignatureMalformed, "CMS carries %d certificates, the limit is %d", len(p7.Certificates), maxCMSCertificates)
 	}
 	signers := make([]*x509.Certificate, 0, len(p7.Signers))
-	for _, si := range p7.Signers {
-		var signer *x509.Certificate
-		for _, c := range p7.Certificates {
-			if bytes.Equal(c.RawIssuer, si.IssuerAndSerialNumber.IssuerName.FullBytes) &&
-				c.SerialNumber.Cmp(si.IssuerAndSerialNumber.SerialNumber) == 0 {
-				signer = c
-				break
+	infos := make([]derSignerInfo, 0, len(p7.Signers))
+	for _, psi := range p7.Signers {
+		si := derSignerInfo{
+			issuer:    psi.IssuerAndSerialNumber.IssuerName.FullBytes,
+			serial:    psi.IssuerAndSerialNumber.SerialNumber,
+			digestAlg: psi.DigestAlgorithm.Algorithm,
+			sigAlg:    psi.DigestEncryptionAlgorithm.Algorithm,
+			signature: psi.EncryptedDigest,
+		}
+		if si.serial == nil {
+			return nil, fail(ReasonSignatureMalformed, "SignerInfo without a serial number")
+		}
+		if len(psi.AuthenticatedAttributes) > 0 {
+			attrs := make([]cmsAttribute, len(psi.AuthenticatedAttributes))
+			for i, a := range psi.AuthenticatedAttributes {
+				attrs[i] = cmsAttribute(a)
+			}
+			if si.signedAttrs, err = derSignedAttributes(attrs); err != nil {
+				return nil, fail(ReasonSignatureMalformed, "re-encoding the signed attributes: %w", err)
 			}
 		}
+		signer := findSigner(p7.Certificates, &si)
 		if signer == nil {
 			return nil, fail(ReasonSignatureMalformed, "the certificate named by the SignerInfo is not in the CMS")
 		}
@@ -97,19 +113,51 @@ func verifyCMSWithPKCS7(e *signedEntity, log *story) (*signedCMS, error) {
 			return nil, &Error{Reason: ReasonSignatureInvalid, Err: err}
 		}
 		signers = append(signers, signer)
+		infos = append(infos, si)
 	}
 	logCMSCertificates(log, p7.Certificates, signers)
 
-	if err := p7.Verify(); err != nil {
-		var mismatch *pkcs7.MessageDigestMismatchError
-		if errors.As(err, &mismatch) {
-			return nil, fail(ReasonSignatureInvalid, "the content does not match the signed digest: the message was altered after signing")
+	// Not p7.Verify: it refuses a signingTime outside the signer
+	// certificate's validity (see derSignerInfo.check).
+	for i := range infos {
+		if err := infos[i].check(signers[i], p7.Content); err != nil {
+			return nil, err
 		}
-		return nil, fail(ReasonSignatureInvalid, "CMS signature: %w", err)
 	}
 	cms := &signedCMS{signers: signers, bag: p7.Certificates}
 	logSignersVerified(log, cms.signers)
 	return cms, nil
+}
+
+// cmsAttribute is an Attribute (RFC 5652 §5.3), SEQUENCE { attrType OBJECT
+// IDENTIFIER, attrValues SET OF ANY }, with the fields of pkcs7's (which is
+// unexported) so that one converts to the other.
+type cmsAttribute struct {
+	Type  asn1.ObjectIdentifier
+	Value asn1.RawValue `asn1:"set"`
+}
+
+// derSignedAttributes encodes attributes as the [0] IMPLICIT SET OF
+// Attribute of a SignerInfo, in DER order (X.690 §11.6: ascending
+// encodings), the encoding the signature covers (RFC 5652 §5.4). pkcs7 has
+// turned BER into DER; these are the bytes its Verify checked.
+func derSignedAttributes(attrs []cmsAttribute) ([]byte, error) {
+	encs := make([][]byte, len(attrs))
+	for i, a := range attrs {
+		enc, err := asn1.Marshal(a)
+		if err != nil {
+			return nil, err
+		}
+		encs[i] = enc
+	}
+	slices.SortFunc(encs, bytes.Compare)
+	var b cryptobyte.Builder
+	b.AddASN1(cbasn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) {
+		for _, e := range encs {
+			b.AddBytes(e)
+		}
+	})
+	return b.Bytes()
 }
 
 // logVerifiedCMS tells the story of a CMS that verified: each certificate it

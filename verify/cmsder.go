@@ -6,6 +6,7 @@ import (
 	"crypto/subtle"
 	"crypto/x509"
 	"encoding/asn1"
+	"errors"
 	"math/big"
 	"time"
 
@@ -19,28 +20,32 @@ import (
 // (ber2der), and parses and re-encodes with encoding/asn1's reflection: on a
 // typical S/MIME signature that is about half of the CMS stage's time,
 // spent even when the input is already DER, as most mail clients send.
-// fastVerifyCMS parses DER directly (cryptobyte) and checks the signatures
-// itself. It only ever accepts: when the CMS is not DER of the usual shape,
-// or any check fails, it answers false and verifyCMS takes the pkcs7 path,
-// which gives the verdict and its explanation. Every check pkcs7 makes is
-// made here too (and a few more), so the fast path never accepts what the
-// pkcs7 path would reject; FuzzCMSFastPath checks that.
+// fastVerifyCMS parses DER directly (cryptobyte). It only ever accepts: when
+// the CMS is not DER of the usual shape, or any check fails, it answers
+// false and verifyCMS takes the pkcs7 path, which gives the verdict and its
+// explanation. Both paths check each SignerInfo with the same code
+// (derSignerInfo.check), so the fast path never accepts what the pkcs7 path
+// would reject; FuzzCMSFastPath checks that.
 
-// Object identifiers (RFC 5652 §14, RFC 5911, RFC 5754, RFC 4055, RFC 5758).
+// Object identifiers (RFC 5652 §14, RFC 5911, RFC 3370, RFC 5754, RFC 4055,
+// RFC 5758).
 var (
 	oidSignedData        = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 7, 2}
 	oidData              = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 7, 1}
 	oidAttrMessageDigest = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 4}
 	oidAttrSigningTime   = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 5}
 
+	oidSHA1   = asn1.ObjectIdentifier{1, 3, 14, 3, 2, 26}
 	oidSHA256 = asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 2, 1}
 	oidSHA384 = asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 2, 2}
 	oidSHA512 = asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 2, 3}
 
 	oidRSAEncryption   = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 1}
+	oidSHA1WithRSA     = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 5}
 	oidSHA256WithRSA   = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 11}
 	oidSHA384WithRSA   = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 12}
 	oidSHA512WithRSA   = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 13}
+	oidECDSAWithSHA1   = asn1.ObjectIdentifier{1, 2, 840, 10045, 4, 1}
 	oidECDSAWithSHA256 = asn1.ObjectIdentifier{1, 2, 840, 10045, 4, 3, 2}
 	oidECDSAWithSHA384 = asn1.ObjectIdentifier{1, 2, 840, 10045, 4, 3, 3}
 	oidECDSAWithSHA512 = asn1.ObjectIdentifier{1, 2, 840, 10045, 4, 3, 4}
@@ -88,7 +93,7 @@ func fastVerifyCMS(e *signedEntity, certs *certCache) (cms *signedCMS, ok bool) 
 	for i := range sd.signers {
 		si := &sd.signers[i]
 		signer := findSigner(sd.certs, si)
-		if signer == nil || checkKeySize(signer) != nil || !si.verify(signer, content) {
+		if signer == nil || checkKeySize(signer) != nil || si.check(signer, content) != nil {
 			return nil, false
 		}
 		signers = append(signers, signer)
@@ -105,31 +110,37 @@ func findSigner(certs []*x509.Certificate, si *derSignerInfo) *x509.Certificate 
 	return nil
 }
 
-// verify checks si's signature by signer over content (RFC 5652 §5.4, §5.6).
-func (si *derSignerInfo) verify(signer *x509.Certificate, content []byte) bool {
+// check verifies si's signature by signer over content (RFC 5652 §5.4,
+// §5.6): the message digest attribute against the content, then the
+// signature over the signed attributes (over the content when there are
+// none). It is the one check of a SignerInfo, on the fast path and on the
+// pkcs7 path alike.
+//
+// A signingTime attribute must be well-formed, but it is not compared with
+// the signer certificate's validity, as pkcs7's Verify would: the signer
+// chose it. Outlook, Thunderbird, Apple Mail and gpgsm put the time of
+// sending there, so mail signed with a certificate that has expired would
+// read as a broken signature (signature_invalid) instead of cert_expired.
+// Validity is the chain's to judge, at the verification time (chain.go).
+func (si *derSignerInfo) check(signer *x509.Certificate, content []byte) error {
 	hash, ok := hashFor(si.digestAlg)
 	if !ok {
-		return false
+		return fail(ReasonSignatureInvalid, "unsupported digest algorithm %s", si.digestAlg)
 	}
 	sigAlg, ok := signatureAlgorithmFor(si.sigAlg, hash)
 	if !ok {
-		return false
+		return fail(ReasonSignatureInvalid, "unsupported signature algorithm %s with digest algorithm %s", si.sigAlg, si.digestAlg)
 	}
 	signed := content
 	if si.signedAttrs != nil {
-		digest, signingTime, ok := readSignedAttributes(si.signedAttrs)
-		if !ok {
-			return false
+		digest, err := readSignedAttributes(si.signedAttrs)
+		if err != nil {
+			return &Error{Reason: ReasonSignatureMalformed, Err: err}
 		}
 		h := hash.New()
 		h.Write(content)
 		if subtle.ConstantTimeCompare(h.Sum(nil), digest) != 1 {
-			return false
-		}
-		// As pkcs7 does: a signing time outside the signer's validity is
-		// refused (its own path explains why).
-		if !signingTime.IsZero() && (signingTime.After(signer.NotAfter) || signingTime.Before(signer.NotBefore)) {
-			return false
+			return fail(ReasonSignatureInvalid, "the content does not match the signed digest: the message was altered after signing")
 		}
 		// The signature covers the DER encoding of the attributes with
 		// the SET OF tag, not the [0] IMPLICIT tag they travel with.
@@ -137,7 +148,10 @@ func (si *derSignerInfo) verify(signer *x509.Certificate, content []byte) bool {
 		copy(signed, si.signedAttrs)
 		signed[0] = 0x31
 	}
-	return signer.CheckSignature(sigAlg, signed, si.signature) == nil
+	if err := signer.CheckSignature(sigAlg, signed, si.signature); err != nil {
+		return fail(ReasonSignatureInvalid, "CMS signature by %q: %w", certName(signer), err)
+	}
+	return nil
 }
 
 func hashFor(oid asn1.ObjectIdentifier) (crypto.Hash, bool) {
@@ -148,21 +162,30 @@ func hashFor(oid asn1.ObjectIdentifier) (crypto.Hash, bool) {
 		return crypto.SHA384, true
 	case oid.Equal(oidSHA512):
 		return crypto.SHA512, true
+	case oid.Equal(oidSHA1):
+		// Still found in archived mail (RFC 3370 §2.1). pkcs7's Verify,
+		// which check replaced on the pkcs7 path, accepted it.
+		return crypto.SHA1, true
 	}
 	return 0, false
 }
 
 // signatureAlgorithmFor maps a SignerInfo's signatureAlgorithm and digest to
-// the x509 algorithm, for RSA PKCS #1 v1.5 and ECDSA with SHA-2. Anything
-// else (RSA-PSS, SHA-1, DSA) is left to the pkcs7 path.
+// the x509 algorithm, for RSA PKCS #1 v1.5 (RFC 3370 §3.2, RFC 5754 §3.2)
+// and ECDSA (RFC 5753 §2.1.1, RFC 5758 §3.2), the signature algorithm's hash
+// being the digest's. Anything else (RSA-PSS, DSA, Ed25519) is refused:
+// pkcs7 verified none of them either.
 func signatureAlgorithmFor(oid asn1.ObjectIdentifier, hash crypto.Hash) (x509.SignatureAlgorithm, bool) {
 	switch {
 	case oid.Equal(oidRSAEncryption):
 		return rsaWith(hash), true
-	case oid.Equal(oidSHA256WithRSA) && hash == crypto.SHA256,
+	case oid.Equal(oidSHA1WithRSA) && hash == crypto.SHA1,
+		oid.Equal(oidSHA256WithRSA) && hash == crypto.SHA256,
 		oid.Equal(oidSHA384WithRSA) && hash == crypto.SHA384,
 		oid.Equal(oidSHA512WithRSA) && hash == crypto.SHA512:
 		return rsaWith(hash), true
+	case oid.Equal(oidECDSAWithSHA1) && hash == crypto.SHA1:
+		return x509.ECDSAWithSHA1, true
 	case oid.Equal(oidECDSAWithSHA256) && hash == crypto.SHA256:
 		return x509.ECDSAWithSHA256, true
 	case oid.Equal(oidECDSAWithSHA384) && hash == crypto.SHA384:
@@ -176,6 +199,8 @@ func signatureAlgorithmFor(oid asn1.ObjectIdentifier, hash crypto.Hash) (x509.Si
 // rsaWith is RSA PKCS #1 v1.5 with one of hashFor's hashes.
 func rsaWith(hash crypto.Hash) x509.SignatureAlgorithm {
 	switch hash {
+	case crypto.SHA1:
+		return x509.SHA1WithRSA
 	case crypto.SHA384:
 		return x509.SHA384WithRSA
 	case crypto.SHA512:
@@ -184,67 +209,84 @@ func rsaWith(hash crypto.Hash) x509.SignatureAlgorithm {
 	return x509.SHA256WithRSA
 }
 
-// readSignedAttributes returns the message digest and, when present, the
-// signing time of a [0] IMPLICIT SET OF Attribute (RFC 5652 §5.3, §11).
-// It requires DER order (X.690 §11.6), the encoding the signature is
-// computed over, exactly one message digest and at most one signing time,
-// each with exactly one value.
-func readSignedAttributes(raw []byte) (digest []byte, signingTime time.Time, ok bool) {
+// readSignedAttributes returns the message digest of a [0] IMPLICIT SET OF
+// Attribute (RFC 5652 §5.3). It requires DER order (X.690 §11.6), the
+// encoding the signature is computed over, exactly one message digest
+// (§11.2) and at most one signing time (§11.3), each with exactly one value,
+// a signing time being a UTCTime or a GeneralizedTime. The signing time is
+// read only to refuse a malformed one: its value decides nothing (see
+// check).
+func readSignedAttributes(raw []byte) (digest []byte, err error) {
 	s := cryptobyte.String(raw)
 	var attrs cryptobyte.String
 	if !s.ReadASN1(&attrs, cbasn1.Tag(0).Constructed().ContextSpecific()) || !s.Empty() {
-		return nil, time.Time{}, false
+		return nil, errors.New("signed attributes: not a [0] SET OF Attribute")
 	}
 	var prev []byte
+	haveSigningTime := false
 	for !attrs.Empty() {
-		var attr cryptobyte.String
 		var full cryptobyte.String
 		if !attrs.ReadASN1Element(&full, cbasn1.SEQUENCE) {
-			return nil, time.Time{}, false
+			return nil, errors.New("signed attributes: an attribute is not a SEQUENCE")
 		}
 		if prev != nil && bytes.Compare(prev, full) > 0 {
-			return nil, time.Time{}, false
+			return nil, errors.New("signed attributes: not in DER order")
 		}
 		prev = full
-		attr = full
+		attr := full
 		var body cryptobyte.String
 		var typ asn1.ObjectIdentifier
 		var values cryptobyte.String
 		if !attr.ReadASN1(&body, cbasn1.SEQUENCE) || !body.ReadASN1ObjectIdentifier(&typ) ||
 			!body.ReadASN1(&values, cbasn1.SET) || !body.Empty() {
-			return nil, time.Time{}, false
+			return nil, errors.New("signed attributes: an attribute is not a type and a SET of values")
 		}
 		switch {
 		case typ.Equal(oidAttrMessageDigest):
 			var d cryptobyte.String
-			if digest != nil || !values.ReadASN1(&d, cbasn1.OCTET_STRING) || !values.Empty() || len(d) == 0 {
-				return nil, time.Time{}, false
+			if digest != nil {
+				return nil, errors.New("signed attributes: more than one message digest")
+			}
+			if !values.ReadASN1(&d, cbasn1.OCTET_STRING) || !values.Empty() || len(d) == 0 {
+				return nil, errors.New("signed attributes: the message digest is not one non-empty OCTET STRING")
 			}
 			digest = d
 		case typ.Equal(oidAttrSigningTime):
-			if !signingTime.IsZero() {
-				return nil, time.Time{}, false
+			if haveSigningTime {
+				return nil, errors.New("signed attributes: more than one signing time")
 			}
-			var t time.Time
-			switch {
-			case values.PeekASN1Tag(cbasn1.UTCTime):
-				if !values.ReadASN1UTCTime(&t) {
-					return nil, time.Time{}, false
-				}
-			case values.PeekASN1Tag(cbasn1.GeneralizedTime):
-				if !values.ReadASN1GeneralizedTime(&t) {
-					return nil, time.Time{}, false
-				}
-			default:
-				return nil, time.Time{}, false
+			haveSigningTime = true
+			if err := readSigningTime(values); err != nil {
+				return nil, err
 			}
-			if !values.Empty() || t.IsZero() {
-				return nil, time.Time{}, false
-			}
-			signingTime = t
 		}
 	}
-	return digest, signingTime, digest != nil
+	if digest == nil {
+		return nil, errors.New("signed attributes: no message digest")
+	}
+	return digest, nil
+}
+
+// readSigningTime checks the values of a signingTime attribute: exactly one
+// Time, UTCTime or GeneralizedTime (RFC 5652 §11.3).
+func readSigningTime(values cryptobyte.String) error {
+	var t time.Time
+	var ok bool
+	switch {
+	case values.PeekASN1Tag(cbasn1.UTCTime):
+		ok = values.ReadASN1UTCTime(&t)
+	case values.PeekASN1Tag(cbasn1.GeneralizedTime):
+		ok = values.ReadASN1GeneralizedTime(&t)
+	default:
+		return errors.New("signed attributes: the signing time is not a UTCTime or GeneralizedTime")
+	}
+	if !ok {
+		return errors.New("signed attributes: the signing time is not a valid time")
+	}
+	if !values.Empty() {
+		return errors.New("signed attributes: the signing time has more than one value")
+	}
+	return nil
 }
 
 // parseSignedDataDER reads a ContentInfo holding SignedData, in DER:

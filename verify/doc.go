@@ -19,7 +19,10 @@
 //     entered: a forwarded message is someone else's.
 //  5. CMS (RFC 5652 §5): the SignedData parses and its signature verifies
 //     over the exact canonical bytes that were signed. The signer certificate
-//     is the one the SignerInfo names.
+//     is the one the SignerInfo names. A signingTime attribute must be
+//     well-formed, but is not compared with the certificate's validity:
+//     mail clients stamp the time of sending, and a certificate that has
+//     expired is the chain's verdict, not a broken signature.
 //  6. Chain (RFC 5280 §6, RFC 8550 §4.4): a path from the signer certificate,
 //     through the certificates carried in the CMS, to a trusted root, valid
 //     at the verification time and allowed for email protection. The CMS

@@ -102,6 +102,9 @@ func (c *HeaderCounter) Write(p []byte) (n int, err error) {
 				c.lineStart, c.cr = false, true
 				c.bytes++
 				p = p[1:]
+				if err := c.checkBytes(); err != nil {
+					return n, err
+				}
 				continue
 			case b != ' ' && b != '\t':
 				c.fields++

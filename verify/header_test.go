@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"bytes"
 	"errors"
 	"strings"
 	"testing"
@@ -77,4 +78,63 @@ func BenchmarkCheckHeader(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// headerReference counts a header section the obvious way, line by line:
+// the reference FuzzHeaderCounter holds HeaderCounter to.
+func headerReference(msg []byte, l HeaderLimits) (fields int, bytesOver, fieldsOver bool) {
+	l = l.withDefaults()
+	var n int64
+	for len(msg) > 0 {
+		line := msg
+		if i := bytes.IndexByte(msg, '\n'); i >= 0 {
+			line = msg[:i+1]
+		}
+		msg = msg[len(line):]
+		if string(line) == "\n" || string(line) == "\r\n" {
+			n += int64(len(line))
+			return fields, n > l.MaxBytes, false
+		}
+		// A line starting with a lone CR is no field (see HeaderCounter).
+		if line[0] != ' ' && line[0] != '\t' && line[0] != '\r' {
+			fields++
+			if fields > l.MaxFields {
+				return fields, false, true
+			}
+		}
+		n += int64(len(line))
+		if n > l.MaxBytes {
+			return fields, true, false
+		}
+	}
+	return fields, false, false
+}
+
+// HeaderCounter, fed in chunks of any size, agrees with the line-by-line
+// reference on the fields counted and on which cap, if any, is exceeded.
+func FuzzHeaderCounter(f *testing.F) {
+	f.Add([]byte("A: 1\r\nB: 2\r\n 3\r\n\r\nbody"), uint8(3), uint16(64), uint8(5))
+	f.Add([]byte("A: 1\nB: 2\n\nC: 3\n"), uint8(1), uint16(10), uint8(1))
+	f.Add([]byte("\r\r\n\r\n"), uint8(2), uint16(8), uint8(2))
+	f.Fuzz(func(t *testing.T, msg []byte, maxFields uint8, maxBytes uint16, step uint8) {
+		l := HeaderLimits{MaxBytes: int64(maxBytes), MaxFields: int(maxFields)}
+		c := NewHeaderCounter(l)
+		s := max(int(step), 1)
+		var err error
+		for i := 0; i < len(msg) && err == nil; i += s {
+			_, err = c.Write(msg[i:min(i+s, len(msg))])
+		}
+		if whole := CheckHeader(msg, l); (whole == nil) != (err == nil) {
+			t.Fatalf("whole: %v, in chunks of %d: %v", whole, s, err)
+		}
+		fields, bytesOver, fieldsOver := headerReference(msg, l)
+		switch {
+		case fieldsOver != (err != nil && strings.Contains(err.Error(), "fields")):
+			t.Fatalf("reference fields over: %v, counter: %v", fieldsOver, err)
+		case bytesOver != (err != nil && strings.Contains(err.Error(), "bytes")):
+			t.Fatalf("reference bytes over: %v, counter: %v", bytesOver, err)
+		case err == nil && fields != c.Fields():
+			t.Fatalf("reference %d fields, counter %d", fields, c.Fields())
+		}
+	})
 }

@@ -104,7 +104,7 @@ func parseMessage(raw []byte, maxSize int64, limits HeaderLimits) (*parsedMessag
 	br := bufio.NewReaderSize(r, min(size, 4096))
 	header, err := textproto.ReadHeader(br)
 	if err != nil && !errors.Is(err, io.EOF) {
-		return nil, fail(ReasonMalformed, "reading header: %w", err)
+		return nil, fail(ReasonMalformed, "reading header: %w", headerError(err))
 	}
 	if header.Len() == 0 {
 		return nil, fail(ReasonMalformed, "no header fields")

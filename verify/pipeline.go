@@ -28,9 +28,11 @@ const (
 	ActionStored Action = "stored"
 	// ActionUnchanged: the address's current certificate is this one.
 	ActionUnchanged Action = "unchanged"
-	// ActionKeptExisting: the address's current certificate is newer (a
-	// later NotBefore) and was kept, so a replayed old message cannot roll
-	// the address back to an older key.
+	// ActionKeptExisting: the address's current certificate is as new or
+	// newer (a NotBefore as late or later) and was kept: only a strictly
+	// later NotBefore replaces it, so a replayed old message cannot roll the
+	// address back to an older key, nor two certificates of one day take
+	// turns.
 	ActionKeptExisting Action = "kept_existing"
 )
 
@@ -259,6 +261,10 @@ func (p *Pipeline) run(ctx context.Context, m *Message, res *Result, log *story)
 	}
 	stored, err := p.opts.Store.Store(ctx, from, res.Cert)
 	clock.done(StageStore)
+	if errors.Is(err, ReasonStoreRefused) {
+		// Not the sender's doing, and no retry helps: see the reason.
+		return fail(ReasonStoreRefused, "storing the certificate of %s: %w", from, err)
+	}
 	if err != nil {
 		return fail(ReasonStoreFailed, "storing the certificate of %s: %w", from, err)
 	}
@@ -269,7 +275,7 @@ func (p *Pipeline) run(ctx context.Context, m *Message, res *Result, log *story)
 	case ActionUnchanged:
 		log.Info("file " + stored.Path + " already holds this certificate: unchanged")
 	case ActionKeptExisting:
-		log.Info("file " + stored.Path + " holds a newer certificate: kept it")
+		log.Info("file " + stored.Path + " holds a certificate as new or newer (NotBefore): kept it")
 	}
 	return nil
 }

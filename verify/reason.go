@@ -75,6 +75,14 @@ const (
 	// ReasonStoreFailed: every check passed but the certificate could not be
 	// written. Temporary: the message should be processed again.
 	ReasonStoreFailed Reason = "store_failed"
+	// ReasonStoreRefused: every check passed but the certificate folder
+	// holds something other than a regular file or folder where the
+	// certificate, its history or its lock file goes (a symbolic link
+	// planted there): the store neither follows nor replaces it and writes
+	// nothing. Not temporary: no retry helps until someone removes it, and
+	// the sender is not at fault; the message is archived and can be
+	// scanned again.
+	ReasonStoreRefused Reason = "store_refused"
 	// ReasonInternalError: the pipeline failed unexpectedly (a recovered
 	// panic). The detail says where; please report it. serve also gives it
 	// to a message set aside after crashing the service (quarantine).
@@ -107,6 +115,7 @@ var reasonInfo = []struct {
 	{ReasonCertWrongEKU, false, "the certificate is not allowed for email protection"},
 	{ReasonFromCertMismatch, false, "the certificate's addresses do not include the From address"},
 	{ReasonStoreFailed, true, "the certificate could not be written (retried)"},
+	{ReasonStoreRefused, false, "the certificate folder holds a link or other non-regular file where the certificate goes: nothing written (not retried)"},
 	{ReasonInternalError, false, "unexpected failure inside the pipeline (a bug: please report it); from serve, also a message in flight in 3 consecutive crashes, moved to the spool's quarantine/"},
 }
 

@@ -71,7 +71,7 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	raw, err := ingest.ReadMessageFile(path, setup.opts.MaxSize)
 	if err != nil {
 		m.ID = ingest.MessageIDOf(err)
-		res = &verify.Result{ID: verify.MessageIDFor(m), Reason: verify.ReasonOf(err), Detail: err.Error()}
+		res = &verify.Result{ID: verify.MessageIDFor(m), Reason: verify.ReasonOf(err), Detail: readErrorDetail(err)}
 		if res.Reason == verify.ReasonInternalError {
 			return fmt.Errorf("reading %s: %w", path, err)
 		}
@@ -92,7 +92,7 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		line, _ := json.Marshal(output.NewRecord(m, res))
 		fmt.Fprintf(stdout, "%s\n", line)
 	}
-	if res.Reason == verify.ReasonStoreFailed {
+	if res.Reason == verify.ReasonStoreFailed || res.Reason == verify.ReasonStoreRefused {
 		return fmt.Errorf("%s", res.Detail)
 	}
 	if !res.Accepted() {

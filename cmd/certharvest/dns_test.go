@@ -207,10 +207,10 @@ func TestServeRetriesDNSFailure(t *testing.T) {
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		if _, err := os.Stat(filepath.Join(sv.maildir, "cur", "m1:2,S")); err == nil {
+		if _, err := os.Stat(filepath.Join(sv.maildir, "cur", curName("m1", false))); err == nil {
 			break
 		} else if !errors.Is(err, os.ErrNotExist) || time.Now().After(deadline) {
-			t.Fatal("not archived after --retry-for:", err)
+			t.Fatal("not archived as rejected after --retry-for:", err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -2,13 +2,12 @@ package main
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"os"
 	"runtime"
 	"runtime/debug"
+	"time"
 
-	"github.com/certharvest/certharvest/ingest"
 	"github.com/certharvest/certharvest/output"
 	"github.com/certharvest/certharvest/verify"
 )
@@ -31,17 +30,7 @@ func (h *harvester) process(ctx context.Context, m *verify.Message) (*verify.Res
 // reject reports a message that could not be given to the pipeline (an
 // unreadable file).
 func (h *harvester) reject(m *verify.Message, err error) (*verify.Result, error) {
-	if m.ID == "" {
-		m.ID = ingest.MessageIDOf(err) // a message too large to read
-	}
-	res := &verify.Result{ID: verify.MessageIDFor(m), Reason: verify.ReasonOf(err), Detail: err.Error()}
-	if res.Reason == verify.ReasonInternalError {
-		res.Reason = verify.ReasonReadError
-	}
-	var e *verify.Error
-	if errors.As(err, &e) && e.Err != nil {
-		res.Detail = e.Err.Error()
-	}
+	res := readErrorResult(m, err, time.Time{})
 	h.log.Warn("rejected: "+string(res.Reason)+": "+res.Detail, "id", res.ID, "path", m.Path, "reason", string(res.Reason))
 	return res, h.report.Write(output.NewRecord(m, res))
 }

@@ -30,6 +30,9 @@ type pipelineHealth struct {
 	running  atomic.Bool
 	inFlight atomic.Int64 // messages taken from the watcher, not yet committed
 	lastStep atomic.Int64 // Unix nanoseconds
+	// reportErr is why the last attempt to write the report failed; nil
+	// when it succeeded.
+	reportErr atomic.Pointer[error]
 }
 
 func newPipelineHealth(stallAfter time.Duration) *pipelineHealth {
@@ -97,6 +100,35 @@ func (p *pipelineHealth) alive() error {
 		if d := now.Sub(time.Unix(0, p.lastStep.Load())); d > p.stallAfter {
 			return fmt.Errorf("stalled: no step for %s with messages in progress (%d)", d.Round(time.Second), n)
 		}
+	}
+	return nil
+}
+
+// reportFailed records that the report could not be written (and its lines
+// wait to be written again); reportWritten, that it was.
+func (p *pipelineHealth) reportFailed(err error) {
+	if p == nil {
+		return
+	}
+	p.reportErr.Store(&err)
+}
+
+func (p *pipelineHealth) reportWritten() {
+	if p == nil {
+		return
+	}
+	p.reportErr.Store(nil)
+}
+
+// reportWritable returns nil unless the last attempt to write the report
+// failed, else its error: for the webhook's health check
+// (ingest.WebhookOptions.ReportWritable).
+func (p *pipelineHealth) reportWritable() error {
+	if p == nil {
+		return nil
+	}
+	if err := p.reportErr.Load(); err != nil {
+		return *err
 	}
 	return nil
 }

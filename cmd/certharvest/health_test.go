@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -63,6 +64,28 @@ func TestPipelineHealth(t *testing.T) {
 	none.taken()
 	none.finished(1)
 	if err := none.alive(); err != nil {
+		t.Errorf("nil: %v", err)
+	}
+}
+
+// The report's state: writable until an attempt to write it fails, not
+// writable (with the error) until one succeeds.
+func TestPipelineHealthReport(t *testing.T) {
+	p := newPipelineHealth(time.Minute)
+	if err := p.reportWritable(); err != nil {
+		t.Fatalf("at start: %v", err)
+	}
+	p.reportFailed(errors.New("writing report: no space left on device"))
+	if err := p.reportWritable(); err == nil || !strings.Contains(err.Error(), "no space left") {
+		t.Errorf("after a failure: %v", err)
+	}
+	p.reportWritten()
+	if err := p.reportWritable(); err != nil {
+		t.Errorf("after a success: %v", err)
+	}
+	var none *pipelineHealth
+	none.reportFailed(errors.New("x"))
+	if err := none.reportWritable(); err != nil {
 		t.Errorf("nil: %v", err)
 	}
 }

@@ -33,6 +33,7 @@ type metrics struct {
 	certificates *prometheus.CounterVec
 	webhook      *prometheus.CounterVec
 	smtp         *prometheus.CounterVec
+	reportFails  prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -51,7 +52,7 @@ func newMetrics() *metrics {
 		}, []string{"source"}),
 		certificates: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "certharvest_certificates_stored_total",
-			Help: "Accepted messages by what the certificate store did: stored (now the current certificate), unchanged, kept_existing (a newer one is kept).",
+			Help: "Accepted messages by what the certificate store did: stored (now the current certificate), unchanged, kept_existing (the current one, with as late a NotBefore or later, is kept).",
 		}, []string{"action"}),
 		webhook: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "certharvest_webhook_responses_total",
@@ -61,6 +62,10 @@ func newMetrics() *metrics {
 			Name: "certharvest_smtp_replies_total",
 			Help: "SMTP replies that settle a transaction, by code: 250 for a message queued, and each refusal certharvest makes (connection, MAIL, RCPT, end of DATA).",
 		}, []string{"code"}),
+		reportFails: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "certharvest_report_write_failures_total",
+			Help: "Failed attempts to write and sync a batch of report lines (a full or failing disk); each is retried with back-off, its messages waiting in the spool's new/.",
+		}),
 	}
 	stages := prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "certharvest_stage_duration_seconds",
@@ -70,7 +75,7 @@ func newMetrics() *metrics {
 	for s := range verify.NumStages {
 		m.stages[s] = stages.WithLabelValues(s.String())
 	}
-	m.registry.MustRegister(stages, m.messages, m.pipeline, m.certificates, m.webhook, m.smtp,
+	m.registry.MustRegister(stages, m.messages, m.pipeline, m.certificates, m.webhook, m.smtp, m.reportFails,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Every action exists from the start, so that rate() sees the first one.
 	for _, a := range []verify.Action{verify.ActionStored, verify.ActionUnchanged, verify.ActionKeptExisting} {
@@ -120,6 +125,9 @@ func (m *metrics) reported(rec *output.Record) {
 	}
 }
 
+// reportFailed records a failed attempt to write the report.
+func (m *metrics) reportFailed() { m.reportFails.Inc() }
+
 // webhookResponse is the webhook's ingest.WebhookOptions.ObserveResponse.
 func (m *metrics) webhookResponse(status int) {
 	m.webhook.WithLabelValues(strconv.Itoa(status)).Inc()
@@ -132,13 +140,25 @@ func (m *metrics) smtpReply(code int) {
 
 // watchSpool adds the spool's gauges.
 func (m *metrics) watchSpool(w *ingest.MaildirWatcher, spool *ingest.Spool, log *slog.Logger) {
-	m.registry.MustRegister(&spoolCollector{
+	m.registry.MustRegister(newSpoolCollector(w, spool, log))
+}
+
+// newSpoolCollector returns the collector of the spool's gauges and
+// counters: its backlog and oldest message (new/), its archive (cur/).
+func newSpoolCollector(w *ingest.MaildirWatcher, spool *ingest.Spool, log *slog.Logger) *spoolCollector {
+	return &spoolCollector{
 		watcher: w, spool: spool, log: log, now: time.Now,
 		messages: prometheus.NewDesc("certharvest_spool_messages",
 			"Messages in the spool's new/ not yet reported and archived (the watcher's backlog, retries included).", nil, nil),
 		age: prometheus.NewDesc("certharvest_spool_oldest_message_age_seconds",
 			"Age of the oldest message waiting in new/, from its delivery time (0 when none waits).", nil, nil),
-	})
+		archiveBytes: prometheus.NewDesc("certharvest_spool_archive_bytes",
+			"Disk space of the messages in the spool's archive, cur/, by verdict (accepted, rejected): as of its last sweep, and the moves and removals since.", []string{"verdict"}, nil),
+		archiveMessages: prometheus.NewDesc("certharvest_spool_archive_messages",
+			"Messages in the spool's archive, cur/, by verdict (accepted, rejected).", []string{"verdict"}, nil),
+		evictions: prometheus.NewDesc("certharvest_spool_archive_evictions_total",
+			"Messages removed from the spool's archive by its retention policy, by cause: age (--keep-rejected, --keep-accepted), size (--archive-max-size), pressure (the disk short of room for new mail).", []string{"cause"}, nil),
+	}
 }
 
 // The oldest message's age is found by reading new/ at most this often, and
@@ -161,7 +181,8 @@ type spoolCollector struct {
 	log     *slog.Logger
 	now     func() time.Time
 
-	messages, age *prometheus.Desc
+	messages, age                            *prometheus.Desc
+	archiveBytes, archiveMessages, evictions *prometheus.Desc
 
 	mu     sync.Mutex
 	listed time.Time // when oldest was found
@@ -172,11 +193,23 @@ type spoolCollector struct {
 func (c *spoolCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.messages
 	ch <- c.age
+	ch <- c.archiveBytes
+	ch <- c.archiveMessages
+	ch <- c.evictions
 }
 
 // Collect implements prometheus.Collector.
 func (c *spoolCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.messages, prometheus.GaugeValue, float64(c.watcher.Backlog()))
+	// Kept by the spool as it goes: no listing of cur/ here.
+	archive := c.spool.ArchiveStats()
+	for verdict, n := range map[string]ingest.ArchiveCount{"accepted": archive.Accepted, "rejected": archive.Rejected} {
+		ch <- prometheus.MustNewConstMetric(c.archiveBytes, prometheus.GaugeValue, float64(n.Bytes), verdict)
+		ch <- prometheus.MustNewConstMetric(c.archiveMessages, prometheus.GaugeValue, float64(n.Messages), verdict)
+	}
+	for cause, n := range archive.Evicted {
+		ch <- prometheus.MustNewConstMetric(c.evictions, prometheus.CounterValue, float64(n), ingest.EvictCause(cause).String())
+	}
 	now := c.now()
 	c.mu.Lock()
 	if c.listed.IsZero() || now.Sub(c.listed) >= spoolAgeCache || now.Before(c.listed) {

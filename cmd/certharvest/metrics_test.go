@@ -73,7 +73,7 @@ func TestServeMetrics(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	for _, name := range names {
 		for time.Now().Before(deadline) {
-			if _, err := os.Stat(filepath.Join(spool.Dir(), "cur", name+":2,S")); err == nil {
+			if inCur(spool.Dir(), name) {
 				break
 			}
 			time.Sleep(10 * time.Millisecond)
@@ -146,8 +146,9 @@ func TestSpoolCollector(t *testing.T) {
 	now := time.Unix(1780308100, 0)
 	m := newMetrics()
 	m.watchSpool(watcher, spool, discardLogger())
-	c := &spoolCollector{watcher: watcher, spool: spool, log: discardLogger(), now: func() time.Time { return now },
-		messages: prometheus.NewDesc("spool_messages", "test", nil, nil), age: prometheus.NewDesc("spool_age", "test", nil, nil)}
+	c := newSpoolCollector(watcher, spool, discardLogger())
+	c.now = func() time.Time { return now }
+	c.messages, c.age = prometheus.NewDesc("spool_messages", "test", nil, nil), prometheus.NewDesc("spool_age", "test", nil, nil)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(c)
 	h := promhttp.HandlerFor(reg, promhttp.HandlerOpts{})

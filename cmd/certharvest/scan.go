@@ -105,6 +105,10 @@ func runScan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 
 	paths := make(chan string, 4**workers)
+	named := make(map[string]bool, cmd.fs.NArg()) // the paths given
+	for _, p := range cmd.fs.Args() {
+		named[p] = true
+	}
 	var (
 		wg       sync.WaitGroup
 		opErr    error
@@ -135,7 +139,10 @@ func runScan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 				// It takes its size from the budget first.
 				m := &verify.Message{Source: "scan", Path: path, Received: time.Now()}
 				claim := budgetClaim{budget: budget}
-				raw, err := ingest.ReadMessageFileWith(path, ingest.ReadOptions{MaxSize: maxSize, Reserve: claim.take})
+				// A symbolic link is followed only when the operator named
+				// it: the walk skips those in folders, and NoFollow
+				// refuses one put in a file's place since (read_error).
+				raw, err := ingest.ReadMessageFileWith(path, ingest.ReadOptions{MaxSize: maxSize, Reserve: claim.take, NoFollow: !named[path]})
 				ctx, release := slots.acquire(ctx)
 				var res *verify.Result
 				if err != nil {
@@ -147,7 +154,7 @@ func runScan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 				if err != nil {
 					setOpErr(err)
 				}
-				if res.Reason == verify.ReasonStoreFailed {
+				if res.Reason == verify.ReasonStoreFailed || res.Reason == verify.ReasonStoreRefused {
 					setOpErr(fmt.Errorf("%s: %s", path, res.Detail))
 				}
 				summary.add(res)

@@ -35,7 +35,10 @@ procmail, or certharvest's own inputs (webhook, SMTP), which write it
 durably before they acknowledge a message. A message rejected for a
 temporary reason (dkim_temperror, store_failed) stays in new/ and is
 retried with back-off, for up to --retry-for from its delivery (or from its
-first attempt, when later), before it is reported as rejected.
+first attempt, when later), before it is reported as rejected. A report
+that cannot be written (a full disk) holds its messages in new/ while the
+same lines are tried again, 1 s to a minute apart; /healthz answers 503
+meanwhile.
 
 --workers messages are verified at once; a message waiting for its
 certificate to be synced, or for DNS, does not count, so that many share
@@ -58,6 +61,13 @@ new/ and processed again (possibly a second report line: after a crash,
 the moves of the last second may be undone). The messages in flight at a
 crash are verified first, one at a time; one in flight in 3 crashes in a
 row is moved to DIR/quarantine and reported as internal_error.
+
+The archive, cur/, keeps a rejected message --keep-rejected (7 days) and an
+accepted one --keep-accepted (for ever), and past --archive-max-size (1 GiB)
+its oldest rejected messages go first (they have the Maildir flags ST,
+accepted ones S). When the disk runs short of room for new mail, rejected
+messages go, oldest first, before any sender is refused. See
+docs/OPERATIONS.md.
 
 With --http and --lookup-token-file, the same listener also serves the
 stored certificates at /certs/ADDRESS, and the Prometheus metrics at
@@ -96,6 +106,9 @@ type serveFlags struct {
 	tlsCert         string
 	tlsKey          string
 	metricsAddr     string
+	keepRejected    parsedFlag[time.Duration]
+	keepAccepted    parsedFlag[time.Duration]
+	archiveMax      parsedFlag[int64]
 	memoryLimit     parsedFlag[int64]
 }
 
@@ -113,8 +126,27 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	positiveIntVar(fs, &f.batch, "batch", 512, "most `messages` made durable by one report sync (group commit)")
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "PEM certificate `file` (with its chain) for the live inputs' TLS: HTTPS, SMTP STARTTLS")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "PEM private key `file` for --tls-cert")
+	f.keepRejected = newParsedFlag("7d", parseDays)
+	fs.Var(&f.keepRejected, "keep-rejected", "keep a rejected message in the archive (cur/) for this `duration` after its delivery (30d, 72h; 0: for ever)")
+	f.keepAccepted = newParsedFlag("0", parseDays)
+	fs.Var(&f.keepAccepted, "keep-accepted", "keep an accepted message in the archive for this `duration` after its delivery (0: for ever)")
+	f.archiveMax = newParsedFlag("1GiB", parseSizeOrZero)
+	fs.Var(&f.archiveMax, "archive-max-size", "past this many `bytes` the archive's oldest rejected messages are removed (0: no cap)")
 	fs.StringVar(&f.metricsAddr, "metrics", "", "serve the Prometheus metrics, without a token, on a listener of their own at `address` (plain HTTP, path /metrics; loopback or a private network) rather than on --http to lookup token holders")
 	memoryLimitVar(fs, &f.memoryLimit)
+}
+
+// parseSizeOrZero is parseSize, and 0 for none.
+func parseSizeOrZero(s string) (int64, error) {
+	if strings.TrimSpace(s) == "0" {
+		return 0, nil
+	}
+	return parseSize(s)
+}
+
+// archivePolicy is the retention policy of the spool's cur/ the flags say.
+func (f *serveFlags) archivePolicy() ingest.ArchivePolicy {
+	return ingest.ArchivePolicy{KeepRejected: f.keepRejected.value, KeepAccepted: f.keepAccepted.value, MaxBytes: f.archiveMax.value}
 }
 
 // inputEnv is what every live input shares.
@@ -243,7 +275,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	memLimit, memLimitFrom := applyMemoryLimit(sf.memoryLimit.value, setup.opts.MaxSize, inputsMemory, os.DirFS("/"))
 
-	spool, err := ingest.OpenSpool(sf.maildir)
+	spool, err := ingest.OpenSpoolOptions(sf.maildir, ingest.SpoolOptions{Logger: log, Archive: sf.archivePolicy()})
 	if err != nil {
 		return err
 	}
@@ -469,7 +501,7 @@ func (s *server) process(ctx context.Context) {
 		wg.Wait()
 		close(results)
 	}()
-	s.commitLoop(results)
+	s.commitLoop(ctx, results)
 }
 
 // verify loads one message, then verifies it holding a CPU slot. ok is false
@@ -494,15 +526,7 @@ func (s *server) verify(ctx context.Context, slots *cpuSlots, budget *byteBudget
 	ctx, release := slots.acquire(ctx)
 	defer release()
 	if err != nil {
-		reason := verify.ReasonOf(err)
-		if reason == verify.ReasonInternalError {
-			reason = verify.ReasonReadError
-		}
-		res := &verify.Result{ID: verify.MessageIDFor(m), Reason: reason, Detail: err.Error(), At: time.Now()}
-		var e *verify.Error
-		if errors.As(err, &e) && e.Err != nil {
-			res.Detail = e.Err.Error()
-		}
+		res := readErrorResult(m, err, time.Now())
 		s.log.Warn("rejected: "+string(res.Reason)+": "+res.Detail, "id", res.ID, "path", m.Path)
 		return outcome{name, m, res}, true
 	}
@@ -553,7 +577,11 @@ func (s *server) changed(name string, m *verify.Message, read ingest.FileVersion
 // second (archiveSyncInterval), and once more when results is closed: a
 // crash may undo the last second's moves, which only means processing those
 // messages again, their report lines being durable already.
-func (s *server) commitLoop(results <-chan outcome) {
+//
+// A batch whose report lines cannot be written is retried until they are
+// (writeReport); when ctx ends meanwhile (the shutdown timeout), the rest is
+// dropped, every message not reported staying in new/.
+func (s *server) commitLoop(ctx context.Context, results <-chan outcome) {
 	archived := startArchiveSyncer(s.spool.Sync, archiveSyncInterval, s.log)
 	defer archived.stop()
 	batch := make([]outcome, 0, s.flags.batch)
@@ -571,17 +599,24 @@ func (s *server) commitLoop(results <-chan outcome) {
 				break gather
 			}
 		}
-		s.commit(batch, archived)
+		if !s.commit(ctx, batch, archived) {
+			for range results {
+				s.health.finished(1)
+			}
+			return
+		}
 	}
 }
 
 // commit reports a batch: its report lines are written and synced, then
-// its messages moved to cur/ (made durable later by archived).
-func (s *server) commit(batch []outcome, archived *archiveSyncer) {
+// its messages moved to cur/ (made durable later by archived). It returns
+// false when ctx ended before the lines could be written.
+func (s *server) commit(ctx context.Context, batch []outcome, archived *archiveSyncer) bool {
 	defer s.health.finished(len(batch))
 	defer s.finishedInFlight(batch)
 	now := time.Now()
 	reported := batch[:0:0]
+	recs := make([]*output.Record, 0, len(batch))
 	for _, o := range batch {
 		if o.res.Reason.Temporary() && s.retrying(o, now) {
 			s.mu.Lock()
@@ -595,28 +630,22 @@ func (s *server) commit(batch []outcome, archived *archiveSyncer) {
 			s.watcher.RetryAt(o.name, now.Add(delay))
 			continue
 		}
-		rec := output.NewRecord(o.msg, o.res)
-		if err := s.h.report.Write(rec); err != nil {
-			s.log.Error("writing the report failed; the message stays in new/", "error", err, "id", o.res.ID)
-			s.watcher.RetryAt(o.name, now.Add(s.flags.retryFirst))
-			continue
-		}
-		s.metrics.reported(rec)
 		reported = append(reported, o)
+		recs = append(recs, output.NewRecord(o.msg, o.res))
 	}
 	if len(reported) == 0 {
-		return
+		return true
 	}
-	if err := s.h.report.Sync(); err != nil {
-		// Nothing is moved: every message of the batch is processed again.
-		s.log.Error("syncing the report failed; the batch stays in new/", "error", err, "messages", len(reported))
-		for _, o := range reported {
-			s.watcher.RetryAt(o.name, now.Add(s.flags.retryFirst))
-		}
-		return
+	if !s.writeReport(ctx, recs) {
+		s.log.Warn("shutdown timeout: the report could not be written; the messages stay in new/ for the next start",
+			"messages", len(reported))
+		return false
+	}
+	for _, rec := range recs {
+		s.metrics.reported(rec)
 	}
 	for _, o := range reported {
-		if err := s.spool.Archive(o.name); err != nil {
+		if err := s.spool.Archive(o.name, o.res.Accepted()); err != nil {
 			s.log.Error("moving to cur/ failed", "error", err, "id", o.res.ID)
 		}
 	}
@@ -633,6 +662,7 @@ func (s *server) commit(batch []outcome, archived *archiveSyncer) {
 	for _, o := range reported {
 		s.watcher.Done(o.name)
 	}
+	return true
 }
 
 // retrying reports whether the temporary failure o is still within

@@ -78,7 +78,7 @@ func BenchmarkServeCommit(b *testing.B) {
 		}
 		b.StartTimer()
 		start := cpu()
-		s.commit(outcomes, archived)
+		s.commit(context.Background(), outcomes, archived)
 		used += cpu() - start
 		done += len(outcomes)
 	}

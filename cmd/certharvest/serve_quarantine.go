@@ -71,7 +71,7 @@ func (s *server) handleSuspects(ctx context.Context, slots *cpuSlots, budget *by
 		default:
 		}
 		if sus.Crashes >= quarantineAfterCrashes {
-			s.quarantine(sus)
+			s.quarantine(ctx, sus)
 			continue
 		}
 		s.log.Warn("verifying alone a message in flight at the last crash",
@@ -85,7 +85,9 @@ func (s *server) handleSuspects(ctx context.Context, slots *cpuSlots, budget *by
 			continue
 		}
 		s.health.verified()
-		s.commit([]outcome{o}, archived)
+		if !s.commit(ctx, []outcome{o}, archived) {
+			return // the shutdown timeout cut the report off
+		}
 	}
 	s.suspects = nil
 }
@@ -95,7 +97,7 @@ func (s *server) handleSuspects(ctx context.Context, slots *cpuSlots, budget *by
 // before it leaves new/. It is marked in flight meanwhile, so that a crash
 // now counts once more, and a move that failed is tried again at the next
 // start; in this run the message is not taken again.
-func (s *server) quarantine(sus ingest.Suspect) {
+func (s *server) quarantine(ctx context.Context, sus ingest.Suspect) {
 	name := sus.Name
 	s.inflight.Taken(name)
 	m, _, err := s.spool.LoadFile(name, ingest.ReadOptions{MaxSize: s.maxSize})
@@ -109,13 +111,10 @@ func (s *server) quarantine(sus ingest.Suspect) {
 	m.Raw = nil
 	m.Path = filepath.Join(s.spool.Dir(), ingest.SpoolQuarantine, name)
 	rec := output.NewRecord(m, res)
-	err = s.h.report.Write(rec)
-	if err == nil {
-		err = s.h.report.Sync()
-	}
-	if err != nil {
-		s.log.Error("quarantine: writing the report failed; the message stays in new/, not verified again until the next start",
-			"id", res.ID, "error", err)
+	// Retried like any verdict's line while the report cannot be written.
+	if !s.writeReport(ctx, []*output.Record{rec}) {
+		s.log.Error("quarantine: the shutdown came before the report could be written; the message stays in new/",
+			"id", res.ID)
 		s.watcher.RetryAt(name, time.Now().Add(neverInThisRun))
 		return
 	}

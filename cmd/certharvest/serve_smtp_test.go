@@ -115,7 +115,7 @@ func TestServeSMTP(t *testing.T) {
 			checkPEM(t, rec.CertFile, rec.Cert.SHA256)
 			stored++
 		}
-		data, err := os.ReadFile(filepath.Join(s.maildir, "cur", spoolName+":2,S"))
+		data, err := os.ReadFile(filepath.Join(s.maildir, "cur", curName(spoolName, rec.Outcome == output.OutcomeAccepted)))
 		if err != nil {
 			t.Errorf("%s: %v", name, err)
 			continue

@@ -206,8 +206,8 @@ func TestServeMaildir(t *testing.T) {
 		if string(rec.Reason) != want[name] {
 			t.Errorf("%s: reason %s (%s), want %s", name, rec.Reason, rec.Detail, want[name])
 		}
-		if _, err := os.Stat(filepath.Join(maildir, "cur", name+":2,S")); err != nil {
-			t.Errorf("%s not in cur/: %v", name, err)
+		if _, err := os.Stat(filepath.Join(maildir, "cur", curName(name, rec.Outcome == output.OutcomeAccepted))); err != nil {
+			t.Errorf("%s not in cur/ as %s: %v", name, rec.Outcome, err)
 		}
 		if rec.Outcome == output.OutcomeAccepted {
 			checkPEM(t, rec.CertFile, rec.Cert.SHA256)
@@ -272,8 +272,8 @@ func TestServeCrash(t *testing.T) {
 		if reported[n] == 0 {
 			t.Errorf("%s was never reported", n)
 		}
-		if _, err := os.Stat(filepath.Join(maildir, "cur", n+":2,S")); err != nil {
-			t.Errorf("%s not archived: %v", n, err)
+		if !inCur(maildir, n) {
+			t.Errorf("%s not archived", n)
 		}
 	}
 	entries, _ := os.ReadDir(s.certs)
@@ -573,7 +573,7 @@ func runUntilArchived(t *testing.T, s *server, spool *ingest.Spool, name string)
 	go func() { s.process(context.Background()); close(done) }()
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
-		if _, err := os.Stat(filepath.Join(spool.Dir(), "cur", name+":2,S")); err == nil {
+		if inCur(spool.Dir(), name) {
 			break
 		}
 		time.Sleep(10 * time.Millisecond)
@@ -646,7 +646,7 @@ func waitArchived(t *testing.T, spool *ingest.Spool, names []string, timeout tim
 	deadline := time.Now().Add(timeout)
 	for _, name := range names {
 		for {
-			if _, err := os.Stat(filepath.Join(spool.Dir(), "cur", name+":2,S")); err == nil {
+			if inCur(spool.Dir(), name) {
 				break
 			}
 			if time.Now().After(deadline) {

@@ -105,6 +105,7 @@ func (f *webhookFlags) build(env *inputEnv) (input, error) {
 			BlockPrefix:     env.Setup != nil && env.Setup.opts.BlockPrefix,
 			ObserveResponse: observe,
 			PipelineAlive:   env.Health.alive,
+			ReportWritable:  env.Health.reportWritable,
 		},
 		done: make(chan struct{}),
 	}, nil

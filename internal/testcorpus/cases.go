@@ -263,6 +263,30 @@ func (f *Fixture) buildCases() ([]Case, error) {
 		}})
 	b.add(c, data, err)
 
+	// The S/MIME forms of the corpus, each given the *-signingtime-* cases
+	// (a signingTime outside the certificate's validity): a verdict must
+	// depend neither on how the signature travels nor on which parser
+	// reads it (DER or BER).
+	signingTimeForms := []struct {
+		name, desc string
+		opts       smimeOpts
+	}{
+		{"detached", "multipart/signed (application/pkcs7-signature)", smimeOpts{}},
+		{"opaque", "application/pkcs7-mime signed-data", smimeOpts{opaque: true}},
+		{"ber-detached", "multipart/signed, Thunderbird style, BER CMS with indefinite lengths", smimeOpts{ber: true, thunderbird: true}},
+		{"ber-opaque", "opaque signed-data in streaming BER (indefinite lengths, eContent as a constructed OCTET STRING)", smimeOpts{opaque: true, ber: true, chunk: 1000}},
+		{"x-pkcs7-signature", "multipart/signed with the legacy protocol application/x-pkcs7-signature", smimeOpts{legacy: true}},
+		{"x-pkcs7-mime", "opaque signed-data with the legacy type application/x-pkcs7-mime", smimeOpts{opaque: true, legacy: true}},
+	}
+	// Certificates valid at At, from a sender whose clock was reset.
+	for i, form := range signingTimeForms {
+		c = Case{Name: "ok-signingtime-" + form.name, Reason: ReasonOK, Address: "signingtime." + form.name + "@" + DKIMDomains[i%len(DKIMDomains)],
+			Description: form.desc + "; signer certificate valid at At, signingTime 2000-01-01 (a sender's clock reset) before its validity: the signer's claim decides nothing"}
+		data, err = b.signed(signedSpec{from: []string{c.Address}, subject: subj(c), leaf: leaf(c.Address),
+			cms: cmsParams{signingTime: SkewedSigningTime}, smime: form.opts, dkim: DKIMDomains[i%len(DKIMDomains)]})
+		b.add(c, data, err)
+	}
+
 	// ---- rejected ----
 
 	rng := rand.New(rand.NewChaCha8([32]byte{'c', 'e', 'r', 't', 'h', 'a', 'r', 'v', 'e', 's', 't'}))
@@ -396,6 +420,29 @@ func (f *Fixture) buildCases() ([]Case, error) {
 		cms:  cmsParams{signingTime: FutureSigningTime}, dkim: "example.org"})
 	b.add(c, data, err)
 
+	// What mail clients send when the certificate has expired or is not
+	// yet valid: signingTime is the time of sending (SigningTime), outside
+	// the certificate's validity. The verdict is the chain's at At, not a
+	// broken signature.
+	for i, form := range signingTimeForms {
+		domain := DKIMDomains[i%len(DKIMDomains)]
+		c = Case{Name: "cert-expired-signingtime-" + form.name, Reason: ReasonCertExpired,
+			Description: form.desc + "; signer certificate valid 2024-01-01..2025-01-01, signingTime 2026-05-31 after it (the time of sending, as Outlook, Thunderbird, Apple Mail and gpgsm stamp it)"}
+		addr := "expired." + form.name + "@" + domain
+		data, err = b.signed(signedSpec{from: []string{addr}, subject: subj(c),
+			leaf: &LeafSpec{Address: addr, SubjectEmail: true, NotBefore: ExpiredNotBefore, NotAfter: ExpiredNotAfter},
+			cms:  cmsParams{signingTime: SigningTime}, smime: form.opts, dkim: domain})
+		b.add(c, data, err)
+
+		c = Case{Name: "cert-not-yet-valid-signingtime-" + form.name, Reason: ReasonCertNotYetValid,
+			Description: form.desc + "; signer certificate valid 2027-01-01..2028-01-01, signingTime 2026-05-31 before it (the time of sending)"}
+		addr = "future." + form.name + "@" + domain
+		data, err = b.signed(signedSpec{from: []string{addr}, subject: subj(c),
+			leaf: &LeafSpec{Address: addr, SubjectEmail: true, NotBefore: FutureNotBefore, NotAfter: FutureNotAfter},
+			cms:  cmsParams{signingTime: SigningTime}, smime: form.opts, dkim: domain})
+		b.add(c, data, err)
+	}
+
 	c = Case{Name: "cert-wrong-eku", Reason: ReasonCertWrongEKU,
 		Description: "signer certificate with extended key usage clientAuth only (no emailProtection)"}
 	data, err = b.signed(signedSpec{from: []string{"client.auth@example.com"}, subject: subj(c),
@@ -418,6 +465,20 @@ func (f *Fixture) buildCases() ([]Case, error) {
 			leaf: leaf("mallory@example.com"), cms: cmsParams{bag: []*x509.Certificate{f.Intermediate, decoy}},
 			smime: smimeOpts{post: certFirst(decoy)}, dkim: "example.com"})
 	}
+	b.add(c, data, err)
+
+	// Unicode simple case folding maps U+017F (ſ) to "s" and U+212A (the
+	// Kelvin sign) to "k"; addresses fold ASCII letters only.
+	c = Case{Name: "from-cert-mismatch-long-s", Reason: ReasonFromCertMismatch,
+		Description: "From sam@example.com (DKIM passes), the signer certificate's only address is the subject emailAddress \u017Fam@example.com (long s, UTF8String)"}
+	data, err = b.signed(signedSpec{from: []string{"Sam <sam@example.com>"}, subject: subj(c),
+		leaf: &LeafSpec{Address: "\u017Fam@example.com", NoSAN: true, SubjectEmail: true, SubjectEmailUTF8: true}, dkim: "example.com"})
+	b.add(c, data, err)
+
+	c = Case{Name: "from-cert-mismatch-kelvin", Reason: ReasonFromCertMismatch,
+		Description: "From Kate@example.com (DKIM passes), the signer certificate's only address is the subject emailAddress \u212Aate@example.com (Kelvin sign, UTF8String)"}
+	data, err = b.signed(signedSpec{from: []string{"Kate <Kate@example.com>"}, subject: subj(c),
+		leaf: &LeafSpec{Address: "\u212Aate@example.com", NoSAN: true, SubjectEmail: true, SubjectEmailUTF8: true}, dkim: "example.com"})
 	b.add(c, data, err)
 
 	if b.err != nil {

@@ -31,14 +31,23 @@ var (
 	At = time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
 	// SigningTime is the CMS signingTime attribute and the Date header of
 	// the ordinary messages (inside every ordinary certificate's validity,
-	// and before At).
+	// and before At). It is after ExpiredNotAfter and before
+	// FutureNotBefore: the *-signingtime-* cases sign with it, as a mail
+	// client stamps the time of sending, with the expired and the
+	// not-yet-valid certificate.
 	SigningTime = time.Date(2026, 5, 31, 12, 0, 0, 0, time.UTC)
+	// SkewedSigningTime is the signingTime of a sender whose clock was
+	// reset: before the validity of every certificate the fixture issues.
+	// The ok-signingtime-* cases sign with it and a certificate valid at
+	// At.
+	SkewedSigningTime = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
 
 	// ExpiredNotBefore and ExpiredNotAfter bound the expired certificate.
 	ExpiredNotBefore = time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
 	ExpiredNotAfter  = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
-	// ExpiredSigningTime lies inside the expired certificate's validity, so
-	// the CMS signature itself is consistent and only the chain at At fails.
+	// ExpiredSigningTime lies inside the expired certificate's validity
+	// (the cert-expired case): only the chain at At fails, whatever the
+	// verifier makes of signingTime.
 	ExpiredSigningTime = time.Date(2024, 6, 1, 12, 0, 0, 0, time.UTC)
 
 	// FutureNotBefore and FutureNotAfter bound the not-yet-valid certificate.
@@ -210,6 +219,11 @@ type LeafSpec struct {
 	CommonName   string
 	NoSAN        bool
 	SubjectEmail bool
+	// SubjectEmailUTF8 encodes the subject emailAddress as a UTF8String
+	// instead of an IA5String, as some CAs do: the only way to carry a
+	// non-ASCII address, which the SAN (IA5String) cannot hold, so NoSAN
+	// goes with it.
+	SubjectEmailUTF8 bool
 	// NotBefore/NotAfter default to the package NotBefore/NotAfter.
 	NotBefore, NotAfter time.Time
 	// ExtKeyUsage defaults to emailProtection.
@@ -234,9 +248,13 @@ func (f *Fixture) IssueLeaf(spec LeafSpec) (*x509.Certificate, error) {
 	if spec.SubjectEmail {
 		// emailAddress is an IA5String (RFC 2985 §5.2.1, RFC 5280 §4.1.2.6);
 		// a plain Go string would be encoded as a UTF8String.
+		tag := asn1.TagIA5String
+		if spec.SubjectEmailUTF8 {
+			tag = asn1.TagUTF8String
+		}
 		subj.ExtraNames = append(subj.ExtraNames, pkix.AttributeTypeAndValue{
 			Type:  OIDEmailAddress,
-			Value: asn1.RawValue{Tag: asn1.TagIA5String, Bytes: []byte(spec.Address)},
+			Value: asn1.RawValue{Tag: tag, Bytes: []byte(spec.Address)},
 		})
 	}
 	tmpl := &x509.Certificate{

@@ -176,6 +176,8 @@ type messageOptions struct {
 	subject string
 	lf      bool
 	ec      bool
+	// notBefore is the signer certificate's NotBefore; zero: NotBefore.
+	notBefore time.Time
 }
 
 // Opaque makes SignedMessage produce application/pkcs7-mime signed-data
@@ -198,6 +200,13 @@ func ECIssuer() MessageOption { return func(o *messageOptions) { o.ec = true } }
 // BareLF makes SignedMessage return the message with bare LF line endings.
 func BareLF() MessageOption { return func(o *messageOptions) { o.lf = true } }
 
+// WithNotBefore sets the start of the signer certificate's validity (it
+// must lie before SigningTime); the end stays NotAfter. Two messages minted
+// with one NotBefore carry two certificates with the same dates, told
+// apart by their serial numbers (and signatures), as two certificates
+// issued to one address on one day.
+func WithNotBefore(t time.Time) MessageOption { return func(o *messageOptions) { o.notBefore = t } }
+
 // SignedMessage mints a message that the verifier must accept (reason
 // "ok"): From addr, S/MIME-signed by a fresh certificate for addr (SAN and
 // subject emailAddress, key LeafKey, issued by the RSA intermediate, valid
@@ -212,7 +221,7 @@ func (f *Fixture) SignedMessage(addr string, opts ...MessageOption) ([]byte, err
 	if _, ok := f.DKIMKeys[domain]; !ok {
 		return nil, fmt.Errorf("testcorpus: %q: no DKIM key for domain %q (have %v)", addr, domain, DKIMDomains)
 	}
-	cert, err := f.IssueLeaf(LeafSpec{Address: addr, SubjectEmail: true, ECIssuer: o.ec})
+	cert, err := f.IssueLeaf(LeafSpec{Address: addr, SubjectEmail: true, ECIssuer: o.ec, NotBefore: o.notBefore})
 	if err != nil {
 		return nil, err
 	}

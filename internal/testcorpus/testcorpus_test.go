@@ -3,7 +3,9 @@ package testcorpus_test
 import (
 	"bufio"
 	"bytes"
+	"crypto/ecdsa"
 	"crypto/x509"
+	"encoding/asn1"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -13,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -156,6 +159,43 @@ func findSMIME(h textproto.Header, body []byte, top bool) (der, content []byte, 
 	return nil, nil, false, nil
 }
 
+// verifyCMS verifies p7's signature as pkcs7's Verify does, except that a
+// signingTime outside the signer certificate's validity is no reason to
+// refuse it: the signer chose it, and validity is the chain's, at At.
+// pkcs7 checks the message digest before the signing time, so when the
+// signing time is its objection, the signature over the signed attributes
+// (their DER encoding, RFC 5652 §5.4) is what is left to check.
+func verifyCMS(p7 *pkcs7.PKCS7) error {
+	err := p7.Verify()
+	var late *pkcs7.SigningTimeNotValidError
+	if !errors.As(err, &late) {
+		return err
+	}
+	if len(p7.Signers) != 1 {
+		return fmt.Errorf("%d signers: the reference checks know one", len(p7.Signers))
+	}
+	si := p7.Signers[0]
+	var encs [][]byte
+	for _, a := range si.AuthenticatedAttributes {
+		enc, err := asn1.Marshal(a)
+		if err != nil {
+			return err
+		}
+		encs = append(encs, enc)
+	}
+	slices.SortFunc(encs, bytes.Compare)
+	attrs, err := asn1.Marshal(asn1.RawValue{Tag: asn1.TagSet, IsCompound: true, Bytes: bytes.Join(encs, nil)})
+	if err != nil {
+		return err
+	}
+	signer := p7.GetOnlySigner()
+	alg := x509.SHA256WithRSA // the corpus signs with SHA-256
+	if _, ok := signer.PublicKey.(*ecdsa.PublicKey); ok {
+		alg = x509.ECDSAWithSHA256
+	}
+	return signer.CheckSignature(alg, attrs, si.EncryptedDigest)
+}
+
 // check runs the reference checks in the verifier's order and returns the
 // first failing layer's reason.
 func check(t *testing.T, f *testcorpus.Fixture, data []byte) (v verdict) {
@@ -222,7 +262,7 @@ func check(t *testing.T, f *testcorpus.Fixture, data []byte) (v verdict) {
 			if content != nil {
 				p7.Content = content
 			}
-			v.cmsOK = p7.Verify() == nil
+			v.cmsOK = verifyCMS(p7) == nil
 		}
 	}
 	switch {
@@ -237,7 +277,7 @@ func check(t *testing.T, f *testcorpus.Fixture, data []byte) (v verdict) {
 	case ferr != nil || p7 == nil:
 		v.reason, v.detail = testcorpus.ReasonSignatureMalformed, fmt.Sprint(ferr, err)
 	case !v.cmsOK:
-		v.reason, v.detail = testcorpus.ReasonSignatureInvalid, fmt.Sprint(p7.Verify())
+		v.reason, v.detail = testcorpus.ReasonSignatureInvalid, fmt.Sprint(verifyCMS(p7))
 	}
 	if v.reason != "" {
 		return v
@@ -287,7 +327,10 @@ func check(t *testing.T, f *testcorpus.Fixture, data []byte) (v verdict) {
 		}
 	}
 	for _, e := range emails {
-		if strings.EqualFold(e, address) {
+		// ASCII case folding only: between ASCII strings EqualFold folds
+		// nothing else; a non-ASCII address must be identical.
+		isASCII := strings.IndexFunc(e, func(r rune) bool { return r >= 0x80 }) < 0
+		if isASCII && strings.EqualFold(e, address) || e == address {
 			v.reason, v.certAddr = testcorpus.ReasonOK, strings.ToLower(e)
 			return v
 		}
@@ -431,8 +474,17 @@ func TestSigningTimes(t *testing.T) {
 		"cert-expired":       testcorpus.ExpiredSigningTime,
 		"cert-not-yet-valid": testcorpus.FutureSigningTime,
 	}
+	// The *-signingtime-* cases: a signingTime outside the signer
+	// certificate's validity, each reason in each of the six S/MIME forms.
+	outside := map[string]int{}
 	for _, c := range f.Cases() {
 		w, ok := want[c.Name]
+		if strings.Contains(c.Name, "-signingtime-") {
+			w, ok = testcorpus.SigningTime, true
+			if c.Reason == testcorpus.ReasonOK {
+				w = testcorpus.SkewedSigningTime
+			}
+		}
 		if !ok {
 			continue
 		}
@@ -441,12 +493,30 @@ func TestSigningTimes(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if v.content != nil {
+			p7.Content = v.content
+		}
 		var st time.Time
 		if err := p7.UnmarshalSignedAttribute(pkcs7.OIDAttributeSigningTime, &st); err != nil {
 			t.Fatal(err)
 		}
 		if !st.Equal(w) {
 			t.Errorf("%s: signingTime %v, want %v", c.Name, st, w)
+		}
+		if !strings.Contains(c.Name, "-signingtime-") {
+			continue
+		}
+		if s := p7.GetOnlySigner(); !st.Before(s.NotBefore) && !st.After(s.NotAfter) {
+			t.Errorf("%s: signingTime %v inside the signer's validity %v..%v", c.Name, st, s.NotBefore, s.NotAfter)
+		}
+		if _, ok := errors.AsType[*pkcs7.SigningTimeNotValidError](p7.Verify()); !ok {
+			t.Errorf("%s: pkcs7's Verify does not refuse the signing time: the case tests nothing", c.Name)
+		}
+		outside[c.Reason]++
+	}
+	for _, r := range []string{testcorpus.ReasonOK, testcorpus.ReasonCertExpired, testcorpus.ReasonCertNotYetValid} {
+		if outside[r] != 6 {
+			t.Errorf("%d *-signingtime-* cases for %s, want one per S/MIME form (6)", outside[r], r)
 		}
 	}
 }
@@ -571,6 +641,16 @@ func TestOpenSSL(t *testing.T) {
 		}
 		if (err == nil) != wantOK {
 			t.Errorf("%s: openssl ok=%v, want %v: %s", c.Name, err == nil, wantOK, out)
+		}
+		if c.Reason == testcorpus.ReasonCertExpired || c.Reason == testcorpus.ReasonCertNotYetValid {
+			// Only the dates fail: the signature verifies (whatever its
+			// signingTime) and the chain holds at any time.
+			i := slices.Index(args, "-attime")
+			noTime := slices.Concat(args[:i], args[i+2:], []string{"-no_check_time"})
+			out, err := exec.Command(openssl, noTime...).CombinedOutput()
+			if err != nil {
+				t.Errorf("%s: openssl -no_check_time: %v: %s", c.Name, err, out)
+			}
 		}
 	}
 }

@@ -1,0 +1,38 @@
+package main
+
+import (
+	"errors"
+	"time"
+
+	"github.com/certharvest/certharvest/ingest"
+	"github.com/certharvest/certharvest/verify"
+)
+
+// readErrorResult is the verdict on a message that could not be given to
+// the pipeline: a file that could not be read (read_error) or one too large
+// (message_too_large), at the time at.
+func readErrorResult(m *verify.Message, err error, at time.Time) *verify.Result {
+	if m.ID == "" {
+		m.ID = ingest.MessageIDOf(err) // a message too large to read
+	}
+	res := &verify.Result{ID: verify.MessageIDFor(m), Reason: verify.ReasonOf(err), Detail: readErrorDetail(err), At: at}
+	if res.Reason == verify.ReasonInternalError {
+		res.Reason = verify.ReasonReadError
+	}
+	return res
+}
+
+// readErrorDetail says why a message could not be read, in words and never
+// with its content: a file that is not a regular file (a symbolic link in
+// the spool's new/, which is not followed) is "not a regular file";
+// anything else is the error's text, escaped and bounded as the pipeline's
+// details are (a path in new/ is named by whoever delivered there).
+func readErrorDetail(err error) string {
+	if errors.Is(err, ingest.ErrNotRegular) {
+		return ingest.ErrNotRegular.Error()
+	}
+	if e, ok := errors.AsType[*verify.Error](err); ok && e.Err != nil {
+		err = e.Err
+	}
+	return verify.SanitizeDetail(err.Error())
+}

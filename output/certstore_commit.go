@@ -1,0 +1,288 @@
+package output
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+)
+
+// WriteFileAtomic writes data to path so that path holds either its old
+// content or all of data, even across a crash: a temporary file in the same
+// folder is written and synced, renamed over path, and the folder synced so
+// the rename itself is durable.
+func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
+	return writeFileAtomicIn(rootFolder(filepath.Dir(path)), filepath.Base(path), data, perm)
+}
+
+// writeFileAtomicIn is WriteFileAtomic for the file name in d. The
+// temporary file's name is tempName(), whatever name is.
+func writeFileAtomicIn(d folder, name string, data []byte, perm os.FileMode) error {
+	path := filepath.Join(d.path, name)
+	f, tmp, err := d.createTemp()
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			f.Close()
+			d.remove(tmp)
+		}
+	}()
+	if _, err := f.Write(data); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := f.Chmod(perm); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("syncing %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := d.rename(tmp, name); err != nil {
+		return fmt.Errorf("renaming into %s: %w", path, err)
+	}
+	ok = true
+	return d.sync()
+}
+
+// SyncDir makes the entries of a folder (a rename into it) durable.
+func SyncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("syncing folder %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("syncing folder %s: %w", dir, err)
+	}
+	return nil
+}
+
+// tempFile is the new content of a file, written to a temporary file beside
+// it and not yet synced (group commit). The temporary file is unnamed where
+// the system allows (internal/tmpfile): then no temporary name is created,
+// renamed, or left behind by a crash.
+type tempFile struct {
+	f    *os.File
+	dir  folder // where it goes; the caller keeps it open until placed
+	name string // its name in dir
+	tmp  string // its temporary name in dir; "" when unnamed: place links it
+}
+
+// path is where t goes, for messages.
+func (t *tempFile) path() string { return filepath.Join(t.dir.path, t.name) }
+
+// writeTemp writes data to a temporary file in d, to be placed as name,
+// without syncing it; an unnamed one when unnamed is true.
+func writeTemp(d folder, name string, data []byte, perm os.FileMode, unnamed bool) (*tempFile, error) {
+	t := &tempFile{dir: d, name: name}
+	var err error
+	if unnamed {
+		t.f, err = d.createUnnamed(perm)
+	} else {
+		t.f, t.tmp, err = d.createTemp()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("writing %s: %w", t.path(), err)
+	}
+	if _, err := t.f.Write(data); err != nil {
+		t.discard()
+		return nil, fmt.Errorf("writing %s: %w", t.path(), err)
+	}
+	if err := t.f.Chmod(perm); err != nil {
+		t.discard()
+		return nil, fmt.Errorf("writing %s: %w", t.path(), err)
+	}
+	return t, nil
+}
+
+// place closes the temporary file and puts it at its name, replacing what
+// is there.
+func (t *tempFile) place() error {
+	f := t.f
+	t.f = nil
+	if t.tmp != "" {
+		if err := f.Close(); err != nil {
+			t.dir.remove(t.tmp)
+			return fmt.Errorf("writing %s: %w", t.path(), err)
+		}
+		if err := t.dir.rename(t.tmp, t.name); err != nil {
+			t.dir.remove(t.tmp)
+			return fmt.Errorf("renaming into %s: %w", t.path(), err)
+		}
+		return nil
+	}
+	defer f.Close()
+	err := t.dir.link(f, t.name)
+	if errors.Is(err, fs.ErrExist) {
+		// A file to replace (a link never does): link under a
+		// temporary name, then rename over it.
+		tmp := tempName()
+		if err = t.dir.link(f, tmp); err == nil {
+			if err = t.dir.rename(tmp, t.name); err != nil {
+				t.dir.remove(tmp)
+			}
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("placing %s: %w", t.path(), err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("writing %s: %w", t.path(), err)
+	}
+	return nil
+}
+
+// discard removes a temporary file that will not be placed.
+func (t *tempFile) discard() {
+	if t == nil || t.f == nil {
+		return
+	}
+	t.f.Close()
+	if t.tmp != "" {
+		t.dir.remove(t.tmp)
+	}
+	t.f = nil
+}
+
+// commitRequest is the files of one Store, to be made durable and renamed
+// into place in order.
+type commitRequest struct {
+	files  []*tempFile
+	err    error
+	failed *tempFile // the file err is about
+	// wake receives true when this request's goroutine is to commit the
+	// waiting group, false when another committed it.
+	wake chan bool
+}
+
+func (r *commitRequest) fail(t *tempFile, err error) {
+	if r.err == nil {
+		r.err, r.failed = err, t
+	}
+}
+
+// groupCommit makes the files of concurrent commits durable together. The
+// first commit to arrive while none is running commits alone; those that
+// arrive meanwhile wait, and the first of them then commits them all as one
+// group, and so on: no goroutine of its own, no timer.
+type groupCommit struct {
+	mu      sync.Mutex
+	waiting []*commitRequest
+	busy    bool // a group is being committed
+	// groups and requests count what was committed (for tests).
+	groups, requests int
+}
+
+// commit returns once req's files are durable and renamed into place, or
+// not renamed at all (an error).
+func (g *groupCommit) commit(req *commitRequest) error {
+	req.wake = make(chan bool, 1)
+	g.mu.Lock()
+	g.waiting = append(g.waiting, req)
+	if g.busy {
+		g.mu.Unlock()
+		if lead := <-req.wake; !lead {
+			return req.err
+		}
+		g.mu.Lock()
+	}
+	g.busy = true
+	group := g.waiting
+	g.waiting = nil
+	g.groups++
+	g.requests += len(group)
+	g.mu.Unlock()
+
+	commitGroup(group)
+
+	g.mu.Lock()
+	if len(g.waiting) > 0 {
+		g.waiting[0].wake <- true
+	} else {
+		g.busy = false
+	}
+	g.mu.Unlock()
+	for _, r := range group {
+		if r != req {
+			r.wake <- false
+		}
+	}
+	return req.err
+}
+
+// commitGroup makes the files of a group durable, renames them into place
+// and syncs their folders, as WriteFileAtomic does for one file. The files
+// of a request are renamed in rounds: its second file (the certificate) is
+// renamed only once its first (the history copy of the one it replaces) is
+// durably in place, as when each is written by WriteFileAtomic.
+func commitGroup(group []*commitRequest) {
+	var files []*tempFile
+	rounds := 0
+	for _, r := range group {
+		files = append(files, r.files...)
+		rounds = max(rounds, len(r.files))
+	}
+	// The data first: a crash must not leave a renamed file without its
+	// content.
+	synced := false
+	if len(files) > 1 {
+		if ok, err := syncFileSystem(files[0].f); ok {
+			synced = true
+			if err != nil {
+				for _, r := range group {
+					r.fail(r.files[0], fmt.Errorf("syncing %s: %w", r.files[0].path(), err))
+				}
+			}
+		}
+	}
+	if !synced {
+		for _, r := range group {
+			for _, t := range r.files {
+				if r.err != nil {
+					break
+				}
+				if err := t.f.Sync(); err != nil {
+					r.fail(t, fmt.Errorf("syncing %s: %w", t.path(), err))
+				}
+			}
+		}
+	}
+	for round := range rounds {
+		// Each folder is synced once per round, for every request that
+		// renamed a file into it.
+		dirs := map[string][]*commitRequest{}
+		var order []folder
+		for _, r := range group {
+			if round >= len(r.files) {
+				continue
+			}
+			t := r.files[round]
+			if r.err != nil {
+				t.discard()
+				continue
+			}
+			if err := t.place(); err != nil {
+				r.fail(t, err)
+				continue
+			}
+			if _, ok := dirs[t.dir.path]; !ok {
+				order = append(order, t.dir)
+			}
+			dirs[t.dir.path] = append(dirs[t.dir.path], r)
+		}
+		for _, dir := range order {
+			if err := dir.sync(); err != nil {
+				for _, r := range dirs[dir.path] {
+					r.fail(r.files[round], err)
+				}
+			}
+		}
+	}
+}
