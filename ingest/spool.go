@@ -156,6 +156,7 @@ func openSpool(dir string, opts journalOptions) (*Spool, error) {
 	s.journal = startJournal(jdir, lastSeq, s.syncMessages, opts)
 	s.wg.Add(1)
 	go s.syncLoop()
+	s.startTmpSweeper() // spool_stream.go
 	return s, nil
 }
 
@@ -238,6 +239,9 @@ func (s *Spool) Deliver(ctx context.Context, msgs ...Incoming) ([]string, error)
 	names := make([]string, len(msgs))
 	if len(msgs) == 0 {
 		return names, nil
+	}
+	if hasLarge(msgs) {
+		return s.deliverFiles(ctx, msgs, nil) // spool_stream.go
 	}
 	recs := make([]record, len(msgs))
 	for i, m := range msgs {
