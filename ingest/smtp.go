@@ -59,8 +59,6 @@ const (
 	// connection may send without a message being queued before it is
 	// closed (421 4.7.0), as Postfix's smtpd_junk_command_limit.
 	smtpMaxJunkCommands = 100
-	// smtpPooledBuffer is the largest message buffer kept for reuse.
-	smtpPooledBuffer = 1 << 20
 )
 
 // SMTPOptions configure an SMTPServer.
@@ -106,6 +104,19 @@ type SMTPOptions struct {
 	// Timeout bounds the wait for each command, the write of each reply,
 	// and a whole DATA transfer. Default DefaultSMTPTimeout.
 	Timeout time.Duration
+	// Budget is the memory that the messages being received hold,
+	// shared with the other inputs (the webhook). A message is held in
+	// memory while the budget has room, it is at most DefaultSpillBytes
+	// and its header within HeaderLimits; otherwise DATA is written to
+	// the spool's tmp/ as it arrives, and delivered from that file.
+	// Default: a budget of DefaultInputMemory of the server's own.
+	Budget *MemoryBudget
+	// HeaderLimits caps the header section of each message as DATA
+	// arrives (verify.HeaderCounter): a message over a cap is no longer
+	// held in memory and the session logs it; it is still spooled
+	// whole, and the pipeline reports it message_malformed. The zero
+	// value of a field means verify's default.
+	HeaderLimits verify.HeaderLimits
 	// Now is the clock of the trace header and the envelope; default
 	// time.Now.
 	Now func() time.Time
@@ -157,7 +168,6 @@ type SMTPServer struct {
 	// success: while it is set, MAIL first checks that the spool is
 	// writable, so clients are turned away before they send the data.
 	spoolFailing atomic.Bool
-	bufs         sync.Pool // *bytes.Buffer
 }
 
 // NewSMTPServer checks opts and returns a server ready to Start.
@@ -183,6 +193,9 @@ func NewSMTPServer(opts SMTPOptions) (*SMTPServer, error) {
 	}
 	if opts.Timeout <= 0 {
 		opts.Timeout = DefaultSMTPTimeout
+	}
+	if opts.Budget == nil {
+		opts.Budget = NewMemoryBudget(0)
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -216,7 +229,6 @@ func NewSMTPServer(opts SMTPOptions) (*SMTPServer, error) {
 		// NextProtos): STARTTLS gets its own copy.
 		s.opts.TLS = opts.TLS.Clone()
 	}
-	s.bufs.New = func() any { return new(bytes.Buffer) }
 	return s, nil
 }
 
@@ -510,47 +522,54 @@ func (ss *smtpSession) Data(r io.Reader) error {
 	}
 	rcpts := strings.Join(to, " ")
 
-	buf := srv.bufs.Get().(*bytes.Buffer)
-	buf.Reset()
-	defer func() {
-		if buf.Cap() <= smtpPooledBuffer {
-			srv.bufs.Put(buf)
-		}
-	}()
-	// The trace header goes first in the same buffer, so the message is
-	// never copied; it is written with CRLF and rewritten below if the
-	// message turns out to use bare LF.
-	trace := ss.received(now, helo, to, "\r\n")
-	buf.WriteString(trace)
+	// The message arrives into the spool's hands: held in memory while the
+	// inputs' budget has room, it is small and its header within the caps,
+	// else written to a file in tmp/ as it comes.
+	w := srv.spool.NewMessageWriter(MessageWriterOptions{Budget: srv.opts.Budget, Header: &srv.opts.HeaderLimits})
+	defer w.Close()
 	limit := srv.opts.MaxMessageBytes
-	_, err := buf.ReadFrom(io.LimitReader(r, limit+1))
-	size := int64(buf.Len() - len(trace))
+	lr := &io.LimitedReader{R: r, N: limit + 1}
+	// The trace header goes first, with the line ending of the message's
+	// first line (a bare-LF message gets a bare-LF trace): that line is
+	// read first. A message without header fields gets none (below).
+	first, err := readFirstLine(lr, ss.conn.firstLineBuf())
+	trace := ""
+	if startsHeader(first) {
+		trace = ss.received(now, helo, to, lineEnding(first))
+		w.Write([]byte(trace))
+	}
+	w.Write(first)
+	if err == nil {
+		_, err = w.ReadFrom(lr)
+	}
+	size := w.Size() - int64(len(trace))
+	var spoolErr error
 	switch {
 	case errors.Is(err, smtp.ErrDataTooLarge) || err == nil && size > limit:
 		return ss.refused(smtp.ErrDataTooLarge, "from", from, "to", rcpts, "limit", limit)
 	case errors.Is(err, smtp.ErrTooLongLine):
 		return ss.refused(errLineTooLong, "from", from, "to", rcpts)
+	case w.Err() != nil:
+		spoolErr = w.Err() // the spool's failure, not the sender's
 	case err != nil:
 		ss.log.Warn("SMTP 451 4.4.2 message transfer interrupted", "error", err, "from", from, "received", size)
 		ss.conn.loggedReply(errDataAborted)
 		srv.observe(errDataAborted.Code)
 		return errDataAborted
 	}
-
-	raw := buf.Bytes()
-	data := raw[len(trace):]
-	if lineEnding(data) == "\n" {
-		lf := ss.received(now, helo, to, "\n")
-		copy(raw[len(trace)-len(lf):], lf)
-		raw = raw[len(trace)-len(lf):]
+	if herr := w.HeaderErr(); herr != nil {
+		// Spooled all the same, and reported message_malformed by the
+		// pipeline: the sender never learns a verdict here.
+		ss.log.Warn("SMTP message header over the cap: written to the spool as it came, for the pipeline to report",
+			"from", from, "to", rcpts, "cap", capDetail(herr))
 	}
 	// The pipeline refuses a file larger than the limit: keep the
-	// message, drop the trace. A message without header fields keeps none:
-	// the trace would make it look like one with a header and no From.
-	if int64(len(raw)) > limit || !hasHeaderFields(data) {
-		raw = data
+	// message, drop the trace. So too a message that is blank through
+	// and through: the trace would make it look like one with a header
+	// and no From.
+	if trace != "" && spoolErr == nil && (w.Size() > limit || !w.Spilled() && !hasHeaderFields(w.Bytes()[len(trace):])) {
+		spoolErr = w.DropPrefix(int64(len(trace)))
 	}
-
 	tlsUsed := "no"
 	if ss.tls != nil {
 		tlsUsed = "yes"
@@ -563,7 +582,10 @@ func (ss *smtpSession) Data(r io.Reader) error {
 		Received:     now,
 		Extra:        map[string]string{"helo": helo, "tls": tlsUsed, "smtp_session": ss.conn.id},
 	}
-	names, err := srv.spool.Deliver(srv.ctx, Incoming{Raw: raw, Envelope: env})
+	name, err := "", spoolErr
+	if err == nil {
+		name, err = srv.spool.DeliverWriter(srv.ctx, w, env)
+	}
 	if err != nil {
 		srv.spoolFailing.Store(true)
 		ss.log.Error("SMTP 451 4.3.0 not queued: "+err.Error(), "from", from, "to", rcpts, "size", size)
@@ -574,13 +596,44 @@ func (ss *smtpSession) Data(r io.Reader) error {
 	srv.spoolFailing.Store(false)
 	ss.conn.messages.Add(1)
 	ss.conn.junk.Store(0)
-	ss.log.Info("SMTP 250 queued as "+names[0], "from", from, "to", rcpts, "size", size, "helo", helo, "tls", tlsUsed)
+	ss.log.Info("SMTP 250 queued as "+name, "from", from, "to", rcpts, "size", size, "helo", helo, "tls", tlsUsed)
 	srv.observe(250)
 	// go-smtp answers an SMTPError as given: this is how a backend chooses
 	// its 250 text.
-	queued := &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: "queued as " + names[0]}
+	queued := &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: "queued as " + name}
 	ss.conn.loggedReply(queued)
 	return queued
+}
+
+// smtpFirstLineMax is the most Data reads of a message before it chooses
+// the trace header's line ending: a DATA line is at most smtpMaxLineLength
+// bytes, so the first line's end is in it. (A BDAT message whose first
+// line is longer gets a CRLF trace.)
+const smtpFirstLineMax = 4 << 10
+
+// readFirstLine reads from r into buf until the end of the first line (or
+// of r, or of buf), and returns what it read. The end of r is not an
+// error.
+func readFirstLine(r io.Reader, buf []byte) ([]byte, error) {
+	n := 0
+	for n < len(buf) {
+		m, err := r.Read(buf[n:])
+		n += m
+		if bytes.IndexByte(buf[n-m:n], '\n') >= 0 || errors.Is(err, io.EOF) {
+			return buf[:n], nil
+		}
+		if err != nil {
+			return buf[:n], err
+		}
+	}
+	return buf[:n], nil
+}
+
+// startsHeader reports whether a message whose first bytes are first can
+// have header fields: it does not start with the blank line that ends the
+// header section (RFC 5322 §2.1), and is not empty.
+func startsHeader(first []byte) bool {
+	return len(first) > 0 && !bytes.HasPrefix(first, []byte("\r\n")) && first[0] != '\n'
 }
 
 // hasHeaderFields reports whether data starts with a header field rather
@@ -803,6 +856,10 @@ type smtpConn struct {
 
 	mu     sync.Mutex
 	inData bool
+
+	// firstLine holds the first line of each message (Data), allocated
+	// once per connection.
+	firstLine []byte
 
 	// The replies written, seen by Write while they are in plain text.
 	wmu     sync.Mutex
@@ -1074,6 +1131,15 @@ func (c *smtpConn) SetDeadline(t time.Time) error {
 		return err
 	}
 	return c.SetReadDeadline(t)
+}
+
+// firstLineBuf returns the connection's buffer for the first line of a
+// message: one message at a time is received on a connection.
+func (c *smtpConn) firstLineBuf() []byte {
+	if c.firstLine == nil {
+		c.firstLine = make([]byte, smtpFirstLineMax)
+	}
+	return c.firstLine
 }
 
 func (c *smtpConn) setInData(in bool) {

@@ -110,6 +110,16 @@ func (w *MessageWriter) HeaderErr() error {
 	return w.header.Err()
 }
 
+// capDetail is what a header cap's error says, without its reason code
+// (message_malformed), for a log line that names the reason itself.
+func capDetail(err error) string {
+	var verr *verify.Error
+	if errors.As(err, &verr) && verr.Err != nil {
+		return verr.Err.Error()
+	}
+	return err.Error()
+}
+
 // Bytes returns the message when it is held in memory (not Spilled), until
 // the next write or Close.
 func (w *MessageWriter) Bytes() []byte {
