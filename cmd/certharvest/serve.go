@@ -92,6 +92,7 @@ type serveFlags struct {
 	tlsCert         string
 	tlsKey          string
 	metricsAddr     string
+	inputMemory     parsedFlag[int64]
 }
 
 func (f *serveFlags) register(fs *flag.FlagSet) {
@@ -108,6 +109,8 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	positiveIntVar(fs, &f.batch, "batch", 512, "most `messages` made durable by one report sync (group commit)")
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "PEM certificate `file` (with its chain) for the live inputs' TLS: HTTPS, SMTP STARTTLS")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "PEM private key `file` for --tls-cert")
+	f.inputMemory = newParsedFlag(fmt.Sprintf("%dMiB", ingest.DefaultInputMemory>>20), parseSize)
+	fs.Var(&f.inputMemory, "input-memory", "memory (`bytes`) for the messages being received, all live inputs together; beyond it they go to the spool's tmp/ (at least twice --max-request-bytes)")
 	fs.StringVar(&f.metricsAddr, "metrics", "", "serve the Prometheus metrics, without a token, on a listener of their own at `address` (plain HTTP, path /metrics; loopback or a private network) rather than on --http to lookup token holders")
 }
 
@@ -128,6 +131,9 @@ type inputEnv struct {
 	// Health tells whether the pipeline runs, for a health check; nil
 	// does not check.
 	Health *pipelineHealth
+	// Memory is the budget of the messages being received, shared by the
+	// inputs (--input-memory); nil gives each input one of its own.
+	Memory *ingest.MemoryBudget
 }
 
 // loadTLS reads the certificate and key for the live inputs.
@@ -214,7 +220,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	m := newMetrics()
 	health := newPipelineHealth(pipelineStallAfter)
 	env := &inputEnv{TLS: tlsConfig, MaxSize: setup.opts.MaxSize, Setup: setup, Metrics: m, Routes: &httpRoutes{},
-		Health: health}
+		Health: health, Memory: ingest.NewMemoryBudget(sf.inputMemory.value)}
 	var inputs []input
 	httpInput := false
 	for _, f := range inputFlags {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/certharvest/certharvest/ingest"
+	"github.com/certharvest/certharvest/verify"
 )
 
 // smtpFlags are the flags of the SMTP input: a receiving MX for
@@ -73,6 +74,10 @@ func (f *smtpFlags) build(env *inputEnv) (input, error) {
 	if env.Metrics != nil {
 		observe = env.Metrics.smtpReply
 	}
+	var headerLimits verify.HeaderLimits
+	if env.Setup != nil {
+		headerLimits = env.Setup.opts.HeaderLimits
+	}
 	srv, err := ingest.NewSMTPServer(ingest.SMTPOptions{
 		Addr:            f.addr,
 		Hostname:        f.hostname,
@@ -86,6 +91,8 @@ func (f *smtpFlags) build(env *inputEnv) (input, error) {
 		MaxConnsPerIP:   f.maxConnsPerIP,
 		MaxSession:      f.maxSession,
 		Timeout:         f.timeout,
+		Budget:          env.Memory,
+		HeaderLimits:    headerLimits,
 		ObserveReply:    observe,
 	})
 	if err != nil {
