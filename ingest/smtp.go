@@ -29,8 +29,20 @@ const (
 	DefaultSMTPMaxConns = 100
 	// DefaultSMTPMaxConnsPerIP is the default limit of connections served at
 	// once for one client address, as Postfix's
-	// smtpd_client_connection_count_limit: one host cannot take every slot.
-	DefaultSMTPMaxConnsPerIP = 50
+	// smtpd_client_connection_count_limit: one host cannot take every slot,
+	// nor can two, nor nine (each takes a tenth of DefaultSMTPMaxConns). A
+	// real MTA sends to one MX over a few connections at most (Postfix's
+	// default destination concurrency is 20 for a whole domain, spread
+	// over its MX hosts, and it slows down on a 421); a relay on the same
+	// machine needs a higher limit.
+	DefaultSMTPMaxConnsPerIP = 10
+	// DefaultSMTPBusyIdle is how long a connection may wait without
+	// sending a command while more than half of the connection slots are
+	// taken: then it is closed with 421 4.4.2, as Postfix's stress mode
+	// cuts its smtpd_timeout from 300 s to 10 s. Silent connections then
+	// hold slots for seconds, not for DefaultSMTPTimeout each; a real
+	// client sends its next command within a round trip.
+	DefaultSMTPBusyIdle = 10 * time.Second
 	// DefaultSMTPMaxSession is the default lifetime of a connection: ample
 	// for many messages, and an end to clients that keep a slot by talking
 	// without sending mail.
@@ -98,6 +110,11 @@ type SMTPOptions struct {
 	// Timeout bounds the wait for each command, the write of each reply,
 	// and a whole DATA transfer. Default DefaultSMTPTimeout.
 	Timeout time.Duration
+	// BusyIdle: while more than half of MaxConns are taken, a connection
+	// that has waited this long for its next command is closed with 421
+	// 4.4.2 (RFC 5321 §3.8), to free its slot. A connection receiving a
+	// message is never idle. Default DefaultSMTPBusyIdle.
+	BusyIdle time.Duration
 	// Budget is the memory that the messages being received hold,
 	// shared with the other inputs (the webhook). A message is held in
 	// memory while the budget has room, it is at most DefaultSpillBytes
@@ -188,6 +205,9 @@ func NewSMTPServer(opts SMTPOptions) (*SMTPServer, error) {
 	if opts.Timeout <= 0 {
 		opts.Timeout = DefaultSMTPTimeout
 	}
+	if opts.BusyIdle <= 0 {
+		opts.BusyIdle = DefaultSMTPBusyIdle
+	}
 	if opts.Budget == nil {
 		opts.Budget = NewMemoryBudget(0)
 	}
@@ -274,8 +294,9 @@ func (s *SMTPServer) Start(ctx context.Context, spool *Spool, log *slog.Logger) 
 	log.Info("SMTP listening on "+l.Addr().String(), "hostname", s.opts.Hostname,
 		"starttls", s.opts.TLS != nil, "require_tls", s.opts.RequireTLS, "max_size", s.opts.MaxMessageBytes,
 		"max_recipients", s.opts.MaxRecipients, "max_conns", s.opts.MaxConns, "max_conns_per_ip", s.opts.MaxConnsPerIP,
-		"max_session", s.opts.MaxSession.String())
+		"max_session", s.opts.MaxSession.String(), "busy_idle", s.opts.BusyIdle.String())
 	s.served = make(chan struct{})
+	go s.ln.evictLoop(s.served)
 	go func() {
 		defer close(s.served)
 		if err := srv.Serve(s.ln); err != nil {

@@ -48,6 +48,7 @@ func (l *smtpListener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
+		l.evictIdle(time.Now())
 		select {
 		case l.slots <- struct{}{}:
 		default:
@@ -63,7 +64,8 @@ func (l *smtpListener) Accept() (net.Conn, error) {
 			continue
 		}
 		l.perIP[client]++
-		c := &smtpConn{Conn: nc, ln: l, id: newSMTPID(), opened: time.Now(), client: client}
+		now := time.Now()
+		c := &smtpConn{Conn: nc, ln: l, id: newSMTPID(), opened: now, client: client, waitSince: now}
 		c.log = l.srv.log.With("id", c.id)
 		l.conns[c] = struct{}{}
 		l.mu.Unlock()
@@ -97,6 +99,53 @@ func clientPrefix(a net.Addr) netip.Prefix {
 		return p
 	}
 	return netip.PrefixFrom(ip, ip.BitLen())
+}
+
+// busy reports whether more than half of the connection slots are taken:
+// then a connection may not stay silent for long (evictIdle).
+func (l *smtpListener) busy() bool { return 2*len(l.slots) > cap(l.slots) }
+
+// evictLoop runs evictIdle every quarter of BusyIdle (within 10 ms and 1
+// s) until stop is closed, so that silent connections give their slots
+// back before new clients are turned away.
+func (l *smtpListener) evictLoop(stop <-chan struct{}) {
+	tick := time.NewTicker(min(max(l.srv.opts.BusyIdle/4, 10*time.Millisecond), time.Second))
+	defer tick.Stop()
+	for {
+		select {
+		case now := <-tick.C:
+			l.evictIdle(now)
+		case <-stop:
+			return
+		}
+	}
+}
+
+// evictIdle closes, while the listener is busy, every connection that has
+// waited BusyIdle or longer for its next command: go-smtp's wait ends now,
+// with 421 4.4.2 (RFC 5321 §3.8), and it closes the connection. Two
+// addresses with MaxConnsPerIP silent connections each, or many addresses
+// with a few, hold the slots for BusyIdle, not Timeout, and cannot do it
+// again without connecting again. A connection receiving a message is
+// never idle; one between BDAT chunks is, as it waits for a command.
+func (l *smtpListener) evictIdle(now time.Time) {
+	if !l.busy() {
+		return
+	}
+	l.mu.Lock()
+	conns := make([]*smtpConn, 0, len(l.conns))
+	for c := range l.conns {
+		conns = append(conns, c)
+	}
+	l.mu.Unlock()
+	for _, c := range conns {
+		if idle, ok := c.evictIfIdle(now, l.srv.opts.BusyIdle); ok {
+			c.log.Warn("SMTP 421 4.4.2 closing an idle connection: the server is busy", "idle", idle.Round(time.Millisecond).String(),
+				"conns", len(l.slots), "max_conns", cap(l.slots), "busy_idle", l.srv.opts.BusyIdle.String(),
+				"messages", c.messages.Load())
+			l.srv.observe(421)
+		}
+	}
 }
 
 // drain makes every idle connection's wait for a command end now (go-smtp
@@ -161,6 +210,10 @@ type smtpConn struct {
 
 	mu     sync.Mutex
 	inData bool
+	// waitSince is when go-smtp began waiting for the current command;
+	// dataSince when the current message's data began (Data).
+	waitSince, dataSince time.Time
+	evicted              bool // evictIfIdle ended the wait
 
 	// firstLine holds the first line of each message (Data), allocated
 	// once per connection.
@@ -366,6 +419,7 @@ func (c *smtpConn) nextDeadline(t time.Time) (reply *smtp.SMTPError, args []any,
 	if c.commands.Add(1) > 1 && !c.inData && !c.progress.Swap(false) {
 		c.junk.Add(1)
 	}
+	c.waitSince = time.Now()
 	switch {
 	case time.Since(c.opened) >= c.ln.srv.opts.MaxSession:
 		c.ended.Store(true)
@@ -447,10 +501,37 @@ func (c *smtpConn) firstLineBuf() []byte {
 	return c.firstLine
 }
 
+// evictIfIdle ends the connection's wait for a command when it has lasted
+// idle or longer (now minus waitSince): the read fails at once, and
+// go-smtp answers 421 4.4.2 and closes the connection. A connection
+// receiving DATA, or whose reading a command has not started, is left
+// alone. It returns how long the connection was idle, and whether it ended
+// the wait.
+func (c *smtpConn) evictIfIdle(now time.Time, idle time.Duration) (time.Duration, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	waited := now.Sub(c.waitSince)
+	// During BDAT the connection waits for the next chunk's command while
+	// the message's data is open: idle all the same.
+	receiving := c.inData && !c.waitSince.After(c.dataSince)
+	if c.evicted || c.ended.Load() || receiving || waited < idle {
+		return waited, false
+	}
+	c.evicted = true
+	c.closing.Store(true) // should go-smtp start another wait meanwhile
+	// go-smtp's reply, logged by the caller with the reason.
+	c.loggedLine("421 4.4.2 Idle timeout, bye bye")
+	c.Conn.SetReadDeadline(time.Now())
+	return waited, true
+}
+
 func (c *smtpConn) setInData(in bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.inData = in
+	if in {
+		c.dataSince = time.Now()
+	}
 	if c.closingNow() {
 		c.Conn.SetReadDeadline(time.Now())
 	}
