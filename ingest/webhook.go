@@ -425,8 +425,8 @@ func (h *Webhook) serveRelay(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		if body.err != nil {
-			// The body could not be read: the reader's own error tells
-			// why, whether or not the JSON decoder wrapped it.
+			// The body could not be read whole: the reader's own error
+			// tells why (too large, too slow, cut short).
 			err = fmt.Errorf("%w (%w)", body.err, errWebhookMalformed)
 		}
 		status, msg := webhookErrorStatus(err)
