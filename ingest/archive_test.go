@@ -423,3 +423,60 @@ func TestDeliverOnFullDisk(t *testing.T) {
 		t.Errorf("evicted %v, want some under pressure", st.Evicted)
 	}
 }
+
+// Messages over DefaultSpillBytes take files of their own, from Deliver and
+// from a MessageWriter alike: on a disk full of rejected mail, they too
+// make room before failing.
+func TestDeliverLargeOnFullDisk(t *testing.T) {
+	for _, via := range []string{"Deliver", "MessageWriter"} {
+		t.Run(via, func(t *testing.T) {
+			small := mountTmpfs(t, "2m")
+			s, err := OpenSpoolOptions(filepath.Join(small, "spool"), SpoolOptions{Archive: ArchivePolicy{SweepEvery: -1}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			msg := append(testMessage(8), randomBytes(600<<10)...)
+			for i := 0; ; i++ {
+				free, err := freeSpace(s.Dir())
+				if err != nil {
+					t.Fatal(err)
+				}
+				if free < 64<<10 {
+					break
+				}
+				name := archivedFile{age: day, flags: ":2,ST"}.name(i)
+				if err := os.WriteFile(filepath.Join(s.Dir(), SpoolCur, name), randomBytes(32<<10), 0o600); err != nil {
+					break // full
+				}
+			}
+			if _, err := s.sweepArchive(); err != nil {
+				t.Fatal(err)
+			}
+			var name string
+			if via == "Deliver" {
+				var names []string
+				names, err = s.Deliver(context.Background(), Incoming{Raw: msg, Envelope: testEnvelope(8)})
+				if err == nil {
+					name = names[0]
+				}
+			} else {
+				w := s.NewMessageWriter(MessageWriterOptions{})
+				if _, werr := w.Write(msg); werr != nil {
+					t.Fatalf("receiving on a disk full of rejected mail: %v", werr)
+				}
+				name, err = s.DeliverWriter(context.Background(), w, testEnvelope(8))
+			}
+			if err != nil {
+				t.Fatalf("delivery on a disk full of rejected mail: %v", err)
+			}
+			m, err := s.Load(name, 1<<20)
+			if err != nil || !bytes.Equal(m.Raw, msg) {
+				t.Fatalf("delivered message: %v", err)
+			}
+			if st := s.ArchiveStats(); st.Evicted[EvictPressure] == 0 {
+				t.Errorf("evicted %v, want some under pressure", st.Evicted)
+			}
+		})
+	}
+}

@@ -15,6 +15,12 @@
 //     file locks, where the system has them; dir_linux.go, dir_other.go:
 //     reading, renaming and looking at files relative to a folder opened
 //     once (openat and its kin), for the spool's per-message work.
+//   - spool_writer.go, spool_stream.go: a message the live inputs receive
+//     goes into a MessageWriter, held in memory within the MemoryBudget
+//     all connections share (budget.go), else written to tmp/ as it
+//     arrives and delivered from that file, synced, outside the journal.
 //   - webhook.go: SparkPost's inbound-relay webhook (HTTP POST of JSON).
-//   - smtp.go: a receiving SMTP server (RFC 5321) for direct MX delivery.
+//   - smtp.go: a receiving SMTP server (RFC 5321) for direct MX delivery:
+//     its sessions; smtp_data.go, a message's DATA into the spool;
+//     smtp_conn.go, the listener and connections, with their limits.
 package ingest

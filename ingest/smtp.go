@@ -1,20 +1,14 @@
 package ingest
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/tls"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/netip"
-	"os"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -35,8 +29,20 @@ const (
 	DefaultSMTPMaxConns = 100
 	// DefaultSMTPMaxConnsPerIP is the default limit of connections served at
 	// once for one client address, as Postfix's
-	// smtpd_client_connection_count_limit: one host cannot take every slot.
-	DefaultSMTPMaxConnsPerIP = 50
+	// smtpd_client_connection_count_limit: one host cannot take every slot,
+	// nor can two, nor nine (each takes a tenth of DefaultSMTPMaxConns). A
+	// real MTA sends to one MX over a few connections at most (Postfix's
+	// default destination concurrency is 20 for a whole domain, spread
+	// over its MX hosts, and it slows down on a 421); a relay on the same
+	// machine needs a higher limit.
+	DefaultSMTPMaxConnsPerIP = 10
+	// DefaultSMTPBusyIdle is how long a connection may wait without
+	// sending a command while more than half of the connection slots are
+	// taken: then it is closed with 421 4.4.2, as Postfix's stress mode
+	// cuts its smtpd_timeout from 300 s to 10 s. Silent connections then
+	// hold slots for seconds, not for DefaultSMTPTimeout each; a real
+	// client sends its next command within a round trip.
+	DefaultSMTPBusyIdle = 10 * time.Second
 	// DefaultSMTPMaxSession is the default lifetime of a connection: ample
 	// for many messages, and an end to clients that keep a slot by talking
 	// without sending mail.
@@ -59,8 +65,6 @@ const (
 	// connection may send without a message being queued before it is
 	// closed (421 4.7.0), as Postfix's smtpd_junk_command_limit.
 	smtpMaxJunkCommands = 100
-	// smtpPooledBuffer is the largest message buffer kept for reuse.
-	smtpPooledBuffer = 1 << 20
 )
 
 // SMTPOptions configure an SMTPServer.
@@ -106,6 +110,24 @@ type SMTPOptions struct {
 	// Timeout bounds the wait for each command, the write of each reply,
 	// and a whole DATA transfer. Default DefaultSMTPTimeout.
 	Timeout time.Duration
+	// BusyIdle: while more than half of MaxConns are taken, a connection
+	// that has waited this long for its next command is closed with 421
+	// 4.4.2 (RFC 5321 §3.8), to free its slot. A connection receiving a
+	// message is never idle. Default DefaultSMTPBusyIdle.
+	BusyIdle time.Duration
+	// Budget is the memory that the messages being received hold,
+	// shared with the other inputs (the webhook). A message is held in
+	// memory while the budget has room, it is at most DefaultSpillBytes
+	// and its header within HeaderLimits; otherwise DATA is written to
+	// the spool's tmp/ as it arrives, and delivered from that file.
+	// Default: a budget of DefaultInputMemory of the server's own.
+	Budget *MemoryBudget
+	// HeaderLimits caps the header section of each message as DATA
+	// arrives (verify.HeaderCounter): a message over a cap is no longer
+	// held in memory and the session logs it; it is still spooled
+	// whole, and the pipeline reports it message_malformed. The zero
+	// value of a field means verify's default.
+	HeaderLimits verify.HeaderLimits
 	// Now is the clock of the trace header and the envelope; default
 	// time.Now.
 	Now func() time.Time
@@ -157,7 +179,6 @@ type SMTPServer struct {
 	// success: while it is set, MAIL first checks that the spool is
 	// writable, so clients are turned away before they send the data.
 	spoolFailing atomic.Bool
-	bufs         sync.Pool // *bytes.Buffer
 }
 
 // NewSMTPServer checks opts and returns a server ready to Start.
@@ -183,6 +204,12 @@ func NewSMTPServer(opts SMTPOptions) (*SMTPServer, error) {
 	}
 	if opts.Timeout <= 0 {
 		opts.Timeout = DefaultSMTPTimeout
+	}
+	if opts.BusyIdle <= 0 {
+		opts.BusyIdle = DefaultSMTPBusyIdle
+	}
+	if opts.Budget == nil {
+		opts.Budget = NewMemoryBudget(0)
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -216,7 +243,6 @@ func NewSMTPServer(opts SMTPOptions) (*SMTPServer, error) {
 		// NextProtos): STARTTLS gets its own copy.
 		s.opts.TLS = opts.TLS.Clone()
 	}
-	s.bufs.New = func() any { return new(bytes.Buffer) }
 	return s, nil
 }
 
@@ -268,8 +294,9 @@ func (s *SMTPServer) Start(ctx context.Context, spool *Spool, log *slog.Logger) 
 	log.Info("SMTP listening on "+l.Addr().String(), "hostname", s.opts.Hostname,
 		"starttls", s.opts.TLS != nil, "require_tls", s.opts.RequireTLS, "max_size", s.opts.MaxMessageBytes,
 		"max_recipients", s.opts.MaxRecipients, "max_conns", s.opts.MaxConns, "max_conns_per_ip", s.opts.MaxConnsPerIP,
-		"max_session", s.opts.MaxSession.String())
+		"max_session", s.opts.MaxSession.String(), "busy_idle", s.opts.BusyIdle.String())
 	s.served = make(chan struct{})
+	go s.ln.evictLoop(s.served)
 	go func() {
 		defer close(s.served)
 		if err := srv.Serve(s.ln); err != nil {
@@ -490,650 +517,3 @@ var (
 	errLineTooLong = &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 6, 0},
 		Message: fmt.Sprintf("message has a line longer than %d bytes", smtpMaxLineLength)}
 )
-
-// Data implements smtp.Session: it reads the message (at most
-// MaxMessageBytes), writes it durably into the spool, and only then answers
-// 250 with the spool name (RFC 5321 §6.1: once it has answered 250, the
-// server is responsible for the message).
-func (ss *smtpSession) Data(r io.Reader) error {
-	ss.conn.progress.Store(true)
-	ss.conn.setInData(true)
-	defer ss.conn.setInData(false)
-	srv := ss.srv
-	now := srv.opts.Now()
-	// The transaction is read before the data: with BDAT (RFC 3030)
-	// go-smtp runs Data in a goroutine of its own while the connection
-	// reads the next chunk's command, which may be RSET.
-	from, to, helo := ss.from, append([]string(nil), ss.to...), ss.c.Hostname()
-	if len(helo) > 255 {
-		helo = helo[:255]
-	}
-	rcpts := strings.Join(to, " ")
-
-	buf := srv.bufs.Get().(*bytes.Buffer)
-	buf.Reset()
-	defer func() {
-		if buf.Cap() <= smtpPooledBuffer {
-			srv.bufs.Put(buf)
-		}
-	}()
-	// The trace header goes first in the same buffer, so the message is
-	// never copied; it is written with CRLF and rewritten below if the
-	// message turns out to use bare LF.
-	trace := ss.received(now, helo, to, "\r\n")
-	buf.WriteString(trace)
-	limit := srv.opts.MaxMessageBytes
-	_, err := buf.ReadFrom(io.LimitReader(r, limit+1))
-	size := int64(buf.Len() - len(trace))
-	switch {
-	case errors.Is(err, smtp.ErrDataTooLarge) || err == nil && size > limit:
-		return ss.refused(smtp.ErrDataTooLarge, "from", from, "to", rcpts, "limit", limit)
-	case errors.Is(err, smtp.ErrTooLongLine):
-		return ss.refused(errLineTooLong, "from", from, "to", rcpts)
-	case err != nil:
-		ss.log.Warn("SMTP 451 4.4.2 message transfer interrupted", "error", err, "from", from, "received", size)
-		ss.conn.loggedReply(errDataAborted)
-		srv.observe(errDataAborted.Code)
-		return errDataAborted
-	}
-
-	raw := buf.Bytes()
-	data := raw[len(trace):]
-	if lineEnding(data) == "\n" {
-		lf := ss.received(now, helo, to, "\n")
-		copy(raw[len(trace)-len(lf):], lf)
-		raw = raw[len(trace)-len(lf):]
-	}
-	// The pipeline refuses a file larger than the limit: keep the
-	// message, drop the trace. A message without header fields keeps none:
-	// the trace would make it look like one with a header and no From.
-	if int64(len(raw)) > limit || !hasHeaderFields(data) {
-		raw = data
-	}
-
-	tlsUsed := "no"
-	if ss.tls != nil {
-		tlsUsed = "yes"
-	}
-	env := Envelope{
-		Source:       "smtp",
-		EnvelopeFrom: from,
-		EnvelopeTo:   to,
-		RemoteAddr:   ss.conn.RemoteAddr().String(),
-		Received:     now,
-		Extra:        map[string]string{"helo": helo, "tls": tlsUsed, "smtp_session": ss.conn.id},
-	}
-	names, err := srv.spool.Deliver(srv.ctx, Incoming{Raw: raw, Envelope: env})
-	if err != nil {
-		srv.spoolFailing.Store(true)
-		ss.log.Error("SMTP 451 4.3.0 not queued: "+err.Error(), "from", from, "to", rcpts, "size", size)
-		ss.conn.loggedReply(errSpoolUnavailable)
-		srv.observe(errSpoolUnavailable.Code)
-		return errSpoolUnavailable
-	}
-	srv.spoolFailing.Store(false)
-	ss.conn.messages.Add(1)
-	ss.conn.junk.Store(0)
-	ss.log.Info("SMTP 250 queued as "+names[0], "from", from, "to", rcpts, "size", size, "helo", helo, "tls", tlsUsed)
-	srv.observe(250)
-	// go-smtp answers an SMTPError as given: this is how a backend chooses
-	// its 250 text.
-	queued := &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: "queued as " + names[0]}
-	ss.conn.loggedReply(queued)
-	return queued
-}
-
-// hasHeaderFields reports whether data starts with a header field rather
-// than the blank line that ends the header section (RFC 5322 §2.1), and is
-// not blank altogether.
-func hasHeaderFields(data []byte) bool {
-	return len(bytes.TrimSpace(data)) > 0 && !bytes.HasPrefix(data, []byte("\r\n")) && !bytes.HasPrefix(data, []byte("\n"))
-}
-
-// lineEnding returns the line ending of data's first line: "\n" for a bare
-// LF, else "\r\n".
-func lineEnding(data []byte) string {
-	i := bytes.IndexByte(data, '\n')
-	if i > 0 && data[i-1] != '\r' || i == 0 {
-		return "\n"
-	}
-	return "\r\n"
-}
-
-// received returns the trace header of a message from helo to to (RFC 5321
-// §4.4, RFC 5322 §3.6.7), folded, with eol line endings:
-//
-//	Received: from mail.example.net ([192.0.2.1])
-//		by mx.example.org (certharvest) with ESMTPS (TLS 1.3 TLS_AES_128_GCM_SHA256)
-//		id smtp-1a2b3c4d for <user@example.org>; Mon, 01 Jun 2026 10:00:00 +0000
-//
-// The for clause names the recipient only when there is one (RFC 5321
-// §7.2: never disclose the other recipients).
-func (ss *smtpSession) received(now time.Time, helo string, to []string, eol string) string {
-	var b strings.Builder
-	literal := addressLiteral(ss.conn.RemoteAddr())
-	from := helo
-	if !validHelo(from) {
-		from = "unknown"
-	}
-	// RFC 3848: ESMTP, ESMTPS after STARTTLS; plain SMTP after HELO is not
-	// told apart from EHLO by go-smtp.
-	proto, tlsInfo := "ESMTP", ""
-	if ss.tls != nil {
-		proto = "ESMTPS"
-		tlsInfo = fmt.Sprintf(" (%s %s)", tls.VersionName(ss.tls.Version), tls.CipherSuiteName(ss.tls.CipherSuite))
-	}
-	fmt.Fprintf(&b, "Received: from %s (%s)%s\tby %s (certharvest) with %s%s%s\tid %s",
-		from, literal, eol, ss.srv.opts.Hostname, proto, tlsInfo, eol, ss.conn.id)
-	if len(to) == 1 {
-		fmt.Fprintf(&b, " for <%s>", to[0])
-	}
-	fmt.Fprintf(&b, "; %s%s", now.Format(time.RFC1123Z), eol)
-	return b.String()
-}
-
-// validHelo reports whether a HELO argument can be written in a trace
-// header as is: a domain name or an address literal (RFC 5321 §4.1.3), at
-// most 255 characters.
-func validHelo(h string) bool {
-	if h == "" || len(h) > 255 {
-		return false
-	}
-	if strings.HasPrefix(h, "[") && strings.HasSuffix(h, "]") {
-		lit := strings.TrimPrefix(h[1:len(h)-1], "IPv6:")
-		_, err := netip.ParseAddr(lit)
-		return err == nil
-	}
-	for _, c := range []byte(h) {
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.' || c == '_') {
-			return false
-		}
-	}
-	return true
-}
-
-// addressLiteral formats a peer's address as an RFC 5321 §4.1.3 address
-// literal: [192.0.2.1] or [IPv6:2001:db8::1].
-func addressLiteral(a net.Addr) string {
-	ap, err := netip.ParseAddrPort(a.String())
-	if err != nil {
-		return "[unknown]"
-	}
-	ip := ap.Addr().Unmap()
-	if ip.Is6() {
-		return "[IPv6:" + ip.WithZone("").String() + "]"
-	}
-	return "[" + ip.String() + "]"
-}
-
-// smtpListener wraps the TCP listener: it caps the connections served at
-// once, in all and per client address, gives each one an id and a logger,
-// and closes them on shutdown.
-type smtpListener struct {
-	net.Listener
-	srv      *SMTPServer
-	slots    chan struct{}
-	draining atomic.Bool
-
-	mu    sync.Mutex
-	conns map[*smtpConn]struct{}
-	perIP map[netip.Prefix]int // connections served, by clientPrefix
-}
-
-// Accept implements net.Listener. A connection beyond MaxConns, or beyond
-// MaxConnsPerIP from its address, is answered 421 4.7.0 and closed here
-// (RFC 5321 §3.1: a server may refuse a connection with 421), without
-// reaching go-smtp.
-func (l *smtpListener) Accept() (net.Conn, error) {
-	for {
-		nc, err := l.Listener.Accept()
-		if err != nil {
-			return nil, err
-		}
-		select {
-		case l.slots <- struct{}{}:
-		default:
-			l.refuse(nc, "too many connections", "max_conns", cap(l.slots))
-			continue
-		}
-		client := clientPrefix(nc.RemoteAddr())
-		l.mu.Lock()
-		if l.perIP[client] >= l.srv.opts.MaxConnsPerIP {
-			l.mu.Unlock()
-			<-l.slots
-			l.refuse(nc, "too many connections from your address", "max_conns_per_ip", l.srv.opts.MaxConnsPerIP)
-			continue
-		}
-		l.perIP[client]++
-		c := &smtpConn{Conn: nc, ln: l, id: newSMTPID(), opened: time.Now(), client: client}
-		c.log = l.srv.log.With("id", c.id)
-		l.conns[c] = struct{}{}
-		l.mu.Unlock()
-		c.log.Info("SMTP connection from "+nc.RemoteAddr().String(), "conns", len(l.slots))
-		return c, nil
-	}
-}
-
-// refuse answers a connection over a cap and closes it. A fresh socket's
-// send buffer is empty, so the write does not block; the deadline makes
-// sure of it.
-func (l *smtpListener) refuse(nc net.Conn, why string, args ...any) {
-	nc.SetWriteDeadline(time.Now().Add(time.Second))
-	fmt.Fprintf(nc, "421 4.7.0 %s %s, try again later\r\n", l.srv.opts.Hostname, why)
-	nc.Close()
-	l.srv.log.Warn("SMTP 421 4.7.0 refused connection from "+nc.RemoteAddr().String()+": "+why, args...)
-	l.srv.observe(421)
-}
-
-// clientPrefix is what MaxConnsPerIP counts connections by: an IPv4
-// address, or an IPv6 address's /64 (RFC 4291 §2.5.4: the interface
-// identifier is the host's own to choose, so one host has them all).
-func clientPrefix(a net.Addr) netip.Prefix {
-	ap, err := netip.ParseAddrPort(a.String())
-	if err != nil {
-		return netip.Prefix{}
-	}
-	ip := ap.Addr().Unmap().WithZone("")
-	if ip.Is6() {
-		p, _ := ip.Prefix(64)
-		return p
-	}
-	return netip.PrefixFrom(ip, ip.BitLen())
-}
-
-// drain makes every idle connection's wait for a command end now (go-smtp
-// then answers 421 4.4.2 and closes it); a connection in DATA is drained
-// when its message is answered.
-func (l *smtpListener) drain() {
-	l.draining.Store(true)
-	l.mu.Lock()
-	conns := make([]*smtpConn, 0, len(l.conns))
-	for c := range l.conns {
-		conns = append(conns, c)
-	}
-	l.mu.Unlock()
-	// Not under l.mu: a connection busy in its own c.mu must not hold up
-	// the others' Close.
-	for _, c := range conns {
-		c.drain()
-	}
-}
-
-// closeAll closes every connection.
-func (l *smtpListener) closeAll() {
-	l.mu.Lock()
-	conns := make([]*smtpConn, 0, len(l.conns))
-	for c := range l.conns {
-		conns = append(conns, c)
-	}
-	l.mu.Unlock()
-	for _, c := range conns {
-		c.Close()
-	}
-}
-
-// smtpConn is one client connection.
-type smtpConn struct {
-	net.Conn
-	ln        *smtpListener
-	id        string
-	log       *slog.Logger
-	opened    time.Time
-	client    netip.Prefix
-	messages  atomic.Int64
-	tlsLogged atomic.Bool
-	refusals  atomic.Int32
-	closing   atomic.Bool // close once idle: draining, or too many refusals
-	closeOnce sync.Once
-
-	// smtp is go-smtp's connection, once the client has said EHLO or
-	// HELO: its Conn is the one replies are written to (after STARTTLS,
-	// the TLS connection over this one).
-	smtp atomic.Pointer[smtp.Conn]
-	// Commands, counted as go-smtp starts waiting for each one (see
-	// SetReadDeadline): progress is set by the session when a command
-	// reaches it (MAIL, RCPT, DATA or BDAT), junk counts the others since
-	// the last message queued.
-	commands atomic.Int64
-	progress atomic.Bool
-	junk     atomic.Int32
-	// ended is set when the connection has been ended with a reply of
-	// its own: reads fail, and go-smtp closes it without another word.
-	ended atomic.Bool
-
-	mu     sync.Mutex
-	inData bool
-
-	// The replies written, seen by Write while they are in plain text.
-	wmu     sync.Mutex
-	tlsOn   bool   // STARTTLS began: what is written now is TLS records
-	pending []byte // the start of a line not complete yet
-	replies int    // replies written in full
-	lines   int    // lines written of the current reply
-	first   string // the current reply's first line
-	// logged is the last line of a reply certharvest's own code has
-	// logged and not yet seen written.
-	logged string
-}
-
-// Write implements net.Conn. Until STARTTLS it sees each reply line go-smtp
-// writes, whole lines only (a line split over several writes is held back
-// until its end), and adjusts it (smtpConn.replyLine). After STARTTLS the
-// bytes are TLS records and pass as they are: go-smtp offers no hook above
-// the TLS layer, so there its replies are its own.
-func (c *smtpConn) Write(p []byte) (int, error) {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	if c.tlsOn {
-		return c.Conn.Write(p)
-	}
-	c.pending = append(c.pending, p...)
-	var out []byte
-	for {
-		i := bytes.Index(c.pending, []byte("\r\n"))
-		if i < 0 {
-			break
-		}
-		out = append(append(out, c.replyLine(c.pending[:i])...), '\r', '\n')
-		c.pending = c.pending[i+2:]
-	}
-	if len(c.pending) > smtpMaxLineLength {
-		// Not a reply line: pass it on as it is.
-		out, c.pending = append(out, c.pending...), nil
-	}
-	if len(c.pending) == 0 {
-		c.pending = nil
-	}
-	if len(out) > 0 {
-		if _, err := c.Conn.Write(out); err != nil {
-			return 0, err
-		}
-	}
-	return len(p), nil
-}
-
-// plainOver reports whether STARTTLS has begun.
-func (c *smtpConn) plainOver() bool {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	return c.tlsOn
-}
-
-// replyLine returns a reply line as it is to be sent, and follows the
-// replies: after the 220 to STARTTLS (any 220 but the greeting), TLS begins
-// (RFC 3207 §4). c.wmu is held.
-func (c *smtpConn) replyLine(line []byte) []byte {
-	if len(line) < 3 {
-		return line
-	}
-	code, final := string(line[:3]), len(line) == 3 || line[3] != '-'
-	if c.lines == 0 {
-		if code == "250" {
-			line = c.greeting(line)
-		}
-		c.first = string(line)
-	}
-	c.lines++
-	if final {
-		c.logReply(string(line))
-		c.replies++
-		c.lines = 0
-		if code == "220" && c.replies > 1 {
-			c.tlsOn = true
-		}
-	}
-	return line
-}
-
-// logReply logs a reply, by its first line, unless certharvest's own code
-// has logged it (smtpConn.loggedReply): go-smtp's replies (syntax errors,
-// 452 past MaxRecipients, 552 for a SIZE= over the limit, 421 at a timeout
-// or shutdown, ...) and the positive replies no other line tells. Refusals
-// and errors are warnings, the rest debug. A reply holds no message content,
-// but may echo what the client sent (a HELO name, an unknown command): it is
-// logged printable and cut short. last is the reply's last line; c.wmu is
-// held.
-func (c *smtpConn) logReply(last string) {
-	if last == c.logged {
-		c.logged = ""
-		return
-	}
-	text := strings.Map(func(r rune) rune {
-		if r < ' ' || r > '~' {
-			return '?'
-		}
-		return r
-	}, c.first)
-	if len(text) > 200 {
-		text = text[:200] + "..."
-	}
-	if len(text) > 4 {
-		// "250-mx.example.org Hello": the separator after the code
-		// says a reply has more lines; the log has them counted.
-		text = text[:3] + " " + text[4:]
-	}
-	level, args := slog.LevelDebug, []any{}
-	if c.first[0] >= '4' {
-		level = slog.LevelWarn
-	}
-	if c.lines > 1 {
-		args = append(args, "lines", c.lines)
-	}
-	c.log.Log(context.Background(), level, "SMTP "+text, args...)
-}
-
-// loggedReply notes that certharvest's code has logged reply, so that Write
-// does not log it again when go-smtp writes it.
-func (c *smtpConn) loggedReply(reply *smtp.SMTPError) {
-	c.loggedLine(fmt.Sprintf("%d %d.%d.%d %s", reply.Code, reply.EnhancedCode[0], reply.EnhancedCode[1],
-		reply.EnhancedCode[2], reply.Message))
-}
-
-func (c *smtpConn) loggedLine(line string) {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	c.logged = line
-}
-
-// greeting gives the first line of a reply to EHLO or HELO this server's
-// name: go-smtp writes "250-Hello client" (EHLO) or "250 2.0.0 Hello
-// client" (HELO), where RFC 5321 §4.1.1.1 wants "250 SP Domain [SP
-// ehlo-greet]" with the server's own domain, and RFC 2034 §3 wants no
-// enhanced status code in a reply to HELO or EHLO. Any other line is
-// returned as it is: go-smtp's other 250 replies do not start with "Hello".
-func (c *smtpConn) greeting(line []byte) []byte {
-	if len(line) < 5 {
-		return line
-	}
-	sep, text := line[3], line[4:]
-	text = bytes.TrimPrefix(text, []byte("2.0.0 "))
-	if !bytes.HasPrefix(text, []byte("Hello ")) {
-		return line
-	}
-	return fmt.Appendf(nil, "250%c%s %s", sep, c.ln.srv.opts.Hostname, text)
-}
-
-// connOf finds the smtpConn under a connection go-smtp may have wrapped in
-// TLS.
-func connOf(nc net.Conn) *smtpConn {
-	if tc, ok := nc.(*tls.Conn); ok {
-		nc = tc.NetConn()
-	}
-	c, _ := nc.(*smtpConn)
-	return c
-}
-
-// errConnEnded is what reading a connection gives once it has been ended
-// with a reply of its own (smtpConn.end). go-smtp closes a connection whose
-// read fails with net.ErrClosed without another reply.
-var errConnEnded = fmt.Errorf("smtp: connection ended: %w", net.ErrClosed)
-
-// SetReadDeadline implements net.Conn. go-smtp calls it (itself, or
-// through the TLS connection after STARTTLS) each time it starts waiting for
-// a command, as Timeout is never zero, and nowhere else: this is where the
-// command just answered is counted and the connection's limits are applied.
-//
-//   - Past MaxSession, or after smtpMaxJunkCommands commands that took no
-//     mail transaction forward, the connection is ended here with 421 (RFC
-//     5321 §3.8), and the error makes go-smtp close it at once, without
-//     acting on commands the client has pipelined behind.
-//   - An idle connection that is to be closed (shutdown, too many
-//     refusals) gets a deadline of now, so go-smtp's wait for the next
-//     command ends (with 421 4.4.2) and it closes the connection.
-func (c *smtpConn) SetReadDeadline(t time.Time) error {
-	reply, args, err := c.nextDeadline(t)
-	if reply != nil {
-		// Written without c.mu: a client that does not read would
-		// otherwise hold up drain (shutdown) for the write's deadline.
-		c.end(reply, args...)
-	}
-	return err
-}
-
-// nextDeadline applies the connection's limits before go-smtp waits for
-// the next command, and sets the read deadline; it returns the reply that
-// ends the connection instead, if one does (c.ended is set).
-func (c *smtpConn) nextDeadline(t time.Time) (reply *smtp.SMTPError, args []any, err error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.ended.Load() {
-		return nil, nil, errConnEnded
-	}
-	// The first call comes before the first command; during BDAT, the
-	// commands are the message's chunks.
-	if c.commands.Add(1) > 1 && !c.inData && !c.progress.Swap(false) {
-		c.junk.Add(1)
-	}
-	switch {
-	case time.Since(c.opened) >= c.ln.srv.opts.MaxSession:
-		c.ended.Store(true)
-		return errSessionTooLong, []any{"max_session", c.ln.srv.opts.MaxSession.String()}, errConnEnded
-	case c.junk.Load() >= smtpMaxJunkCommands && !c.inData:
-		c.ended.Store(true)
-		return errTooManyJunkCommands, []any{"junk_commands", c.junk.Load()}, errConnEnded
-	case c.closingNow():
-		t = time.Now()
-	}
-	// Under c.mu, so that drain's deadline of now is not overwritten.
-	return nil, nil, c.Conn.SetReadDeadline(t)
-}
-
-// Read implements net.Conn: once the connection has been ended, it fails as
-// if closed.
-func (c *smtpConn) Read(p []byte) (int, error) {
-	if c.ended.Load() {
-		return 0, errConnEnded
-	}
-	return c.Conn.Read(p)
-}
-
-// end answers reply on the connection, logs it with args, and makes the
-// connection's reads fail so go-smtp closes it. It is called from go-smtp's
-// goroutine between commands (SetReadDeadline), when go-smtp has written
-// its last reply in full and writes nothing else, so the reply goes out
-// whole; after STARTTLS it goes through the TLS connection. c.mu is not
-// held, and the write has a short deadline (as refuse's): a client that does
-// not read holds nothing up for long.
-func (c *smtpConn) end(reply *smtp.SMTPError, args ...any) {
-	c.ended.Store(true)
-	line := fmt.Sprintf("%d %d.%d.%d %s %s\r\n", reply.Code, reply.EnhancedCode[0], reply.EnhancedCode[1],
-		reply.EnhancedCode[2], c.ln.srv.opts.Hostname, reply.Message)
-	var w net.Conn = c
-	if gc := c.smtp.Load(); gc != nil {
-		w = gc.Conn()
-	} else if c.plainOver() {
-		// STARTTLS before EHLO: the TLS connection is not to hand.
-		w = nil
-	}
-	if w != nil {
-		c.loggedLine(strings.TrimSuffix(line, "\r\n"))
-		w.SetWriteDeadline(time.Now().Add(time.Second))
-		if _, err := io.WriteString(w, line); err != nil {
-			args = append(args, "error", err)
-		}
-	}
-	c.log.Warn(fmt.Sprintf("SMTP %d %d.%d.%d %s", reply.Code, reply.EnhancedCode[0], reply.EnhancedCode[1],
-		reply.EnhancedCode[2], reply.Message), append(args, "messages", c.messages.Load())...)
-	c.ln.srv.observe(reply.Code)
-}
-
-// closingNow reports whether the connection should end at its next wait
-// for a command. c.mu is held.
-func (c *smtpConn) closingNow() bool {
-	return (c.ln.draining.Load() || c.closing.Load()) && !c.inData
-}
-
-// closeSoon ends the connection at its next wait for a command.
-func (c *smtpConn) closeSoon() {
-	c.closing.Store(true)
-}
-
-// SetDeadline implements net.Conn like SetReadDeadline.
-func (c *smtpConn) SetDeadline(t time.Time) error {
-	if err := c.Conn.SetWriteDeadline(t); err != nil {
-		return err
-	}
-	return c.SetReadDeadline(t)
-}
-
-func (c *smtpConn) setInData(in bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.inData = in
-	if c.closingNow() {
-		c.Conn.SetReadDeadline(time.Now())
-	}
-}
-
-func (c *smtpConn) drain() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if !c.inData {
-		c.Conn.SetReadDeadline(time.Now())
-	}
-}
-
-// Close implements net.Conn; go-smtp may call it more than once.
-func (c *smtpConn) Close() error {
-	err := c.Conn.Close()
-	c.closeOnce.Do(func() {
-		c.ln.mu.Lock()
-		delete(c.ln.conns, c)
-		if c.ln.perIP[c.client]--; c.ln.perIP[c.client] <= 0 {
-			delete(c.ln.perIP, c.client)
-		}
-		c.ln.mu.Unlock()
-		<-c.ln.slots
-		c.log.Info("SMTP connection closed", "remote", c.RemoteAddr().String(), "messages", c.messages.Load(),
-			"duration", time.Since(c.opened).Round(time.Millisecond).String())
-	})
-	return err
-}
-
-// smtpDefaultHostname is the machine's name, for the banner.
-func smtpDefaultHostname() string {
-	h, err := os.Hostname()
-	if err != nil || h == "" {
-		return "localhost"
-	}
-	return h
-}
-
-// newSMTPID returns a connection id for the log: smtp- and 8 hex digits.
-func newSMTPID() string {
-	var b [4]byte
-	rand.Read(b[:])
-	return "smtp-" + hex.EncodeToString(b[:])
-}
-
-// smtpErrorLog sends go-smtp's own messages (a failed TLS handshake, a
-// connection error, a recovered panic) to the log.
-type smtpErrorLog struct{ log *slog.Logger }
-
-func (l smtpErrorLog) Printf(format string, v ...any) {
-	l.log.Warn("SMTP: " + strings.TrimSpace(fmt.Sprintf(format, v...)))
-}
-
-func (l smtpErrorLog) Println(v ...any) {
-	l.log.Warn("SMTP: " + strings.TrimSpace(fmt.Sprintln(v...)))
-}

@@ -182,6 +182,7 @@ func openSpool(dir string, jopts journalOptions, opts SpoolOptions) (*Spool, err
 	s.wg.Add(2)
 	go s.syncLoop()
 	go s.sweepLoop()
+	s.startTmpSweeper() // spool_stream.go
 	return s, nil
 }
 
@@ -281,6 +282,16 @@ func (s *Spool) Deliver(ctx context.Context, msgs ...Incoming) ([]string, error)
 	names := make([]string, len(msgs))
 	if len(msgs) == 0 {
 		return names, nil
+	}
+	if hasLarge(msgs) {
+		names, err := s.deliverFiles(ctx, msgs, nil) // spool_stream.go
+		if err != nil && isNoSpace(err) {
+			// The disk is full: make room (the archive's rejected mail
+			// gives way), and try once more. deliverFiles left nothing.
+			s.MakeRoom(ctx, 2*rawSize(msgs))
+			names, err = s.deliverFiles(ctx, msgs, nil)
+		}
+		return names, err
 	}
 	recs := make([]record, len(msgs))
 	for i, m := range msgs {

@@ -32,6 +32,8 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -77,6 +79,11 @@ const (
 	webhookMaxField = 2048
 	// webhookRetryAfter is the Retry-After of a 503, in seconds.
 	webhookRetryAfter = "5"
+	// DefaultWebhookMemoryWait bounds the wait of a received request for
+	// room in the memory budget to decode it (twice its body): decoding
+	// one of the largest takes a fraction of a second, so a few of them
+	// ahead pass within it; beyond it the answer is 503 with Retry-After.
+	DefaultWebhookMemoryWait = 10 * time.Second
 	// webhookFailureHold is how long a failed delivery keeps /healthz at
 	// 503 when no delivery has succeeded since. A load balancer that
 	// takes the node out of service sends it nothing more, so no delivery
@@ -102,6 +109,7 @@ const (
 	webhookMsgBusy        = "Too many requests at once; retry later"
 	webhookMsgSpool       = "Cannot store the messages now; retry later"
 	webhookMsgSlow        = "Request body not received in time"
+	webhookMsgMemory      = "Too much mail being received at once; retry later"
 )
 
 // WebhookSpool is where the webhook delivers: a *Spool.
@@ -164,6 +172,24 @@ type WebhookOptions struct {
 	// check. Default: the spool's own FreeSpace method, if it has one (a
 	// *Spool has).
 	FreeSpace func() (uint64, error)
+	// Budget is the memory the requests being received and decoded hold,
+	// shared with the other inputs (SMTP). A body is received into memory
+	// while the budget has room for twice it (the body, and the messages
+	// decoded from it) and it is at most DefaultSpillBytes, else into a
+	// file of the spool's tmp/; then, before it is decoded, twice its size
+	// must be reserved: the request waits for that up to MemoryWait, then
+	// gets 503 with Retry-After. It must hold twice MaxRequestBytes.
+	// Default: a budget of DefaultInputMemory (or twice MaxRequestBytes,
+	// if more) of the webhook's own.
+	Budget *MemoryBudget
+	// MemoryWait bounds the wait for room in Budget (default
+	// DefaultWebhookMemoryWait).
+	MemoryWait time.Duration
+	// HeaderLimits are the pipeline's caps on a message's header section
+	// (zero fields: verify's defaults). A message over them is spooled all
+	// the same (the pipeline reports it message_malformed); the request's
+	// log block notes it.
+	HeaderLimits verify.HeaderLimits
 	// PipelineAlive, when set, tells whether the pipeline that processes
 	// the spool is running and keeping up: nil, or why not (for the log).
 	// The health check fails while it returns an error. It must be safe
@@ -185,6 +211,7 @@ type Webhook struct {
 	tokenSum [sha256.Size]byte
 	slots    chan struct{}
 	logMu    sync.Mutex // keeps a request's block together
+	spillDir string     // where bodies go that are not held in memory
 
 	// failedAt is when the last delivery failed (Unix nanoseconds), or 0
 	// when the last one succeeded.
@@ -228,11 +255,28 @@ func NewWebhook(spool WebhookSpool, opts WebhookOptions) (*Webhook, error) {
 			opts.FreeSpace = fs.FreeSpace
 		}
 	}
+	if opts.MemoryWait <= 0 {
+		opts.MemoryWait = DefaultWebhookMemoryWait
+	}
+	if opts.Budget == nil {
+		opts.Budget = NewMemoryBudget(max(DefaultInputMemory, 2*opts.MaxRequestBytes))
+	}
+	if opts.Budget.Size() < 2*opts.MaxRequestBytes {
+		return nil, fmt.Errorf("webhook: a memory budget of %d bytes cannot decode a request of %d: it needs twice that",
+			opts.Budget.Size(), opts.MaxRequestBytes)
+	}
+	// Bodies too large to hold go to the spool's tmp/ (or the system's
+	// temporary folder, for a spool that is not a Maildir).
+	spillDir := os.TempDir()
+	if d, ok := spool.(interface{ Dir() string }); ok {
+		spillDir = filepath.Join(d.Dir(), SpoolTmp)
+	}
 	return &Webhook{
 		spool:    spool,
 		opts:     opts,
 		tokenSum: sha256.Sum256([]byte(opts.Token)),
 		slots:    make(chan struct{}, opts.MaxConcurrent),
+		spillDir: spillDir,
 	}, nil
 }
 
@@ -357,22 +401,46 @@ func (h *Webhook) serveRelay(w http.ResponseWriter, r *http.Request) {
 	paced := h.paceBody(w, r.Body)
 	body := &webhookCounter{r: http.MaxBytesReader(w, paced, h.opts.MaxRequestBytes)}
 	env := Envelope{Source: WebhookSource, RemoteAddr: r.RemoteAddr, Received: h.opts.Now()}
-	msgs, err := h.decode(body, env)
+	// The body is received whole before it is decoded, held in memory
+	// within the budget or written to a file: a slow sender holds no more
+	// than DefaultSpillBytes of memory, and no reservation for its
+	// decoding while it trickles.
+	stage := newMessageWriter(h.spillDir, MessageWriterOptions{Budget: h.opts.Budget, Weight: 2})
+	defer stage.Close()
+	_, err := stage.ReadFrom(body)
+	if stage.Err() != nil {
+		h.spoolFailed(w, r, log, stage.Err())
+		return
+	}
+	var msgs []Incoming
+	if err == nil {
+		var release func()
+		msgs, release, err = h.decodeStaged(r.Context(), stage, env)
+		defer release()
+	}
 	log.add(slog.LevelInfo, fmt.Sprintf("len(headers)=%d,len(body)=%d", headerCount(r), body.n))
 	for _, m := range msgs {
 		line := fmt.Sprintf("msg_from=%s,rcpt_to=%s,len(email_rfc822)=%d", m.Envelope.EnvelopeFrom,
 			strings.Join(m.Envelope.EnvelopeTo, " "), len(m.Raw))
 		if h.opts.MaxMessageBytes > 0 && int64(len(m.Raw)) > h.opts.MaxMessageBytes {
 			line += " (over --max-size: it will be reported as message_too_large)"
+		} else if herr := verify.CheckHeader(m.Raw, h.opts.HeaderLimits); herr != nil {
+			line += " (" + capDetail(herr) + ": it will be reported as message_malformed)"
 		}
 		// The pipeline logs the message's story under this id.
 		log.add(slog.LevelInfo, line, "message", verify.MessageIDFor(&verify.Message{Raw: m.Raw}))
 	}
+	if errors.Is(err, errWebhookMemory) {
+		w.Header().Set("Retry-After", webhookRetryAfter)
+		log.add(slog.LevelWarn, fmt.Sprintf("503 %s: no room in the memory budget to decode it", webhookMsgMemory), "error", err)
+		h.respond(w, http.StatusServiceUnavailable, webhookMsgMemory)
+		return
+	}
 	if err != nil {
 		if body.err != nil {
-			// The body could not be read: the reader's own error tells
-			// why, whether or not the JSON decoder wrapped it.
-			err = fmt.Errorf("%w (%w)", body.err, err)
+			// The body could not be read whole: the reader's own error
+			// tells why (too large, too slow, cut short).
+			err = fmt.Errorf("%w (%w)", body.err, errWebhookMalformed)
 		}
 		status, msg := webhookErrorStatus(err)
 		if status == http.StatusRequestEntityTooLarge && !errors.Is(err, errWebhookTooMany) {
@@ -389,18 +457,57 @@ func (h *Webhook) serveRelay(w http.ResponseWriter, r *http.Request) {
 
 	names, err := h.spool.Deliver(r.Context(), msgs...)
 	if err != nil {
-		if r.Context().Err() == nil { // not a client gone away: the spool failed
-			h.failedAt.Store(max(h.opts.Now().UnixNano(), 1))
-		}
-		// Nothing of the request was kept: the relay delivers it again.
-		w.Header().Set("Retry-After", webhookRetryAfter)
-		log.add(slog.LevelError, fmt.Sprintf("503 %s: nothing acknowledged", webhookMsgSpool), "error", err)
-		h.respond(w, http.StatusServiceUnavailable, webhookMsgSpool)
+		h.spoolFailed(w, r, log, err)
 		return
 	}
 	h.failedAt.Store(0)
 	log.add(slog.LevelInfo, fmt.Sprintf("spooled %d %s: %s", len(names), plural(len(names), "message"), strings.Join(names, " ")))
 	h.respond(w, http.StatusOK, webhookMsgOK)
+}
+
+// spoolFailed answers a request whose messages the spool could not take
+// (or whose body it could not hold) with 503 and Retry-After: nothing of it
+// was kept, the relay delivers it again.
+func (h *Webhook) spoolFailed(w http.ResponseWriter, r *http.Request, log *webhookLog, err error) {
+	if r.Context().Err() == nil { // not a client gone away: the spool failed
+		h.failedAt.Store(max(h.opts.Now().UnixNano(), 1))
+	}
+	w.Header().Set("Retry-After", webhookRetryAfter)
+	log.add(slog.LevelError, fmt.Sprintf("503 %s: nothing acknowledged", webhookMsgSpool), "error", err)
+	h.respond(w, http.StatusServiceUnavailable, webhookMsgSpool)
+}
+
+// errWebhookMemory is decodeStaged's error when the memory budget has no
+// room for the decoding within MemoryWait.
+var errWebhookMemory = errors.New("no room in the memory budget")
+
+// decodeStaged decodes a body received whole into stage, from memory:
+// there already when the budget had room (stage reserved twice its bytes),
+// else read back from its file once twice its size is reserved, waiting up
+// to MemoryWait for it (errWebhookMemory). Twice: the body, and the
+// messages decoded from it, which never take more bytes than the strings
+// that hold them (unquoted, then base64-decoded in place). release gives
+// the reservation back, once the messages are delivered; it is never nil.
+func (h *Webhook) decodeStaged(ctx context.Context, stage *MessageWriter, env Envelope) (msgs []Incoming, release func(), err error) {
+	release = func() {}
+	data := stage.Bytes()
+	if stage.Spilled() {
+		need := 2 * stage.Size()
+		wait, cancel := context.WithTimeout(ctx, h.opts.MemoryWait)
+		err := h.opts.Budget.Reserve(wait, need)
+		cancel()
+		if err != nil {
+			return nil, release, fmt.Errorf("%w: %d bytes to decode a body of %d, of %d in all: %w",
+				errWebhookMemory, need, stage.Size(), h.opts.Budget.Size(), err)
+		}
+		release = func() { h.opts.Budget.Release(need) }
+		if data, err = stage.ReadAll(); err != nil {
+			return nil, release, err
+		}
+	}
+	// From a bytes.Buffer, the JSON decoder reads in place: no copy.
+	msgs, err = h.decode(bytes.NewBuffer(data), env)
+	return msgs, release, err
 }
 
 func (h *Webhook) tooLargeMsg() string {
@@ -566,7 +673,11 @@ type relayItem struct {
 
 // relayMessage is the part of a relay message the webhook keeps; the rest
 // (content.headers, html, text, subject, to) is derived from email_rfc822
-// and skipped.
+// and skipped: the decoder steps over those values without building
+// anything of them, so content.headers (an array of one-member objects, one
+// per header field) costs no table however many fields it lists
+// (TestWebhookHeadersArrayNotDecoded). The caps on the header apply to
+// email_rfc822 itself, in the pipeline.
 type relayMessage struct {
 	MsgFrom      string  `json:"msg_from"`
 	RcptTo       string  `json:"rcpt_to"`
@@ -590,12 +701,16 @@ func (it *relayItem) incoming(env Envelope) (Incoming, error) {
 	raw := []byte(rm.Content.EmailRFC822)
 	if rm.Content.IsBase64 {
 		// RFC 4648 §4; the line breaks of MIME-style base64 are skipped.
-		dec := make([]byte, base64.StdEncoding.DecodedLen(len(raw)))
-		n, err := base64.StdEncoding.Decode(dec, raw)
+		// Decoded in place, in the string's own copy (relayText): the
+		// decoder writes each quantum after reading it, and the output
+		// (3 bytes per 4) never overtakes the input still to read
+		// (TestBase64DecodeInPlace holds the library to it). No second
+		// copy of the message.
+		n, err := base64.StdEncoding.Decode(raw, raw)
 		if err != nil {
 			return Incoming{}, fmt.Errorf("content.email_rfc822 is not valid base64: %w", err)
 		}
-		raw = dec[:n]
+		raw = raw[:n]
 	}
 	if len(raw) == 0 {
 		return Incoming{}, errors.New("content.email_rfc822 (the relayed message) is missing or empty")

@@ -37,7 +37,8 @@ trap cleanup EXIT
 # shellcheck disable=SC2086
 bin/certharvest serve --maildir "$work/Maildir" --certs "$work/certs" --report "$work/report.jsonl" --log "$work/serve.log" \
 	--trust testdata/sample/trust.pem --dkim-keys testdata/sample/dkim-keys.txt --at 2026-06-01T00:00:00Z \
-	--smtp 127.0.0.1:0 --smtp-domain inbound.example.org --smtp-max-conns $((sessions + 16)) ${SERVE_FLAGS:-} &
+	--smtp 127.0.0.1:0 --smtp-domain inbound.example.org --smtp-max-conns $((sessions + 16)) \
+	--smtp-max-conns-per-ip $((sessions + 16)) ${SERVE_FLAGS:-} &
 pid=$!
 addr=
 for _ in $(seq 100); do

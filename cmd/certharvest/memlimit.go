@@ -38,9 +38,6 @@ const (
 	// (measured on a 24 MiB signed message: 2 times with CRLF lines, 3
 	// times with bare LF lines, which are converted).
 	memoryLimitPerInFlight = 4
-	// liveInputsMemory is what the default limit allows for the live
-	// inputs' buffers (SMTP DATA, webhook bodies), when serve has one.
-	liveInputsMemory = 64 << 20
 	// memoryLimitShareNum / memoryLimitShareDen is the largest share of
 	// the memory available (the cgroup's memory.max, else the machine's)
 	// that the default limit takes: the rest is for what the Go runtime

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/certharvest/certharvest/ingest"
 	"math"
 	"net/http"
 	"os"
@@ -29,13 +30,13 @@ func TestDefaultMemoryLimit(t *testing.T) {
 		from                       string
 	}{
 		{25 * mib, 0, 0, 864 * mib, "4 x 200MiB in flight + 64MiB"},
-		{25 * mib, liveInputsMemory, 0, 928 * mib, "4 x 200MiB in flight + 128MiB"},
+		{25 * mib, ingest.DefaultInputMemory, 0, 992 * mib, "4 x 200MiB in flight + 192MiB"},
 		{25 * mib, 0, 16 * gib, 864 * mib, "4 x 200MiB in flight"},
 		{1 * mib, 0, 0, 96 * mib, "4 x 8MiB in flight"},
 		{300 * kib, 0, 0, 64*mib + 4*2400*kib, "4 x 2400KiB in flight"},
 		{100 * mib, 0, 0, 1088 * mib, "4 x 256MiB in flight"}, // the budget's cap
 		{25 * mib, 0, 1 * gib, 768 * mib, "3/4 of the 1GiB available"},
-		{25 * mib, liveInputsMemory, 512 * mib, 384 * mib, "3/4 of the 512MiB available"},
+		{25 * mib, ingest.DefaultInputMemory, 512 * mib, 384 * mib, "3/4 of the 512MiB available"},
 	}
 	for _, tt := range tests {
 		got, from := defaultMemoryLimit(tt.maxSize, tt.inputs, tt.available)

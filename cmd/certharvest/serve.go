@@ -110,6 +110,7 @@ type serveFlags struct {
 	keepAccepted    parsedFlag[time.Duration]
 	archiveMax      parsedFlag[int64]
 	memoryLimit     parsedFlag[int64]
+	inputMemory     parsedFlag[int64]
 }
 
 func (f *serveFlags) register(fs *flag.FlagSet) {
@@ -132,6 +133,8 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.Var(&f.keepAccepted, "keep-accepted", "keep an accepted message in the archive for this `duration` after its delivery (0: for ever)")
 	f.archiveMax = newParsedFlag("1GiB", parseSizeOrZero)
 	fs.Var(&f.archiveMax, "archive-max-size", "past this many `bytes` the archive's oldest rejected messages are removed (0: no cap)")
+	f.inputMemory = newParsedFlag(fmt.Sprintf("%dMiB", ingest.DefaultInputMemory>>20), parseSize)
+	fs.Var(&f.inputMemory, "input-memory", "memory (`bytes`) for the messages being received, all live inputs together; beyond it they go to the spool's tmp/ (at least twice --max-request-bytes)")
 	fs.StringVar(&f.metricsAddr, "metrics", "", "serve the Prometheus metrics, without a token, on a listener of their own at `address` (plain HTTP, path /metrics; loopback or a private network) rather than on --http to lookup token holders")
 	memoryLimitVar(fs, &f.memoryLimit)
 }
@@ -166,6 +169,9 @@ type inputEnv struct {
 	// Health tells whether the pipeline runs, for a health check; nil
 	// does not check.
 	Health *pipelineHealth
+	// Memory is the budget of the messages being received, shared by the
+	// inputs (--input-memory); nil gives each input one of its own.
+	Memory *ingest.MemoryBudget
 }
 
 // loadTLS reads the certificate and key for the live inputs.
@@ -252,7 +258,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	m := newMetrics()
 	health := newPipelineHealth(pipelineStallAfter)
 	env := &inputEnv{TLS: tlsConfig, MaxSize: setup.opts.MaxSize, Setup: setup, Metrics: m, Routes: &httpRoutes{},
-		Health: health}
+		Health: health, Memory: ingest.NewMemoryBudget(sf.inputMemory.value)}
 	var inputs []input
 	httpInput := false
 	for _, f := range inputFlags {
@@ -271,7 +277,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	inputsMemory := int64(0)
 	if len(inputs) > 0 {
-		inputsMemory = liveInputsMemory
+		// What the live inputs hold in memory is bounded by their shared
+		// budget (--input-memory); the rest goes to the spool's tmp/.
+		inputsMemory = sf.inputMemory.value
 	}
 	memLimit, memLimitFrom := applyMemoryLimit(sf.memoryLimit.value, setup.opts.MaxSize, inputsMemory, os.DirFS("/"))
 

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/certharvest/certharvest/ingest"
+	"github.com/certharvest/certharvest/verify"
 )
 
 // smtpFlags are the flags of the SMTP input: a receiving MX for
@@ -21,6 +22,7 @@ type smtpFlags struct {
 	maxConnsPerIP int
 	maxSession    time.Duration
 	timeout       time.Duration
+	busyIdle      time.Duration
 }
 
 func (f *smtpFlags) register(fs *flag.FlagSet) {
@@ -36,6 +38,8 @@ func (f *smtpFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.maxSession, "smtp-max-session", ingest.DefaultSMTPMaxSession,
 		"lifetime of an SMTP connection; then 421 4.4.2 at its next command")
 	fs.DurationVar(&f.timeout, "smtp-timeout", ingest.DefaultSMTPTimeout, "time allowed for each SMTP command, reply, and a whole DATA transfer")
+	fs.DurationVar(&f.busyIdle, "smtp-busy-idle", ingest.DefaultSMTPBusyIdle,
+		"while more than half of --smtp-max-conns are taken, close a connection silent this long between commands (421 4.4.2)")
 }
 
 // build returns the SMTP input, or nil without --smtp.
@@ -52,8 +56,8 @@ func (f *smtpFlags) build(env *inputEnv) (input, error) {
 	if f.requireTLS && env.TLS == nil {
 		return nil, usagef("--smtp-require-tls needs --tls-cert and --tls-key")
 	}
-	if f.maxRecipients < 1 || f.maxConns < 1 || f.maxConnsPerIP < 1 || f.maxSession <= 0 || f.timeout <= 0 {
-		return nil, usagef("--smtp-max-recipients, --smtp-max-conns, --smtp-max-conns-per-ip, --smtp-max-session and --smtp-timeout must be positive")
+	if f.maxRecipients < 1 || f.maxConns < 1 || f.maxConnsPerIP < 1 || f.maxSession <= 0 || f.timeout <= 0 || f.busyIdle <= 0 {
+		return nil, usagef("--smtp-max-recipients, --smtp-max-conns, --smtp-max-conns-per-ip, --smtp-max-session, --smtp-timeout and --smtp-busy-idle must be positive")
 	}
 	// Without SMTPUTF8 (RFC 6531) mail arrives with A-labels (RFC 5890):
 	// an internationalised domain is given in that form.
@@ -73,6 +77,10 @@ func (f *smtpFlags) build(env *inputEnv) (input, error) {
 	if env.Metrics != nil {
 		observe = env.Metrics.smtpReply
 	}
+	var headerLimits verify.HeaderLimits
+	if env.Setup != nil {
+		headerLimits = env.Setup.opts.HeaderLimits
+	}
 	srv, err := ingest.NewSMTPServer(ingest.SMTPOptions{
 		Addr:            f.addr,
 		Hostname:        f.hostname,
@@ -86,6 +94,9 @@ func (f *smtpFlags) build(env *inputEnv) (input, error) {
 		MaxConnsPerIP:   f.maxConnsPerIP,
 		MaxSession:      f.maxSession,
 		Timeout:         f.timeout,
+		BusyIdle:        f.busyIdle,
+		Budget:          env.Memory,
+		HeaderLimits:    headerLimits,
 		ObserveReply:    observe,
 	})
 	if err != nil {

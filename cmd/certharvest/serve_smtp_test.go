@@ -228,6 +228,7 @@ func TestServeSMTPUsageErrors(t *testing.T) {
 		{"zero connections", []string{"--smtp", "127.0.0.1:0", "--smtp-domain", "inbound.example.org", "--smtp-max-conns", "0"}},
 		{"zero connections per address", []string{"--smtp", "127.0.0.1:0", "--smtp-domain", "inbound.example.org", "--smtp-max-conns-per-ip", "0"}},
 		{"no session time", []string{"--smtp", "127.0.0.1:0", "--smtp-domain", "inbound.example.org", "--smtp-max-session", "0s"}},
+		{"no busy idle time", []string{"--smtp", "127.0.0.1:0", "--smtp-domain", "inbound.example.org", "--smtp-busy-idle", "0s"}},
 		{"key without certificate", []string{"--smtp", "127.0.0.1:0", "--smtp-domain", "inbound.example.org", "--tls-key", keyFile}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

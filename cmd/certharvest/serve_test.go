@@ -47,6 +47,12 @@ func startServe(t *testing.T, dir string, extra ...string) *service {
 // startServeEnv is startServe with more environment variables (NAME=value).
 func startServeEnv(t *testing.T, dir string, env []string, extra ...string) *service {
 	t.Helper()
+	return startServeBinary(t, binary, dir, env, extra...)
+}
+
+// startServeBinary is startServeEnv with another build of certharvest.
+func startServeBinary(t *testing.T, binary, dir string, env []string, extra ...string) *service {
+	t.Helper()
 	s := &service{dir: dir, maildir: filepath.Join(dir, "Maildir"), certs: filepath.Join(dir, "certs"),
 		report: filepath.Join(dir, "report.jsonl"), log: filepath.Join(dir, "serve.log"), exited: make(chan struct{})}
 	args := append([]string{"serve", "--maildir", s.maildir, "--certs", s.certs, "--report", s.report, "--log", s.log,

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/certharvest/certharvest/ingest"
+	"github.com/certharvest/certharvest/verify"
 )
 
 // HTTP server limits of the webhook. The handler holds the body to a
@@ -79,6 +80,14 @@ func (f *webhookFlags) build(env *inputEnv) (input, error) {
 	if f.maxItems < 1 {
 		return nil, usagef("--http-max-messages must be at least 1")
 	}
+	if env.Memory != nil && env.Memory.Size() < 2*maxRequest {
+		// A request is decoded in memory: its body and its messages.
+		return nil, usagef("--input-memory (%d bytes) must be at least twice --max-request-bytes (%d bytes)", env.Memory.Size(), maxRequest)
+	}
+	var headerLimits verify.HeaderLimits
+	if env.Setup != nil {
+		headerLimits = env.Setup.opts.HeaderLimits
+	}
 	if f.maxConcurrent < 1 {
 		return nil, usagef("--http-max-requests must be at least 1")
 	}
@@ -106,6 +115,8 @@ func (f *webhookFlags) build(env *inputEnv) (input, error) {
 			ObserveResponse: observe,
 			PipelineAlive:   env.Health.alive,
 			ReportWritable:  env.Health.reportWritable,
+			Budget:          env.Memory,
+			HeaderLimits:    headerLimits,
 		},
 		done: make(chan struct{}),
 	}, nil

@@ -333,6 +333,8 @@ func TestServeWebhookUsage(t *testing.T) {
 		{[]string{"--http", "127.0.0.1:0", "--webhook-token", "t", "--webhook-token-file", tokenFile}, exitUsage, "not both"},
 		{[]string{"--http", "127.0.0.1:0", "--http-path", "/healthz"}, exitUsage, "--http-path"},
 		{[]string{"--http", "127.0.0.1:0", "--max-request-bytes", "lots"}, exitUsage, "--max-request-bytes"},
+		{[]string{"--http", "127.0.0.1:0", "--input-memory", "64MiB"}, exitUsage, "--input-memory (67108864 bytes) must be at least twice --max-request-bytes"},
+		{[]string{"--http", "127.0.0.1:0", "--input-memory", "0"}, exitUsage, "input-memory"},
 		{[]string{"--http", "127.0.0.1:0", "--webhook-token-file", empty}, exitOperational, "is empty"},
 		{[]string{"--http", "127.0.0.1:0", "--webhook-token-file", filepath.Join(dir, "missing")}, exitOperational, "webhook token"},
 	} {

@@ -1,0 +1,591 @@
+package ingest
+
+// The SMTP server's connections: the listener that caps them and gives each
+// an id, and the connection that applies the session's limits and sees
+// the replies go out.
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emersion/go-smtp"
+)
+
+// smtpListener wraps the TCP listener: it caps the connections served at
+// once, in all and per client address, gives each one an id and a logger,
+// and closes them on shutdown.
+type smtpListener struct {
+	net.Listener
+	srv      *SMTPServer
+	slots    chan struct{}
+	draining atomic.Bool
+
+	mu    sync.Mutex
+	conns map[*smtpConn]struct{}
+	perIP map[netip.Prefix]int // connections served, by clientPrefix
+}
+
+// Accept implements net.Listener. A connection beyond MaxConns, or beyond
+// MaxConnsPerIP from its address, is answered 421 4.7.0 and closed here
+// (RFC 5321 §3.1: a server may refuse a connection with 421), without
+// reaching go-smtp.
+func (l *smtpListener) Accept() (net.Conn, error) {
+	for {
+		nc, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		l.evictIdle(time.Now())
+		select {
+		case l.slots <- struct{}{}:
+		default:
+			l.refuse(nc, "too many connections", "max_conns", cap(l.slots))
+			continue
+		}
+		client := clientPrefix(nc.RemoteAddr())
+		l.mu.Lock()
+		if l.perIP[client] >= l.srv.opts.MaxConnsPerIP {
+			l.mu.Unlock()
+			<-l.slots
+			l.refuse(nc, "too many connections from your address", "max_conns_per_ip", l.srv.opts.MaxConnsPerIP)
+			continue
+		}
+		l.perIP[client]++
+		now := time.Now()
+		c := &smtpConn{Conn: nc, ln: l, id: newSMTPID(), opened: now, client: client, waitSince: now}
+		c.log = l.srv.log.With("id", c.id)
+		l.conns[c] = struct{}{}
+		l.mu.Unlock()
+		c.log.Info("SMTP connection from "+nc.RemoteAddr().String(), "conns", len(l.slots))
+		return c, nil
+	}
+}
+
+// refuse answers a connection over a cap and closes it. A fresh socket's
+// send buffer is empty, so the write does not block; the deadline makes
+// sure of it.
+func (l *smtpListener) refuse(nc net.Conn, why string, args ...any) {
+	nc.SetWriteDeadline(time.Now().Add(time.Second))
+	fmt.Fprintf(nc, "421 4.7.0 %s %s, try again later\r\n", l.srv.opts.Hostname, why)
+	nc.Close()
+	l.srv.log.Warn("SMTP 421 4.7.0 refused connection from "+nc.RemoteAddr().String()+": "+why, args...)
+	l.srv.observe(421)
+}
+
+// clientPrefix is what MaxConnsPerIP counts connections by: an IPv4
+// address, or an IPv6 address's /64 (RFC 4291 §2.5.4: the interface
+// identifier is the host's own to choose, so one host has them all).
+func clientPrefix(a net.Addr) netip.Prefix {
+	ap, err := netip.ParseAddrPort(a.String())
+	if err != nil {
+		return netip.Prefix{}
+	}
+	ip := ap.Addr().Unmap().WithZone("")
+	if ip.Is6() {
+		p, _ := ip.Prefix(64)
+		return p
+	}
+	return netip.PrefixFrom(ip, ip.BitLen())
+}
+
+// busy reports whether more than half of the connection slots are taken:
+// then a connection may not stay silent for long (evictIdle).
+func (l *smtpListener) busy() bool { return 2*len(l.slots) > cap(l.slots) }
+
+// evictLoop runs evictIdle every quarter of BusyIdle (within 10 ms and 1
+// s) until stop is closed, so that silent connections give their slots
+// back before new clients are turned away.
+func (l *smtpListener) evictLoop(stop <-chan struct{}) {
+	tick := time.NewTicker(min(max(l.srv.opts.BusyIdle/4, 10*time.Millisecond), time.Second))
+	defer tick.Stop()
+	for {
+		select {
+		case now := <-tick.C:
+			l.evictIdle(now)
+		case <-stop:
+			return
+		}
+	}
+}
+
+// evictIdle closes, while the listener is busy, every connection that has
+// waited BusyIdle or longer for its next command: go-smtp's wait ends now,
+// with 421 4.4.2 (RFC 5321 §3.8), and it closes the connection. Two
+// addresses with MaxConnsPerIP silent connections each, or many addresses
+// with a few, hold the slots for BusyIdle, not Timeout, and cannot do it
+// again without connecting again. A connection receiving a message is
+// never idle; one between BDAT chunks is, as it waits for a command.
+func (l *smtpListener) evictIdle(now time.Time) {
+	if !l.busy() {
+		return
+	}
+	l.mu.Lock()
+	conns := make([]*smtpConn, 0, len(l.conns))
+	for c := range l.conns {
+		conns = append(conns, c)
+	}
+	l.mu.Unlock()
+	for _, c := range conns {
+		if idle, ok := c.evictIfIdle(now, l.srv.opts.BusyIdle); ok {
+			c.log.Warn("SMTP 421 4.4.2 closing an idle connection: the server is busy", "idle", idle.Round(time.Millisecond).String(),
+				"conns", len(l.slots), "max_conns", cap(l.slots), "busy_idle", l.srv.opts.BusyIdle.String(),
+				"messages", c.messages.Load())
+			l.srv.observe(421)
+		}
+	}
+}
+
+// drain makes every idle connection's wait for a command end now (go-smtp
+// then answers 421 4.4.2 and closes it); a connection in DATA is drained
+// when its message is answered.
+func (l *smtpListener) drain() {
+	l.draining.Store(true)
+	l.mu.Lock()
+	conns := make([]*smtpConn, 0, len(l.conns))
+	for c := range l.conns {
+		conns = append(conns, c)
+	}
+	l.mu.Unlock()
+	// Not under l.mu: a connection busy in its own c.mu must not hold up
+	// the others' Close.
+	for _, c := range conns {
+		c.drain()
+	}
+}
+
+// closeAll closes every connection.
+func (l *smtpListener) closeAll() {
+	l.mu.Lock()
+	conns := make([]*smtpConn, 0, len(l.conns))
+	for c := range l.conns {
+		conns = append(conns, c)
+	}
+	l.mu.Unlock()
+	for _, c := range conns {
+		c.Close()
+	}
+}
+
+// smtpConn is one client connection.
+type smtpConn struct {
+	net.Conn
+	ln        *smtpListener
+	id        string
+	log       *slog.Logger
+	opened    time.Time
+	client    netip.Prefix
+	messages  atomic.Int64
+	tlsLogged atomic.Bool
+	refusals  atomic.Int32
+	closing   atomic.Bool // close once idle: draining, or too many refusals
+	closeOnce sync.Once
+
+	// smtp is go-smtp's connection, once the client has said EHLO or
+	// HELO: its Conn is the one replies are written to (after STARTTLS,
+	// the TLS connection over this one).
+	smtp atomic.Pointer[smtp.Conn]
+	// Commands, counted as go-smtp starts waiting for each one (see
+	// SetReadDeadline): progress is set by the session when a command
+	// reaches it (MAIL, RCPT, DATA or BDAT), junk counts the others since
+	// the last message queued.
+	commands atomic.Int64
+	progress atomic.Bool
+	junk     atomic.Int32
+	// ended is set when the connection has been ended with a reply of
+	// its own: reads fail, and go-smtp closes it without another word.
+	ended atomic.Bool
+
+	mu     sync.Mutex
+	inData bool
+	// waitSince is when go-smtp began waiting for the current command;
+	// dataSince when the current message's data began (Data).
+	waitSince, dataSince time.Time
+	evicted              bool // evictIfIdle ended the wait
+
+	// firstLine holds the first line of each message (Data), allocated
+	// once per connection.
+	firstLine []byte
+
+	// The replies written, seen by Write while they are in plain text.
+	wmu     sync.Mutex
+	tlsOn   bool   // STARTTLS began: what is written now is TLS records
+	pending []byte // the start of a line not complete yet
+	replies int    // replies written in full
+	lines   int    // lines written of the current reply
+	first   string // the current reply's first line
+	// logged is the last line of a reply certharvest's own code has
+	// logged and not yet seen written.
+	logged string
+}
+
+// Write implements net.Conn. Until STARTTLS it sees each reply line go-smtp
+// writes, whole lines only (a line split over several writes is held back
+// until its end), and adjusts it (smtpConn.replyLine). After STARTTLS the
+// bytes are TLS records and pass as they are: go-smtp offers no hook above
+// the TLS layer, so there its replies are its own.
+func (c *smtpConn) Write(p []byte) (int, error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.tlsOn {
+		return c.Conn.Write(p)
+	}
+	c.pending = append(c.pending, p...)
+	var out []byte
+	for {
+		i := bytes.Index(c.pending, []byte("\r\n"))
+		if i < 0 {
+			break
+		}
+		out = append(append(out, c.replyLine(c.pending[:i])...), '\r', '\n')
+		c.pending = c.pending[i+2:]
+	}
+	if len(c.pending) > smtpMaxLineLength {
+		// Not a reply line: pass it on as it is.
+		out, c.pending = append(out, c.pending...), nil
+	}
+	if len(c.pending) == 0 {
+		c.pending = nil
+	}
+	if len(out) > 0 {
+		if _, err := c.Conn.Write(out); err != nil {
+			return 0, err
+		}
+	}
+	return len(p), nil
+}
+
+// plainOver reports whether STARTTLS has begun.
+func (c *smtpConn) plainOver() bool {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return c.tlsOn
+}
+
+// replyLine returns a reply line as it is to be sent, and follows the
+// replies: after the 220 to STARTTLS (any 220 but the greeting), TLS begins
+// (RFC 3207 §4). c.wmu is held.
+func (c *smtpConn) replyLine(line []byte) []byte {
+	if len(line) < 3 {
+		return line
+	}
+	code, final := string(line[:3]), len(line) == 3 || line[3] != '-'
+	if c.lines == 0 {
+		if code == "250" {
+			line = c.greeting(line)
+		}
+		c.first = string(line)
+	}
+	c.lines++
+	if final {
+		c.logReply(string(line))
+		c.replies++
+		c.lines = 0
+		if code == "220" && c.replies > 1 {
+			c.tlsOn = true
+		}
+	}
+	return line
+}
+
+// logReply logs a reply, by its first line, unless certharvest's own code
+// has logged it (smtpConn.loggedReply): go-smtp's replies (syntax errors,
+// 452 past MaxRecipients, 552 for a SIZE= over the limit, 421 at a timeout
+// or shutdown, ...) and the positive replies no other line tells. Refusals
+// and errors are warnings, the rest debug. A reply holds no message content,
+// but may echo what the client sent (a HELO name, an unknown command): it is
+// logged printable and cut short. last is the reply's last line; c.wmu is
+// held.
+func (c *smtpConn) logReply(last string) {
+	if last == c.logged {
+		c.logged = ""
+		return
+	}
+	text := strings.Map(func(r rune) rune {
+		if r < ' ' || r > '~' {
+			return '?'
+		}
+		return r
+	}, c.first)
+	if len(text) > 200 {
+		text = text[:200] + "..."
+	}
+	if len(text) > 4 {
+		// "250-mx.example.org Hello": the separator after the code
+		// says a reply has more lines; the log has them counted.
+		text = text[:3] + " " + text[4:]
+	}
+	level, args := slog.LevelDebug, []any{}
+	if c.first[0] >= '4' {
+		level = slog.LevelWarn
+	}
+	if c.lines > 1 {
+		args = append(args, "lines", c.lines)
+	}
+	c.log.Log(context.Background(), level, "SMTP "+text, args...)
+}
+
+// loggedReply notes that certharvest's code has logged reply, so that Write
+// does not log it again when go-smtp writes it.
+func (c *smtpConn) loggedReply(reply *smtp.SMTPError) {
+	c.loggedLine(fmt.Sprintf("%d %d.%d.%d %s", reply.Code, reply.EnhancedCode[0], reply.EnhancedCode[1],
+		reply.EnhancedCode[2], reply.Message))
+}
+
+func (c *smtpConn) loggedLine(line string) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.logged = line
+}
+
+// greeting gives the first line of a reply to EHLO or HELO this server's
+// name: go-smtp writes "250-Hello client" (EHLO) or "250 2.0.0 Hello
+// client" (HELO), where RFC 5321 §4.1.1.1 wants "250 SP Domain [SP
+// ehlo-greet]" with the server's own domain, and RFC 2034 §3 wants no
+// enhanced status code in a reply to HELO or EHLO. Any other line is
+// returned as it is: go-smtp's other 250 replies do not start with "Hello".
+func (c *smtpConn) greeting(line []byte) []byte {
+	if len(line) < 5 {
+		return line
+	}
+	sep, text := line[3], line[4:]
+	text = bytes.TrimPrefix(text, []byte("2.0.0 "))
+	if !bytes.HasPrefix(text, []byte("Hello ")) {
+		return line
+	}
+	return fmt.Appendf(nil, "250%c%s %s", sep, c.ln.srv.opts.Hostname, text)
+}
+
+// connOf finds the smtpConn under a connection go-smtp may have wrapped in
+// TLS.
+func connOf(nc net.Conn) *smtpConn {
+	if tc, ok := nc.(*tls.Conn); ok {
+		nc = tc.NetConn()
+	}
+	c, _ := nc.(*smtpConn)
+	return c
+}
+
+// errConnEnded is what reading a connection gives once it has been ended
+// with a reply of its own (smtpConn.end). go-smtp closes a connection whose
+// read fails with net.ErrClosed without another reply.
+var errConnEnded = fmt.Errorf("smtp: connection ended: %w", net.ErrClosed)
+
+// SetReadDeadline implements net.Conn. go-smtp calls it (itself, or
+// through the TLS connection after STARTTLS) each time it starts waiting for
+// a command, as Timeout is never zero, and nowhere else: this is where the
+// command just answered is counted and the connection's limits are applied.
+//
+//   - Past MaxSession, or after smtpMaxJunkCommands commands that took no
+//     mail transaction forward, the connection is ended here with 421 (RFC
+//     5321 §3.8), and the error makes go-smtp close it at once, without
+//     acting on commands the client has pipelined behind.
+//   - An idle connection that is to be closed (shutdown, too many
+//     refusals) gets a deadline of now, so go-smtp's wait for the next
+//     command ends (with 421 4.4.2) and it closes the connection.
+func (c *smtpConn) SetReadDeadline(t time.Time) error {
+	reply, args, err := c.nextDeadline(t)
+	if reply != nil {
+		// Written without c.mu: a client that does not read would
+		// otherwise hold up drain (shutdown) for the write's deadline.
+		c.end(reply, args...)
+	}
+	return err
+}
+
+// nextDeadline applies the connection's limits before go-smtp waits for
+// the next command, and sets the read deadline; it returns the reply that
+// ends the connection instead, if one does (c.ended is set).
+func (c *smtpConn) nextDeadline(t time.Time) (reply *smtp.SMTPError, args []any, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ended.Load() {
+		return nil, nil, errConnEnded
+	}
+	// The first call comes before the first command; during BDAT, the
+	// commands are the message's chunks.
+	if c.commands.Add(1) > 1 && !c.inData && !c.progress.Swap(false) {
+		c.junk.Add(1)
+	}
+	c.waitSince = time.Now()
+	switch {
+	case time.Since(c.opened) >= c.ln.srv.opts.MaxSession:
+		c.ended.Store(true)
+		return errSessionTooLong, []any{"max_session", c.ln.srv.opts.MaxSession.String()}, errConnEnded
+	case c.junk.Load() >= smtpMaxJunkCommands && !c.inData:
+		c.ended.Store(true)
+		return errTooManyJunkCommands, []any{"junk_commands", c.junk.Load()}, errConnEnded
+	case c.closingNow():
+		t = time.Now()
+	}
+	// Under c.mu, so that drain's deadline of now is not overwritten.
+	return nil, nil, c.Conn.SetReadDeadline(t)
+}
+
+// Read implements net.Conn: once the connection has been ended, it fails as
+// if closed.
+func (c *smtpConn) Read(p []byte) (int, error) {
+	if c.ended.Load() {
+		return 0, errConnEnded
+	}
+	return c.Conn.Read(p)
+}
+
+// end answers reply on the connection, logs it with args, and makes the
+// connection's reads fail so go-smtp closes it. It is called from go-smtp's
+// goroutine between commands (SetReadDeadline), when go-smtp has written
+// its last reply in full and writes nothing else, so the reply goes out
+// whole; after STARTTLS it goes through the TLS connection. c.mu is not
+// held, and the write has a short deadline (as refuse's): a client that does
+// not read holds nothing up for long.
+func (c *smtpConn) end(reply *smtp.SMTPError, args ...any) {
+	c.ended.Store(true)
+	line := fmt.Sprintf("%d %d.%d.%d %s %s\r\n", reply.Code, reply.EnhancedCode[0], reply.EnhancedCode[1],
+		reply.EnhancedCode[2], c.ln.srv.opts.Hostname, reply.Message)
+	var w net.Conn = c
+	if gc := c.smtp.Load(); gc != nil {
+		w = gc.Conn()
+	} else if c.plainOver() {
+		// STARTTLS before EHLO: the TLS connection is not to hand.
+		w = nil
+	}
+	if w != nil {
+		c.loggedLine(strings.TrimSuffix(line, "\r\n"))
+		w.SetWriteDeadline(time.Now().Add(time.Second))
+		if _, err := io.WriteString(w, line); err != nil {
+			args = append(args, "error", err)
+		}
+	}
+	c.log.Warn(fmt.Sprintf("SMTP %d %d.%d.%d %s", reply.Code, reply.EnhancedCode[0], reply.EnhancedCode[1],
+		reply.EnhancedCode[2], reply.Message), append(args, "messages", c.messages.Load())...)
+	c.ln.srv.observe(reply.Code)
+}
+
+// closingNow reports whether the connection should end at its next wait
+// for a command. c.mu is held.
+func (c *smtpConn) closingNow() bool {
+	return (c.ln.draining.Load() || c.closing.Load()) && !c.inData
+}
+
+// closeSoon ends the connection at its next wait for a command.
+func (c *smtpConn) closeSoon() {
+	c.closing.Store(true)
+}
+
+// SetDeadline implements net.Conn like SetReadDeadline.
+func (c *smtpConn) SetDeadline(t time.Time) error {
+	if err := c.Conn.SetWriteDeadline(t); err != nil {
+		return err
+	}
+	return c.SetReadDeadline(t)
+}
+
+// firstLineBuf returns the connection's buffer for the first line of a
+// message: one message at a time is received on a connection.
+func (c *smtpConn) firstLineBuf() []byte {
+	if c.firstLine == nil {
+		c.firstLine = make([]byte, smtpFirstLineMax)
+	}
+	return c.firstLine
+}
+
+// evictIfIdle ends the connection's wait for a command when it has lasted
+// idle or longer (now minus waitSince): the read fails at once, and
+// go-smtp answers 421 4.4.2 and closes the connection. A connection
+// receiving DATA, or whose reading a command has not started, is left
+// alone. It returns how long the connection was idle, and whether it ended
+// the wait.
+func (c *smtpConn) evictIfIdle(now time.Time, idle time.Duration) (time.Duration, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	waited := now.Sub(c.waitSince)
+	// During BDAT the connection waits for the next chunk's command while
+	// the message's data is open: idle all the same.
+	receiving := c.inData && !c.waitSince.After(c.dataSince)
+	if c.evicted || c.ended.Load() || receiving || waited < idle {
+		return waited, false
+	}
+	c.evicted = true
+	c.closing.Store(true) // should go-smtp start another wait meanwhile
+	// go-smtp's reply, logged by the caller with the reason.
+	c.loggedLine("421 4.4.2 Idle timeout, bye bye")
+	c.Conn.SetReadDeadline(time.Now())
+	return waited, true
+}
+
+func (c *smtpConn) setInData(in bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.inData = in
+	if in {
+		c.dataSince = time.Now()
+	}
+	if c.closingNow() {
+		c.Conn.SetReadDeadline(time.Now())
+	}
+}
+
+func (c *smtpConn) drain() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.inData {
+		c.Conn.SetReadDeadline(time.Now())
+	}
+}
+
+// Close implements net.Conn; go-smtp may call it more than once.
+func (c *smtpConn) Close() error {
+	err := c.Conn.Close()
+	c.closeOnce.Do(func() {
+		c.ln.mu.Lock()
+		delete(c.ln.conns, c)
+		if c.ln.perIP[c.client]--; c.ln.perIP[c.client] <= 0 {
+			delete(c.ln.perIP, c.client)
+		}
+		c.ln.mu.Unlock()
+		<-c.ln.slots
+		c.log.Info("SMTP connection closed", "remote", c.RemoteAddr().String(), "messages", c.messages.Load(),
+			"duration", time.Since(c.opened).Round(time.Millisecond).String())
+	})
+	return err
+}
+
+// smtpDefaultHostname is the machine's name, for the banner.
+func smtpDefaultHostname() string {
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		return "localhost"
+	}
+	return h
+}
+
+// newSMTPID returns a connection id for the log: smtp- and 8 hex digits.
+func newSMTPID() string {
+	var b [4]byte
+	rand.Read(b[:])
+	return "smtp-" + hex.EncodeToString(b[:])
+}
+
+// smtpErrorLog sends go-smtp's own messages (a failed TLS handshake, a
+// connection error, a recovered panic) to the log.
+type smtpErrorLog struct{ log *slog.Logger }
+
+func (l smtpErrorLog) Printf(format string, v ...any) {
+	l.log.Warn("SMTP: " + strings.TrimSpace(fmt.Sprintf(format, v...)))
+}
+
+func (l smtpErrorLog) Println(v ...any) {
+	l.log.Warn("SMTP: " + strings.TrimSpace(fmt.Sprintln(v...)))
+}
