@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -15,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/certharvest/certharvest/internal/testfs"
 )
 
 // archiveNow is the clock of the archive's tests.
@@ -366,27 +367,11 @@ func TestFreeSpaceCountsRejected(t *testing.T) {
 	}
 }
 
-// mountTmpfs mounts a tmpfs of size bytes at a new folder, so that a disk
-// really fills up (ENOSPC). It needs root and mount(8).
-func mountTmpfs(t *testing.T, size string) string {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("filling a real file system needs root to mount a tmpfs")
-	}
-	dir := filepath.Join(t.TempDir(), "small")
-	os.MkdirAll(dir, 0o755)
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a tmpfs here: %v %s", err, out)
-	}
-	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
-	return dir
-}
-
 // On a real full disk, a message whose journal record fits but whose file
 // does not is delivered all the same: the journal's copy is retired early,
 // rejected mail removed, and the file placed and made durable.
 func TestDeliverOnFullDisk(t *testing.T) {
-	small := mountTmpfs(t, "1m")
+	small := testfs.MountTmpfs(t, "1m")
 	s, err := OpenSpoolOptions(filepath.Join(small, "spool"), SpoolOptions{Archive: ArchivePolicy{SweepEvery: -1}})
 	if err != nil {
 		t.Fatal(err)
@@ -430,7 +415,7 @@ func TestDeliverOnFullDisk(t *testing.T) {
 func TestDeliverLargeOnFullDisk(t *testing.T) {
 	for _, via := range []string{"Deliver", "MessageWriter"} {
 		t.Run(via, func(t *testing.T) {
-			small := mountTmpfs(t, "2m")
+			small := testfs.MountTmpfs(t, "2m")
 			s, err := OpenSpoolOptions(filepath.Join(small, "spool"), SpoolOptions{Archive: ArchivePolicy{SweepEvery: -1}})
 			if err != nil {
 				t.Fatal(err)

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/certharvest/certharvest/internal/testfs"
 )
 
 // reportWhole reads the report at path and fails the test if its last line
@@ -51,7 +53,7 @@ func healthz(t *testing.T, addr string) (int, string) {
 func TestFaultReportDiskFull(t *testing.T) {
 	for _, hup := range []bool{false, true} {
 		t.Run("sighup="+strconv.FormatBool(hup), func(t *testing.T) {
-			small := mountTmpfs(t, "256k")
+			small := testfs.MountTmpfs(t, "256k")
 			report := filepath.Join(small, "report.jsonl")
 			s := startServe(t, t.TempDir(), "--report", report, "--http", "127.0.0.1:0", "--metrics", "127.0.0.1:0")
 			s.report = report // the flag given last wins
@@ -154,7 +156,7 @@ func scrapeServe(t *testing.T, s *service, sample string) string {
 // scan with its report on a full disk exits non-zero and leaves the report
 // as it was: no cut line.
 func TestFaultScanReportDiskFull(t *testing.T) {
-	small := mountTmpfs(t, "256k")
+	small := testfs.MountTmpfs(t, "256k")
 	report := filepath.Join(small, "report.jsonl")
 	dir := t.TempDir()
 	args := append(append([]string{"scan"}, sampleFlags()...), "--certs", filepath.Join(dir, "certs"), "--report", report,

@@ -3,27 +3,12 @@ package main
 import (
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
-)
 
-// mountTmpfs mounts a tmpfs of size bytes at a new folder, so that a disk
-// really fills up (ENOSPC) during a test. It needs root and mount(8).
-func mountTmpfs(t *testing.T, size string) string {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("filling a real file system needs root to mount a tmpfs")
-	}
-	dir := filepath.Join(t.TempDir(), "small")
-	os.MkdirAll(dir, 0o755)
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a tmpfs here: %v %s", err, out)
-	}
-	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
-	return dir
-}
+	"github.com/certharvest/certharvest/internal/testfs"
+)
 
 // fill writes a file until the file system is full.
 func fill(t *testing.T, dir string) string {
@@ -46,7 +31,7 @@ func fill(t *testing.T, dir string) string {
 // certificate cannot be written (store_failed is temporary), stays in new/,
 // and is stored and reported once space is back. Nothing is lost.
 func TestFaultCertificateDiskFull(t *testing.T) {
-	small := mountTmpfs(t, "64k")
+	small := testfs.MountTmpfs(t, "64k")
 	certs := filepath.Join(small, "certs")
 	os.MkdirAll(certs, 0o755)
 	filler := fill(t, small)
@@ -75,7 +60,7 @@ func TestFaultCertificateDiskFull(t *testing.T) {
 // A full spool disk: the webhook answers 503 and nothing is acknowledged;
 // once space is back the same request is accepted.
 func TestFaultSpoolDiskFull(t *testing.T) {
-	small := mountTmpfs(t, "256k")
+	small := testfs.MountTmpfs(t, "256k")
 	dir := t.TempDir()
 	maildir := filepath.Join(small, "Maildir")
 	for _, sub := range []string{"tmp", "new", "cur"} {

@@ -12,11 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/certharvest/certharvest/ingest"
+	"github.com/certharvest/certharvest/internal/testfs"
 	"github.com/emersion/go-smtp"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-
-	"github.com/certharvest/certharvest/ingest"
 )
 
 // junkMessage is an unsigned message of about size bytes, distinct for n:
@@ -87,7 +87,7 @@ func (s *service) waitReported(t *testing.T, n int, timeout time.Duration) {
 // gave way, the seventh filled the disk with rejected mail kept in cur/, and
 // every later sender got 451 (and /healthz 503 "spool low on space").
 func TestFaultSpoolFullOfRejected(t *testing.T) {
-	small := mountTmpfs(t, "2m")
+	small := testfs.MountTmpfs(t, "2m")
 	dir := t.TempDir()
 	maildir := filepath.Join(small, "Maildir")
 	s := startServe(t, dir, "--maildir", maildir, "--max-size", "300KiB",
