@@ -132,13 +132,7 @@ func (l *smtpListener) evictIdle(now time.Time) {
 	if !l.busy() {
 		return
 	}
-	l.mu.Lock()
-	conns := make([]*smtpConn, 0, len(l.conns))
-	for c := range l.conns {
-		conns = append(conns, c)
-	}
-	l.mu.Unlock()
-	for _, c := range conns {
+	for _, c := range l.connections() {
 		if idle, ok := c.evictIfIdle(now, l.srv.opts.BusyIdle); ok {
 			c.log.Warn("SMTP 421 4.4.2 closing an idle connection: the server is busy", "idle", idle.Round(time.Millisecond).String(),
 				"conns", len(l.slots), "max_conns", cap(l.slots), "busy_idle", l.srv.opts.BusyIdle.String(),
@@ -153,30 +147,30 @@ func (l *smtpListener) evictIdle(now time.Time) {
 // when its message is answered.
 func (l *smtpListener) drain() {
 	l.draining.Store(true)
-	l.mu.Lock()
-	conns := make([]*smtpConn, 0, len(l.conns))
-	for c := range l.conns {
-		conns = append(conns, c)
-	}
-	l.mu.Unlock()
 	// Not under l.mu: a connection busy in its own c.mu must not hold up
 	// the others' Close.
-	for _, c := range conns {
+	for _, c := range l.connections() {
 		c.drain()
 	}
 }
 
 // closeAll closes every connection.
 func (l *smtpListener) closeAll() {
+	for _, c := range l.connections() {
+		c.Close()
+	}
+}
+
+// connections returns the open connections, for acting on each without
+// holding l.mu.
+func (l *smtpListener) connections() []*smtpConn {
 	l.mu.Lock()
+	defer l.mu.Unlock()
 	conns := make([]*smtpConn, 0, len(l.conns))
 	for c := range l.conns {
 		conns = append(conns, c)
 	}
-	l.mu.Unlock()
-	for _, c := range conns {
-		c.Close()
-	}
+	return conns
 }
 
 // smtpConn is one client connection.
