@@ -66,6 +66,15 @@ func TestPipelineBadInput(t *testing.T) {
 		// Over them: refused before any parser reads the fields.
 		{"header over 1 MiB", dkimSigned(t, f, "X-Long: "+strings.Repeat("a", 1<<20)+"\r\n", "text/plain", "x\r\n"), verify.ReasonMalformed, 4 * MiB},
 		{"1.5 million header fields", headerFields(1_500_000), verify.ReasonMalformed, 4 * MiB},
+		// The same caps on the headers of the parts go-message reads.
+		{"a signed part's header over the caps", dkimSigned(t, f, "", `multipart/signed; protocol="application/pkcs7-signature"; boundary=b`,
+			"--b\r\n"+strings.Repeat("X-P: v\r\n", 10001)+"\r\nhello\r\n--b\r\nContent-Type: application/pkcs7-signature\r\n\r\nMIIB\r\n--b--\r\n"), verify.ReasonMalformed, 4 * MiB},
+		{"a part's header over the caps, boundary ending in --", dkimSigned(t, f, "", `multipart/signed; protocol="application/pkcs7-signature"; boundary="x--"`,
+			"--x--\r\nContent-Type: text/plain\r\n\r\nhello\r\n--x--\r\n"+strings.Repeat("X-P: v\r\n", 10001)+"Content-Type: application/pkcs7-signature\r\n\r\nMIIB\r\n--x----\r\n"), verify.ReasonMalformed, 4 * MiB},
+		{"a mixed first part's header over the caps", dkimSigned(t, f, "", `multipart/mixed; boundary=m`,
+			"--m\r\n"+strings.Repeat("X-P: v\r\n", 10001)+"\r\nhello\r\n--m--\r\n"), verify.ReasonMalformed, 4 * MiB},
+		{"an epilogue is no header", dkimSigned(t, f, "", `multipart/mixed; boundary=m`,
+			"--m\r\nContent-Type: text/plain\r\n\r\nhello\r\n--m--\r\n"+strings.Repeat("X-P: v\r\n", 10001)), verify.ReasonNoSignature, 4 * MiB},
 		{"invalid base64 signature", dkimSigned(t, f, "", `multipart/signed; protocol="application/pkcs7-signature"; boundary=b`,
 			signedPrefix+"!!!not base64!!!\r\n--b--\r\n"), verify.ReasonSignatureMalformed, 1 * MiB},
 		{"unpadded base64 signature", dkimSigned(t, f, "", `multipart/signed; protocol="application/pkcs7-signature"; boundary=b`,

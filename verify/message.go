@@ -43,6 +43,8 @@ type parsedMessage struct {
 	canonical []byte
 	header    textproto.Header
 	body      []byte // canonical[len(header)+blank line:]
+	// limits are the header caps, for the body parts' headers too.
+	limits HeaderLimits
 }
 
 // canonicalCRLF returns b with every bare LF turned into CRLF (RFC 5322 §2.1:
@@ -110,5 +112,5 @@ func parseMessage(raw []byte, maxSize int64, limits HeaderLimits) (*parsedMessag
 		return nil, fail(ReasonMalformed, "no header fields")
 	}
 	consumed := len(canonical) - r.Len() - br.Buffered()
-	return &parsedMessage{canonical: canonical, header: header, body: canonical[consumed:]}, nil
+	return &parsedMessage{canonical: canonical, header: header, body: canonical[consumed:], limits: limits}, nil
 }

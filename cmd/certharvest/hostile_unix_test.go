@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/certharvest/certharvest/internal/testcorpus"
 )
 
 // runBinaryUsage is runBinary that also returns what the child process
@@ -127,5 +129,72 @@ func holdToHeaderBombBounds(t *testing.T, ru *syscall.Rusage) {
 	}
 	if cpu > headerBombMaxCPU {
 		t.Errorf("CPU %v, want at most %v", cpu, headerBombMaxCPU)
+	}
+}
+
+// The same bomb inside a body part, DKIM-signed so that it reaches the
+// MIME stage: the first part of multipart/signed, its signature part, and
+// the first part of a multipart/mixed. go-message's multipart reader has no
+// cap of its own: before the part headers were capped, check peaked at
+// 694 MB and 2.5 s on each (built without -race). Each is message_malformed,
+// at no more cost than a control: a message of the same size whose bytes
+// are in the part's body, which DKIM hashes all the same.
+func TestHeaderFieldsBombInPartBounded(t *testing.T) {
+	dir := t.TempDir()
+	f, err := testcorpus.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	trust, keys := filepath.Join(dir, "trust.pem"), filepath.Join(dir, "dkim-keys.txt")
+	if err := os.WriteFile(trust, f.TrustPEM(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keys, f.KeysFile(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var bomb strings.Builder
+	for i := range 1_500_000 {
+		fmt.Fprintf(&bomb, "X-H%d: v\r\n", i)
+	}
+	const signed = `multipart/signed; protocol="application/pkcs7-signature"; micalg=sha-256; boundary=b`
+	sigPart := "Content-Type: application/pkcs7-signature\r\nContent-Transfer-Encoding: base64\r\n"
+	check := func(t *testing.T, name, contentType, body string) (runResult, *syscall.Rusage) {
+		t.Helper()
+		msg := "From: x@example.com\r\nTo: in@example.org\r\nSubject: bomb\r\nDate: Mon, 1 Jun 2026 00:00:00 +0000\r\n" +
+			"Message-ID: <bomb@example.com>\r\nMIME-Version: 1.0\r\nContent-Type: " + contentType + "\r\n\r\n" + body
+		raw, err := f.DKIMSign([]byte(msg), "example.com")
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(dir, name+".eml")
+		if err := os.WriteFile(path, raw, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return runBinaryUsage(t, "check", "--trust", trust, "--dkim-keys", keys, "--at", testcorpus.At.Format(time.RFC3339), path)
+	}
+	_, control := check(t, "control", "multipart/mixed; boundary=m",
+		"--m\r\nContent-Type: text/plain\r\n\r\n"+strings.Repeat("X-H: v\r\n", bomb.Len()/8)+"--m--\r\n")
+	t.Logf("control: peak RSS %d MiB, CPU %v", peakRSS(control)>>20, cpuTime(control))
+	for _, tt := range []struct{ name, contentType, body string }{
+		{"signed content", signed, "--b\r\n" + bomb.String() + "Content-Type: text/plain\r\n\r\nhello\r\n--b\r\n" + sigPart + "\r\nMIIB\r\n--b--\r\n"},
+		{"signature part", signed, "--b\r\nContent-Type: text/plain\r\n\r\nhello\r\n--b\r\n" + bomb.String() + sigPart + "\r\nMIIB\r\n--b--\r\n"},
+		{"mixed first part", "multipart/mixed; boundary=m", "--m\r\n" + bomb.String() + "Content-Type: text/plain\r\n\r\nhello\r\n--m--\r\n"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r, ru := check(t, "bomb", tt.contentType, tt.body)
+			if r.code != exitRejected || !strings.Contains(r.stdout, "reason:  message_malformed") || !strings.Contains(r.stdout, "a body part's header has more than 10000 fields") {
+				t.Errorf("exit %d, want %d with message_malformed naming the part's cap\n%s%s", r.code, exitRejected, r.stdout, r.stderr)
+			}
+			rss, cpu := peakRSS(ru), cpuTime(ru)
+			t.Logf("peak RSS %d MiB, CPU %v", rss>>20, cpu)
+			// A quarter more than the control, and 32 MiB of slack for the
+			// garbage collector's timing.
+			if limit := peakRSS(control)*5/4 + 32<<20; rss > limit {
+				t.Errorf("peak RSS %d MiB, want at most %d MiB (the control's and a quarter)", rss>>20, limit>>20)
+			}
+			if limit := cpuTime(control)*2 + time.Second; cpu > limit {
+				t.Errorf("CPU %v, want at most %v (twice the control's and a second)", cpu, limit)
+			}
+		})
 	}
 }
