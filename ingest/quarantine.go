@@ -355,8 +355,24 @@ func writeInFlightLog(path string, crashes map[string]int, open map[string]struc
 	if clean {
 		b = append(b, lineClean+"\n"...)
 	}
+	// Whoever can write in the spool (the MTA's group) may have put a link
+	// or a file at the temporary name: it is removed (a link itself, never
+	// what it points to), and the new file made with O_EXCL and no link
+	// followed, so nothing outside the spool is ever truncated.
 	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+	if err := os.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	f, err := openNoFollow(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(b)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(tmp)
 		return err
 	}
 	return os.Rename(tmp, path)

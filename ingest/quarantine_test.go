@@ -159,6 +159,36 @@ func TestInFlightLogNotFollowed(t *testing.T) {
 	}
 }
 
+// A link planted at the log's temporary name (the spool is group-writable
+// for the MTA) is never written through: the rewrite at open replaces it.
+func TestInFlightLogTempNotFollowed(t *testing.T) {
+	s := testSpool(t)
+	secret := filepath.Join(t.TempDir(), "secret")
+	const content = "the service user's file\n"
+	if err := os.WriteFile(secret, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(s.Dir(), InFlightLog)
+	os.WriteFile(path, []byte("+old-suspect\n"), 0o600) // a rewrite at open
+	if err := os.Symlink(secret, path+".tmp"); err != nil {
+		t.Fatal(err)
+	}
+	l, suspects := openInFlight(t, s)
+	if len(suspects) != 1 {
+		t.Errorf("suspects %v, want old-suspect", suspects)
+	}
+	l.Taken("m1")
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if data, _ := os.ReadFile(secret); string(data) != content {
+		t.Errorf("the link's target was written: %q", data)
+	}
+	if info, err := os.Lstat(path); err != nil || !info.Mode().IsRegular() {
+		t.Errorf("the log is not a regular file of its own: %v, %v", info, err)
+	}
+}
+
 // The log stays small however many messages pass: past maxInFlightLog it
 // is rewritten with only the suspects not yet verified and the messages in
 // flight, which a crash then still finds, under appends from many
@@ -243,7 +273,9 @@ func TestInFlightRewriteFailureBacksOff(t *testing.T) {
 	s := testSpool(t)
 	l, _ := openInFlight(t, s)
 	path := filepath.Join(s.Dir(), InFlightLog)
-	if err := os.Mkdir(path+".tmp", 0o700); err != nil { // in the rewrite's way
+	// In the rewrite's way: a folder that is not empty, which the rewrite
+	// cannot remove as it removes a file or a link there.
+	if err := os.MkdirAll(filepath.Join(path+".tmp", "x"), 0o700); err != nil {
 		t.Fatal(err)
 	}
 	name := strings.Repeat("y", 200)
@@ -259,7 +291,7 @@ func TestInFlightRewriteFailureBacksOff(t *testing.T) {
 		t.Fatalf("size %d, next rewrite at %d: the failed rewrite was not seen", l.size.Load(), l.compact.Load())
 	}
 	l.Taken("in-flight")
-	if err := os.Remove(path + ".tmp"); err != nil {
+	if err := os.RemoveAll(path + ".tmp"); err != nil {
 		t.Fatal(err)
 	}
 	grow()
