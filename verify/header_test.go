@@ -2,6 +2,8 @@ package verify
 
 import (
 	"bytes"
+	"context"
+	"crypto/x509"
 	"errors"
 	"strings"
 	"testing"
@@ -137,4 +139,18 @@ func FuzzHeaderCounter(f *testing.F) {
 			t.Fatalf("reference %d fields, counter %d", fields, c.Fields())
 		}
 	})
+}
+
+// A Message-ID goes into the report: a sender cannot make it longer than a
+// header line may be.
+func TestMessageIDBounded(t *testing.T) {
+	long := strings.Repeat("x", 300_000)
+	p, err := New(Options{Roots: x509.NewCertPool(), LookupTXT: func(context.Context, string) ([]string, error) { return nil, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := p.Verify(context.Background(), &Message{Raw: []byte("From: a@example.com\r\nMessage-ID: <" + long + "@example.com>\r\n\r\nbody\r\n")})
+	if len(res.MessageID) > maxMessageIDLen+len("…") || !strings.HasPrefix(res.MessageID, "<xxx") {
+		t.Errorf("Message-ID of %d bytes in the result: %.40q", len(res.MessageID), res.MessageID)
+	}
 }

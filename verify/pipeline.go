@@ -16,6 +16,10 @@ import (
 	"unicode/utf8"
 )
 
+// maxMessageIDLen bounds the Message-ID a Result carries: the longest line
+// RFC 5322 §2.1.1 allows. A longer one is cut, marked with "…".
+const maxMessageIDLen = 998
+
 // DefaultMaxSize is the default largest message accepted: 25 MiB, a common
 // MTA limit.
 const DefaultMaxSize = 25 << 20
@@ -201,7 +205,9 @@ func (p *Pipeline) run(ctx context.Context, m *Message, res *Result, log *story)
 	if err != nil {
 		return err
 	}
-	res.MessageID = strings.TrimSpace(msg.header.Get("Message-Id"))
+	// The report carries it: bounded as a header line is (RFC 5322
+	// §2.1.1), so a sender cannot make a report line a megabyte long.
+	res.MessageID = truncate(strings.TrimSpace(msg.header.Get("Message-Id")), maxMessageIDLen)
 
 	from, err := fromAddress(msg)
 	clock.done(StageFrom)
