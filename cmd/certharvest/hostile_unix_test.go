@@ -138,7 +138,8 @@ func holdToHeaderBombBounds(t *testing.T, ru *syscall.Rusage) {
 // cap of its own: before the part headers were capped, check peaked at
 // 694 MB and 2.5 s on each (built without -race). Each is message_malformed,
 // at no more cost than a control: a message of the same size whose bytes
-// are in the part's body, which DKIM hashes all the same.
+// are in the part's body, which DKIM hashes all the same (a bound relative
+// to it, since the message's size, not the bomb, sets most of the cost).
 func TestHeaderFieldsBombInPartBounded(t *testing.T) {
 	dir := t.TempDir()
 	f, err := testcorpus.New()
@@ -187,10 +188,12 @@ func TestHeaderFieldsBombInPartBounded(t *testing.T) {
 			}
 			rss, cpu := peakRSS(ru), cpuTime(ru)
 			t.Logf("peak RSS %d MiB, CPU %v", rss>>20, cpu)
-			// A quarter more than the control, and 32 MiB of slack for the
-			// garbage collector's timing.
-			if limit := peakRSS(control)*5/4 + 32<<20; rss > limit {
-				t.Errorf("peak RSS %d MiB, want at most %d MiB (the control's and a quarter)", rss>>20, limit>>20)
+			// Twice the control and 64 MiB: the garbage collector's timing
+			// on a loaded machine moves both by hundreds of MiB (the control
+			// measured 214 to 463 MiB under -race), while without the part
+			// caps each case takes ten times the control (2,020 MiB).
+			if limit := peakRSS(control)*2 + 64<<20; rss > limit {
+				t.Errorf("peak RSS %d MiB, want at most %d MiB (twice the control's and 64 MiB)", rss>>20, limit>>20)
 			}
 			if limit := cpuTime(control)*2 + time.Second; cpu > limit {
 				t.Errorf("CPU %v, want at most %v (twice the control's and a second)", cpu, limit)

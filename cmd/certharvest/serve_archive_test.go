@@ -188,7 +188,13 @@ func TestSpoolCollectorArchive(t *testing.T) {
 	}
 	defer spool.Close()
 	deadline := time.Now().Add(10 * time.Second)
-	for spool.ArchiveStats().Evicted[ingest.EvictAge] < 2 && time.Now().Before(deadline) {
+	// The sweep counts its evictions as it goes, and what it kept at its
+	// end: wait for both.
+	swept := func() bool {
+		st := spool.ArchiveStats()
+		return st.Evicted[ingest.EvictAge] >= 2 && st.Accepted.Messages >= 1
+	}
+	for !swept() && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	wantSamples(t, scrape(t, promhttp.HandlerFor(registryOf(newSpoolCollector(watcher, spool, discardLogger())), promhttp.HandlerOpts{})),
