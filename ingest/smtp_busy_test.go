@@ -135,3 +135,37 @@ func TestSMTPBusyIdle(t *testing.T) {
 		t.Errorf("log:\n%s", f.log)
 	}
 }
+
+// While the server is busy, a client that keeps its slot with NOOPs, each
+// within BusyIdle, is closed after smtpBusyJunkCommands of them instead of
+// smtpMaxJunkCommands; while it is not, the usual limit holds.
+func TestSMTPBusyJunkLimit(t *testing.T) {
+	f := startSMTP(t, SMTPOptions{MaxConns: 4, MaxConnsPerIP: 4})
+	noops := func(s *smtpRawSession) (answered int, last string) {
+		s.cmd("EHLO client.example.net\r\n") // junk 1
+		for answered < smtpMaxJunkCommands {
+			last = s.cmd("NOOP\r\n")
+			if !strings.HasPrefix(last, "250 ") {
+				return answered, last
+			}
+			answered++
+		}
+		return answered, last
+	}
+	quiet := smtpDialRaw(t, f.addr)
+	quiet.reply()
+	if n, last := noops(quiet); n != smtpMaxJunkCommands-1 {
+		t.Fatalf("not busy: %d NOOPs answered, then %q; want %d", n, last, smtpMaxJunkCommands-1)
+	}
+	// Three of four slots taken: busy.
+	for range 2 {
+		s := smtpDialRaw(t, f.addr)
+		s.reply()
+	}
+	busy := smtpDialRaw(t, f.addr)
+	busy.reply()
+	n, last := noops(busy)
+	if n != smtpBusyJunkCommands-1 || last != "421 4.7.0 mx.test too many commands without mail, closing connection" {
+		t.Errorf("busy: %d NOOPs answered, then %q; want %d, then 421", n, last, smtpBusyJunkCommands-1)
+	}
+}

@@ -418,7 +418,7 @@ func (c *smtpConn) nextDeadline(t time.Time) (reply *smtp.SMTPError, args []any,
 	case time.Since(c.opened) >= c.ln.srv.opts.MaxSession:
 		c.ended.Store(true)
 		return errSessionTooLong, []any{"max_session", c.ln.srv.opts.MaxSession.String()}, errConnEnded
-	case c.junk.Load() >= smtpMaxJunkCommands && !c.inData:
+	case c.junk.Load() >= c.junkLimit() && !c.inData:
 		c.ended.Store(true)
 		return errTooManyJunkCommands, []any{"junk_commands", c.junk.Load()}, errConnEnded
 	case c.closingNow():
@@ -426,6 +426,15 @@ func (c *smtpConn) nextDeadline(t time.Time) (reply *smtp.SMTPError, args []any,
 	}
 	// Under c.mu, so that drain's deadline of now is not overwritten.
 	return nil, nil, c.Conn.SetReadDeadline(t)
+}
+
+// junkLimit is how many commands without mail the connection may send now:
+// fewer while the server is busy.
+func (c *smtpConn) junkLimit() int32 {
+	if c.ln.busy() {
+		return smtpBusyJunkCommands
+	}
+	return smtpMaxJunkCommands
 }
 
 // Read implements net.Conn: once the connection has been ended, it fails as
