@@ -1,7 +1,6 @@
 package ingest
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,21 +8,14 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
-	"maps"
-	"math"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/certharvest/certharvest/internal/tmpfile"
-	"github.com/certharvest/certharvest/verify"
-	jsonv2 "github.com/go-json-experiment/json"
-	"github.com/go-json-experiment/json/jsontext"
-	jsonv1 "github.com/go-json-experiment/json/v1"
 )
 
 // Spool is a Maildir that live inputs deliver into before they acknowledge a
@@ -615,148 +607,6 @@ func syncDir(dir string) error {
 	return d.Sync()
 }
 
-// Load reads a message from new/ with its context. A message without a
-// context file was delivered by an MTA: its source is "maildir" and its
-// received time the Maildir name's time, else the file's modification time.
-// A message that is no longer in new/ gives an error wrapping
-// fs.ErrNotExist. A message over maxSize is not read; its error wraps a
-// *TooLargeError, and m has its context and its ID all the same.
-func (s *Spool) Load(name string, maxSize int64) (*verify.Message, error) {
-	m, _, err := s.LoadFile(name, ReadOptions{MaxSize: maxSize})
-	return m, err
-}
-
-// ReadOptions say how LoadFile and ReadMessageFileWith read a message.
-type ReadOptions struct {
-	// MaxSize is the largest message read, as Load's maxSize.
-	MaxSize int64
-	// NoFollow refuses a symbolic link (an error wrapping ErrNotRegular)
-	// rather than read the file it names. Spool.LoadFile always sets it;
-	// scan sets it for the files it finds in a folder, not for a path the
-	// operator gave it.
-	NoFollow bool
-	// Reserve, when not nil, is called once the file is open with the
-	// bytes about to be read into memory (its size), before they are: a
-	// caller bounding the memory of the messages in flight waits there.
-	// It is not called for a file over MaxSize, which is never held.
-	Reserve func(size int64)
-}
-
-// FileVersion tells one state of a message file from another: its size
-// and modification time. A message delivered the Maildir way never changes
-// in new/; one written straight into new/ changes until its writer is done.
-type FileVersion struct {
-	Size    int64
-	ModTime time.Time
-}
-
-// LoadFile is Load, and also returns the version of the file it read (the
-// zero FileVersion when it could not open it), for Version to tell whether
-// the file changed since.
-func (s *Spool) LoadFile(name string, opts ReadOptions) (*verify.Message, FileVersion, error) {
-	path := s.newDir.join(name)
-	m := &verify.Message{Path: path, Source: "maildir"}
-	d := s.newDir
-	if !plainName(name) {
-		d = nil // opened by its path, as it says: not a file of new/
-	}
-	opts.NoFollow = true // a link in new/ is refused, never read
-	f, err := readFileAt(d, name, path, opts, envelopeXattr)
-	if err != nil {
-		// A message too large is still reported with its context (where
-		// it came from) and its id.
-		if m.ID = MessageIDOf(err); m.ID == "" {
-			return m, FileVersion{}, err
-		}
-	}
-	version := FileVersion{Size: f.size, ModTime: f.modTime}
-	loadErr := err
-	err = nil
-	m.Raw = f.raw
-	data := f.xattr
-	if data == nil && s.metaUsed.Load() {
-		data, err = s.readMeta(name)
-	}
-	if data != nil && err == nil {
-		var env Envelope
-		if decodeEnvelope(data, &env) == nil {
-			m.Source, m.EnvelopeFrom, m.EnvelopeTo = env.Source, env.EnvelopeFrom, env.EnvelopeTo
-			m.RemoteAddr, m.Received, m.Extra = env.RemoteAddr, env.Received, env.Extra
-		}
-	}
-	if m.Received.IsZero() {
-		m.Received = deliveryTime(name, f.modTime)
-	}
-	return m, version, loadErr
-}
-
-// Version returns the version of the message file name in new/ now, looked
-// at as the MaildirWatcher looks (fstatat(2) relative to new/). An error
-// wraps fs.ErrNotExist when the file has left new/.
-func (s *Spool) Version(name string) (FileVersion, error) {
-	d := s.newDir
-	if !plainName(name) {
-		d, name = nil, s.newDir.join(name)
-	}
-	info, err := statAt(d, name)
-	if err != nil {
-		return FileVersion{}, err
-	}
-	return FileVersion{Size: info.size, ModTime: info.modTime}, nil
-}
-
-// decodeEnvelope decodes a message's context, which Deliver encoded with
-// encoding/json, as encoding/json would (TestDecodeEnvelope), with
-// github.com/go-json-experiment/json: half the time, a third of the
-// allocations. The options are encoding/json's ways: member names matched
-// without regard to case (but not to '_' and '-'), a member named twice
-// taken the last time, bytes that are not UTF-8 replaced by U+FFFD, and
-// times in RFC 3339 as loosely as time.Time's UnmarshalJSON reads them
-// (FuzzDecodeEnvelope).
-func decodeEnvelope(data []byte, env *Envelope) error {
-	return jsonv2.Unmarshal(data, env, jsonv2.MatchCaseInsensitiveNames(true), jsonv1.MatchCaseSensitiveDelimiter(true),
-		jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true), jsonv1.ParseTimeWithLooseRFC3339(true))
-}
-
-// deliveryTime is the time a Maildir message was delivered: the leading
-// seconds of its unique name, else its modification time.
-func deliveryTime(name string, modTime time.Time) time.Time {
-	if sec, ok := nameSeconds(name); ok && sec > 0 {
-		return time.Unix(sec, 0)
-	}
-	return modTime
-}
-
-// nameSeconds parses the leading decimal number of a Maildir unique name,
-// which a dot ends ("1780308000.M1P42Q7.mx"): what fmt.Sscanf(name, "%d.")
-// reads, without its cost for the usual name.
-func nameSeconds(name string) (int64, bool) {
-	var sec int64
-	i := 0
-	for ; i < len(name) && '0' <= name[i] && name[i] <= '9'; i++ {
-		if sec > (math.MaxInt64-9)/10 {
-			i = 0 // too large for the fast path
-			break
-		}
-		sec = sec*10 + int64(name[i]-'0')
-	}
-	if i > 0 && i < len(name) && name[i] == '.' {
-		return sec, true
-	}
-	// Anything else (a sign, spaces, a huge number) as fmt reads it.
-	return scanSeconds(name)
-}
-
-// scanSeconds is nameSeconds with fmt.Sscanf, its variable apart: a
-// variable Sscanf is given moves to the heap.
-func scanSeconds(name string) (int64, bool) {
-	var sec int64
-	if _, err := fmt.Sscanf(name, "%d.", &sec); err != nil {
-		return 0, false
-	}
-	return sec, true
-}
-
 // Archive moves a processed message from new/ to cur/ with the seen flag
 // (Maildir info "2,S"), and the trashed flag too ("2,ST") unless it was
 // accepted, and removes its context file. The flags tell the archive's
@@ -833,151 +683,6 @@ func (s *Spool) FreeSpace() (uint64, error) {
 		return 0, err
 	}
 	return free + uint64(max(s.reclaimable(), 0)), nil
-}
-
-// replay restores, after a crash, the messages that the journal holds and
-// whose files may not have reached the disk: a message in neither new/ nor
-// cur/ is written into new/ (tmp/ first, then a rename, as Deliver does); one
-// whose file there is incomplete or differs from the journal's copy is
-// written again. Then it makes all of them durable and deletes the
-// segments. It returns the number of the last segment found.
-//
-// A message already processed and archived is not delivered again; one in
-// new/ is processed as it would have been without the crash.
-func (s *Spool) replay() (uint64, error) {
-	segs, err := listSegments(filepath.Join(s.dir, SpoolJournal))
-	if err != nil {
-		return 0, fmt.Errorf("spool: journal: %w", err)
-	}
-	if len(segs) == 0 {
-		return 0, nil
-	}
-	// First the names, to find every file with one pass over cur/ at most;
-	// then the messages, one at a time.
-	where := map[string]string{} // name → its file, "" for none
-	for _, seg := range segs {
-		err := readSegment(seg.path, func(rec record) error {
-			where[rec.name] = ""
-			return nil
-		})
-		if err != nil {
-			return 0, fmt.Errorf("spool: journal: %w", err)
-		}
-	}
-	if err := s.locate(where); err != nil {
-		return 0, fmt.Errorf("spool: journal: replaying: %w", err)
-	}
-	for _, seg := range segs {
-		err := readSegment(seg.path, func(rec record) error {
-			if err := s.restore(rec, where[rec.name]); err != nil {
-				return fmt.Errorf("replaying %s: %w", rec.name, err)
-			}
-			return nil
-		})
-		if err != nil {
-			return 0, fmt.Errorf("spool: journal: %w", err)
-		}
-	}
-	if len(where) > 0 {
-		if err := s.syncMessages(slices.Collect(maps.Keys(where))); err != nil {
-			return 0, fmt.Errorf("spool: journal: replaying: %w", err)
-		}
-	}
-	for _, seg := range segs {
-		if err := os.Remove(seg.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return 0, fmt.Errorf("spool: journal: %w", err)
-		}
-	}
-	return segs[len(segs)-1].seq, nil
-}
-
-// locate finds the file of each message named in where: new/<name>, else
-// cur/<name>:2,<flags> (Archive gives the flags S or ST; a mail client may
-// have changed them).
-func (s *Spool) locate(where map[string]string) error {
-	newDir, curDir := filepath.Join(s.dir, SpoolNew), filepath.Join(s.dir, SpoolCur)
-	missing := 0
-	for name := range where {
-		for _, p := range []string{filepath.Join(newDir, name), filepath.Join(curDir, name+infoAccepted), filepath.Join(curDir, name+infoRejected)} {
-			_, err := os.Lstat(p)
-			if err == nil {
-				where[name] = p
-				break
-			}
-			if !errors.Is(err, fs.ErrNotExist) {
-				return err
-			}
-		}
-		if where[name] == "" {
-			missing++
-		}
-	}
-	if missing == 0 {
-		return nil
-	}
-	d, err := openFolder(curDir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	for {
-		entries, err := d.Readdirnames(1024)
-		for _, e := range entries {
-			name, _, ok := strings.Cut(e, ":2,")
-			if p, known := where[name]; ok && known && p == "" {
-				where[name] = filepath.Join(curDir, e)
-			}
-		}
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-	}
-}
-
-// restore makes sure the message of rec is whole at path, its file in new/
-// or cur/, or delivers it into new/ when path is "".
-func (s *Spool) restore(rec record, path string) error {
-	archived := path != "" && filepath.Dir(path) == filepath.Join(s.dir, SpoolCur)
-	if path != "" && s.intact(path, rec, !archived) {
-		return nil
-	}
-	// What the interrupted delivery left in tmp/.
-	tmp := filepath.Join(s.dir, SpoolTmp, rec.name)
-	for _, p := range []string{tmp, tmp + ".json"} {
-		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return err
-		}
-	}
-	if !archived {
-		return s.placeNamed([]record{rec})
-	}
-	// Processed already: only the archive's copy is repaired.
-	if _, err := s.writeMessage(tmp, rec.raw, rec.env); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return os.Rename(tmp, path)
-}
-
-// intact reports whether the file at path holds the message of rec, and,
-// when withContext, its context. Anything but a regular file (a link put
-// in its place) is not intact: restore replaces it.
-func (s *Spool) intact(path string, rec record, withContext bool) bool {
-	f, err := readFileAt(nil, path, path, ReadOptions{MaxSize: int64(len(rec.raw)), NoFollow: true}, envelopeXattr)
-	if err != nil || !bytes.Equal(f.raw, rec.raw) {
-		return false
-	}
-	if !withContext {
-		return true
-	}
-	env := f.xattr
-	if env == nil {
-		env, err = s.readMeta(rec.name)
-	}
-	return err == nil && bytes.Equal(env, rec.env)
 }
 
 // maxContextBytes bounds a context file read from meta/: Deliver writes
