@@ -43,6 +43,17 @@ const (
 	// hold slots for seconds, not for DefaultSMTPTimeout each; a real
 	// client sends its next command within a round trip.
 	DefaultSMTPBusyIdle = 10 * time.Second
+	// DefaultSMTPBusyDataRate is the least average rate, in bytes per
+	// second, at which a message's data must arrive while more than half
+	// of the connection slots are taken, after DefaultSMTPDataGrace: a
+	// client trickling its DATA is never idle, and held its slot for the
+	// whole --smtp-timeout. 16 KiB/s (128 kbit/s) is the webhook's
+	// DefaultWebhookMinBodyRate: far below an MTA's link, and a client
+	// that wants to hold every slot must send MaxConns × 16 KiB/s.
+	DefaultSMTPBusyDataRate = 16 << 10
+	// DefaultSMTPDataGrace is the start of a message's data that is not
+	// held to the rate (TCP slow start, a satellite link's round trips).
+	DefaultSMTPDataGrace = 5 * time.Second
 	// DefaultSMTPMaxSession is the default lifetime of a connection: ample
 	// for many messages, and an end to clients that keep a slot by talking
 	// without sending mail.
@@ -122,6 +133,13 @@ type SMTPOptions struct {
 	// 4.4.2 (RFC 5321 §3.8), to free its slot. A connection receiving a
 	// message is never idle. Default DefaultSMTPBusyIdle.
 	BusyIdle time.Duration
+	// BusyDataRate and DataGrace: while more than half of MaxConns are
+	// taken, a message's data must have arrived at BusyDataRate bytes a
+	// second on average since DataGrace after its start, or the transfer
+	// is cut (451 4.4.2) and the connection closed. Defaults
+	// DefaultSMTPBusyDataRate and DefaultSMTPDataGrace.
+	BusyDataRate int64
+	DataGrace    time.Duration
 	// Budget is the memory that the messages being received hold,
 	// shared with the other inputs (the webhook). A message is held in
 	// memory while the budget has room, it is at most DefaultSpillBytes
@@ -211,6 +229,12 @@ func NewSMTPServer(opts SMTPOptions) (*SMTPServer, error) {
 	}
 	if opts.Timeout <= 0 {
 		opts.Timeout = DefaultSMTPTimeout
+	}
+	if opts.BusyDataRate <= 0 {
+		opts.BusyDataRate = DefaultSMTPBusyDataRate
+	}
+	if opts.DataGrace <= 0 {
+		opts.DataGrace = DefaultSMTPDataGrace
 	}
 	if opts.BusyIdle <= 0 {
 		opts.BusyIdle = DefaultSMTPBusyIdle

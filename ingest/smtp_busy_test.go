@@ -169,3 +169,58 @@ func TestSMTPBusyJunkLimit(t *testing.T) {
 		t.Errorf("busy: %d NOOPs answered, then %q; want %d, then 421", n, last, smtpBusyJunkCommands-1)
 	}
 }
+
+// While the server is busy, a message's data trickled below BusyDataRate
+// after DataGrace is cut (451 4.4.2) and the connection closed, so that a
+// client cannot keep its slot by sending a message a byte at a time; at
+// the same rate while the server is not busy, the message is received.
+func TestSMTPBusyDataRate(t *testing.T) {
+	for _, busy := range []bool{false, true} {
+		t.Run(fmt.Sprintf("busy=%v", busy), func(t *testing.T) {
+			f := startSMTP(t, SMTPOptions{MaxConns: 4, MaxConnsPerIP: 4, BusyDataRate: 1 << 10, DataGrace: 200 * time.Millisecond})
+			if busy {
+				for range 2 {
+					s := smtpDialRaw(t, f.addr)
+					s.reply()
+				}
+			}
+			s := smtpDialRaw(t, f.addr)
+			s.reply()
+			s.cmd("EHLO client.example.net\r\n")
+			s.cmd("MAIL FROM:<robin@example.com>\r\n")
+			s.cmd("RCPT TO:<harvest@inbound.example.org>\r\n")
+			if r := s.cmd("DATA\r\n"); !strings.HasPrefix(r, "354") {
+				t.Fatal(r)
+			}
+			// 10 bytes every 50 ms: 200 bytes a second, under the 1 KiB/s.
+			msg := smtpTestMessage
+			start := time.Now()
+			for i := 0; i < len(msg); i += 10 {
+				if _, err := io.WriteString(s.conn, msg[i:min(i+10, len(msg))]); err != nil {
+					break // closed: the cut
+				}
+				time.Sleep(50 * time.Millisecond)
+				if time.Since(start) > 3*time.Second {
+					break
+				}
+			}
+			io.WriteString(s.conn, ".\r\n")
+			r := s.reply()
+			if !busy {
+				if !strings.HasPrefix(r, "250 2.0.0 queued as ") {
+					t.Errorf("not busy: %q, want the message queued", r)
+				}
+				return
+			}
+			if r != "451 4.4.2 message transfer interrupted, try again later" {
+				t.Errorf("busy: %q, want 451 4.4.2", r)
+			}
+			if _, err := s.r.ReadByte(); err != io.EOF {
+				t.Errorf("busy: the connection was left open: %v", err)
+			}
+			if n := f.newMessages(t); len(n) != 0 {
+				t.Errorf("busy: new/ = %v, want nothing", n)
+			}
+		})
+	}
+}

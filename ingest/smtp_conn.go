@@ -10,6 +10,7 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -208,6 +209,14 @@ type smtpConn struct {
 	// dataSince when the current message's data began (Data).
 	waitSince, dataSince time.Time
 	evicted              bool // evictIfIdle ended the wait
+	// deadline is the read deadline go-smtp last set (nextDeadline): for
+	// the data, its bound on the whole transfer, which pacing only
+	// shortens.
+	deadline time.Time
+	// dataRead counts the bytes read since dataSince; paced is set when
+	// the read deadline in force is the pace's (dataDeadline).
+	dataRead atomic.Int64
+	paced    atomic.Bool
 
 	// firstLine holds the first line of each message (Data), allocated
 	// once per connection.
@@ -425,6 +434,7 @@ func (c *smtpConn) nextDeadline(t time.Time) (reply *smtp.SMTPError, args []any,
 		t = time.Now()
 	}
 	// Under c.mu, so that drain's deadline of now is not overwritten.
+	c.deadline = t
 	return nil, nil, c.Conn.SetReadDeadline(t)
 }
 
@@ -443,7 +453,45 @@ func (c *smtpConn) Read(p []byte) (int, error) {
 	if c.ended.Load() {
 		return 0, errConnEnded
 	}
+	if c.dataDeadline() {
+		n, err := c.Conn.Read(p)
+		c.dataRead.Add(int64(n))
+		if err != nil && c.paced.Load() && errors.Is(err, os.ErrDeadlineExceeded) {
+			// Too slow while the server is busy: go-smtp answers the
+			// transfer's error (451 4.4.2), then its next read fails and
+			// it closes the connection, so that what the client goes on
+			// sending is never taken for commands.
+			c.ended.Store(true)
+			c.log.Warn("SMTP message data too slow while the server is busy: transfer cut",
+				"received", c.dataRead.Load(), "min_rate", c.ln.srv.opts.BusyDataRate)
+			c.ln.srv.observe(451)
+		}
+		return n, err
+	}
 	return c.Conn.Read(p)
+}
+
+// dataDeadline sets the read deadline of a message's data, when one is
+// being received: go-smtp's bound on the whole transfer, shortened, while
+// the server is busy, to when the data would fall below BusyDataRate after
+// DataGrace (as the webhook paces a request body). It reports whether a
+// message's data is being received.
+func (c *smtpConn) dataDeadline() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.inData || c.waitSince.After(c.dataSince) {
+		return false // a command, or a wait between BDAT chunks
+	}
+	due, paced := c.deadline, false
+	if opts := c.ln.srv.opts; c.ln.busy() {
+		pace := c.dataSince.Add(opts.DataGrace + time.Duration((c.dataRead.Load()+1)*int64(time.Second)/opts.BusyDataRate))
+		if due.IsZero() || pace.Before(due) {
+			due, paced = pace, true
+		}
+	}
+	c.paced.Store(paced)
+	c.Conn.SetReadDeadline(due)
+	return true
 }
 
 // end answers reply on the connection, logs it with args, and makes the
@@ -534,6 +582,7 @@ func (c *smtpConn) setInData(in bool) {
 	c.inData = in
 	if in {
 		c.dataSince = time.Now()
+		c.dataRead.Store(0)
 	}
 	if c.closingNow() {
 		c.Conn.SetReadDeadline(time.Now())
