@@ -129,63 +129,48 @@ func TestInFlightLogNames(t *testing.T) {
 	}
 }
 
-// A symbolic link in place of the log is neither read nor written
-// through: a name that the file it points to holds is no suspect, and the
-// file is left as it was.
+// A link planted at the log, or at its temporary name (the spool is
+// group-writable for the MTA), is never read nor written through: the log
+// is made a regular file of its own, and the link's target is untouched.
 func TestInFlightLogNotFollowed(t *testing.T) {
-	s := testSpool(t)
-	secret := filepath.Join(t.TempDir(), "secret")
-	content := "+secret-line\ncrashes 2 other-secret\n"
-	if err := os.WriteFile(secret, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(s.Dir(), InFlightLog)
-	if err := os.Symlink(secret, path); err != nil {
-		t.Fatal(err)
-	}
-	l, suspects := openInFlight(t, s)
-	if len(suspects) != 0 {
-		t.Errorf("suspects read through a symbolic link: %v", suspects)
-	}
-	l.Taken("m1")
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if data, _ := os.ReadFile(secret); string(data) != content {
-		t.Errorf("the link's target was written: %q", data)
-	}
-	if info, err := os.Lstat(path); err != nil || !info.Mode().IsRegular() {
-		t.Errorf("the log is not a regular file of its own: %v, %v", info, err)
-	}
-}
-
-// A link planted at the log's temporary name (the spool is group-writable
-// for the MTA) is never written through: the rewrite at open replaces it.
-func TestInFlightLogTempNotFollowed(t *testing.T) {
-	s := testSpool(t)
-	secret := filepath.Join(t.TempDir(), "secret")
-	const content = "the service user's file\n"
-	if err := os.WriteFile(secret, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(s.Dir(), InFlightLog)
-	os.WriteFile(path, []byte("+old-suspect\n"), 0o600) // a rewrite at open
-	if err := os.Symlink(secret, path+".tmp"); err != nil {
-		t.Fatal(err)
-	}
-	l, suspects := openInFlight(t, s)
-	if len(suspects) != 1 {
-		t.Errorf("suspects %v, want old-suspect", suspects)
-	}
-	l.Taken("m1")
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if data, _ := os.ReadFile(secret); string(data) != content {
-		t.Errorf("the link's target was written: %q", data)
-	}
-	if info, err := os.Lstat(path); err != nil || !info.Mode().IsRegular() {
-		t.Errorf("the log is not a regular file of its own: %v, %v", info, err)
+	for _, tt := range []struct {
+		name, link string // link: where in the spool the link goes
+		old        string // the log's content before, if any
+		suspects   int
+	}{
+		{"log", InFlightLog, "", 0},
+		// A log to rewrite at open, through the temporary name.
+		{"temporary name", InFlightLog + ".tmp", "+old-suspect\n", 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := testSpool(t)
+			secret := filepath.Join(t.TempDir(), "secret")
+			const content = "+secret-line\ncrashes 2 other-secret\n"
+			if err := os.WriteFile(secret, []byte(content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(s.Dir(), InFlightLog)
+			if tt.old != "" {
+				os.WriteFile(path, []byte(tt.old), 0o600)
+			}
+			if err := os.Symlink(secret, filepath.Join(s.Dir(), tt.link)); err != nil {
+				t.Fatal(err)
+			}
+			l, suspects := openInFlight(t, s)
+			if len(suspects) != tt.suspects {
+				t.Errorf("suspects %v, want %d (none read through a link)", suspects, tt.suspects)
+			}
+			l.Taken("m1")
+			if err := l.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if data, _ := os.ReadFile(secret); string(data) != content {
+				t.Errorf("the link's target was written: %q", data)
+			}
+			if info, err := os.Lstat(path); err != nil || !info.Mode().IsRegular() {
+				t.Errorf("the log is not a regular file of its own: %v, %v", info, err)
+			}
+		})
 	}
 }
 
