@@ -135,18 +135,7 @@ func TestServeSigningTime(t *testing.T) {
 	for i, cc := range cases {
 		from := fromAddress(t, cc.Data)
 		byFrom[from] = cc
-		if err := c.Mail("sender@example.net", nil); err != nil {
-			t.Fatal(err)
-		}
-		if err := c.Rcpt("harvest@inbound.example.org", nil); err != nil {
-			t.Fatal(err)
-		}
-		w, err := c.Data()
-		if err != nil {
-			t.Fatal(err)
-		}
-		w.Write(cc.Data)
-		if err := w.Close(); err != nil {
+		if _, err := smtpSend(t, c, cc.Data); err != nil {
 			t.Fatalf("%s: %v", cc.Name, err)
 		}
 		posted = append(posted, relayed{raw: cc.Data, base64: i%2 == 0, rcptTo: "certs@inbound.example.org"})

@@ -65,18 +65,7 @@ func TestServeSMTP(t *testing.T) {
 	sort.Strings(names)
 	sent := map[string]string{} // spool name -> sample file
 	for _, name := range names {
-		if err := c.Mail("sender@example.net", nil); err != nil {
-			t.Fatal(err)
-		}
-		if err := c.Rcpt("harvest@inbound.example.org", nil); err != nil {
-			t.Fatal(err)
-		}
-		w, err := c.Data()
-		if err != nil {
-			t.Fatal(err)
-		}
-		w.Write(msgs[name])
-		resp, err := w.CloseWithResponse()
+		resp, err := smtpSend(t, c, msgs[name])
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
@@ -238,4 +227,22 @@ func TestServeSMTPUsageErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// smtpSend sends data in one mail transaction from sender@example.net to
+// harvest@inbound.example.org, and returns the reply to its end of data.
+func smtpSend(t *testing.T, c *smtp.Client, data []byte) (*smtp.DataResponse, error) {
+	t.Helper()
+	if err := c.Mail("sender@example.net", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Rcpt("harvest@inbound.example.org", nil); err != nil {
+		t.Fatal(err)
+	}
+	w, err := c.Data()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(data)
+	return w.CloseWithResponse()
 }
