@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/certharvest/certharvest/ingest"
+	"github.com/certharvest/certharvest/internal/engine"
 	"github.com/certharvest/certharvest/output"
 	"github.com/certharvest/certharvest/verify"
 )
@@ -70,11 +71,10 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var res *verify.Result
 	raw, err := ingest.ReadMessageFile(path, setup.opts.MaxSize)
 	if err != nil {
-		m.ID = ingest.MessageIDOf(err)
-		res = &verify.Result{ID: verify.MessageIDFor(m), Reason: verify.ReasonOf(err), Detail: readErrorDetail(err)}
-		if res.Reason == verify.ReasonInternalError {
+		if verify.ReasonOf(err) == verify.ReasonInternalError {
 			return fmt.Errorf("reading %s: %w", path, err)
 		}
+		res = engine.ReadErrorResult(m, err, time.Now())
 	} else {
 		m.Raw = raw
 		res = pipeline.Verify(ctx, m)

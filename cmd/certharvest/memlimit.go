@@ -13,6 +13,8 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+
+	"github.com/certharvest/certharvest/internal/engine"
 )
 
 // The Go memory limit (runtime/debug.SetMemoryLimit, the GOMEMLIMIT
@@ -100,7 +102,7 @@ func applyMemoryLimit(v, maxSize, inputs int64, sys fs.FS) (limit int64, from st
 // memory (0: unknown): memoryLimitPerInFlight times the in-flight budget,
 // plus memoryLimitBase and inputs, at most 3/4 of what is available.
 func defaultMemoryLimit(maxSize, inputs, available int64) (limit int64, from string) {
-	budget := inFlightBytes(maxSize)
+	budget := engine.InFlightBytes(maxSize)
 	limit = memoryLimitPerInFlight*budget + memoryLimitBase + inputs
 	from = fmt.Sprintf("default: %d x %s in flight + %s", memoryLimitPerInFlight, formatSize(budget), formatSize(memoryLimitBase+inputs))
 	if share := available / memoryLimitShareDen * memoryLimitShareNum; available > 0 && share < limit {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"github.com/certharvest/certharvest/ingest"
 	"math"
 	"net/http"
 	"os"
@@ -12,6 +11,8 @@ import (
 	"testing"
 	"testing/fstest"
 	"time"
+
+	"github.com/certharvest/certharvest/ingest"
 )
 
 const (

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/certharvest/certharvest/ingest"
+	"github.com/certharvest/certharvest/internal/engine"
 	"github.com/certharvest/certharvest/output"
 	"github.com/certharvest/certharvest/verify"
 )
@@ -107,26 +108,29 @@ func bearerOnly(lookup *lookupHandler, metrics http.Handler) http.Handler {
 	})
 }
 
-// verified records a run of the pipeline and its stages.
-func (m *metrics) verified(source string, d time.Duration, stages [verify.NumStages]time.Duration) {
-	m.pipeline.WithLabelValues(source).Observe(d.Seconds())
-	for s, sd := range stages {
+// The metrics are the engine's engine.Observer.
+var _ engine.Observer = (*metrics)(nil)
+
+// Verified records a run of the pipeline and its stages.
+func (m *metrics) Verified(msg *verify.Message, res *verify.Result) {
+	m.pipeline.WithLabelValues(msg.Source).Observe(res.Duration.Seconds())
+	for s, sd := range res.Stages {
 		if sd > 0 { // a stage not reached does not pull the distribution down
 			m.stages[s].Observe(sd.Seconds())
 		}
 	}
 }
 
-// reported records a message whose report line was written.
-func (m *metrics) reported(rec *output.Record) {
+// Reported records a message whose report line was written.
+func (m *metrics) Reported(rec *output.Record, _ *verify.Result) {
 	m.messages.WithLabelValues(rec.Source, rec.Outcome, string(rec.Reason)).Inc()
 	if rec.Action != "" {
 		m.certificates.WithLabelValues(string(rec.Action)).Inc()
 	}
 }
 
-// reportFailed records a failed attempt to write the report.
-func (m *metrics) reportFailed() { m.reportFails.Inc() }
+// ReportFailed records a failed attempt to write the report.
+func (m *metrics) ReportFailed(error) { m.reportFails.Inc() }
 
 // webhookResponse is the webhook's ingest.WebhookOptions.ObserveResponse.
 func (m *metrics) webhookResponse(status int) {

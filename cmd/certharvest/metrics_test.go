@@ -14,7 +14,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/certharvest/certharvest/ingest"
+	"github.com/certharvest/certharvest/internal/engine"
 	"github.com/certharvest/certharvest/internal/testcorpus"
+	"github.com/certharvest/certharvest/output"
+	"github.com/certharvest/certharvest/verify"
 )
 
 // scrape returns what Prometheus would read from h.
@@ -48,9 +51,36 @@ func TestServeMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, lookup := flakyLookup(f, 1)
-	sf := serveFlags{workers: 1, batch: 16, retryFor: time.Hour, retryFirst: 20 * time.Millisecond}
-	s, spool := newTestServer(t, f, lookup, sf)
+	_, lookup := f.FlakyLookupTXT(1)
+	dir := t.TempDir()
+	spool, err := ingest.OpenSpool(filepath.Join(dir, "Maildir"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer spool.Close()
+	store, err := output.OpenCertStore(filepath.Join(dir, "certs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pipeline, err := verify.New(verify.Options{Roots: f.TrustPool(), LookupTXT: lookup,
+		Now: func() time.Time { return testcorpus.At }, Store: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	report, err := output.OpenReport(filepath.Join(dir, "report.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer report.Close()
+	watcher := ingest.NewMaildirWatcher(spool.Dir(), ingest.WatchOptions{Settle: 5 * time.Millisecond})
+	queue, err := engine.NewMaildirQueue(spool, watcher, discardLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer queue.Close()
+	m := newMetrics()
+	eng := engine.New(pipeline, queue, report, engine.Options{Workers: 1, RetryFor: time.Hour,
+		RetryFirst: 20 * time.Millisecond, Durable: true, Observer: m})
 	var rejected testcorpus.Case
 	for _, c := range f.Cases() {
 		if c.Reason == "cert_untrusted" {
@@ -67,9 +97,9 @@ func TestServeMetrics(t *testing.T) {
 		names = append(names, n...)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	go s.watcher.Run(ctx)
+	go watcher.Run(ctx)
 	done := make(chan struct{})
-	go func() { s.process(context.Background()); close(done) }()
+	go func() { eng.Run(context.Background()); close(done) }()
 	deadline := time.Now().Add(10 * time.Second)
 	for _, name := range names {
 		for time.Now().Before(deadline) {
@@ -82,7 +112,7 @@ func TestServeMetrics(t *testing.T) {
 	cancel()
 	<-done
 
-	wantSamples(t, scrape(t, s.metrics.handler(discardLogger())),
+	wantSamples(t, scrape(t, m.handler(discardLogger())),
 		`certharvest_messages_total{outcome="accepted",reason="ok",source="test"} 2`,
 		`certharvest_messages_total{outcome="rejected",reason="cert_untrusted",source="test"} 1`,
 		// The temporary failure ran the pipeline once more, unreported.

@@ -13,7 +13,7 @@ import (
 
 	"golang.org/x/term"
 
-	"github.com/certharvest/certharvest/ingest"
+	"github.com/certharvest/certharvest/internal/engine"
 	"github.com/certharvest/certharvest/output"
 	"github.com/certharvest/certharvest/verify"
 )
@@ -76,12 +76,11 @@ func runScan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	defer store.Close()
 	// Verifying is CPU-bound; storing waits for the disk, a DKIM lookup in
 	// DNS for the network. At most --workers messages are verified at
-	// once, but a message waiting gives its slot to another, so that the
-	// waits overlap the work and enough certificates wait together to be
-	// committed as a group.
-	slots := newCPUSlots(*workers)
+	// once, but a message waiting gives its slot to another (see
+	// engine.WithSlotWaits), so that the waits overlap the work and enough
+	// certificates wait together to be committed as a group.
 	setup.opts.Store = store
-	pipeline, err := verify.New(withSlotWaits(setup.opts, pf.dkimKeys == ""))
+	pipeline, err := verify.New(engine.WithSlotWaits(setup.opts, pf.dkimKeys == ""))
 	if err != nil {
 		return err
 	}
@@ -93,96 +92,19 @@ func runScan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		"dkim_keys", setup.keysDesc, "certs", *certsDir, "report", *reportPath, "workers", *workers,
 		"memory_limit", describeMemoryLimit(memLimit), "memory_limit_from", memLimitFrom)
 
-	h := &harvester{pipeline: pipeline, report: report, log: setup.logger}
 	summary := newSummary()
 	var progress *progressLine
 	if f, ok := stderr.(*os.File); ok && !*quiet && term.IsTerminal(int(f.Fd())) && pf.logFile != "" {
 		progress = startProgress(f, summary)
 	}
-	maxSize := setup.opts.MaxSize
-	if maxSize == 0 {
-		maxSize = verify.DefaultMaxSize
-	}
-
-	paths := make(chan string, 4**workers)
-	named := make(map[string]bool, cmd.fs.NArg()) // the paths given
-	for _, p := range cmd.fs.Args() {
-		named[p] = true
-	}
-	var (
-		wg       sync.WaitGroup
-		opErr    error
-		opErrMu  sync.Mutex
-		setOpErr = func(err error) {
-			opErrMu.Lock()
-			if opErr == nil {
-				opErr = err
-			}
-			opErrMu.Unlock()
-		}
-	)
-	// The messages read and not yet verified are held in memory: their
-	// bytes are bounded, whatever the readers.
-	budget := inFlightBudget(maxSize)
+	walk := engine.NewWalk(cmd.fs.Args(), engine.WalkOptions{})
 	// With --workers 1, one message at a time, in order, as before.
-	pool := *workers
-	if pool > 1 {
-		pool += slotWaiters
-	}
-	for range pool {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for path := range paths {
-				// The file is read before taking a slot: on a cold cache
-				// (an archive) the reads then overlap the verifications.
-				// It takes its size from the budget first.
-				m := &verify.Message{Source: "scan", Path: path, Received: time.Now()}
-				claim := budgetClaim{budget: budget}
-				// A symbolic link is followed only when the operator named
-				// it: the walk skips those in folders, and NoFollow
-				// refuses one put in a file's place since (read_error).
-				raw, err := ingest.ReadMessageFileWith(path, ingest.ReadOptions{MaxSize: maxSize, Reserve: claim.take, NoFollow: !named[path]})
-				ctx, release := slots.acquire(ctx)
-				var res *verify.Result
-				if err != nil {
-					res, err = h.reject(m, err)
-				} else {
-					m.Raw = raw
-					res, err = h.process(ctx, m)
-				}
-				if err != nil {
-					setOpErr(err)
-				}
-				if res.Reason == verify.ReasonStoreFailed || res.Reason == verify.ReasonStoreRefused {
-					setOpErr(fmt.Errorf("%s: %s", path, res.Detail))
-				}
-				summary.add(res)
-				release()
-				claim.release()
-			}
-		}()
-	}
-	walkErr := ingest.WalkMessages(ctx, cmd.fs.Args(), func(path string) error {
-		select {
-		case paths <- path:
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}, func(path string, err error) {
-		m := &verify.Message{Source: "scan", Path: path, Received: time.Now()}
-		res, rerr := h.reject(m, fmt.Errorf("reading %s: %w", path, err))
-		if rerr != nil {
-			setOpErr(rerr)
-		}
-		summary.add(res)
-	})
-	close(paths)
-	wg.Wait()
+	e := engine.New(pipeline, walk, report, engine.Options{Workers: *workers, InOrder: *workers == 1,
+		MaxSize: setup.opts.MaxSize, Logger: setup.logger, Observer: summary})
+	runErr := e.Run(ctx)
 	progress.stop()
-	if err := report.Close(); err != nil {
-		setOpErr(err)
+	if err := report.Close(); err != nil && runErr == nil {
+		runErr = err
 	}
 	setup.logger.Info("scan finished", "messages", summary.total(), "accepted", summary.accepted(),
 		"elapsed", time.Since(summary.start).Round(time.Millisecond).String())
@@ -193,27 +115,42 @@ func runScan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		summary.print(out)
 	}
-	if walkErr != nil {
-		return fmt.Errorf("scan interrupted: %w", walkErr)
+	if err := walk.Err(); err != nil {
+		return fmt.Errorf("scan interrupted: %w", err)
 	}
-	return opErr
+	if runErr != nil {
+		return runErr
+	}
+	return summary.storeErr()
 }
 
-// summary counts verdicts by outcome and reason.
+// summary counts verdicts by outcome and reason, as the engine's
+// Observer, and keeps the first certificate that could not be stored.
 type summary struct {
 	start    time.Time
 	mu       sync.Mutex
 	byReason map[verify.Reason]int
 	actions  map[verify.Action]int
 	n        atomic.Int64
+	stored   error // the first store_failed or store_refused
 }
 
 func newSummary() *summary {
 	return &summary{start: time.Now(), byReason: map[verify.Reason]int{}, actions: map[verify.Action]int{}}
 }
 
-func (s *summary) add(res *verify.Result) {
+// Verified: the verdict is counted once reported.
+func (s *summary) Verified(*verify.Message, *verify.Result) {}
+
+// ReportFailed: engine.Engine.Run returns the report's failure.
+func (s *summary) ReportFailed(error) {}
+
+// Reported counts a verdict.
+func (s *summary) Reported(rec *output.Record, res *verify.Result) {
 	s.mu.Lock()
+	if (res.Reason == verify.ReasonStoreFailed || res.Reason == verify.ReasonStoreRefused) && s.stored == nil {
+		s.stored = fmt.Errorf("%s: %s", rec.Path, res.Detail)
+	}
 	s.byReason[res.Reason]++
 	if res.Accepted() && res.Action != "" {
 		s.actions[res.Action]++
@@ -223,6 +160,14 @@ func (s *summary) add(res *verify.Result) {
 }
 
 func (s *summary) total() int64 { return s.n.Load() }
+
+// storeErr returns the first certificate that could not be stored, as an
+// operational error (exit status 1).
+func (s *summary) storeErr() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stored
+}
 
 func (s *summary) accepted() int {
 	s.mu.Lock()

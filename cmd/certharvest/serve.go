@@ -7,18 +7,17 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"os"
 	"os/signal"
 	"runtime"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/certharvest/certharvest/ingest"
+	"github.com/certharvest/certharvest/internal/engine"
 	"github.com/certharvest/certharvest/output"
 	"github.com/certharvest/certharvest/verify"
 )
@@ -166,9 +165,8 @@ type inputEnv struct {
 	// Routes are the endpoints the HTTP input serves beside the webhook,
 	// set before the inputs start.
 	Routes *httpRoutes
-	// Health tells whether the pipeline runs, for a health check; nil
-	// does not check.
-	Health *pipelineHealth
+	// Health tells whether the pipeline runs, for a health check.
+	Health *engineHealth
 	// Memory is the budget of the messages being received, shared by the
 	// inputs (--input-memory); nil gives each input one of its own.
 	Memory *ingest.MemoryBudget
@@ -256,7 +254,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	m := newMetrics()
-	health := newPipelineHealth(pipelineStallAfter)
+	health := &engineHealth{}
 	env := &inputEnv{TLS: tlsConfig, MaxSize: setup.opts.MaxSize, Setup: setup, Metrics: m, Routes: &httpRoutes{},
 		Health: health, Memory: ingest.NewMemoryBudget(sf.inputMemory.value)}
 	var inputs []input
@@ -319,7 +317,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if sf.metricsAddr == "" && lookupToken == "" {
 		log.Info("metrics are not served: give --metrics ADDR for an internal listener, or a lookup token to serve them on --http")
 	}
-	pipeline, err := verify.New(withSlotWaits(setup.opts, pf.dkimKeys == ""))
+	pipeline, err := verify.New(engine.WithSlotWaits(setup.opts, pf.dkimKeys == ""))
 	if err != nil {
 		return err
 	}
@@ -328,19 +326,23 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 
-	s := &server{
-		flags:    sf,
-		spool:    spool,
-		log:      log,
-		h:        &harvester{pipeline: pipeline, report: report, log: log},
-		maxSize:  setup.opts.MaxSize,
-		attempts: map[string]retryState{},
-		metrics:  m,
-		health:   health,
+	watcher := ingest.NewMaildirWatcher(sf.maildir, ingest.WatchOptions{Settle: sf.settle, WriteSettle: sf.settleWritten, Rescan: sf.rescan, Logger: log})
+	m.watchSpool(watcher, spool, log)
+	queue, err := engine.NewMaildirQueue(spool, watcher, log)
+	if err != nil {
+		return err
 	}
-	s.watcher = ingest.NewMaildirWatcher(sf.maildir, ingest.WatchOptions{Settle: sf.settle, WriteSettle: sf.settleWritten, Rescan: sf.rescan, Logger: log})
-	health.watcherTurn = s.watcher.LastTurn
-	m.watchSpool(s.watcher, spool, log)
+	defer func() { // after the messages in flight: see the end
+		if err := queue.Close(); err != nil {
+			log.Error("closing the in-flight log: the next start may count a crash that was not", "error", err)
+		}
+	}()
+	eng := engine.New(pipeline, queue, report, engine.Options{
+		Workers: sf.workers, Batch: sf.batch, MaxSize: setup.opts.MaxSize,
+		RetryFor: sf.retryFor, RetryFirst: sf.retryFirst, Durable: true,
+		Logger: log, Observer: m, Health: engine.HealthOptions{QueueTurn: watcher.LastTurn},
+	})
+	health.engine.Store(eng)
 
 	names := []string{"maildir " + sf.maildir}
 	for _, in := range inputs {
@@ -350,17 +352,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		"certs", sf.certs, "report", sf.report, "trust", setup.trustDesc, "dkim_keys", setup.keysDesc,
 		"dkim_align", setup.opts.Align.String(), "workers", sf.workers, "gomaxprocs", runtime.GOMAXPROCS(0),
 		"memory_limit", describeMemoryLimit(memLimit), "memory_limit_from", memLimitFrom)
-	if err := s.openInFlight(); err != nil {
-		return err
-	}
-	defer s.closeInFlight() // after the messages in flight: see the end
 
 	// workCtx outlives ctx: the messages in flight finish after a signal.
 	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelWork()
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
-	s.stopping = watchCtx.Done()
 
 	var metricsSrv *metricsServer
 	if sf.metricsAddr != "" {
@@ -383,12 +380,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 
 	watchErr := make(chan error, 1)
-	go func() { watchErr <- s.watcher.Run(watchCtx) }()
+	go func() { watchErr <- watcher.Run(watchCtx) }()
 	done := make(chan struct{})
-	health.setRunning(true)
 	go func() {
-		s.process(workCtx)
-		health.setRunning(false)
+		eng.Run(workCtx) // Durable: a report that cannot be written is retried, not returned
 		close(done)
 	}()
 
@@ -402,9 +397,11 @@ wait:
 		select {
 		case <-ctx.Done():
 			log.Info("stopping: no new messages; finishing the ones in flight", "timeout", sf.shutdownTimeout.String())
+			eng.Stop()
 			break wait
 		case runErr = <-watchErr:
 			log.Error("the Maildir watch failed; stopping", "error", runErr)
+			eng.Stop()
 			break wait
 		case <-hup:
 			if err := setup.reopenLog(); err != nil {
@@ -437,327 +434,31 @@ wait:
 	if err := report.Close(); err != nil && runErr == nil {
 		runErr = err
 	}
-	log.Info("certharvest serve stopped", "processed", s.processed, "accepted", s.accepted, "left_in_new", s.watcher.Backlog())
+	processed, accepted := eng.Counts()
+	log.Info("certharvest serve stopped", "processed", processed, "accepted", accepted, "left_in_new", watcher.Backlog())
 	return runErr
 }
 
-// server is the running service: the pipeline over the spool.
-type server struct {
-	flags   serveFlags
-	spool   *ingest.Spool
-	watcher *ingest.MaildirWatcher
-	log     *slog.Logger
-	h       *harvester
-	maxSize int64
-	metrics *metrics
-	health  *pipelineHealth // nil: not tracked
-	// inflight records the messages being verified, for the next start
-	// after a crash; suspects are those of the last crash (see
-	// serve_quarantine.go). stopping is closed on SIGTERM.
-	inflight *ingest.InFlight
-	suspects []ingest.Suspect
-	stopping <-chan struct{}
-
-	mu        sync.Mutex
-	attempts  map[string]retryState // messages that failed temporarily, by name
-	processed int
-	accepted  int
+// engineHealth is the health of the engine, for the webhook's health
+// check, which starts answering before the engine is made.
+type engineHealth struct {
+	engine atomic.Pointer[engine.Engine]
 }
 
-// retryState is a message's temporary failures in this process.
-type retryState struct {
-	n     int       // temporary failures so far
-	first time.Time // when the first was committed
+// alive returns nil while the engine runs and keeps up, else why not.
+func (h *engineHealth) alive() error {
+	e := h.engine.Load()
+	if e == nil {
+		return errors.New("the pipeline is not running")
+	}
+	return e.Alive()
 }
 
-// outcome is one processed message on its way to the report.
-type outcome struct {
-	name string
-	msg  *verify.Message
-	res  *verify.Result
-}
-
-// process runs the workers and the committer until the watcher closes Ready
-// and every message taken is committed. At most --workers messages are
-// verified at once; up to slotWaiters more are read, or wait for the disk
-// or DNS, meanwhile (cpuSlots).
-func (s *server) process(ctx context.Context) {
-	slots := newCPUSlots(s.flags.workers)
-	budget := inFlightBudget(s.maxSize)
-	s.handleSuspects(ctx, slots, budget) // those of the last crash first, alone
-	results := make(chan outcome, s.flags.batch)
-	var wg sync.WaitGroup
-	for range s.flags.workers + slotWaiters {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for name := range s.watcher.Ready() {
-				s.health.taken()
-				s.inflight.Taken(name)
-				o, ok := s.verify(ctx, slots, budget, name)
-				if !ok {
-					s.inflight.Finished(name)
-					s.health.finished(1)
-					continue
-				}
-				s.health.verified()
-				results <- o
-			}
-		}()
+// reportWritable returns nil unless the engine's last attempt to write the
+// report failed.
+func (h *engineHealth) reportWritable() error {
+	if e := h.engine.Load(); e != nil {
+		return e.ReportWritable()
 	}
-	go func() {
-		wg.Wait()
-		close(results)
-	}()
-	s.commitLoop(ctx, results)
-}
-
-// verify loads one message, then verifies it holding a CPU slot. ok is false
-// when there is no verdict to report: the message is no longer in new/
-// (already handled), or it changed while it was verified. The message's
-// bytes are held, counted in budget, from its read until its verdict; the
-// outcome does not keep them.
-func (s *server) verify(ctx context.Context, slots *cpuSlots, budget *byteBudget, name string) (outcome, bool) {
-	// The message is read before taking a slot, so that reading (the disk,
-	// when new/ is not in the cache) overlaps other verifications. It
-	// takes its size from the budget first.
-	claim := budgetClaim{budget: budget}
-	defer claim.release()
-	m, version, err := s.spool.LoadFile(name, ingest.ReadOptions{MaxSize: s.maxSize, Reserve: claim.take})
-	if errors.Is(err, fs.ErrNotExist) {
-		s.watcher.Done(name)
-		s.mu.Lock()
-		delete(s.attempts, name)
-		s.mu.Unlock()
-		return outcome{}, false
-	}
-	ctx, release := slots.acquire(ctx)
-	defer release()
-	if err != nil {
-		res := readErrorResult(m, err, time.Now())
-		s.log.Warn("rejected: "+string(res.Reason)+": "+res.Detail, "id", res.ID, "path", m.Path)
-		return outcome{name, m, res}, true
-	}
-	res := s.h.pipeline.Verify(ctx, m)
-	m.Raw = nil // the report needs its context, not its bytes
-	s.metrics.verified(m.Source, res.Duration, res.Stages)
-	if ctx.Err() != nil {
-		// Cut off by the shutdown (--shutdown-timeout): whatever the
-		// verdict says (a lookup or a store interrupted), it is not the
-		// message's. It stays in new/ for the next start.
-		s.log.Warn("shutdown: the verification was cut off; the message stays in new/ for the next start",
-			"id", res.ID, "path", m.Path, "reason", string(res.Reason))
-		return outcome{}, false
-	}
-	if s.changed(name, m, version, res.ID) {
-		return outcome{}, false
-	}
-	return outcome{name, m, res}, true
-}
-
-// changed reports whether the file name is no longer the version that was
-// read and verified: written straight into new/, it was still being written
-// (the watcher took a pause of its writer for the end). Then the verdict is
-// not reported; the file waits for its writes to end, and is verified again.
-func (s *server) changed(name string, m *verify.Message, read ingest.FileVersion, id string) bool {
-	now, err := s.spool.Version(name)
-	if err != nil {
-		// Gone (archived by another process?) or unreadable: the verdict
-		// stands, as for a file that vanishes after it was verified.
-		return false
-	}
-	if now.Size == read.Size && now.ModTime.Equal(read.ModTime) {
-		return false
-	}
-	s.log.Warn("the message changed while it was verified: not reported; verifying it again once its writes end",
-		"id", id, "path", m.Path, "size_read", read.Size, "size_now", now.Size)
-	s.watcher.Unsettled(name)
-	return true
-}
-
-// commitLoop makes verdicts durable in batches: the report lines of a batch
-// are written and synced once, then its messages are moved to cur/ (group
-// commit). A temporary failure is not reported but retried later, until
-// --retry-for has passed since delivery, or since its first temporary
-// failure in this process when that is later.
-//
-// The moves to cur/ are made durable in the background, about once a
-// second (archiveSyncInterval), and once more when results is closed: a
-// crash may undo the last second's moves, which only means processing those
-// messages again, their report lines being durable already.
-//
-// A batch whose report lines cannot be written is retried until they are
-// (writeReport); when ctx ends meanwhile (the shutdown timeout), the rest is
-// dropped, every message not reported staying in new/.
-func (s *server) commitLoop(ctx context.Context, results <-chan outcome) {
-	archived := startArchiveSyncer(s.spool.Sync, archiveSyncInterval, s.log)
-	defer archived.stop()
-	batch := make([]outcome, 0, s.flags.batch)
-	for o := range results {
-		batch = append(batch[:0], o)
-	gather:
-		for len(batch) < cap(batch) {
-			select {
-			case o, ok := <-results:
-				if !ok {
-					break gather
-				}
-				batch = append(batch, o)
-			default:
-				break gather
-			}
-		}
-		if !s.commit(ctx, batch, archived) {
-			for range results {
-				s.health.finished(1)
-			}
-			return
-		}
-	}
-}
-
-// commit reports a batch: its report lines are written and synced, then
-// its messages moved to cur/ (made durable later by archived). It returns
-// false when ctx ended before the lines could be written.
-func (s *server) commit(ctx context.Context, batch []outcome, archived *archiveSyncer) bool {
-	defer s.health.finished(len(batch))
-	defer s.finishedInFlight(batch)
-	now := time.Now()
-	reported := batch[:0:0]
-	recs := make([]*output.Record, 0, len(batch))
-	for _, o := range batch {
-		if o.res.Reason.Temporary() && s.retrying(o, now) {
-			s.mu.Lock()
-			r := s.attempts[o.name]
-			r.n++
-			s.attempts[o.name] = r
-			n := r.n
-			s.mu.Unlock()
-			delay := backoff(s.flags.retryFirst, n)
-			s.log.Warn(fmt.Sprintf("temporary failure: %s: retrying in %s", o.res.Reason, delay), "id", o.res.ID, "attempt", n, "path", o.msg.Path)
-			s.watcher.RetryAt(o.name, now.Add(delay))
-			continue
-		}
-		reported = append(reported, o)
-		recs = append(recs, output.NewRecord(o.msg, o.res))
-	}
-	if len(reported) == 0 {
-		return true
-	}
-	if !s.writeReport(ctx, recs) {
-		s.log.Warn("shutdown timeout: the report could not be written; the messages stay in new/ for the next start",
-			"messages", len(reported))
-		return false
-	}
-	for _, rec := range recs {
-		s.metrics.reported(rec)
-	}
-	for _, o := range reported {
-		if err := s.spool.Archive(o.name, o.res.Accepted()); err != nil {
-			s.log.Error("moving to cur/ failed", "error", err, "id", o.res.ID)
-		}
-	}
-	archived.moved()
-	s.mu.Lock()
-	for _, o := range reported {
-		delete(s.attempts, o.name)
-		s.processed++
-		if o.res.Accepted() {
-			s.accepted++
-		}
-	}
-	s.mu.Unlock()
-	for _, o := range reported {
-		s.watcher.Done(o.name)
-	}
-	return true
-}
-
-// retrying reports whether the temporary failure o is still within
-// --retry-for, measured from the later of its delivery and its first
-// temporary failure in this process (now for the first): after an outage
-// longer than --retry-for, or for a message whose Maildir name is old, a
-// first failure is retried, not final.
-func (s *server) retrying(o outcome, now time.Time) bool {
-	s.mu.Lock()
-	r, ok := s.attempts[o.name]
-	if !ok {
-		r.first = now
-		s.attempts[o.name] = r
-	}
-	s.mu.Unlock()
-	start := o.msg.Received
-	if r.first.After(start) {
-		start = r.first
-	}
-	return now.Sub(start) < s.flags.retryFor
-}
-
-// archiveSyncInterval is how often the moves to cur/ are made durable.
-const archiveSyncInterval = time.Second
-
-// archiveSyncer makes the moves of messages from new/ to cur/ durable in
-// the background, at most once per interval, so that committing a batch
-// never waits for a folder sync.
-type archiveSyncer struct {
-	syncCur func() error // makes the moves so far durable (Spool.Sync)
-	log     *slog.Logger
-	dirty   atomic.Bool // moves since the last sync began
-	quit    chan struct{}
-	done    chan struct{}
-}
-
-// startArchiveSyncer starts calling syncCur every interval when there were
-// moves.
-func startArchiveSyncer(syncCur func() error, interval time.Duration, log *slog.Logger) *archiveSyncer {
-	a := &archiveSyncer{syncCur: syncCur, log: log, quit: make(chan struct{}), done: make(chan struct{})}
-	go a.run(interval)
-	return a
-}
-
-// moved records that messages were moved to cur/.
-func (a *archiveSyncer) moved() { a.dirty.Store(true) }
-
-// stop syncs the last moves and stops the syncer.
-func (a *archiveSyncer) stop() {
-	close(a.quit)
-	<-a.done
-}
-
-func (a *archiveSyncer) run(interval time.Duration) {
-	defer close(a.done)
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-t.C:
-			a.syncMoves()
-		case <-a.quit:
-			a.syncMoves()
-			return
-		}
-	}
-}
-
-// syncMoves makes the moves so far durable, if there were any.
-func (a *archiveSyncer) syncMoves() {
-	if !a.dirty.Swap(false) {
-		return
-	}
-	if err := a.syncCur(); err != nil {
-		// The moves may be lost in a crash: those messages would be
-		// processed again. Try again next time.
-		a.dirty.Store(true)
-		a.log.Error("syncing the Maildir's cur/ failed", "error", err)
-	}
-}
-
-// backoff is the delay before retry n (1-based): first, doubled each time,
-// at most an hour.
-func backoff(first time.Duration, n int) time.Duration {
-	d := first
-	for i := 1; i < n && d < time.Hour; i++ {
-		d *= 2
-	}
-	return min(d, time.Hour)
+	return nil
 }

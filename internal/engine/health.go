@@ -1,4 +1,4 @@
-package main
+package engine
 
 import (
 	"errors"
@@ -7,28 +7,43 @@ import (
 	"time"
 )
 
-// pipelineStallAfter is how long the pipeline may go without a step while
-// messages are in progress, or the Maildir watcher without a turn, before
-// /healthz calls it stalled. A step is a message taken, verified or
-// committed; the slowest legitimate one is a message whose DKIM keys are
-// looked up in DNS (up to --dns-timeout, 5 s, per lookup, a few lookups)
-// or a report sync on a busy disk (seconds): a minute leaves a wide margin,
-// and a monitor learns of a stuck service within a minute or two.
-const pipelineStallAfter = time.Minute
+// HealthOptions configure Engine.Alive.
+type HealthOptions struct {
+	// StallAfter is how long the pipeline may go without a step while
+	// messages are in progress, or the queue without a turn, before Alive
+	// calls it stalled; default DefaultStallAfter. A step is a message
+	// taken, verified or committed; the slowest legitimate one is a
+	// message whose DKIM keys are looked up in DNS (up to --dns-timeout,
+	// 5 s, per lookup, a few lookups) or a report sync on a busy disk
+	// (seconds): a minute leaves a wide margin, and a monitor learns of a
+	// stuck service within a minute or two.
+	StallAfter time.Duration
+	// QueueTurn, when set, returns when the queue last looked for work
+	// (the Maildir watcher's LastTurn); the zero time means it is not
+	// running.
+	QueueTurn func() time.Time
+}
 
-// pipelineHealth tells whether serve's pipeline runs and keeps up, for the
-// webhook's health check (ingest.WebhookOptions.PipelineAlive). The serve
-// loop reports to it; an idle service (nothing in progress) is healthy
+// Alive returns nil while the engine runs and keeps up, else why not: for
+// a health check.
+func (e *Engine) Alive() error { return e.health.alive() }
+
+// ReportWritable returns nil unless the last attempt to write the report
+// failed, else its error: for a health check.
+func (e *Engine) ReportWritable() error { return e.health.reportWritable() }
+
+// pipelineHealth tells whether the engine runs and keeps up, for a health
+// check (Engine.Alive). The engine reports to it; an idle service (nothing in progress) is healthy
 // however long ago its last step was. Its methods are safe for concurrent
 // use and, on a nil *pipelineHealth, do nothing.
 type pipelineHealth struct {
 	now        func() time.Time
 	stallAfter time.Duration
-	// watcherTurn is the Maildir watcher's LastTurn; nil: not checked.
-	watcherTurn func() time.Time
+	// queueTurn is HealthOptions.QueueTurn; nil: not checked.
+	queueTurn func() time.Time
 
 	running  atomic.Bool
-	inFlight atomic.Int64 // messages taken from the watcher, not yet committed
+	inFlight atomic.Int64 // messages taken from the queue, not yet committed
 	lastStep atomic.Int64 // Unix nanoseconds
 	// reportErr is why the last attempt to write the report failed; nil
 	// when it succeeded.
@@ -49,7 +64,7 @@ func (p *pipelineHealth) setRunning(running bool) {
 	p.running.Store(running)
 }
 
-// taken records a message taken from the watcher.
+// taken records a message taken from the queue.
 func (p *pipelineHealth) taken() {
 	if p == nil {
 		return
@@ -87,8 +102,8 @@ func (p *pipelineHealth) alive() error {
 		return errors.New("the pipeline is not running")
 	}
 	now := p.now()
-	if p.watcherTurn != nil {
-		turn := p.watcherTurn()
+	if p.queueTurn != nil {
+		turn := p.queueTurn()
 		if turn.IsZero() {
 			return errors.New("the Maildir watcher is not running")
 		}

@@ -1,4 +1,4 @@
-package main
+package engine
 
 import (
 	"errors"
@@ -14,7 +14,7 @@ func TestPipelineHealth(t *testing.T) {
 	turn := now
 	p := newPipelineHealth(time.Minute)
 	p.now = func() time.Time { return now }
-	p.watcherTurn = func() time.Time { return turn }
+	p.queueTurn = func() time.Time { return turn }
 	check := func(want string) {
 		t.Helper()
 		err := p.alive()
@@ -53,9 +53,9 @@ func TestPipelineHealth(t *testing.T) {
 	check("watcher has been stuck")
 	turn = now
 	check("")
-	p.watcherTurn = func() time.Time { return time.Time{} }
+	p.queueTurn = func() time.Time { return time.Time{} }
 	check("watcher is not running")
-	p.watcherTurn = func() time.Time { return turn }
+	p.queueTurn = func() time.Time { return turn }
 
 	p.setRunning(false)
 	check("not running")

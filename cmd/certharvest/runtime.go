@@ -1,39 +1,10 @@
 package main
 
 import (
-	"context"
-	"log/slog"
 	"os"
 	"runtime"
 	"runtime/debug"
-	"time"
-
-	"github.com/certharvest/certharvest/output"
-	"github.com/certharvest/certharvest/verify"
 )
-
-// harvester runs the pipeline on a message and writes its report line: the
-// part every input shares.
-type harvester struct {
-	pipeline *verify.Pipeline
-	report   *output.Report
-	log      *slog.Logger
-}
-
-// process verifies m and reports the verdict. The error is an operational
-// failure (the report could not be written), not a verdict.
-func (h *harvester) process(ctx context.Context, m *verify.Message) (*verify.Result, error) {
-	res := h.pipeline.Verify(ctx, m)
-	return res, h.report.Write(output.NewRecord(m, res))
-}
-
-// reject reports a message that could not be given to the pipeline (an
-// unreadable file).
-func (h *harvester) reject(m *verify.Message, err error) (*verify.Result, error) {
-	res := readErrorResult(m, err, time.Time{})
-	h.log.Warn("rejected: "+string(res.Reason)+": "+res.Detail, "id", res.ID, "path", m.Path, "reason", string(res.Reason))
-	return res, h.report.Write(output.NewRecord(m, res))
-}
 
 // syncThreads is how many threads beyond the cores scan and serve let run
 // Go code (GOMAXPROCS). A goroutine in fsync or syncfs (the report's sync

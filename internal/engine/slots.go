@@ -1,4 +1,4 @@
-package main
+package engine
 
 import (
 	"context"
@@ -8,11 +8,11 @@ import (
 	"github.com/certharvest/certharvest/verify"
 )
 
-// slotWaiters is how many messages beyond --workers may be in progress
+// SlotWaiters is how many messages beyond --workers may be in progress
 // while they wait for the disk (their certificate to become durable) or for
 // DNS (a DKIM key), without a CPU slot: enough for the certificates stored
 // at about the same time to share a group commit.
-const slotWaiters = 64
+const SlotWaiters = 64
 
 // cpuSlots bounds how many messages are verified at once, the CPU-bound
 // work, without counting the ones that wait. A message takes a slot
@@ -94,10 +94,10 @@ func waitWithoutSlot(ctx context.Context) (resume func()) {
 	return h.wait()
 }
 
-// withSlotWaits returns opts whose store, and DKIM lookup when dns is true,
+// WithSlotWaits returns opts whose store, and DKIM lookup when dns is true,
 // give their caller's CPU slot back while they wait. A lookup that answers
 // from memory (--dkim-keys) is better left alone: it does not wait.
-func withSlotWaits(opts verify.Options, dns bool) verify.Options {
+func WithSlotWaits(opts verify.Options, dns bool) verify.Options {
 	if opts.Store != nil {
 		opts.Store = slotStore{store: opts.Store}
 	}

@@ -1,4 +1,4 @@
-package main
+package engine
 
 import (
 	"context"
@@ -50,7 +50,7 @@ func TestByteBudgetLargeMessage(t *testing.T) {
 	small := b.acquire(10)
 	large := make(chan int64)
 	go func() { large <- b.acquire(1 << 30) }()
-	for b.waiting() == 0 {
+	for waiting(b) == 0 {
 		time.Sleep(time.Millisecond)
 	}
 	later := make(chan int64)
@@ -95,17 +95,17 @@ func TestInFlightBudget(t *testing.T) {
 // serve holds the bytes of at most eight messages at --max-size at once:
 // with every message waiting for its certificate's store (which gives the
 // CPU slot back), the others wait for the budget before they are read.
-func TestServeBoundsBytesInFlight(t *testing.T) {
+func TestEngineBoundsBytesInFlight(t *testing.T) {
 	f, err := testcorpus.New()
 	if err != nil {
 		t.Fatal(err)
 	}
 	data := f.Cases()[0].Data
 	store := &blockingStore{entered: make(chan struct{}, 64), release: make(chan struct{})}
-	sf := serveFlags{workers: 1, batch: 64, retryFor: time.Hour, retryFirst: time.Minute}
+	sf := serveOptions(1, 64, time.Hour, time.Minute)
 	lookup := func(_ context.Context, name string) ([]string, error) { return f.LookupTXT(name) }
 	s, spool := newTestServerStore(t, f, lookup, store, sf)
-	s.maxSize = int64(len(data)) // a budget of eight of these messages
+	s.opts.MaxSize = int64(len(data)) // a budget of eight of these messages
 	const n = 20
 	var names []string
 	for range n {
@@ -130,7 +130,7 @@ func TestServeBoundsBytesInFlight(t *testing.T) {
 		}
 	}
 	time.Sleep(300 * time.Millisecond) // time for a ninth to get there
-	budget := inFlightBudget(s.maxSize).limit
+	budget := inFlightBudget(s.opts.MaxSize).limit
 	if in := len(store.entered); int64(in*len(data)) > budget {
 		t.Fatalf("%d messages of %d bytes held at once, more than the budget of %d bytes", in, len(data), budget)
 	}
@@ -138,11 +138,18 @@ func TestServeBoundsBytesInFlight(t *testing.T) {
 	waitArchived(t, spool, names, 30*time.Second)
 	cancel()
 	<-done
-	s.h.report.Close()
+	s.report.Close()
 	if recs := readReport(t, filepath.Join(filepath.Dir(spool.Dir()), "report.jsonl")); len(recs) != n {
 		t.Errorf("%d report lines, want %d", len(recs), n)
 	}
 	if _, err := os.Stat(filepath.Join(spool.Dir(), "new", names[0])); err == nil {
 		t.Error("a message is still in new/")
 	}
+}
+
+// waiting returns how many wait for bytes.
+func waiting(b *byteBudget) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.waiters)
 }

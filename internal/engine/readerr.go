@@ -1,4 +1,4 @@
-package main
+package engine
 
 import (
 	"errors"
@@ -8,10 +8,11 @@ import (
 	"github.com/certharvest/certharvest/verify"
 )
 
-// readErrorResult is the verdict on a message that could not be given to
+// ReadErrorResult is the verdict on a message that could not be given to
 // the pipeline: a file that could not be read (read_error) or one too large
-// (message_too_large), at the time at.
-func readErrorResult(m *verify.Message, err error, at time.Time) *verify.Result {
+// (message_too_large), at the time at. It is the one such verdict, of every
+// command and input.
+func ReadErrorResult(m *verify.Message, err error, at time.Time) *verify.Result {
 	if m.ID == "" {
 		m.ID = ingest.MessageIDOf(err) // a message too large to read
 	}

@@ -1,15 +1,15 @@
-package main
+package engine
 
 import "sync"
 
-// maxBytesInFlight is the most bytes of messages scan and serve hold in
+// maxBytesInFlight is the most bytes of messages the engine holds in
 // memory at once, whatever --max-size and --workers; see inFlightBudget.
 const maxBytesInFlight = 256 << 20
 
 // inFlightBudget returns the budget of message bytes held in memory at
 // once: eight messages at --max-size, at most maxBytesInFlight.
 //
-// Without it, every reader (--workers, and up to slotWaiters more) held a
+// Without it, every reader (--workers, and up to SlotWaiters more) held a
 // message read before its turn: (--workers + 64) x --max-size, 1.6 GiB of
 // messages at the default 25 MiB (3.4 GB of RSS seen for 20 MB messages).
 // Eight messages at the limit are some in verification and some read ahead,
@@ -19,11 +19,12 @@ const maxBytesInFlight = 256 << 20
 // alone. (The bound is on the messages' bytes; verifying one allocates
 // a few times its size in passing.)
 func inFlightBudget(maxSize int64) *byteBudget {
-	return newByteBudget(inFlightBytes(maxSize))
+	return newByteBudget(InFlightBytes(maxSize))
 }
 
-// inFlightBytes is the size of inFlightBudget(maxSize).
-func inFlightBytes(maxSize int64) int64 {
+// InFlightBytes is the most bytes of messages held in memory at once for
+// messages of at most maxSize bytes (see inFlightBudget).
+func InFlightBytes(maxSize int64) int64 {
 	if maxSize <= 0 || maxSize > maxBytesInFlight/8 {
 		return maxBytesInFlight
 	}
@@ -89,13 +90,6 @@ func (b *byteBudget) release(n int64) {
 	if len(b.waiters) == 0 {
 		b.waiters = nil // let a long queue's array go
 	}
-}
-
-// waiting returns how many wait for bytes.
-func (b *byteBudget) waiting() int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return len(b.waiters)
 }
 
 // budgetClaim is one message's share of a byteBudget: take is called with

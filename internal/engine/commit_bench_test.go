@@ -1,6 +1,6 @@
 //go:build unix
 
-package main
+package engine
 
 import (
 	"context"
@@ -10,11 +10,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/certharvest/certharvest/ingest"
 	"github.com/certharvest/certharvest/internal/cputime"
 	"github.com/certharvest/certharvest/internal/testcorpus"
 )
 
-// BenchmarkServeCommit measures serve's work per message after the
+// BenchmarkCommit measures serve's work per message after the
 // verification: its report line written (one sync per batch of 512, as
 // --batch), its move to cur/ and the bookkeeping, for an accepted message
 // an MTA delivered. The messages are delivered and loaded between batches,
@@ -22,8 +23,8 @@ import (
 // (getrusage(2)), the background sync of cur/ included; ns/op, which also
 // counts the wait for the report's sync, varies more.
 //
-//	go test -run '^$' -bench ServeCommit -benchmem -count 5 ./cmd/certharvest/
-func BenchmarkServeCommit(b *testing.B) {
+//	go test -run '^$' -bench Commit -benchmem -count 5 ./internal/engine/
+func BenchmarkCommit(b *testing.B) {
 	const batch = 512
 	f, err := testcorpus.New()
 	if err != nil {
@@ -37,22 +38,28 @@ func BenchmarkServeCommit(b *testing.B) {
 		}
 	}
 	s, spool := newTestServer(b, f, func(_ context.Context, name string) ([]string, error) { return f.LookupTXT(name) },
-		serveFlags{batch: batch, retryFor: time.Hour, retryFirst: time.Minute})
+		serveOptions(0, batch, time.Hour, time.Minute))
 	maildir := spool.Dir()
 	// One verdict, reused: the pipeline is not measured.
 	name0 := "1780308000.M0P1Q0.bench"
 	if err := os.WriteFile(filepath.Join(maildir, "new", name0), data, 0o600); err != nil {
 		b.Fatal(err)
 	}
-	m, err := spool.Load(name0, 1<<20)
+	m, _, err := spool.LoadFile(name0, ingest.ReadOptions{MaxSize: 1 << 20})
 	if err != nil {
 		b.Fatal(err)
 	}
-	res := s.h.pipeline.Verify(context.Background(), m)
+	res := s.pipeline.Verify(context.Background(), m)
 	if !res.Accepted() {
 		b.Fatalf("the sample message is rejected: %s %s", res.Reason, res.Detail)
 	}
-	archived := startArchiveSyncer(spool.Sync, archiveSyncInterval, s.log)
+	q, err := NewMaildirQueue(spool, s.watcher, s.log)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer q.Close()
+	e := New(s.pipeline, q, s.report, s.opts)
+	archived := startArchiveSyncer(q.Sync, archiveSyncInterval, s.log)
 	defer archived.stop()
 	outcomes := make([]outcome, 0, batch)
 	cpu := func() time.Duration { return time.Duration(cputime.Process()) }
@@ -70,15 +77,15 @@ func BenchmarkServeCommit(b *testing.B) {
 			if err := os.Rename(tmp, filepath.Join(maildir, "new", name)); err != nil {
 				b.Fatal(err)
 			}
-			m, err := spool.Load(name, 1<<20)
+			m, _, err := spool.LoadFile(name, ingest.ReadOptions{MaxSize: 1 << 20})
 			if err != nil {
 				b.Fatal(err)
 			}
-			outcomes = append(outcomes, outcome{name: name, msg: m, res: res})
+			outcomes = append(outcomes, outcome{id: name, msg: m, res: res})
 		}
 		b.StartTimer()
 		start := cpu()
-		s.commit(context.Background(), outcomes, archived)
+		e.commit(context.Background(), outcomes, archived)
 		used += cpu() - start
 		done += len(outcomes)
 	}

@@ -1,0 +1,143 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/certharvest/certharvest/ingest"
+	"github.com/certharvest/certharvest/verify"
+)
+
+// MaildirQueue is serve's queue: the messages of a spool's new/ as its
+// watcher finds them complete, acked by moving them to cur/, with an
+// in-flight log for the suspects of a crash.
+type MaildirQueue struct {
+	spool    *ingest.Spool
+	watcher  *ingest.MaildirWatcher
+	inflight *ingest.InFlight
+	suspects []ingest.Suspect
+	log      *slog.Logger
+
+	mu       sync.Mutex
+	versions map[string]ingest.FileVersion // loaded, for Unchanged
+}
+
+// NewMaildirQueue returns the queue over spool's new/, as watcher hands it
+// over, and opens the spool's in-flight log (Close closes it).
+func NewMaildirQueue(spool *ingest.Spool, watcher *ingest.MaildirWatcher, log *slog.Logger) (*MaildirQueue, error) {
+	l, suspects, err := spool.OpenInFlight(log)
+	if err != nil {
+		return nil, err
+	}
+	return &MaildirQueue{spool: spool, watcher: watcher, inflight: l, suspects: suspects, log: log,
+		versions: map[string]ingest.FileVersion{}}, nil
+}
+
+// Close marks the in-flight log as left by a clean stop.
+func (q *MaildirQueue) Close() error { return q.inflight.Close() }
+
+// Next returns the name of the next complete message in new/; ErrClosed
+// once the watcher has stopped.
+func (q *MaildirQueue) Next(context.Context) (string, error) {
+	name, ok := <-q.watcher.Ready()
+	if !ok {
+		return "", ErrClosed
+	}
+	return name, nil
+}
+
+// Load reads message name from new/, with the context it was delivered
+// with, after marking it in flight.
+func (q *MaildirQueue) Load(_ context.Context, name string, opts LoadOptions) (*verify.Message, error) {
+	q.inflight.Taken(name)
+	m, version, err := q.spool.LoadFile(name, ingest.ReadOptions{MaxSize: opts.MaxSize, Reserve: opts.Reserve})
+	if errors.Is(err, fs.ErrNotExist) {
+		q.watcher.Done(name)
+		return m, fmt.Errorf("%w: %w", ErrGone, err)
+	}
+	q.mu.Lock()
+	q.versions[name] = version
+	q.mu.Unlock()
+	return m, err
+}
+
+// Unchanged tells whether the file name is no longer the version that was
+// read and verified: written straight into new/, it was still being
+// written (the watcher took a pause of its writer for the end). Then it
+// waits for its writes to end, and is handed over again.
+func (q *MaildirQueue) Unchanged(_ context.Context, name string) error {
+	q.mu.Lock()
+	read := q.versions[name]
+	q.mu.Unlock()
+	now, err := q.spool.Version(name)
+	if err != nil {
+		// Gone (archived by another process?) or unreadable: the verdict
+		// stands, as for a file that vanishes after it was verified.
+		return nil
+	}
+	if now.Size == read.Size && now.ModTime.Equal(read.ModTime) {
+		return nil
+	}
+	q.watcher.Unsettled(name)
+	return fmt.Errorf("%d bytes read, %d now", read.Size, now.Size)
+}
+
+// Ack moves the messages to cur/, flagged as their verdicts say.
+func (q *MaildirQueue) Ack(_ context.Context, acks []Ack) error {
+	var errs []error
+	for _, a := range acks {
+		if err := q.spool.Archive(a.ID, a.Accepted); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, a := range acks {
+		q.watcher.Done(a.ID)
+	}
+	return errors.Join(errs...)
+}
+
+// RetryAt hands name over again at t; it stays in new/ meanwhile.
+func (q *MaildirQueue) RetryAt(_ context.Context, name string, t time.Time) error {
+	q.watcher.RetryAt(name, t)
+	return nil
+}
+
+// Release marks the messages as no longer in flight.
+func (q *MaildirQueue) Release(names ...string) {
+	q.inflight.Finished(names...)
+	q.mu.Lock()
+	for _, name := range names {
+		delete(q.versions, name)
+	}
+	q.mu.Unlock()
+}
+
+// Sync makes the moves to cur/ durable.
+func (q *MaildirQueue) Sync(context.Context) error { return q.spool.Sync() }
+
+// Suspects returns the messages in flight at the last crash, read from the
+// in-flight log when the queue was made.
+func (q *MaildirQueue) Suspects() []Suspect {
+	out := make([]Suspect, len(q.suspects))
+	for i, s := range q.suspects {
+		out[i] = Suspect{ID: s.Name, Crashes: s.Crashes,
+			Path:           filepath.Join(q.spool.Dir(), ingest.SpoolNew, s.Name),
+			QuarantinePath: filepath.Join(q.spool.Dir(), ingest.SpoolQuarantine, s.Name)}
+	}
+	return out
+}
+
+// Quarantine moves name to the spool's quarantine/.
+func (q *MaildirQueue) Quarantine(_ context.Context, name string) error {
+	if _, err := q.spool.Quarantine(name); err != nil {
+		return err
+	}
+	q.watcher.Done(name)
+	return nil
+}
