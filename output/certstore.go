@@ -27,7 +27,7 @@ import (
 //
 // A certificate is durable when Store returns, and a crash leaves each file
 // with its old content or its new content, never a mix (see
-// WriteFileAtomic).
+// writeFileAtomicIn).
 //
 // Several processes may share the folder: the compare-and-replace of an
 // address holds an flock(2) on the lock file of its stripe,
