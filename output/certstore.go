@@ -27,7 +27,7 @@ import (
 //
 // A certificate is durable when Store returns, and a crash leaves each file
 // with its old content or its new content, never a mix (see
-// WriteFileAtomic).
+// writeFileAtomicIn).
 //
 // Several processes may share the folder: the compare-and-replace of an
 // address holds an flock(2) on the lock file of its stripe,
@@ -322,20 +322,15 @@ func lockStripe(addr string) int {
 	return int(h.Sum32() % lockStripes)
 }
 
-// lockPath is the lock file of stripe i, <dir>/.locks/<i in hex>.lock. An
-// address holds an "@", so these never clash with the per-address lock
-// files (<address>.lock) of earlier versions, which are left alone.
-func (s *CertStore) lockPath(i int) string {
-	return filepath.Join(s.dir, ".locks", lockName(i))
-}
-
 // EncodeCertificatePEM returns cert as a PEM CERTIFICATE block (RFC 7468
 // §5).
 func EncodeCertificatePEM(cert *x509.Certificate) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw})
 }
 
-// lockName is the name of stripe i's lock file in .locks/.
+// lockName is the name of stripe i's lock file in .locks/: its number in
+// hex. An address holds an "@", so these never clash with the per-address
+// lock files (<address>.lock) of earlier versions, which are left alone.
 func lockName(i int) string { return fmt.Sprintf("%02x.lock", i) }
 
 // historyFolder opens history/<addr>/ in root, creating what is missing,

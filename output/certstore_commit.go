@@ -9,16 +9,10 @@ import (
 	"sync"
 )
 
-// WriteFileAtomic writes data to path so that path holds either its old
-// content or all of data, even across a crash: a temporary file in the same
-// folder is written and synced, renamed over path, and the folder synced so
-// the rename itself is durable.
-func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
-	return writeFileAtomicIn(rootFolder(filepath.Dir(path)), filepath.Base(path), data, perm)
-}
-
-// writeFileAtomicIn is WriteFileAtomic for the file name in d. The
-// temporary file's name is tempName(), whatever name is.
+// writeFileAtomicIn writes data to the file name in d so that it holds
+// either its old content or all of data, even across a crash: a temporary
+// file in d (named tempName(), whatever name is) is written and synced,
+// renamed over name, and d synced so the rename itself is durable.
 func writeFileAtomicIn(d folder, name string, data []byte, perm os.FileMode) error {
 	path := filepath.Join(d.path, name)
 	f, tmp, err := d.createTemp()
@@ -218,10 +212,10 @@ func (g *groupCommit) commit(req *commitRequest) error {
 }
 
 // commitGroup makes the files of a group durable, renames them into place
-// and syncs their folders, as WriteFileAtomic does for one file. The files
+// and syncs their folders, as writeFileAtomicIn does for one file. The files
 // of a request are renamed in rounds: its second file (the certificate) is
 // renamed only once its first (the history copy of the one it replaces) is
-// durably in place, as when each is written by WriteFileAtomic.
+// durably in place, as when each is written by writeFileAtomicIn.
 func commitGroup(group []*commitRequest) {
 	var files []*tempFile
 	rounds := 0

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/certharvest/certharvest/internal/testcorpus"
 	"github.com/certharvest/certharvest/verify"
 )
 
@@ -24,18 +25,13 @@ func selfSigned(t testing.TB, addr string, notBefore time.Time) *x509.Certificat
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{
+	cert, err := testcorpus.SelfSigned(&x509.Certificate{
 		SerialNumber:   big.NewInt(notBefore.Unix()),
 		Subject:        pkix.Name{CommonName: addr},
 		EmailAddresses: []string{addr},
 		NotBefore:      notBefore,
 		NotAfter:       notBefore.AddDate(1, 0, 0),
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
+	}, key)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,14 +2,9 @@
 
 package output
 
-import "os"
-
 // haveFlock reports whether the lock files exclude other processes: not
 // where flock(2) is missing, one process per certificate folder there.
 const haveFlock = false
-
-// openLockFile opens nothing where flock(2) is missing.
-func openLockFile(string) (*os.File, error) { return nil, nil }
 
 // fileDescriptor is an open file: an *os.File.
 type fileDescriptor interface{ Fd() uintptr }

@@ -3,27 +3,11 @@
 package output
 
 import (
-	"os"
-	"path/filepath"
-
 	"golang.org/x/sys/unix"
 )
 
 // haveFlock reports whether the lock files exclude other processes.
 const haveFlock = true
-
-// openLockFile opens the lock file path, creating it and its folder if
-// needed.
-func openLockFile(path string) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
-	if os.IsNotExist(err) {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			return nil, err
-		}
-		f, err = os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
-	}
-	return f, err
-}
 
 // fileDescriptor is an open file: an *os.File.
 type fileDescriptor interface{ Fd() uintptr }

@@ -1,9 +1,23 @@
 package output
 
-// lockFile takes the lock of the lock file path, as another process sharing
-// the folder would, and returns the function that releases it.
+import (
+	"os"
+	"path/filepath"
+)
+
+// lockPath is the lock file of stripe i, <dir>/.locks/<lockName(i)>.
+func (s *CertStore) lockPath(i int) string {
+	return filepath.Join(s.dir, ".locks", lockName(i))
+}
+
+// lockFile takes the lock of the lock file path, creating it and its folder
+// if needed, as another process sharing the folder would, and returns the
+// function that releases it.
 func lockFile(path string) (func(), error) {
-	f, err := openLockFile(path)
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, err
 	}
@@ -11,9 +25,5 @@ func lockFile(path string) (func(), error) {
 		f.Close()
 		return nil, err
 	}
-	return func() {
-		if f != nil {
-			f.Close()
-		}
-	}, nil
+	return func() { f.Close() }, nil
 }

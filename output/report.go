@@ -76,9 +76,9 @@ func NewRecord(m *verify.Message, res *verify.Result) *Record {
 //
 // A line is never left cut in the file: a write that fails part way (a
 // full disk) is taken back, the file truncated to the end of its last
-// complete line, and the lines kept to be written again by the next Flush
-// or Sync. So a failure is not sticky: once there is room again, the same
-// lines are written, each once. A file that ends in a cut line when it is
+// complete line, and the lines kept to be written again by the next Sync.
+// So a failure is not sticky: once there is room again, the same lines are
+// written, each once. A file that ends in a cut line when it is
 // opened (a crash during a write) gets a newline before the next line, so
 // that the cut line stays alone, where a reader skips it, and is never glued
 // to the next one.
@@ -147,7 +147,7 @@ func (r *Report) setFile(f reportFile, readable bool) {
 // Reopen writes the buffered lines to the current file, then opens the
 // report's path again, so that logrotate can move the file away and signal
 // the service. Lines the current file cannot take (a full disk) are taken
-// back from it, and go to the new file with the next Flush or Sync.
+// back from it, and go to the new file with the next Sync.
 func (r *Report) Reopen() error {
 	if r.file == nil {
 		return nil
@@ -172,13 +172,10 @@ func (r *Report) Reopen() error {
 	return nil
 }
 
-// NewReport writes records to w.
-func NewReport(w io.Writer) *Report { return &Report{w: w} }
-
-// Write adds one record. It is buffered: call Flush or Sync to write it.
-// An error means the record was not taken (the lines gathered before it
-// could not be written to make room); the lines taken before are kept, for
-// the next Flush or Sync.
+// Write adds one record. It is buffered: call Sync to write it. An error
+// means the record was not taken (the lines gathered before it could not
+// be written to make room); the lines taken before are kept, for the next
+// Sync.
 func (r *Report) Write(rec *Record) error {
 	line, err := json.Marshal(rec)
 	if err != nil {
@@ -196,16 +193,9 @@ func (r *Report) Write(rec *Record) error {
 	return nil
 }
 
-// Flush writes the buffered lines. On an error, the file holds only whole
-// lines, and the lines not written are kept for the next Flush or Sync.
-func (r *Report) Flush() error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.flushLocked()
-}
-
-// Sync writes the buffered lines and makes them durable. On an error, as
-// for Flush, nothing is cut and nothing lost; the next Sync tries again.
+// Sync writes the buffered lines and makes them durable. On an error, the
+// file holds only whole lines, and the lines not written are kept: nothing
+// is cut and nothing lost; the next Sync tries again.
 func (r *Report) Sync() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -329,15 +329,15 @@ func (w *shortWriter) Write(p []byte) (int, error) {
 // so the line is completed, not repeated.
 func TestReportStreamShortWrite(t *testing.T) {
 	w := &shortWriter{room: 50}
-	rep := NewReport(w)
+	rep := &Report{w: w}
 	rep.Write(record("a", 20))
 	rep.Write(record("b", 20))
-	if err := rep.Flush(); err == nil {
-		t.Fatal("Flush after a short write succeeded")
+	if err := rep.Sync(); err == nil {
+		t.Fatal("Sync after a short write succeeded")
 	}
 	w.room = -1
 	rep.Write(record("c", 20))
-	if err := rep.Flush(); err != nil {
+	if err := rep.Sync(); err != nil {
 		t.Fatal(err)
 	}
 	path := filepath.Join(t.TempDir(), "out.jsonl")
@@ -367,10 +367,10 @@ func TestReportLocksWhileWriting(t *testing.T) {
 	}
 	rep.Write(record("a", 0))
 	done := make(chan error, 1)
-	go func() { done <- rep.Flush() }()
+	go func() { done <- rep.Sync() }()
 	select {
 	case err := <-done:
-		t.Fatalf("Flush returned (%v) while another process held the lock", err)
+		t.Fatalf("Sync returned (%v) while another process held the lock", err)
 	case <-time.After(100 * time.Millisecond):
 	}
 	funlock(other)

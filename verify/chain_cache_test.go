@@ -16,6 +16,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/certharvest/certharvest/internal/testcorpus"
 )
 
 // The link cache must never change a verdict or a chain: every combination
@@ -213,15 +215,12 @@ func newCachePKI(t *testing.T) *cachePKI {
 		t.Helper()
 		serial++
 		tmpl.SerialNumber = big.NewInt(serial)
-		parentCert, parentKey := tmpl, key
+		var parentCert *x509.Certificate // self-signed
+		parentKey := key
 		if parent != "" {
 			parentCert, parentKey = p.certs[parent], p.keys[parent]
 		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, parentCert, key.Public(), parentKey)
-		if err != nil {
-			t.Fatalf("%s: %v", tmpl.Subject.CommonName, err)
-		}
-		c, err := x509.ParseCertificate(der)
+		c, err := testcorpus.Issue(tmpl, parentCert, key.Public(), parentKey)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/certharvest/certharvest/internal/testcorpus"
 )
 
 // An RSA key over 8,192 bits is refused before any verification with it:
@@ -27,11 +29,7 @@ func TestKeySizeCap(t *testing.T) {
 	cert := func(pub any) *x509.Certificate {
 		tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "k"},
 			NotBefore: ca.NotBefore, NotAfter: ca.NotAfter}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, pub, caKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, err := x509.ParseCertificate(der)
+		c, err := testcorpus.Issue(tmpl, ca, pub, caKey)
 		if err != nil {
 			t.Fatal(err)
 		}

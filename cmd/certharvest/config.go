@@ -501,13 +501,10 @@ func (c *config) parseWebappINI(r io.Reader) error {
 	return c.errorOf(problems)
 }
 
-// apply sets, on a command's flags, the configured values of the flags the
-// command line did not set. It reports every value the flag refuses, and
-// every key of the command's table that is not one of its flags.
-func (c *config) apply(command string, fs *flag.FlagSet) error {
-	return c.errorOf(c.applyProblems(command, fs))
-}
-
+// applyProblems sets, on a command's flags, the configured values of the
+// flags the command line did not set. It reports every value the flag
+// refuses, and every key of the command's table that is not one of its
+// flags.
 func (c *config) applyProblems(command string, fs *flag.FlagSet) []configProblem {
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })

@@ -1,18 +1,23 @@
 package main
 
 import (
-	"flag"
+	"bytes"
+	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
 )
 
-// FuzzLoadConfig: any configuration file is refused with an error or gives
-// values that apply to a command's flags, or are refused, without a panic.
+// FuzzLoadConfig: any configuration file is refused with an error, or
+// accepted by config check, which then prints the effective configuration
+// of every command, as each command parses it (--config, --print-config):
+// the paths every command takes with a configuration file, without a panic.
 func FuzzLoadConfig(f *testing.F) {
 	f.Add("trust = \"/etc/ssl/certs/ca-certificates.crt\"\n[serve]\nmaildir = \"/x\"\nsmtp-domain = [\"a.example\"]\n", false)
 	f.Add("[webapp]\nx-messagesystems-webhook-token = t\nuser-certs-dir: /c\n; c\n", true)
 	f.Add("[scan]\nworkers = 3\nquiet = true\n", false)
+	f.Add("workers = \"many\"\n[list]\nmaildir = \"/x\"\n", false)
 	dir := f.TempDir()
 	f.Fuzz(func(t *testing.T, content string, ini bool) {
 		name := "c.toml"
@@ -23,15 +28,14 @@ func FuzzLoadConfig(f *testing.F) {
 		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		c, err := loadConfig(path)
-		if err != nil {
+		var out bytes.Buffer
+		if err := runConfig(context.Background(), []string{"check", path}, &out, io.Discard); err != nil {
 			return
 		}
-		fs := flag.NewFlagSet("scan", flag.ContinueOnError)
-		fs.String("trust", "", "")
-		fs.String("certs", "", "")
-		fs.Int("workers", 1, "")
-		fs.Bool("quiet", false, "")
-		_ = c.apply("scan", fs)
+		for _, command := range configCommands() {
+			if !bytes.Contains(out.Bytes(), []byte("["+command+"]\n")) {
+				t.Errorf("config check accepted the file but printed no [%s]:\n%s", command, out.Bytes())
+			}
+		}
 	})
 }

@@ -2,9 +2,6 @@ package main
 
 import (
 	"bytes"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"math/big"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -137,14 +134,6 @@ func TestServeSMTP(t *testing.T) {
 	}
 }
 
-// writeSelfSigned writes a certificate and key for mx.test to dir.
-func writeSelfSigned(t *testing.T, dir string) (certFile, keyFile string) {
-	t.Helper()
-	certFile, keyFile, _ = writeTLSPair(t, dir, "tls", &x509.Certificate{SerialNumber: big.NewInt(1),
-		Subject: pkix.Name{CommonName: "mx.test"}, DNSNames: []string{"mx.test"}})
-	return certFile, keyFile
-}
-
 // swaks (Debian's swaks package), a real SMTP client, against the built
 // binary with STARTTLS required.
 func TestServeSMTPSwaks(t *testing.T) {
@@ -156,7 +145,7 @@ func TestServeSMTPSwaks(t *testing.T) {
 		t.Skip("swaks is not installed (apt-get install swaks)")
 	}
 	dir := t.TempDir()
-	certFile, keyFile := writeSelfSigned(t, dir)
+	certFile, keyFile, _ := writeTLSPair(t, dir, "mx.test")
 	s := startServe(t, dir, "--smtp", "127.0.0.1:0", "--smtp-domain", "inbound.example.org",
 		"--smtp-rcpt", "harvest@inbound.example.org", "--smtp-require-tls", "--tls-cert", certFile, "--tls-key", keyFile)
 	addr := s.smtpAddr(t)
@@ -202,7 +191,7 @@ func TestServeSMTPSwaks(t *testing.T) {
 
 func TestServeSMTPUsageErrors(t *testing.T) {
 	dir := t.TempDir()
-	_, keyFile := writeSelfSigned(t, dir)
+	_, keyFile, _ := writeTLSPair(t, dir, "mx.test")
 	base := append([]string{"serve", "--maildir", filepath.Join(dir, "Maildir"), "--log", filepath.Join(dir, "log")}, sampleFlags()...)
 	for _, tt := range []struct {
 		name string

@@ -4,14 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
-	"math/big"
-	"net"
 	"net/http"
 	"net/mail"
 	"net/textproto"
@@ -273,7 +269,7 @@ func TestServeWebhookMessageTooLarge(t *testing.T) {
 // With --tls-cert and --tls-key the webhook speaks HTTPS itself.
 func TestServeWebhookHTTPS(t *testing.T) {
 	dir := t.TempDir()
-	certFile, keyFile, pool := webhookSelfSigned(t, dir)
+	certFile, keyFile, pool := writeTLSPair(t, dir, "127.0.0.1")
 	s := startServe(t, dir, "--http", "127.0.0.1:0", "--tls-cert", certFile, "--tls-key", keyFile)
 	url := "https://" + s.webhookAddr(t) + "/"
 	body := sparkPostPayload(t, relayed{file: "03-ok-opaque.eml", base64: true, rcptTo: "certs@inbound.example.org"})
@@ -344,17 +340,6 @@ func TestServeWebhookUsage(t *testing.T) {
 			t.Errorf("%v: exit %d, want %d with %q\n%s", tt.args, r.code, tt.code, tt.want, r.stderr)
 		}
 	}
-}
-
-// webhookSelfSigned writes a certificate and key for 127.0.0.1 to dir, and
-// returns a pool trusting it.
-func webhookSelfSigned(t *testing.T, dir string) (certFile, keyFile string, pool *x509.CertPool) {
-	t.Helper()
-	certFile, keyFile, cert := writeTLSPair(t, dir, "https", &x509.Certificate{SerialNumber: big.NewInt(1),
-		Subject: pkix.Name{CommonName: "127.0.0.1"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}})
-	pool = x509.NewCertPool()
-	pool.AddCert(cert)
-	return certFile, keyFile, pool
 }
 
 // serve warns at start-up when the webhook listens beyond loopback without

@@ -12,6 +12,10 @@
 //   - helpers that S/MIME-sign (CMS, RFC 5652 / S/MIME 4.0, RFC 8551) and
 //     DKIM-sign (RFC 6376) messages.
 //
+// Issue and SelfSigned make any other certificate a test needs, odd ones
+// included, and SelfSignedTLS a TLS server certificate with the pool that
+// trusts it.
+//
 // Fixture.Cases returns one Case per behaviour, each with the reason code and
 // action the verifier is expected to report. Fixture.SignedMessage and
 // Fixture.SignedMessages mint valid messages for arbitrary addresses, for

@@ -145,10 +145,10 @@ func New() (*Fixture, error) {
 		f.DKIMKeys[d] = dkim[i]
 	}
 
-	if f.Root, err = selfSigned(RootCommonName, f.RootKey); err != nil {
+	if f.Root, err = selfSignedCA(RootCommonName, f.RootKey); err != nil {
 		return nil, err
 	}
-	if f.UntrustedRoot, err = selfSigned(UntrustedRootCommonName, f.UntrustedRootKey); err != nil {
+	if f.UntrustedRoot, err = selfSignedCA(UntrustedRootCommonName, f.UntrustedRootKey); err != nil {
 		return nil, err
 	}
 	if f.Intermediate, err = f.intermediate(IntermediateCommonName, f.IntermediateKey.Public()); err != nil {
@@ -164,7 +164,7 @@ func New() (*Fixture, error) {
 }
 
 func (f *Fixture) intermediate(cn string, pub crypto.PublicKey) (*x509.Certificate, error) {
-	return issue(&x509.Certificate{
+	return Issue(&x509.Certificate{
 		Subject:               pkix.Name{CommonName: cn, Organization: []string{"certharvest tests"}},
 		NotBefore:             caNotBefore,
 		NotAfter:              caNotAfter.AddDate(-5, 0, 0),
@@ -172,7 +172,7 @@ func (f *Fixture) intermediate(cn string, pub crypto.PublicKey) (*x509.Certifica
 		BasicConstraintsValid: true,
 		IsCA:                  true,
 		MaxPathLenZero:        true,
-	}, f.Root, f.RootKey, pub)
+	}, f.Root, pub, f.RootKey)
 }
 
 func serial() (*big.Int, error) {
@@ -184,30 +184,50 @@ func serial() (*big.Int, error) {
 	return n.Add(n, big.NewInt(1)), nil
 }
 
-func issue(tmpl, parent *x509.Certificate, parentKey crypto.Signer, pub crypto.PublicKey) (*x509.Certificate, error) {
-	var err error
-	if tmpl.SerialNumber, err = serial(); err != nil {
-		return nil, err
+// Issue creates the certificate of tmpl for pub, signed by parentKey as
+// parent, and parses it back. A nil parent makes the certificate
+// self-signed: tmpl is its own parent. A nil tmpl.SerialNumber gets a
+// random one; tmpl itself is not modified. Issue adds nothing to tmpl, so a
+// deliberately odd certificate (a loop, a huge key, an unusual extension)
+// is made by setting tmpl's fields.
+func Issue(tmpl, parent *x509.Certificate, pub crypto.PublicKey, parentKey crypto.Signer) (*x509.Certificate, error) {
+	t := *tmpl
+	if t.SerialNumber == nil {
+		var err error
+		if t.SerialNumber, err = serial(); err != nil {
+			return nil, fmt.Errorf("testcorpus: serial number: %w", err)
+		}
 	}
 	if parent == nil {
-		parent = tmpl
+		parent = &t
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, pub, parentKey)
+	der, err := x509.CreateCertificate(rand.Reader, &t, parent, pub, parentKey)
 	if err != nil {
-		return nil, fmt.Errorf("testcorpus: creating certificate %q: %w", tmpl.Subject.CommonName, err)
+		return nil, fmt.Errorf("testcorpus: creating certificate %q: %w", t.Subject.CommonName, err)
 	}
-	return x509.ParseCertificate(der)
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, fmt.Errorf("testcorpus: parsing certificate %q: %w", t.Subject.CommonName, err)
+	}
+	return cert, nil
 }
 
-func selfSigned(cn string, key *rsa.PrivateKey) (*x509.Certificate, error) {
-	return issue(&x509.Certificate{
+// SelfSigned creates the certificate of tmpl for key, signed by key itself
+// (see Issue).
+func SelfSigned(tmpl *x509.Certificate, key crypto.Signer) (*x509.Certificate, error) {
+	return Issue(tmpl, nil, key.Public(), key)
+}
+
+// selfSignedCA is a root CA named cn, valid from caNotBefore to caNotAfter.
+func selfSignedCA(cn string, key crypto.Signer) (*x509.Certificate, error) {
+	return SelfSigned(&x509.Certificate{
 		Subject:               pkix.Name{CommonName: cn, Organization: []string{"certharvest tests"}},
 		NotBefore:             caNotBefore,
 		NotAfter:              caNotAfter,
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
 		BasicConstraintsValid: true,
 		IsCA:                  true,
-	}, nil, key, key.Public())
+	}, key)
 }
 
 // LeafSpec describes an end-entity S/MIME certificate.
@@ -286,7 +306,7 @@ func (f *Fixture) IssueLeaf(spec LeafSpec) (*x509.Certificate, error) {
 	default:
 		parent, parentKey = f.Intermediate, f.IntermediateKey
 	}
-	return issue(tmpl, parent, parentKey, key.Public())
+	return Issue(tmpl, parent, key.Public(), parentKey)
 }
 
 func orTime(t, def time.Time) time.Time {
