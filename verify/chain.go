@@ -21,7 +21,9 @@ import (
 // The usual chain, signer <- intermediate <- root, is verified through
 // p.links when an earlier message established the intermediate's link to the
 // root (see linkCache): one signature verification instead of two, with the
-// same verdict and the same chain as a full verification.
+// same verdict and the same chain as a full verification. On the reference
+// path (Options.Reference) every chain is verified in full and p.links is
+// neither consulted nor taught.
 func (p *Pipeline) verifyChain(signer *x509.Certificate, bag []*x509.Certificate, at time.Time, log *story) ([]*x509.Certificate, error) {
 	if err := checkValidity(signer, at); err != nil {
 		return nil, err
@@ -43,7 +45,10 @@ func (p *Pipeline) verifyChain(signer *x509.Certificate, bag []*x509.Certificate
 		usable = append(usable, c)
 	}
 	log.Info("verifying the certificate chain", "at", at.UTC().Format(time.RFC3339), "usage", "emailProtection")
-	chain := p.links.verify(p.opts.Roots, signer, usable, at)
+	var chain []*x509.Certificate
+	if !p.opts.Reference {
+		chain = p.links.verify(p.opts.Roots, signer, usable, at)
+	}
 	if chain == nil {
 		intermediates := x509.NewCertPool()
 		for _, c := range usable {
@@ -59,7 +64,9 @@ func (p *Pipeline) verifyChain(signer *x509.Certificate, bag []*x509.Certificate
 			return nil, classifyChainError(signer, bag, at, err)
 		}
 		chain = chains[0]
-		p.links.learn(p.opts.Roots, chain)
+		if !p.opts.Reference {
+			p.links.learn(p.opts.Roots, chain)
+		}
 	}
 	if log.enabled() {
 		names := make([]string, len(chain))

@@ -45,17 +45,36 @@ func parseCMS(der []byte) (p7 *pkcs7.PKCS7, err error) {
 	return pkcs7.Parse(der)
 }
 
-// verifyCMS checks the CMS signature of e over its content (RFC 5652 §5.6).
-// Certificates are parsed through certs (nil: no cache).
+// verifyCMS checks the CMS signature of e over its content (RFC 5652 §5.6):
+// on the fast path (cmsder.go) when it decides, certificates parsed through
+// certs (nil: no cache), else on the pkcs7 path.
 func verifyCMS(e *signedEntity, certs *certCache, log *story) (*signedCMS, error) {
-	if n, err := countCMSCertificates(e.cms); err == nil && n > maxCMSCertificates {
-		return nil, fail(ReasonSignatureMalformed, "CMS carries %d certificates, the limit is %d", n, maxCMSCertificates)
+	if err := checkCMSCertificateCount(e.cms); err != nil {
+		return nil, err
 	}
 	if cms, ok := fastVerifyCMS(e, certs); ok {
 		logVerifiedCMS(log, cms)
 		return cms, nil
 	}
 	return verifyCMSWithPKCS7(e, log)
+}
+
+// verifyCMSReference is verifyCMS on the reference path
+// (Options.Reference): the pkcs7 path for every CMS, no fast path.
+func verifyCMSReference(e *signedEntity, log *story) (*signedCMS, error) {
+	if err := checkCMSCertificateCount(e.cms); err != nil {
+		return nil, err
+	}
+	return verifyCMSWithPKCS7(e, log)
+}
+
+// checkCMSCertificateCount refuses a CMS carrying more than
+// maxCMSCertificates certificates before any parser spends time on them.
+func checkCMSCertificateCount(der []byte) error {
+	if n, err := countCMSCertificates(der); err == nil && n > maxCMSCertificates {
+		return fail(ReasonSignatureMalformed, "CMS carries %d certificates, the limit is %d", n, maxCMSCertificates)
+	}
+	return nil
 }
 
 // verifyCMSWithPKCS7 is verifyCMS with github.com/smallstep/pkcs7: BER,

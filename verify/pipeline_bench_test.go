@@ -190,6 +190,41 @@ func BenchmarkPipeline(b *testing.B) {
 	}
 }
 
+// BenchmarkReferencePath is BenchmarkPipeline/nostore on the default path
+// and on the reference path (Options.Reference): the price of an audit.
+func BenchmarkReferencePath(b *testing.B) {
+	f, msgs := benchCorpus(b)
+	for _, reference := range []bool{false, true} {
+		name := "default"
+		if reference {
+			name = "reference"
+		}
+		b.Run(name, func(b *testing.B) {
+			p, err := verify.New(verify.Options{
+				Roots:     f.TrustPool(),
+				LookupTXT: lookupFromKeys(b, f),
+				Now:       func() time.Time { return testcorpus.At },
+				Store:     nopStore{},
+				Reference: reference,
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+			ctx := context.Background()
+			b.ReportAllocs()
+			defer verify.MeasureCPU(b)()
+			i := 0
+			for b.Loop() {
+				res := p.Verify(ctx, &verify.Message{Raw: msgs[i%len(msgs)], Source: "scan", Path: "bench.eml"})
+				i++
+				if !res.Accepted() {
+					b.Fatal(res.Reason, res.Detail)
+				}
+			}
+		})
+	}
+}
+
 // BenchmarkStore is output.CertStore.Store of a new certificate (stage 8):
 // a new file, written and synced; one at a time, then 64 at once with group
 // commit.

@@ -186,3 +186,34 @@ func fromAddress(t *testing.T, msg []byte) string {
 	t.Fatalf("no From in %.200q", msg)
 	return ""
 }
+
+// scan --reference-path (no CMS fast path, no chain link cache) gives the
+// sample the verdicts a plain scan gives (expected.tsv, TestScanSample), and
+// its log says which path it took. verify TestReferencePathCorpus compares
+// the two paths in detail.
+func TestScanReferencePath(t *testing.T) {
+	dir := t.TempDir()
+	report, log := filepath.Join(dir, "report.jsonl"), filepath.Join(dir, "log")
+	args := append(append([]string{"scan"}, sampleFlags()...), "--reference-path",
+		"--certs", filepath.Join(dir, "certs"), "--report", report, "--log", log, sampleDir+"/messages")
+	if r := runBinary(t, args...); r.code != 0 {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	if data, err := os.ReadFile(log); err != nil || !strings.Contains(string(data), "verifying on the reference path") {
+		t.Errorf("the log does not say it is on the reference path (%v)", err)
+	}
+	want := expectedSample(t)
+	recs := readReport(t, report)
+	if len(recs) != len(want) {
+		t.Fatalf("%d report lines, want %d", len(recs), len(want))
+	}
+	for _, rec := range recs {
+		name := filepath.Base(rec.Path)
+		if string(rec.Reason) != want[name] {
+			t.Errorf("%s: reason %s (%s), want %s", name, rec.Reason, rec.Detail, want[name])
+		}
+		if rec.Outcome == output.OutcomeAccepted && (rec.Action != "stored" || rec.Cert == nil) {
+			t.Errorf("%s: accepted, action %q, certificate %v", name, rec.Action, rec.Cert)
+		}
+	}
+}

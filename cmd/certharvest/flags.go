@@ -40,6 +40,7 @@ type pipelineFlags struct {
 	logFormat parsedFlag[string]
 	dnsWait   time.Duration
 	dnsServer parsedFlag[string]
+	reference bool
 }
 
 func (f *pipelineFlags) register(fs *flag.FlagSet) {
@@ -62,6 +63,7 @@ func (f *pipelineFlags) register(fs *flag.FlagSet) {
 	fs.Var(&f.logFormat, "log-format", "log `format`: text (for people, one block per message) or json (one object per line)")
 	fs.DurationVar(&f.dnsWait, "dns-timeout", 5*time.Second, "time allowed for one DKIM key lookup in DNS")
 	fs.Var(&f.dnsServer, "dns-server", "DNS server (`host:port`) asked for DKIM keys, e.g. a local validating resolver (default: the system's, from /etc/resolv.conf)")
+	fs.BoolVar(&f.reference, "reference-path", false, "verify on the reference path, for audits: the pkcs7 library for every CMS and a full chain verification for every signer (slower; same verdicts, see docs/SECURITY.md)")
 }
 
 // parsedFlag is a flag.Value checked when it is set: its text is kept for
@@ -251,6 +253,11 @@ func (f *pipelineFlags) build(logTo io.Writer) (*pipelineSetup, error) {
 		},
 		Logger:      s.logger,
 		BlockPrefix: f.logFormat.value == "text",
+		Reference:   f.reference,
+	}
+	if f.reference {
+		// Said once, so that the log of an audit shows how it was run.
+		s.logger.Info("verifying on the reference path: no CMS fast path, no chain link cache")
 	}
 	return s, nil
 }
