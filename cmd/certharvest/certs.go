@@ -16,6 +16,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/certharvest/certharvest/internal/lookup"
 	"github.com/certharvest/certharvest/output"
 	"github.com/certharvest/certharvest/verify"
 )
@@ -46,14 +47,6 @@ Examples:
   certharvest show --certs /var/lib/certharvest/certs bob@example.com
   certharvest show --pem Bob@Example.com > bob.crt
 `
-
-// storedCert is one line of list.
-type storedCert struct {
-	Address string `json:"address"`
-	*verify.CertInfo
-	File    string `json:"file"`
-	Expired bool   `json:"expired"`
-}
 
 func runList(_ context.Context, args []string, stdout io.Writer) error {
 	cmd := newCommand("list", listUsage, stdout)
@@ -91,7 +84,7 @@ func runList(_ context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("listing %s: %w", *certsDir, err)
 	}
-	certs := []storedCert{}
+	certs := []lookup.StoredCert{}
 	// A file that cannot be read or parsed is left out, not fatal: the
 	// others are listed all the same, and the skipped ones are named at
 	// the end (exit status 1).
@@ -109,7 +102,7 @@ func runList(_ context.Context, args []string, stdout io.Writer) error {
 		if !horizon.IsZero() && c.NotAfter.After(horizon) {
 			continue
 		}
-		certs = append(certs, storedCert{Address: addr, CertInfo: verify.DescribeCertificate(c), File: path, Expired: at.After(c.NotAfter)})
+		certs = append(certs, lookup.Describe(addr, path, c, at))
 	}
 	sort.Slice(certs, func(i, j int) bool {
 		if !certs[i].NotAfter.Equal(certs[j].NotAfter) {
@@ -127,8 +120,9 @@ func runList(_ context.Context, args []string, stdout io.Writer) error {
 	return nil
 }
 
-// writeList prints list's table, or its JSON array.
-func writeList(w io.Writer, certs []storedCert, asJSON bool) error {
+// writeList prints list's table, or its JSON array: the lookup API's JSON
+// answers, one per certificate.
+func writeList(w io.Writer, certs []lookup.StoredCert, asJSON bool) error {
 	if asJSON {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/certharvest/certharvest/internal/lookup"
 	"github.com/certharvest/certharvest/output"
 )
 
@@ -136,7 +137,7 @@ func TestListSkipsUnreadableCertificates(t *testing.T) {
 		if r.code != 1 {
 			t.Errorf("exit %d, want 1", r.code)
 		}
-		var list []storedCert
+		var list []lookup.StoredCert
 		if err := json.Unmarshal([]byte(r.stdout), &list); err != nil {
 			t.Fatalf("list --json: %v\n%s", err, r.stdout)
 		}

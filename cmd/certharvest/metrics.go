@@ -17,6 +17,7 @@ import (
 
 	"github.com/certharvest/certharvest/ingest"
 	"github.com/certharvest/certharvest/internal/engine"
+	"github.com/certharvest/certharvest/internal/lookup"
 	"github.com/certharvest/certharvest/output"
 	"github.com/certharvest/certharvest/verify"
 )
@@ -100,12 +101,8 @@ func (m *metrics) handler(log *slog.Logger) http.Handler {
 // checks it. Anyone else could otherwise post a message to the webhook and
 // read its verdict off certharvest_messages_total, which the webhook's own
 // answer never tells (docs/SECURITY.md).
-func bearerOnly(lookup *lookupHandler, metrics http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if lookup.admit(w, r, "metrics") {
-			metrics.ServeHTTP(w, r)
-		}
-	})
+func bearerOnly(api *lookup.Handler, metrics http.Handler) http.Handler {
+	return api.Guard("metrics", metrics)
 }
 
 // The metrics are the engine's engine.Observer.

@@ -18,6 +18,7 @@ import (
 
 	"github.com/certharvest/certharvest/ingest"
 	"github.com/certharvest/certharvest/internal/engine"
+	"github.com/certharvest/certharvest/internal/lookup"
 	"github.com/certharvest/certharvest/output"
 	"github.com/certharvest/certharvest/verify"
 )
@@ -308,10 +309,13 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err != nil {
 			return err
 		}
-		lookup := newLookupHandler(readOnly, lookupToken, setup.opts.Now, log)
-		env.Routes.lookup = lookup
+		lookupAPI, err := lookup.NewHandler(readOnly, lookup.Options{Token: lookupToken, Now: setup.opts.Now, Logger: log})
+		if err != nil {
+			return err
+		}
+		env.Routes.lookup = lookupAPI
 		if sf.metricsAddr == "" {
-			env.Routes.metrics = bearerOnly(lookup, m.handler(log))
+			env.Routes.metrics = bearerOnly(lookupAPI, m.handler(log))
 		}
 	}
 	if sf.metricsAddr == "" && lookupToken == "" {

@@ -5,11 +5,9 @@ import (
 	"context"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"io"
-	"log/slog"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
@@ -22,44 +20,28 @@ import (
 	"time"
 
 	"github.com/certharvest/certharvest/ingest"
+	"github.com/certharvest/certharvest/internal/lookup"
 	"github.com/certharvest/certharvest/output"
 	"github.com/certharvest/certharvest/verify"
 )
 
 const lookupTestToken = "lk-7c2e9a.Zq+/=="
 
-// lookupFixture is a certificate folder holding bob@example.com's
-// certificate, and the lookup handler over it.
-type lookupFixture struct {
-	h        *lookupHandler
-	certFile string
-	cert     *x509.Certificate
-	log      *bytes.Buffer
-}
-
-func newLookupFixture(t *testing.T) *lookupFixture {
+// newTestLookup returns the lookup API over a certificate folder holding
+// bob@example.com's certificate, for lookupTestToken.
+func newTestLookup(t *testing.T) *lookup.Handler {
 	t.Helper()
 	dir := t.TempDir()
-	cert := selfSigned(t, &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "Bob"},
-		EmailAddresses: []string{"bob@example.com"},
-		NotBefore:      time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), NotAfter: time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageEmailProtection}})
-	writable, err := output.OpenCertStore(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	stored, err := writable.Store(context.Background(), "bob@example.com", cert)
-	if err != nil {
-		t.Fatal(err)
-	}
+	storeTestCert(t, dir, "bob@example.com")
 	store, err := output.ReadCertStore(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := &bytes.Buffer{}
-	h := newLookupHandler(store, lookupTestToken, func() time.Time { return time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC) },
-		slog.New(output.NewLogHandler(log, slog.LevelDebug)))
-	return &lookupFixture{h: h, certFile: stored.Path, cert: cert, log: log}
+	h, err := lookup.NewHandler(store, lookup.Options{Token: lookupTestToken})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
 }
 
 func lookupRequest(h http.Handler, method, target, auth string) *httptest.ResponseRecorder {
@@ -71,148 +53,6 @@ func lookupRequest(h http.Handler, method, target, auth string) *httptest.Respon
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, r)
 	return w
-}
-
-// jsonMessage returns the message of a {"message": ...} answer.
-func jsonMessage(t *testing.T, w *httptest.ResponseRecorder) string {
-	t.Helper()
-	if ct := w.Header().Get("Content-Type"); ct != "application/json" {
-		t.Errorf("Content-Type %q, want application/json", ct)
-	}
-	var body struct{ Message string }
-	if err := json.Unmarshal(w.Body.Bytes(), &body); err != nil || body.Message == "" {
-		t.Errorf("answer %q is not {\"message\": ...}: %v", w.Body.String(), err)
-	}
-	return body.Message
-}
-
-func TestLookupHandler(t *testing.T) {
-	f := newLookupFixture(t)
-	pemFile, err := os.ReadFile(f.certFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bearer := "Bearer " + lookupTestToken
-	wantPEM := func(t *testing.T, w *httptest.ResponseRecorder) {
-		if ct := w.Header().Get("Content-Type"); ct != "application/pem-certificate-chain" {
-			t.Errorf("Content-Type %q", ct)
-		}
-		if !bytes.Equal(w.Body.Bytes(), pemFile) {
-			t.Errorf("body differs from the certificate file:\n%s", w.Body)
-		}
-	}
-	wantMessage := func(sub string) func(*testing.T, *httptest.ResponseRecorder) {
-		return func(t *testing.T, w *httptest.ResponseRecorder) {
-			if msg := jsonMessage(t, w); !strings.Contains(msg, sub) {
-				t.Errorf("message %q lacks %q", msg, sub)
-			}
-		}
-	}
-	wantChallenge := func(challenge string) func(*testing.T, *httptest.ResponseRecorder) {
-		return func(t *testing.T, w *httptest.ResponseRecorder) {
-			if got := w.Header().Get("WWW-Authenticate"); got != challenge {
-				t.Errorf("WWW-Authenticate %q, want %q", got, challenge)
-			}
-			wantMessage("bearer token")(t, w)
-		}
-	}
-	for _, tt := range []struct {
-		name, method, target, auth string
-		status                     int
-		check                      func(*testing.T, *httptest.ResponseRecorder)
-	}{
-		{"PEM", "GET", "/certs/bob@example.com", bearer, 200, wantPEM},
-		{"PEM asked for", "GET", "/certs/bob@example.com?format=pem", bearer, 200, wantPEM},
-		{"address normalised", "GET", "/certs/Bob@Example.COM", bearer, 200, wantPEM},
-		{"address percent-encoded", "GET", "/certs/bob%40example.com", bearer, 200, wantPEM},
-		{"scheme in any case", "GET", "/certs/bob@example.com", "bearer  " + lookupTestToken, 200, wantPEM},
-		{"HEAD", "HEAD", "/certs/bob@example.com", bearer, 200, nil},
-		{"JSON", "GET", "/certs/Bob@example.com?format=json", bearer, 200, func(t *testing.T, w *httptest.ResponseRecorder) {
-			if ct := w.Header().Get("Content-Type"); ct != "application/json" {
-				t.Errorf("Content-Type %q", ct)
-			}
-			var got storedCert
-			if err := json.Unmarshal(w.Body.Bytes(), &got); err != nil {
-				t.Fatal(err)
-			}
-			want := storedCert{Address: "bob@example.com", CertInfo: verify.DescribeCertificate(f.cert), File: f.certFile}
-			gotJSON, _ := json.Marshal(got)
-			wantJSON, _ := json.Marshal(want)
-			if !bytes.Equal(gotJSON, wantJSON) {
-				t.Errorf("metadata\n%s\nwant\n%s", gotJSON, wantJSON)
-			}
-		}},
-		{"no certificate", "GET", "/certs/alice@example.com", bearer, 404, wantMessage("alice@example.com")},
-		{"no certificate, JSON", "GET", "/certs/alice@example.com?format=json", bearer, 404, wantMessage("No certificate")},
-		{"invalid address", "GET", "/certs/not-an-address", bearer, 400, wantMessage("Invalid address")},
-		{"no address", "GET", "/certs/", bearer, 400, wantMessage("Invalid address")},
-		{"path in the address", "GET", "/certs/..%2Fbob@example.com", bearer, 400, wantMessage("Invalid address")},
-		{"file name in the address", "GET", "/certs/bob@example.com.crt/x", bearer, 400, wantMessage("Invalid address")},
-		{"unknown format", "GET", "/certs/bob@example.com?format=der", bearer, 400, wantMessage("format")},
-		{"no token", "GET", "/certs/bob@example.com", "", 401, wantChallenge(`Bearer realm="certharvest"`)},
-		{"wrong token", "GET", "/certs/bob@example.com", "Bearer wrong", 401,
-			wantChallenge(`Bearer realm="certharvest", error="invalid_token"`)},
-		{"token's prefix", "GET", "/certs/bob@example.com", "Bearer " + lookupTestToken[:5], 401,
-			wantChallenge(`Bearer realm="certharvest", error="invalid_token"`)},
-		{"token with more", "GET", "/certs/bob@example.com", bearer + "x", 401,
-			wantChallenge(`Bearer realm="certharvest", error="invalid_token"`)},
-		{"wrong scheme", "GET", "/certs/bob@example.com", "Basic " + base64.StdEncoding.EncodeToString([]byte("x:"+lookupTestToken)), 401,
-			wantChallenge(`Bearer realm="certharvest"`)},
-		{"token without scheme", "GET", "/certs/bob@example.com", lookupTestToken, 401, wantChallenge(`Bearer realm="certharvest"`)},
-		{"no token, no certificate", "GET", "/certs/alice@example.com", "", 401, nil},
-		{"POST", "POST", "/certs/bob@example.com", bearer, 405, func(t *testing.T, w *httptest.ResponseRecorder) {
-			if allow := w.Header().Get("Allow"); allow != "GET, HEAD" {
-				t.Errorf("Allow %q", allow)
-			}
-			wantMessage("Method Not Allowed")(t, w)
-		}},
-		{"DELETE", "DELETE", "/certs/bob@example.com", bearer, 405, nil},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			w := lookupRequest(f.h, tt.method, tt.target, tt.auth)
-			if w.Code != tt.status {
-				t.Fatalf("%s %s: %d, want %d: %s", tt.method, tt.target, w.Code, tt.status, w.Body)
-			}
-			if tt.check != nil {
-				tt.check(t, w)
-			}
-			if w.Code == 200 && w.Header().Get("Cache-Control") != "no-store" {
-				t.Errorf("Cache-Control %q", w.Header().Get("Cache-Control"))
-			}
-			if strings.Contains(w.Body.String(), lookupTestToken) {
-				t.Error("the answer shows the token")
-			}
-		})
-	}
-	log := f.log.String()
-	for _, re := range []string{
-		`INFO  lookup 200 bob@example\.com remote=198\.51\.100\.7:50000 format=pem\n`,
-		`INFO  lookup 200 bob@example\.com remote=198\.51\.100\.7:50000 format=json\n`,
-		`INFO  lookup 404 alice@example\.com remote=198\.51\.100\.7:50000\n`,
-		`WARN  lookup 401: no bearer token remote=198\.51\.100\.7:50000\n`,
-		`WARN  lookup 401: token does not match remote=198\.51\.100\.7:50000\n`,
-		`WARN  lookup 401: not a bearer token remote=198\.51\.100\.7:50000\n`,
-	} {
-		if !regexp.MustCompile(re).MatchString(log) {
-			t.Errorf("log lacks %s", re)
-		}
-	}
-	if strings.Contains(log, lookupTestToken[:8]) {
-		t.Errorf("the log shows the token:\n%s", log)
-	}
-}
-
-// A certificate file that cannot be read is a 500, not a 404.
-func TestLookupUnreadableCertificate(t *testing.T) {
-	f := newLookupFixture(t)
-	if err := os.WriteFile(f.certFile, []byte("not PEM"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	w := lookupRequest(f.h, "GET", "/certs/bob@example.com", "Bearer "+lookupTestToken)
-	if w.Code != 500 {
-		t.Fatalf("%d, want 500: %s", w.Code, w.Body)
-	}
-	jsonMessage(t, w)
 }
 
 func TestLookupFlags(t *testing.T) {
@@ -259,7 +99,7 @@ func TestLookupFlags(t *testing.T) {
 // metrics, when they are on, both for the lookup token's holders alone;
 // everything else, and those paths when they are off, to the webhook.
 func TestHTTPRoutes(t *testing.T) {
-	f := newLookupFixture(t)
+	h := newTestLookup(t)
 	spool, err := ingest.OpenSpool(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -271,7 +111,7 @@ func TestHTTPRoutes(t *testing.T) {
 		t.Fatal(err)
 	}
 	bearer := "Bearer " + lookupTestToken
-	all := &httpRoutes{lookup: f.h, metrics: bearerOnly(f.h, m.handler(discardLogger()))}
+	all := &httpRoutes{lookup: h, metrics: bearerOnly(h, m.handler(discardLogger()))}
 	for _, tt := range []struct {
 		name   string
 		routes *httpRoutes
@@ -281,16 +121,16 @@ func TestHTTPRoutes(t *testing.T) {
 		status int
 		body   string // in the answer
 	}{
-		{"lookup", &httpRoutes{lookup: f.h}, "GET", "/certs/bob@example.com", bearer, 200, "BEGIN CERTIFICATE"},
+		{"lookup", &httpRoutes{lookup: h}, "GET", "/certs/bob@example.com", bearer, 200, "BEGIN CERTIFICATE"},
 		{"lookup off", &httpRoutes{}, "GET", "/certs/bob@example.com", bearer, 404, `{"message":"Not Found"}`},
 		{"lookup off, no routes", nil, "GET", "/certs/bob@example.com", bearer, 404, `{"message":"Not Found"}`},
-		{"/certs itself", &httpRoutes{lookup: f.h}, "GET", "/certs", bearer, 404, `{"message":"Not Found"}`},
+		{"/certs itself", &httpRoutes{lookup: h}, "GET", "/certs", bearer, 404, `{"message":"Not Found"}`},
 		{"metrics", all, "GET", "/metrics", bearer, 200, "certharvest_certificates_stored_total"},
 		{"metrics without a token", all, "GET", "/metrics", "", 401, "bearer token is required"},
 		{"metrics with another token", all, "GET", "/metrics", "Bearer " + lookupTestToken + "x", 401, "bearer token is required"},
 		{"metrics with a webhook-style header", all, "GET", "/metrics", lookupTestToken, 401, "bearer token is required"},
 		{"metrics posted", all, "POST", "/metrics", bearer, 405, "Method Not Allowed"},
-		{"metrics elsewhere", &httpRoutes{lookup: f.h}, "GET", "/metrics", bearer, 404, `{"message":"Not Found"}`},
+		{"metrics elsewhere", &httpRoutes{lookup: h}, "GET", "/metrics", bearer, 404, `{"message":"Not Found"}`},
 		{"metrics without a lookup", &httpRoutes{}, "GET", "/metrics", "", 404, `{"message":"Not Found"}`},
 		{"health", all, "GET", "/healthz", "", 200, `{"message":"ok"}`},
 		{"webhook", all, "POST", "/", bearer, 400, "Content-Type"},
@@ -363,7 +203,7 @@ func TestServeLookupAndMetrics(t *testing.T) {
 		t.Errorf("lookup: %d %s\n%s\nwant the certificate file\n%s", code, hdr.Get("Content-Type"), pemBody, certFile)
 	}
 	code, _, jsonBody := lookupGet(t, client, base+"/certs/"+addr+"?format=json", "lk-5e1f0c9d")
-	var info storedCert
+	var info lookup.StoredCert
 	if err := json.Unmarshal(jsonBody, &info); code != 200 || err != nil || info.Address != addr ||
 		info.CertInfo == nil || info.SHA256 != recs[0].Cert.SHA256 || info.File != recs[0].CertFile {
 		t.Errorf("lookup as JSON: %d %s (%v), want the report's certificate", code, jsonBody, err)
@@ -560,7 +400,7 @@ func TestServeLookupExpiredFollowsAt(t *testing.T) {
 		// The last --at given wins over sampleFlags' own.
 		s := startServe(t, runDir, "--http", "127.0.0.1:0", "--lookup-token-file", tokenFile, "--at", tt.at)
 		code, _, body := lookupGet(t, client, "http://"+s.webhookAddr(t)+"/certs/old@example.com?format=json", "lk-at-test")
-		var info storedCert
+		var info lookup.StoredCert
 		if err := json.Unmarshal(body, &info); code != 200 || err != nil || info.Expired != tt.expired {
 			t.Errorf("--at %s: %d %s (%v), want expired %v", tt.at, code, body, err, tt.expired)
 		}
