@@ -39,6 +39,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/certharvest/certharvest/internal/fsutil"
 )
 
 // The Maildir info (":2," and the flags, in ASCII order) Archive gives a
@@ -204,12 +206,12 @@ func (a *archive) tallyOf(rejected bool) *tally {
 
 // added counts the message just archived as name in d (cur/), and starts a
 // sweep when the archive is now over its size cap.
-func (a *archive) added(d *dir, name string, accepted bool) {
-	st, err := statAt(d, name)
+func (a *archive) added(d *fsutil.Dir, name string, accepted bool) {
+	st, err := fsutil.StatAt(d, name)
 	if err != nil {
 		return // gone already; the next sweep counts right
 	}
-	a.tallyOf(!accepted).add(1, st.usage)
+	a.tallyOf(!accepted).add(1, st.Usage)
 	if max := a.policy.MaxBytes; max > 0 && a.accepted.bytes.Load()+a.rejected.bytes.Load() > max {
 		select {
 		case a.sweepNow <- struct{}{}:
@@ -250,11 +252,11 @@ func (s *Spool) eachArchived(rejectedOnly bool, fn func(archived)) error {
 			if strings.HasPrefix(name, ".") || (rejectedOnly && !rejected) {
 				continue
 			}
-			st, err := statAt(s.curDir, name)
-			if err != nil || st.dir {
+			st, err := fsutil.StatAt(s.curDir, name)
+			if err != nil || st.IsDir {
 				continue // gone since the listing, or a folder
 			}
-			fn(archived{name: name, rejected: rejected, at: archivedTime(name, st.modTime), usage: st.usage})
+			fn(archived{name: name, rejected: rejected, at: archivedTime(name, st.ModTime), usage: st.Usage})
 		}
 		if errors.Is(err, io.EOF) {
 			return nil

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/certharvest/certharvest/internal/fsutil"
 	"github.com/certharvest/certharvest/internal/testfs"
 )
 
@@ -202,8 +203,8 @@ func TestArchiveSweepSize(t *testing.T) {
 	// 384 KiB over a cap of 256 KiB: 128 KiB, and 16 KiB more, must go.
 	s, names := openArchiveSpool(t, ArchivePolicy{MaxBytes: 4 * size}, files)
 	for _, n := range names {
-		if st, _ := statAt(s.curDir, n); st.usage != size {
-			t.Fatalf("%s takes %d bytes of disk, want %d", n, st.usage, size)
+		if st, _ := fsutil.StatAt(s.curDir, n); st.Usage != size {
+			t.Fatalf("%s takes %d bytes of disk, want %d", n, st.Usage, size)
 		}
 	}
 	res, err := s.sweepArchive()
@@ -342,7 +343,7 @@ func TestDeliverMakesRoom(t *testing.T) {
 	}
 
 	full.Store(2) // the retry too
-	if _, err := s.Deliver(context.Background(), Incoming{Raw: testMessage(3)}); !isNoSpace(err) {
+	if _, err := s.Deliver(context.Background(), Incoming{Raw: testMessage(3)}); !fsutil.IsNoSpace(err) {
 		t.Errorf("delivery on a disk full of accepted mail: %v, want ENOSPC", err)
 	}
 	if got, want := curNames(t, s), []string{old[1] + ":2,S"}; !slices.Equal(got, want) {

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/certharvest/certharvest/internal/fsutil"
 	"github.com/certharvest/certharvest/verify"
 )
 
@@ -76,13 +77,13 @@ func TestReadMessageFile(t *testing.T) {
 		if err := os.WriteFile(path, nil, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.Truncate(path, maxHashedBytes+4096); err != nil {
+		if err := os.Truncate(path, fsutil.MaxHashedBytes+4096); err != nil {
 			t.Skip("no sparse file here:", err)
 		}
 		_, err := ReadMessageFile(path, 4096)
 		if verify.ReasonOf(err) != verify.ReasonTooLarge || MessageIDOf(err) == "" ||
-			!strings.Contains(err.Error(), fmt.Sprintf("message is over %d bytes", maxHashedBytes)) {
-			t.Fatalf("err = %v (id %q), want message_too_large, identified, over %d bytes", err, MessageIDOf(err), maxHashedBytes)
+			!strings.Contains(err.Error(), fmt.Sprintf("message is over %d bytes", fsutil.MaxHashedBytes)) {
+			t.Fatalf("err = %v (id %q), want message_too_large, identified, over %d bytes", err, MessageIDOf(err), fsutil.MaxHashedBytes)
 		}
 	})
 	t.Run("fifo", func(t *testing.T) {
@@ -109,71 +110,6 @@ func TestReadMessageFile(t *testing.T) {
 			t.Fatalf("err = %v, want not a regular file", err)
 		}
 	})
-}
-
-// A file that grows after its size was taken is read to its end, never
-// past the limit.
-func TestReadFileGrowing(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "m")
-	if err := os.WriteFile(path, bytes.Repeat([]byte("x"), 5000), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	// As if fstat had said 100 bytes: readAll must go on to the end.
-	if raw, err := readAllFile(t, f, 100, 1<<20); err != nil || len(raw) != 5000 {
-		t.Errorf("read %d bytes, %v; want 5000", len(raw), err)
-	}
-	_, err = readAllFile(t, f, 100, 4999)
-	if verify.ReasonOf(err) != verify.ReasonTooLarge {
-		t.Errorf("err = %v, want %s", err, verify.ReasonTooLarge)
-	}
-	data, _ := os.ReadFile(path)
-	if id, want := MessageIDOf(err), verify.MessageIDFor(&verify.Message{Raw: data}); id != want {
-		t.Errorf("MessageIDOf = %q, want %q (the whole file, from its start)", id, want)
-	}
-}
-
-// statAt tells a regular file's size and time, relative to an open folder
-// or by path.
-func TestStatAt(t *testing.T) {
-	path := t.TempDir()
-	if err := os.WriteFile(filepath.Join(path, "m"), []byte("12345"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Mkdir(filepath.Join(path, "sub"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	info, err := os.Stat(filepath.Join(path, "m"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := openDir(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, tc := range []struct {
-		d    *dir
-		name string
-	}{{d, "m"}, {nil, filepath.Join(path, "m")}} {
-		a, err := statAt(tc.d, tc.name)
-		if err != nil || !a.regular || a.size != 5 || !a.modTime.Equal(info.ModTime()) {
-			t.Errorf("statAt(%q) = %+v, %v; want a regular file of 5 bytes from %v", tc.name, a, err, info.ModTime())
-		}
-	}
-	if a, err := statAt(d, "sub"); err != nil || a.regular {
-		t.Errorf("statAt(sub) = %+v, %v; want a folder", a, err)
-	}
-	if _, err := statAt(d, "missing"); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("statAt(missing): %v, want fs.ErrNotExist", err)
-	}
-	d.close()
-	if _, err := statAt(d, "m"); err == nil && runtime.GOOS == "linux" {
-		t.Error("statAt after close succeeded")
-	}
 }
 
 // WalkMessages takes the .eml files of any folder and every file of a

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/certharvest/certharvest/internal/fsutil"
 	"github.com/fsnotify/fsnotify"
 )
 
@@ -50,7 +51,7 @@ type MaildirWatcher struct {
 	opts   WatchOptions
 	log    *slog.Logger
 	ready  chan string
-	dir    *dir         // new/, open while Run runs: files are looked at relative to it
+	dir    *fsutil.Dir  // new/, open while Run runs: files are looked at relative to it
 	turn   atomic.Int64 // when Run's loop last turned (Unix nanoseconds); 0 before
 
 	mu      sync.Mutex
@@ -174,11 +175,11 @@ func (w *MaildirWatcher) Run(ctx context.Context) error {
 	if err := fsw.Add(w.newDir); err != nil {
 		return fmt.Errorf("watching %s: %w", w.newDir, err)
 	}
-	d, err := openDir(w.newDir)
+	d, err := fsutil.OpenDir(w.newDir)
 	if err != nil {
 		return fmt.Errorf("watching %s: %w", w.newDir, err)
 	}
-	defer d.close()
+	defer d.Close()
 	w.dir = d
 	return w.run(ctx, fsw.Events, fsw.Errors)
 }
@@ -336,15 +337,15 @@ func (w *MaildirWatcher) settleQueue(now time.Time, q []pendingItem, wait time.D
 		case err != nil:
 			delete(w.known, item.name) // gone
 			continue
-		case info.dir:
+		case info.IsDir:
 			delete(w.known, item.name) // a folder is no message
 			continue
-		case !info.regular:
+		case !info.Regular:
 			// A symbolic link, a FIFO, a socket: handed over at once,
 			// to be refused (ErrNotRegular) and archived, not left in
 			// new/ unreported.
-		case now.Sub(info.modTime) < wait,
-			info.size == 0 && now.Sub(info.modTime) < w.opts.EmptyGrace:
+		case now.Sub(info.ModTime) < wait,
+			info.Size == 0 && now.Sub(info.ModTime) < w.opts.EmptyGrace:
 			// Still being written (or not started): look again later.
 			e.lastEvent = now
 			q = append(q, pendingItem{item.name, now})
@@ -361,11 +362,11 @@ func (w *MaildirWatcher) settleQueue(now time.Time, q []pendingItem, wait time.D
 
 // stat returns the attributes of the file name in new/ (of a symbolic
 // link itself).
-func (w *MaildirWatcher) stat(name string) (fileAttrs, error) {
-	if w.dir == nil || !plainName(name) {
-		return statAt(nil, filepath.Join(w.newDir, name))
+func (w *MaildirWatcher) stat(name string) (fsutil.Attrs, error) {
+	if w.dir == nil || !fsutil.PlainName(name) {
+		return fsutil.StatAt(nil, filepath.Join(w.newDir, name))
 	}
-	return statAt(w.dir, name)
+	return fsutil.StatAt(w.dir, name)
 }
 
 // rescan lists new/ and takes every name not yet known. Old files are

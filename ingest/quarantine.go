@@ -16,6 +16,8 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+
+	"github.com/certharvest/certharvest/internal/fsutil"
 )
 
 // Poison messages. A message that crashes the process verifying it (runs
@@ -397,7 +399,7 @@ func parseLogName(s string) (string, bool) {
 		}
 		s = name
 	}
-	return s, plainName(s)
+	return s, fsutil.PlainName(s)
 }
 
 // Quarantine moves the message name from new/ to quarantine/ (created if
@@ -406,7 +408,7 @@ func parseLogName(s string) (string, bool) {
 // durable at once: it is rare, and a machine crash must not bring the
 // message back.
 func (s *Spool) Quarantine(name string) (string, error) {
-	if !plainName(name) {
+	if !fsutil.PlainName(name) {
 		return "", fmt.Errorf("quarantining %q: not a file name", name)
 	}
 	qdir := filepath.Join(s.dir, SpoolQuarantine)

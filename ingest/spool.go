@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/certharvest/certharvest/internal/fsutil"
 	"github.com/certharvest/certharvest/internal/tmpfile"
 )
 
@@ -51,8 +52,8 @@ type Spool struct {
 	noXattr  atomic.Bool // the file system refused an extended attribute
 	metaUsed atomic.Bool // meta/ may hold context files: some were there at open, or written since
 	unnamed  bool        // messages are written unnamed, then linked into new/ (internal/tmpfile)
-	newDir   *dir        // new/ and cur/, opened once: messages are read
-	curDir   *dir        // and archived relative to them
+	newDir   *fsutil.Dir // new/ and cur/, opened once: messages are read
+	curDir   *fsutil.Dir // and archived relative to them
 	archive  archive     // cur/'s retention and what it holds (archive.go)
 	stop     chan struct{}
 	stopOnce sync.Once
@@ -189,7 +190,7 @@ func checkFolders(dir string) error {
 			return err
 		}
 		if !info.IsDir() {
-			return &fs.PathError{Op: "open", Path: path, Err: errNotFolder}
+			return &fs.PathError{Op: "open", Path: path, Err: fsutil.ErrNotFolder}
 		}
 	}
 	return nil
@@ -218,10 +219,10 @@ func (s *Spool) Close() error {
 // without the context attribute has no context file either.
 func (s *Spool) openDirs() error {
 	var err error
-	if s.newDir, err = openDir(filepath.Join(s.dir, SpoolNew)); err != nil {
+	if s.newDir, err = fsutil.OpenDir(filepath.Join(s.dir, SpoolNew)); err != nil {
 		return err
 	}
-	if s.curDir, err = openDir(filepath.Join(s.dir, SpoolCur)); err != nil {
+	if s.curDir, err = fsutil.OpenDir(filepath.Join(s.dir, SpoolCur)); err != nil {
 		return err
 	}
 	meta, err := os.Open(filepath.Join(s.dir, SpoolMeta))
@@ -239,9 +240,9 @@ func (s *Spool) openDirs() error {
 
 // closeDirs closes the folders openDirs opened.
 func (s *Spool) closeDirs() {
-	for _, d := range []*dir{s.newDir, s.curDir} {
+	for _, d := range []*fsutil.Dir{s.newDir, s.curDir} {
 		if d != nil {
-			d.close()
+			d.Close()
 		}
 	}
 }
@@ -277,7 +278,7 @@ func (s *Spool) Deliver(ctx context.Context, msgs ...Incoming) ([]string, error)
 	}
 	if hasLarge(msgs) {
 		names, err := s.deliverFiles(ctx, msgs, nil) // spool_stream.go
-		if err != nil && isNoSpace(err) {
+		if err != nil && fsutil.IsNoSpace(err) {
 			// The disk is full: make room (the archive's rejected mail
 			// gives way), and try once more. deliverFiles left nothing.
 			s.MakeRoom(ctx, 2*rawSize(msgs))
@@ -298,7 +299,7 @@ func (s *Spool) Deliver(ctx context.Context, msgs ...Incoming) ([]string, error)
 		}
 	}
 	release, err := s.journal.commit(ctx, recs)
-	if err != nil && isNoSpace(err) {
+	if err != nil && fsutil.IsNoSpace(err) {
 		// The disk is full: make room (the archive's rejected mail gives
 		// way), and try once more.
 		s.MakeRoom(ctx, 2*roomFor(recs))
@@ -308,7 +309,7 @@ func (s *Spool) Deliver(ctx context.Context, msgs ...Incoming) ([]string, error)
 		return nil, err
 	}
 	err = s.place(recs)
-	if err != nil && isNoSpace(err) {
+	if err != nil && fsutil.IsNoSpace(err) {
 		if err := s.placeShortOfRoom(ctx, names, recs, release); err != nil {
 			return nil, fmt.Errorf("spool: %w", err)
 		}
@@ -498,8 +499,8 @@ func (s *Spool) Archive(name string, accepted bool) error {
 		archived = name + infoAccepted
 	}
 	var err error
-	if plainName(name) {
-		err = renameAt(s.newDir, name, s.curDir, archived)
+	if fsutil.PlainName(name) {
+		err = fsutil.RenameAt(s.newDir, name, s.curDir, archived)
 	} else {
 		err = os.Rename(filepath.Join(s.dir, SpoolNew, name), filepath.Join(s.dir, SpoolCur, archived))
 	}
@@ -525,7 +526,7 @@ func (s *Spool) Sync() error { return s.syncDirs(false, true) }
 // disk is full it first makes room, as a delivery would (MakeRoom).
 func (s *Spool) Writable() error {
 	err := s.probe()
-	if err != nil && isNoSpace(err) {
+	if err != nil && fsutil.IsNoSpace(err) {
 		s.MakeRoom(context.Background(), 0)
 		err = s.probe()
 	}
@@ -571,6 +572,6 @@ const maxContextBytes = 1 << 20
 // readMeta reads the context file of the message name, never through a
 // symbolic link.
 func (s *Spool) readMeta(name string) ([]byte, error) {
-	f, err := readFileAt(nil, s.metaPath(name), s.metaPath(name), ReadOptions{MaxSize: maxContextBytes, NoFollow: true}, "")
-	return f.raw, err
+	f, err := fsutil.ReadFileAt(nil, s.metaPath(name), s.metaPath(name), ReadOptions{MaxSize: maxContextBytes, NoFollow: true}, "")
+	return f.Raw, err
 }

@@ -5,6 +5,7 @@ import (
 	"math"
 	"time"
 
+	"github.com/certharvest/certharvest/internal/fsutil"
 	"github.com/certharvest/certharvest/verify"
 	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
@@ -22,22 +23,6 @@ func (s *Spool) Load(name string, maxSize int64) (*verify.Message, error) {
 	return m, err
 }
 
-// ReadOptions say how LoadFile and ReadMessageFileWith read a message.
-type ReadOptions struct {
-	// MaxSize is the largest message read, as Load's maxSize.
-	MaxSize int64
-	// NoFollow refuses a symbolic link (an error wrapping ErrNotRegular)
-	// rather than read the file it names. Spool.LoadFile always sets it;
-	// scan sets it for the files it finds in a folder, not for a path the
-	// operator gave it.
-	NoFollow bool
-	// Reserve, when not nil, is called once the file is open with the
-	// bytes about to be read into memory (its size), before they are: a
-	// caller bounding the memory of the messages in flight waits there.
-	// It is not called for a file over MaxSize, which is never held.
-	Reserve func(size int64)
-}
-
 // FileVersion tells one state of a message file from another: its size
 // and modification time. A message delivered the Maildir way never changes
 // in new/; one written straight into new/ changes until its writer is done.
@@ -50,14 +35,14 @@ type FileVersion struct {
 // zero FileVersion when it could not open it), for Version to tell whether
 // the file changed since.
 func (s *Spool) LoadFile(name string, opts ReadOptions) (*verify.Message, FileVersion, error) {
-	path := s.newDir.join(name)
+	path := s.newDir.Join(name)
 	m := &verify.Message{Path: path, Source: "maildir"}
 	d := s.newDir
-	if !plainName(name) {
+	if !fsutil.PlainName(name) {
 		d = nil // opened by its path, as it says: not a file of new/
 	}
 	opts.NoFollow = true // a link in new/ is refused, never read
-	f, err := readFileAt(d, name, path, opts, envelopeXattr)
+	f, err := fsutil.ReadFileAt(d, name, path, opts, envelopeXattr)
 	if err != nil {
 		// A message too large is still reported with its context (where
 		// it came from) and its id.
@@ -65,11 +50,11 @@ func (s *Spool) LoadFile(name string, opts ReadOptions) (*verify.Message, FileVe
 			return m, FileVersion{}, err
 		}
 	}
-	version := FileVersion{Size: f.size, ModTime: f.modTime}
+	version := FileVersion{Size: f.Size, ModTime: f.ModTime}
 	loadErr := err
 	err = nil
-	m.Raw = f.raw
-	data := f.xattr
+	m.Raw = f.Raw
+	data := f.Xattr
 	if data == nil && s.metaUsed.Load() {
 		data, err = s.readMeta(name)
 	}
@@ -81,7 +66,7 @@ func (s *Spool) LoadFile(name string, opts ReadOptions) (*verify.Message, FileVe
 		}
 	}
 	if m.Received.IsZero() {
-		m.Received = deliveryTime(name, f.modTime)
+		m.Received = deliveryTime(name, f.ModTime)
 	}
 	return m, version, loadErr
 }
@@ -91,14 +76,14 @@ func (s *Spool) LoadFile(name string, opts ReadOptions) (*verify.Message, FileVe
 // wraps fs.ErrNotExist when the file has left new/.
 func (s *Spool) Version(name string) (FileVersion, error) {
 	d := s.newDir
-	if !plainName(name) {
-		d, name = nil, s.newDir.join(name)
+	if !fsutil.PlainName(name) {
+		d, name = nil, s.newDir.Join(name)
 	}
-	info, err := statAt(d, name)
+	info, err := fsutil.StatAt(d, name)
 	if err != nil {
 		return FileVersion{}, err
 	}
-	return FileVersion{Size: info.size, ModTime: info.modTime}, nil
+	return FileVersion{Size: info.Size, ModTime: info.ModTime}, nil
 }
 
 // decodeEnvelope decodes a message's context, which Deliver encoded with

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/certharvest/certharvest/internal/fsutil"
 )
 
 // replay restores, after a crash, the messages that the journal holds and
@@ -144,14 +146,14 @@ func (s *Spool) restore(rec record, path string) error {
 // when withContext, its context. Anything but a regular file (a link put
 // in its place) is not intact: restore replaces it.
 func (s *Spool) intact(path string, rec record, withContext bool) bool {
-	f, err := readFileAt(nil, path, path, ReadOptions{MaxSize: int64(len(rec.raw)), NoFollow: true}, envelopeXattr)
-	if err != nil || !bytes.Equal(f.raw, rec.raw) {
+	f, err := fsutil.ReadFileAt(nil, path, path, ReadOptions{MaxSize: int64(len(rec.raw)), NoFollow: true}, envelopeXattr)
+	if err != nil || !bytes.Equal(f.Raw, rec.raw) {
 		return false
 	}
 	if !withContext {
 		return true
 	}
-	env := f.xattr
+	env := f.Xattr
 	if env == nil {
 		env, err = s.readMeta(rec.name)
 	}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/certharvest/certharvest/internal/fsutil"
 	"github.com/certharvest/certharvest/internal/tmpfile"
 	"github.com/certharvest/certharvest/verify"
 )
@@ -280,7 +281,7 @@ func (w *MessageWriter) Spill() error {
 // any sender is refused) and the rest of p is written once more.
 func (w *MessageWriter) writeFile(p []byte) error {
 	n, err := w.file.f.Write(p)
-	if err != nil && isNoSpace(err) && w.spool != nil {
+	if err != nil && fsutil.IsNoSpace(err) && w.spool != nil {
 		if w.spool.MakeRoom(context.Background(), int64(len(p)-n)) == nil {
 			_, err = w.file.f.Write(p[n:])
 		}

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 
+	"github.com/certharvest/certharvest/internal/fsutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -117,7 +118,7 @@ func openNoFollow(path string, flag int, perm fs.FileMode) (*os.File, error) {
 	f, err := os.OpenFile(path, flag|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, perm)
 	if err != nil {
 		if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENXIO) {
-			return nil, notRegular(path)
+			return nil, fsutil.NotRegular(path)
 		}
 		return nil, err
 	}
@@ -128,7 +129,7 @@ func openNoFollow(path string, flag int, perm fs.FileMode) (*os.File, error) {
 	}
 	if !info.Mode().IsRegular() {
 		f.Close()
-		return nil, notRegular(path)
+		return nil, fsutil.NotRegular(path)
 	}
 	return f, nil
 }
@@ -138,14 +139,7 @@ func openNoFollow(path string, flag int, perm fs.FileMode) (*os.File, error) {
 func openFolder(path string) (*os.File, error) {
 	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR) {
-		return nil, &fs.PathError{Op: "open", Path: path, Err: errNotFolder}
+		return nil, &fs.PathError{Op: "open", Path: path, Err: fsutil.ErrNotFolder}
 	}
 	return f, err
-}
-
-// isNoSpace reports whether err is the file system refusing to grow: full
-// (ENOSPC), or over the user's quota (EDQUOT), which removing the spool's
-// own files relieves as well.
-func isNoSpace(err error) bool {
-	return errors.Is(err, unix.ENOSPC) || errors.Is(err, unix.EDQUOT)
 }

@@ -6,7 +6,8 @@ import (
 	"errors"
 	"io/fs"
 	"os"
-	"syscall"
+
+	"github.com/certharvest/certharvest/internal/fsutil"
 )
 
 var errNoXattr = errors.New("extended attributes are not used on this system")
@@ -41,7 +42,7 @@ func openNoFollow(path string, flag int, perm fs.FileMode) (*os.File, error) {
 	before, err := os.Lstat(path)
 	switch {
 	case err == nil && !before.Mode().IsRegular():
-		return nil, notRegular(path)
+		return nil, fsutil.NotRegular(path)
 	case errors.Is(err, fs.ErrNotExist) && flag&os.O_CREATE != 0:
 		before = nil // created by the open
 	case err != nil:
@@ -58,7 +59,7 @@ func openNoFollow(path string, flag int, perm fs.FileMode) (*os.File, error) {
 	}
 	if !info.Mode().IsRegular() || (before != nil && !os.SameFile(before, info)) {
 		f.Close()
-		return nil, notRegular(path)
+		return nil, fsutil.NotRegular(path)
 	}
 	return f, nil
 }
@@ -71,10 +72,7 @@ func openFolder(path string) (*os.File, error) {
 		return nil, err
 	}
 	if !info.IsDir() {
-		return nil, &fs.PathError{Op: "open", Path: path, Err: errNotFolder}
+		return nil, &fs.PathError{Op: "open", Path: path, Err: fsutil.ErrNotFolder}
 	}
 	return os.Open(path)
 }
-
-// isNoSpace reports whether err is the file system refusing to grow.
-func isNoSpace(err error) bool { return errors.Is(err, syscall.ENOSPC) }

@@ -1,9 +1,8 @@
 //go:build !linux
 
-package ingest
+package fsutil
 
 import (
-	"errors"
 	"os"
 	"testing"
 )
@@ -12,5 +11,3 @@ func readAllFile(t *testing.T, f *os.File, size, maxSize int64) ([]byte, error) 
 	t.Skip("readAll is Linux's")
 	return nil, nil
 }
-
-func mkfifo(string) error { return errors.ErrUnsupported }

@@ -1,9 +1,8 @@
-package ingest
+package fsutil
 
 import (
 	"io"
 	"os"
-	"syscall"
 	"testing"
 )
 
@@ -16,5 +15,3 @@ func readAllFile(t *testing.T, f *os.File, size, maxSize int64) ([]byte, error) 
 	}
 	return readAll(int(f.Fd()), f.Name(), size, maxSize)
 }
-
-func mkfifo(path string) error { return syscall.Mkfifo(path, 0o600) }

@@ -1,4 +1,4 @@
-package ingest
+package fsutil
 
 import (
 	"bytes"
@@ -20,32 +20,32 @@ import (
 // regular file does not use (four fcntl(2) and a failing epoll_ctl(2) per
 // open).
 
-// dir is a folder whose files are opened and renamed relative to it.
-type dir struct {
+// Dir is a folder whose files are opened and renamed relative to it.
+type Dir struct {
 	path string // the folder's path, clean, for errors and messages' paths
 
 	mu sync.RWMutex // held for reading while fd is in use
 	fd int          // -1 once closed
 }
 
-// openDir opens the folder path.
-func openDir(path string) (*dir, error) {
+// OpenDir opens the folder path.
+func OpenDir(path string) (*Dir, error) {
 	var fd int
 	err := ignoringEINTR(func() (err error) {
 		fd, err = unix.Open(path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 		return err
 	})
 	if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR) {
-		err = errNotFolder
+		err = ErrNotFolder
 	}
 	if err != nil {
 		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
 	}
-	return &dir{path: path, fd: fd}, nil
+	return &Dir{path: path, fd: fd}, nil
 }
 
-// close closes the folder: calls in progress end first, later ones fail.
-func (d *dir) close() error {
+// Close closes the folder: calls in progress end first, later ones fail.
+func (d *Dir) Close() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.fd < 0 {
@@ -59,47 +59,49 @@ func (d *dir) close() error {
 	return nil
 }
 
-// join returns the path of name in d.
-func (d *dir) join(name string) string {
-	if plainName(name) {
+// Join returns the path of name in d.
+func (d *Dir) Join(name string) string {
+	if PlainName(name) {
 		return d.path + string(os.PathSeparator) + name
 	}
 	return filepath.Join(d.path, name)
 }
 
-// readFileAt reads the file name of d (path is its full path, for errors),
-// or the file at path when d is nil, as ReadMessageFileWith does, and the
-// extended attribute xattr unless it is "".
-func readFileAt(d *dir, name, path string, opts ReadOptions, xattr string) (messageFile, error) {
+// ReadFileAt reads the file name of d (path is its full path, for errors),
+// or the file at path when d is nil, as opts say, and the extended
+// attribute xattr unless it is "". A file over opts.MaxSize is not kept:
+// the error wraps verify.ReasonTooLarge and a *TooLargeError, and the File
+// has its size, time and extended attribute all the same.
+func ReadFileAt(d *Dir, name, path string, opts ReadOptions, xattr string) (File, error) {
 	maxSize := opts.MaxSize
 	fd, err := openAt(d, name, path, opts.NoFollow)
 	if err != nil {
-		return messageFile{}, err
+		return File{}, err
 	}
 	defer unix.Close(fd)
 	var st unix.Stat_t
 	if err := ignoringEINTR(func() error { return unix.Fstat(fd, &st) }); err != nil {
-		return messageFile{}, &fs.PathError{Op: "stat", Path: path, Err: err}
+		return File{}, &fs.PathError{Op: "stat", Path: path, Err: err}
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
-		return messageFile{}, notRegular(path)
+		return File{}, NotRegular(path)
 	}
-	m := messageFile{size: st.Size, modTime: time.Unix(st.Mtim.Unix())}
+	m := File{Size: st.Size, ModTime: time.Unix(st.Mtim.Unix())}
 	if st.Size > maxSize {
 		err = tooLarge(&preader{fd: fd}, maxSize)
 	} else {
 		if opts.Reserve != nil {
 			opts.Reserve(st.Size)
 		}
-		m.raw, err = readAll(fd, path, st.Size, maxSize)
+		m.Raw, err = readAll(fd, path, st.Size, maxSize)
 	}
 	if err != nil && MessageIDOf(err) == "" {
-		return messageFile{}, err
+		return File{}, err
 	}
 	// Also for a message too large to read: its context says where it
 	// came from.
 	if xattr != "" {
-		m.xattr = fgetXattr(fd, xattr)
+		m.Xattr = fgetXattr(fd, xattr)
 	}
 	return m, err
 }
@@ -132,7 +134,7 @@ func (r *preader) Read(p []byte) (int, error) {
 // openAt opens name in d, or path when d is nil, for reading; with
 // noFollow, never through a symbolic link (O_NOFOLLOW: an error wrapping
 // ErrNotRegular).
-func openAt(d *dir, name, path string, noFollow bool) (int, error) {
+func openAt(d *Dir, name, path string, noFollow bool) (int, error) {
 	// O_NONBLOCK: opening a FIFO (a path given to scan, a file put in
 	// new/) would otherwise wait for a writer, for ever; a regular file
 	// reads the same with it, and the caller refuses anything else.
@@ -160,7 +162,7 @@ func openAt(d *dir, name, path string, noFollow bool) (int, error) {
 	case noFollow && errors.Is(err, unix.ELOOP), errors.Is(err, unix.ENXIO):
 		// ELOOP: a symbolic link; ENXIO: a socket (or a device
 		// without its driver).
-		return -1, notRegular(path)
+		return -1, NotRegular(path)
 	case err != nil:
 		return -1, &fs.PathError{Op: "open", Path: path, Err: err}
 	}
@@ -227,19 +229,10 @@ func fgetXattr(fd int, name string) []byte {
 	}
 }
 
-// fileAttrs are what statAt tells of a file.
-type fileAttrs struct {
-	regular bool
-	dir     bool
-	size    int64
-	usage   int64 // bytes of disk it takes (st_blocks)
-	modTime time.Time
-}
-
-// statAt returns the attributes of name in d, or of the file at the path
+// StatAt returns the attributes of name in d, or of the file at the path
 // name when d is nil (fstatat(2); of a symbolic link itself, as os.Lstat
 // does: the spool never follows one).
-func statAt(d *dir, name string) (fileAttrs, error) {
+func StatAt(d *Dir, name string) (Attrs, error) {
 	dfd, path := unix.AT_FDCWD, name
 	if d != nil {
 		d.mu.RLock()
@@ -257,22 +250,22 @@ func statAt(d *dir, name string) (fileAttrs, error) {
 	}
 	if err != nil {
 		if d != nil {
-			path = d.join(name)
+			path = d.Join(name)
 		}
-		return fileAttrs{}, &fs.PathError{Op: "stat", Path: path, Err: err}
+		return Attrs{}, &fs.PathError{Op: "stat", Path: path, Err: err}
 	}
-	return fileAttrs{
-		regular: st.Mode&unix.S_IFMT == unix.S_IFREG,
-		dir:     st.Mode&unix.S_IFMT == unix.S_IFDIR,
-		size:    st.Size,
-		usage:   st.Blocks * 512, // st_blocks counts 512-byte units (stat(2))
-		modTime: time.Unix(st.Mtim.Unix()),
+	return Attrs{
+		Regular: st.Mode&unix.S_IFMT == unix.S_IFREG,
+		IsDir:   st.Mode&unix.S_IFMT == unix.S_IFDIR,
+		Size:    st.Size,
+		Usage:   st.Blocks * 512, // st_blocks counts 512-byte units (stat(2))
+		ModTime: time.Unix(st.Mtim.Unix()),
 	}, nil
 }
 
-// renameAt renames name in from to newName in to (renameat(2)). Unlike
+// RenameAt renames name in from to newName in to (renameat(2)). Unlike
 // os.Rename, it does not first look whether newName is a folder.
-func renameAt(from *dir, name string, to *dir, newName string) error {
+func RenameAt(from *Dir, name string, to *Dir, newName string) error {
 	from.mu.RLock()
 	defer from.mu.RUnlock()
 	if to != from {
@@ -286,7 +279,7 @@ func renameAt(from *dir, name string, to *dir, newName string) error {
 		})
 	}
 	if err != nil {
-		return &os.LinkError{Op: "rename", Old: from.join(name), New: to.join(newName), Err: err}
+		return &os.LinkError{Op: "rename", Old: from.Join(name), New: to.Join(newName), Err: err}
 	}
 	return nil
 }
@@ -300,4 +293,11 @@ func ignoringEINTR(fn func() error) error {
 			return err
 		}
 	}
+}
+
+// IsNoSpace reports whether err is the file system refusing to grow: full
+// (ENOSPC), or over the user's quota (EDQUOT), which removing the spool's
+// own files relieves as well.
+func IsNoSpace(err error) bool {
+	return errors.Is(err, unix.ENOSPC) || errors.Is(err, unix.EDQUOT)
 }
