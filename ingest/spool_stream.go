@@ -28,19 +28,19 @@ import (
 // or from its file. w is closed either way.
 func (s *Spool) DeliverWriter(ctx context.Context, w *MessageWriter, env Envelope) (string, error) {
 	defer w.Close()
-	if w.err != nil {
-		return "", w.err
+	if err := w.Err(); err != nil {
+		return "", err
 	}
-	if w.spool != s {
+	if w.Dir() != filepath.Join(s.dir, SpoolTmp) {
 		return "", errors.New("spool: message writer of another spool")
 	}
 	var names []string
 	var err error
-	if w.file == nil {
-		names, err = s.Deliver(ctx, Incoming{Raw: w.buf, Envelope: env})
+	if !w.Spilled() {
+		names, err = s.Deliver(ctx, Incoming{Raw: w.Bytes(), Envelope: env})
 	} else {
-		names, err = s.deliverFiles(ctx, []Incoming{{Envelope: env}}, []*spoolFile{w.file})
-		w.file = nil // placed, or discarded by deliverFiles
+		// Placed, or discarded by deliverFiles.
+		names, err = s.deliverFiles(ctx, []Incoming{{Envelope: env}}, []*SpillFile{w.TakeFile()})
 	}
 	if err != nil {
 		return "", err
@@ -73,13 +73,13 @@ func hasLarge(msgs []Incoming) bool {
 // Raw unused), or is written into one when larger than DefaultSpillBytes.
 // The others take the journal's way. Either every message is delivered or,
 // on error, none is; every file of files is placed or discarded.
-func (s *Spool) deliverFiles(ctx context.Context, msgs []Incoming, files []*spoolFile) (names []string, err error) {
-	files = append(files, make([]*spoolFile, len(msgs)-len(files))...)
+func (s *Spool) deliverFiles(ctx context.Context, msgs []Incoming, files []*SpillFile) (names []string, err error) {
+	files = append(files, make([]*SpillFile, len(msgs)-len(files))...)
 	var placed []string // in new/ and meta/, removed should the delivery fail
 	defer func() {
 		for _, sf := range files {
 			if sf != nil {
-				sf.discard()
+				sf.Discard()
 			}
 		}
 		if err != nil {
@@ -110,13 +110,13 @@ func (s *Spool) deliverFiles(ctx context.Context, msgs []Incoming, files []*spoo
 			continue
 		}
 		if files[i] == nil {
-			sf, err := createSpoolFile(filepath.Join(s.dir, SpoolTmp), s.unnamed)
+			sf, err := CreateSpillFile(filepath.Join(s.dir, SpoolTmp), s.unnamed)
 			if err != nil {
 				return nil, fmt.Errorf("spool: %w", err)
 			}
 			files[i] = sf
-			if _, err := sf.f.Write(m.Raw); err != nil {
-				return nil, fmt.Errorf("spool: writing %s: %w", sf.path(), err)
+			if _, err := sf.File().Write(m.Raw); err != nil {
+				return nil, fmt.Errorf("spool: writing %s: %w", sf.Path(), err)
 			}
 		}
 		inFiles = append(inFiles, i)
@@ -152,7 +152,7 @@ func (s *Spool) deliverFiles(ctx context.Context, msgs []Incoming, files []*spoo
 	}
 	for _, i := range inFiles {
 		path := filepath.Join(s.dir, SpoolNew, names[i])
-		if err := files[i].place(path); err != nil {
+		if err := files[i].Place(path); err != nil {
 			return nil, fmt.Errorf("spool: %w", err)
 		}
 		placed = append(placed, path)
@@ -167,9 +167,9 @@ func (s *Spool) deliverFiles(ctx context.Context, msgs []Incoming, files []*spoo
 // seal gives a message's file its context (the extended attribute, else a
 // context file written and synced in tmp/, whose path it returns for
 // renaming into meta/) and syncs it.
-func (s *Spool) seal(sf *spoolFile, name string, env []byte) (metaTmp string, err error) {
+func (s *Spool) seal(sf *SpillFile, name string, env []byte) (metaTmp string, err error) {
 	if !s.noXattr.Load() {
-		if err := setXattr(sf.f, envelopeXattr, env); err != nil {
+		if err := setXattr(sf.File(), envelopeXattr, env); err != nil {
 			// Not supported here: meta/ files from now on.
 			s.noXattr.Store(true)
 		}
@@ -182,11 +182,11 @@ func (s *Spool) seal(sf *spoolFile, name string, env []byte) (metaTmp string, er
 		}
 	}
 	// The data and the attribute, which fsync covers (fdatasync need not).
-	if err := sf.f.Sync(); err != nil {
+	if err := sf.File().Sync(); err != nil {
 		if metaTmp != "" {
 			os.Remove(metaTmp)
 		}
-		return "", fmt.Errorf("syncing %s: %w", sf.path(), err)
+		return "", fmt.Errorf("syncing %s: %w", sf.Path(), err)
 	}
 	return metaTmp, nil
 }
@@ -210,7 +210,7 @@ func writeSyncedFile(path string, data []byte) error {
 // Sweeping tmp/. RFC-less but long-standing Maildir practice
 // (https://cr.yp.to/proto/maildir.html): a file in tmp/ untouched for 36
 // hours is a delivery that died, and whoever reads the Maildir removes it.
-// certharvest's own leftovers (named spillPrefix, where files cannot be
+// certharvest's own leftovers (named SpillPrefix, where files cannot be
 // unnamed) are removed at once when the spool opens: it holds the spool's
 // lock, so no delivery of its own is under way.
 const (
@@ -252,7 +252,7 @@ func (s *Spool) sweepTmp(now time.Time, atOpen bool) int {
 		if !e.Type().IsRegular() {
 			continue
 		}
-		ours := atOpen && strings.HasPrefix(e.Name(), spillPrefix)
+		ours := atOpen && strings.HasPrefix(e.Name(), SpillPrefix)
 		if !ours {
 			info, err := e.Info()
 			if err != nil || now.Sub(info.ModTime()) < tmpMaxAge {

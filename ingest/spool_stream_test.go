@@ -233,7 +233,7 @@ func TestSpoolSweepsTmp(t *testing.T) {
 	tmp := filepath.Join(dir, SpoolTmp)
 	old := time.Now().Add(-tmpMaxAge - time.Minute)
 	for name, mtime := range map[string]time.Time{
-		spillPrefix + "123":        time.Now(),
+		SpillPrefix + "123":        time.Now(),
 		"1780308000.M1P2Q3.mx":     old,
 		"1780308000.M1P2Q4.mx":     time.Now(),
 		"1780308000.M1P2Q5.mx.tmp": time.Now().Add(-tmpMaxAge + time.Hour),

@@ -42,17 +42,30 @@ type MessageWriterOptions struct {
 	// why. The message is still delivered whole: the pipeline reports it
 	// message_malformed.
 	Header *verify.HeaderLimits
+
+	// The sink the message is for sets the fields below
+	// (maildir.Spool.NewWriter); the zero values suit a scratch file,
+	// read back and never delivered.
+
+	// Named creates the file with a name in its folder (SpillPrefix and
+	// a random suffix) rather than unnamed (internal/tmpfile): for a
+	// folder whose unnamed files cannot be linked in place.
+	Named bool
+	// MakeRoom, when set, is called when a write to the file fails
+	// because its file system is full: it frees room for need more bytes
+	// (maildir.Spool.MakeRoom), and the rest of the write is tried once
+	// more.
+	MakeRoom func(ctx context.Context, need int64) error
 }
 
 // MessageWriter receives a message as its bytes arrive (an SMTP DATA
 // transfer, a webhook request body): in memory while the budget has room,
 // the message stays small and its header within the caps, else in a file
-// of the spool's tmp/, unnamed where the system allows (internal/tmpfile:
-// a crash leaves nothing behind), written as the bytes come. Deliver (or
-// Spool.DeliverWriter) then spools it; Close discards it. A MessageWriter
-// is used by one goroutine.
+// of its folder (the spool's tmp/), unnamed where the system allows
+// (internal/tmpfile: a crash leaves nothing behind), written as the bytes
+// come. Spool.DeliverWriter then spools it; Close discards it. A
+// MessageWriter is used by one goroutine.
 type MessageWriter struct {
-	spool  *Spool // nil: a scratch file, never delivered (dir)
 	dir    string // where the file goes
 	budget *MemoryBudget
 	opts   MessageWriterOptions
@@ -61,21 +74,15 @@ type MessageWriter struct {
 	buf      []byte  // the message while held in memory; scratch once in a file
 	pooled   *[]byte // the budget's buffer buf is, or nil
 	reserved int64   // the budget's bytes taken for buf
-	file     *spoolFile
+	file     *SpillFile
 	size     int64
 	err      error // the first write error: every later write fails with it
 }
 
-// NewMessageWriter returns a writer for a message to deliver into s.
-func (s *Spool) NewMessageWriter(opts MessageWriterOptions) *MessageWriter {
-	w := newMessageWriter(filepath.Join(s.dir, SpoolTmp), opts)
-	w.spool = s
-	return w
-}
-
-// newMessageWriter returns a writer whose file, if it needs one, goes to
-// dir: a scratch file, for bytes that are read back (a webhook body).
-func newMessageWriter(dir string, opts MessageWriterOptions) *MessageWriter {
+// NewMessageWriter returns a writer whose file, if it needs one, goes to
+// dir: the tmp/ of the spool the message is for (Spool.NewMessageWriter),
+// or a scratch file, for bytes that are read back (a webhook body).
+func NewMessageWriter(dir string, opts MessageWriterOptions) *MessageWriter {
 	if opts.Budget == nil {
 		opts.Budget = NewMemoryBudget(0)
 	}
@@ -91,6 +98,15 @@ func newMessageWriter(dir string, opts MessageWriterOptions) *MessageWriter {
 	}
 	return w
 }
+
+// NewMessageWriter returns a writer for a message to deliver into s.
+func (s *Spool) NewMessageWriter(opts MessageWriterOptions) *MessageWriter {
+	opts.Named, opts.MakeRoom = !s.unnamed, s.MakeRoom
+	return NewMessageWriter(filepath.Join(s.dir, SpoolTmp), opts)
+}
+
+// Dir returns the folder the message's file goes to.
+func (w *MessageWriter) Dir() string { return w.dir }
 
 // Err returns the writer's failure to write the message into the spool
 // (creating or writing its file), or nil: the spool's fault, not the
@@ -255,7 +271,7 @@ func (w *MessageWriter) Spill() error {
 	if w.file != nil {
 		return nil
 	}
-	f, err := createSpoolFile(w.dir, w.spool == nil || w.spool.unnamed)
+	f, err := CreateSpillFile(w.dir, !w.opts.Named)
 	if err != nil {
 		w.err = fmt.Errorf("spool: %w", err)
 		return w.err
@@ -276,18 +292,18 @@ func (w *MessageWriter) Spill() error {
 	return nil
 }
 
-// writeFile writes p to the message's file. On a full disk the spool
+// writeFile writes p to the message's file. On a full disk the sink
 // first makes room (MakeRoom: the archive's rejected mail gives way, before
 // any sender is refused) and the rest of p is written once more.
 func (w *MessageWriter) writeFile(p []byte) error {
 	n, err := w.file.f.Write(p)
-	if err != nil && fsutil.IsNoSpace(err) && w.spool != nil {
-		if w.spool.MakeRoom(context.Background(), int64(len(p)-n)) == nil {
+	if err != nil && fsutil.IsNoSpace(err) && w.opts.MakeRoom != nil {
+		if w.opts.MakeRoom(context.Background(), int64(len(p)-n)) == nil {
 			_, err = w.file.f.Write(p[n:])
 		}
 	}
 	if err != nil {
-		w.err = fmt.Errorf("spool: writing %s: %w", w.file.path(), err)
+		w.err = fmt.Errorf("spool: writing %s: %w", w.file.Path(), err)
 	}
 	return w.err
 }
@@ -313,18 +329,18 @@ func (w *MessageWriter) DropPrefix(n int64) error {
 		w.size -= n
 		return nil
 	}
-	nf, err := createSpoolFile(w.dir, w.spool == nil || w.spool.unnamed)
+	nf, err := CreateSpillFile(w.dir, !w.opts.Named)
 	if err == nil {
 		_, err = io.Copy(nf.f, io.NewSectionReader(w.file.f, n, w.size-n))
 		if err != nil {
-			nf.discard()
+			nf.Discard()
 		}
 	}
 	if err != nil {
 		w.err = fmt.Errorf("spool: %w", err)
 		return w.err
 	}
-	w.file.discard()
+	w.file.Discard()
 	w.file = nf
 	w.size -= n
 	return nil
@@ -341,7 +357,7 @@ func (w *MessageWriter) ReadAll() ([]byte, error) {
 	}
 	data := make([]byte, w.size)
 	if _, err := w.file.f.ReadAt(data, 0); err != nil && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("spool: reading %s: %w", w.file.path(), err)
+		return nil, fmt.Errorf("spool: reading %s: %w", w.file.Path(), err)
 	}
 	return data, nil
 }
@@ -354,7 +370,7 @@ func (w *MessageWriter) Close() {
 	w.putPooled()
 	w.buf = nil
 	if w.file != nil {
-		w.file.discard()
+		w.file.Discard()
 		w.file = nil
 	}
 	if w.err == nil {
@@ -364,44 +380,58 @@ func (w *MessageWriter) Close() {
 
 var errWriterClosed = errors.New("spool: message writer closed")
 
-// spoolFile is a message (or a scratch copy) in a file of tmp/ that is not
-// in new/ yet: unnamed (tmpfile), or named with spillPrefix so that a
-// crash's leftovers are known (Spool.sweepTmp).
-type spoolFile struct {
+// TakeFile returns the file the message was written to, or nil while it
+// is held in memory, and hands it over: Close no longer removes it, the
+// caller places (SpillFile.Place) or discards it.
+func (w *MessageWriter) TakeFile() *SpillFile {
+	f := w.file
+	w.file = nil
+	return f
+}
+
+// SpillFile is a message (or a scratch copy) in a file of tmp/ that is not
+// in new/ yet: unnamed (internal/tmpfile), or named with SpillPrefix so that
+// a crash's leftovers are known (the spool removes them when it opens).
+type SpillFile struct {
 	f    *os.File
 	dir  string
 	name string // its name in dir; "" while unnamed
 }
 
-// spillPrefix starts the names of the files MessageWriter writes into tmp/
+// SpillPrefix starts the names of the files MessageWriter writes into tmp/
 // where it cannot leave them unnamed.
-const spillPrefix = "certharvest-spill-"
+const SpillPrefix = "certharvest-spill-"
 
-// createSpoolFile creates an empty file in dir, unnamed when the spool
-// allows (unnamed), else named spillPrefix and a random suffix.
-func createSpoolFile(dir string, unnamed bool) (*spoolFile, error) {
+// CreateSpillFile creates an empty file in dir, unnamed when unnamed is set
+// and the system allows, else named SpillPrefix and a random suffix.
+func CreateSpillFile(dir string, unnamed bool) (*SpillFile, error) {
 	if unnamed {
 		if f, err := tmpfile.Create(dir, 0o600); err == nil {
-			return &spoolFile{f: f, dir: dir}, nil
+			return &SpillFile{f: f, dir: dir}, nil
 		}
 	}
-	f, err := os.CreateTemp(dir, spillPrefix+"*")
+	f, err := os.CreateTemp(dir, SpillPrefix+"*")
 	if err != nil {
 		return nil, err
 	}
-	return &spoolFile{f: f, dir: dir, name: filepath.Base(f.Name())}, nil
+	return &SpillFile{f: f, dir: dir, name: filepath.Base(f.Name())}, nil
 }
 
-func (sf *spoolFile) path() string {
+// File returns the open file.
+func (sf *SpillFile) File() *os.File { return sf.f }
+
+// Path returns the file's path, for messages: "(unnamed)" in its folder
+// while it has no name.
+func (sf *SpillFile) Path() string {
 	if sf.name == "" {
 		return filepath.Join(sf.dir, "(unnamed)")
 	}
 	return filepath.Join(sf.dir, sf.name)
 }
 
-// place gives the file the name path (in new/): a link of the unnamed file,
+// Place gives the file the name path (in new/): a link of the unnamed file,
 // or a rename of the named one. It never replaces a file: names are unique.
-func (sf *spoolFile) place(path string) error {
+func (sf *SpillFile) Place(path string) error {
 	if sf.name == "" {
 		return tmpfile.Link(sf.f, path)
 	}
@@ -412,8 +442,8 @@ func (sf *spoolFile) place(path string) error {
 	return nil
 }
 
-// discard closes the file and removes it if it has a name in tmp/.
-func (sf *spoolFile) discard() {
+// Discard closes the file and removes it if it has a name in tmp/.
+func (sf *SpillFile) Discard() {
 	sf.f.Close()
 	if sf.name != "" {
 		os.Remove(filepath.Join(sf.dir, sf.name))

@@ -399,7 +399,7 @@ func (h *Webhook) serveRelay(w http.ResponseWriter, r *http.Request) {
 	// within the budget or written to a file: a slow sender holds no more
 	// than DefaultSpillBytes of memory, and no reservation for its
 	// decoding while it trickles.
-	stage := newMessageWriter(h.spillDir, MessageWriterOptions{Budget: h.opts.Budget, Weight: 2})
+	stage := NewMessageWriter(h.spillDir, MessageWriterOptions{Budget: h.opts.Budget, Weight: 2})
 	defer stage.Close()
 	_, err := stage.ReadFrom(body)
 	if stage.Err() != nil {
