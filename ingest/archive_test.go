@@ -447,11 +447,11 @@ func TestDeliverLargeOnFullDisk(t *testing.T) {
 					name = names[0]
 				}
 			} else {
-				w := s.NewMessageWriter(MessageWriterOptions{})
+				w := s.NewWriter(MessageWriterOptions{})
 				if _, werr := w.Write(msg); werr != nil {
 					t.Fatalf("receiving on a disk full of rejected mail: %v", werr)
 				}
-				name, err = s.DeliverWriter(context.Background(), w, testEnvelope(8))
+				name, err = deliverWriter(s, w, testEnvelope(8))
 			}
 			if err != nil {
 				t.Fatalf("delivery on a disk full of rejected mail: %v", err)

@@ -32,7 +32,7 @@ const roomSlack = 64 << 10
 // MakeRoom frees room on the spool's file system for need more bytes of
 // new mail, when it has less: the journal's copies of delivered messages
 // first, then the archive's rejected messages, oldest first, and then
-// pressureHeadroom more. Deliver and Writable call it when the disk is
+// pressureHeadroom more. Deliver and Room call it when the disk is
 // full; an input that writes into the spool by other means (a message
 // streamed into tmp/) should call it when a write fails with ENOSPC, then
 // try once more. It returns an error only when it could not look.

@@ -153,6 +153,9 @@ type SMTPOptions struct {
 	// whole, and the pipeline reports it message_malformed. The zero
 	// value of a field means verify's default.
 	HeaderLimits verify.HeaderLimits
+	// Logger receives the server's log: connections, replies, refusals;
+	// nil discards it.
+	Logger *slog.Logger
 	// Now is the clock of the trace header and the envelope; default
 	// time.Now.
 	Now func() time.Time
@@ -189,25 +192,27 @@ type SMTPServer struct {
 	domains map[string]bool
 	rcpts   map[string]bool // empty: any address in domains
 
-	spool  *Spool
+	sink   Sink
 	log    *slog.Logger
 	server *smtp.Server
 	ln     *smtpListener
 
-	// ctx is the context of deliveries to the spool: it is cancelled only
+	// ctx is the context of deliveries to the sink: it is cancelled only
 	// when a graceful shutdown runs out of time.
 	ctx    context.Context
 	cancel context.CancelFunc
 	served chan struct{} // closed when Serve returns
 
 	// spoolFailing is set when a delivery failed, and cleared by the next
-	// success: while it is set, MAIL first checks that the spool is
-	// writable, so clients are turned away before they send the data.
+	// success: while it is set, MAIL first checks that the sink has room
+	// (Sink.Room), so clients are turned away before they send the data.
 	spoolFailing atomic.Bool
 }
 
-// NewSMTPServer checks opts and returns a server ready to Start.
-func NewSMTPServer(opts SMTPOptions) (*SMTPServer, error) {
+// NewSMTPServer checks opts and returns a server, ready to Start, that
+// delivers into sink. The sink is first used by Start: a nil sink makes a
+// server that checks opts and cannot start.
+func NewSMTPServer(sink Sink, opts SMTPOptions) (*SMTPServer, error) {
 	if opts.Hostname == "" {
 		opts.Hostname = smtpDefaultHostname()
 	}
@@ -242,13 +247,16 @@ func NewSMTPServer(opts SMTPOptions) (*SMTPServer, error) {
 	if opts.Budget == nil {
 		opts.Budget = NewMemoryBudget(0)
 	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
 	if opts.RequireTLS && opts.TLS == nil {
 		return nil, errors.New("smtp: requiring STARTTLS needs a TLS certificate")
 	}
-	s := &SMTPServer{opts: opts, domains: map[string]bool{}, rcpts: map[string]bool{}}
+	s := &SMTPServer{opts: opts, sink: sink, log: opts.Logger, domains: map[string]bool{}, rcpts: map[string]bool{}}
 	for _, d := range opts.Domains {
 		d = normalizeDomain(d)
 		if d == "" || strings.ContainsAny(d, "@ \t<>") {
@@ -290,21 +298,21 @@ func (s *SMTPServer) String() string {
 	return desc
 }
 
-// Start listens on opts.Addr and serves in the background. The spool must
-// be writable. Deliveries in progress are not cancelled with ctx: Shutdown
-// ends them.
-func (s *SMTPServer) Start(ctx context.Context, spool *Spool, log *slog.Logger) error {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+// Start listens on opts.Addr and serves in the background. The sink must
+// have room (Sink.Room). Deliveries in progress are not cancelled with ctx:
+// Shutdown ends them.
+func (s *SMTPServer) Start(ctx context.Context) error {
+	if s.sink == nil {
+		return errors.New("smtp: no sink to deliver into")
 	}
-	if err := spool.Writable(); err != nil {
+	if err := s.sink.Room(ctx, 0); err != nil {
 		return fmt.Errorf("smtp: %w", err)
 	}
 	l, err := net.Listen("tcp", s.opts.Addr)
 	if err != nil {
 		return fmt.Errorf("smtp: %w", err)
 	}
-	s.spool, s.log = spool, log
+	log := s.log
 	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	s.ln = &smtpListener{Listener: l, srv: s, slots: make(chan struct{}, s.opts.MaxConns), conns: map[*smtpConn]struct{}{},
 		perIP: map[netip.Prefix]int{}}
@@ -480,7 +488,7 @@ func (ss *smtpSession) Mail(from string, _ *smtp.MailOptions) error {
 		return ss.refused(errTLSRequired, "from", from)
 	}
 	if ss.srv.spoolFailing.Load() {
-		if err := ss.srv.spool.Writable(); err != nil {
+		if err := ss.srv.sink.Room(ss.srv.ctx, 0); err != nil {
 			ss.log.Error("SMTP 451 4.3.0 refused: the spool is not writable", "error", err, "from", from)
 			ss.conn.loggedReply(errSpoolUnavailable)
 			ss.srv.observe(errSpoolUnavailable.Code)

@@ -70,17 +70,18 @@ func startSMTP(t *testing.T, opts SMTPOptions) *smtpFixture {
 		opts.Timeout = 10 * time.Second
 	}
 	opts.Now = func() time.Time { return smtpTestTime }
-	srv, err := NewSMTPServer(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
 	spool, err := OpenSpool(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &smtpFixture{srv: srv, spool: spool, log: &smtpLogBuffer{}}
-	log := slog.New(slog.NewTextHandler(f.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	if err := srv.Start(context.Background(), spool, log); err != nil {
+	logBuf := &smtpLogBuffer{}
+	opts.Logger = slog.New(slog.NewTextHandler(logBuf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	srv, err := NewSMTPServer(spool, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &smtpFixture{srv: srv, spool: spool, log: logBuf}
+	if err := srv.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	f.addr = srv.Addr().String()
@@ -228,7 +229,7 @@ func TestNewSMTPServerChecksOptions(t *testing.T) {
 		{"address as domain", SMTPOptions{Domains: []string{"x@a.example"}}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			if _, err := NewSMTPServer(tt.opts); err == nil {
+			if _, err := NewSMTPServer(nil, tt.opts); err == nil {
 				t.Error("accepted")
 			}
 		})
@@ -754,7 +755,7 @@ func TestSMTPMaxConnsPerIPBoundedByMaxConns(t *testing.T) {
 		{"set under the cap", 10, 3, 3},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			srv, err := NewSMTPServer(SMTPOptions{Domains: []string{"a.example"}, MaxConns: tt.conns, MaxConnsPerIP: tt.perIP})
+			srv, err := NewSMTPServer(nil, SMTPOptions{Domains: []string{"a.example"}, MaxConns: tt.conns, MaxConnsPerIP: tt.perIP})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -1100,11 +1101,11 @@ func TestSMTPShutdownRightAfterStart(t *testing.T) {
 	}
 	defer spool.Close()
 	for range 50 {
-		srv, err := NewSMTPServer(SMTPOptions{Addr: "127.0.0.1:0", Domains: []string{"inbound.example.org"}})
+		srv, err := NewSMTPServer(spool, SMTPOptions{Addr: "127.0.0.1:0", Domains: []string{"inbound.example.org"}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := srv.Start(context.Background(), spool, nil); err != nil {
+		if err := srv.Start(context.Background()); err != nil {
 			t.Fatal(err)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

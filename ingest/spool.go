@@ -61,22 +61,6 @@ type Spool struct {
 	closeErr error
 }
 
-// Envelope is the context a message arrived with, stored beside it.
-type Envelope struct {
-	Source       string            `json:"source"`
-	EnvelopeFrom string            `json:"envelope_from,omitempty"`
-	EnvelopeTo   []string          `json:"envelope_to,omitempty"`
-	RemoteAddr   string            `json:"remote_addr,omitempty"`
-	Received     time.Time         `json:"received"`
-	Extra        map[string]string `json:"extra,omitempty"`
-}
-
-// Incoming is a message to deliver into the spool.
-type Incoming struct {
-	Raw      []byte
-	Envelope Envelope
-}
-
 // Spool sub-folders.
 const (
 	SpoolTmp  = "tmp"
@@ -255,9 +239,9 @@ func (s *Spool) uniqueName(now time.Time) string {
 }
 
 // Deliver writes msgs into new/ and returns their names once all of them are
-// durable. Either every message is delivered or, on error, none is: files
-// already written are removed. Concurrent deliveries share syncs (group
-// commit).
+// durable (Sink). Either every message is delivered or, on error, none is:
+// files already written are removed. Concurrent deliveries share syncs
+// (group commit). The messages' writers are closed.
 //
 // The messages are first appended to the journal, which concurrent
 // deliveries share one fdatasync of; then each is written into tmp/ and
@@ -269,6 +253,9 @@ func (s *Spool) uniqueName(now time.Time) string {
 // user extended attributes, the context goes in meta/<name>.json instead,
 // renamed into meta/ before the message is renamed into new/.
 func (s *Spool) Deliver(ctx context.Context, msgs ...Incoming) ([]string, error) {
+	if hasWriter(msgs) {
+		return s.deliverWriters(ctx, msgs) // spool_stream.go
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -522,15 +509,29 @@ func (s *Spool) Archive(name string, accepted bool) error {
 // Sync makes earlier Archive moves durable.
 func (s *Spool) Sync() error { return s.syncDirs(false, true) }
 
-// Writable reports whether a message could be delivered now. When the
-// disk is full it first makes room, as a delivery would (MakeRoom).
-func (s *Spool) Writable() error {
+// Room reports whether a delivery of size more bytes (0: of any message)
+// could be made now (Sink): the spool's folders take new files, and, for a
+// size, FreeSpace says there is room for it (a *NoRoomError when not;
+// where the system cannot tell, there is). When the disk is full it first
+// makes room, as a delivery would (MakeRoom).
+func (s *Spool) Room(ctx context.Context, size int64) error {
 	err := s.probe()
 	if err != nil && fsutil.IsNoSpace(err) {
-		s.MakeRoom(context.Background(), 0)
+		s.MakeRoom(ctx, 0)
 		err = s.probe()
 	}
-	return err
+	if err != nil || size <= 0 {
+		return err
+	}
+	free, err := s.FreeSpace()
+	switch {
+	case errors.Is(err, errors.ErrUnsupported):
+	case err != nil:
+		return fmt.Errorf("free space: %w", err)
+	case free < uint64(size):
+		return &NoRoomError{Free: free, Need: size}
+	}
+	return nil
 }
 
 // probe creates the files a delivery would, empty, and removes them.

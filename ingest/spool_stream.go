@@ -23,29 +23,55 @@ import (
 	"time"
 )
 
-// DeliverWriter delivers the message w received, with its context env, and
-// returns its name in new/ once it is durable: from memory as Deliver does,
-// or from its file. w is closed either way.
-func (s *Spool) DeliverWriter(ctx context.Context, w *MessageWriter, env Envelope) (string, error) {
-	defer w.Close()
-	if err := w.Err(); err != nil {
-		return "", err
+// hasWriter reports whether a message of msgs is held by its writer.
+func hasWriter(msgs []Incoming) bool {
+	for _, m := range msgs {
+		if m.Writer != nil {
+			return true
+		}
 	}
-	if w.Dir() != filepath.Join(s.dir, SpoolTmp) {
-		return "", errors.New("spool: message writer of another spool")
+	return false
+}
+
+// deliverWriters is Deliver for messages some of which their writers hold:
+// those in memory as Deliver delivers the others, those in files from their
+// files. Every writer is closed.
+func (s *Spool) deliverWriters(ctx context.Context, msgs []Incoming) ([]string, error) {
+	tmp := filepath.Join(s.dir, SpoolTmp)
+	for _, m := range msgs {
+		if m.Writer != nil {
+			defer m.Writer.Close()
+		}
 	}
-	var names []string
-	var err error
-	if !w.Spilled() {
-		names, err = s.Deliver(ctx, Incoming{Raw: w.Bytes(), Envelope: env})
-	} else {
-		// Placed, or discarded by deliverFiles.
-		names, err = s.deliverFiles(ctx, []Incoming{{Envelope: env}}, []*SpillFile{w.TakeFile()})
+	for _, m := range msgs {
+		if w := m.Writer; w != nil {
+			if err := w.Err(); err != nil {
+				return nil, err
+			}
+			if w.Dir() != tmp {
+				return nil, errors.New("spool: message writer of another spool")
+			}
+		}
 	}
-	if err != nil {
-		return "", err
+	plain := make([]Incoming, len(msgs))
+	var files []*SpillFile
+	for i, m := range msgs {
+		plain[i] = Incoming{Raw: m.Raw, Envelope: m.Envelope}
+		switch w := m.Writer; {
+		case w == nil:
+		case !w.Spilled():
+			plain[i].Raw = w.Bytes()
+		default:
+			if files == nil {
+				files = make([]*SpillFile, len(msgs))
+			}
+			files[i] = w.TakeFile() // placed, or discarded by deliverFiles
+		}
 	}
-	return names[0], nil
+	if files == nil {
+		return s.Deliver(ctx, plain...)
+	}
+	return s.deliverFiles(ctx, plain, files)
 }
 
 // rawSize is the bytes of msgs' messages.

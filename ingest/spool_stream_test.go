@@ -65,7 +65,7 @@ func TestMessageWriterDelivery(t *testing.T) {
 			t.Run(fmt.Sprintf("%s/xattr=%v,named=%v", tt.name, mode.xattr, mode.named), func(t *testing.T) {
 				s, dir := streamSpool(t, mode.xattr, mode.named)
 				budget := NewMemoryBudget(tt.budget)
-				w := s.NewMessageWriter(MessageWriterOptions{Budget: budget, SpillBytes: tt.spillBytes, Header: tt.header})
+				w := s.NewWriter(MessageWriterOptions{Budget: budget, SpillBytes: tt.spillBytes, Header: tt.header})
 				// In pieces, as a connection delivers them.
 				r := &chunkReader{data: []byte(tt.msg), chunk: 1000}
 				if _, err := w.ReadFrom(r); err != nil {
@@ -84,7 +84,7 @@ func TestMessageWriterDelivery(t *testing.T) {
 					t.Errorf("tmp/ holds %v while the message is received", named)
 				}
 				env := testEnvelope(1)
-				name, err := s.DeliverWriter(context.Background(), w, env)
+				name, err := deliverWriter(s, w, env)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -134,9 +134,9 @@ func TestMessageWriterClose(t *testing.T) {
 		t.Run(fmt.Sprintf("named=%v", named), func(t *testing.T) {
 			s, dir := streamSpool(t, true, named)
 			budget := NewMemoryBudget(1 << 20)
-			small := s.NewMessageWriter(MessageWriterOptions{Budget: budget})
+			small := s.NewWriter(MessageWriterOptions{Budget: budget})
 			small.Write([]byte("From: a@example.com\r\n"))
-			big := s.NewMessageWriter(MessageWriterOptions{Budget: budget})
+			big := s.NewWriter(MessageWriterOptions{Budget: budget})
 			big.Write(bytes.Repeat([]byte("x"), DefaultSpillBytes+1))
 			if small.Spilled() || !big.Spilled() || budget.Used() == 0 {
 				t.Fatalf("spilled %v and %v, %d bytes used", small.Spilled(), big.Spilled(), budget.Used())
@@ -162,7 +162,7 @@ func TestMessageWriterClose(t *testing.T) {
 func TestMessageWriterDropPrefix(t *testing.T) {
 	for _, spill := range []bool{false, true} {
 		s, _ := streamSpool(t, true, false)
-		w := s.NewMessageWriter(MessageWriterOptions{})
+		w := s.NewWriter(MessageWriterOptions{})
 		w.Write([]byte("Received: x\r\n"))
 		w.Write([]byte("message\r\n"))
 		if spill {
@@ -262,4 +262,14 @@ func TestSpoolSweepsTmp(t *testing.T) {
 	if n := s.sweepTmp(time.Now().Add(2*time.Hour), false); n != 1 {
 		t.Errorf("swept %d files two hours later, want 1", n)
 	}
+}
+
+// deliverWriter delivers the message w received, with env, and returns its
+// name in new/.
+func deliverWriter(s *Spool, w *MessageWriter, env Envelope) (string, error) {
+	names, err := s.Deliver(context.Background(), Incoming{Writer: w, Envelope: env})
+	if err != nil {
+		return "", err
+	}
+	return names[0], nil
 }

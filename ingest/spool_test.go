@@ -1,8 +1,10 @@
 package ingest
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -145,8 +147,8 @@ func TestSpoolDeliverAllOrNothing(t *testing.T) {
 			t.Errorf("%s/ holds %d files after a failed delivery", sub, len(entries))
 		}
 	}
-	if err := s.Writable(); err != nil {
-		t.Errorf("Writable: %v", err)
+	if err := s.Room(context.Background(), 0); err != nil {
+		t.Errorf("Room: %v", err)
 	}
 }
 
@@ -387,5 +389,41 @@ func TestSpoolMaildirFollowsGroupAccess(t *testing.T) {
 				t.Errorf("spool %v: %s/ is %v, want %v", tc.root, sub, got, tc.want)
 			}
 		}
+	}
+}
+
+// Room: the folders take new files and, for a size, FreeSpace has room for
+// it; where the system cannot tell the free space, there is room.
+func TestSpoolRoom(t *testing.T) {
+	const size = 1 << 20
+	for _, tt := range []struct {
+		name    string
+		free    uint64
+		freeErr error
+		want    string // "" for nil; "no room" for a *NoRoomError
+	}{
+		{"plenty", 10 << 30, nil, ""},
+		{"room for it exactly", size, nil, ""},
+		{"free space unknown here", 0, errors.ErrUnsupported, ""},
+		{"disk full", 0, nil, "no room"},
+		{"one byte short", size - 1, nil, "no room"},
+		{"statfs fails", 0, errors.New("statfs: input/output error"), "free space: statfs: input/output error"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := testSpool(t)
+			s.archive.freeSpace = func(string) (uint64, error) { return tt.free, tt.freeErr }
+			err := s.Room(context.Background(), size)
+			noRoom, isNoRoom := errors.AsType[*NoRoomError](err)
+			switch {
+			case tt.want == "" && err != nil,
+				tt.want == "no room" && (!isNoRoom || noRoom.Free != tt.free || noRoom.Need != size),
+				tt.want != "" && tt.want != "no room" && (err == nil || err.Error() != tt.want):
+				t.Errorf("Room(%d) = %v, want %s", size, err, cmp.Or(tt.want, "nil"))
+			}
+			// Room for any message does not look at the free space.
+			if err := s.Room(context.Background(), 0); err != nil {
+				t.Errorf("Room(0) = %v", err)
+			}
+		})
 	}
 }

@@ -43,9 +43,13 @@ type MessageWriterOptions struct {
 	// message_malformed.
 	Header *verify.HeaderLimits
 
-	// The sink the message is for sets the fields below
-	// (maildir.Spool.NewWriter); the zero values suit a scratch file,
-	// read back and never delivered.
+	// Scratch: the bytes are only read back (ReadAll), never delivered
+	// (a webhook request's body, decoded into messages). The sink then
+	// leaves the fields below as they are.
+	Scratch bool
+
+	// The sink the message is for sets the fields below (Sink.NewWriter);
+	// their zero values suit a scratch file.
 
 	// Named creates the file with a name in its folder (SpillPrefix and
 	// a random suffix) rather than unnamed (internal/tmpfile): for a
@@ -63,8 +67,8 @@ type MessageWriterOptions struct {
 // the message stays small and its header within the caps, else in a file
 // of its folder (the spool's tmp/), unnamed where the system allows
 // (internal/tmpfile: a crash leaves nothing behind), written as the bytes
-// come. Spool.DeliverWriter then spools it; Close discards it. A
-// MessageWriter is used by one goroutine.
+// come. Sink.Deliver then delivers it (Incoming.Writer); Close discards it.
+// A MessageWriter is used by one goroutine.
 type MessageWriter struct {
 	dir    string // where the file goes
 	budget *MemoryBudget
@@ -80,8 +84,7 @@ type MessageWriter struct {
 }
 
 // NewMessageWriter returns a writer whose file, if it needs one, goes to
-// dir: the tmp/ of the spool the message is for (Spool.NewMessageWriter),
-// or a scratch file, for bytes that are read back (a webhook body).
+// dir: the sink's own (Sink.NewWriter: the spool's tmp/).
 func NewMessageWriter(dir string, opts MessageWriterOptions) *MessageWriter {
 	if opts.Budget == nil {
 		opts.Budget = NewMemoryBudget(0)
@@ -99,9 +102,12 @@ func NewMessageWriter(dir string, opts MessageWriterOptions) *MessageWriter {
 	return w
 }
 
-// NewMessageWriter returns a writer for a message to deliver into s.
-func (s *Spool) NewMessageWriter(opts MessageWriterOptions) *MessageWriter {
-	opts.Named, opts.MakeRoom = !s.unnamed, s.MakeRoom
+// NewWriter returns a writer for a message to deliver into s (Sink): its
+// file, if it needs one, in tmp/.
+func (s *Spool) NewWriter(opts MessageWriterOptions) *MessageWriter {
+	if !opts.Scratch {
+		opts.Named, opts.MakeRoom = !s.unnamed, s.MakeRoom
+	}
 	return NewMessageWriter(filepath.Join(s.dir, SpoolTmp), opts)
 }
 

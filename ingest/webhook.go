@@ -31,8 +31,6 @@ import (
 	"mime"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -106,14 +104,6 @@ const (
 	webhookMsgMemory      = "Too much mail being received at once; retry later"
 )
 
-// WebhookSpool is where the webhook delivers: a *Spool.
-type WebhookSpool interface {
-	// Deliver makes every message durable, or none.
-	Deliver(ctx context.Context, msgs ...Incoming) ([]string, error)
-	// Writable reports whether a delivery could succeed now.
-	Writable() error
-}
-
 // WebhookOptions configure a Webhook. The zero value of each field means its
 // default.
 type WebhookOptions struct {
@@ -158,21 +148,14 @@ type WebhookOptions struct {
 	// the webhook gives (not those of the health check), for metrics. It
 	// must be safe for concurrent use and return quickly.
 	ObserveResponse func(status int)
-	// FreeSpace returns the bytes still free for the spool's files. The
-	// health check fails when fewer than MaxRequestBytes are free: a
-	// request's messages never take more room than its body (base64 and
-	// JSON escapes only shrink when decoded), so one more request of the
-	// largest size must fit. An error errors.Is ErrUnsupported skips the
-	// check. Default: the spool's own FreeSpace method, if it has one (a
-	// *Spool has).
-	FreeSpace func() (uint64, error)
 	// Budget is the memory the requests being received and decoded hold,
 	// shared with the other inputs (SMTP). A body is received into memory
 	// while the budget has room for twice it (the body, and the messages
 	// decoded from it) and it is at most DefaultSpillBytes, else into a
-	// file of the spool's tmp/; then, before it is decoded, twice its size
-	// must be reserved: the request waits for that up to MemoryWait, then
-	// gets 503 with Retry-After. It must hold twice MaxRequestBytes.
+	// file of the sink's (Sink.NewWriter: the spool's tmp/); then, before
+	// it is decoded, twice its size must be reserved: the request waits
+	// for that up to MemoryWait, then gets 503 with Retry-After. It must
+	// hold twice MaxRequestBytes.
 	// Default: a budget of DefaultInputMemory (or twice MaxRequestBytes,
 	// if more) of the webhook's own.
 	Budget *MemoryBudget
@@ -200,20 +183,19 @@ type WebhookOptions struct {
 // Webhook is the http.Handler of the SparkPost inbound-relay webhook. It is
 // safe for concurrent use.
 type Webhook struct {
-	spool    WebhookSpool
+	sink     Sink
 	opts     WebhookOptions
 	tokenSum [sha256.Size]byte
 	slots    chan struct{}
 	logMu    sync.Mutex // keeps a request's block together
-	spillDir string     // where bodies go that are not held in memory
 
 	// failedAt is when the last delivery failed (Unix nanoseconds), or 0
 	// when the last one succeeded.
 	failedAt atomic.Int64
 }
 
-// NewWebhook returns the webhook handler delivering into spool.
-func NewWebhook(spool WebhookSpool, opts WebhookOptions) (*Webhook, error) {
+// NewWebhook returns the webhook handler delivering into sink.
+func NewWebhook(sink Sink, opts WebhookOptions) (*Webhook, error) {
 	if opts.Path == "" {
 		opts.Path = "/"
 	}
@@ -244,11 +226,6 @@ func NewWebhook(spool WebhookSpool, opts WebhookOptions) (*Webhook, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	if opts.FreeSpace == nil {
-		if fs, ok := spool.(interface{ FreeSpace() (uint64, error) }); ok {
-			opts.FreeSpace = fs.FreeSpace
-		}
-	}
 	if opts.MemoryWait <= 0 {
 		opts.MemoryWait = DefaultWebhookMemoryWait
 	}
@@ -259,18 +236,11 @@ func NewWebhook(spool WebhookSpool, opts WebhookOptions) (*Webhook, error) {
 		return nil, fmt.Errorf("webhook: a memory budget of %d bytes cannot decode a request of %d: it needs twice that",
 			opts.Budget.Size(), opts.MaxRequestBytes)
 	}
-	// Bodies too large to hold go to the spool's tmp/ (or the system's
-	// temporary folder, for a spool that is not a Maildir).
-	spillDir := os.TempDir()
-	if d, ok := spool.(interface{ Dir() string }); ok {
-		spillDir = filepath.Join(d.Dir(), SpoolTmp)
-	}
 	return &Webhook{
-		spool:    spool,
+		sink:     sink,
 		opts:     opts,
 		tokenSum: sha256.Sum256([]byte(opts.Token)),
 		slots:    make(chan struct{}, opts.MaxConcurrent),
-		spillDir: spillDir,
 	}, nil
 }
 
@@ -313,7 +283,7 @@ func (h *Webhook) serveHealth(w http.ResponseWriter, r *http.Request) {
 		writeWebhookJSON(w, http.StatusMethodNotAllowed, "Method Not Allowed")
 		return
 	}
-	if msg, err := h.health(); err != nil {
+	if msg, err := h.health(r.Context()); err != nil {
 		h.opts.Logger.Warn("health check: 503 "+msg, "error", err)
 		writeWebhookJSON(w, http.StatusServiceUnavailable, msg)
 		return
@@ -323,10 +293,12 @@ func (h *Webhook) serveHealth(w http.ResponseWriter, r *http.Request) {
 
 // health checks, in order, that the report can be written (first: a report
 // that cannot be written also holds up the pipeline, and is the cause),
-// that the pipeline runs, that the spool can be written and has room for a
-// request of the largest size, and that the last delivery did not fail. It
-// returns the answer's message and the cause.
-func (h *Webhook) health() (string, error) {
+// that the pipeline runs, that the sink can be written and has room for a
+// request of the largest size (a request's messages never take more room
+// than its body: base64 and JSON escapes only shrink when decoded), and
+// that the last delivery did not fail. It returns the answer's message and
+// the cause.
+func (h *Webhook) health(ctx context.Context) (string, error) {
 	if h.opts.ReportWritable != nil {
 		if err := h.opts.ReportWritable(); err != nil {
 			return healthMsgReport, err
@@ -337,18 +309,11 @@ func (h *Webhook) health() (string, error) {
 			return healthMsgPipeline, err
 		}
 	}
-	if err := h.spool.Writable(); err != nil {
-		return healthMsgWritable, err
-	}
-	if h.opts.FreeSpace != nil {
-		free, err := h.opts.FreeSpace()
-		switch {
-		case errors.Is(err, errors.ErrUnsupported):
-		case err != nil:
-			return healthMsgWritable, fmt.Errorf("free space: %w", err)
-		case free < uint64(h.opts.MaxRequestBytes):
-			return healthMsgSpace, fmt.Errorf("%d bytes free, less than the largest request (%d bytes)", free, h.opts.MaxRequestBytes)
+	if err := h.sink.Room(ctx, h.opts.MaxRequestBytes); err != nil {
+		if e, ok := errors.AsType[*NoRoomError](err); ok {
+			return healthMsgSpace, fmt.Errorf("%d bytes free, less than the largest request (%d bytes)", e.Free, h.opts.MaxRequestBytes)
 		}
+		return healthMsgWritable, err
 	}
 	if at := h.failedAt.Load(); at != 0 {
 		if since := h.opts.Now().Sub(time.Unix(0, at)); since < webhookFailureHold {
@@ -399,7 +364,7 @@ func (h *Webhook) serveRelay(w http.ResponseWriter, r *http.Request) {
 	// within the budget or written to a file: a slow sender holds no more
 	// than DefaultSpillBytes of memory, and no reservation for its
 	// decoding while it trickles.
-	stage := NewMessageWriter(h.spillDir, MessageWriterOptions{Budget: h.opts.Budget, Weight: 2})
+	stage := h.sink.NewWriter(MessageWriterOptions{Budget: h.opts.Budget, Weight: 2, Scratch: true})
 	defer stage.Close()
 	_, err := stage.ReadFrom(body)
 	if stage.Err() != nil {
@@ -449,7 +414,7 @@ func (h *Webhook) serveRelay(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	names, err := h.spool.Deliver(r.Context(), msgs...)
+	names, err := h.sink.Deliver(r.Context(), msgs...)
 	if err != nil {
 		h.spoolFailed(w, r, log, err)
 		return

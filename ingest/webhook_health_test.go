@@ -8,18 +8,20 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
 
-// healthSpool is a spool whose probe passes and whose deliveries fail at
+// healthSink is a spool that always has room and whose deliveries fail at
 // will: a full disk, which an empty probe file does not notice.
-type healthSpool struct {
+type healthSink struct {
+	Sink
 	mu   sync.Mutex
 	fail bool
 }
 
-func (s *healthSpool) Deliver(ctx context.Context, msgs ...Incoming) ([]string, error) {
+func (s *healthSink) Deliver(ctx context.Context, msgs ...Incoming) ([]string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.fail {
@@ -28,9 +30,9 @@ func (s *healthSpool) Deliver(ctx context.Context, msgs ...Incoming) ([]string, 
 	return make([]string, len(msgs)), nil
 }
 
-func (s *healthSpool) Writable() error { return nil }
+func (s *healthSink) Room(context.Context, int64) error { return nil }
 
-func (s *healthSpool) setFail(fail bool) {
+func (s *healthSink) setFail(fail bool) {
 	s.mu.Lock()
 	s.fail = fail
 	s.mu.Unlock()
@@ -44,35 +46,61 @@ func healthCheck(t *testing.T, h http.Handler) (int, string) {
 	return w.Code, webhookAnswer(t, w)
 }
 
-// /healthz answers 200 only while the pipeline runs, the spool's file
-// system has room for one more request of the largest size, and the last
-// delivery did not fail; each cause of a 503 is checked alone.
+// roomSink is a sink whose Room answers as the test says, and remembers
+// the room it was asked for.
+type roomSink struct {
+	Sink
+	room  func(size int64) error
+	asked atomic.Int64
+}
+
+func (s *roomSink) Room(_ context.Context, size int64) error {
+	s.asked.Store(size)
+	return s.room(size)
+}
+
+// /healthz answers 200 only while the pipeline runs, the sink has room for
+// one more request of the largest size, and the last delivery did not
+// fail; each cause of a 503 is checked alone. (How the spool tells its
+// room: TestSpoolRoom.)
 func TestWebhookHealth(t *testing.T) {
 	const maxRequest = 1 << 20
+	roomy := func(int64) error { return nil }
 	for _, tt := range []struct {
 		name    string
-		free    func() (uint64, error)
+		room    func(size int64) error
 		alive   func() error
 		status  int
 		message string
+		log     string
 	}{
-		{"healthy", func() (uint64, error) { return 10 << 30, nil }, func() error { return nil }, 200, "ok"},
-		{"room for one request exactly", func() (uint64, error) { return maxRequest, nil }, nil, 200, "ok"},
-		{"free space unknown here", func() (uint64, error) { return 0, errors.ErrUnsupported }, nil, 200, "ok"},
-		{"disk full", func() (uint64, error) { return 0, nil }, nil, 503, healthMsgSpace},
-		{"less than a request free", func() (uint64, error) { return maxRequest - 1, nil }, nil, 503, healthMsgSpace},
-		{"statfs fails", func() (uint64, error) { return 0, errors.New("statfs: input/output error") }, nil, 503, healthMsgWritable},
-		{"pipeline stopped", nil, func() error { return errors.New("the pipeline is not running") }, 503, healthMsgPipeline},
-		{"pipeline stalled", func() (uint64, error) { return 10 << 30, nil }, func() error { return errors.New("stalled") }, 503, healthMsgPipeline},
+		{"healthy", roomy, func() error { return nil }, 200, "ok", ""},
+		{"disk full", func(size int64) error { return &NoRoomError{Free: 0, Need: size} }, nil, 503, healthMsgSpace,
+			"0 bytes free, less than the largest request (1048576 bytes)"},
+		{"less than a request free", func(size int64) error { return &NoRoomError{Free: uint64(size - 1), Need: size} }, nil, 503, healthMsgSpace,
+			"1048575 bytes free, less than the largest request (1048576 bytes)"},
+		{"statfs fails", func(int64) error { return errors.New("free space: statfs: input/output error") }, nil, 503, healthMsgWritable,
+			"free space: statfs: input/output error"},
+		{"not writable", func(int64) error { return errors.New("spool not writable: permission denied") }, nil, 503, healthMsgWritable,
+			"spool not writable: permission denied"},
+		{"pipeline stopped", roomy, func() error { return errors.New("the pipeline is not running") }, 503, healthMsgPipeline, ""},
+		{"pipeline stalled", roomy, func() error { return errors.New("stalled") }, 503, healthMsgPipeline, ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			wh := newWebhookHarness(t, WebhookOptions{MaxRequestBytes: maxRequest, FreeSpace: tt.free, PipelineAlive: tt.alive})
+			sink := &roomSink{room: tt.room}
+			wh := newWebhookHarnessSink(t, WebhookOptions{MaxRequestBytes: maxRequest, PipelineAlive: tt.alive}, func(s Sink) Sink {
+				sink.Sink = s
+				return sink
+			})
 			status, msg := healthCheck(t, wh.h)
 			if status != tt.status || msg != tt.message {
 				t.Errorf("healthz: %d %q, want %d %q", status, msg, tt.status, tt.message)
 			}
-			if tt.status == 503 && !strings.Contains(wh.logText(), "health check: 503 "+tt.message) {
+			if tt.status == 503 && !strings.Contains(wh.logText(), "health check: 503 "+tt.message) || !strings.Contains(wh.logText(), tt.log) {
 				t.Errorf("log:\n%s", wh.logText())
+			}
+			if n := sink.asked.Load(); tt.alive == nil && n != maxRequest {
+				t.Errorf("room asked for %d bytes, want the largest request's %d", n, maxRequest)
 			}
 		})
 	}
@@ -83,7 +111,7 @@ func TestWebhookHealth(t *testing.T) {
 // webhookFailureHold at most, so that a load balancer which stopped
 // sending requests lets the node back once its probes pass.
 func TestWebhookHealthAfterFailedDelivery(t *testing.T) {
-	spool := &healthSpool{fail: true}
+	spool := &healthSink{Sink: testSpool(t), fail: true}
 	now := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
 	var clock sync.Mutex
 	h, err := NewWebhook(spool, WebhookOptions{Now: func() time.Time {
@@ -169,7 +197,6 @@ func TestWebhookHealthSpoolFreeSpace(t *testing.T) {
 func TestWebhookHealthReportNotWritable(t *testing.T) {
 	var reportErr error
 	wh := newWebhookHarness(t, WebhookOptions{
-		FreeSpace:      func() (uint64, error) { return 10 << 30, nil },
 		PipelineAlive:  func() error { return errors.New("stalled") },
 		ReportWritable: func() error { return reportErr },
 	})

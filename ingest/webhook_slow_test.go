@@ -112,11 +112,14 @@ func TestWebhookSlowSteadyClient(t *testing.T) {
 	}
 }
 
-// slowSpool takes its time to deliver, and fails if the request's context
-// is cancelled meanwhile.
-type slowSpool struct{ delay time.Duration }
+// slowSink is a spool that takes its time to deliver, and fails if the
+// request's context is cancelled meanwhile.
+type slowSink struct {
+	Sink
+	delay time.Duration
+}
 
-func (s slowSpool) Deliver(ctx context.Context, msgs ...Incoming) ([]string, error) {
+func (s slowSink) Deliver(ctx context.Context, msgs ...Incoming) ([]string, error) {
 	select {
 	case <-ctx.Done():
 		return nil, ctx.Err()
@@ -125,13 +128,11 @@ func (s slowSpool) Deliver(ctx context.Context, msgs ...Incoming) ([]string, err
 	}
 }
 
-func (slowSpool) Writable() error { return nil }
-
 // Once the whole body is in, no read deadline is left on the connection: a
 // delivery that takes longer than the body's deadline would have been
 // cancelled by net/http's background read timing out.
 func TestWebhookSlowDeliveryAfterBody(t *testing.T) {
-	h, err := NewWebhook(slowSpool{delay: time.Second}, WebhookOptions{BodyGrace: 200 * time.Millisecond, BodyTimeout: 300 * time.Millisecond})
+	h, err := NewWebhook(slowSink{Sink: testSpool(t), delay: time.Second}, WebhookOptions{BodyGrace: 200 * time.Millisecond, BodyTimeout: 300 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -85,6 +85,13 @@ type webhookHarness struct {
 
 func newWebhookHarness(t *testing.T, opts WebhookOptions) *webhookHarness {
 	t.Helper()
+	return newWebhookHarnessSink(t, opts, nil)
+}
+
+// newWebhookHarnessSink is newWebhookHarness with the webhook delivering
+// into wrap(spool), unless wrap is nil.
+func newWebhookHarnessSink(t *testing.T, opts WebhookOptions, wrap func(Sink) Sink) *webhookHarness {
+	t.Helper()
 	dir := t.TempDir()
 	spool, err := OpenSpool(dir)
 	if err != nil {
@@ -96,7 +103,11 @@ func newWebhookHarness(t *testing.T, opts WebhookOptions) *webhookHarness {
 	opts.Logger = slog.New(output.NewLogHandler(webhookLogWriter{mu, buf}, slog.LevelDebug))
 	opts.BlockPrefix = true
 	opts.Now = func() time.Time { return time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC) }
-	h, err := NewWebhook(spool, opts)
+	var sink Sink = spool
+	if wrap != nil {
+		sink = wrap(spool)
+	}
+	h, err := NewWebhook(sink, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -429,24 +440,24 @@ func TestWebhookSpoolNotWritable(t *testing.T) {
 	}
 }
 
-// blockingWebhookSpool holds every delivery until release is closed.
-type blockingWebhookSpool struct {
+// blockingSink is a spool that holds every delivery until release is
+// closed.
+type blockingSink struct {
+	Sink
 	entered chan struct{}
 	release chan struct{}
 }
 
-func (b *blockingWebhookSpool) Deliver(ctx context.Context, msgs ...Incoming) ([]string, error) {
+func (b *blockingSink) Deliver(ctx context.Context, msgs ...Incoming) ([]string, error) {
 	b.entered <- struct{}{}
 	<-b.release
 	return make([]string, len(msgs)), nil
 }
 
-func (b *blockingWebhookSpool) Writable() error { return nil }
-
 // Beyond MaxConcurrent requests in flight, the webhook answers 503 with
 // Retry-After at once.
 func TestWebhookConcurrencyCap(t *testing.T) {
-	spool := &blockingWebhookSpool{entered: make(chan struct{}, 2), release: make(chan struct{})}
+	spool := &blockingSink{Sink: testSpool(t), entered: make(chan struct{}, 2), release: make(chan struct{})}
 	h, err := NewWebhook(spool, WebhookOptions{MaxConcurrent: 2})
 	if err != nil {
 		t.Fatal(err)
@@ -557,7 +568,7 @@ func TestWebhookLogBlock(t *testing.T) {
 
 func TestNewWebhookPath(t *testing.T) {
 	for _, p := range []string{"/healthz", "relay"} {
-		if _, err := NewWebhook(&blockingWebhookSpool{}, WebhookOptions{Path: p}); err == nil {
+		if _, err := NewWebhook(&blockingSink{}, WebhookOptions{Path: p}); err == nil {
 			t.Errorf("path %q accepted", p)
 		}
 	}
