@@ -60,19 +60,3 @@ func BenchmarkWebhook(b *testing.B) {
 		}
 	})
 }
-
-// BenchmarkWebhookDecode measures decoding a single-message relay payload.
-func BenchmarkWebhookDecode(b *testing.B) {
-	body := benchRelayPayload(b)
-	h, err := NewWebhook(nil, WebhookOptions{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.SetBytes(int64(len(body)))
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := h.decode(bytes.NewReader(body), Envelope{}); err != nil {
-			b.Fatal(err)
-		}
-	}
-}

@@ -574,28 +574,6 @@ func TestNewWebhookPath(t *testing.T) {
 	}
 }
 
-// unquoteJSON agrees with encoding/json on every valid UTF-8 string.
-func FuzzWebhookUnquote(f *testing.F) {
-	for _, s := range []string{`""`, `"abc"`, `"a\"b\\c\/d"`, `"\b\f\n\r\t"`, `"\u00e9\u2603"`, `"\ud83d\ude00"`,
-		`"\ud83d"`, `"\ud83dx"`, `"\ude00\ud83d"`, `"\ud83d\u0041"`, `"\uD83D\uDE00"`, "\"caf\u00e9\"", `"\u0000"`} {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, data []byte) {
-		data = bytes.TrimSpace(data)
-		var want string
-		if !bytes.HasPrefix(data, []byte(`"`)) || json.Unmarshal(data, &want) != nil || !utf8.Valid(data) {
-			return
-		}
-		got, err := unquoteJSON(data)
-		if err != nil {
-			t.Fatalf("unquoteJSON(%q): %v", data, err)
-		}
-		if string(got) != want {
-			t.Fatalf("unquoteJSON(%q) = %q, want %q", data, got, want)
-		}
-	})
-}
-
 // An error's log line says its detail once: the answer is often the error
 // itself, capitalised; a detail that adds something is kept.
 func TestWebhookLogSaysDetailOnce(t *testing.T) {
@@ -633,19 +611,5 @@ func TestWebhookLogSaysDetailOnce(t *testing.T) {
 				t.Errorf("last line %q\n want %q... saying %q once", last, tt.want, tt.once)
 			}
 		})
-	}
-}
-
-func TestDetailBeyond(t *testing.T) {
-	for _, tt := range []struct{ msg, detail, want string }{
-		{"Malformed JSON in request body: x", "malformed JSON in request body: x", ""},
-		{"Request body not received in time", "read tcp: i/o timeout", "read tcp: i/o timeout"},
-		{"Not Found", "", ""},
-		{"Invalid token", "invalid token: token header missing", "token header missing"},
-		{"Method Not Allowed", "method PUT", "method PUT"},
-	} {
-		if got := detailBeyond(tt.msg, tt.detail); got != tt.want {
-			t.Errorf("detailBeyond(%q, %q) = %q, want %q", tt.msg, tt.detail, got, tt.want)
-		}
 	}
 }
