@@ -193,8 +193,7 @@ func BenchmarkWalkMessagesMaildir(b *testing.B) {
 }
 
 // Reserve is told the bytes about to be held before they are read, and not
-// called for a file over the limit, which is never held; so is LoadFile's,
-// which also returns the version of the file it read.
+// called for a file over the limit, which is never held.
 func TestReadOptionsReserve(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "m")
@@ -210,24 +209,5 @@ func TestReadOptionsReserve(t *testing.T) {
 	reserved = nil
 	if _, err := ReadMessageFileWith(path, ReadOptions{MaxSize: 999, Reserve: reserve}); verify.ReasonOf(err) != verify.ReasonTooLarge || reserved != nil {
 		t.Fatalf("over the limit: %v, reserved %v; want %s, nothing reserved", err, reserved, verify.ReasonTooLarge)
-	}
-
-	s, err := OpenSpool(filepath.Join(dir, "Maildir"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	names, err := s.Deliver(context.Background(), Incoming{Raw: []byte("Subject: x\r\n\r\nbody\r\n"), Envelope: Envelope{Source: "test"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	reserved = nil
-	m, version, err := s.LoadFile(names[0], ReadOptions{MaxSize: 4096, Reserve: reserve})
-	if err != nil || !slices.Equal(reserved, []int64{int64(len(m.Raw))}) {
-		t.Fatalf("LoadFile: %v, reserved %v for %d bytes", err, reserved, len(m.Raw))
-	}
-	now, err := s.Version(names[0])
-	if err != nil || version.Size != int64(len(m.Raw)) || now.Size != version.Size || !now.ModTime.Equal(version.ModTime) {
-		t.Fatalf("version read %+v, now %+v (%v); want both the file's, %d bytes", version, now, err, len(m.Raw))
 	}
 }

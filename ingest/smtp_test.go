@@ -1,4 +1,4 @@
-package ingest
+package ingest_test
 
 import (
 	"bufio"
@@ -23,6 +23,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/certharvest/certharvest/ingest"
+	"github.com/certharvest/certharvest/ingest/maildir"
 	"github.com/emersion/go-smtp"
 )
 
@@ -46,8 +48,8 @@ func (b *smtpLogBuffer) String() string {
 
 // smtpFixture is a started SMTP listener over a fresh spool.
 type smtpFixture struct {
-	srv   *SMTPServer
-	spool *Spool
+	srv   *ingest.SMTPServer
+	spool *maildir.Spool
 	addr  string
 	log   *smtpLogBuffer
 }
@@ -56,7 +58,7 @@ var smtpTestTime = time.Date(2026, 6, 1, 10, 0, 0, 0, time.UTC)
 
 // startSMTP starts a listener on 127.0.0.1 for inbound.example.org with
 // opts' other settings.
-func startSMTP(t *testing.T, opts SMTPOptions) *smtpFixture {
+func startSMTP(t *testing.T, opts ingest.SMTPOptions) *smtpFixture {
 	t.Helper()
 	opts.Addr = "127.0.0.1:0"
 	if opts.Hostname == "" {
@@ -69,13 +71,13 @@ func startSMTP(t *testing.T, opts SMTPOptions) *smtpFixture {
 		opts.Timeout = 10 * time.Second
 	}
 	opts.Now = func() time.Time { return smtpTestTime }
-	spool, err := OpenSpool(t.TempDir())
+	spool, err := maildir.Open(t.TempDir(), maildir.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	logBuf := &smtpLogBuffer{}
 	opts.Logger = slog.New(slog.NewTextHandler(logBuf, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	srv, err := NewSMTPServer(spool, opts)
+	srv, err := ingest.NewSMTPServer(spool, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +117,7 @@ func (f *smtpFixture) dial(t *testing.T) *smtp.Client {
 // newMessages lists new/.
 func (f *smtpFixture) newMessages(t *testing.T) []string {
 	t.Helper()
-	entries, err := os.ReadDir(filepath.Join(f.spool.Dir(), SpoolNew))
+	entries, err := os.ReadDir(filepath.Join(f.spool.Dir(), maildir.SubNew))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,7 +187,7 @@ func TestSMTPRecipients(t *testing.T) {
 		{"postmaster of an accepted domain", []string{"harvest@inbound.example.org"}, "postmaster@inbound.example.org", 250, smtp.EnhancedCode{}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			f := startSMTP(t, SMTPOptions{Recipients: tt.rcpts})
+			f := startSMTP(t, ingest.SMTPOptions{Recipients: tt.rcpts})
 			c := f.dial(t)
 			if err := c.Mail("robin@example.com", nil); err != nil {
 				t.Fatal(err)
@@ -219,16 +221,16 @@ func TestSMTPRecipients(t *testing.T) {
 func TestNewSMTPServerChecksOptions(t *testing.T) {
 	for _, tt := range []struct {
 		name string
-		opts SMTPOptions
+		opts ingest.SMTPOptions
 	}{
-		{"no domain", SMTPOptions{}},
-		{"recipient outside the domains", SMTPOptions{Domains: []string{"a.example"}, Recipients: []string{"x@b.example"}}},
-		{"recipient without domain", SMTPOptions{Domains: []string{"a.example"}, Recipients: []string{"x"}}},
-		{"require TLS without certificate", SMTPOptions{Domains: []string{"a.example"}, RequireTLS: true}},
-		{"address as domain", SMTPOptions{Domains: []string{"x@a.example"}}},
+		{"no domain", ingest.SMTPOptions{}},
+		{"recipient outside the domains", ingest.SMTPOptions{Domains: []string{"a.example"}, Recipients: []string{"x@b.example"}}},
+		{"recipient without domain", ingest.SMTPOptions{Domains: []string{"a.example"}, Recipients: []string{"x"}}},
+		{"require TLS without certificate", ingest.SMTPOptions{Domains: []string{"a.example"}, RequireTLS: true}},
+		{"address as domain", ingest.SMTPOptions{Domains: []string{"x@a.example"}}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			if _, err := NewSMTPServer(nil, tt.opts); err == nil {
+			if _, err := ingest.NewSMTPServer(nil, tt.opts); err == nil {
 				t.Error("accepted")
 			}
 		})
@@ -238,7 +240,7 @@ func TestNewSMTPServerChecksOptions(t *testing.T) {
 // An accepted message is in new/ before the 250, exactly as sent after a
 // Received: header, with its envelope beside it.
 func TestSMTPDeliver(t *testing.T) {
-	f := startSMTP(t, SMTPOptions{})
+	f := startSMTP(t, ingest.SMTPOptions{})
 	c := f.dial(t)
 	// Several messages per session, and a recipient given twice.
 	for i := range 3 {
@@ -356,7 +358,7 @@ func (s *smtpRawSession) cmd(data string) string {
 // A bare-LF message (a sloppy client) gets a bare-LF trace header, so its
 // line endings stay consistent; the message bytes are untouched.
 func TestSMTPBareLFMessage(t *testing.T) {
-	f := startSMTP(t, SMTPOptions{})
+	f := startSMTP(t, ingest.SMTPOptions{})
 	s := smtpDialRaw(t, f.addr)
 	s.reply()
 	s.cmd("EHLO [127.0.0.1]\r\n")
@@ -385,7 +387,7 @@ func TestSMTPBareLFMessage(t *testing.T) {
 // A message without header fields gets no trace header either: it would
 // turn "no header" into "a header without From".
 func TestSMTPNoTraceWithoutHeader(t *testing.T) {
-	f := startSMTP(t, SMTPOptions{})
+	f := startSMTP(t, ingest.SMTPOptions{})
 	c := f.dial(t)
 	for _, msg := range []string{"\r\nbody only\r\n", ""} {
 		reply, err := smtpSend(c, "robin@example.com", []string{"harvest@inbound.example.org"}, []byte(msg))
@@ -406,7 +408,7 @@ func TestSMTPNoTraceWithoutHeader(t *testing.T) {
 // BDAT (RFC 3030 CHUNKING, which go-smtp advertises) delivers like DATA;
 // RSET in the middle of a BDAT transfer stores nothing.
 func TestSMTPBDAT(t *testing.T) {
-	f := startSMTP(t, SMTPOptions{})
+	f := startSMTP(t, ingest.SMTPOptions{})
 	s := smtpDialRaw(t, f.addr)
 	s.reply()
 	s.cmd("EHLO client.example.net\r\n")
@@ -443,7 +445,7 @@ func TestSMTPBDAT(t *testing.T) {
 
 func TestSMTPOversize(t *testing.T) {
 	const limit = 1000
-	f := startSMTP(t, SMTPOptions{MaxMessageBytes: limit})
+	f := startSMTP(t, ingest.SMTPOptions{MaxMessageBytes: limit})
 	c := f.dial(t)
 	if size, ok := c.MaxMessageSize(); !ok || size != limit {
 		t.Errorf("SIZE advertised %d %v, want %d", size, ok, limit)
@@ -478,7 +480,7 @@ func TestSMTPOversize(t *testing.T) {
 }
 
 func TestSMTPTooManyRecipients(t *testing.T) {
-	f := startSMTP(t, SMTPOptions{MaxRecipients: 3})
+	f := startSMTP(t, ingest.SMTPOptions{MaxRecipients: 3})
 	c := f.dial(t)
 	if err := c.Mail("robin@example.com", nil); err != nil {
 		t.Fatal(err)
@@ -541,7 +543,7 @@ func smtpSelfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
 
 func TestSMTPStartTLS(t *testing.T) {
 	cert, pool := smtpSelfSigned(t)
-	f := startSMTP(t, SMTPOptions{TLS: &tls.Config{Certificates: []tls.Certificate{cert}}, RequireTLS: true})
+	f := startSMTP(t, ingest.SMTPOptions{TLS: &tls.Config{Certificates: []tls.Certificate{cert}}, RequireTLS: true})
 	c := f.dial(t)
 	if ok, _ := c.Extension("STARTTLS"); !ok {
 		t.Fatal("STARTTLS not advertised")
@@ -586,10 +588,10 @@ func TestSMTPStartTLS(t *testing.T) {
 // the spool works again.
 func TestSMTPSpoolUnwritable(t *testing.T) {
 	t.Run("write fails", func(t *testing.T) {
-		f := startSMTP(t, SMTPOptions{})
+		f := startSMTP(t, ingest.SMTPOptions{})
 		// new/ becomes a file: every delivery fails, even as root
 		// (written there unnamed, or renamed there from tmp/).
-		newDir := filepath.Join(f.spool.Dir(), SpoolNew)
+		newDir := filepath.Join(f.spool.Dir(), maildir.SubNew)
 		if err := os.Rename(newDir, newDir+".away"); err != nil {
 			t.Fatal(err)
 		}
@@ -616,7 +618,7 @@ func TestSMTPSpoolUnwritable(t *testing.T) {
 		}
 	})
 	t.Run("sync fails", func(t *testing.T) {
-		f := startSMTP(t, SMTPOptions{})
+		f := startSMTP(t, ingest.SMTPOptions{})
 		// A closed spool cannot sync its folders: Deliver removes what it
 		// wrote.
 		f.spool.Close()
@@ -627,9 +629,9 @@ func TestSMTPSpoolUnwritable(t *testing.T) {
 	})
 }
 
-func smtpCheckSpoolEmpty(t *testing.T, s *Spool) {
+func smtpCheckSpoolEmpty(t *testing.T, s *maildir.Spool) {
 	t.Helper()
-	for _, sub := range []string{SpoolTmp, SpoolNew, SpoolCur, SpoolMeta} {
+	for _, sub := range []string{maildir.SubTmp, maildir.SubNew, maildir.SubCur, maildir.SubMeta} {
 		entries, _ := os.ReadDir(filepath.Join(s.Dir(), sub))
 		if len(entries) != 0 {
 			t.Errorf("%s/ holds %d files", sub, len(entries))
@@ -640,7 +642,7 @@ func smtpCheckSpoolEmpty(t *testing.T, s *Spool) {
 // Connections beyond the cap are answered 421 4.7.0 and closed; the slot is
 // free again once a connection ends.
 func TestSMTPConnectionLimit(t *testing.T) {
-	f := startSMTP(t, SMTPOptions{MaxConns: 2})
+	f := startSMTP(t, ingest.SMTPOptions{MaxConns: 2})
 	a, b := smtpDialRaw(t, f.addr), smtpDialRaw(t, f.addr)
 	for _, s := range []*smtpRawSession{a, b} {
 		if r := s.reply(); !strings.HasPrefix(r, "220 mx.test ") {
@@ -667,7 +669,7 @@ func TestSMTPConnectionLimit(t *testing.T) {
 // get 421 4.7.0, while another address is still served; loopback is not
 // exempt.
 func TestSMTPConnectionLimitPerIP(t *testing.T) {
-	f := startSMTP(t, SMTPOptions{MaxConns: 10, MaxConnsPerIP: 2})
+	f := startSMTP(t, ingest.SMTPOptions{MaxConns: 10, MaxConnsPerIP: 2})
 	a, b := smtpDialRaw(t, f.addr), smtpDialRaw(t, f.addr)
 	for _, s := range []*smtpRawSession{a, b} {
 		if r := s.reply(); !strings.HasPrefix(r, "220 mx.test ") {
@@ -716,7 +718,7 @@ func smtpDialRawFrom(t *testing.T, local, addr string) *smtpRawSession {
 // smtpMaxJunkCommands commands (421 4.7.0), and commands it pipelined
 // behind are not acted on; a message queued starts the count again.
 func TestSMTPJunkCommandLimit(t *testing.T) {
-	f := startSMTP(t, SMTPOptions{})
+	f := startSMTP(t, ingest.SMTPOptions{})
 	s := smtpDialRaw(t, f.addr)
 	s.reply()
 	s.cmd("EHLO client.example.net\r\n") // junk 1
@@ -733,7 +735,7 @@ func TestSMTPJunkCommandLimit(t *testing.T) {
 	if r := s.cmd(smtpTestMessage + ".\r\n"); !strings.HasPrefix(r, "250 2.0.0 queued as ") {
 		t.Fatalf("end of data: %q", r)
 	}
-	for i := range smtpMaxJunkCommands - 1 {
+	for i := range ingest.SMTPMaxJunkCommands - 1 {
 		if r := s.cmd("NOOP\r\n"); !strings.HasPrefix(r, "250 ") {
 			t.Fatalf("NOOP %d: %q", i, r)
 		}
@@ -743,10 +745,10 @@ func TestSMTPJunkCommandLimit(t *testing.T) {
 	r := s.cmd("NOOP\r\nMAIL FROM:<robin@example.com>\r\nRCPT TO:<harvest@inbound.example.org>\r\nDATA\r\n" +
 		smtpTestMessage + ".\r\n")
 	if !strings.HasPrefix(r, "250 ") {
-		t.Fatalf("NOOP %d: %q", smtpMaxJunkCommands, r)
+		t.Fatalf("NOOP %d: %q", ingest.SMTPMaxJunkCommands, r)
 	}
 	if r := s.reply(); r != "421 4.7.0 mx.test too many commands without mail, closing connection" {
-		t.Fatalf("after %d junk commands: %q", smtpMaxJunkCommands, r)
+		t.Fatalf("after %d junk commands: %q", ingest.SMTPMaxJunkCommands, r)
 	}
 	if rest, err := io.ReadAll(s.r); err != nil || len(rest) > 0 {
 		t.Errorf("after 421: %q, %v", rest, err)
@@ -766,7 +768,7 @@ func TestSMTPSessionLimit(t *testing.T) {
 	cert, pool := smtpSelfSigned(t)
 	for _, useTLS := range []bool{false, true} {
 		t.Run(fmt.Sprintf("tls=%v", useTLS), func(t *testing.T) {
-			f := startSMTP(t, SMTPOptions{MaxSession: 2 * time.Second, Timeout: 10 * time.Second,
+			f := startSMTP(t, ingest.SMTPOptions{MaxSession: 2 * time.Second, Timeout: 10 * time.Second,
 				TLS: &tls.Config{Certificates: []tls.Certificate{cert}}})
 			var c *smtp.Client
 			if useTLS {
@@ -805,7 +807,7 @@ func TestSMTPSessionLimit(t *testing.T) {
 // The reply to EHLO and HELO starts with the server's name (RFC 5321
 // §4.1.1.1), without an enhanced status code (RFC 2034 §3).
 func TestSMTPGreetingNamesServer(t *testing.T) {
-	f := startSMTP(t, SMTPOptions{})
+	f := startSMTP(t, ingest.SMTPOptions{})
 	s := smtpDialRaw(t, f.addr)
 	s.reply()
 	io.WriteString(s.conn, "EHLO client.example.net\r\n")
@@ -833,7 +835,7 @@ func TestSMTPGreetingNamesServer(t *testing.T) {
 // as warnings (refusals) or debug lines, certharvest's as it logs them; the
 // message itself is not.
 func TestSMTPLogsEveryReply(t *testing.T) {
-	f := startSMTP(t, SMTPOptions{MaxRecipients: 1, MaxMessageBytes: 1000})
+	f := startSMTP(t, ingest.SMTPOptions{MaxRecipients: 1, MaxMessageBytes: 1000})
 	s := smtpDialRaw(t, f.addr)
 	s.reply()
 	s.cmd("EHLO client.example.net\r\n")
@@ -879,12 +881,12 @@ func TestSMTPLogsEveryReply(t *testing.T) {
 // A client probing addresses is cut off after smtpMaxRefusals refusals:
 // its log lines and its guesses are bounded per connection.
 func TestSMTPTooManyRefusals(t *testing.T) {
-	f := startSMTP(t, SMTPOptions{Recipients: []string{"harvest@inbound.example.org"}})
+	f := startSMTP(t, ingest.SMTPOptions{Recipients: []string{"harvest@inbound.example.org"}})
 	s := smtpDialRaw(t, f.addr)
 	s.reply()
 	s.cmd("EHLO client.example.net\r\n")
 	s.cmd("MAIL FROM:<robin@example.com>\r\n")
-	for i := range smtpMaxRefusals {
+	for i := range ingest.SMTPMaxRefusals {
 		if r := s.cmd(fmt.Sprintf("RCPT TO:<guess%d@inbound.example.org>\r\n", i)); !strings.HasPrefix(r, "550 5.1.1") {
 			t.Fatalf("guess %d: %q", i, r)
 		}
@@ -893,7 +895,7 @@ func TestSMTPTooManyRefusals(t *testing.T) {
 		t.Fatalf("a valid recipient among the guesses: %q", r)
 	}
 	if r := s.cmd("RCPT TO:<one-more@inbound.example.org>\r\n"); !strings.HasPrefix(r, "421 4.7.0") {
-		t.Fatalf("after %d refusals: %q", smtpMaxRefusals, r)
+		t.Fatalf("after %d refusals: %q", ingest.SMTPMaxRefusals, r)
 	}
 	s.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 	rest, err := io.ReadAll(s.r)
@@ -904,7 +906,7 @@ func TestSMTPTooManyRefusals(t *testing.T) {
 
 // A client that says nothing is dropped after the timeout with 421.
 func TestSMTPIdleTimeout(t *testing.T) {
-	f := startSMTP(t, SMTPOptions{Timeout: 200 * time.Millisecond})
+	f := startSMTP(t, ingest.SMTPOptions{Timeout: 200 * time.Millisecond})
 	s := smtpDialRaw(t, f.addr)
 	s.reply()
 	start := time.Now()
@@ -921,7 +923,7 @@ func TestSMTPIdleTimeout(t *testing.T) {
 
 // A line longer than the limit inside DATA is refused permanently.
 func TestSMTPLineTooLong(t *testing.T) {
-	f := startSMTP(t, SMTPOptions{})
+	f := startSMTP(t, ingest.SMTPOptions{})
 	s := smtpDialRaw(t, f.addr)
 	s.reply()
 	s.cmd("EHLO client.example.net\r\n")
@@ -948,7 +950,7 @@ func TestSMTPLineTooLong(t *testing.T) {
 // Shutdown ends idle connections with 421 at once, but answers a message
 // that is being received before closing its connection.
 func TestSMTPShutdown(t *testing.T) {
-	f := startSMTP(t, SMTPOptions{})
+	f := startSMTP(t, ingest.SMTPOptions{})
 	idle := smtpDialRaw(t, f.addr)
 	idle.reply()
 	idle.cmd("EHLO client.example.net\r\n")
@@ -960,19 +962,7 @@ func TestSMTPShutdown(t *testing.T) {
 	busy.cmd("RCPT TO:<harvest@inbound.example.org>\r\n")
 	busy.cmd("DATA\r\n")
 	io.WriteString(busy.conn, "Subject: half\r\n")
-	smtpWaitFor(t, func() bool {
-		f.srv.ln.mu.Lock()
-		defer f.srv.ln.mu.Unlock()
-		for c := range f.srv.ln.conns {
-			c.mu.Lock()
-			in := c.inData
-			c.mu.Unlock()
-			if in {
-				return true
-			}
-		}
-		return false
-	})
+	smtpWaitFor(t, f.srv.ReceivingData)
 
 	done := make(chan error, 1)
 	go func() {
@@ -1007,13 +997,13 @@ func TestSMTPShutdown(t *testing.T) {
 
 // A shutdown right after Start (a signal during start-up) returns.
 func TestSMTPShutdownRightAfterStart(t *testing.T) {
-	spool, err := OpenSpool(t.TempDir())
+	spool, err := maildir.Open(t.TempDir(), maildir.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer spool.Close()
 	for range 50 {
-		srv, err := NewSMTPServer(spool, SMTPOptions{Addr: "127.0.0.1:0", Domains: []string{"inbound.example.org"}})
+		srv, err := ingest.NewSMTPServer(spool, ingest.SMTPOptions{Addr: "127.0.0.1:0", Domains: []string{"inbound.example.org"}})
 		if err != nil {
 			t.Fatal(err)
 		}

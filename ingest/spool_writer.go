@@ -102,15 +102,6 @@ func NewMessageWriter(dir string, opts MessageWriterOptions) *MessageWriter {
 	return w
 }
 
-// NewWriter returns a writer for a message to deliver into s (Sink): its
-// file, if it needs one, in tmp/.
-func (s *Spool) NewWriter(opts MessageWriterOptions) *MessageWriter {
-	if !opts.Scratch {
-		opts.Named, opts.MakeRoom = !s.unnamed, s.MakeRoom
-	}
-	return NewMessageWriter(filepath.Join(s.dir, SpoolTmp), opts)
-}
-
 // Dir returns the folder the message's file goes to.
 func (w *MessageWriter) Dir() string { return w.dir }
 

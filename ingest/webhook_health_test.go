@@ -1,4 +1,4 @@
-package ingest
+package ingest_test
 
 import (
 	"context"
@@ -11,17 +11,19 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/certharvest/certharvest/ingest"
 )
 
 // healthSink is a spool that always has room and whose deliveries fail at
 // will: a full disk, which an empty probe file does not notice.
 type healthSink struct {
-	Sink
+	ingest.Sink
 	mu   sync.Mutex
 	fail bool
 }
 
-func (s *healthSink) Deliver(ctx context.Context, msgs ...Incoming) ([]string, error) {
+func (s *healthSink) Deliver(ctx context.Context, msgs ...ingest.Incoming) ([]string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.fail {
@@ -42,14 +44,14 @@ func (s *healthSink) setFail(fail bool) {
 func healthCheck(t *testing.T, h http.Handler) (int, string) {
 	t.Helper()
 	w := httptest.NewRecorder()
-	h.ServeHTTP(w, httptest.NewRequest("GET", WebhookHealthPath, nil))
+	h.ServeHTTP(w, httptest.NewRequest("GET", ingest.WebhookHealthPath, nil))
 	return w.Code, webhookAnswer(t, w)
 }
 
 // roomSink is a sink whose Room answers as the test says, and remembers
 // the room it was asked for.
 type roomSink struct {
-	Sink
+	ingest.Sink
 	room  func(size int64) error
 	asked atomic.Int64
 }
@@ -75,20 +77,20 @@ func TestWebhookHealth(t *testing.T) {
 		log     string
 	}{
 		{"healthy", roomy, func() error { return nil }, 200, "ok", ""},
-		{"disk full", func(size int64) error { return &NoRoomError{Free: 0, Need: size} }, nil, 503, healthMsgSpace,
+		{"disk full", func(size int64) error { return &ingest.NoRoomError{Free: 0, Need: size} }, nil, 503, ingest.HealthMsgSpace,
 			"0 bytes free, less than the largest request (1048576 bytes)"},
-		{"less than a request free", func(size int64) error { return &NoRoomError{Free: uint64(size - 1), Need: size} }, nil, 503, healthMsgSpace,
+		{"less than a request free", func(size int64) error { return &ingest.NoRoomError{Free: uint64(size - 1), Need: size} }, nil, 503, ingest.HealthMsgSpace,
 			"1048575 bytes free, less than the largest request (1048576 bytes)"},
-		{"statfs fails", func(int64) error { return errors.New("free space: statfs: input/output error") }, nil, 503, healthMsgWritable,
+		{"statfs fails", func(int64) error { return errors.New("free space: statfs: input/output error") }, nil, 503, ingest.HealthMsgWritable,
 			"free space: statfs: input/output error"},
-		{"not writable", func(int64) error { return errors.New("spool not writable: permission denied") }, nil, 503, healthMsgWritable,
+		{"not writable", func(int64) error { return errors.New("spool not writable: permission denied") }, nil, 503, ingest.HealthMsgWritable,
 			"spool not writable: permission denied"},
-		{"pipeline stopped", roomy, func() error { return errors.New("the pipeline is not running") }, 503, healthMsgPipeline, ""},
-		{"pipeline stalled", roomy, func() error { return errors.New("stalled") }, 503, healthMsgPipeline, ""},
+		{"pipeline stopped", roomy, func() error { return errors.New("the pipeline is not running") }, 503, ingest.HealthMsgPipeline, ""},
+		{"pipeline stalled", roomy, func() error { return errors.New("stalled") }, 503, ingest.HealthMsgPipeline, ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			sink := &roomSink{room: tt.room}
-			wh := newWebhookHarnessSink(t, WebhookOptions{MaxRequestBytes: maxRequest, PipelineAlive: tt.alive}, func(s Sink) Sink {
+			wh := newWebhookHarnessSink(t, ingest.WebhookOptions{MaxRequestBytes: maxRequest, PipelineAlive: tt.alive}, func(s ingest.Sink) ingest.Sink {
 				sink.Sink = s
 				return sink
 			})
@@ -114,7 +116,7 @@ func TestWebhookHealthAfterFailedDelivery(t *testing.T) {
 	spool := &healthSink{Sink: testSpool(t), fail: true}
 	now := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
 	var clock sync.Mutex
-	h, err := NewWebhook(spool, WebhookOptions{Now: func() time.Time {
+	h, err := ingest.NewWebhook(spool, ingest.WebhookOptions{Now: func() time.Time {
 		clock.Lock()
 		defer clock.Unlock()
 		return now
@@ -141,10 +143,10 @@ func TestWebhookHealthAfterFailedDelivery(t *testing.T) {
 	if code := post(); code != 503 {
 		t.Fatalf("failing delivery: %d, want 503", code)
 	}
-	if status, msg := healthCheck(t, h); status != 503 || msg != healthMsgDelivery {
-		t.Errorf("after a failed delivery: %d %q, want 503 %q", status, msg, healthMsgDelivery)
+	if status, msg := healthCheck(t, h); status != 503 || msg != ingest.HealthMsgDelivery {
+		t.Errorf("after a failed delivery: %d %q, want 503 %q", status, msg, ingest.HealthMsgDelivery)
 	}
-	advance(webhookFailureHold - time.Second)
+	advance(ingest.WebhookFailureHold - time.Second)
 	if status, _ := healthCheck(t, h); status != 503 {
 		t.Errorf("just before the hold ends: %d, want 503", status)
 	}
@@ -161,7 +163,7 @@ func TestWebhookHealthAfterFailedDelivery(t *testing.T) {
 	if status, _ := healthCheck(t, h); status != 503 {
 		t.Errorf("after another failed delivery: %d, want 503", status)
 	}
-	advance(webhookFailureHold)
+	advance(ingest.WebhookFailureHold)
 	if status, msg := healthCheck(t, h); status != 200 {
 		t.Errorf("after the hold, no delivery since: %d %q, want 200 (the probes decide)", status, msg)
 	}
@@ -171,7 +173,7 @@ func TestWebhookHealthAfterFailedDelivery(t *testing.T) {
 // system (statfs on Linux), which no file system has for a request of
 // 2^62 bytes.
 func TestWebhookHealthSpoolFreeSpace(t *testing.T) {
-	wh := newWebhookHarness(t, WebhookOptions{MaxRequestBytes: 1 << 62})
+	wh := newWebhookHarness(t, ingest.WebhookOptions{MaxRequestBytes: 1 << 62})
 	free, err := wh.spool.FreeSpace()
 	if runtime.GOOS != "linux" {
 		if !errors.Is(err, errors.ErrUnsupported) {
@@ -182,10 +184,10 @@ func TestWebhookHealthSpoolFreeSpace(t *testing.T) {
 	if err != nil || free == 0 {
 		t.Fatalf("FreeSpace: %d, %v", free, err)
 	}
-	if status, msg := healthCheck(t, wh.h); status != 503 || msg != healthMsgSpace {
-		t.Errorf("healthz: %d %q, want 503 %q", status, msg, healthMsgSpace)
+	if status, msg := healthCheck(t, wh.h); status != 503 || msg != ingest.HealthMsgSpace {
+		t.Errorf("healthz: %d %q, want 503 %q", status, msg, ingest.HealthMsgSpace)
 	}
-	ok := newWebhookHarness(t, WebhookOptions{})
+	ok := newWebhookHarness(t, ingest.WebhookOptions{})
 	if status, msg := healthCheck(t, ok.h); status != 200 {
 		t.Errorf("healthz with the default 50 MiB margin: %d %q (free %d)", status, msg, free)
 	}
@@ -196,20 +198,20 @@ func TestWebhookHealthSpoolFreeSpace(t *testing.T) {
 // report also holds up the pipeline, and is the cause.
 func TestWebhookHealthReportNotWritable(t *testing.T) {
 	var reportErr error
-	wh := newWebhookHarness(t, WebhookOptions{
+	wh := newWebhookHarness(t, ingest.WebhookOptions{
 		PipelineAlive:  func() error { return errors.New("stalled") },
 		ReportWritable: func() error { return reportErr },
 	})
 	reportErr = errors.New("writing report: no space left on device")
-	if status, msg := healthCheck(t, wh.h); status != 503 || msg != healthMsgReport {
-		t.Errorf("healthz: %d %q, want 503 %q", status, msg, healthMsgReport)
+	if status, msg := healthCheck(t, wh.h); status != 503 || msg != ingest.HealthMsgReport {
+		t.Errorf("healthz: %d %q, want 503 %q", status, msg, ingest.HealthMsgReport)
 	}
 	if !strings.Contains(wh.logText(), "health check: 503 report not writable") ||
 		!strings.Contains(wh.logText(), "no space left on device") {
 		t.Errorf("log:\n%s", wh.logText())
 	}
 	reportErr = nil
-	if status, msg := healthCheck(t, wh.h); status != 503 || msg != healthMsgPipeline {
-		t.Errorf("healthz with the report writable again: %d %q, want 503 %q", status, msg, healthMsgPipeline)
+	if status, msg := healthCheck(t, wh.h); status != 503 || msg != ingest.HealthMsgPipeline {
+		t.Errorf("healthz with the report writable again: %d %q, want 503 %q", status, msg, ingest.HealthMsgPipeline)
 	}
 }

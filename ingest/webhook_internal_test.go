@@ -45,22 +45,6 @@ func TestDetailBeyond(t *testing.T) {
 	}
 }
 
-// BenchmarkWebhookDecode measures decoding a single-message relay payload.
-func BenchmarkWebhookDecode(b *testing.B) {
-	body := benchRelayPayload(b)
-	h, err := NewWebhook(nil, WebhookOptions{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.SetBytes(int64(len(body)))
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := h.decode(bytes.NewReader(body), Envelope{}); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
 // The budget must hold the decoding of the largest request.
 func TestWebhookBudgetTooSmall(t *testing.T) {
 	if _, err := NewWebhook(nil, WebhookOptions{MaxRequestBytes: 1 << 20, Budget: NewMemoryBudget(2<<20 - 1)}); err == nil {

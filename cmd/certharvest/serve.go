@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/certharvest/certharvest/ingest"
+	"github.com/certharvest/certharvest/ingest/maildir"
 	"github.com/certharvest/certharvest/output"
 	"github.com/certharvest/certharvest/verify"
 )
@@ -148,8 +149,8 @@ func parseSizeOrZero(s string) (int64, error) {
 }
 
 // archivePolicy is the retention policy of the spool's cur/ the flags say.
-func (f *serveFlags) archivePolicy() ingest.ArchivePolicy {
-	return ingest.ArchivePolicy{KeepRejected: f.keepRejected.value, KeepAccepted: f.keepAccepted.value, MaxBytes: f.archiveMax.value}
+func (f *serveFlags) archivePolicy() maildir.ArchivePolicy {
+	return maildir.ArchivePolicy{KeepRejected: f.keepRejected.value, KeepAccepted: f.keepAccepted.value, MaxBytes: f.archiveMax.value}
 }
 
 // inputEnv is what every live input shares.
@@ -193,7 +194,7 @@ func (f *serveFlags) loadTLS() (*tls.Config, error) {
 // spool. Each lives in its own serve_<name>.go.
 type input interface {
 	// Start begins accepting messages; it returns once listening.
-	Start(ctx context.Context, spool *ingest.Spool, log *slog.Logger) error
+	Start(ctx context.Context, spool *maildir.Spool, log *slog.Logger) error
 	// Shutdown stops accepting and waits for the deliveries in progress.
 	Shutdown(ctx context.Context) error
 	// String describes the input for the start-up log.
@@ -283,7 +284,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	memLimit, memLimitFrom := applyMemoryLimit(sf.memoryLimit.value, setup.opts.MaxSize, inputsMemory, os.DirFS("/"))
 
-	spool, err := ingest.OpenSpoolOptions(sf.maildir, ingest.SpoolOptions{Logger: log, Archive: sf.archivePolicy()})
+	spool, err := maildir.Open(sf.maildir, maildir.Options{Logger: log, Archive: sf.archivePolicy()})
 	if err != nil {
 		return err
 	}
@@ -338,7 +339,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		metrics:  m,
 		health:   health,
 	}
-	s.watcher = ingest.NewMaildirWatcher(sf.maildir, ingest.WatchOptions{Settle: sf.settle, WriteSettle: sf.settleWritten, Rescan: sf.rescan, Logger: log})
+	s.watcher = maildir.NewWatcher(sf.maildir, maildir.WatchOptions{Settle: sf.settle, WriteSettle: sf.settleWritten, Rescan: sf.rescan, Logger: log})
 	health.watcherTurn = s.watcher.LastTurn
 	m.watchSpool(s.watcher, spool, log)
 
@@ -444,8 +445,8 @@ wait:
 // server is the running service: the pipeline over the spool.
 type server struct {
 	flags   serveFlags
-	spool   *ingest.Spool
-	watcher *ingest.MaildirWatcher
+	spool   *maildir.Spool
+	watcher *maildir.Watcher
 	log     *slog.Logger
 	h       *harvester
 	maxSize int64
@@ -454,8 +455,8 @@ type server struct {
 	// inflight records the messages being verified, for the next start
 	// after a crash; suspects are those of the last crash (see
 	// serve_quarantine.go). stopping is closed on SIGTERM.
-	inflight *ingest.InFlight
-	suspects []ingest.Suspect
+	inflight *maildir.InFlight
+	suspects []maildir.Suspect
 	stopping <-chan struct{}
 
 	mu        sync.Mutex
@@ -559,7 +560,7 @@ func (s *server) verify(ctx context.Context, slots *cpuSlots, budget *byteBudget
 // read and verified: written straight into new/, it was still being written
 // (the watcher took a pause of its writer for the end). Then the verdict is
 // not reported; the file waits for its writes to end, and is verified again.
-func (s *server) changed(name string, m *verify.Message, read ingest.FileVersion, id string) bool {
+func (s *server) changed(name string, m *verify.Message, read maildir.FileVersion, id string) bool {
 	now, err := s.spool.Version(name)
 	if err != nil {
 		// Gone (archived by another process?) or unreadable: the verdict

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/certharvest/certharvest/ingest"
+	"github.com/certharvest/certharvest/ingest/maildir"
 	"github.com/certharvest/certharvest/output"
 	"github.com/certharvest/certharvest/verify"
 )
@@ -28,7 +29,7 @@ const quarantineAfterCrashes = 3
 // given it with RetryAt is left in new/ for the next start.
 const neverInThisRun = 100 * 365 * 24 * time.Hour
 
-// openInFlight opens the spool's in-flight log (ingest.InFlight) and keeps
+// openInFlight opens the spool's in-flight log (maildir.InFlight) and keeps
 // the suspects of the last crash for handleSuspects.
 func (s *server) openInFlight() error {
 	l, suspects, err := s.spool.OpenInFlight(s.log)
@@ -75,7 +76,7 @@ func (s *server) handleSuspects(ctx context.Context, slots *cpuSlots, budget *by
 			continue
 		}
 		s.log.Warn("verifying alone a message in flight at the last crash",
-			"path", filepath.Join(s.spool.Dir(), ingest.SpoolNew, sus.Name), "crashes", sus.Crashes)
+			"path", filepath.Join(s.spool.Dir(), maildir.SubNew, sus.Name), "crashes", sus.Crashes)
 		s.health.taken()
 		s.inflight.Taken(sus.Name)
 		o, ok := s.verify(ctx, slots, budget, sus.Name)
@@ -97,7 +98,7 @@ func (s *server) handleSuspects(ctx context.Context, slots *cpuSlots, budget *by
 // before it leaves new/. It is marked in flight meanwhile, so that a crash
 // now counts once more, and a move that failed is tried again at the next
 // start; in this run the message is not taken again.
-func (s *server) quarantine(ctx context.Context, sus ingest.Suspect) {
+func (s *server) quarantine(ctx context.Context, sus maildir.Suspect) {
 	name := sus.Name
 	s.inflight.Taken(name)
 	m, _, err := s.spool.LoadFile(name, ingest.ReadOptions{MaxSize: s.maxSize})
@@ -109,7 +110,7 @@ func (s *server) quarantine(ctx context.Context, sus ingest.Suspect) {
 	res := &verify.Result{ID: verify.MessageIDFor(m), Reason: verify.ReasonInternalError,
 		Detail: fmt.Sprintf("quarantined after %d crashes", sus.Crashes), At: time.Now()}
 	m.Raw = nil
-	m.Path = filepath.Join(s.spool.Dir(), ingest.SpoolQuarantine, name)
+	m.Path = filepath.Join(s.spool.Dir(), maildir.SubQuarantine, name)
 	rec := output.NewRecord(m, res)
 	// Retried like any verdict's line while the report cannot be written.
 	if !s.writeReport(ctx, []*output.Record{rec}) {

@@ -1,7 +1,7 @@
-package ingest
+package maildir
 
 // Messages that do not go through the journal: those received into a file
-// of tmp/ as they arrived (MessageWriter), and those too large to be worth
+// of tmp/ as they arrived (ingest.MessageWriter), and those too large to be worth
 // copying into it. Each is made durable by itself, the Maildir way
 // (https://cr.yp.to/proto/maildir.html): its file written in tmp/ (or
 // unnamed), its context set, the file synced, then linked or renamed into
@@ -21,10 +21,21 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/certharvest/certharvest/ingest"
 )
 
+// NewWriter returns a writer for a message to deliver into s (Sink): its
+// file, if it needs one, in tmp/.
+func (s *Spool) NewWriter(opts ingest.MessageWriterOptions) *ingest.MessageWriter {
+	if !opts.Scratch {
+		opts.Named, opts.MakeRoom = !s.unnamed, s.MakeRoom
+	}
+	return ingest.NewMessageWriter(filepath.Join(s.dir, SubTmp), opts)
+}
+
 // hasWriter reports whether a message of msgs is held by its writer.
-func hasWriter(msgs []Incoming) bool {
+func hasWriter(msgs []ingest.Incoming) bool {
 	for _, m := range msgs {
 		if m.Writer != nil {
 			return true
@@ -36,8 +47,8 @@ func hasWriter(msgs []Incoming) bool {
 // deliverWriters is Deliver for messages some of which their writers hold:
 // those in memory as Deliver delivers the others, those in files from their
 // files. Every writer is closed.
-func (s *Spool) deliverWriters(ctx context.Context, msgs []Incoming) ([]string, error) {
-	tmp := filepath.Join(s.dir, SpoolTmp)
+func (s *Spool) deliverWriters(ctx context.Context, msgs []ingest.Incoming) ([]string, error) {
+	tmp := filepath.Join(s.dir, SubTmp)
 	for _, m := range msgs {
 		if m.Writer != nil {
 			defer m.Writer.Close()
@@ -53,17 +64,17 @@ func (s *Spool) deliverWriters(ctx context.Context, msgs []Incoming) ([]string, 
 			}
 		}
 	}
-	plain := make([]Incoming, len(msgs))
-	var files []*SpillFile
+	plain := make([]ingest.Incoming, len(msgs))
+	var files []*ingest.SpillFile
 	for i, m := range msgs {
-		plain[i] = Incoming{Raw: m.Raw, Envelope: m.Envelope}
+		plain[i] = ingest.Incoming{Raw: m.Raw, Envelope: m.Envelope}
 		switch w := m.Writer; {
 		case w == nil:
 		case !w.Spilled():
 			plain[i].Raw = w.Bytes()
 		default:
 			if files == nil {
-				files = make([]*SpillFile, len(msgs))
+				files = make([]*ingest.SpillFile, len(msgs))
 			}
 			files[i] = w.TakeFile() // placed, or discarded by deliverFiles
 		}
@@ -75,7 +86,7 @@ func (s *Spool) deliverWriters(ctx context.Context, msgs []Incoming) ([]string, 
 }
 
 // rawSize is the bytes of msgs' messages.
-func rawSize(msgs []Incoming) int64 {
+func rawSize(msgs []ingest.Incoming) int64 {
 	var n int64
 	for _, m := range msgs {
 		n += int64(len(m.Raw))
@@ -85,9 +96,9 @@ func rawSize(msgs []Incoming) int64 {
 
 // hasLarge reports whether a message of msgs is over DefaultSpillBytes:
 // written to its own file rather than copied into the journal.
-func hasLarge(msgs []Incoming) bool {
+func hasLarge(msgs []ingest.Incoming) bool {
 	for _, m := range msgs {
-		if len(m.Raw) > DefaultSpillBytes {
+		if len(m.Raw) > ingest.DefaultSpillBytes {
 			return true
 		}
 	}
@@ -96,11 +107,11 @@ func hasLarge(msgs []Incoming) bool {
 
 // deliverFiles is Deliver for a delivery some of whose messages go to new/
 // by files of their own: msgs[i] is in files[i] when that is not nil (its
-// Raw unused), or is written into one when larger than DefaultSpillBytes.
+// Raw unused), or is written into one when larger than ingest.DefaultSpillBytes.
 // The others take the journal's way. Either every message is delivered or,
 // on error, none is; every file of files is placed or discarded.
-func (s *Spool) deliverFiles(ctx context.Context, msgs []Incoming, files []*SpillFile) (names []string, err error) {
-	files = append(files, make([]*SpillFile, len(msgs)-len(files))...)
+func (s *Spool) deliverFiles(ctx context.Context, msgs []ingest.Incoming, files []*ingest.SpillFile) (names []string, err error) {
+	files = append(files, make([]*ingest.SpillFile, len(msgs)-len(files))...)
 	var placed []string // in new/ and meta/, removed should the delivery fail
 	defer func() {
 		for _, sf := range files {
@@ -127,7 +138,7 @@ func (s *Spool) deliverFiles(ctx context.Context, msgs []Incoming, files []*Spil
 			return nil, fmt.Errorf("spool: encoding context: %w", err)
 		}
 		names[i] = s.uniqueName(time.Now())
-		if files[i] == nil && len(m.Raw) <= DefaultSpillBytes {
+		if files[i] == nil && len(m.Raw) <= ingest.DefaultSpillBytes {
 			rec := record{name: names[i], env: env, raw: m.Raw}
 			if err := rec.check(); err != nil {
 				return nil, fmt.Errorf("spool: %w", err)
@@ -136,7 +147,7 @@ func (s *Spool) deliverFiles(ctx context.Context, msgs []Incoming, files []*Spil
 			continue
 		}
 		if files[i] == nil {
-			sf, err := CreateSpillFile(filepath.Join(s.dir, SpoolTmp), s.unnamed)
+			sf, err := ingest.CreateSpillFile(filepath.Join(s.dir, SubTmp), s.unnamed)
 			if err != nil {
 				return nil, fmt.Errorf("spool: %w", err)
 			}
@@ -165,7 +176,7 @@ func (s *Spool) deliverFiles(ctx context.Context, msgs []Incoming, files []*Spil
 			return nil, fmt.Errorf("spool: %w", err)
 		}
 		for _, rec := range recs {
-			placed = append(placed, filepath.Join(s.dir, SpoolNew, rec.name), s.metaPath(rec.name))
+			placed = append(placed, filepath.Join(s.dir, SubNew, rec.name), s.metaPath(rec.name))
 		}
 	}
 	// The context first, so a message in new/ always finds it.
@@ -177,7 +188,7 @@ func (s *Spool) deliverFiles(ctx context.Context, msgs []Incoming, files []*Spil
 		placed = append(placed, s.metaPath(names[i]))
 	}
 	for _, i := range inFiles {
-		path := filepath.Join(s.dir, SpoolNew, names[i])
+		path := filepath.Join(s.dir, SubNew, names[i])
 		if err := files[i].Place(path); err != nil {
 			return nil, fmt.Errorf("spool: %w", err)
 		}
@@ -193,7 +204,7 @@ func (s *Spool) deliverFiles(ctx context.Context, msgs []Incoming, files []*Spil
 // seal gives a message's file its context (the extended attribute, else a
 // context file written and synced in tmp/, whose path it returns for
 // renaming into meta/) and syncs it.
-func (s *Spool) seal(sf *SpillFile, name string, env []byte) (metaTmp string, err error) {
+func (s *Spool) seal(sf *ingest.SpillFile, name string, env []byte) (metaTmp string, err error) {
 	if !s.noXattr.Load() {
 		if err := setXattr(sf.File(), envelopeXattr, env); err != nil {
 			// Not supported here: meta/ files from now on.
@@ -201,7 +212,7 @@ func (s *Spool) seal(sf *SpillFile, name string, env []byte) (metaTmp string, er
 		}
 	}
 	if s.noXattr.Load() {
-		metaTmp = filepath.Join(s.dir, SpoolTmp, name+".json")
+		metaTmp = filepath.Join(s.dir, SubTmp, name+".json")
 		if err := writeSyncedFile(metaTmp, env); err != nil {
 			os.Remove(metaTmp)
 			return "", err
@@ -236,7 +247,7 @@ func writeSyncedFile(path string, data []byte) error {
 // Sweeping tmp/. RFC-less but long-standing Maildir practice
 // (https://cr.yp.to/proto/maildir.html): a file in tmp/ untouched for 36
 // hours is a delivery that died, and whoever reads the Maildir removes it.
-// certharvest's own leftovers (named SpillPrefix, where files cannot be
+// certharvest's own leftovers (named ingest.SpillPrefix, where files cannot be
 // unnamed) are removed at once when the spool opens: it holds the spool's
 // lock, so no delivery of its own is under way.
 const (
@@ -265,11 +276,11 @@ func (s *Spool) startTmpSweeper() {
 }
 
 // sweepTmp removes the regular files of tmp/ last modified tmpMaxAge
-// before now or earlier, and, atOpen, every file MessageWriter named. It
+// before now or earlier, and, atOpen, every file ingest.MessageWriter named. It
 // returns how many it removed; a file it cannot remove is left for the
 // next sweep.
 func (s *Spool) sweepTmp(now time.Time, atOpen bool) int {
-	entries, err := os.ReadDir(filepath.Join(s.dir, SpoolTmp))
+	entries, err := os.ReadDir(filepath.Join(s.dir, SubTmp))
 	if err != nil {
 		return 0
 	}
@@ -278,14 +289,14 @@ func (s *Spool) sweepTmp(now time.Time, atOpen bool) int {
 		if !e.Type().IsRegular() {
 			continue
 		}
-		ours := atOpen && strings.HasPrefix(e.Name(), SpillPrefix)
+		ours := atOpen && strings.HasPrefix(e.Name(), ingest.SpillPrefix)
 		if !ours {
 			info, err := e.Info()
 			if err != nil || now.Sub(info.ModTime()) < tmpMaxAge {
 				continue
 			}
 		}
-		err := os.Remove(filepath.Join(s.dir, SpoolTmp, e.Name()))
+		err := os.Remove(filepath.Join(s.dir, SubTmp, e.Name()))
 		if err == nil || errors.Is(err, fs.ErrNotExist) {
 			removed++
 		}

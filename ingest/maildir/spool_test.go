@@ -1,4 +1,4 @@
-package ingest
+package maildir
 
 import (
 	"cmp"
@@ -11,10 +11,12 @@ import (
 	"path/filepath"
 	"reflect"
 	"runtime"
+	"slices"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/certharvest/certharvest/ingest"
 	"github.com/certharvest/certharvest/verify"
 )
 
@@ -32,7 +34,7 @@ func TestSpoolDeliverAndLoad(t *testing.T) {
 
 func testSpoolDeliverAndLoad(t *testing.T, xattr, named bool) {
 	dir := t.TempDir()
-	s, err := OpenSpool(dir)
+	s, err := Open(dir, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,22 +46,22 @@ func testSpoolDeliverAndLoad(t *testing.T, xattr, named bool) {
 		t.Logf("O_TMPFILE unsupported in %s: unnamed deliveries not tested", dir)
 	}
 	raw := []byte("From: a@example.com\r\n\r\nbody\r\n")
-	env := Envelope{Source: "smtp", EnvelopeFrom: "a@example.com", EnvelopeTo: []string{"in@example.org"},
+	env := ingest.Envelope{Source: "smtp", EnvelopeFrom: "a@example.com", EnvelopeTo: []string{"in@example.org"},
 		RemoteAddr: "192.0.2.1:4567", Received: time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC), Extra: map[string]string{"helo": "mx.example.com"}}
-	names, err := s.Deliver(context.Background(), Incoming{Raw: raw, Envelope: env}, Incoming{Raw: raw, Envelope: env})
+	names, err := s.Deliver(context.Background(), ingest.Incoming{Raw: raw, Envelope: env}, ingest.Incoming{Raw: raw, Envelope: env})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(names) != 2 || names[0] == names[1] {
 		t.Fatalf("names = %v", names)
 	}
-	if news, _ := os.ReadDir(filepath.Join(dir, SpoolNew)); len(news) != 2 {
+	if news, _ := os.ReadDir(filepath.Join(dir, SubNew)); len(news) != 2 {
 		t.Errorf("new/ holds %d files, want 2", len(news))
 	}
-	if tmp, _ := os.ReadDir(filepath.Join(dir, SpoolTmp)); len(tmp) != 0 {
+	if tmp, _ := os.ReadDir(filepath.Join(dir, SubTmp)); len(tmp) != 0 {
 		t.Errorf("tmp/ not empty: %v", tmp)
 	}
-	meta, _ := os.ReadDir(filepath.Join(dir, SpoolMeta))
+	meta, _ := os.ReadDir(filepath.Join(dir, SubMeta))
 	if xattr && !s.noXattr.Load() && len(meta) != 0 {
 		t.Errorf("context in meta/ although the file system has extended attributes: %v", meta)
 	}
@@ -93,7 +95,7 @@ func testSpoolDeliverAndLoad(t *testing.T, xattr, named bool) {
 	if err := s.Archive(names[0], true); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join(dir, SpoolCur, names[0]+":2,S")); err != nil {
+	if _, err := os.Stat(filepath.Join(dir, SubCur, names[0]+":2,S")); err != nil {
 		t.Error("not archived in cur/ with the seen flag:", err)
 	}
 	if _, err := os.Stat(s.metaPath(names[0])); !os.IsNotExist(err) {
@@ -111,13 +113,13 @@ func testSpoolDeliverAndLoad(t *testing.T, xattr, named bool) {
 // received time from its name.
 func TestSpoolLoadMTADelivery(t *testing.T) {
 	dir := t.TempDir()
-	s, err := OpenSpool(dir)
+	s, err := Open(dir, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
 	name := "1780272000.M1P2Q3.mx"
-	os.WriteFile(filepath.Join(dir, SpoolNew, name), []byte("From: a@example.com\r\n\r\nx\r\n"), 0o600)
+	os.WriteFile(filepath.Join(dir, SubNew, name), []byte("From: a@example.com\r\n\r\nx\r\n"), 0o600)
 	m, err := s.Load(name, 1<<20)
 	if err != nil {
 		t.Fatal(err)
@@ -130,19 +132,19 @@ func TestSpoolLoadMTADelivery(t *testing.T) {
 // When a delivery cannot complete, nothing of it is left in new/.
 func TestSpoolDeliverAllOrNothing(t *testing.T) {
 	dir := t.TempDir()
-	s, err := OpenSpool(dir)
+	s, err := Open(dir, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
 	s.noXattr.Store(true) // a file system without extended attributes
-	os.RemoveAll(filepath.Join(dir, SpoolMeta))
-	os.WriteFile(filepath.Join(dir, SpoolMeta), nil, 0o600) // a file where the folder was
-	_, err = s.Deliver(context.Background(), Incoming{Raw: []byte("a")}, Incoming{Raw: []byte("b")})
+	os.RemoveAll(filepath.Join(dir, SubMeta))
+	os.WriteFile(filepath.Join(dir, SubMeta), nil, 0o600) // a file where the folder was
+	_, err = s.Deliver(context.Background(), ingest.Incoming{Raw: []byte("a")}, ingest.Incoming{Raw: []byte("b")})
 	if err == nil {
 		t.Fatal("Deliver succeeded without a meta folder")
 	}
-	for _, sub := range []string{SpoolNew, SpoolTmp} {
+	for _, sub := range []string{SubNew, SubTmp} {
 		if entries, _ := os.ReadDir(filepath.Join(dir, sub)); len(entries) != 0 {
 			t.Errorf("%s/ holds %d files after a failed delivery", sub, len(entries))
 		}
@@ -154,7 +156,7 @@ func TestSpoolDeliverAllOrNothing(t *testing.T) {
 
 func TestSpoolConcurrentDeliveries(t *testing.T) {
 	dir := t.TempDir()
-	s, err := OpenSpool(dir)
+	s, err := Open(dir, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,13 +167,13 @@ func TestSpoolConcurrentDeliveries(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if _, err := s.Deliver(context.Background(), Incoming{Raw: []byte("From: a@example.com\r\n\r\n")}); err != nil {
+			if _, err := s.Deliver(context.Background(), ingest.Incoming{Raw: []byte("From: a@example.com\r\n\r\n")}); err != nil {
 				t.Error(err)
 			}
 		}()
 	}
 	wg.Wait()
-	entries, _ := os.ReadDir(filepath.Join(dir, SpoolNew))
+	entries, _ := os.ReadDir(filepath.Join(dir, SubNew))
 	if len(entries) != n {
 		t.Errorf("%d messages in new/, want %d", len(entries), n)
 	}
@@ -183,13 +185,13 @@ func TestSpoolConcurrentDeliveries(t *testing.T) {
 // for an attribute. Archive removes it.
 func TestSpoolLoadMetaFromEarlierRun(t *testing.T) {
 	dir := t.TempDir()
-	s, err := OpenSpool(dir)
+	s, err := Open(dir, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	s.noXattr.Store(true)
-	env := Envelope{Source: "webhook", EnvelopeFrom: "a@example.com", Received: time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)}
-	names, err := s.Deliver(context.Background(), Incoming{Raw: testMessage(0), Envelope: env})
+	env := ingest.Envelope{Source: "webhook", EnvelopeFrom: "a@example.com", Received: time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)}
+	names, err := s.Deliver(context.Background(), ingest.Incoming{Raw: testMessage(0), Envelope: env})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,7 +201,7 @@ func TestSpoolLoadMetaFromEarlierRun(t *testing.T) {
 
 	// The next run: extended attributes would work, but this message has
 	// its context in meta/.
-	s, err = OpenSpool(dir)
+	s, err = Open(dir, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -226,7 +228,7 @@ func TestSpoolLoadMetaFromEarlierRun(t *testing.T) {
 // context file itself.
 func TestSpoolMetaUsed(t *testing.T) {
 	dir := t.TempDir()
-	s, err := OpenSpool(dir)
+	s, err := Open(dir, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -234,14 +236,14 @@ func TestSpoolMetaUsed(t *testing.T) {
 	if s.metaUsed.Load() {
 		t.Error("metaUsed with an empty meta/")
 	}
-	if _, err := s.Deliver(context.Background(), Incoming{Raw: testMessage(0)}); err != nil {
+	if _, err := s.Deliver(context.Background(), ingest.Incoming{Raw: testMessage(0)}); err != nil {
 		t.Fatal(err)
 	}
 	if s.metaUsed.Load() != s.noXattr.Load() {
 		t.Errorf("metaUsed = %v after a delivery with noXattr = %v", s.metaUsed.Load(), s.noXattr.Load())
 	}
 	s.noXattr.Store(true)
-	names, err := s.Deliver(context.Background(), Incoming{Raw: testMessage(1), Envelope: Envelope{Source: "smtp"}})
+	names, err := s.Deliver(context.Background(), ingest.Incoming{Raw: testMessage(1), Envelope: ingest.Envelope{Source: "smtp"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -273,12 +275,12 @@ func TestNameSeconds(t *testing.T) {
 // After Close, Load and Archive fail: the folders they use are closed.
 func TestSpoolClosed(t *testing.T) {
 	dir := t.TempDir()
-	s, err := OpenSpool(dir)
+	s, err := Open(dir, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	name := "1780272000.M1P2Q3.mx"
-	if err := os.WriteFile(filepath.Join(dir, SpoolNew, name), testMessage(0), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, SubNew, name), testMessage(0), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
@@ -300,7 +302,7 @@ func TestDecodeEnvelope(t *testing.T) {
 
 // envelopeSamples are contexts as Deliver writes them, and odd ones.
 func envelopeSamples(t testing.TB) []string {
-	written, err := json.Marshal(Envelope{Source: "webhook", EnvelopeFrom: "a@example.com",
+	written, err := json.Marshal(ingest.Envelope{Source: "webhook", EnvelopeFrom: "a@example.com",
 		EnvelopeTo: []string{"in@example.org", "b@example.org"}, RemoteAddr: "[2001:db8::1]:25",
 		Received: time.Date(2026, 6, 1, 12, 34, 56, 789, time.FixedZone("", 2*3600)),
 		Extra:    map[string]string{"msys.relay_message.msg_from": "a@example.com", "héllo": "wörld\u2028<&>"}})
@@ -342,7 +344,7 @@ func envelopeSamples(t testing.TB) []string {
 // data: both fail, or both give the same context.
 func checkDecodeEnvelope(t *testing.T, data []byte) {
 	t.Helper()
-	var want, got Envelope
+	var want, got ingest.Envelope
 	wantErr := json.Unmarshal(data, &want)
 	gotErr := decodeEnvelope(data, &got)
 	if (wantErr == nil) != (gotErr == nil) {
@@ -375,12 +377,12 @@ func TestSpoolMaildirFollowsGroupAccess(t *testing.T) {
 		if err := os.Chmod(dir, tc.root); err != nil {
 			t.Fatal(err)
 		}
-		s, err := OpenSpool(dir)
+		s, err := Open(dir, Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		s.Close()
-		for _, sub := range []string{SpoolTmp, SpoolNew, SpoolCur} {
+		for _, sub := range []string{SubTmp, SubNew, SubCur} {
 			info, err := os.Stat(filepath.Join(dir, sub))
 			if err != nil {
 				t.Fatal(err)
@@ -400,7 +402,7 @@ func TestSpoolRoom(t *testing.T) {
 		name    string
 		free    uint64
 		freeErr error
-		want    string // "" for nil; "no room" for a *NoRoomError
+		want    string // "" for nil; "no room" for a *ingest.NoRoomError
 	}{
 		{"plenty", 10 << 30, nil, ""},
 		{"room for it exactly", size, nil, ""},
@@ -413,7 +415,7 @@ func TestSpoolRoom(t *testing.T) {
 			s := testSpool(t)
 			s.archive.freeSpace = func(string) (uint64, error) { return tt.free, tt.freeErr }
 			err := s.Room(context.Background(), size)
-			noRoom, isNoRoom := errors.AsType[*NoRoomError](err)
+			noRoom, isNoRoom := errors.AsType[*ingest.NoRoomError](err)
 			switch {
 			case tt.want == "" && err != nil,
 				tt.want == "no room" && (!isNoRoom || noRoom.Free != tt.free || noRoom.Need != size),
@@ -425,5 +427,26 @@ func TestSpoolRoom(t *testing.T) {
 				t.Errorf("Room(0) = %v", err)
 			}
 		})
+	}
+}
+
+// LoadFile reserves a message's bytes before it reads them
+// (ReadOptions.Reserve), and tells the version of the file it read, as
+// Version tells it afterwards.
+func TestLoadFileReserve(t *testing.T) {
+	s := testSpool(t)
+	names, err := s.Deliver(context.Background(), ingest.Incoming{Raw: []byte("Subject: x\r\n\r\nbody\r\n"), Envelope: ingest.Envelope{Source: "test"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reserved []int64
+	reserve := func(size int64) { reserved = append(reserved, size) }
+	m, version, err := s.LoadFile(names[0], ingest.ReadOptions{MaxSize: 4096, Reserve: reserve})
+	if err != nil || !slices.Equal(reserved, []int64{int64(len(m.Raw))}) {
+		t.Fatalf("LoadFile: %v, reserved %v for %d bytes", err, reserved, len(m.Raw))
+	}
+	now, err := s.Version(names[0])
+	if err != nil || version.Size != int64(len(m.Raw)) || now.Size != version.Size || !now.ModTime.Equal(version.ModTime) {
+		t.Fatalf("version read %+v, now %+v (%v); want both the file's, %d bytes", version, now, err, len(m.Raw))
 	}
 }

@@ -1,4 +1,4 @@
-package ingest
+package maildir
 
 import (
 	"bytes"
@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/certharvest/certharvest/ingest"
 	"github.com/certharvest/certharvest/internal/fsutil"
 	"github.com/certharvest/certharvest/internal/testfs"
 )
@@ -42,7 +43,7 @@ const day = 24 * time.Hour
 func openArchiveSpool(t *testing.T, p ArchivePolicy, files []archivedFile) (*Spool, []string) {
 	t.Helper()
 	p.SweepEvery, p.Now = -1, func() time.Time { return archiveNow }
-	s, err := OpenSpoolOptions(t.TempDir(), SpoolOptions{Archive: p})
+	s, err := Open(t.TempDir(), Options{Archive: p})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +51,7 @@ func openArchiveSpool(t *testing.T, p ArchivePolicy, files []archivedFile) (*Spo
 	names := make([]string, len(files))
 	for i, f := range files {
 		names[i] = f.name(i)
-		path := filepath.Join(s.Dir(), SpoolCur, names[i])
+		path := filepath.Join(s.Dir(), SubCur, names[i])
 		if err := os.WriteFile(path, randomBytes(f.size), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -72,7 +73,7 @@ func randomBytes(n int) []byte {
 // curNames lists cur/, sorted.
 func curNames(t *testing.T, s *Spool) []string {
 	t.Helper()
-	names := listDir(t, filepath.Join(s.Dir(), SpoolCur))
+	names := listDir(t, filepath.Join(s.Dir(), SubCur))
 	slices.Sort(names)
 	return names
 }
@@ -86,12 +87,12 @@ func sorted(names ...string) []string {
 // Archive flags a rejected message trashed (T) and an accepted one seen (S)
 // only; both stay messages to scan.
 func TestArchiveFlags(t *testing.T) {
-	s, err := OpenSpoolOptions(t.TempDir(), SpoolOptions{Archive: ArchivePolicy{SweepEvery: -1}})
+	s, err := Open(t.TempDir(), Options{Archive: ArchivePolicy{SweepEvery: -1}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	names, err := s.Deliver(context.Background(), Incoming{Raw: testMessage(0)}, Incoming{Raw: testMessage(1)})
+	names, err := s.Deliver(context.Background(), ingest.Incoming{Raw: testMessage(0)}, ingest.Incoming{Raw: testMessage(1)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +110,7 @@ func TestArchiveFlags(t *testing.T) {
 		t.Errorf("archive stats = %+v, want one accepted and one rejected message", st)
 	}
 	var walked []string
-	err = WalkMessages(context.Background(), []string{s.Dir()}, func(path string) error {
+	err = ingest.WalkMessages(context.Background(), []string{s.Dir()}, func(path string) error {
 		walked = append(walked, filepath.Base(path))
 		return nil
 	}, func(path string, err error) { t.Errorf("%s: %v", path, err) })
@@ -138,7 +139,7 @@ func TestArchiveSweepAge(t *testing.T) {
 		{age: time.Hour, flags: ":2,ST"}, // 6: rejected, just now
 	}
 	s, names := openArchiveSpool(t, ArchivePolicy{KeepRejected: 7 * day}, files)
-	cur := filepath.Join(s.Dir(), SpoolCur)
+	cur := filepath.Join(s.Dir(), SubCur)
 	// A name without a time: its modification time, nine days ago.
 	noTime := filepath.Join(cur, "junk:2,ST")
 	os.WriteFile(noTime, []byte("x"), 0o600)
@@ -224,7 +225,7 @@ func TestArchiveSweepSize(t *testing.T) {
 
 	// A message archived over the cap asks for a sweep.
 	s.archive.policy.MaxBytes = size
-	names2, err := s.Deliver(context.Background(), Incoming{Raw: testMessage(1)})
+	names2, err := s.Deliver(context.Background(), ingest.Incoming{Raw: testMessage(1)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -315,14 +316,14 @@ func TestDeliverMakesRoom(t *testing.T) {
 		f, err := createSegment(path)
 		return fullDisk{f, &full}, err
 	}}
-	s, err := openSpool(t.TempDir(), jopts, SpoolOptions{Archive: ArchivePolicy{SweepEvery: -1}})
+	s, err := openSpool(t.TempDir(), jopts, Options{Archive: ArchivePolicy{SweepEvery: -1}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
 	s.archive.headroom = 0
 	s.archive.freeSpace = func(string) (uint64, error) { return 0, nil }
-	old, err := s.Deliver(context.Background(), Incoming{Raw: testMessage(0)}, Incoming{Raw: testMessage(1)})
+	old, err := s.Deliver(context.Background(), ingest.Incoming{Raw: testMessage(0)}, ingest.Incoming{Raw: testMessage(1)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -330,7 +331,7 @@ func TestDeliverMakesRoom(t *testing.T) {
 	s.Archive(old[1], true)
 
 	full.Store(1)
-	names, err := s.Deliver(context.Background(), Incoming{Raw: testMessage(2), Envelope: testEnvelope(2)})
+	names, err := s.Deliver(context.Background(), ingest.Incoming{Raw: testMessage(2), Envelope: testEnvelope(2)})
 	if err != nil {
 		t.Fatalf("delivery on a disk full of rejected mail: %v", err)
 	}
@@ -343,7 +344,7 @@ func TestDeliverMakesRoom(t *testing.T) {
 	}
 
 	full.Store(2) // the retry too
-	if _, err := s.Deliver(context.Background(), Incoming{Raw: testMessage(3)}); !fsutil.IsNoSpace(err) {
+	if _, err := s.Deliver(context.Background(), ingest.Incoming{Raw: testMessage(3)}); !fsutil.IsNoSpace(err) {
 		t.Errorf("delivery on a disk full of accepted mail: %v, want ENOSPC", err)
 	}
 	if got, want := curNames(t, s), []string{old[1] + ":2,S"}; !slices.Equal(got, want) {
@@ -373,7 +374,7 @@ func TestFreeSpaceCountsRejected(t *testing.T) {
 // rejected mail removed, and the file placed and made durable.
 func TestDeliverOnFullDisk(t *testing.T) {
 	small := testfs.MountTmpfs(t, "1m")
-	s, err := OpenSpoolOptions(filepath.Join(small, "spool"), SpoolOptions{Archive: ArchivePolicy{SweepEvery: -1}})
+	s, err := Open(filepath.Join(small, "spool"), Options{Archive: ArchivePolicy{SweepEvery: -1}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -390,14 +391,14 @@ func TestDeliverOnFullDisk(t *testing.T) {
 			break
 		}
 		name := archivedFile{age: day, flags: ":2,ST"}.name(i)
-		if err := os.WriteFile(filepath.Join(s.Dir(), SpoolCur, name), randomBytes(64<<10), 0o600); err != nil {
+		if err := os.WriteFile(filepath.Join(s.Dir(), SubCur, name), randomBytes(64<<10), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if _, err := s.sweepArchive(); err != nil {
 		t.Fatal(err)
 	}
-	names, err := s.Deliver(context.Background(), Incoming{Raw: msg, Envelope: testEnvelope(7)})
+	names, err := s.Deliver(context.Background(), ingest.Incoming{Raw: msg, Envelope: testEnvelope(7)})
 	if err != nil {
 		t.Fatalf("delivery on a disk full of rejected mail: %v", err)
 	}
@@ -410,14 +411,14 @@ func TestDeliverOnFullDisk(t *testing.T) {
 	}
 }
 
-// Messages over DefaultSpillBytes take files of their own, from Deliver and
-// from a MessageWriter alike: on a disk full of rejected mail, they too
+// Messages over ingest.DefaultSpillBytes take files of their own, from Deliver and
+// from a ingest.MessageWriter alike: on a disk full of rejected mail, they too
 // make room before failing.
 func TestDeliverLargeOnFullDisk(t *testing.T) {
-	for _, via := range []string{"Deliver", "MessageWriter"} {
+	for _, via := range []string{"Deliver", "ingest.MessageWriter"} {
 		t.Run(via, func(t *testing.T) {
 			small := testfs.MountTmpfs(t, "2m")
-			s, err := OpenSpoolOptions(filepath.Join(small, "spool"), SpoolOptions{Archive: ArchivePolicy{SweepEvery: -1}})
+			s, err := Open(filepath.Join(small, "spool"), Options{Archive: ArchivePolicy{SweepEvery: -1}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -432,7 +433,7 @@ func TestDeliverLargeOnFullDisk(t *testing.T) {
 					break
 				}
 				name := archivedFile{age: day, flags: ":2,ST"}.name(i)
-				if err := os.WriteFile(filepath.Join(s.Dir(), SpoolCur, name), randomBytes(32<<10), 0o600); err != nil {
+				if err := os.WriteFile(filepath.Join(s.Dir(), SubCur, name), randomBytes(32<<10), 0o600); err != nil {
 					break // full
 				}
 			}
@@ -442,12 +443,12 @@ func TestDeliverLargeOnFullDisk(t *testing.T) {
 			var name string
 			if via == "Deliver" {
 				var names []string
-				names, err = s.Deliver(context.Background(), Incoming{Raw: msg, Envelope: testEnvelope(8)})
+				names, err = s.Deliver(context.Background(), ingest.Incoming{Raw: msg, Envelope: testEnvelope(8)})
 				if err == nil {
 					name = names[0]
 				}
 			} else {
-				w := s.NewWriter(MessageWriterOptions{})
+				w := s.NewWriter(ingest.MessageWriterOptions{})
 				if _, werr := w.Write(msg); werr != nil {
 					t.Fatalf("receiving on a disk full of rejected mail: %v", werr)
 				}

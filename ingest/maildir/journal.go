@@ -1,4 +1,4 @@
-package ingest
+package maildir
 
 // The spool's journal makes deliveries durable with one fdatasync(2) shared
 // by every delivery waiting, instead of an fsync per message file.
@@ -19,7 +19,7 @@ package ingest
 //	checksum 4 bytes  CRC-32C (Castagnoli) of length and body, big endian
 //	body:
 //	  name length     2 bytes, then the message's Maildir unique name
-//	  context length  4 bytes, then its Envelope as JSON
+//	  context length  4 bytes, then its ingest.Envelope as JSON
 //	  the message's bytes, to the end of the body
 //
 // A crash in the middle of an append leaves a torn tail: a record whose
@@ -47,8 +47,8 @@ import (
 	"time"
 )
 
-// SpoolJournal is the spool's sub-folder holding the journal's segments.
-const SpoolJournal = "journal"
+// SubJournal is the spool's sub-folder holding the journal's segments.
+const SubJournal = "journal"
 
 const (
 	recordMagic      = "chj1"
@@ -78,7 +78,7 @@ var errJournalClosed = errors.New("spool: journal: closed")
 // record is one delivered message, as the journal holds it.
 type record struct {
 	name string // Maildir unique name
-	env  []byte // context: the Envelope as JSON
+	env  []byte // context: the ingest.Envelope as JSON
 	raw  []byte // the message
 }
 
@@ -638,7 +638,7 @@ func (j *journal) halt() {
 }
 
 // close stops the journal and retires every segment. When it fails, the
-// segments left are replayed by the next OpenSpool.
+// segments left are replayed by the next Open.
 func (j *journal) close() error {
 	j.halt()
 	j.retireMu.Lock()

@@ -1,4 +1,4 @@
-package ingest
+package maildir
 
 import (
 	"context"
@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/certharvest/certharvest/ingest"
 )
 
 // openInFlight opens the in-flight log of s as a new start of the service
@@ -34,7 +36,7 @@ func openInFlight(t *testing.T, s *Spool) (*InFlight, []Suspect) {
 
 func testSpool(t *testing.T) *Spool {
 	t.Helper()
-	s, err := OpenSpool(t.TempDir())
+	s, err := Open(t.TempDir(), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -292,7 +294,7 @@ func TestInFlightRewriteFailureBacksOff(t *testing.T) {
 // BenchmarkInFlight is the in-flight log's cost per message: taken, then
 // finished, two write(2)s, and its share of the log's rewrites.
 func BenchmarkInFlight(b *testing.B) {
-	s, err := OpenSpool(b.TempDir())
+	s, err := Open(b.TempDir(), Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -318,7 +320,7 @@ func TestSpoolQuarantine(t *testing.T) {
 			s := testSpool(t)
 			s.noXattr.Store(!xattr)
 			raw := []byte("From: a@example.com\r\n\r\nbody\r\n")
-			names, err := s.Deliver(context.Background(), Incoming{Raw: raw, Envelope: Envelope{Source: "smtp", Received: time.Now()}})
+			names, err := s.Deliver(context.Background(), ingest.Incoming{Raw: raw, Envelope: ingest.Envelope{Source: "smtp", Received: time.Now()}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -326,13 +328,13 @@ func TestSpoolQuarantine(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if want := filepath.Join(s.Dir(), SpoolQuarantine, names[0]); path != want {
+			if want := filepath.Join(s.Dir(), SubQuarantine, names[0]); path != want {
 				t.Errorf("path %s, want %s", path, want)
 			}
 			if data, err := os.ReadFile(path); err != nil || string(data) != string(raw) {
 				t.Errorf("quarantined file: %q, %v", data, err)
 			}
-			if _, err := os.Stat(filepath.Join(s.Dir(), SpoolNew, names[0])); !os.IsNotExist(err) {
+			if _, err := os.Stat(filepath.Join(s.Dir(), SubNew, names[0])); !os.IsNotExist(err) {
 				t.Errorf("still in new/: %v", err)
 			}
 			if _, err := os.Stat(s.metaPath(names[0])); !os.IsNotExist(err) {
@@ -348,10 +350,10 @@ func TestSpoolQuarantine(t *testing.T) {
 	}
 	// quarantine/ as a symbolic link to a folder outside the spool.
 	elsewhere := t.TempDir()
-	if err := os.Symlink(elsewhere, filepath.Join(s.Dir(), SpoolQuarantine)); err != nil {
+	if err := os.Symlink(elsewhere, filepath.Join(s.Dir(), SubQuarantine)); err != nil {
 		t.Fatal(err)
 	}
-	names, err := s.Deliver(context.Background(), Incoming{Raw: []byte("From: a@example.com\r\n\r\nx\r\n")})
+	names, err := s.Deliver(context.Background(), ingest.Incoming{Raw: []byte("From: a@example.com\r\n\r\nx\r\n")})
 	if err != nil {
 		t.Fatal(err)
 	}

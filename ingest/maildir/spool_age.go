@@ -1,4 +1,4 @@
-package ingest
+package maildir
 
 import (
 	"errors"
@@ -22,7 +22,7 @@ import (
 // another form costs one lstat, for its modification time. Names starting
 // with a dot are not messages (Maildir readers skip them).
 func (s *Spool) OldestNew(limit int) (oldest time.Time, complete bool, err error) {
-	dir := filepath.Join(s.dir, SpoolNew)
+	dir := filepath.Join(s.dir, SubNew)
 	d, err := os.Open(dir)
 	if err != nil {
 		return time.Time{}, false, fmt.Errorf("spool: %w", err)

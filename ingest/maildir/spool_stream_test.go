@@ -1,4 +1,4 @@
-package ingest
+package maildir
 
 import (
 	"bytes"
@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/certharvest/certharvest/ingest"
 	"github.com/certharvest/certharvest/verify"
 )
 
@@ -21,7 +22,7 @@ import (
 func streamSpool(t *testing.T, xattr, named bool) (*Spool, string) {
 	t.Helper()
 	dir := t.TempDir()
-	s, err := openSpool(dir, noRetirement(), SpoolOptions{})
+	s, err := openSpool(dir, noRetirement(), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,8 +65,8 @@ func TestMessageWriterDelivery(t *testing.T) {
 		for _, mode := range []struct{ xattr, named bool }{{true, false}, {true, true}, {false, false}} {
 			t.Run(fmt.Sprintf("%s/xattr=%v,named=%v", tt.name, mode.xattr, mode.named), func(t *testing.T) {
 				s, dir := streamSpool(t, mode.xattr, mode.named)
-				budget := NewMemoryBudget(tt.budget)
-				w := s.NewWriter(MessageWriterOptions{Budget: budget, SpillBytes: tt.spillBytes, Header: tt.header})
+				budget := ingest.NewMemoryBudget(tt.budget)
+				w := s.NewWriter(ingest.MessageWriterOptions{Budget: budget, SpillBytes: tt.spillBytes, Header: tt.header})
 				// In pieces, as a connection delivers them.
 				r := &chunkReader{data: []byte(tt.msg), chunk: 1000}
 				if _, err := w.ReadFrom(r); err != nil {
@@ -80,7 +81,7 @@ func TestMessageWriterDelivery(t *testing.T) {
 				if w.Spilled() && budget.Used() != 0 {
 					t.Errorf("a message in a file holds %d bytes of the budget", budget.Used())
 				}
-				if named := listDir(t, filepath.Join(dir, SpoolTmp)); mode.named && w.Spilled() != (len(named) == 1) {
+				if named := listDir(t, filepath.Join(dir, SubTmp)); mode.named && w.Spilled() != (len(named) == 1) {
 					t.Errorf("tmp/ holds %v while the message is received", named)
 				}
 				env := testEnvelope(1)
@@ -101,7 +102,7 @@ func TestMessageWriterDelivery(t *testing.T) {
 				if inJournal := slices.Contains(journalNames(t, dir), name); inJournal == tt.wantSpilled {
 					t.Errorf("in the journal: %v, want %v", inJournal, !tt.wantSpilled)
 				}
-				if left := listDir(t, filepath.Join(dir, SpoolTmp)); len(left) != 0 {
+				if left := listDir(t, filepath.Join(dir, SubTmp)); len(left) != 0 {
 					t.Errorf("tmp/ holds %v after the delivery", left)
 				}
 				if budget.Used() != 0 {
@@ -133,11 +134,11 @@ func TestMessageWriterClose(t *testing.T) {
 	for _, named := range []bool{false, true} {
 		t.Run(fmt.Sprintf("named=%v", named), func(t *testing.T) {
 			s, dir := streamSpool(t, true, named)
-			budget := NewMemoryBudget(1 << 20)
-			small := s.NewWriter(MessageWriterOptions{Budget: budget})
+			budget := ingest.NewMemoryBudget(1 << 20)
+			small := s.NewWriter(ingest.MessageWriterOptions{Budget: budget})
 			small.Write([]byte("From: a@example.com\r\n"))
-			big := s.NewWriter(MessageWriterOptions{Budget: budget})
-			big.Write(bytes.Repeat([]byte("x"), DefaultSpillBytes+1))
+			big := s.NewWriter(ingest.MessageWriterOptions{Budget: budget})
+			big.Write(bytes.Repeat([]byte("x"), ingest.DefaultSpillBytes+1))
 			if small.Spilled() || !big.Spilled() || budget.Used() == 0 {
 				t.Fatalf("spilled %v and %v, %d bytes used", small.Spilled(), big.Spilled(), budget.Used())
 			}
@@ -147,7 +148,7 @@ func TestMessageWriterClose(t *testing.T) {
 			if budget.Used() != 0 {
 				t.Errorf("%d bytes of the budget held after Close", budget.Used())
 			}
-			if left := listDir(t, filepath.Join(dir, SpoolTmp)); len(left) != 0 {
+			if left := listDir(t, filepath.Join(dir, SubTmp)); len(left) != 0 {
 				t.Errorf("tmp/ holds %v", left)
 			}
 			if _, err := big.Write([]byte("x")); err == nil {
@@ -162,7 +163,7 @@ func TestMessageWriterClose(t *testing.T) {
 func TestMessageWriterDropPrefix(t *testing.T) {
 	for _, spill := range []bool{false, true} {
 		s, _ := streamSpool(t, true, false)
-		w := s.NewWriter(MessageWriterOptions{})
+		w := s.NewWriter(ingest.MessageWriterOptions{})
 		w.Write([]byte("Received: x\r\n"))
 		w.Write([]byte("message\r\n"))
 		if spill {
@@ -181,14 +182,14 @@ func TestMessageWriterDropPrefix(t *testing.T) {
 	}
 }
 
-// Deliver writes a message larger than DefaultSpillBytes to a file of its
+// Deliver writes a message larger than ingest.DefaultSpillBytes to a file of its
 // own rather than into the journal, beside small ones that take the
 // journal's way, in one delivery; and when it fails, none is delivered.
 func TestSpoolDeliverLargeMessage(t *testing.T) {
 	s, dir := streamSpool(t, true, false)
-	big := append(testMessage(1), bytes.Repeat([]byte("b"), DefaultSpillBytes)...)
-	names, err := s.Deliver(context.Background(), Incoming{Raw: testMessage(0), Envelope: testEnvelope(0)},
-		Incoming{Raw: big, Envelope: testEnvelope(1)})
+	big := append(testMessage(1), bytes.Repeat([]byte("b"), ingest.DefaultSpillBytes)...)
+	names, err := s.Deliver(context.Background(), ingest.Incoming{Raw: testMessage(0), Envelope: testEnvelope(0)},
+		ingest.Incoming{Raw: big, Envelope: testEnvelope(1)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,20 +202,20 @@ func TestSpoolDeliverLargeMessage(t *testing.T) {
 	}
 
 	// new/ cannot take the large one: the small one is not left either.
-	if err := os.Chmod(filepath.Join(dir, SpoolNew), 0o500); err != nil {
+	if err := os.Chmod(filepath.Join(dir, SubNew), 0o500); err != nil {
 		t.Fatal(err)
 	}
-	defer os.Chmod(filepath.Join(dir, SpoolNew), 0o700)
+	defer os.Chmod(filepath.Join(dir, SubNew), 0o700)
 	if os.Geteuid() == 0 {
 		return // root writes anyway
 	}
-	if _, err := s.Deliver(context.Background(), Incoming{Raw: testMessage(2)}, Incoming{Raw: big}); err == nil {
+	if _, err := s.Deliver(context.Background(), ingest.Incoming{Raw: testMessage(2)}, ingest.Incoming{Raw: big}); err == nil {
 		t.Fatal("delivery into a read-only new/ succeeded")
 	}
-	if got := listDir(t, filepath.Join(dir, SpoolNew)); len(got) != 2 {
+	if got := listDir(t, filepath.Join(dir, SubNew)); len(got) != 2 {
 		t.Errorf("new/ holds %v after a failed delivery", got)
 	}
-	if left := listDir(t, filepath.Join(dir, SpoolTmp)); len(left) != 0 {
+	if left := listDir(t, filepath.Join(dir, SubTmp)); len(left) != 0 {
 		t.Errorf("tmp/ holds %v", left)
 	}
 }
@@ -225,15 +226,15 @@ func TestSpoolDeliverLargeMessage(t *testing.T) {
 // file is left alone, and so are folders.
 func TestSpoolSweepsTmp(t *testing.T) {
 	dir := t.TempDir()
-	s, err := OpenSpool(dir)
+	s, err := Open(dir, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
-	tmp := filepath.Join(dir, SpoolTmp)
+	tmp := filepath.Join(dir, SubTmp)
 	old := time.Now().Add(-tmpMaxAge - time.Minute)
 	for name, mtime := range map[string]time.Time{
-		SpillPrefix + "123":        time.Now(),
+		ingest.SpillPrefix + "123": time.Now(),
 		"1780308000.M1P2Q3.mx":     old,
 		"1780308000.M1P2Q4.mx":     time.Now(),
 		"1780308000.M1P2Q5.mx.tmp": time.Now().Add(-tmpMaxAge + time.Hour),
@@ -249,7 +250,7 @@ func TestSpoolSweepsTmp(t *testing.T) {
 	if err := os.Mkdir(filepath.Join(tmp, "folder"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	s, err = OpenSpool(dir)
+	s, err = Open(dir, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -266,8 +267,8 @@ func TestSpoolSweepsTmp(t *testing.T) {
 
 // deliverWriter delivers the message w received, with env, and returns its
 // name in new/.
-func deliverWriter(s *Spool, w *MessageWriter, env Envelope) (string, error) {
-	names, err := s.Deliver(context.Background(), Incoming{Writer: w, Envelope: env})
+func deliverWriter(s *Spool, w *ingest.MessageWriter, env ingest.Envelope) (string, error) {
+	names, err := s.Deliver(context.Background(), ingest.Incoming{Writer: w, Envelope: env})
 	if err != nil {
 		return "", err
 	}

@@ -1,6 +1,6 @@
 //go:build unix
 
-package ingest
+package maildir
 
 import (
 	"context"
@@ -19,10 +19,10 @@ import (
 // included, from getrusage(2). The messages are renamed in by rounds of up
 // to 1,000 and moved back out, untimed, after each.
 //
-//	go test -run '^$' -bench MaildirWatcher -benchmem -count 5 ./ingest/
+//	go test -run '^$' -bench Watcher -benchmem -count 5 ./ingest/
 func BenchmarkMaildirWatcher(b *testing.B) {
 	dir := b.TempDir()
-	for _, sub := range []string{SpoolTmp, SpoolNew, SpoolCur} {
+	for _, sub := range []string{SubTmp, SubNew, SubCur} {
 		if err := os.Mkdir(filepath.Join(dir, sub), 0o700); err != nil {
 			b.Fatal(err)
 		}
@@ -30,18 +30,18 @@ func BenchmarkMaildirWatcher(b *testing.B) {
 	names := make([]string, 1000)
 	for i := range names {
 		names[i] = fmt.Sprintf("%d.M%dP1Q%d.bench", 1780308000+i%600, i, i)
-		if err := os.WriteFile(filepath.Join(dir, SpoolTmp, names[i]), []byte("From: a@example.com\r\n\r\nx\r\n"), 0o600); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, SubTmp, names[i]), []byte("From: a@example.com\r\n\r\nx\r\n"), 0o600); err != nil {
 			b.Fatal(err)
 		}
 	}
 	// Written long ago, as far as the settle check can tell.
 	old := time.Now().Add(-time.Hour)
 	for _, name := range names {
-		if err := os.Chtimes(filepath.Join(dir, SpoolTmp, name), old, old); err != nil {
+		if err := os.Chtimes(filepath.Join(dir, SubTmp, name), old, old); err != nil {
 			b.Fatal(err)
 		}
 	}
-	w := NewMaildirWatcher(dir, WatchOptions{Settle: time.Millisecond, Rescan: time.Hour})
+	w := NewWatcher(dir, WatchOptions{Settle: time.Millisecond, Rescan: time.Hour})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go w.Run(ctx)
@@ -60,7 +60,7 @@ func BenchmarkMaildirWatcher(b *testing.B) {
 		round := names[:min(len(names), b.N-done)]
 		start := cpu()
 		for _, name := range round {
-			if err := os.Rename(filepath.Join(dir, SpoolTmp, name), filepath.Join(dir, SpoolNew, name)); err != nil {
+			if err := os.Rename(filepath.Join(dir, SubTmp, name), filepath.Join(dir, SubNew, name)); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -70,7 +70,7 @@ func BenchmarkMaildirWatcher(b *testing.B) {
 		used += cpu() - start
 		b.StopTimer()
 		for _, name := range round {
-			if err := os.Rename(filepath.Join(dir, SpoolNew, name), filepath.Join(dir, SpoolTmp, name)); err != nil {
+			if err := os.Rename(filepath.Join(dir, SubNew, name), filepath.Join(dir, SubTmp, name)); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -1,4 +1,4 @@
-package ingest
+package maildir
 
 // The archive is the spool's cur/: every message, once reported, is moved
 // there (Spool.Archive), so that scan can process it again. Anyone can mail
@@ -163,7 +163,7 @@ type archive struct {
 	evicted            [NumEvictCauses]atomic.Int64
 }
 
-func (a *archive) init(opts SpoolOptions) {
+func (a *archive) init(opts Options) {
 	a.policy = opts.Archive
 	if a.policy.SweepEvery == 0 {
 		a.policy.SweepEvery = DefaultArchiveSweep
@@ -239,7 +239,7 @@ func rejectedName(name string) bool {
 // ones with rejectedOnly), as it lists the folder. A folder in cur/ is no
 // message; names starting with a dot are not messages either.
 func (s *Spool) eachArchived(rejectedOnly bool, fn func(archived)) error {
-	path := filepath.Join(s.dir, SpoolCur)
+	path := filepath.Join(s.dir, SubCur)
 	d, err := openFolder(path)
 	if err != nil {
 		return err
@@ -292,7 +292,7 @@ func archivedTime(name string, modTime time.Time) time.Time {
 // be left in meta/), and counts it. It reports whether e was removed.
 func (s *Spool) evict(e archived, cause EvictCause) bool {
 	a := &s.archive
-	path := filepath.Join(s.dir, SpoolCur, e.name)
+	path := filepath.Join(s.dir, SubCur, e.name)
 	if err := os.Remove(path); err != nil {
 		if !os.IsNotExist(err) {
 			a.log.Warn("archive: removing a message failed", "path", path, "error", err)

@@ -1,4 +1,4 @@
-package ingest
+package maildir
 
 import (
 	"context"
@@ -17,7 +17,7 @@ import (
 	"github.com/fsnotify/fsnotify"
 )
 
-// WatchOptions configure a MaildirWatcher.
+// WatchOptions configure a Watcher.
 type WatchOptions struct {
 	// Settle is how long a file must have had no write before it is taken
 	// as complete. A message renamed or linked in from tmp/ (the Maildir
@@ -41,12 +41,12 @@ type WatchOptions struct {
 	Logger *slog.Logger
 }
 
-// MaildirWatcher hands over every complete message that appears in a
+// Watcher hands over every complete message that appears in a
 // Maildir's new/ folder, once, however it arrived: renamed from tmp/,
 // written in place, hard-linked, or already there at start. The consumer
 // reads names from Ready and tells the watcher, with Done or RetryAt, when
 // a message has left new/ or should be handed over again.
-type MaildirWatcher struct {
+type Watcher struct {
 	newDir string
 	opts   WatchOptions
 	log    *slog.Logger
@@ -83,8 +83,8 @@ type pendingItem struct {
 	at   time.Time
 }
 
-// NewMaildirWatcher returns a watcher of dir's new/ folder.
-func NewMaildirWatcher(dir string, opts WatchOptions) *MaildirWatcher {
+// NewWatcher returns a watcher of dir's new/ folder.
+func NewWatcher(dir string, opts WatchOptions) *Watcher {
 	if opts.Settle <= 0 {
 		opts.Settle = 100 * time.Millisecond
 	}
@@ -102,8 +102,8 @@ func NewMaildirWatcher(dir string, opts WatchOptions) *MaildirWatcher {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &MaildirWatcher{
-		newDir: filepath.Join(dir, SpoolNew),
+	return &Watcher{
+		newDir: filepath.Join(dir, SubNew),
 		opts:   opts,
 		log:    log,
 		ready:  make(chan string),
@@ -113,11 +113,11 @@ func NewMaildirWatcher(dir string, opts WatchOptions) *MaildirWatcher {
 
 // Ready delivers the names (in new/) of complete messages. It is closed
 // when Run returns.
-func (w *MaildirWatcher) Ready() <-chan string { return w.ready }
+func (w *Watcher) Ready() <-chan string { return w.ready }
 
 // Done forgets a name: its message has left new/ (archived) or will not be
 // handed over again.
-func (w *MaildirWatcher) Done(name string) {
+func (w *Watcher) Done(name string) {
 	w.mu.Lock()
 	delete(w.known, name)
 	w.mu.Unlock()
@@ -127,7 +127,7 @@ func (w *MaildirWatcher) Done(name string) {
 // found that it changed while it was processed (its writer wrote straight
 // into new/ and was not done). It is handed over again once it has not
 // been written for WriteSettle.
-func (w *MaildirWatcher) Unsettled(name string) {
+func (w *Watcher) Unsettled(name string) {
 	now := time.Now()
 	w.mu.Lock()
 	w.known[name] = &watchEntry{state: statePending, lastEvent: now, written: true}
@@ -136,7 +136,7 @@ func (w *MaildirWatcher) Unsettled(name string) {
 }
 
 // RetryAt hands name over again at t (it stays in new/ meanwhile).
-func (w *MaildirWatcher) RetryAt(name string, t time.Time) {
+func (w *Watcher) RetryAt(name string, t time.Time) {
 	w.mu.Lock()
 	w.known[name] = &watchEntry{state: stateRetry, retryAt: t}
 	w.retries = append(w.retries, name)
@@ -144,7 +144,7 @@ func (w *MaildirWatcher) RetryAt(name string, t time.Time) {
 }
 
 // Backlog returns how many messages are known and not yet done.
-func (w *MaildirWatcher) Backlog() int {
+func (w *Watcher) Backlog() int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return len(w.known)
@@ -155,7 +155,7 @@ func (w *MaildirWatcher) Backlog() int {
 // consumer takes messages. A time far in the past means the loop is stuck
 // (in a listing of new/ on a hung file system, say); the zero time, that
 // Run has not started.
-func (w *MaildirWatcher) LastTurn() time.Time {
+func (w *Watcher) LastTurn() time.Time {
 	if t := w.turn.Load(); t != 0 {
 		return time.Unix(0, t)
 	}
@@ -165,7 +165,7 @@ func (w *MaildirWatcher) LastTurn() time.Time {
 // Run watches until ctx is done, then closes Ready. Messages already in
 // new/ are found by a listing made after the watch is in place, so one that
 // arrives during start-up is neither missed nor handed over twice.
-func (w *MaildirWatcher) Run(ctx context.Context) error {
+func (w *Watcher) Run(ctx context.Context) error {
 	defer close(w.ready)
 	fsw, err := fsnotify.NewWatcher()
 	if err != nil {
@@ -185,7 +185,7 @@ func (w *MaildirWatcher) Run(ctx context.Context) error {
 }
 
 // run is Run's loop over a source of events (a test can inject them).
-func (w *MaildirWatcher) run(ctx context.Context, events <-chan fsnotify.Event, errs <-chan error) error {
+func (w *Watcher) run(ctx context.Context, events <-chan fsnotify.Event, errs <-chan error) error {
 	w.turn.Store(time.Now().UnixNano())
 	if err := w.rescan("start"); err != nil {
 		return err
@@ -252,7 +252,7 @@ func (w *MaildirWatcher) run(ctx context.Context, events <-chan fsnotify.Event, 
 }
 
 // event records a file system event in new/.
-func (w *MaildirWatcher) event(ev fsnotify.Event) {
+func (w *Watcher) event(ev fsnotify.Event) {
 	name := filepath.Base(ev.Name)
 	if strings.HasPrefix(name, ".") || filepath.Dir(ev.Name) != w.newDir {
 		return
@@ -288,7 +288,7 @@ func (w *MaildirWatcher) event(ev fsnotify.Event) {
 }
 
 // pend queues the pending entry e of name to settle, from now.
-func (w *MaildirWatcher) pend(e *watchEntry, name string, now time.Time) {
+func (w *Watcher) pend(e *watchEntry, name string, now time.Time) {
 	if e.written {
 		w.writing = append(w.writing, pendingItem{name, now})
 	} else {
@@ -298,7 +298,7 @@ func (w *MaildirWatcher) pend(e *watchEntry, name string, now time.Time) {
 
 // settle moves the pending names whose writes have ended to the queue, and
 // the retries that are due.
-func (w *MaildirWatcher) settle(now time.Time) {
+func (w *Watcher) settle(now time.Time) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.pending = w.settleQueue(now, w.pending, w.opts.Settle)
@@ -321,7 +321,7 @@ func (w *MaildirWatcher) settle(now time.Time) {
 // settleQueue moves the names of the FIFO q that have waited long enough
 // and whose file has not been written for as long to the queue, and
 // returns what remains of q. The caller holds w.mu.
-func (w *MaildirWatcher) settleQueue(now time.Time, q []pendingItem, wait time.Duration) []pendingItem {
+func (w *Watcher) settleQueue(now time.Time, q []pendingItem, wait time.Duration) []pendingItem {
 	for len(q) > 0 {
 		item := q[0]
 		if now.Sub(item.at) < wait {
@@ -342,7 +342,7 @@ func (w *MaildirWatcher) settleQueue(now time.Time, q []pendingItem, wait time.D
 			continue
 		case !info.Regular:
 			// A symbolic link, a FIFO, a socket: handed over at once,
-			// to be refused (ErrNotRegular) and archived, not left in
+			// to be refused (ingest.ErrNotRegular) and archived, not left in
 			// new/ unreported.
 		case now.Sub(info.ModTime) < wait,
 			info.Size == 0 && now.Sub(info.ModTime) < w.opts.EmptyGrace:
@@ -362,7 +362,7 @@ func (w *MaildirWatcher) settleQueue(now time.Time, q []pendingItem, wait time.D
 
 // stat returns the attributes of the file name in new/ (of a symbolic
 // link itself).
-func (w *MaildirWatcher) stat(name string) (fsutil.Attrs, error) {
+func (w *Watcher) stat(name string) (fsutil.Attrs, error) {
 	if w.dir == nil || !fsutil.PlainName(name) {
 		return fsutil.StatAt(nil, filepath.Join(w.newDir, name))
 	}
@@ -371,7 +371,7 @@ func (w *MaildirWatcher) stat(name string) (fsutil.Attrs, error) {
 
 // rescan lists new/ and takes every name not yet known. Old files are
 // complete; recent ones wait to settle like any other.
-func (w *MaildirWatcher) rescan(why string) error {
+func (w *Watcher) rescan(why string) error {
 	d, err := os.Open(w.newDir)
 	if err != nil {
 		return fmt.Errorf("listing %s: %w", w.newDir, err)

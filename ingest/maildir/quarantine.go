@@ -1,4 +1,4 @@
-package ingest
+package maildir
 
 import (
 	"bufio"
@@ -34,10 +34,10 @@ import (
 // start reads. Only a crash of the machine can lose them, and then the
 // counts start again, costing a few more restarts at worst.
 const (
-	// SpoolQuarantine holds the messages set aside as poison: never
+	// SubQuarantine holds the messages set aside as poison: never
 	// verified again, never listed by a scan of the Maildir (which reads
 	// cur/ and new/).
-	SpoolQuarantine = "quarantine"
+	SubQuarantine = "quarantine"
 	// InFlightLog is the in-flight log's file, in the spool's folder.
 	InFlightLog = "inflight"
 	// maxInFlightLog is the in-flight log's size beyond which it is
@@ -411,7 +411,7 @@ func (s *Spool) Quarantine(name string) (string, error) {
 	if !fsutil.PlainName(name) {
 		return "", fmt.Errorf("quarantining %q: not a file name", name)
 	}
-	qdir := filepath.Join(s.dir, SpoolQuarantine)
+	qdir := filepath.Join(s.dir, SubQuarantine)
 	if err := os.Mkdir(qdir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
 		return "", fmt.Errorf("quarantining %s: %w", name, err)
 	}
@@ -420,7 +420,7 @@ func (s *Spool) Quarantine(name string) (string, error) {
 		return "", fmt.Errorf("quarantining %s: %s is not a folder", name, qdir)
 	}
 	dst := filepath.Join(qdir, name)
-	if err := os.Rename(filepath.Join(s.dir, SpoolNew, name), dst); err != nil {
+	if err := os.Rename(filepath.Join(s.dir, SubNew, name), dst); err != nil {
 		return "", fmt.Errorf("quarantining %s: %w", name, err)
 	}
 	if s.metaUsed.Load() {
@@ -428,7 +428,7 @@ func (s *Spool) Quarantine(name string) (string, error) {
 			return dst, fmt.Errorf("quarantining %s: %w", name, err)
 		}
 	}
-	for _, d := range []string{qdir, filepath.Join(s.dir, SpoolNew)} {
+	for _, d := range []string{qdir, filepath.Join(s.dir, SubNew)} {
 		if err := syncDir(d); err != nil {
 			return dst, fmt.Errorf("quarantining %s: %w", name, err)
 		}

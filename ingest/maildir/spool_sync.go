@@ -1,4 +1,4 @@
-package ingest
+package maildir
 
 import (
 	"errors"
@@ -13,7 +13,7 @@ import (
 // is the portable way; on Linux one syncfs(2) does it all (syncMessages).
 func (s *Spool) syncEach(names []string) error {
 	for _, name := range names {
-		for _, p := range []string{filepath.Join(s.dir, SpoolNew, name), filepath.Join(s.dir, SpoolCur, name+infoAccepted), filepath.Join(s.dir, SpoolCur, name+infoRejected)} {
+		for _, p := range []string{filepath.Join(s.dir, SubNew, name), filepath.Join(s.dir, SubCur, name+infoAccepted), filepath.Join(s.dir, SubCur, name+infoRejected)} {
 			err := syncFile(p)
 			if err == nil {
 				break
@@ -26,7 +26,7 @@ func (s *Spool) syncEach(names []string) error {
 			return err
 		}
 	}
-	for _, sub := range []string{SpoolMeta, SpoolNew, SpoolCur} {
+	for _, sub := range []string{SubMeta, SubNew, SubCur} {
 		if err := syncDir(filepath.Join(s.dir, sub)); err != nil {
 			return err
 		}
@@ -87,12 +87,12 @@ func (s *Spool) syncLoop() {
 		for _, r := range batch {
 			meta, cur = meta || r.meta, cur || r.cur
 		}
-		dirs := []string{SpoolNew}
+		dirs := []string{SubNew}
 		if meta {
-			dirs = append(dirs, SpoolMeta)
+			dirs = append(dirs, SubMeta)
 		}
 		if cur {
-			dirs = append(dirs, SpoolCur)
+			dirs = append(dirs, SubCur)
 		}
 		var err error
 		for _, sub := range dirs {

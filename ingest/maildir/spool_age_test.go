@@ -1,4 +1,4 @@
-package ingest
+package maildir
 
 import (
 	"fmt"
@@ -9,12 +9,12 @@ import (
 )
 
 func TestSpoolOldestNew(t *testing.T) {
-	spool, err := OpenSpool(t.TempDir())
+	spool, err := Open(t.TempDir(), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { spool.Close() })
-	newDir := filepath.Join(spool.Dir(), SpoolNew)
+	newDir := filepath.Join(spool.Dir(), SubNew)
 	put := func(name string, mtime time.Time) {
 		t.Helper()
 		path := filepath.Join(newDir, name)
@@ -78,14 +78,14 @@ func TestMaildirNameTime(t *testing.T) {
 // BenchmarkSpoolOldestNew lists a new/ of 10,000 Maildir-named messages, as
 // a scrape of the metrics does (at most every 5 seconds).
 func BenchmarkSpoolOldestNew(b *testing.B) {
-	spool, err := OpenSpool(b.TempDir())
+	spool, err := Open(b.TempDir(), Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { spool.Close() })
 	for i := range 10_000 {
 		name := fmt.Sprintf("%d.M%dP1Q%d.bench", 1780308000+i%600, i, i)
-		if err := os.WriteFile(filepath.Join(spool.Dir(), SpoolNew, name), nil, 0o600); err != nil {
+		if err := os.WriteFile(filepath.Join(spool.Dir(), SubNew, name), nil, 0o600); err != nil {
 			b.Fatal(err)
 		}
 	}

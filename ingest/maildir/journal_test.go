@@ -1,4 +1,4 @@
-package ingest
+package maildir
 
 import (
 	"bufio"
@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/certharvest/certharvest/ingest"
 )
 
 func testRecords() []record {
@@ -206,7 +208,7 @@ func crash(s *Spool) {
 // segments returns the journal's segments.
 func segments(t *testing.T, dir string) []string {
 	t.Helper()
-	segs, err := listSegments(filepath.Join(dir, SpoolJournal))
+	segs, err := listSegments(filepath.Join(dir, SubJournal))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -250,8 +252,8 @@ func noRetirement() journalOptions {
 
 var errRetirementOff = errors.New("retirement disabled by the test")
 
-func testEnvelope(i int) Envelope {
-	return Envelope{Source: "webhook", EnvelopeFrom: fmt.Sprintf("a%d@example.com", i), EnvelopeTo: []string{"in@example.org"},
+func testEnvelope(i int) ingest.Envelope {
+	return ingest.Envelope{Source: "webhook", EnvelopeFrom: fmt.Sprintf("a%d@example.com", i), EnvelopeTo: []string{"in@example.org"},
 		RemoteAddr: "192.0.2.1:4567", Received: time.Date(2026, 6, 1, 0, 0, i, 0, time.UTC), Extra: map[string]string{"n": fmt.Sprint(i)}}
 }
 
@@ -277,7 +279,7 @@ func checkLoad(t *testing.T, s *Spool, name string, i int) {
 }
 
 // After a crash that lost the files written after the journal's sync, the
-// next OpenSpool restores every acknowledged message from the journal, with
+// next Open restores every acknowledged message from the journal, with
 // its context; the journal is then empty.
 func TestSpoolReplayAfterCrash(t *testing.T) {
 	for _, xattr := range []bool{true, false} {
@@ -285,14 +287,14 @@ func TestSpoolReplayAfterCrash(t *testing.T) {
 			dir := t.TempDir()
 			opts := noRetirement()
 			opts.maxSegment = 1
-			s, err := openSpool(dir, opts, SpoolOptions{})
+			s, err := openSpool(dir, opts, Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
 			s.noXattr.Store(!xattr)
 			var names []string
 			for i := range 4 {
-				n, err := s.Deliver(context.Background(), Incoming{Raw: testMessage(i), Envelope: testEnvelope(i)})
+				n, err := s.Deliver(context.Background(), ingest.Incoming{Raw: testMessage(i), Envelope: testEnvelope(i)})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -303,10 +305,10 @@ func TestSpoolReplayAfterCrash(t *testing.T) {
 				t.Fatalf("%d segments, want 4 (maxSegment 1 byte)", n)
 			}
 			// Lost: message 0; 1 lost its data; 2 its context; 3 survived.
-			os.Remove(filepath.Join(dir, SpoolNew, names[0]))
-			os.Remove(filepath.Join(dir, SpoolMeta, names[0]+".json"))
-			os.Truncate(filepath.Join(dir, SpoolNew, names[1]), 3)
-			if p := filepath.Join(dir, SpoolNew, names[2]); xattr && !s.noXattr.Load() {
+			os.Remove(filepath.Join(dir, SubNew, names[0]))
+			os.Remove(filepath.Join(dir, SubMeta, names[0]+".json"))
+			os.Truncate(filepath.Join(dir, SubNew, names[1]), 3)
+			if p := filepath.Join(dir, SubNew, names[2]); xattr && !s.noXattr.Load() {
 				f, err := os.Open(p)
 				if err != nil {
 					t.Fatal(err)
@@ -316,16 +318,16 @@ func TestSpoolReplayAfterCrash(t *testing.T) {
 				}
 				f.Close()
 			} else {
-				os.WriteFile(filepath.Join(dir, SpoolMeta, names[2]+".json"), nil, 0o600)
+				os.WriteFile(filepath.Join(dir, SubMeta, names[2]+".json"), nil, 0o600)
 			}
 			// An interrupted delivery's leftover in tmp/, a torn tail.
-			os.WriteFile(filepath.Join(dir, SpoolTmp, names[0]), []byte("From: half"), 0o600)
+			os.WriteFile(filepath.Join(dir, SubTmp, names[0]), []byte("From: half"), 0o600)
 			segs := segments(t, dir)
 			f, _ := os.OpenFile(segs[len(segs)-1], os.O_WRONLY|os.O_APPEND, 0)
 			f.Write(appendRecord(nil, record{name: "torn", raw: []byte("never acknowledged")})[:20])
 			f.Close()
 
-			s, err = OpenSpool(dir)
+			s, err = Open(dir, Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -333,10 +335,10 @@ func TestSpoolReplayAfterCrash(t *testing.T) {
 			for i, name := range names {
 				checkLoad(t, s, name, i)
 			}
-			if got := listDir(t, filepath.Join(dir, SpoolNew)); len(got) != 4 {
+			if got := listDir(t, filepath.Join(dir, SubNew)); len(got) != 4 {
 				t.Errorf("new/ = %v, want the 4 messages", got)
 			}
-			if got := listDir(t, filepath.Join(dir, SpoolTmp)); len(got) != 0 {
+			if got := listDir(t, filepath.Join(dir, SubTmp)); len(got) != 0 {
 				t.Errorf("tmp/ = %v, want empty", got)
 			}
 			if segs := segments(t, dir); len(segs) != 0 {
@@ -351,13 +353,13 @@ func TestSpoolReplayAfterCrash(t *testing.T) {
 // client); a damaged archived copy is repaired in place.
 func TestSpoolReplaySkipsDelivered(t *testing.T) {
 	dir := t.TempDir()
-	s, err := openSpool(dir, noRetirement(), SpoolOptions{})
+	s, err := openSpool(dir, noRetirement(), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var names []string
 	for i := range 6 {
-		n, err := s.Deliver(context.Background(), Incoming{Raw: testMessage(i), Envelope: testEnvelope(i)})
+		n, err := s.Deliver(context.Background(), ingest.Incoming{Raw: testMessage(i), Envelope: testEnvelope(i)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -371,29 +373,29 @@ func TestSpoolReplaySkipsDelivered(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	os.Rename(filepath.Join(dir, SpoolCur, names[2]+":2,S"), filepath.Join(dir, SpoolCur, names[2]+":2,FS"))
-	os.Truncate(filepath.Join(dir, SpoolCur, names[3]+":2,S"), 0)
-	os.Truncate(filepath.Join(dir, SpoolCur, names[5]+":2,ST"), 0)
+	os.Rename(filepath.Join(dir, SubCur, names[2]+":2,S"), filepath.Join(dir, SubCur, names[2]+":2,FS"))
+	os.Truncate(filepath.Join(dir, SubCur, names[3]+":2,S"), 0)
+	os.Truncate(filepath.Join(dir, SubCur, names[5]+":2,ST"), 0)
 	crash(s)
 
-	s, err = OpenSpool(dir)
+	s, err = Open(dir, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if got := listDir(t, filepath.Join(dir, SpoolNew)); len(got) != 1 || got[0] != names[0] {
+	if got := listDir(t, filepath.Join(dir, SubNew)); len(got) != 1 || got[0] != names[0] {
 		t.Errorf("new/ = %v, want only %s", got, names[0])
 	}
 	checkLoad(t, s, names[0], 0)
-	cur := listDir(t, filepath.Join(dir, SpoolCur))
+	cur := listDir(t, filepath.Join(dir, SubCur))
 	want := []string{names[1] + ":2,S", names[2] + ":2,FS", names[3] + ":2,S", names[4] + ":2,ST", names[5] + ":2,ST"}
 	if strings.Join(cur, " ") != strings.Join(want, " ") {
 		t.Errorf("cur/ = %v, want %v", cur, want)
 	}
-	if data, _ := os.ReadFile(filepath.Join(dir, SpoolCur, names[3]+":2,S")); !bytes.Equal(data, testMessage(3)) {
+	if data, _ := os.ReadFile(filepath.Join(dir, SubCur, names[3]+":2,S")); !bytes.Equal(data, testMessage(3)) {
 		t.Errorf("damaged archived copy not repaired: %q", data)
 	}
-	if data, _ := os.ReadFile(filepath.Join(dir, SpoolCur, names[5]+":2,ST")); !bytes.Equal(data, testMessage(5)) {
+	if data, _ := os.ReadFile(filepath.Join(dir, SubCur, names[5]+":2,ST")); !bytes.Equal(data, testMessage(5)) {
 		t.Errorf("damaged rejected copy not repaired: %q", data)
 	}
 	if segs := segments(t, dir); len(segs) != 0 {
@@ -411,12 +413,12 @@ func TestSpoolJournalFailure(t *testing.T) {
 			dir := t.TempDir()
 			opts := noRetirement()
 			opts.createSegment = ffs.create
-			s, err := openSpool(dir, opts, SpoolOptions{})
+			s, err := openSpool(dir, opts, Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
 			deliver := func(i int) ([]string, error) {
-				return s.Deliver(context.Background(), Incoming{Raw: testMessage(i), Envelope: testEnvelope(i)})
+				return s.Deliver(context.Background(), ingest.Incoming{Raw: testMessage(i), Envelope: testEnvelope(i)})
 			}
 			// Message 0's sync is held while 1 to 8 queue behind it.
 			ffs.blockSync.Store(true)
@@ -464,7 +466,7 @@ func TestSpoolJournalFailure(t *testing.T) {
 			if want := (record{name: names[0], env: mustJSON(t, testEnvelope(0)), raw: testMessage(0)}).size(); info.Size() != want {
 				t.Errorf("segment is %d bytes, want %d (message 0 alone)", info.Size(), want)
 			}
-			if got := listDir(t, filepath.Join(dir, SpoolNew)); len(got) != 1 || got[0] != names[0] {
+			if got := listDir(t, filepath.Join(dir, SubNew)); len(got) != 1 || got[0] != names[0] {
 				t.Errorf("new/ = %v, want %v", got, names)
 			}
 			// The next delivery goes to a new segment.
@@ -480,19 +482,19 @@ func TestSpoolJournalFailure(t *testing.T) {
 			}
 			// And a replay brings back none of the failed ones.
 			crash(s)
-			s, err = OpenSpool(dir)
+			s, err = Open(dir, Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer s.Close()
-			if got := listDir(t, filepath.Join(dir, SpoolNew)); len(got) != 2 {
+			if got := listDir(t, filepath.Join(dir, SubNew)); len(got) != 2 {
 				t.Errorf("new/ after a replay = %v, want 2 messages", got)
 			}
 		})
 	}
 }
 
-func mustJSON(t *testing.T, env Envelope) []byte {
+func mustJSON(t *testing.T, env ingest.Envelope) []byte {
 	t.Helper()
 	data, err := json.Marshal(env)
 	if err != nil {
@@ -506,7 +508,7 @@ func mustJSON(t *testing.T, env Envelope) []byte {
 func TestSpoolDeliverSharesSync(t *testing.T) {
 	ffs := newFaultFS()
 	dir := t.TempDir()
-	s, err := openSpool(dir, journalOptions{rotateEvery: time.Hour, createSegment: ffs.create}, SpoolOptions{})
+	s, err := openSpool(dir, journalOptions{rotateEvery: time.Hour, createSegment: ffs.create}, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -515,7 +517,7 @@ func TestSpoolDeliverSharesSync(t *testing.T) {
 	var wg sync.WaitGroup
 	deliver := func(i int) {
 		defer wg.Done()
-		if _, err := s.Deliver(context.Background(), Incoming{Raw: testMessage(i), Envelope: testEnvelope(i)}); err != nil {
+		if _, err := s.Deliver(context.Background(), ingest.Incoming{Raw: testMessage(i), Envelope: testEnvelope(i)}); err != nil {
 			t.Error(err)
 		}
 	}
@@ -536,7 +538,7 @@ func TestSpoolDeliverSharesSync(t *testing.T) {
 	} else {
 		t.Logf("%d syncs for %d deliveries", syncs, n+1)
 	}
-	if got := listDir(t, filepath.Join(dir, SpoolNew)); len(got) != n+1 {
+	if got := listDir(t, filepath.Join(dir, SubNew)); len(got) != n+1 {
 		t.Errorf("%d messages in new/, want %d", len(got), n+1)
 	}
 }
@@ -544,12 +546,12 @@ func TestSpoolDeliverSharesSync(t *testing.T) {
 // Close retires every segment, and a delivery after Close fails.
 func TestSpoolCloseRetires(t *testing.T) {
 	dir := t.TempDir()
-	s, err := openSpool(dir, journalOptions{rotateEvery: time.Hour, maxSegment: 100}, SpoolOptions{})
+	s, err := openSpool(dir, journalOptions{rotateEvery: time.Hour, maxSegment: 100}, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i := range 5 {
-		if _, err := s.Deliver(context.Background(), Incoming{Raw: testMessage(i), Envelope: testEnvelope(i)}); err != nil {
+		if _, err := s.Deliver(context.Background(), ingest.Incoming{Raw: testMessage(i), Envelope: testEnvelope(i)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -562,10 +564,10 @@ func TestSpoolCloseRetires(t *testing.T) {
 	if segs := segments(t, dir); len(segs) != 0 {
 		t.Errorf("segments left after Close: %v", segs)
 	}
-	if got := listDir(t, filepath.Join(dir, SpoolNew)); len(got) != 5 {
+	if got := listDir(t, filepath.Join(dir, SubNew)); len(got) != 5 {
 		t.Errorf("new/ = %v, want 5 messages", got)
 	}
-	if _, err := s.Deliver(context.Background(), Incoming{Raw: testMessage(9)}); err == nil {
+	if _, err := s.Deliver(context.Background(), ingest.Incoming{Raw: testMessage(9)}); err == nil {
 		t.Error("delivered after Close")
 	}
 	if err := s.Close(); err != nil {
@@ -576,12 +578,12 @@ func TestSpoolCloseRetires(t *testing.T) {
 // The retirer deletes segments without Close, about once per rotation.
 func TestSpoolRetiresInBackground(t *testing.T) {
 	dir := t.TempDir()
-	s, err := openSpool(dir, journalOptions{rotateEvery: 20 * time.Millisecond}, SpoolOptions{})
+	s, err := openSpool(dir, journalOptions{rotateEvery: 20 * time.Millisecond}, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	names, err := s.Deliver(context.Background(), Incoming{Raw: testMessage(0), Envelope: testEnvelope(0)})
+	names, err := s.Deliver(context.Background(), ingest.Incoming{Raw: testMessage(0), Envelope: testEnvelope(0)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -599,7 +601,7 @@ func TestSpoolRetiresInBackground(t *testing.T) {
 // and requests that do not fit in a group wait for the next one.
 func TestSpoolDeliverLargerThanGroup(t *testing.T) {
 	dir := t.TempDir()
-	s, err := openSpool(dir, journalOptions{rotateEvery: time.Hour, maxGroup: 256}, SpoolOptions{})
+	s, err := openSpool(dir, journalOptions{rotateEvery: time.Hour, maxGroup: 256}, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -612,13 +614,13 @@ func TestSpoolDeliverLargerThanGroup(t *testing.T) {
 			if i%4 == 0 {
 				raw = append(raw, big...)
 			}
-			if _, err := s.Deliver(context.Background(), Incoming{Raw: raw}, Incoming{Raw: raw}); err != nil {
+			if _, err := s.Deliver(context.Background(), ingest.Incoming{Raw: raw}, ingest.Incoming{Raw: raw}); err != nil {
 				t.Error(err)
 			}
 		})
 	}
 	wg.Wait()
-	if got := listDir(t, filepath.Join(dir, SpoolNew)); len(got) != 32 {
+	if got := listDir(t, filepath.Join(dir, SubNew)); len(got) != 32 {
 		t.Errorf("%d messages in new/, want 32", len(got))
 	}
 	if got := journalNames(t, dir); len(got) != 32 {
@@ -630,13 +632,13 @@ func TestSpoolDeliverLargerThanGroup(t *testing.T) {
 // is now.
 func TestSpoolSyncEach(t *testing.T) {
 	dir := t.TempDir()
-	s, err := OpenSpool(dir)
+	s, err := Open(dir, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
 	s.noXattr.Store(true)
-	names, err := s.Deliver(context.Background(), Incoming{Raw: testMessage(0)}, Incoming{Raw: testMessage(1)})
+	names, err := s.Deliver(context.Background(), ingest.Incoming{Raw: testMessage(0)}, ingest.Incoming{Raw: testMessage(1)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -651,16 +653,16 @@ func TestSpoolSyncEach(t *testing.T) {
 // One process at a time uses a spool's journal.
 func TestSpoolLocked(t *testing.T) {
 	dir := t.TempDir()
-	s, err := OpenSpool(dir)
+	s, err := Open(dir, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s2, err := OpenSpool(dir); err == nil {
+	if s2, err := Open(dir, Options{}); err == nil {
 		s2.Close()
-		t.Fatal("a second OpenSpool of the same spool succeeded")
+		t.Fatal("a second Open of the same spool succeeded")
 	}
 	s.Close()
-	s, err = OpenSpool(dir)
+	s, err = Open(dir, Options{})
 	if err != nil {
 		t.Fatalf("after Close: %v", err)
 	}
@@ -701,9 +703,9 @@ func TestSpoolReplayAfterKill(t *testing.T) {
 		t.Fatalf("the helper acknowledged only %d messages", len(acked))
 	}
 	for name := range acked {
-		os.Remove(filepath.Join(dir, SpoolNew, name))
+		os.Remove(filepath.Join(dir, SubNew, name))
 	}
-	s, err := OpenSpool(dir)
+	s, err := Open(dir, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -716,7 +718,7 @@ func TestSpoolReplayAfterKill(t *testing.T) {
 // spoolCrashHelper delivers into dir from 8 goroutines, printing each
 // message's name once delivered, until killed.
 func spoolCrashHelper(dir string) {
-	s, err := openSpool(dir, noRetirement(), SpoolOptions{})
+	s, err := openSpool(dir, noRetirement(), Options{})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
@@ -727,7 +729,7 @@ func spoolCrashHelper(dir string) {
 		go func() {
 			for {
 				i := int(next.Add(1))
-				names, err := s.Deliver(context.Background(), Incoming{Raw: testMessage(i), Envelope: testEnvelope(i)})
+				names, err := s.Deliver(context.Background(), ingest.Incoming{Raw: testMessage(i), Envelope: testEnvelope(i)})
 				if err != nil {
 					fmt.Fprintln(os.Stderr, err)
 					os.Exit(1)

@@ -1,4 +1,4 @@
-package ingest
+package maildir
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/certharvest/certharvest/ingest"
 	"github.com/certharvest/certharvest/internal/fsutil"
 	"github.com/certharvest/certharvest/internal/tmpfile"
 )
@@ -39,7 +40,7 @@ import (
 // message is appended to it, with one sync shared by every delivery waiting,
 // before its file is written into new/ unsynced. The journal's segments are
 // deleted about once a second, once the files they cover are durable, and
-// replayed by OpenSpool after a crash.
+// replayed by Open after a crash.
 type Spool struct {
 	dir  string
 	host string
@@ -63,30 +64,19 @@ type Spool struct {
 
 // Spool sub-folders.
 const (
-	SpoolTmp  = "tmp"
-	SpoolNew  = "new"
-	SpoolCur  = "cur"
-	SpoolMeta = "meta"
+	SubTmp  = "tmp"
+	SubNew  = "new"
+	SubCur  = "cur"
+	SubMeta = "meta"
 )
 
 // journalLock is the file of journal/ whose lock a Spool holds: one process
 // at a time may use a spool's journal.
 const journalLock = ".lock"
 
-// OpenSpool creates the Maildir dir (tmp/, new/, cur/, meta/ and journal/) if
-// needed, and replays what its journal holds from before a crash, so that
-// every message acknowledged is in new/ (or, processed, in cur/). Close
-// stops its background work; a process uses a spool through one Spool.
-//
-// dir itself may be a symbolic link (the operator names it); its folders
-// may not: the spool never follows a link inside the Maildir.
-func OpenSpool(dir string) (*Spool, error) {
-	return OpenSpoolOptions(dir, SpoolOptions{})
-}
-
-// SpoolOptions configure a Spool; the zero value keeps every archived
+// Options configure a Spool; the zero value keeps every archived
 // message.
-type SpoolOptions struct {
+type Options struct {
 	// Archive is the retention policy of cur/.
 	Archive ArchivePolicy
 	// Logger receives the archive's sweeps and evictions; nil discards
@@ -94,12 +84,18 @@ type SpoolOptions struct {
 	Logger *slog.Logger
 }
 
-// OpenSpoolOptions is OpenSpool with options.
-func OpenSpoolOptions(dir string, opts SpoolOptions) (*Spool, error) {
+// Open creates the Maildir dir (tmp/, new/, cur/, meta/ and journal/) if
+// needed, and replays what its journal holds from before a crash, so that
+// every message acknowledged is in new/ (or, processed, in cur/). Close
+// stops its background work; a process uses a spool through one Spool.
+//
+// dir itself may be a symbolic link (the operator names it); its folders
+// may not: the spool never follows a link inside the Maildir.
+func Open(dir string, opts Options) (*Spool, error) {
 	return openSpool(dir, journalOptions{}, opts)
 }
 
-func openSpool(dir string, jopts journalOptions, opts SpoolOptions) (*Spool, error) {
+func openSpool(dir string, jopts journalOptions, opts Options) (*Spool, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("spool: %w", err)
 	}
@@ -111,15 +107,15 @@ func openSpool(dir string, jopts journalOptions, opts SpoolOptions) (*Spool, err
 	if info, err := os.Stat(dir); err == nil && info.Mode().Perm()&0o070 == 0o070 {
 		maildirMode = 0o770 | info.Mode()&fs.ModeSetgid // files keep the group
 	}
-	for _, sub := range []string{SpoolTmp, SpoolNew, SpoolCur} {
+	for _, sub := range []string{SubTmp, SubNew, SubCur} {
 		if err := mkdirMode(filepath.Join(dir, sub), maildirMode); err != nil {
 			return nil, fmt.Errorf("spool: %w", err)
 		}
 	}
-	if err := os.MkdirAll(filepath.Join(dir, SpoolMeta), 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Join(dir, SubMeta), 0o700); err != nil {
 		return nil, fmt.Errorf("spool: %w", err)
 	}
-	jdir := filepath.Join(dir, SpoolJournal)
+	jdir := filepath.Join(dir, SubJournal)
 	if err := os.Mkdir(jdir, 0o700); err == nil {
 		// The journal's folder must outlast a crash with its segments.
 		if err := syncDir(dir); err != nil {
@@ -143,7 +139,7 @@ func openSpool(dir string, jopts journalOptions, opts SpoolOptions) (*Spool, err
 	host = strings.NewReplacer("/", `\057`, ":", `\072`).Replace(host)
 	s := &Spool{dir: dir, host: host, pid: os.Getpid(), lock: lock, syncReqs: make(chan syncRequest), stop: make(chan struct{})}
 	s.archive.init(opts)
-	s.unnamed = tmpfile.Supported(filepath.Join(dir, SpoolTmp))
+	s.unnamed = tmpfile.Supported(filepath.Join(dir, SubTmp))
 	if err := s.openDirs(); err != nil {
 		s.closeDirs()
 		lock.Close()
@@ -167,7 +163,7 @@ func openSpool(dir string, jopts journalOptions, opts SpoolOptions) (*Spool, err
 // symbolic links to folders elsewhere, which the spool would otherwise
 // read, write and delete in.
 func checkFolders(dir string) error {
-	for _, sub := range []string{SpoolTmp, SpoolNew, SpoolCur, SpoolMeta, SpoolJournal} {
+	for _, sub := range []string{SubTmp, SubNew, SubCur, SubMeta, SubJournal} {
 		path := filepath.Join(dir, sub)
 		info, err := os.Lstat(path)
 		if err != nil {
@@ -186,7 +182,7 @@ func (s *Spool) Dir() string { return s.dir }
 // Close stops the spool's background work and makes every delivered message
 // durable in the Maildir, then empties the journal. Deliveries after Close
 // fail. When Close fails, what the journal still holds is replayed by the
-// next OpenSpool: no acknowledged message is lost.
+// next Open: no acknowledged message is lost.
 func (s *Spool) Close() error {
 	s.stopOnce.Do(func() {
 		s.closeErr = s.journal.close()
@@ -203,13 +199,13 @@ func (s *Spool) Close() error {
 // without the context attribute has no context file either.
 func (s *Spool) openDirs() error {
 	var err error
-	if s.newDir, err = fsutil.OpenDir(filepath.Join(s.dir, SpoolNew)); err != nil {
+	if s.newDir, err = fsutil.OpenDir(filepath.Join(s.dir, SubNew)); err != nil {
 		return err
 	}
-	if s.curDir, err = fsutil.OpenDir(filepath.Join(s.dir, SpoolCur)); err != nil {
+	if s.curDir, err = fsutil.OpenDir(filepath.Join(s.dir, SubCur)); err != nil {
 		return err
 	}
-	meta, err := os.Open(filepath.Join(s.dir, SpoolMeta))
+	meta, err := os.Open(filepath.Join(s.dir, SubMeta))
 	if err != nil {
 		return err
 	}
@@ -246,13 +242,13 @@ func (s *Spool) uniqueName(now time.Time) string {
 // The messages are first appended to the journal, which concurrent
 // deliveries share one fdatasync of; then each is written into tmp/ and
 // renamed into new/, none of it synced: should the machine crash before
-// the journal's segment is retired, OpenSpool restores them from it.
+// the journal's segment is retired, Open restores them from it.
 //
 // Each message is one file: its context travels in an extended attribute
 // (user.certharvest.envelope) of that file. Where the file system has no
 // user extended attributes, the context goes in meta/<name>.json instead,
 // renamed into meta/ before the message is renamed into new/.
-func (s *Spool) Deliver(ctx context.Context, msgs ...Incoming) ([]string, error) {
+func (s *Spool) Deliver(ctx context.Context, msgs ...ingest.Incoming) ([]string, error) {
 	if hasWriter(msgs) {
 		return s.deliverWriters(ctx, msgs) // spool_stream.go
 	}
@@ -336,7 +332,7 @@ func (s *Spool) placeNamed(recs []record) error {
 	}
 	metaTmps := make([]string, len(recs)) // "" when the context is in an xattr
 	for i, rec := range recs {
-		tmp := filepath.Join(s.dir, SpoolTmp, rec.name)
+		tmp := filepath.Join(s.dir, SubTmp, rec.name)
 		written = append(written, tmp)
 		inXattr, err := s.writeMessage(tmp, rec.raw, rec.env)
 		if err != nil {
@@ -366,8 +362,8 @@ func (s *Spool) placeNamed(recs []record) error {
 		written = append(written, metaPath)
 	}
 	for _, rec := range recs {
-		newPath := filepath.Join(s.dir, SpoolNew, rec.name)
-		if err := os.Rename(filepath.Join(s.dir, SpoolTmp, rec.name), newPath); err != nil {
+		newPath := filepath.Join(s.dir, SubNew, rec.name)
+		if err := os.Rename(filepath.Join(s.dir, SubTmp, rec.name), newPath); err != nil {
 			undo()
 			return err
 		}
@@ -386,7 +382,7 @@ const maxUnnamedBatch = 64
 // rename). handled is false when nothing was placed because the file system
 // refused the extended attribute: the caller then uses tmp/ and meta/.
 func (s *Spool) placeUnnamed(recs []record) (handled bool, err error) {
-	newDir := filepath.Join(s.dir, SpoolNew)
+	newDir := filepath.Join(s.dir, SubNew)
 	files := make([]*os.File, 0, len(recs))
 	defer func() {
 		for _, f := range files {
@@ -458,7 +454,7 @@ func (s *Spool) writeContent(f *os.File, data, env []byte) (inXattr bool, err er
 }
 
 func (s *Spool) metaPath(name string) string {
-	return filepath.Join(s.dir, SpoolMeta, name+".json")
+	return filepath.Join(s.dir, SubMeta, name+".json")
 }
 
 // writeFile creates path with data, without syncing it.
@@ -489,7 +485,7 @@ func (s *Spool) Archive(name string, accepted bool) error {
 	if fsutil.PlainName(name) {
 		err = fsutil.RenameAt(s.newDir, name, s.curDir, archived)
 	} else {
-		err = os.Rename(filepath.Join(s.dir, SpoolNew, name), filepath.Join(s.dir, SpoolCur, archived))
+		err = os.Rename(filepath.Join(s.dir, SubNew, name), filepath.Join(s.dir, SubCur, archived))
 	}
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("archiving %s: %w", name, err)
@@ -511,7 +507,7 @@ func (s *Spool) Sync() error { return s.syncDirs(false, true) }
 
 // Room reports whether a delivery of size more bytes (0: of any message)
 // could be made now (Sink): the spool's folders take new files, and, for a
-// size, FreeSpace says there is room for it (a *NoRoomError when not;
+// size, FreeSpace says there is room for it (a *ingest.NoRoomError when not;
 // where the system cannot tell, there is). When the disk is full it first
 // makes room, as a delivery would (MakeRoom).
 func (s *Spool) Room(ctx context.Context, size int64) error {
@@ -529,7 +525,7 @@ func (s *Spool) Room(ctx context.Context, size int64) error {
 	case err != nil:
 		return fmt.Errorf("free space: %w", err)
 	case free < uint64(size):
-		return &NoRoomError{Free: free, Need: size}
+		return &ingest.NoRoomError{Free: free, Need: size}
 	}
 	return nil
 }
@@ -539,13 +535,13 @@ func (s *Spool) probe() error {
 	if s.unnamed {
 		// Most deliveries create their files in new/, unnamed; large
 		// ones, and those without extended attributes, in tmp/.
-		f, err := tmpfile.Create(filepath.Join(s.dir, SpoolNew), 0o600)
+		f, err := tmpfile.Create(filepath.Join(s.dir, SubNew), 0o600)
 		if err != nil {
 			return fmt.Errorf("spool not writable: %w", err)
 		}
 		f.Close()
 	}
-	f, err := os.CreateTemp(filepath.Join(s.dir, SpoolTmp), ".probe-*")
+	f, err := os.CreateTemp(filepath.Join(s.dir, SubTmp), ".probe-*")
 	if err != nil {
 		return fmt.Errorf("spool not writable: %w", err)
 	}
@@ -573,6 +569,6 @@ const maxContextBytes = 1 << 20
 // readMeta reads the context file of the message name, never through a
 // symbolic link.
 func (s *Spool) readMeta(name string) ([]byte, error) {
-	f, err := fsutil.ReadFileAt(nil, s.metaPath(name), s.metaPath(name), ReadOptions{MaxSize: maxContextBytes, NoFollow: true}, "")
+	f, err := fsutil.ReadFileAt(nil, s.metaPath(name), s.metaPath(name), ingest.ReadOptions{MaxSize: maxContextBytes, NoFollow: true}, "")
 	return f.Raw, err
 }

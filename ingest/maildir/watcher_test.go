@@ -1,4 +1,4 @@
-package ingest
+package maildir
 
 import (
 	"context"
@@ -19,14 +19,14 @@ type consumer struct {
 	seen map[string]int
 }
 
-func consume(t *testing.T, w *MaildirWatcher, dir string) *consumer {
+func consume(t *testing.T, w *Watcher, dir string) *consumer {
 	c := &consumer{seen: map[string]int{}}
 	go func() {
 		for name := range w.Ready() {
 			c.mu.Lock()
 			c.seen[name]++
 			c.mu.Unlock()
-			if err := os.Rename(filepath.Join(dir, SpoolNew, name), filepath.Join(dir, SpoolCur, name+":2,S")); err != nil {
+			if err := os.Rename(filepath.Join(dir, SubNew, name), filepath.Join(dir, SubCur, name+":2,S")); err != nil {
 				t.Errorf("moving %s: %v", name, err)
 			}
 			w.Done(name)
@@ -68,7 +68,7 @@ func (c *consumer) checkOnce(t *testing.T, names []string) {
 
 func newMaildir(t *testing.T) string {
 	dir := t.TempDir()
-	for _, sub := range []string{SpoolTmp, SpoolNew, SpoolCur} {
+	for _, sub := range []string{SubTmp, SubNew, SubCur} {
 		os.MkdirAll(filepath.Join(dir, sub), 0o700)
 	}
 	return dir
@@ -81,10 +81,10 @@ func TestMaildirWatcherDeliveryModes(t *testing.T) {
 	// Present before start.
 	for i := range 5 {
 		name := fmt.Sprintf("before.%d", i)
-		os.WriteFile(filepath.Join(dir, SpoolNew, name), []byte("msg"), 0o600)
+		os.WriteFile(filepath.Join(dir, SubNew, name), []byte("msg"), 0o600)
 		names = append(names, name)
 	}
-	w := NewMaildirWatcher(dir, WatchOptions{Settle: 50 * time.Millisecond})
+	w := NewWatcher(dir, WatchOptions{Settle: 50 * time.Millisecond})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	runErr := make(chan error, 1)
@@ -95,17 +95,17 @@ func TestMaildirWatcherDeliveryModes(t *testing.T) {
 	// The Maildir way: written in tmp/, renamed into new/.
 	for i := range 5 {
 		name := fmt.Sprintf("renamed.%d", i)
-		tmp := filepath.Join(dir, SpoolTmp, name)
+		tmp := filepath.Join(dir, SubTmp, name)
 		os.WriteFile(tmp, []byte("msg"), 0o600)
-		os.Rename(tmp, filepath.Join(dir, SpoolNew, name))
+		os.Rename(tmp, filepath.Join(dir, SubNew, name))
 		names = append(names, name)
 	}
 	// Hard link, then unlink (qmail's way).
 	for i := range 3 {
 		name := fmt.Sprintf("linked.%d", i)
-		tmp := filepath.Join(dir, SpoolTmp, name)
+		tmp := filepath.Join(dir, SubTmp, name)
 		os.WriteFile(tmp, []byte("msg"), 0o600)
-		os.Link(tmp, filepath.Join(dir, SpoolNew, name))
+		os.Link(tmp, filepath.Join(dir, SubNew, name))
 		os.Remove(tmp)
 		names = append(names, name)
 	}
@@ -113,7 +113,7 @@ func TestMaildirWatcherDeliveryModes(t *testing.T) {
 	// complete.
 	slow := "direct.slow"
 	names = append(names, slow)
-	f, err := os.Create(filepath.Join(dir, SpoolNew, slow))
+	f, err := os.Create(filepath.Join(dir, SubNew, slow))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +133,7 @@ func TestMaildirWatcherDeliveryModes(t *testing.T) {
 	c.waitFor(t, len(names), 10*time.Second)
 	time.Sleep(100 * time.Millisecond) // time for a duplicate to show up
 	c.checkOnce(t, names)
-	data, err := os.ReadFile(filepath.Join(dir, SpoolCur, slow+":2,S"))
+	data, err := os.ReadFile(filepath.Join(dir, SubCur, slow+":2,S"))
 	if err != nil || string(data) != "part part part part part part end" {
 		t.Errorf("slow file = %q, %v", data, err)
 	}
@@ -146,7 +146,7 @@ func TestMaildirWatcherDeliveryModes(t *testing.T) {
 // Events lost to a queue overflow are made up by the rescan it triggers.
 func TestMaildirWatcherOverflow(t *testing.T) {
 	dir := newMaildir(t)
-	w := NewMaildirWatcher(dir, WatchOptions{Settle: 10 * time.Millisecond, Rescan: time.Hour})
+	w := NewWatcher(dir, WatchOptions{Settle: 10 * time.Millisecond, Rescan: time.Hour})
 	events := make(chan fsnotify.Event)
 	errs := make(chan error)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -157,7 +157,7 @@ func TestMaildirWatcherOverflow(t *testing.T) {
 	var names []string
 	for i := range 50 {
 		name := fmt.Sprintf("lost.%d", i)
-		os.WriteFile(filepath.Join(dir, SpoolNew, name), []byte("msg"), 0o600)
+		os.WriteFile(filepath.Join(dir, SubNew, name), []byte("msg"), 0o600)
 		names = append(names, name)
 	}
 	time.Sleep(30 * time.Millisecond)
@@ -173,7 +173,7 @@ func TestMaildirWatcherBurst(t *testing.T) {
 		t.Skip("burst test in -short mode")
 	}
 	dir := newMaildir(t)
-	w := NewMaildirWatcher(dir, WatchOptions{Settle: 20 * time.Millisecond, Rescan: 500 * time.Millisecond})
+	w := NewWatcher(dir, WatchOptions{Settle: 20 * time.Millisecond, Rescan: 500 * time.Millisecond})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go w.Run(ctx)
@@ -183,11 +183,11 @@ func TestMaildirWatcherBurst(t *testing.T) {
 	names := make([]string, n)
 	for i := range n {
 		names[i] = fmt.Sprintf("burst.%05d", i)
-		tmp := filepath.Join(dir, SpoolTmp, names[i])
+		tmp := filepath.Join(dir, SubTmp, names[i])
 		if err := os.WriteFile(tmp, []byte("m"), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		os.Rename(tmp, filepath.Join(dir, SpoolNew, names[i]))
+		os.Rename(tmp, filepath.Join(dir, SubNew, names[i]))
 	}
 	c.waitFor(t, n, 60*time.Second)
 	c.checkOnce(t, names)
@@ -195,11 +195,11 @@ func TestMaildirWatcherBurst(t *testing.T) {
 
 func TestMaildirWatcherRetry(t *testing.T) {
 	dir := newMaildir(t)
-	w := NewMaildirWatcher(dir, WatchOptions{Settle: 10 * time.Millisecond})
+	w := NewWatcher(dir, WatchOptions{Settle: 10 * time.Millisecond})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go w.Run(ctx)
-	os.WriteFile(filepath.Join(dir, SpoolNew, "m1"), []byte("msg"), 0o600)
+	os.WriteFile(filepath.Join(dir, SubNew, "m1"), []byte("msg"), 0o600)
 	var first time.Time
 	select {
 	case name := <-w.Ready():
@@ -228,19 +228,19 @@ func TestMaildirWatcherRetry(t *testing.T) {
 func TestMaildirWatcherWrittenWaitsLonger(t *testing.T) {
 	dir := newMaildir(t)
 	const settle, writeSettle = 20 * time.Millisecond, 600 * time.Millisecond
-	w := NewMaildirWatcher(dir, WatchOptions{Settle: settle, WriteSettle: writeSettle})
+	w := NewWatcher(dir, WatchOptions{Settle: settle, WriteSettle: writeSettle})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go w.Run(ctx)
 	c := consume(t, w, dir)
 	// A message the Maildir way first: once it is handed over, the watch
 	// is in place (a file written before is only found by the listing).
-	tmp := filepath.Join(dir, SpoolTmp, "renamed")
+	tmp := filepath.Join(dir, SubTmp, "renamed")
 	os.WriteFile(tmp, []byte("msg"), 0o600)
-	os.Rename(tmp, filepath.Join(dir, SpoolNew, "renamed"))
+	os.Rename(tmp, filepath.Join(dir, SubNew, "renamed"))
 	c.waitFor(t, 1, 5*time.Second)
 
-	f, err := os.Create(filepath.Join(dir, SpoolNew, "written"))
+	f, err := os.Create(filepath.Join(dir, SubNew, "written"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -257,7 +257,7 @@ func TestMaildirWatcherWrittenWaitsLonger(t *testing.T) {
 	f.Close()
 	c.waitFor(t, 2, 5*time.Second)
 	c.checkOnce(t, []string{"written", "renamed"})
-	if data, _ := os.ReadFile(filepath.Join(dir, SpoolCur, "written:2,S")); string(data) != "first half, second half" {
+	if data, _ := os.ReadFile(filepath.Join(dir, SubCur, "written:2,S")); string(data) != "first half, second half" {
 		t.Errorf("written = %q", data)
 	}
 }
@@ -267,12 +267,12 @@ func TestMaildirWatcherWrittenWaitsLonger(t *testing.T) {
 func TestMaildirWatcherUnsettled(t *testing.T) {
 	dir := newMaildir(t)
 	const writeSettle = 300 * time.Millisecond
-	w := NewMaildirWatcher(dir, WatchOptions{Settle: 10 * time.Millisecond, WriteSettle: writeSettle})
+	w := NewWatcher(dir, WatchOptions{Settle: 10 * time.Millisecond, WriteSettle: writeSettle})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go w.Run(ctx)
-	path := filepath.Join(dir, SpoolNew, "m1")
-	tmp := filepath.Join(dir, SpoolTmp, "m1")
+	path := filepath.Join(dir, SubNew, "m1")
+	tmp := filepath.Join(dir, SubTmp, "m1")
 	os.WriteFile(tmp, []byte("half"), 0o600)
 	os.Rename(tmp, path)
 	select {

@@ -1,10 +1,11 @@
-package ingest
+package maildir
 
 import (
 	"fmt"
 	"math"
 	"time"
 
+	"github.com/certharvest/certharvest/ingest"
 	"github.com/certharvest/certharvest/internal/fsutil"
 	"github.com/certharvest/certharvest/verify"
 	jsonv2 "github.com/go-json-experiment/json"
@@ -17,9 +18,9 @@ import (
 // received time the Maildir name's time, else the file's modification time.
 // A message that is no longer in new/ gives an error wrapping
 // fs.ErrNotExist. A message over maxSize is not read; its error wraps a
-// *TooLargeError, and m has its context and its ID all the same.
+// *ingest.TooLargeError, and m has its context and its ID all the same.
 func (s *Spool) Load(name string, maxSize int64) (*verify.Message, error) {
-	m, _, err := s.LoadFile(name, ReadOptions{MaxSize: maxSize})
+	m, _, err := s.LoadFile(name, ingest.ReadOptions{MaxSize: maxSize})
 	return m, err
 }
 
@@ -34,7 +35,7 @@ type FileVersion struct {
 // LoadFile is Load, and also returns the version of the file it read (the
 // zero FileVersion when it could not open it), for Version to tell whether
 // the file changed since.
-func (s *Spool) LoadFile(name string, opts ReadOptions) (*verify.Message, FileVersion, error) {
+func (s *Spool) LoadFile(name string, opts ingest.ReadOptions) (*verify.Message, FileVersion, error) {
 	path := s.newDir.Join(name)
 	m := &verify.Message{Path: path, Source: "maildir"}
 	d := s.newDir
@@ -46,7 +47,7 @@ func (s *Spool) LoadFile(name string, opts ReadOptions) (*verify.Message, FileVe
 	if err != nil {
 		// A message too large is still reported with its context (where
 		// it came from) and its id.
-		if m.ID = MessageIDOf(err); m.ID == "" {
+		if m.ID = ingest.MessageIDOf(err); m.ID == "" {
 			return m, FileVersion{}, err
 		}
 	}
@@ -59,7 +60,7 @@ func (s *Spool) LoadFile(name string, opts ReadOptions) (*verify.Message, FileVe
 		data, err = s.readMeta(name)
 	}
 	if data != nil && err == nil {
-		var env Envelope
+		var env ingest.Envelope
 		if decodeEnvelope(data, &env) == nil {
 			m.Source, m.EnvelopeFrom, m.EnvelopeTo = env.Source, env.EnvelopeFrom, env.EnvelopeTo
 			m.RemoteAddr, m.Received, m.Extra = env.RemoteAddr, env.Received, env.Extra
@@ -72,7 +73,7 @@ func (s *Spool) LoadFile(name string, opts ReadOptions) (*verify.Message, FileVe
 }
 
 // Version returns the version of the message file name in new/ now, looked
-// at as the MaildirWatcher looks (fstatat(2) relative to new/). An error
+// at as the Watcher looks (fstatat(2) relative to new/). An error
 // wraps fs.ErrNotExist when the file has left new/.
 func (s *Spool) Version(name string) (FileVersion, error) {
 	d := s.newDir
@@ -94,7 +95,7 @@ func (s *Spool) Version(name string) (FileVersion, error) {
 // taken the last time, bytes that are not UTF-8 replaced by U+FFFD, and
 // times in RFC 3339 as loosely as time.Time's UnmarshalJSON reads them
 // (FuzzDecodeEnvelope).
-func decodeEnvelope(data []byte, env *Envelope) error {
+func decodeEnvelope(data []byte, env *ingest.Envelope) error {
 	return jsonv2.Unmarshal(data, env, jsonv2.MatchCaseInsensitiveNames(true), jsonv1.MatchCaseSensitiveDelimiter(true),
 		jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true), jsonv1.ParseTimeWithLooseRFC3339(true))
 }

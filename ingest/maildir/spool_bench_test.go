@@ -1,4 +1,4 @@
-package ingest
+package maildir
 
 import (
 	"bytes"
@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/certharvest/certharvest/ingest"
 )
 
 // BenchmarkSpoolDeliver measures the spool alone: 32 goroutines each
@@ -27,14 +29,14 @@ import (
 //	go test -run '^$' -bench SpoolDeliver -benchtime 3s -cpu 2 ./ingest/
 func BenchmarkSpoolDeliver(b *testing.B) {
 	const deliverers = 32
-	s, err := OpenSpool(b.TempDir())
+	s, err := Open(b.TempDir(), Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer s.Close()
 	raw := append([]byte("From: a@example.com\r\nTo: in@example.org\r\nSubject: bench\r\n\r\n"),
 		bytes.Repeat([]byte("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789\r\n"), 136)...)
-	env := Envelope{Source: "webhook", EnvelopeFrom: "a@example.com", EnvelopeTo: []string{"in@example.org"},
+	env := ingest.Envelope{Source: "webhook", EnvelopeFrom: "a@example.com", EnvelopeTo: []string{"in@example.org"},
 		RemoteAddr: "192.0.2.1:4567", Received: time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC),
 		Extra: map[string]string{"msys.relay_message.msg_from": "a@example.com"}}
 	b.SetBytes(int64(len(raw)))
@@ -49,7 +51,7 @@ func BenchmarkSpoolDeliver(b *testing.B) {
 			var mine []time.Duration
 			for range work {
 				t := time.Now()
-				if _, err := s.Deliver(context.Background(), Incoming{Raw: raw, Envelope: env}); err != nil {
+				if _, err := s.Deliver(context.Background(), ingest.Incoming{Raw: raw, Envelope: env}); err != nil {
 					b.Error(err)
 					continue
 				}
@@ -81,7 +83,7 @@ func BenchmarkSpoolDeliver(b *testing.B) {
 // put them there, and their names.
 func benchSpool(b *testing.B, n int, mta bool) (*Spool, []string) {
 	b.Helper()
-	s, err := OpenSpool(b.TempDir())
+	s, err := Open(b.TempDir(), Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -92,18 +94,18 @@ func benchSpool(b *testing.B, n int, mta bool) (*Spool, []string) {
 	for i := range names {
 		if mta {
 			names[i] = fmt.Sprintf("%d.M%dP1Q%d.bench", 1780308000+i%600, i, i)
-			tmp := filepath.Join(s.Dir(), SpoolTmp, names[i])
+			tmp := filepath.Join(s.Dir(), SubTmp, names[i])
 			if err := os.WriteFile(tmp, raw, 0o600); err != nil {
 				b.Fatal(err)
 			}
-			if err := os.Rename(tmp, filepath.Join(s.Dir(), SpoolNew, names[i])); err != nil {
+			if err := os.Rename(tmp, filepath.Join(s.Dir(), SubNew, names[i])); err != nil {
 				b.Fatal(err)
 			}
 			continue
 		}
-		env := Envelope{Source: "smtp", EnvelopeFrom: "a@example.com", EnvelopeTo: []string{"in@example.org"},
+		env := ingest.Envelope{Source: "smtp", EnvelopeFrom: "a@example.com", EnvelopeTo: []string{"in@example.org"},
 			RemoteAddr: "192.0.2.1:4567", Received: time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)}
-		got, err := s.Deliver(context.Background(), Incoming{Raw: raw, Envelope: env})
+		got, err := s.Deliver(context.Background(), ingest.Incoming{Raw: raw, Envelope: env})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -144,7 +146,7 @@ func BenchmarkSpoolArchive(b *testing.B) {
 		if i == len(names) {
 			b.StopTimer()
 			for _, name := range names {
-				if err := os.Rename(filepath.Join(s.Dir(), SpoolCur, name+":2,S"), filepath.Join(s.Dir(), SpoolNew, name)); err != nil {
+				if err := os.Rename(filepath.Join(s.Dir(), SubCur, name+":2,S"), filepath.Join(s.Dir(), SubNew, name)); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -1,4 +1,4 @@
-package ingest
+package maildir
 
 import (
 	"bytes"
@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/certharvest/certharvest/ingest"
 	"github.com/certharvest/certharvest/internal/fsutil"
 )
 
@@ -25,7 +26,7 @@ import (
 // A message already processed and archived is not delivered again; one in
 // new/ is processed as it would have been without the crash.
 func (s *Spool) replay() (uint64, error) {
-	segs, err := listSegments(filepath.Join(s.dir, SpoolJournal))
+	segs, err := listSegments(filepath.Join(s.dir, SubJournal))
 	if err != nil {
 		return 0, fmt.Errorf("spool: journal: %w", err)
 	}
@@ -75,7 +76,7 @@ func (s *Spool) replay() (uint64, error) {
 // cur/<name>:2,<flags> (Archive gives the flags S or ST; a mail client may
 // have changed them).
 func (s *Spool) locate(where map[string]string) error {
-	newDir, curDir := filepath.Join(s.dir, SpoolNew), filepath.Join(s.dir, SpoolCur)
+	newDir, curDir := filepath.Join(s.dir, SubNew), filepath.Join(s.dir, SubCur)
 	missing := 0
 	for name := range where {
 		for _, p := range []string{filepath.Join(newDir, name), filepath.Join(curDir, name+infoAccepted), filepath.Join(curDir, name+infoRejected)} {
@@ -120,12 +121,12 @@ func (s *Spool) locate(where map[string]string) error {
 // restore makes sure the message of rec is whole at path, its file in new/
 // or cur/, or delivers it into new/ when path is "".
 func (s *Spool) restore(rec record, path string) error {
-	archived := path != "" && filepath.Dir(path) == filepath.Join(s.dir, SpoolCur)
+	archived := path != "" && filepath.Dir(path) == filepath.Join(s.dir, SubCur)
 	if path != "" && s.intact(path, rec, !archived) {
 		return nil
 	}
 	// What the interrupted delivery left in tmp/.
-	tmp := filepath.Join(s.dir, SpoolTmp, rec.name)
+	tmp := filepath.Join(s.dir, SubTmp, rec.name)
 	for _, p := range []string{tmp, tmp + ".json"} {
 		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
@@ -146,7 +147,7 @@ func (s *Spool) restore(rec record, path string) error {
 // when withContext, its context. Anything but a regular file (a link put
 // in its place) is not intact: restore replaces it.
 func (s *Spool) intact(path string, rec record, withContext bool) bool {
-	f, err := fsutil.ReadFileAt(nil, path, path, ReadOptions{MaxSize: int64(len(rec.raw)), NoFollow: true}, envelopeXattr)
+	f, err := fsutil.ReadFileAt(nil, path, path, ingest.ReadOptions{MaxSize: int64(len(rec.raw)), NoFollow: true}, envelopeXattr)
 	if err != nil || !bytes.Equal(f.Raw, rec.raw) {
 		return false
 	}

@@ -1,4 +1,4 @@
-package ingest
+package maildir
 
 import (
 	"errors"
@@ -112,7 +112,7 @@ func freeSpace(dir string) (uint64, error) {
 // element (O_NOFOLLOW): whoever can write in the spool's folders (the MTA's
 // group) could otherwise have certharvest read, or write, a file of its
 // choosing elsewhere. A link, a FIFO, a socket or a device gives an error
-// wrapping ErrNotRegular; O_NONBLOCK keeps the open of a FIFO from waiting
+// wrapping ingest.ErrNotRegular; O_NONBLOCK keeps the open of a FIFO from waiting
 // for a writer.
 func openNoFollow(path string, flag int, perm fs.FileMode) (*os.File, error) {
 	f, err := os.OpenFile(path, flag|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, perm)
