@@ -4,7 +4,9 @@ import (
 	"os"
 	"testing"
 
+	"github.com/certharvest/certharvest/ingest"
 	"github.com/certharvest/certharvest/ingest/maildir"
+	"github.com/certharvest/certharvest/verify"
 )
 
 // The inputs are tested against the spool they deliver into in service:
@@ -35,4 +37,11 @@ func listDir(t *testing.T, dir string) []string {
 		names = append(names, e.Name())
 	}
 	return names
+}
+
+// load reads the message name from new/ with its context, at most maxSize
+// bytes of it (LoadFile).
+func load(s *maildir.Spool, name string, maxSize int64) (*verify.Message, error) {
+	m, _, err := s.LoadFile(name, ingest.ReadOptions{MaxSize: maxSize})
+	return m, err
 }

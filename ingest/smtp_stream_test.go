@@ -57,7 +57,7 @@ func TestSMTPLargeMessages(t *testing.T) {
 			if !ok {
 				t.Fatal(r)
 			}
-			m, err := f.spool.Load(name, limit)
+			m, err := load(f.spool, name, limit)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -95,7 +95,7 @@ func TestSMTPHeaderOverCap(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := f.spool.Load(strings.TrimPrefix(reply, "queued as "), 1<<20)
+	m, err := load(f.spool, strings.TrimPrefix(reply, "queued as "), 1<<20)
 	if err != nil {
 		t.Fatal(err)
 	}

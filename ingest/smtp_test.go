@@ -254,7 +254,7 @@ func TestSMTPDeliver(t *testing.T) {
 		}
 		// Durable before the reply: the file is there when the client
 		// reads it.
-		m, err := f.spool.Load(name, 1<<20)
+		m, err := load(f.spool, name, 1<<20)
 		if err != nil {
 			t.Fatalf("message %d: %v", i, err)
 		}
@@ -284,7 +284,7 @@ func TestSMTPDeliver(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := f.spool.Load(strings.TrimPrefix(reply, "queued as "), 1<<20)
+	m, err := load(f.spool, strings.TrimPrefix(reply, "queued as "), 1<<20)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -373,7 +373,7 @@ func TestSMTPBareLFMessage(t *testing.T) {
 	if !ok {
 		t.Fatal(r)
 	}
-	m, err := f.spool.Load(name, 1<<20)
+	m, err := load(f.spool, name, 1<<20)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -394,7 +394,7 @@ func TestSMTPNoTraceWithoutHeader(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		m, err := f.spool.Load(strings.TrimPrefix(reply, "queued as "), 1<<20)
+		m, err := load(f.spool, strings.TrimPrefix(reply, "queued as "), 1<<20)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -423,7 +423,7 @@ func TestSMTPBDAT(t *testing.T) {
 	if !ok {
 		t.Fatal(r)
 	}
-	m, err := f.spool.Load(name, 1<<20)
+	m, err := load(f.spool, name, 1<<20)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -470,7 +470,7 @@ func TestSMTPOversize(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := f.spool.Load(strings.TrimPrefix(reply, "queued as "), limit)
+	m, err := load(f.spool, strings.TrimPrefix(reply, "queued as "), limit)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -505,7 +505,7 @@ func TestSMTPTooManyRecipients(t *testing.T) {
 	if len(names) != 1 {
 		t.Fatalf("new/ = %v", names)
 	}
-	m, _ := f.spool.Load(names[0], 1<<20)
+	m, _ := load(f.spool, names[0], 1<<20)
 	if len(m.EnvelopeTo) != 3 {
 		t.Errorf("envelope to %v", m.EnvelopeTo)
 	}
@@ -568,7 +568,7 @@ func TestSMTPStartTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := f.spool.Load(strings.TrimPrefix(reply, "queued as "), 1<<20)
+	m, err := load(f.spool, strings.TrimPrefix(reply, "queued as "), 1<<20)
 	if err != nil {
 		t.Fatal(err)
 	}

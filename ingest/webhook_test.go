@@ -160,7 +160,7 @@ func (wh *webhookHarness) spooled() (names []string, raws [][]byte, envs []inges
 		wh.t.Fatal(err)
 	}
 	for _, e := range entries {
-		m, err := wh.spool.Load(e.Name(), 1<<30)
+		m, err := load(wh.spool, e.Name(), 1<<30)
 		if err != nil {
 			wh.t.Fatal(err)
 		}

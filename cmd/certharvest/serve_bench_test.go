@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/certharvest/certharvest/ingest"
 	"github.com/certharvest/certharvest/internal/cputime"
 	"github.com/certharvest/certharvest/internal/testcorpus"
 )
@@ -44,7 +45,7 @@ func BenchmarkServeCommit(b *testing.B) {
 	if err := os.WriteFile(filepath.Join(maildir, "new", name0), data, 0o600); err != nil {
 		b.Fatal(err)
 	}
-	m, err := spool.Load(name0, 1<<20)
+	m, _, err := spool.LoadFile(name0, ingest.ReadOptions{MaxSize: 1 << 20})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -70,7 +71,7 @@ func BenchmarkServeCommit(b *testing.B) {
 			if err := os.Rename(tmp, filepath.Join(maildir, "new", name)); err != nil {
 				b.Fatal(err)
 			}
-			m, err := spool.Load(name, 1<<20)
+			m, _, err := spool.LoadFile(name, ingest.ReadOptions{MaxSize: 1 << 20})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -402,7 +402,7 @@ func TestDeliverOnFullDisk(t *testing.T) {
 	if err != nil {
 		t.Fatalf("delivery on a disk full of rejected mail: %v", err)
 	}
-	m, err := s.Load(names[0], 1<<20)
+	m, err := load(s, names[0], 1<<20)
 	if err != nil || !bytes.Equal(m.Raw, msg) {
 		t.Fatalf("delivered message: %v", err)
 	}
@@ -457,7 +457,7 @@ func TestDeliverLargeOnFullDisk(t *testing.T) {
 			if err != nil {
 				t.Fatalf("delivery on a disk full of rejected mail: %v", err)
 			}
-			m, err := s.Load(name, 1<<20)
+			m, err := load(s, name, 1<<20)
 			if err != nil || !bytes.Equal(m.Raw, msg) {
 				t.Fatalf("delivered message: %v", err)
 			}

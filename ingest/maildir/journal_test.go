@@ -264,7 +264,7 @@ func testMessage(i int) []byte {
 // checkLoad checks that message i is in new/ under name, with its context.
 func checkLoad(t *testing.T, s *Spool, name string, i int) {
 	t.Helper()
-	m, err := s.Load(name, 1<<20)
+	m, err := load(s, name, 1<<20)
 	if err != nil {
 		t.Errorf("message %d: %v", i, err)
 		return

@@ -28,7 +28,7 @@ func secretFile(t *testing.T) string {
 	return path
 }
 
-// A symbolic link, a FIFO or a socket in new/ is never read: Load refuses
+// A symbolic link, a FIFO or a socket in new/ is never read: LoadFile refuses
 // it at once (ingest.ErrNotRegular, without the content of what a link names), and
 // the watcher hands it over all the same, so that it is reported and
 // archived rather than left in new/. A folder in new/ is no message.
@@ -53,9 +53,9 @@ func TestSpoolRefusesWhatIsNotAFile(t *testing.T) {
 	os.Mkdir(filepath.Join(newDir, "folder"), 0o700)
 
 	for _, name := range []string{"link", "fifo", "sock"} {
-		m, err := s.Load(name, 1<<20)
+		m, err := load(s, name, 1<<20)
 		if !errors.Is(err, ingest.ErrNotRegular) {
-			t.Errorf("%s: Load: %v, want %v", name, err, ingest.ErrNotRegular)
+			t.Errorf("%s: LoadFile: %v, want %v", name, err, ingest.ErrNotRegular)
 		}
 		if m != nil && m.Raw != nil || err != nil && strings.Contains(err.Error(), "SECRET") {
 			t.Errorf("%s: read: %q, %v", name, m.Raw, err)
@@ -145,7 +145,7 @@ func TestSpoolContextLinkNotFollowed(t *testing.T) {
 	}
 	defer s.Close()
 	os.WriteFile(filepath.Join(dir, SubNew, "m1"), testMessage(1), 0o600)
-	m, err := s.Load("m1", 1<<20)
+	m, err := load(s, "m1", 1<<20)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -34,16 +34,6 @@ func openInFlight(t *testing.T, s *Spool) (*InFlight, []Suspect) {
 	return l, suspects
 }
 
-func testSpool(t *testing.T) *Spool {
-	t.Helper()
-	s, err := Open(t.TempDir(), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
-}
-
 // The in-flight log counts, for each message, the consecutive crashes it
 // was in flight in: one more for each crash that finds it taken and not
 // finished; a crash in which it was not in flight starts it again; a clean

@@ -353,7 +353,7 @@ func (s *Spool) placeNamed(recs []record) error {
 		if metaTmps[i] == "" {
 			continue
 		}
-		s.metaUsed.Store(true) // before the message is in new/, for Load
+		s.metaUsed.Store(true) // before the message is in new/, for LoadFile
 		metaPath := s.metaPath(rec.name)
 		if err := os.Rename(metaTmps[i], metaPath); err != nil {
 			undo()

@@ -15,7 +15,7 @@ import (
 // folder (all of them when limit <= 0). complete is false when new/ has more
 // entries than that: oldest is then the oldest of those read.
 //
-// The delivery time is the one Load gives a message without a context: the
+// The delivery time is the one LoadFile gives a message without a context: the
 // leading seconds of its Maildir unique name ("time.unique.host",
 // https://cr.yp.to/proto/maildir.html), which certharvest's inputs and every
 // Maildir deliverer write, so such an entry costs no system call; a name in

@@ -114,7 +114,7 @@ func benchSpool(b *testing.B, n int, mta bool) (*Spool, []string) {
 	return s, names
 }
 
-// BenchmarkSpoolLoad measures Load of a message in new/ (serve's per-message
+// BenchmarkSpoolLoad measures LoadFile of a message in new/ (serve's per-message
 // read), delivered by an MTA (no context) or by the spool's inputs (the
 // context in an extended attribute). The files are in the page cache.
 //
@@ -125,7 +125,7 @@ func BenchmarkSpoolLoad(b *testing.B) {
 			s, names := benchSpool(b, 1000, mta)
 			i := 0
 			for b.Loop() {
-				if _, err := s.Load(names[i%len(names)], 1<<20); err != nil {
+				if _, _, err := s.LoadFile(names[i%len(names)], ingest.ReadOptions{MaxSize: 1 << 20}); err != nil {
 					b.Fatal(err)
 				}
 				i++

@@ -13,17 +13,6 @@ import (
 	jsonv1 "github.com/go-json-experiment/json/v1"
 )
 
-// Load reads a message from new/ with its context. A message without a
-// context file was delivered by an MTA: its source is "maildir" and its
-// received time the Maildir name's time, else the file's modification time.
-// A message that is no longer in new/ gives an error wrapping
-// fs.ErrNotExist. A message over maxSize is not read; its error wraps a
-// *ingest.TooLargeError, and m has its context and its ID all the same.
-func (s *Spool) Load(name string, maxSize int64) (*verify.Message, error) {
-	m, _, err := s.LoadFile(name, ingest.ReadOptions{MaxSize: maxSize})
-	return m, err
-}
-
 // FileVersion tells one state of a message file from another: its size
 // and modification time. A message delivered the Maildir way never changes
 // in new/; one written straight into new/ changes until its writer is done.
@@ -32,9 +21,17 @@ type FileVersion struct {
 	ModTime time.Time
 }
 
-// LoadFile is Load, and also returns the version of the file it read (the
-// zero FileVersion when it could not open it), for Version to tell whether
-// the file changed since.
+// LoadFile reads a message from new/ with its context, as opts say (a
+// symbolic link is always refused), and returns the version of the file it
+// read (the zero FileVersion when it could not open it), for Version to
+// tell whether the file changed since.
+//
+// A message without a context was delivered by an MTA: its source is
+// "maildir" and its received time the Maildir name's time, else the
+// file's modification time. A message that is no longer in new/ gives an
+// error wrapping fs.ErrNotExist. A message over opts.MaxSize is not read;
+// its error wraps an *ingest.TooLargeError, and m has its context and its ID all
+// the same.
 func (s *Spool) LoadFile(name string, opts ingest.ReadOptions) (*verify.Message, FileVersion, error) {
 	path := s.newDir.Join(name)
 	m := &verify.Message{Path: path, Source: "maildir"}

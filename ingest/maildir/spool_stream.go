@@ -181,7 +181,7 @@ func (s *Spool) deliverFiles(ctx context.Context, msgs []ingest.Incoming, files 
 	}
 	// The context first, so a message in new/ always finds it.
 	for i, tmp := range metaTmps {
-		s.metaUsed.Store(true) // before the message is in new/, for Load
+		s.metaUsed.Store(true) // before the message is in new/, for LoadFile
 		if err := os.Rename(tmp, s.metaPath(names[i])); err != nil {
 			return nil, fmt.Errorf("spool: %w", err)
 		}

@@ -89,7 +89,7 @@ func TestMessageWriterDelivery(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				m, err := s.Load(name, 1<<30)
+				m, err := load(s, name, 1<<30)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -194,7 +194,7 @@ func TestSpoolDeliverLargeMessage(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkLoad(t, s, names[0], 0)
-	if m, err := s.Load(names[1], 1<<30); err != nil || !bytes.Equal(m.Raw, big) || m.EnvelopeFrom != "a1@example.com" {
+	if m, err := load(s, names[1], 1<<30); err != nil || !bytes.Equal(m.Raw, big) || m.EnvelopeFrom != "a1@example.com" {
 		t.Errorf("large message: %d bytes, %v", len(m.Raw), err)
 	}
 	if got := journalNames(t, dir); !slices.Equal(got, names[:1]) {

@@ -68,7 +68,7 @@ func testSpoolDeliverAndLoad(t *testing.T, xattr, named bool) {
 	if !xattr && len(meta) != 2 {
 		t.Errorf("meta/ holds %d files, want 2", len(meta))
 	}
-	m, err := s.Load(names[0], 1<<20)
+	m, err := load(s, names[0], 1<<20)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,9 +81,9 @@ func testSpoolDeliverAndLoad(t *testing.T, xattr, named bool) {
 	}
 	// Too large to read: still its context, and its id as the input that
 	// took it computed it (verify.MessageIDFor of its bytes).
-	big, err := s.Load(names[1], 10)
+	big, err := load(s, names[1], 10)
 	if verify.ReasonOf(err) != verify.ReasonTooLarge {
-		t.Fatalf("Load over the limit: %v, want %s", err, verify.ReasonTooLarge)
+		t.Fatalf("LoadFile over the limit: %v, want %s", err, verify.ReasonTooLarge)
 	}
 	if want := verify.MessageIDFor(&verify.Message{Raw: raw}); big.ID != want || verify.MessageIDFor(big) != want {
 		t.Errorf("id of the message too large = %q, want %q", big.ID, want)
@@ -104,8 +104,8 @@ func testSpoolDeliverAndLoad(t *testing.T, xattr, named bool) {
 	if err := s.Archive(names[0], true); err != nil {
 		t.Errorf("archiving twice: %v", err)
 	}
-	if _, err := s.Load(names[0], 1<<20); !os.IsNotExist(err) {
-		t.Errorf("Load of an archived message: %v, want not-exist", err)
+	if _, err := load(s, names[0], 1<<20); !os.IsNotExist(err) {
+		t.Errorf("LoadFile of an archived message: %v, want not-exist", err)
 	}
 }
 
@@ -120,7 +120,7 @@ func TestSpoolLoadMTADelivery(t *testing.T) {
 	defer s.Close()
 	name := "1780272000.M1P2Q3.mx"
 	os.WriteFile(filepath.Join(dir, SubNew, name), []byte("From: a@example.com\r\n\r\nx\r\n"), 0o600)
-	m, err := s.Load(name, 1<<20)
+	m, err := load(s, name, 1<<20)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -209,7 +209,7 @@ func TestSpoolLoadMetaFromEarlierRun(t *testing.T) {
 	if !s.metaUsed.Load() {
 		t.Error("metaUsed is false with a context file in meta/")
 	}
-	m, err := s.Load(names[0], 1<<20)
+	m, err := load(s, names[0], 1<<20)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -250,8 +250,8 @@ func TestSpoolMetaUsed(t *testing.T) {
 	if !s.metaUsed.Load() {
 		t.Error("metaUsed is false after writing a context file")
 	}
-	if m, err := s.Load(names[0], 1<<20); err != nil || m.Source != "smtp" {
-		t.Errorf("Load: source %q, %v", m.Source, err)
+	if m, err := load(s, names[0], 1<<20); err != nil || m.Source != "smtp" {
+		t.Errorf("LoadFile: source %q, %v", m.Source, err)
 	}
 }
 
@@ -272,7 +272,7 @@ func TestNameSeconds(t *testing.T) {
 	}
 }
 
-// After Close, Load and Archive fail: the folders they use are closed.
+// After Close, LoadFile and Archive fail: the folders they use are closed.
 func TestSpoolClosed(t *testing.T) {
 	dir := t.TempDir()
 	s, err := Open(dir, Options{})
@@ -284,8 +284,8 @@ func TestSpoolClosed(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Close()
-	if _, err := s.Load(name, 1<<20); err == nil && runtime.GOOS == "linux" {
-		t.Error("Load after Close succeeded")
+	if _, err := load(s, name, 1<<20); err == nil && runtime.GOOS == "linux" {
+		t.Error("LoadFile after Close succeeded")
 	}
 	if err := s.Archive(name, true); err == nil && runtime.GOOS == "linux" {
 		t.Error("Archive after Close succeeded")
