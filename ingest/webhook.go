@@ -22,14 +22,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"mime"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -81,15 +78,6 @@ const (
 	// takes the node out of service sends it nothing more, so no delivery
 	// can succeed: after this, the probes decide alone.
 	webhookFailureHold = 30 * time.Second
-)
-
-// The answers of the health check, when it fails.
-const (
-	healthMsgPipeline = "pipeline not running"
-	healthMsgWritable = "spool not writable"
-	healthMsgSpace    = "spool low on space"
-	healthMsgDelivery = "spool deliveries failing"
-	healthMsgReport   = "report not writable"
 )
 
 // The messages of the webhook's answers; the first two are the original
@@ -274,55 +262,6 @@ func (h *Webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.serveRelay(w, r)
 }
 
-// serveHealth answers a load balancer or a monitor: 200 while a message
-// could be spooled and the pipeline runs, else 503 with the first reason
-// found (the detail goes to the log, not to the client).
-func (h *Webhook) serveHealth(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "GET, HEAD")
-		writeWebhookJSON(w, http.StatusMethodNotAllowed, "Method Not Allowed")
-		return
-	}
-	if msg, err := h.health(r.Context()); err != nil {
-		h.opts.Logger.Warn("health check: 503 "+msg, "error", err)
-		writeWebhookJSON(w, http.StatusServiceUnavailable, msg)
-		return
-	}
-	writeWebhookJSON(w, http.StatusOK, webhookMsgOK)
-}
-
-// health checks, in order, that the report can be written (first: a report
-// that cannot be written also holds up the pipeline, and is the cause),
-// that the pipeline runs, that the sink can be written and has room for a
-// request of the largest size (a request's messages never take more room
-// than its body: base64 and JSON escapes only shrink when decoded), and
-// that the last delivery did not fail. It returns the answer's message and
-// the cause.
-func (h *Webhook) health(ctx context.Context) (string, error) {
-	if h.opts.ReportWritable != nil {
-		if err := h.opts.ReportWritable(); err != nil {
-			return healthMsgReport, err
-		}
-	}
-	if h.opts.PipelineAlive != nil {
-		if err := h.opts.PipelineAlive(); err != nil {
-			return healthMsgPipeline, err
-		}
-	}
-	if err := h.sink.Room(ctx, h.opts.MaxRequestBytes); err != nil {
-		if e, ok := errors.AsType[*NoRoomError](err); ok {
-			return healthMsgSpace, fmt.Errorf("%d bytes free, less than the largest request (%d bytes)", e.Free, h.opts.MaxRequestBytes)
-		}
-		return healthMsgWritable, err
-	}
-	if at := h.failedAt.Load(); at != 0 {
-		if since := h.opts.Now().Sub(time.Unix(0, at)); since < webhookFailureHold {
-			return healthMsgDelivery, fmt.Errorf("the last delivery failed %s ago, and none succeeded since", since.Round(time.Millisecond))
-		}
-	}
-	return "", nil
-}
-
 // serveRelay takes one relay POST: checks, decodes every message, spools
 // them all with one delivery, and answers.
 func (h *Webhook) serveRelay(w http.ResponseWriter, r *http.Request) {
@@ -473,72 +412,6 @@ func (h *Webhook) tooLargeMsg() string {
 	return fmt.Sprintf("Request body larger than %d bytes", h.opts.MaxRequestBytes)
 }
 
-// reply answers with status and logs the outcome as the block's last line:
-// the answer's message, then the detail where it adds to it.
-func (h *Webhook) reply(w http.ResponseWriter, log *webhookLog, status int, msg, detail string) {
-	line := fmt.Sprintf("%d %s", status, msg)
-	if extra := detailBeyond(msg, detail); extra != "" {
-		line += ": " + extra
-	}
-	level := slog.LevelInfo
-	if status >= 400 {
-		level = slog.LevelWarn
-	}
-	log.add(level, line)
-	h.respond(w, status, msg)
-}
-
-// detailBeyond returns what detail says beyond msg. An answer is often
-// the error itself, capitalised (webhookErrorStatus), or the start of it:
-// the log line would say it twice.
-func detailBeyond(msg, detail string) string {
-	if len(detail) >= len(msg) && strings.EqualFold(detail[:len(msg)], msg) {
-		return strings.TrimLeft(detail[len(msg):], ": ")
-	}
-	return detail
-}
-
-// respond writes an answer of the webhook, and counts it.
-func (h *Webhook) respond(w http.ResponseWriter, status int, msg string) {
-	if h.opts.ObserveResponse != nil {
-		h.opts.ObserveResponse(status)
-	}
-	writeWebhookJSON(w, status, msg)
-}
-
-// writeWebhookJSON writes the answer {"message": msg}.
-func writeWebhookJSON(w http.ResponseWriter, status int, msg string) {
-	body, _ := json.Marshal(struct {
-		Message string `json:"message"`
-	}{msg})
-	body = append(body, '\n')
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(status)
-	w.Write(body)
-}
-
-// headerCount counts the request's header fields, Host included, as the
-// original service's len(headers) did.
-func headerCount(r *http.Request) int {
-	n := 0
-	for _, v := range r.Header {
-		n += len(v)
-	}
-	if r.Host != "" {
-		n++
-	}
-	return n
-}
-
-func plural(n int, word string) string {
-	if n == 1 {
-		return word
-	}
-	return word + "s"
-}
-
 // webhookCounter counts the bytes read through it (len(body) in the log)
 // and keeps the first read error other than io.EOF.
 type webhookCounter struct {
@@ -554,57 +427,4 @@ func (c *webhookCounter) Read(p []byte) (int, error) {
 		c.err = err
 	}
 	return n, err
-}
-
-// webhookLog gathers a request's lines and writes them together at the end,
-// as one block like the original service's: the first line "Request from
-// ...", the others prefixed "| " (BlockPrefix), all with the request's id.
-type webhookLog struct {
-	h       *Webhook
-	id      string
-	records []slog.Record
-}
-
-func (h *Webhook) newLog(r *http.Request) *webhookLog {
-	l := &webhookLog{h: h, id: fmt.Sprintf("req-%08x", rand.Uint32())}
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	// The peer's address without its port, as the original service logged
-	// it; the port is in the report's remote_addr.
-	peer := r.RemoteAddr
-	if host, _, err := net.SplitHostPort(peer); err == nil {
-		peer = host
-	}
-	first := fmt.Sprintf("Request from %s,scheme=%s,path=%s", peer, scheme, r.URL.Path)
-	if fwd := r.Header.Get("X-Forwarded-For"); fwd != "" {
-		first += ",forwarded_for=" + fwd
-	}
-	l.add(slog.LevelInfo, first)
-	return l
-}
-
-func (l *webhookLog) add(level slog.Level, msg string, args ...any) {
-	if !l.h.opts.Logger.Enabled(context.Background(), level) {
-		return
-	}
-	if len(l.records) > 0 && l.h.opts.BlockPrefix {
-		msg = "| " + msg
-	}
-	rec := slog.NewRecord(time.Now(), level, msg, 0)
-	rec.Add(args...)
-	l.records = append(l.records, rec)
-}
-
-// flush writes the block. The request's context may be done (the client
-// went away): the block is written anyway.
-func (l *webhookLog) flush(ctx context.Context) {
-	ctx = context.WithoutCancel(ctx)
-	handler := l.h.opts.Logger.Handler().WithAttrs([]slog.Attr{slog.String("id", l.id)})
-	l.h.logMu.Lock()
-	defer l.h.logMu.Unlock()
-	for _, rec := range l.records {
-		_ = handler.Handle(ctx, rec)
-	}
 }
