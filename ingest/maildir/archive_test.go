@@ -411,9 +411,9 @@ func TestDeliverOnFullDisk(t *testing.T) {
 	}
 }
 
-// Messages over ingest.DefaultSpillBytes take files of their own, from Deliver and
-// from a ingest.MessageWriter alike: on a disk full of rejected mail, they too
-// make room before failing.
+// Messages over ingest.DefaultSpillBytes take files of their own, from Deliver
+// and from an ingest.MessageWriter alike: on a disk full of rejected mail, they
+// too make room before failing.
 func TestDeliverLargeOnFullDisk(t *testing.T) {
 	for _, via := range []string{"Deliver", "ingest.MessageWriter"} {
 		t.Run(via, func(t *testing.T) {

@@ -29,8 +29,8 @@ func secretFile(t *testing.T) string {
 }
 
 // A symbolic link, a FIFO or a socket in new/ is never read: LoadFile refuses
-// it at once (ingest.ErrNotRegular, without the content of what a link names), and
-// the watcher hands it over all the same, so that it is reported and
+// it at once (ingest.ErrNotRegular, without the content of what a link names),
+// and the watcher hands it over all the same, so that it is reported and
 // archived rather than left in new/. A folder in new/ is no message.
 func TestSpoolRefusesWhatIsNotAFile(t *testing.T) {
 	s, err := Open(t.TempDir(), Options{})

@@ -26,7 +26,7 @@ import (
 // inodes one by one for about 30 s), and a benchmark that follows a large
 // removal mostly measures that.
 //
-//	go test -run '^$' -bench SpoolDeliver -benchtime 3s -cpu 2 ./ingest/
+//	go test -run '^$' -bench SpoolDeliver -benchtime 3s -cpu 2 ./ingest/maildir/
 func BenchmarkSpoolDeliver(b *testing.B) {
 	const deliverers = 32
 	s, err := Open(b.TempDir(), Options{})
@@ -114,11 +114,11 @@ func benchSpool(b *testing.B, n int, mta bool) (*Spool, []string) {
 	return s, names
 }
 
-// BenchmarkSpoolLoad measures LoadFile of a message in new/ (serve's per-message
-// read), delivered by an MTA (no context) or by the spool's inputs (the
-// context in an extended attribute). The files are in the page cache.
+// BenchmarkSpoolLoad measures LoadFile of a message in new/ (serve's
+// per-message read), delivered by an MTA (no context) or by the spool's inputs
+// (the context in an extended attribute). The files are in the page cache.
 //
-//	go test -run '^$' -bench SpoolLoad -benchmem -count 5 ./ingest/
+//	go test -run '^$' -bench SpoolLoad -benchmem -count 5 ./ingest/maildir/
 func BenchmarkSpoolLoad(b *testing.B) {
 	for _, mta := range []bool{true, false} {
 		b.Run(map[bool]string{true: "mta", false: "context"}[mta], func(b *testing.B) {
@@ -138,7 +138,7 @@ func BenchmarkSpoolLoad(b *testing.B) {
 // move) of messages an MTA delivered. The messages are moved back to new/
 // between rounds, untimed.
 //
-//	go test -run '^$' -bench SpoolArchive -benchmem -count 5 ./ingest/
+//	go test -run '^$' -bench SpoolArchive -benchmem -count 5 ./ingest/maildir/
 func BenchmarkSpoolArchive(b *testing.B) {
 	s, names := benchSpool(b, 1000, true)
 	i := 0

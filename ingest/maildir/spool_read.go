@@ -26,12 +26,11 @@ type FileVersion struct {
 // read (the zero FileVersion when it could not open it), for Version to
 // tell whether the file changed since.
 //
-// A message without a context was delivered by an MTA: its source is
-// "maildir" and its received time the Maildir name's time, else the
-// file's modification time. A message that is no longer in new/ gives an
-// error wrapping fs.ErrNotExist. A message over opts.MaxSize is not read;
-// its error wraps an *ingest.TooLargeError, and m has its context and its ID all
-// the same.
+// A message without a context was delivered by an MTA: its source is "maildir"
+// and its received time the Maildir name's time, else the file's modification
+// time. A message that is no longer in new/ gives an error wrapping
+// fs.ErrNotExist. A message over opts.MaxSize is not read; its error wraps an
+// *ingest.TooLargeError, and m has its context and its ID all the same.
 func (s *Spool) LoadFile(name string, opts ingest.ReadOptions) (*verify.Message, FileVersion, error) {
 	path := s.newDir.Join(name)
 	m := &verify.Message{Path: path, Source: "maildir"}

@@ -1,15 +1,14 @@
 package maildir
 
-// Messages that do not go through the journal: those received into a file
-// of tmp/ as they arrived (ingest.MessageWriter), and those too large to be worth
+// Messages that do not go through the journal: those received into a file of
+// tmp/ as they arrived (ingest.MessageWriter), and those too large to be worth
 // copying into it. Each is made durable by itself, the Maildir way
-// (https://cr.yp.to/proto/maildir.html): its file written in tmp/ (or
-// unnamed), its context set, the file synced, then linked or renamed into
-// new/ and new/ synced (one folder sync shared by the deliveries waiting),
-// before the delivery returns. No journal record is needed, nor any replay:
-// after a crash the message is in new/ whole, or was never acknowledged
-// and is not there at all (an unnamed file vanishes; a named one in tmp/
-// is removed by sweepTmp).
+// (https://cr.yp.to/proto/maildir.html): its file written in tmp/ (or unnamed),
+// its context set, the file synced, then linked or renamed into new/ and new/
+// synced (one folder sync shared by the deliveries waiting), before the
+// delivery returns. No journal record is needed, nor any replay: after a crash
+// the message is in new/ whole, or was never acknowledged and is not there at
+// all (an unnamed file vanishes; a named one in tmp/ is removed by sweepTmp).
 
 import (
 	"context"
@@ -105,11 +104,11 @@ func hasLarge(msgs []ingest.Incoming) bool {
 	return false
 }
 
-// deliverFiles is Deliver for a delivery some of whose messages go to new/
-// by files of their own: msgs[i] is in files[i] when that is not nil (its
-// Raw unused), or is written into one when larger than ingest.DefaultSpillBytes.
-// The others take the journal's way. Either every message is delivered or,
-// on error, none is; every file of files is placed or discarded.
+// deliverFiles is Deliver for a delivery some of whose messages go to new/ by
+// files of their own: msgs[i] is in files[i] when that is not nil (its Raw
+// unused), or is written into one when larger than ingest.DefaultSpillBytes.
+// The others take the journal's way. Either every message is delivered or, on
+// error, none is; every file of files is placed or discarded.
 func (s *Spool) deliverFiles(ctx context.Context, msgs []ingest.Incoming, files []*ingest.SpillFile) (names []string, err error) {
 	files = append(files, make([]*ingest.SpillFile, len(msgs)-len(files))...)
 	var placed []string // in new/ and meta/, removed should the delivery fail

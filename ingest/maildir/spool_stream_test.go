@@ -182,8 +182,8 @@ func TestMessageWriterDropPrefix(t *testing.T) {
 	}
 }
 
-// Deliver writes a message larger than ingest.DefaultSpillBytes to a file of its
-// own rather than into the journal, beside small ones that take the
+// Deliver writes a message larger than ingest.DefaultSpillBytes to a file of
+// its own rather than into the journal, beside small ones that take the
 // journal's way, in one delivery; and when it fails, none is delivered.
 func TestSpoolDeliverLargeMessage(t *testing.T) {
 	s, dir := streamSpool(t, true, false)

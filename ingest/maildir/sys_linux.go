@@ -107,13 +107,13 @@ func freeSpace(dir string) (uint64, error) {
 	return st.Bavail * size, nil
 }
 
-// openNoFollow opens the file at path (os.OpenFile's flag and perm) when
-// it is a regular file, and never through a symbolic link in its last
-// element (O_NOFOLLOW): whoever can write in the spool's folders (the MTA's
-// group) could otherwise have certharvest read, or write, a file of its
-// choosing elsewhere. A link, a FIFO, a socket or a device gives an error
-// wrapping ingest.ErrNotRegular; O_NONBLOCK keeps the open of a FIFO from waiting
-// for a writer.
+// openNoFollow opens the file at path (os.OpenFile's flag and perm) when it is
+// a regular file, and never through a symbolic link in its last element
+// (O_NOFOLLOW): whoever can write in the spool's folders (the MTA's group)
+// could otherwise have certharvest read, or write, a file of its choosing
+// elsewhere. A link, a FIFO, a socket or a device gives an error wrapping
+// ingest.ErrNotRegular; O_NONBLOCK keeps the open of a FIFO from waiting for a
+// writer.
 func openNoFollow(path string, flag int, perm fs.FileMode) (*os.File, error) {
 	f, err := os.OpenFile(path, flag|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, perm)
 	if err != nil {

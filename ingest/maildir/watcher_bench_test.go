@@ -19,7 +19,7 @@ import (
 // included, from getrusage(2). The messages are renamed in by rounds of up
 // to 1,000 and moved back out, untimed, after each.
 //
-//	go test -run '^$' -bench Watcher -benchmem -count 5 ./ingest/
+//	go test -run '^$' -bench Watcher -benchmem -count 5 ./ingest/maildir/
 func BenchmarkMaildirWatcher(b *testing.B) {
 	dir := b.TempDir()
 	for _, sub := range []string{SubTmp, SubNew, SubCur} {
