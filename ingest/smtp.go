@@ -48,13 +48,14 @@ const (
 	// second, at which a message's data must arrive while more than half
 	// of the connection slots are taken, after DefaultSMTPDataGrace: a
 	// client trickling its DATA is never idle, and held its slot for the
-	// whole --smtp-timeout. 16 KiB/s (128 kbit/s) is the webhook's
-	// DefaultWebhookMinBodyRate: far below an MTA's link, and a client
-	// that wants to hold every slot must send MaxConns × 16 KiB/s.
-	DefaultSMTPBusyDataRate = 16 << 10
+	// whole --smtp-timeout. It is the webhook's DefaultWebhookMinBodyRate,
+	// 16 KiB/s (128 kbit/s): far below an MTA's link, and a client that
+	// wants to hold every slot must send MaxConns × 16 KiB/s.
+	DefaultSMTPBusyDataRate = DefaultWebhookMinBodyRate
 	// DefaultSMTPDataGrace is the start of a message's data that is not
-	// held to the rate (TCP slow start, a satellite link's round trips).
-	DefaultSMTPDataGrace = 5 * time.Second
+	// held to the rate (TCP slow start, a satellite link's round trips):
+	// the webhook's DefaultWebhookBodyGrace.
+	DefaultSMTPDataGrace = DefaultWebhookBodyGrace
 	// DefaultSMTPMaxSession is the default lifetime of a connection: ample
 	// for many messages, and an end to clients that keep a slot by talking
 	// without sending mail.

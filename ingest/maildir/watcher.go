@@ -17,25 +17,35 @@ import (
 	"github.com/fsnotify/fsnotify"
 )
 
+// Watcher defaults: the zero fields of WatchOptions.
+const (
+	DefaultSettle      = 100 * time.Millisecond
+	DefaultWriteSettle = time.Second
+	DefaultRescan      = time.Minute
+	DefaultEmptyGrace  = time.Minute
+)
+
 // WatchOptions configure a Watcher.
 type WatchOptions struct {
 	// Settle is how long a file must have had no write before it is taken
 	// as complete. A message renamed or linked in from tmp/ (the Maildir
 	// way, https://cr.yp.to/proto/maildir.html) is complete when it
 	// appears, but its creation event alone does not say so: one written
-	// straight into new/ starts with the same event. Default 100ms.
+	// straight into new/ starts with the same event. Default
+	// DefaultSettle.
 	Settle time.Duration
 	// WriteSettle is Settle for a file seen being written in new/ (a
 	// write event, or a change while it was processed): its writer did
-	// not use tmp/, and may pause between writes. Default 1s, and never
-	// less than Settle.
+	// not use tmp/, and may pause between writes. Default
+	// DefaultWriteSettle, and never less than Settle.
 	WriteSettle time.Duration
 	// Rescan is how often new/ is listed again as a safety net; the
 	// watcher also rescans when the kernel's event queue overflowed.
-	// Default 1 minute.
+	// Default DefaultRescan.
 	Rescan time.Duration
 	// EmptyGrace is how long an empty file is left alone (its writer may
-	// not have started) before it is handed over anyway. Default 1 minute.
+	// not have started) before it is handed over anyway. Default
+	// DefaultEmptyGrace.
 	EmptyGrace time.Duration
 	// Logger receives the watcher's events; nil discards them.
 	Logger *slog.Logger
@@ -86,17 +96,17 @@ type pendingItem struct {
 // NewWatcher returns a watcher of dir's new/ folder.
 func NewWatcher(dir string, opts WatchOptions) *Watcher {
 	if opts.Settle <= 0 {
-		opts.Settle = 100 * time.Millisecond
+		opts.Settle = DefaultSettle
 	}
 	if opts.WriteSettle <= 0 {
-		opts.WriteSettle = time.Second
+		opts.WriteSettle = DefaultWriteSettle
 	}
 	opts.WriteSettle = max(opts.WriteSettle, opts.Settle)
 	if opts.Rescan <= 0 {
-		opts.Rescan = time.Minute
+		opts.Rescan = DefaultRescan
 	}
 	if opts.EmptyGrace <= 0 {
-		opts.EmptyGrace = time.Minute
+		opts.EmptyGrace = DefaultEmptyGrace
 	}
 	log := opts.Logger
 	if log == nil {
