@@ -1,26 +1,31 @@
-// Package ingest brings messages to the verification pipeline. Each input
-// differs from the others only in how the bytes arrive and what context
-// travels with them (a file path, an SMTP envelope, a relay's ids); all of
-// them end as a verify.Message for the same pipeline.
+// Package ingest brings messages to certharvest: the network inputs of
+// serve, which deliver what they receive into a Sink, and the batch walk of
+// scan, which reads files. Each input differs from the others only in how
+// the bytes arrive and what context travels with them (an SMTP envelope, a
+// relay's ids, a file path).
 //
+//   - sink.go: Sink, where a network input delivers the messages it
+//     receives, durably, before it acknowledges them; the Envelope stored
+//     with each. The Maildir spool of package ingest/maildir is the Sink
+//     serve uses; the service then verifies what it holds.
+//   - writer.go: a message being received goes into a MessageWriter, held
+//     in memory within the MemoryBudget all connections share (budget.go),
+//     else written as it arrives to a file of the sink's, from which the
+//     sink takes it.
+//   - webhook.go: SparkPost's inbound-relay webhook (HTTP POST of JSON):
+//     webhook_decode.go decodes a request, webhook_pace.go holds its body
+//     to a rate, webhook_health.go answers the health check,
+//     webhook_log.go writes a request's log block.
+//   - smtp.go: a receiving SMTP server (RFC 5321) for direct MX delivery:
+//     smtp_session.go its sessions, smtp_data.go a message's DATA,
+//     smtp_listener.go the listener that caps the connections,
+//     smtp_conn.go a connection and its limits, smtp_reply.go the replies
+//     it sees go out.
 //   - files.go: the batch input of scan: .eml files, folders of them and
 //     Maildirs (https://cr.yp.to/proto/maildir.html: a message is a file in
-//     new/ or cur/, never in tmp/).
-//   - spool.go: the Maildir every live input delivers into, durably, before
-//     it acknowledges a message; journal.go makes concurrent deliveries
-//     durable together (one append and one fdatasync per group) and replays
-//     them after a crash; maildir.go watches its new/ folder for the
-//     service, whoever delivered there (an MTA, or the inputs below).
-//   - sys_linux.go, sys_other.go: extended attributes, fdatasync, syncfs and
-//     file locks, where the system has them; dir_linux.go, dir_other.go:
-//     reading, renaming and looking at files relative to a folder opened
-//     once (openat and its kin), for the spool's per-message work.
-//   - spool_writer.go, spool_stream.go: a message the live inputs receive
-//     goes into a MessageWriter, held in memory within the MemoryBudget
-//     all connections share (budget.go), else written to tmp/ as it
-//     arrives and delivered from that file, synced, outside the journal.
-//   - webhook.go: SparkPost's inbound-relay webhook (HTTP POST of JSON).
-//   - smtp.go: a receiving SMTP server (RFC 5321) for direct MX delivery:
-//     its sessions; smtp_data.go, a message's DATA into the spool;
-//     smtp_conn.go, the listener and connections, with their limits.
+//     new/ or cur/, never in tmp/), read within a size limit and never
+//     through a symbolic link inside a folder (internal/fsutil).
+//
+// The inputs' tests that need a real spool are in package ingest_test:
+// package ingest cannot import package maildir, which imports it.
 package ingest

@@ -2,18 +2,12 @@ package ingest
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"errors"
-	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
-	"github.com/certharvest/certharvest/verify"
+	"github.com/certharvest/certharvest/internal/fsutil"
 )
 
 // WalkMessages calls fn with the path of every message file under paths, in
@@ -120,85 +114,28 @@ func ReadMessageFile(path string, maxSize int64) ([]byte, error) {
 
 // ReadMessageFileWith is ReadMessageFile with options.
 func ReadMessageFileWith(path string, opts ReadOptions) ([]byte, error) {
-	m, err := readFileAt(nil, path, path, opts, "")
+	m, err := fsutil.ReadFileAt(nil, path, path, opts, "")
 	if err != nil {
 		return nil, err
 	}
-	return m.raw, nil
+	return m.Raw, nil
 }
+
+// ReadOptions say how ReadMessageFileWith (and the spool's LoadFile) read
+// a message: its size limit, whether a symbolic link is refused, and the
+// reservation of its bytes before they are read.
+type ReadOptions = fsutil.ReadOptions
 
 // TooLargeError is the error of a message file over the size limit, under a
-// *verify.Error of reason message_too_large. The file is not kept in
-// memory, but it is read through once to identify it: ID is what
-// verify.MessageIDFor gives for its bytes, so that the report line and the
-// log name the message as the input that received it did.
-type TooLargeError struct {
-	Size  int64 // bytes read, at least Limit+1, at most maxHashedBytes
-	Limit int64
-	ID    string // of its bytes (its first maxHashedBytes); "" when they could not be read
-}
-
-func (e *TooLargeError) Error() string {
-	if e.Size >= maxHashedBytes {
-		return fmt.Sprintf("message is over %d bytes, the limit is %d", e.Size, e.Limit)
-	}
-	return fmt.Sprintf("message is %d bytes, the limit is %d", e.Size, e.Limit)
-}
-
-// maxHashedBytes bounds the bytes of a message too large that are read to
-// identify it: a file larger still (or growing without end) is identified
-// by its first maxHashedBytes. No input of certharvest's own takes one so
-// large (the webhook's requests are 50 MiB at most, SMTP stops at
-// --max-size): only a file put in new/ or given to scan can be.
-const maxHashedBytes = 256 << 20
-
-// tooLarge returns the error of the file r over maxSize bytes: its bytes
-// are hashed in blocks, never held, up to maxHashedBytes.
-func tooLarge(r io.Reader, maxSize int64) error {
-	h := sha256.New()
-	n, err := io.CopyBuffer(h, io.LimitReader(r, maxHashedBytes), make([]byte, 64<<10))
-	e := &TooLargeError{Size: n, Limit: maxSize}
-	if err == nil {
-		e.ID = hex.EncodeToString(h.Sum(nil)[:6])
-	}
-	return &verify.Error{Reason: verify.ReasonTooLarge, Err: e}
-}
+// *verify.Error of reason message_too_large, which identifies the message.
+type TooLargeError = fsutil.TooLargeError
 
 // MessageIDOf returns the id of the message that err is about, when err
 // knows it (a *TooLargeError), else "".
-func MessageIDOf(err error) string {
-	if e, ok := errors.AsType[*TooLargeError](err); ok {
-		return e.ID
-	}
-	return ""
-}
-
-// messageFile is a message file as read by readFileAt.
-type messageFile struct {
-	raw     []byte    // the file's bytes
-	xattr   []byte    // the extended attribute asked for; nil when absent
-	size    int64     // the file's size when opened
-	modTime time.Time // the file's modification time when opened
-}
+func MessageIDOf(err error) string { return fsutil.MessageIDOf(err) }
 
 // ErrNotRegular is the error of a message "file" that is not a regular
 // file: a symbolic link (never followed in the spool, nor in a folder that
 // scan walks), a FIFO, a socket or a device. Its text is the detail of the
 // message's read_error.
-var ErrNotRegular = errors.New("not a regular file")
-
-// errNotFolder: one of the spool's folders is not a folder (a symbolic
-// link, say), which the spool does not follow.
-var errNotFolder = errors.New("not a folder (a symbolic link is not followed)")
-
-// notRegular returns the error of the file at path that is not a regular
-// file.
-func notRegular(path string) error {
-	return &fs.PathError{Op: "open", Path: path, Err: ErrNotRegular}
-}
-
-// plainName reports whether name is the name of a file in a folder, not a
-// path.
-func plainName(name string) bool {
-	return name != "" && name != "." && name != ".." && !strings.ContainsRune(name, os.PathSeparator)
-}
+var ErrNotRegular = fsutil.ErrNotRegular

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/certharvest/certharvest/internal/fsutil"
 	"github.com/certharvest/certharvest/verify"
 )
 
@@ -76,13 +77,13 @@ func TestReadMessageFile(t *testing.T) {
 		if err := os.WriteFile(path, nil, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.Truncate(path, maxHashedBytes+4096); err != nil {
+		if err := os.Truncate(path, fsutil.MaxHashedBytes+4096); err != nil {
 			t.Skip("no sparse file here:", err)
 		}
 		_, err := ReadMessageFile(path, 4096)
 		if verify.ReasonOf(err) != verify.ReasonTooLarge || MessageIDOf(err) == "" ||
-			!strings.Contains(err.Error(), fmt.Sprintf("message is over %d bytes", maxHashedBytes)) {
-			t.Fatalf("err = %v (id %q), want message_too_large, identified, over %d bytes", err, MessageIDOf(err), maxHashedBytes)
+			!strings.Contains(err.Error(), fmt.Sprintf("message is over %d bytes", fsutil.MaxHashedBytes)) {
+			t.Fatalf("err = %v (id %q), want message_too_large, identified, over %d bytes", err, MessageIDOf(err), fsutil.MaxHashedBytes)
 		}
 	})
 	t.Run("fifo", func(t *testing.T) {
@@ -109,71 +110,6 @@ func TestReadMessageFile(t *testing.T) {
 			t.Fatalf("err = %v, want not a regular file", err)
 		}
 	})
-}
-
-// A file that grows after its size was taken is read to its end, never
-// past the limit.
-func TestReadFileGrowing(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "m")
-	if err := os.WriteFile(path, bytes.Repeat([]byte("x"), 5000), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	// As if fstat had said 100 bytes: readAll must go on to the end.
-	if raw, err := readAllFile(t, f, 100, 1<<20); err != nil || len(raw) != 5000 {
-		t.Errorf("read %d bytes, %v; want 5000", len(raw), err)
-	}
-	_, err = readAllFile(t, f, 100, 4999)
-	if verify.ReasonOf(err) != verify.ReasonTooLarge {
-		t.Errorf("err = %v, want %s", err, verify.ReasonTooLarge)
-	}
-	data, _ := os.ReadFile(path)
-	if id, want := MessageIDOf(err), verify.MessageIDFor(&verify.Message{Raw: data}); id != want {
-		t.Errorf("MessageIDOf = %q, want %q (the whole file, from its start)", id, want)
-	}
-}
-
-// statAt tells a regular file's size and time, relative to an open folder
-// or by path.
-func TestStatAt(t *testing.T) {
-	path := t.TempDir()
-	if err := os.WriteFile(filepath.Join(path, "m"), []byte("12345"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Mkdir(filepath.Join(path, "sub"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	info, err := os.Stat(filepath.Join(path, "m"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := openDir(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, tc := range []struct {
-		d    *dir
-		name string
-	}{{d, "m"}, {nil, filepath.Join(path, "m")}} {
-		a, err := statAt(tc.d, tc.name)
-		if err != nil || !a.regular || a.size != 5 || !a.modTime.Equal(info.ModTime()) {
-			t.Errorf("statAt(%q) = %+v, %v; want a regular file of 5 bytes from %v", tc.name, a, err, info.ModTime())
-		}
-	}
-	if a, err := statAt(d, "sub"); err != nil || a.regular {
-		t.Errorf("statAt(sub) = %+v, %v; want a folder", a, err)
-	}
-	if _, err := statAt(d, "missing"); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("statAt(missing): %v, want fs.ErrNotExist", err)
-	}
-	d.close()
-	if _, err := statAt(d, "m"); err == nil && runtime.GOOS == "linux" {
-		t.Error("statAt after close succeeded")
-	}
 }
 
 // WalkMessages takes the .eml files of any folder and every file of a
@@ -257,8 +193,7 @@ func BenchmarkWalkMessagesMaildir(b *testing.B) {
 }
 
 // Reserve is told the bytes about to be held before they are read, and not
-// called for a file over the limit, which is never held; so is LoadFile's,
-// which also returns the version of the file it read.
+// called for a file over the limit, which is never held.
 func TestReadOptionsReserve(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "m")
@@ -274,24 +209,5 @@ func TestReadOptionsReserve(t *testing.T) {
 	reserved = nil
 	if _, err := ReadMessageFileWith(path, ReadOptions{MaxSize: 999, Reserve: reserve}); verify.ReasonOf(err) != verify.ReasonTooLarge || reserved != nil {
 		t.Fatalf("over the limit: %v, reserved %v; want %s, nothing reserved", err, reserved, verify.ReasonTooLarge)
-	}
-
-	s, err := OpenSpool(filepath.Join(dir, "Maildir"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	names, err := s.Deliver(context.Background(), Incoming{Raw: []byte("Subject: x\r\n\r\nbody\r\n"), Envelope: Envelope{Source: "test"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	reserved = nil
-	m, version, err := s.LoadFile(names[0], ReadOptions{MaxSize: 4096, Reserve: reserve})
-	if err != nil || !slices.Equal(reserved, []int64{int64(len(m.Raw))}) {
-		t.Fatalf("LoadFile: %v, reserved %v for %d bytes", err, reserved, len(m.Raw))
-	}
-	now, err := s.Version(names[0])
-	if err != nil || version.Size != int64(len(m.Raw)) || now.Size != version.Size || !now.ModTime.Equal(version.ModTime) {
-		t.Fatalf("version read %+v, now %+v (%v); want both the file's, %d bytes", version, now, err, len(m.Raw))
 	}
 }

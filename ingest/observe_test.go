@@ -1,4 +1,4 @@
-package ingest
+package ingest_test
 
 import (
 	"maps"
@@ -6,6 +6,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/certharvest/certharvest/ingest"
 )
 
 // codeCounter counts the codes an observer hook is called with.
@@ -33,19 +35,19 @@ func (c *codeCounter) get() map[int]int {
 // check is not.
 func TestWebhookObserveResponse(t *testing.T) {
 	var got codeCounter
-	wh := newWebhookHarness(t, WebhookOptions{Token: "tok", ObserveResponse: got.observe})
+	wh := newWebhookHarness(t, ingest.WebhookOptions{Token: "tok", ObserveResponse: got.observe})
 	body := relayPayload(t, relayFixture{raw: relayTestMessage, from: "bob@example.com", to: "certs@inbound.example.org"})
 	for _, tt := range []struct {
 		method, path, ct string
 		header           map[string]string
 		status           int
 	}{
-		{http.MethodPost, "/", "application/json", map[string]string{WebhookTokenHeader: "tok"}, 200},
-		{http.MethodPost, "/", "application/json", map[string]string{WebhookTokenHeader: "bad"}, 400},
+		{http.MethodPost, "/", "application/json", map[string]string{ingest.WebhookTokenHeader: "tok"}, 200},
+		{http.MethodPost, "/", "application/json", map[string]string{ingest.WebhookTokenHeader: "bad"}, 400},
 		{http.MethodPost, "/", "text/plain", nil, 400},
 		{http.MethodGet, "/", "", nil, 405},
 		{http.MethodPost, "/elsewhere", "application/json", nil, 404},
-		{http.MethodGet, WebhookHealthPath, "", nil, 200},
+		{http.MethodGet, ingest.WebhookHealthPath, "", nil, 200},
 	} {
 		if w := wh.do(tt.method, tt.path, tt.ct, body, tt.header); w.Code != tt.status {
 			t.Fatalf("%s %s: %d, want %d", tt.method, tt.path, w.Code, tt.status)
@@ -60,7 +62,7 @@ func TestWebhookObserveResponse(t *testing.T) {
 // queued, and the refusals, including a connection over the limit.
 func TestSMTPObserveReply(t *testing.T) {
 	var got codeCounter
-	f := startSMTP(t, SMTPOptions{MaxConns: 1, ObserveReply: got.observe})
+	f := startSMTP(t, ingest.SMTPOptions{MaxConns: 1, ObserveReply: got.observe})
 	c := f.dial(t)
 	if _, err := smtpSend(c, "robin@example.com", []string{"harvest@inbound.example.org"}, []byte(smtpTestMessage)); err != nil {
 		t.Fatal(err)

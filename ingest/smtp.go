@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -47,13 +48,14 @@ const (
 	// second, at which a message's data must arrive while more than half
 	// of the connection slots are taken, after DefaultSMTPDataGrace: a
 	// client trickling its DATA is never idle, and held its slot for the
-	// whole --smtp-timeout. 16 KiB/s (128 kbit/s) is the webhook's
-	// DefaultWebhookMinBodyRate: far below an MTA's link, and a client
-	// that wants to hold every slot must send MaxConns × 16 KiB/s.
-	DefaultSMTPBusyDataRate = 16 << 10
+	// whole --smtp-timeout. It is the webhook's DefaultWebhookMinBodyRate,
+	// 16 KiB/s (128 kbit/s): far below an MTA's link, and a client that
+	// wants to hold every slot must send MaxConns × 16 KiB/s.
+	DefaultSMTPBusyDataRate = DefaultWebhookMinBodyRate
 	// DefaultSMTPDataGrace is the start of a message's data that is not
-	// held to the rate (TCP slow start, a satellite link's round trips).
-	DefaultSMTPDataGrace = 5 * time.Second
+	// held to the rate (TCP slow start, a satellite link's round trips):
+	// the webhook's DefaultWebhookBodyGrace.
+	DefaultSMTPDataGrace = DefaultWebhookBodyGrace
 	// DefaultSMTPMaxSession is the default lifetime of a connection: ample
 	// for many messages, and an end to clients that keep a slot by talking
 	// without sending mail.
@@ -153,6 +155,9 @@ type SMTPOptions struct {
 	// whole, and the pipeline reports it message_malformed. The zero
 	// value of a field means verify's default.
 	HeaderLimits verify.HeaderLimits
+	// Logger receives the server's log: connections, replies, refusals;
+	// nil discards it.
+	Logger *slog.Logger
 	// Now is the clock of the trace header and the envelope; default
 	// time.Now.
 	Now func() time.Time
@@ -189,25 +194,27 @@ type SMTPServer struct {
 	domains map[string]bool
 	rcpts   map[string]bool // empty: any address in domains
 
-	spool  *Spool
+	sink   Sink
 	log    *slog.Logger
 	server *smtp.Server
 	ln     *smtpListener
 
-	// ctx is the context of deliveries to the spool: it is cancelled only
+	// ctx is the context of deliveries to the sink: it is cancelled only
 	// when a graceful shutdown runs out of time.
 	ctx    context.Context
 	cancel context.CancelFunc
 	served chan struct{} // closed when Serve returns
 
 	// spoolFailing is set when a delivery failed, and cleared by the next
-	// success: while it is set, MAIL first checks that the spool is
-	// writable, so clients are turned away before they send the data.
+	// success: while it is set, MAIL first checks that the sink has room
+	// (Sink.Room), so clients are turned away before they send the data.
 	spoolFailing atomic.Bool
 }
 
-// NewSMTPServer checks opts and returns a server ready to Start.
-func NewSMTPServer(opts SMTPOptions) (*SMTPServer, error) {
+// NewSMTPServer checks opts and returns a server, ready to Start, that
+// delivers into sink. The sink is first used by Start: a nil sink makes a
+// server that checks opts and cannot start.
+func NewSMTPServer(sink Sink, opts SMTPOptions) (*SMTPServer, error) {
 	if opts.Hostname == "" {
 		opts.Hostname = smtpDefaultHostname()
 	}
@@ -242,13 +249,16 @@ func NewSMTPServer(opts SMTPOptions) (*SMTPServer, error) {
 	if opts.Budget == nil {
 		opts.Budget = NewMemoryBudget(0)
 	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
 	if opts.RequireTLS && opts.TLS == nil {
 		return nil, errors.New("smtp: requiring STARTTLS needs a TLS certificate")
 	}
-	s := &SMTPServer{opts: opts, domains: map[string]bool{}, rcpts: map[string]bool{}}
+	s := &SMTPServer{opts: opts, sink: sink, log: opts.Logger, domains: map[string]bool{}, rcpts: map[string]bool{}}
 	for _, d := range opts.Domains {
 		d = normalizeDomain(d)
 		if d == "" || strings.ContainsAny(d, "@ \t<>") {
@@ -290,21 +300,21 @@ func (s *SMTPServer) String() string {
 	return desc
 }
 
-// Start listens on opts.Addr and serves in the background. The spool must
-// be writable. Deliveries in progress are not cancelled with ctx: Shutdown
-// ends them.
-func (s *SMTPServer) Start(ctx context.Context, spool *Spool, log *slog.Logger) error {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+// Start listens on opts.Addr and serves in the background. The sink must
+// have room (Sink.Room). Deliveries in progress are not cancelled with ctx:
+// Shutdown ends them.
+func (s *SMTPServer) Start(ctx context.Context) error {
+	if s.sink == nil {
+		return errors.New("smtp: no sink to deliver into")
 	}
-	if err := spool.Writable(); err != nil {
+	if err := s.sink.Room(ctx, 0); err != nil {
 		return fmt.Errorf("smtp: %w", err)
 	}
 	l, err := net.Listen("tcp", s.opts.Addr)
 	if err != nil {
 		return fmt.Errorf("smtp: %w", err)
 	}
-	s.spool, s.log = spool, log
+	log := s.log
 	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	s.ln = &smtpListener{Listener: l, srv: s, slots: make(chan struct{}, s.opts.MaxConns), conns: map[*smtpConn]struct{}{},
 		perIP: map[netip.Prefix]int{}}
@@ -381,141 +391,6 @@ func (s *SMTPServer) Shutdown(ctx context.Context) error {
 	return nil
 }
 
-// Recipient policy replies, RFC 5321 §4.2.2 and §3.6.2, enhanced status
-// codes from RFC 3463.
-var (
-	errRcptUnknown = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1},
-		Message: "no such recipient here"}
-	errRelayDenied = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1},
-		Message: "relay access denied"}
-)
-
-// checkRecipient returns nil when mail for addr is accepted, else the
-// reply: 550 5.1.1 for an unknown address in an accepted domain, 550 5.7.1
-// for any other domain (no relaying).
-func (s *SMTPServer) checkRecipient(addr string) *smtp.SMTPError {
-	local, domain, ok := splitAddress(addr)
-	if !ok {
-		// "Postmaster" without a domain must be accepted (RFC 5321
-		// §4.1.1.3); go-smtp passes it as given.
-		if strings.EqualFold(addr, "postmaster") {
-			return nil
-		}
-		return errRelayDenied
-	}
-	if !s.domains[domain] {
-		return errRelayDenied
-	}
-	// RFC 5321 §4.5.1: postmaster@ every domain the server accepts mail
-	// for must be accepted.
-	if strings.EqualFold(local, "postmaster") {
-		return nil
-	}
-	if len(s.rcpts) > 0 && !s.rcpts[strings.ToLower(local)+"@"+domain] {
-		return errRcptUnknown
-	}
-	return nil
-}
-
-// splitAddress splits local@domain at the last @ and normalises the domain.
-func splitAddress(addr string) (local, domain string, ok bool) {
-	i := strings.LastIndexByte(addr, '@')
-	if i < 0 {
-		return "", "", false
-	}
-	return addr[:i], normalizeDomain(addr[i+1:]), true
-}
-
-// normalizeDomain lower-cases a domain and drops a trailing dot.
-func normalizeDomain(d string) string {
-	return strings.TrimSuffix(strings.ToLower(strings.TrimSpace(d)), ".")
-}
-
-// newSession is the go-smtp backend: it is called at the first EHLO/HELO,
-// and again after STARTTLS (RFC 3207 §4.2: the client starts over).
-func (s *SMTPServer) newSession(c *smtp.Conn) (smtp.Session, error) {
-	sc := connOf(c.Conn())
-	if sc == nil {
-		return nil, errors.New("smtp: unexpected connection type")
-	}
-	sc.smtp.Store(c)
-	sess := &smtpSession{srv: s, c: c, conn: sc, log: sc.log}
-	if st, ok := c.TLSConnectionState(); ok {
-		sess.tls = &st
-		if sc.tlsLogged.CompareAndSwap(false, true) {
-			sc.log.Info("SMTP STARTTLS: "+tls.VersionName(st.Version), "cipher", tls.CipherSuiteName(st.CipherSuite),
-				"helo", c.Hostname())
-		}
-	}
-	return sess, nil
-}
-
-// smtpSession is one client's mail transactions, from EHLO (or STARTTLS)
-// to QUIT.
-type smtpSession struct {
-	srv  *SMTPServer
-	c    *smtp.Conn
-	conn *smtpConn
-	log  *slog.Logger
-	tls  *tls.ConnectionState // nil before STARTTLS
-
-	// The current transaction (RFC 5321 §3.3).
-	from string
-	to   []string
-}
-
-// Reset implements smtp.Session: RSET, a new EHLO, or the end of DATA.
-func (ss *smtpSession) Reset() {
-	ss.from, ss.to = "", nil
-}
-
-// Logout implements smtp.Session. The connection logs its own end.
-func (ss *smtpSession) Logout() error { return nil }
-
-// Mail implements smtp.Session.
-func (ss *smtpSession) Mail(from string, _ *smtp.MailOptions) error {
-	ss.conn.progress.Store(true)
-	if ss.srv.opts.RequireTLS && ss.tls == nil {
-		// RFC 3207 §4: "530 Must issue a STARTTLS command first".
-		return ss.refused(errTLSRequired, "from", from)
-	}
-	if ss.srv.spoolFailing.Load() {
-		if err := ss.srv.spool.Writable(); err != nil {
-			ss.log.Error("SMTP 451 4.3.0 refused: the spool is not writable", "error", err, "from", from)
-			ss.conn.loggedReply(errSpoolUnavailable)
-			ss.srv.observe(errSpoolUnavailable.Code)
-			return errSpoolUnavailable
-		}
-	}
-	ss.from, ss.to = from, nil
-	return nil
-}
-
-// Rcpt implements smtp.Session.
-func (ss *smtpSession) Rcpt(to string, _ *smtp.RcptOptions) error {
-	ss.conn.progress.Store(true)
-	if err := ss.srv.checkRecipient(to); err != nil {
-		return ss.refused(err, "rcpt", to, "from", ss.from)
-	}
-	ss.to = append(ss.to, to)
-	return nil
-}
-
-// refused logs a refusal with the reply given, and returns the reply:
-// err, or 421 4.7.0 once the connection has had too many refusals (the
-// connection is then closed).
-func (ss *smtpSession) refused(err *smtp.SMTPError, args ...any) *smtp.SMTPError {
-	if ss.conn.refusals.Add(1) > smtpMaxRefusals {
-		err = errTooManyRefusals
-		ss.conn.closeSoon()
-	}
-	ss.log.Warn(fmt.Sprintf("SMTP %d %d.%d.%d refused: %s", err.Code, err.EnhancedCode[0], err.EnhancedCode[1],
-		err.EnhancedCode[2], err.Message), args...)
-	ss.conn.loggedReply(err)
-	ss.srv.observe(err.Code)
-	return err
-}
-
 // observe counts a reply (SMTPOptions.ObserveReply).
 func (s *SMTPServer) observe(code int) {
 	if s.opts.ObserveReply != nil {
@@ -523,28 +398,23 @@ func (s *SMTPServer) observe(code int) {
 	}
 }
 
-// Replies other than go-smtp's own.
-var (
-	// RFC 3207 §4.
-	errTLSRequired = &smtp.SMTPError{Code: 530, EnhancedCode: smtp.EnhancedCode{5, 7, 0},
-		Message: "Must issue a STARTTLS command first"}
-	// RFC 5321 §3.8: 421, then the server closes the connection.
-	errTooManyRefusals = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 7, 0},
-		Message: "too many refused commands, closing connection"}
-	// RFC 5321 §3.8, RFC 3463 4.7.0: a policy ends the connection.
-	errTooManyJunkCommands = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 7, 0},
-		Message: "too many commands without mail, closing connection"}
-	// RFC 3463 4.4.2: bad connection; the client retries on a new one.
-	errSessionTooLong = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 4, 2},
-		Message: "session time limit reached, closing connection"}
-	// RFC 3463 4.3.0: other or undefined mail system status; the client
-	// keeps the message and retries.
-	errSpoolUnavailable = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0},
-		Message: "cannot queue the message now, try again later"}
-	// RFC 3463 4.4.2: bad connection.
-	errDataAborted = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 4, 2},
-		Message: "message transfer interrupted, try again later"}
-	// RFC 5322 §2.1.1: a line is at most 998 characters.
-	errLineTooLong = &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 6, 0},
-		Message: fmt.Sprintf("message has a line longer than %d bytes", smtpMaxLineLength)}
-)
+// smtpDefaultHostname is the machine's name, for the banner.
+func smtpDefaultHostname() string {
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		return "localhost"
+	}
+	return h
+}
+
+// smtpErrorLog sends go-smtp's own messages (a failed TLS handshake, a
+// connection error, a recovered panic) to the log.
+type smtpErrorLog struct{ log *slog.Logger }
+
+func (l smtpErrorLog) Printf(format string, v ...any) {
+	l.log.Warn("SMTP: " + strings.TrimSpace(fmt.Sprintf(format, v...)))
+}
+
+func (l smtpErrorLog) Println(v ...any) {
+	l.log.Warn("SMTP: " + strings.TrimSpace(fmt.Sprintln(v...)))
+}

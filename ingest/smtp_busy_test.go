@@ -1,4 +1,4 @@
-package ingest
+package ingest_test
 
 import (
 	"fmt"
@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/certharvest/certharvest/ingest"
 )
 
 // Under the defaults, two addresses cannot take every slot: 50 silent
@@ -14,7 +16,7 @@ import (
 // hundred took all DefaultSMTPMaxConns and a third address got 421 for as
 // long as they stayed silent (DefaultSMTPTimeout), again and again.
 func TestSMTPTwoAddressesCannotTakeEverySlot(t *testing.T) {
-	f := startSMTP(t, SMTPOptions{})
+	f := startSMTP(t, ingest.SMTPOptions{})
 	served := map[string]int{}
 	for i := range 100 {
 		local := "127.0.0.1"
@@ -29,8 +31,8 @@ func TestSMTPTwoAddressesCannotTakeEverySlot(t *testing.T) {
 			t.Fatalf("connection %d from %s: %q", i, local, r)
 		}
 	}
-	if served["127.0.0.1"] != DefaultSMTPMaxConnsPerIP || served["127.0.0.2"] != DefaultSMTPMaxConnsPerIP {
-		t.Errorf("served %v, want %d from each address", served, DefaultSMTPMaxConnsPerIP)
+	if served["127.0.0.1"] != ingest.DefaultSMTPMaxConnsPerIP || served["127.0.0.2"] != ingest.DefaultSMTPMaxConnsPerIP {
+		t.Errorf("served %v, want %d from each address", served, ingest.DefaultSMTPMaxConnsPerIP)
 	}
 	third := smtpDialRawFrom(t, "127.0.0.3", f.addr)
 	if r := third.reply(); !strings.HasPrefix(r, "220 mx.test ") {
@@ -50,7 +52,7 @@ func TestSMTPTwoAddressesCannotTakeEverySlot(t *testing.T) {
 func TestSMTPBusyIdle(t *testing.T) {
 	const idle = 500 * time.Millisecond
 	codes := &codeCounter{}
-	f := startSMTP(t, SMTPOptions{MaxConns: 10, MaxConnsPerIP: 10, BusyIdle: idle, ObserveReply: codes.observe})
+	f := startSMTP(t, ingest.SMTPOptions{MaxConns: 10, MaxConnsPerIP: 10, BusyIdle: idle, ObserveReply: codes.observe})
 	dial := func() *smtpRawSession {
 		s := smtpDialRaw(t, f.addr)
 		if r := s.reply(); !strings.HasPrefix(r, "220 ") {
@@ -140,10 +142,10 @@ func TestSMTPBusyIdle(t *testing.T) {
 // within BusyIdle, is closed after smtpBusyJunkCommands of them instead of
 // smtpMaxJunkCommands; while it is not, the usual limit holds.
 func TestSMTPBusyJunkLimit(t *testing.T) {
-	f := startSMTP(t, SMTPOptions{MaxConns: 4, MaxConnsPerIP: 4})
+	f := startSMTP(t, ingest.SMTPOptions{MaxConns: 4, MaxConnsPerIP: 4})
 	noops := func(s *smtpRawSession) (answered int, last string) {
 		s.cmd("EHLO client.example.net\r\n") // junk 1
-		for answered < smtpMaxJunkCommands {
+		for answered < ingest.SMTPMaxJunkCommands {
 			last = s.cmd("NOOP\r\n")
 			if !strings.HasPrefix(last, "250 ") {
 				return answered, last
@@ -154,8 +156,8 @@ func TestSMTPBusyJunkLimit(t *testing.T) {
 	}
 	quiet := smtpDialRaw(t, f.addr)
 	quiet.reply()
-	if n, last := noops(quiet); n != smtpMaxJunkCommands-1 {
-		t.Fatalf("not busy: %d NOOPs answered, then %q; want %d", n, last, smtpMaxJunkCommands-1)
+	if n, last := noops(quiet); n != ingest.SMTPMaxJunkCommands-1 {
+		t.Fatalf("not busy: %d NOOPs answered, then %q; want %d", n, last, ingest.SMTPMaxJunkCommands-1)
 	}
 	// Three of four slots taken: busy.
 	for range 2 {
@@ -165,8 +167,8 @@ func TestSMTPBusyJunkLimit(t *testing.T) {
 	busy := smtpDialRaw(t, f.addr)
 	busy.reply()
 	n, last := noops(busy)
-	if n != smtpBusyJunkCommands-1 || last != "421 4.7.0 mx.test too many commands without mail, closing connection" {
-		t.Errorf("busy: %d NOOPs answered, then %q; want %d, then 421", n, last, smtpBusyJunkCommands-1)
+	if n != ingest.SMTPBusyJunkCommands-1 || last != "421 4.7.0 mx.test too many commands without mail, closing connection" {
+		t.Errorf("busy: %d NOOPs answered, then %q; want %d, then 421", n, last, ingest.SMTPBusyJunkCommands-1)
 	}
 }
 
@@ -177,7 +179,7 @@ func TestSMTPBusyJunkLimit(t *testing.T) {
 func TestSMTPBusyDataRate(t *testing.T) {
 	for _, busy := range []bool{false, true} {
 		t.Run(fmt.Sprintf("busy=%v", busy), func(t *testing.T) {
-			f := startSMTP(t, SMTPOptions{MaxConns: 4, MaxConnsPerIP: 4, BusyDataRate: 1 << 10, DataGrace: 200 * time.Millisecond})
+			f := startSMTP(t, ingest.SMTPOptions{MaxConns: 4, MaxConnsPerIP: 4, BusyDataRate: 1 << 10, DataGrace: 200 * time.Millisecond})
 			if busy {
 				for range 2 {
 					s := smtpDialRaw(t, f.addr)

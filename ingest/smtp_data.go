@@ -39,7 +39,7 @@ func (ss *smtpSession) Data(r io.Reader) error {
 	// The message arrives into the spool's hands: held in memory while the
 	// inputs' budget has room, it is small and its header within the caps,
 	// else written to a file in tmp/ as it comes.
-	w := srv.spool.NewMessageWriter(MessageWriterOptions{Budget: srv.opts.Budget, Header: &srv.opts.HeaderLimits})
+	w := srv.sink.NewWriter(MessageWriterOptions{Budget: srv.opts.Budget, Header: &srv.opts.HeaderLimits})
 	defer w.Close()
 	limit := srv.opts.MaxMessageBytes
 	lr := &io.LimitedReader{R: r, N: limit + 1}
@@ -96,9 +96,10 @@ func (ss *smtpSession) Data(r io.Reader) error {
 		Received:     now,
 		Extra:        map[string]string{"helo": helo, "tls": tlsUsed, "smtp_session": ss.conn.id},
 	}
-	name, err := "", spoolErr
+	var names []string
+	err = spoolErr
 	if err == nil {
-		name, err = srv.spool.DeliverWriter(srv.ctx, w, env)
+		names, err = srv.sink.Deliver(srv.ctx, Incoming{Writer: w, Envelope: env})
 	}
 	if err != nil {
 		srv.spoolFailing.Store(true)
@@ -108,6 +109,7 @@ func (ss *smtpSession) Data(r io.Reader) error {
 		return errSpoolUnavailable
 	}
 	srv.spoolFailing.Store(false)
+	name := names[0]
 	ss.conn.messages.Add(1)
 	ss.conn.junk.Store(0)
 	ss.log.Info("SMTP 250 queued as "+name, "from", from, "to", rcpts, "size", size, "helo", helo, "tls", tlsUsed)

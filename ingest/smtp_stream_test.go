@@ -1,4 +1,4 @@
-package ingest
+package ingest_test
 
 import (
 	"bytes"
@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/certharvest/certharvest/ingest"
+	"github.com/certharvest/certharvest/ingest/maildir"
 	"github.com/certharvest/certharvest/verify"
 )
 
@@ -21,9 +23,9 @@ import (
 // (bare LF for a bare-LF message), or none when it would take the message
 // over the limit.
 func TestSMTPLargeMessages(t *testing.T) {
-	const limit = DefaultSpillBytes + 64<<10
-	f := startSMTP(t, SMTPOptions{MaxMessageBytes: limit})
-	body := strings.Repeat("0123456789abcdef\r\n", (DefaultSpillBytes+30000)/18)
+	const limit = ingest.DefaultSpillBytes + 64<<10
+	f := startSMTP(t, ingest.SMTPOptions{MaxMessageBytes: limit})
+	body := strings.Repeat("0123456789abcdef\r\n", (ingest.DefaultSpillBytes+30000)/18)
 	// Lines of the body up to n bytes in all.
 	fill := func(n int) string {
 		s := strings.Repeat(strings.Repeat("x", 98)+"\r\n", n/100)
@@ -38,7 +40,7 @@ func TestSMTPLargeMessages(t *testing.T) {
 		{"a trace would go over the limit", smtpTestMessage + fill(limit-len(smtpTestMessage)-10), false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			if len(tt.msg) <= DefaultSpillBytes || len(tt.msg) >= limit {
+			if len(tt.msg) <= ingest.DefaultSpillBytes || len(tt.msg) >= limit {
 				t.Fatalf("a test message of %d bytes", len(tt.msg))
 			}
 			// By hand: go-smtp's client would turn bare LFs into CRLF.
@@ -55,7 +57,7 @@ func TestSMTPLargeMessages(t *testing.T) {
 			if !ok {
 				t.Fatal(r)
 			}
-			m, err := f.spool.Load(name, limit)
+			m, err := load(f.spool, name, limit)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -63,14 +65,14 @@ func TestSMTPLargeMessages(t *testing.T) {
 			if !ok {
 				t.Fatalf("stored %d bytes, not the %d sent", len(m.Raw), len(tt.msg))
 			}
-			eol := lineEnding([]byte(tt.msg))
+			eol := ingest.LineEnding([]byte(tt.msg))
 			if tt.trace != (trace != "") || tt.trace && (!strings.HasPrefix(trace, "Received: from ") || strings.Count(trace, eol) != 3 ||
 				eol == "\n" && strings.Contains(trace, "\r")) {
 				t.Errorf("trace header %q", trace)
 			}
 		})
 	}
-	if left := listDir(t, filepath.Join(f.spool.Dir(), SpoolTmp)); len(left) != 0 {
+	if left := listDir(t, filepath.Join(f.spool.Dir(), maildir.SubTmp)); len(left) != 0 {
 		t.Errorf("tmp/ holds %v", left)
 	}
 }
@@ -79,8 +81,8 @@ func TestSMTPLargeMessages(t *testing.T) {
 // logs it and writes it to a file, and it is still spooled whole (250),
 // for the pipeline to report message_malformed.
 func TestSMTPHeaderOverCap(t *testing.T) {
-	budget := NewMemoryBudget(0)
-	f := startSMTP(t, SMTPOptions{Budget: budget, HeaderLimits: verify.HeaderLimits{MaxFields: 1000}})
+	budget := ingest.NewMemoryBudget(0)
+	f := startSMTP(t, ingest.SMTPOptions{Budget: budget, HeaderLimits: verify.HeaderLimits{MaxFields: 1000}})
 	c := f.dial(t)
 	var b strings.Builder
 	b.WriteString("From: robin@example.com\r\n")
@@ -93,7 +95,7 @@ func TestSMTPHeaderOverCap(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := f.spool.Load(strings.TrimPrefix(reply, "queued as "), 1<<20)
+	m, err := load(f.spool, strings.TrimPrefix(reply, "queued as "), 1<<20)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,8 +149,8 @@ func TestSMTPUnfinishedTransfersMemory(t *testing.T) {
 		// reader, with room.
 		perConnOwn = 128 << 10
 	)
-	budget := NewMemoryBudget(budgetSz)
-	f := startSMTP(t, SMTPOptions{Budget: budget, MaxConns: conns, MaxConnsPerIP: conns / 2, Timeout: 2 * time.Minute})
+	budget := ingest.NewMemoryBudget(budgetSz)
+	f := startSMTP(t, ingest.SMTPOptions{Budget: budget, MaxConns: conns, MaxConnsPerIP: conns / 2, Timeout: 2 * time.Minute})
 	data := bytes.Repeat([]byte("0123456789abcdef\r\n"), chunk/18+1)[:chunk]
 	live := func() uint64 {
 		runtime.GC()
@@ -221,7 +223,7 @@ func TestSMTPUnfinishedTransfersMemory(t *testing.T) {
 	if n := f.newMessages(t); len(n) != 0 {
 		t.Errorf("new/ holds %d messages", len(n))
 	}
-	if left := listDir(t, filepath.Join(f.spool.Dir(), SpoolTmp)); len(left) != 0 {
+	if left := listDir(t, filepath.Join(f.spool.Dir(), maildir.SubTmp)); len(left) != 0 {
 		t.Errorf("tmp/ holds %v", left)
 	}
 	smtpWaitFor(t, func() bool { return budget.Used() == 0 })

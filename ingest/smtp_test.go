@@ -1,4 +1,4 @@
-package ingest
+package ingest_test
 
 import (
 	"bufio"
@@ -16,7 +16,6 @@ import (
 	"log/slog"
 	"math/big"
 	"net"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -24,6 +23,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/certharvest/certharvest/ingest"
+	"github.com/certharvest/certharvest/ingest/maildir"
 	"github.com/emersion/go-smtp"
 )
 
@@ -47,8 +48,8 @@ func (b *smtpLogBuffer) String() string {
 
 // smtpFixture is a started SMTP listener over a fresh spool.
 type smtpFixture struct {
-	srv   *SMTPServer
-	spool *Spool
+	srv   *ingest.SMTPServer
+	spool *maildir.Spool
 	addr  string
 	log   *smtpLogBuffer
 }
@@ -57,7 +58,7 @@ var smtpTestTime = time.Date(2026, 6, 1, 10, 0, 0, 0, time.UTC)
 
 // startSMTP starts a listener on 127.0.0.1 for inbound.example.org with
 // opts' other settings.
-func startSMTP(t *testing.T, opts SMTPOptions) *smtpFixture {
+func startSMTP(t *testing.T, opts ingest.SMTPOptions) *smtpFixture {
 	t.Helper()
 	opts.Addr = "127.0.0.1:0"
 	if opts.Hostname == "" {
@@ -70,17 +71,18 @@ func startSMTP(t *testing.T, opts SMTPOptions) *smtpFixture {
 		opts.Timeout = 10 * time.Second
 	}
 	opts.Now = func() time.Time { return smtpTestTime }
-	srv, err := NewSMTPServer(opts)
+	spool, err := maildir.Open(t.TempDir(), maildir.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	spool, err := OpenSpool(t.TempDir())
+	logBuf := &smtpLogBuffer{}
+	opts.Logger = slog.New(slog.NewTextHandler(logBuf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	srv, err := ingest.NewSMTPServer(spool, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &smtpFixture{srv: srv, spool: spool, log: &smtpLogBuffer{}}
-	log := slog.New(slog.NewTextHandler(f.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	if err := srv.Start(context.Background(), spool, log); err != nil {
+	f := &smtpFixture{srv: srv, spool: spool, log: logBuf}
+	if err := srv.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	f.addr = srv.Addr().String()
@@ -115,7 +117,7 @@ func (f *smtpFixture) dial(t *testing.T) *smtp.Client {
 // newMessages lists new/.
 func (f *smtpFixture) newMessages(t *testing.T) []string {
 	t.Helper()
-	entries, err := os.ReadDir(filepath.Join(f.spool.Dir(), SpoolNew))
+	entries, err := os.ReadDir(filepath.Join(f.spool.Dir(), maildir.SubNew))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,7 +187,7 @@ func TestSMTPRecipients(t *testing.T) {
 		{"postmaster of an accepted domain", []string{"harvest@inbound.example.org"}, "postmaster@inbound.example.org", 250, smtp.EnhancedCode{}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			f := startSMTP(t, SMTPOptions{Recipients: tt.rcpts})
+			f := startSMTP(t, ingest.SMTPOptions{Recipients: tt.rcpts})
 			c := f.dial(t)
 			if err := c.Mail("robin@example.com", nil); err != nil {
 				t.Fatal(err)
@@ -219,16 +221,16 @@ func TestSMTPRecipients(t *testing.T) {
 func TestNewSMTPServerChecksOptions(t *testing.T) {
 	for _, tt := range []struct {
 		name string
-		opts SMTPOptions
+		opts ingest.SMTPOptions
 	}{
-		{"no domain", SMTPOptions{}},
-		{"recipient outside the domains", SMTPOptions{Domains: []string{"a.example"}, Recipients: []string{"x@b.example"}}},
-		{"recipient without domain", SMTPOptions{Domains: []string{"a.example"}, Recipients: []string{"x"}}},
-		{"require TLS without certificate", SMTPOptions{Domains: []string{"a.example"}, RequireTLS: true}},
-		{"address as domain", SMTPOptions{Domains: []string{"x@a.example"}}},
+		{"no domain", ingest.SMTPOptions{}},
+		{"recipient outside the domains", ingest.SMTPOptions{Domains: []string{"a.example"}, Recipients: []string{"x@b.example"}}},
+		{"recipient without domain", ingest.SMTPOptions{Domains: []string{"a.example"}, Recipients: []string{"x"}}},
+		{"require TLS without certificate", ingest.SMTPOptions{Domains: []string{"a.example"}, RequireTLS: true}},
+		{"address as domain", ingest.SMTPOptions{Domains: []string{"x@a.example"}}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			if _, err := NewSMTPServer(tt.opts); err == nil {
+			if _, err := ingest.NewSMTPServer(nil, tt.opts); err == nil {
 				t.Error("accepted")
 			}
 		})
@@ -238,7 +240,7 @@ func TestNewSMTPServerChecksOptions(t *testing.T) {
 // An accepted message is in new/ before the 250, exactly as sent after a
 // Received: header, with its envelope beside it.
 func TestSMTPDeliver(t *testing.T) {
-	f := startSMTP(t, SMTPOptions{})
+	f := startSMTP(t, ingest.SMTPOptions{})
 	c := f.dial(t)
 	// Several messages per session, and a recipient given twice.
 	for i := range 3 {
@@ -252,7 +254,7 @@ func TestSMTPDeliver(t *testing.T) {
 		}
 		// Durable before the reply: the file is there when the client
 		// reads it.
-		m, err := f.spool.Load(name, 1<<20)
+		m, err := load(f.spool, name, 1<<20)
 		if err != nil {
 			t.Fatalf("message %d: %v", i, err)
 		}
@@ -282,7 +284,7 @@ func TestSMTPDeliver(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := f.spool.Load(strings.TrimPrefix(reply, "queued as "), 1<<20)
+	m, err := load(f.spool, strings.TrimPrefix(reply, "queued as "), 1<<20)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -356,7 +358,7 @@ func (s *smtpRawSession) cmd(data string) string {
 // A bare-LF message (a sloppy client) gets a bare-LF trace header, so its
 // line endings stay consistent; the message bytes are untouched.
 func TestSMTPBareLFMessage(t *testing.T) {
-	f := startSMTP(t, SMTPOptions{})
+	f := startSMTP(t, ingest.SMTPOptions{})
 	s := smtpDialRaw(t, f.addr)
 	s.reply()
 	s.cmd("EHLO [127.0.0.1]\r\n")
@@ -371,7 +373,7 @@ func TestSMTPBareLFMessage(t *testing.T) {
 	if !ok {
 		t.Fatal(r)
 	}
-	m, err := f.spool.Load(name, 1<<20)
+	m, err := load(f.spool, name, 1<<20)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -385,14 +387,14 @@ func TestSMTPBareLFMessage(t *testing.T) {
 // A message without header fields gets no trace header either: it would
 // turn "no header" into "a header without From".
 func TestSMTPNoTraceWithoutHeader(t *testing.T) {
-	f := startSMTP(t, SMTPOptions{})
+	f := startSMTP(t, ingest.SMTPOptions{})
 	c := f.dial(t)
 	for _, msg := range []string{"\r\nbody only\r\n", ""} {
 		reply, err := smtpSend(c, "robin@example.com", []string{"harvest@inbound.example.org"}, []byte(msg))
 		if err != nil {
 			t.Fatal(err)
 		}
-		m, err := f.spool.Load(strings.TrimPrefix(reply, "queued as "), 1<<20)
+		m, err := load(f.spool, strings.TrimPrefix(reply, "queued as "), 1<<20)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -406,7 +408,7 @@ func TestSMTPNoTraceWithoutHeader(t *testing.T) {
 // BDAT (RFC 3030 CHUNKING, which go-smtp advertises) delivers like DATA;
 // RSET in the middle of a BDAT transfer stores nothing.
 func TestSMTPBDAT(t *testing.T) {
-	f := startSMTP(t, SMTPOptions{})
+	f := startSMTP(t, ingest.SMTPOptions{})
 	s := smtpDialRaw(t, f.addr)
 	s.reply()
 	s.cmd("EHLO client.example.net\r\n")
@@ -421,7 +423,7 @@ func TestSMTPBDAT(t *testing.T) {
 	if !ok {
 		t.Fatal(r)
 	}
-	m, err := f.spool.Load(name, 1<<20)
+	m, err := load(f.spool, name, 1<<20)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -441,39 +443,9 @@ func TestSMTPBDAT(t *testing.T) {
 	}
 }
 
-func TestSMTPReceivedHELO(t *testing.T) {
-	for _, tt := range []struct {
-		helo string
-		want bool
-	}{
-		{"mail.example.net", true},
-		{"[192.0.2.1]", true},
-		{"[IPv6:2001:db8::1]", true},
-		{"[not an address]", false},
-		{"evil(comment", false},
-		{"a;b", false},
-		{strings.Repeat("a", 256), false},
-		{"", false},
-	} {
-		if got := validHelo(tt.helo); got != tt.want {
-			t.Errorf("validHelo(%q) = %v", tt.helo, got)
-		}
-	}
-	for _, tt := range []struct{ addr, want string }{
-		{"192.0.2.1:25", "[192.0.2.1]"},
-		{"[2001:db8::1]:25", "[IPv6:2001:db8::1]"},
-		{"[::ffff:192.0.2.1]:25", "[192.0.2.1]"},
-	} {
-		a, _ := net.ResolveTCPAddr("tcp", tt.addr)
-		if got := addressLiteral(a); got != tt.want {
-			t.Errorf("addressLiteral(%s) = %s, want %s", tt.addr, got, tt.want)
-		}
-	}
-}
-
 func TestSMTPOversize(t *testing.T) {
 	const limit = 1000
-	f := startSMTP(t, SMTPOptions{MaxMessageBytes: limit})
+	f := startSMTP(t, ingest.SMTPOptions{MaxMessageBytes: limit})
 	c := f.dial(t)
 	if size, ok := c.MaxMessageSize(); !ok || size != limit {
 		t.Errorf("SIZE advertised %d %v, want %d", size, ok, limit)
@@ -498,7 +470,7 @@ func TestSMTPOversize(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := f.spool.Load(strings.TrimPrefix(reply, "queued as "), limit)
+	m, err := load(f.spool, strings.TrimPrefix(reply, "queued as "), limit)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -508,7 +480,7 @@ func TestSMTPOversize(t *testing.T) {
 }
 
 func TestSMTPTooManyRecipients(t *testing.T) {
-	f := startSMTP(t, SMTPOptions{MaxRecipients: 3})
+	f := startSMTP(t, ingest.SMTPOptions{MaxRecipients: 3})
 	c := f.dial(t)
 	if err := c.Mail("robin@example.com", nil); err != nil {
 		t.Fatal(err)
@@ -533,7 +505,7 @@ func TestSMTPTooManyRecipients(t *testing.T) {
 	if len(names) != 1 {
 		t.Fatalf("new/ = %v", names)
 	}
-	m, _ := f.spool.Load(names[0], 1<<20)
+	m, _ := load(f.spool, names[0], 1<<20)
 	if len(m.EnvelopeTo) != 3 {
 		t.Errorf("envelope to %v", m.EnvelopeTo)
 	}
@@ -571,7 +543,7 @@ func smtpSelfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
 
 func TestSMTPStartTLS(t *testing.T) {
 	cert, pool := smtpSelfSigned(t)
-	f := startSMTP(t, SMTPOptions{TLS: &tls.Config{Certificates: []tls.Certificate{cert}}, RequireTLS: true})
+	f := startSMTP(t, ingest.SMTPOptions{TLS: &tls.Config{Certificates: []tls.Certificate{cert}}, RequireTLS: true})
 	c := f.dial(t)
 	if ok, _ := c.Extension("STARTTLS"); !ok {
 		t.Fatal("STARTTLS not advertised")
@@ -596,7 +568,7 @@ func TestSMTPStartTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := f.spool.Load(strings.TrimPrefix(reply, "queued as "), 1<<20)
+	m, err := load(f.spool, strings.TrimPrefix(reply, "queued as "), 1<<20)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -616,10 +588,10 @@ func TestSMTPStartTLS(t *testing.T) {
 // the spool works again.
 func TestSMTPSpoolUnwritable(t *testing.T) {
 	t.Run("write fails", func(t *testing.T) {
-		f := startSMTP(t, SMTPOptions{})
+		f := startSMTP(t, ingest.SMTPOptions{})
 		// new/ becomes a file: every delivery fails, even as root
 		// (written there unnamed, or renamed there from tmp/).
-		newDir := filepath.Join(f.spool.Dir(), SpoolNew)
+		newDir := filepath.Join(f.spool.Dir(), maildir.SubNew)
 		if err := os.Rename(newDir, newDir+".away"); err != nil {
 			t.Fatal(err)
 		}
@@ -646,7 +618,7 @@ func TestSMTPSpoolUnwritable(t *testing.T) {
 		}
 	})
 	t.Run("sync fails", func(t *testing.T) {
-		f := startSMTP(t, SMTPOptions{})
+		f := startSMTP(t, ingest.SMTPOptions{})
 		// A closed spool cannot sync its folders: Deliver removes what it
 		// wrote.
 		f.spool.Close()
@@ -657,9 +629,9 @@ func TestSMTPSpoolUnwritable(t *testing.T) {
 	})
 }
 
-func smtpCheckSpoolEmpty(t *testing.T, s *Spool) {
+func smtpCheckSpoolEmpty(t *testing.T, s *maildir.Spool) {
 	t.Helper()
-	for _, sub := range []string{SpoolTmp, SpoolNew, SpoolCur, SpoolMeta} {
+	for _, sub := range []string{maildir.SubTmp, maildir.SubNew, maildir.SubCur, maildir.SubMeta} {
 		entries, _ := os.ReadDir(filepath.Join(s.Dir(), sub))
 		if len(entries) != 0 {
 			t.Errorf("%s/ holds %d files", sub, len(entries))
@@ -670,7 +642,7 @@ func smtpCheckSpoolEmpty(t *testing.T, s *Spool) {
 // Connections beyond the cap are answered 421 4.7.0 and closed; the slot is
 // free again once a connection ends.
 func TestSMTPConnectionLimit(t *testing.T) {
-	f := startSMTP(t, SMTPOptions{MaxConns: 2})
+	f := startSMTP(t, ingest.SMTPOptions{MaxConns: 2})
 	a, b := smtpDialRaw(t, f.addr), smtpDialRaw(t, f.addr)
 	for _, s := range []*smtpRawSession{a, b} {
 		if r := s.reply(); !strings.HasPrefix(r, "220 mx.test ") {
@@ -697,7 +669,7 @@ func TestSMTPConnectionLimit(t *testing.T) {
 // get 421 4.7.0, while another address is still served; loopback is not
 // exempt.
 func TestSMTPConnectionLimitPerIP(t *testing.T) {
-	f := startSMTP(t, SMTPOptions{MaxConns: 10, MaxConnsPerIP: 2})
+	f := startSMTP(t, ingest.SMTPOptions{MaxConns: 10, MaxConnsPerIP: 2})
 	a, b := smtpDialRaw(t, f.addr), smtpDialRaw(t, f.addr)
 	for _, s := range []*smtpRawSession{a, b} {
 		if r := s.reply(); !strings.HasPrefix(r, "220 mx.test ") {
@@ -742,34 +714,11 @@ func smtpDialRawFrom(t *testing.T, local, addr string) *smtpRawSession {
 	return &smtpRawSession{t: t, conn: conn, r: bufio.NewReader(conn)}
 }
 
-func TestSMTPMaxConnsPerIPBoundedByMaxConns(t *testing.T) {
-	for _, tt := range []struct {
-		name         string
-		conns, perIP int
-		wantPerIP    int
-	}{
-		{"default under the cap", 100, 0, DefaultSMTPMaxConnsPerIP},
-		{"default over the cap", 2, 0, 2},
-		{"set over the cap", 10, 20, 10},
-		{"set under the cap", 10, 3, 3},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			srv, err := NewSMTPServer(SMTPOptions{Domains: []string{"a.example"}, MaxConns: tt.conns, MaxConnsPerIP: tt.perIP})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if srv.opts.MaxConnsPerIP != tt.wantPerIP {
-				t.Errorf("MaxConnsPerIP = %d, want %d", srv.opts.MaxConnsPerIP, tt.wantPerIP)
-			}
-		})
-	}
-}
-
 // A client that talks without sending mail is closed after
 // smtpMaxJunkCommands commands (421 4.7.0), and commands it pipelined
 // behind are not acted on; a message queued starts the count again.
 func TestSMTPJunkCommandLimit(t *testing.T) {
-	f := startSMTP(t, SMTPOptions{})
+	f := startSMTP(t, ingest.SMTPOptions{})
 	s := smtpDialRaw(t, f.addr)
 	s.reply()
 	s.cmd("EHLO client.example.net\r\n") // junk 1
@@ -786,7 +735,7 @@ func TestSMTPJunkCommandLimit(t *testing.T) {
 	if r := s.cmd(smtpTestMessage + ".\r\n"); !strings.HasPrefix(r, "250 2.0.0 queued as ") {
 		t.Fatalf("end of data: %q", r)
 	}
-	for i := range smtpMaxJunkCommands - 1 {
+	for i := range ingest.SMTPMaxJunkCommands - 1 {
 		if r := s.cmd("NOOP\r\n"); !strings.HasPrefix(r, "250 ") {
 			t.Fatalf("NOOP %d: %q", i, r)
 		}
@@ -796,10 +745,10 @@ func TestSMTPJunkCommandLimit(t *testing.T) {
 	r := s.cmd("NOOP\r\nMAIL FROM:<robin@example.com>\r\nRCPT TO:<harvest@inbound.example.org>\r\nDATA\r\n" +
 		smtpTestMessage + ".\r\n")
 	if !strings.HasPrefix(r, "250 ") {
-		t.Fatalf("NOOP %d: %q", smtpMaxJunkCommands, r)
+		t.Fatalf("NOOP %d: %q", ingest.SMTPMaxJunkCommands, r)
 	}
 	if r := s.reply(); r != "421 4.7.0 mx.test too many commands without mail, closing connection" {
-		t.Fatalf("after %d junk commands: %q", smtpMaxJunkCommands, r)
+		t.Fatalf("after %d junk commands: %q", ingest.SMTPMaxJunkCommands, r)
 	}
 	if rest, err := io.ReadAll(s.r); err != nil || len(rest) > 0 {
 		t.Errorf("after 421: %q, %v", rest, err)
@@ -819,7 +768,7 @@ func TestSMTPSessionLimit(t *testing.T) {
 	cert, pool := smtpSelfSigned(t)
 	for _, useTLS := range []bool{false, true} {
 		t.Run(fmt.Sprintf("tls=%v", useTLS), func(t *testing.T) {
-			f := startSMTP(t, SMTPOptions{MaxSession: 2 * time.Second, Timeout: 10 * time.Second,
+			f := startSMTP(t, ingest.SMTPOptions{MaxSession: 2 * time.Second, Timeout: 10 * time.Second,
 				TLS: &tls.Config{Certificates: []tls.Certificate{cert}}})
 			var c *smtp.Client
 			if useTLS {
@@ -858,7 +807,7 @@ func TestSMTPSessionLimit(t *testing.T) {
 // The reply to EHLO and HELO starts with the server's name (RFC 5321
 // §4.1.1.1), without an enhanced status code (RFC 2034 §3).
 func TestSMTPGreetingNamesServer(t *testing.T) {
-	f := startSMTP(t, SMTPOptions{})
+	f := startSMTP(t, ingest.SMTPOptions{})
 	s := smtpDialRaw(t, f.addr)
 	s.reply()
 	io.WriteString(s.conn, "EHLO client.example.net\r\n")
@@ -882,45 +831,11 @@ func TestSMTPGreetingNamesServer(t *testing.T) {
 	}
 }
 
-// smtpRecordConn is a net.Conn that records what is written to it.
-type smtpRecordConn struct {
-	net.Conn
-	written bytes.Buffer
-}
-
-func (c *smtpRecordConn) Write(p []byte) (int, error) { return c.written.Write(p) }
-
-// A reply line written in pieces is rewritten whole; after STARTTLS's 220
-// the bytes pass untouched.
-func TestSMTPConnWriteSplitLines(t *testing.T) {
-	srv := &SMTPServer{opts: SMTPOptions{Hostname: "mx.test"}, log: slog.New(slog.DiscardHandler)}
-	rec := &smtpRecordConn{}
-	c := &smtpConn{Conn: rec, ln: &smtpListener{srv: srv}, log: srv.log}
-	in := "220 mx.test ESMTP Service Ready\r\n" +
-		"250-Hello client.example.net\r\n250-PIPELINING\r\n250 SIZE 100\r\n" +
-		"250 2.0.0 Hello again.example.net\r\n" +
-		"220 2.0.0 Ready to start TLS\r\n" +
-		"250-Hello records\r\n"
-	for i := range len(in) {
-		if n, err := c.Write([]byte{in[i]}); n != 1 || err != nil {
-			t.Fatalf("Write: %d, %v", n, err)
-		}
-	}
-	want := "220 mx.test ESMTP Service Ready\r\n" +
-		"250-mx.test Hello client.example.net\r\n250-PIPELINING\r\n250 SIZE 100\r\n" +
-		"250 mx.test Hello again.example.net\r\n" +
-		"220 2.0.0 Ready to start TLS\r\n" +
-		"250-Hello records\r\n"
-	if got := rec.written.String(); got != want {
-		t.Errorf("written:\n%q\nwant:\n%q", got, want)
-	}
-}
-
 // Every reply is in the log once, with the connection's id: go-smtp's own
 // as warnings (refusals) or debug lines, certharvest's as it logs them; the
 // message itself is not.
 func TestSMTPLogsEveryReply(t *testing.T) {
-	f := startSMTP(t, SMTPOptions{MaxRecipients: 1, MaxMessageBytes: 1000})
+	f := startSMTP(t, ingest.SMTPOptions{MaxRecipients: 1, MaxMessageBytes: 1000})
 	s := smtpDialRaw(t, f.addr)
 	s.reply()
 	s.cmd("EHLO client.example.net\r\n")
@@ -966,12 +881,12 @@ func TestSMTPLogsEveryReply(t *testing.T) {
 // A client probing addresses is cut off after smtpMaxRefusals refusals:
 // its log lines and its guesses are bounded per connection.
 func TestSMTPTooManyRefusals(t *testing.T) {
-	f := startSMTP(t, SMTPOptions{Recipients: []string{"harvest@inbound.example.org"}})
+	f := startSMTP(t, ingest.SMTPOptions{Recipients: []string{"harvest@inbound.example.org"}})
 	s := smtpDialRaw(t, f.addr)
 	s.reply()
 	s.cmd("EHLO client.example.net\r\n")
 	s.cmd("MAIL FROM:<robin@example.com>\r\n")
-	for i := range smtpMaxRefusals {
+	for i := range ingest.SMTPMaxRefusals {
 		if r := s.cmd(fmt.Sprintf("RCPT TO:<guess%d@inbound.example.org>\r\n", i)); !strings.HasPrefix(r, "550 5.1.1") {
 			t.Fatalf("guess %d: %q", i, r)
 		}
@@ -980,7 +895,7 @@ func TestSMTPTooManyRefusals(t *testing.T) {
 		t.Fatalf("a valid recipient among the guesses: %q", r)
 	}
 	if r := s.cmd("RCPT TO:<one-more@inbound.example.org>\r\n"); !strings.HasPrefix(r, "421 4.7.0") {
-		t.Fatalf("after %d refusals: %q", smtpMaxRefusals, r)
+		t.Fatalf("after %d refusals: %q", ingest.SMTPMaxRefusals, r)
 	}
 	s.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 	rest, err := io.ReadAll(s.r)
@@ -991,7 +906,7 @@ func TestSMTPTooManyRefusals(t *testing.T) {
 
 // A client that says nothing is dropped after the timeout with 421.
 func TestSMTPIdleTimeout(t *testing.T) {
-	f := startSMTP(t, SMTPOptions{Timeout: 200 * time.Millisecond})
+	f := startSMTP(t, ingest.SMTPOptions{Timeout: 200 * time.Millisecond})
 	s := smtpDialRaw(t, f.addr)
 	s.reply()
 	start := time.Now()
@@ -1008,7 +923,7 @@ func TestSMTPIdleTimeout(t *testing.T) {
 
 // A line longer than the limit inside DATA is refused permanently.
 func TestSMTPLineTooLong(t *testing.T) {
-	f := startSMTP(t, SMTPOptions{})
+	f := startSMTP(t, ingest.SMTPOptions{})
 	s := smtpDialRaw(t, f.addr)
 	s.reply()
 	s.cmd("EHLO client.example.net\r\n")
@@ -1035,7 +950,7 @@ func TestSMTPLineTooLong(t *testing.T) {
 // Shutdown ends idle connections with 421 at once, but answers a message
 // that is being received before closing its connection.
 func TestSMTPShutdown(t *testing.T) {
-	f := startSMTP(t, SMTPOptions{})
+	f := startSMTP(t, ingest.SMTPOptions{})
 	idle := smtpDialRaw(t, f.addr)
 	idle.reply()
 	idle.cmd("EHLO client.example.net\r\n")
@@ -1047,19 +962,7 @@ func TestSMTPShutdown(t *testing.T) {
 	busy.cmd("RCPT TO:<harvest@inbound.example.org>\r\n")
 	busy.cmd("DATA\r\n")
 	io.WriteString(busy.conn, "Subject: half\r\n")
-	smtpWaitFor(t, func() bool {
-		f.srv.ln.mu.Lock()
-		defer f.srv.ln.mu.Unlock()
-		for c := range f.srv.ln.conns {
-			c.mu.Lock()
-			in := c.inData
-			c.mu.Unlock()
-			if in {
-				return true
-			}
-		}
-		return false
-	})
+	smtpWaitFor(t, f.srv.ReceivingData)
 
 	done := make(chan error, 1)
 	go func() {
@@ -1094,17 +997,17 @@ func TestSMTPShutdown(t *testing.T) {
 
 // A shutdown right after Start (a signal during start-up) returns.
 func TestSMTPShutdownRightAfterStart(t *testing.T) {
-	spool, err := OpenSpool(t.TempDir())
+	spool, err := maildir.Open(t.TempDir(), maildir.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer spool.Close()
 	for range 50 {
-		srv, err := NewSMTPServer(SMTPOptions{Addr: "127.0.0.1:0", Domains: []string{"inbound.example.org"}})
+		srv, err := ingest.NewSMTPServer(spool, ingest.SMTPOptions{Addr: "127.0.0.1:0", Domains: []string{"inbound.example.org"}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := srv.Start(context.Background(), spool, nil); err != nil {
+		if err := srv.Start(context.Background()); err != nil {
 			t.Fatal(err)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -1113,42 +1016,5 @@ func TestSMTPShutdownRightAfterStart(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-	}
-}
-
-// A connection ended at its session limit by a client that no longer
-// reads: the 421's write may block, but neither shutdown's drain nor the
-// other connections wait for it, and it gives up within a second, not
-// after --smtp-timeout.
-func TestSMTPEndDoesNotHoldUpDrain(t *testing.T) {
-	srv := &SMTPServer{opts: SMTPOptions{Hostname: "mx.test", Timeout: time.Minute, MaxSession: time.Minute},
-		log: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	l := &smtpListener{srv: srv, slots: make(chan struct{}, 4), conns: map[*smtpConn]struct{}{}, perIP: map[netip.Prefix]int{}}
-	server, client := net.Pipe() // the client never reads
-	defer client.Close()
-	c := &smtpConn{Conn: server, ln: l, id: "t1", opened: time.Now().Add(-time.Hour), log: srv.log}
-	l.conns[c] = struct{}{}
-
-	ended := make(chan error, 1)
-	start := time.Now()
-	go func() { ended <- c.SetReadDeadline(time.Now().Add(time.Minute)) }()
-	time.Sleep(100 * time.Millisecond) // the 421 is being written, to nobody
-	drained := make(chan struct{})
-	go func() { l.drain(); close(drained) }()
-	select {
-	case <-drained:
-	case <-time.After(5 * time.Second):
-		t.Fatal("drain waited for a connection's blocked write")
-	}
-	select {
-	case err := <-ended:
-		if !errors.Is(err, errConnEnded) {
-			t.Errorf("SetReadDeadline = %v, want the connection ended", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the 421's write did not give up")
-	}
-	if d := time.Since(start); d > 10*time.Second {
-		t.Errorf("ending took %v", d)
 	}
 }

@@ -22,17 +22,12 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"mime"
-	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -85,15 +80,6 @@ const (
 	webhookFailureHold = 30 * time.Second
 )
 
-// The answers of the health check, when it fails.
-const (
-	healthMsgPipeline = "pipeline not running"
-	healthMsgWritable = "spool not writable"
-	healthMsgSpace    = "spool low on space"
-	healthMsgDelivery = "spool deliveries failing"
-	healthMsgReport   = "report not writable"
-)
-
 // The messages of the webhook's answers; the first two are the original
 // service's, which its users may match on.
 const (
@@ -105,14 +91,6 @@ const (
 	webhookMsgSlow        = "Request body not received in time"
 	webhookMsgMemory      = "Too much mail being received at once; retry later"
 )
-
-// WebhookSpool is where the webhook delivers: a *Spool.
-type WebhookSpool interface {
-	// Deliver makes every message durable, or none.
-	Deliver(ctx context.Context, msgs ...Incoming) ([]string, error)
-	// Writable reports whether a delivery could succeed now.
-	Writable() error
-}
 
 // WebhookOptions configure a Webhook. The zero value of each field means its
 // default.
@@ -158,21 +136,14 @@ type WebhookOptions struct {
 	// the webhook gives (not those of the health check), for metrics. It
 	// must be safe for concurrent use and return quickly.
 	ObserveResponse func(status int)
-	// FreeSpace returns the bytes still free for the spool's files. The
-	// health check fails when fewer than MaxRequestBytes are free: a
-	// request's messages never take more room than its body (base64 and
-	// JSON escapes only shrink when decoded), so one more request of the
-	// largest size must fit. An error errors.Is ErrUnsupported skips the
-	// check. Default: the spool's own FreeSpace method, if it has one (a
-	// *Spool has).
-	FreeSpace func() (uint64, error)
 	// Budget is the memory the requests being received and decoded hold,
 	// shared with the other inputs (SMTP). A body is received into memory
 	// while the budget has room for twice it (the body, and the messages
 	// decoded from it) and it is at most DefaultSpillBytes, else into a
-	// file of the spool's tmp/; then, before it is decoded, twice its size
-	// must be reserved: the request waits for that up to MemoryWait, then
-	// gets 503 with Retry-After. It must hold twice MaxRequestBytes.
+	// file of the sink's (Sink.NewWriter: the spool's tmp/); then, before
+	// it is decoded, twice its size must be reserved: the request waits
+	// for that up to MemoryWait, then gets 503 with Retry-After. It must
+	// hold twice MaxRequestBytes.
 	// Default: a budget of DefaultInputMemory (or twice MaxRequestBytes,
 	// if more) of the webhook's own.
 	Budget *MemoryBudget
@@ -200,20 +171,19 @@ type WebhookOptions struct {
 // Webhook is the http.Handler of the SparkPost inbound-relay webhook. It is
 // safe for concurrent use.
 type Webhook struct {
-	spool    WebhookSpool
+	sink     Sink
 	opts     WebhookOptions
 	tokenSum [sha256.Size]byte
 	slots    chan struct{}
 	logMu    sync.Mutex // keeps a request's block together
-	spillDir string     // where bodies go that are not held in memory
 
 	// failedAt is when the last delivery failed (Unix nanoseconds), or 0
 	// when the last one succeeded.
 	failedAt atomic.Int64
 }
 
-// NewWebhook returns the webhook handler delivering into spool.
-func NewWebhook(spool WebhookSpool, opts WebhookOptions) (*Webhook, error) {
+// NewWebhook returns the webhook handler delivering into sink.
+func NewWebhook(sink Sink, opts WebhookOptions) (*Webhook, error) {
 	if opts.Path == "" {
 		opts.Path = "/"
 	}
@@ -244,11 +214,6 @@ func NewWebhook(spool WebhookSpool, opts WebhookOptions) (*Webhook, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	if opts.FreeSpace == nil {
-		if fs, ok := spool.(interface{ FreeSpace() (uint64, error) }); ok {
-			opts.FreeSpace = fs.FreeSpace
-		}
-	}
 	if opts.MemoryWait <= 0 {
 		opts.MemoryWait = DefaultWebhookMemoryWait
 	}
@@ -259,18 +224,11 @@ func NewWebhook(spool WebhookSpool, opts WebhookOptions) (*Webhook, error) {
 		return nil, fmt.Errorf("webhook: a memory budget of %d bytes cannot decode a request of %d: it needs twice that",
 			opts.Budget.Size(), opts.MaxRequestBytes)
 	}
-	// Bodies too large to hold go to the spool's tmp/ (or the system's
-	// temporary folder, for a spool that is not a Maildir).
-	spillDir := os.TempDir()
-	if d, ok := spool.(interface{ Dir() string }); ok {
-		spillDir = filepath.Join(d.Dir(), SpoolTmp)
-	}
 	return &Webhook{
-		spool:    spool,
+		sink:     sink,
 		opts:     opts,
 		tokenSum: sha256.Sum256([]byte(opts.Token)),
 		slots:    make(chan struct{}, opts.MaxConcurrent),
-		spillDir: spillDir,
 	}, nil
 }
 
@@ -302,60 +260,6 @@ func (h *Webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.serveRelay(w, r)
-}
-
-// serveHealth answers a load balancer or a monitor: 200 while a message
-// could be spooled and the pipeline runs, else 503 with the first reason
-// found (the detail goes to the log, not to the client).
-func (h *Webhook) serveHealth(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "GET, HEAD")
-		writeWebhookJSON(w, http.StatusMethodNotAllowed, "Method Not Allowed")
-		return
-	}
-	if msg, err := h.health(); err != nil {
-		h.opts.Logger.Warn("health check: 503 "+msg, "error", err)
-		writeWebhookJSON(w, http.StatusServiceUnavailable, msg)
-		return
-	}
-	writeWebhookJSON(w, http.StatusOK, webhookMsgOK)
-}
-
-// health checks, in order, that the report can be written (first: a report
-// that cannot be written also holds up the pipeline, and is the cause),
-// that the pipeline runs, that the spool can be written and has room for a
-// request of the largest size, and that the last delivery did not fail. It
-// returns the answer's message and the cause.
-func (h *Webhook) health() (string, error) {
-	if h.opts.ReportWritable != nil {
-		if err := h.opts.ReportWritable(); err != nil {
-			return healthMsgReport, err
-		}
-	}
-	if h.opts.PipelineAlive != nil {
-		if err := h.opts.PipelineAlive(); err != nil {
-			return healthMsgPipeline, err
-		}
-	}
-	if err := h.spool.Writable(); err != nil {
-		return healthMsgWritable, err
-	}
-	if h.opts.FreeSpace != nil {
-		free, err := h.opts.FreeSpace()
-		switch {
-		case errors.Is(err, errors.ErrUnsupported):
-		case err != nil:
-			return healthMsgWritable, fmt.Errorf("free space: %w", err)
-		case free < uint64(h.opts.MaxRequestBytes):
-			return healthMsgSpace, fmt.Errorf("%d bytes free, less than the largest request (%d bytes)", free, h.opts.MaxRequestBytes)
-		}
-	}
-	if at := h.failedAt.Load(); at != 0 {
-		if since := h.opts.Now().Sub(time.Unix(0, at)); since < webhookFailureHold {
-			return healthMsgDelivery, fmt.Errorf("the last delivery failed %s ago, and none succeeded since", since.Round(time.Millisecond))
-		}
-	}
-	return "", nil
 }
 
 // serveRelay takes one relay POST: checks, decodes every message, spools
@@ -399,7 +303,7 @@ func (h *Webhook) serveRelay(w http.ResponseWriter, r *http.Request) {
 	// within the budget or written to a file: a slow sender holds no more
 	// than DefaultSpillBytes of memory, and no reservation for its
 	// decoding while it trickles.
-	stage := newMessageWriter(h.spillDir, MessageWriterOptions{Budget: h.opts.Budget, Weight: 2})
+	stage := h.sink.NewWriter(MessageWriterOptions{Budget: h.opts.Budget, Weight: 2, Scratch: true})
 	defer stage.Close()
 	_, err := stage.ReadFrom(body)
 	if stage.Err() != nil {
@@ -449,7 +353,7 @@ func (h *Webhook) serveRelay(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	names, err := h.spool.Deliver(r.Context(), msgs...)
+	names, err := h.sink.Deliver(r.Context(), msgs...)
 	if err != nil {
 		h.spoolFailed(w, r, log, err)
 		return
@@ -508,72 +412,6 @@ func (h *Webhook) tooLargeMsg() string {
 	return fmt.Sprintf("Request body larger than %d bytes", h.opts.MaxRequestBytes)
 }
 
-// reply answers with status and logs the outcome as the block's last line:
-// the answer's message, then the detail where it adds to it.
-func (h *Webhook) reply(w http.ResponseWriter, log *webhookLog, status int, msg, detail string) {
-	line := fmt.Sprintf("%d %s", status, msg)
-	if extra := detailBeyond(msg, detail); extra != "" {
-		line += ": " + extra
-	}
-	level := slog.LevelInfo
-	if status >= 400 {
-		level = slog.LevelWarn
-	}
-	log.add(level, line)
-	h.respond(w, status, msg)
-}
-
-// detailBeyond returns what detail says beyond msg. An answer is often
-// the error itself, capitalised (webhookErrorStatus), or the start of it:
-// the log line would say it twice.
-func detailBeyond(msg, detail string) string {
-	if len(detail) >= len(msg) && strings.EqualFold(detail[:len(msg)], msg) {
-		return strings.TrimLeft(detail[len(msg):], ": ")
-	}
-	return detail
-}
-
-// respond writes an answer of the webhook, and counts it.
-func (h *Webhook) respond(w http.ResponseWriter, status int, msg string) {
-	if h.opts.ObserveResponse != nil {
-		h.opts.ObserveResponse(status)
-	}
-	writeWebhookJSON(w, status, msg)
-}
-
-// writeWebhookJSON writes the answer {"message": msg}.
-func writeWebhookJSON(w http.ResponseWriter, status int, msg string) {
-	body, _ := json.Marshal(struct {
-		Message string `json:"message"`
-	}{msg})
-	body = append(body, '\n')
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(status)
-	w.Write(body)
-}
-
-// headerCount counts the request's header fields, Host included, as the
-// original service's len(headers) did.
-func headerCount(r *http.Request) int {
-	n := 0
-	for _, v := range r.Header {
-		n += len(v)
-	}
-	if r.Host != "" {
-		n++
-	}
-	return n
-}
-
-func plural(n int, word string) string {
-	if n == 1 {
-		return word
-	}
-	return word + "s"
-}
-
 // webhookCounter counts the bytes read through it (len(body) in the log)
 // and keeps the first read error other than io.EOF.
 type webhookCounter struct {
@@ -589,57 +427,4 @@ func (c *webhookCounter) Read(p []byte) (int, error) {
 		c.err = err
 	}
 	return n, err
-}
-
-// webhookLog gathers a request's lines and writes them together at the end,
-// as one block like the original service's: the first line "Request from
-// ...", the others prefixed "| " (BlockPrefix), all with the request's id.
-type webhookLog struct {
-	h       *Webhook
-	id      string
-	records []slog.Record
-}
-
-func (h *Webhook) newLog(r *http.Request) *webhookLog {
-	l := &webhookLog{h: h, id: fmt.Sprintf("req-%08x", rand.Uint32())}
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	// The peer's address without its port, as the original service logged
-	// it; the port is in the report's remote_addr.
-	peer := r.RemoteAddr
-	if host, _, err := net.SplitHostPort(peer); err == nil {
-		peer = host
-	}
-	first := fmt.Sprintf("Request from %s,scheme=%s,path=%s", peer, scheme, r.URL.Path)
-	if fwd := r.Header.Get("X-Forwarded-For"); fwd != "" {
-		first += ",forwarded_for=" + fwd
-	}
-	l.add(slog.LevelInfo, first)
-	return l
-}
-
-func (l *webhookLog) add(level slog.Level, msg string, args ...any) {
-	if !l.h.opts.Logger.Enabled(context.Background(), level) {
-		return
-	}
-	if len(l.records) > 0 && l.h.opts.BlockPrefix {
-		msg = "| " + msg
-	}
-	rec := slog.NewRecord(time.Now(), level, msg, 0)
-	rec.Add(args...)
-	l.records = append(l.records, rec)
-}
-
-// flush writes the block. The request's context may be done (the client
-// went away): the block is written anyway.
-func (l *webhookLog) flush(ctx context.Context) {
-	ctx = context.WithoutCancel(ctx)
-	handler := l.h.opts.Logger.Handler().WithAttrs([]slog.Attr{slog.String("id", l.id)})
-	l.h.logMu.Lock()
-	defer l.h.logMu.Unlock()
-	for _, rec := range l.records {
-		_ = handler.Handle(ctx, rec)
-	}
 }

@@ -1,4 +1,4 @@
-package ingest
+package ingest_test
 
 import (
 	"bytes"
@@ -8,6 +8,9 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/certharvest/certharvest/ingest"
+	"github.com/certharvest/certharvest/ingest/maildir"
 )
 
 func benchRelayPayload(b *testing.B) []byte {
@@ -30,12 +33,12 @@ func BenchmarkWebhook(b *testing.B) {
 	if dir == "" {
 		dir = b.TempDir()
 	}
-	spool, err := OpenSpool(dir)
+	spool, err := maildir.Open(dir, maildir.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer spool.Close()
-	h, err := NewWebhook(spool, WebhookOptions{MaxConcurrent: 1024})
+	h, err := ingest.NewWebhook(spool, ingest.WebhookOptions{MaxConcurrent: 1024})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -64,14 +67,14 @@ func BenchmarkWebhook(b *testing.B) {
 // BenchmarkWebhookDecode measures decoding a single-message relay payload.
 func BenchmarkWebhookDecode(b *testing.B) {
 	body := benchRelayPayload(b)
-	h, err := NewWebhook(nil, WebhookOptions{})
+	h, err := ingest.NewWebhook(nil, ingest.WebhookOptions{})
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := h.decode(bytes.NewReader(body), Envelope{}); err != nil {
+		if _, err := h.Decode(bytes.NewReader(body), ingest.Envelope{}); err != nil {
 			b.Fatal(err)
 		}
 	}

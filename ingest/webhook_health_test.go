@@ -1,4 +1,4 @@
-package ingest
+package ingest_test
 
 import (
 	"context"
@@ -8,18 +8,22 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/certharvest/certharvest/ingest"
 )
 
-// healthSpool is a spool whose probe passes and whose deliveries fail at
+// healthSink is a spool that always has room and whose deliveries fail at
 // will: a full disk, which an empty probe file does not notice.
-type healthSpool struct {
+type healthSink struct {
+	ingest.Sink
 	mu   sync.Mutex
 	fail bool
 }
 
-func (s *healthSpool) Deliver(ctx context.Context, msgs ...Incoming) ([]string, error) {
+func (s *healthSink) Deliver(ctx context.Context, msgs ...ingest.Incoming) ([]string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.fail {
@@ -28,9 +32,9 @@ func (s *healthSpool) Deliver(ctx context.Context, msgs ...Incoming) ([]string, 
 	return make([]string, len(msgs)), nil
 }
 
-func (s *healthSpool) Writable() error { return nil }
+func (s *healthSink) Room(context.Context, int64) error { return nil }
 
-func (s *healthSpool) setFail(fail bool) {
+func (s *healthSink) setFail(fail bool) {
 	s.mu.Lock()
 	s.fail = fail
 	s.mu.Unlock()
@@ -40,39 +44,65 @@ func (s *healthSpool) setFail(fail bool) {
 func healthCheck(t *testing.T, h http.Handler) (int, string) {
 	t.Helper()
 	w := httptest.NewRecorder()
-	h.ServeHTTP(w, httptest.NewRequest("GET", WebhookHealthPath, nil))
+	h.ServeHTTP(w, httptest.NewRequest("GET", ingest.WebhookHealthPath, nil))
 	return w.Code, webhookAnswer(t, w)
 }
 
-// /healthz answers 200 only while the pipeline runs, the spool's file
-// system has room for one more request of the largest size, and the last
-// delivery did not fail; each cause of a 503 is checked alone.
+// roomSink is a sink whose Room answers as the test says, and remembers
+// the room it was asked for.
+type roomSink struct {
+	ingest.Sink
+	room  func(size int64) error
+	asked atomic.Int64
+}
+
+func (s *roomSink) Room(_ context.Context, size int64) error {
+	s.asked.Store(size)
+	return s.room(size)
+}
+
+// /healthz answers 200 only while the pipeline runs, the sink has room for
+// one more request of the largest size, and the last delivery did not
+// fail; each cause of a 503 is checked alone. (How the spool tells its
+// room: TestSpoolRoom.)
 func TestWebhookHealth(t *testing.T) {
 	const maxRequest = 1 << 20
+	roomy := func(int64) error { return nil }
 	for _, tt := range []struct {
 		name    string
-		free    func() (uint64, error)
+		room    func(size int64) error
 		alive   func() error
 		status  int
 		message string
+		log     string
 	}{
-		{"healthy", func() (uint64, error) { return 10 << 30, nil }, func() error { return nil }, 200, "ok"},
-		{"room for one request exactly", func() (uint64, error) { return maxRequest, nil }, nil, 200, "ok"},
-		{"free space unknown here", func() (uint64, error) { return 0, errors.ErrUnsupported }, nil, 200, "ok"},
-		{"disk full", func() (uint64, error) { return 0, nil }, nil, 503, healthMsgSpace},
-		{"less than a request free", func() (uint64, error) { return maxRequest - 1, nil }, nil, 503, healthMsgSpace},
-		{"statfs fails", func() (uint64, error) { return 0, errors.New("statfs: input/output error") }, nil, 503, healthMsgWritable},
-		{"pipeline stopped", nil, func() error { return errors.New("the pipeline is not running") }, 503, healthMsgPipeline},
-		{"pipeline stalled", func() (uint64, error) { return 10 << 30, nil }, func() error { return errors.New("stalled") }, 503, healthMsgPipeline},
+		{"healthy", roomy, func() error { return nil }, 200, "ok", ""},
+		{"disk full", func(size int64) error { return &ingest.NoRoomError{Free: 0, Need: size} }, nil, 503, ingest.HealthMsgSpace,
+			"0 bytes free, less than the largest request (1048576 bytes)"},
+		{"less than a request free", func(size int64) error { return &ingest.NoRoomError{Free: uint64(size - 1), Need: size} }, nil, 503, ingest.HealthMsgSpace,
+			"1048575 bytes free, less than the largest request (1048576 bytes)"},
+		{"statfs fails", func(int64) error { return errors.New("free space: statfs: input/output error") }, nil, 503, ingest.HealthMsgWritable,
+			"free space: statfs: input/output error"},
+		{"not writable", func(int64) error { return errors.New("spool not writable: permission denied") }, nil, 503, ingest.HealthMsgWritable,
+			"spool not writable: permission denied"},
+		{"pipeline stopped", roomy, func() error { return errors.New("the pipeline is not running") }, 503, ingest.HealthMsgPipeline, ""},
+		{"pipeline stalled", roomy, func() error { return errors.New("stalled") }, 503, ingest.HealthMsgPipeline, ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			wh := newWebhookHarness(t, WebhookOptions{MaxRequestBytes: maxRequest, FreeSpace: tt.free, PipelineAlive: tt.alive})
+			sink := &roomSink{room: tt.room}
+			wh := newWebhookHarnessSink(t, ingest.WebhookOptions{MaxRequestBytes: maxRequest, PipelineAlive: tt.alive}, func(s ingest.Sink) ingest.Sink {
+				sink.Sink = s
+				return sink
+			})
 			status, msg := healthCheck(t, wh.h)
 			if status != tt.status || msg != tt.message {
 				t.Errorf("healthz: %d %q, want %d %q", status, msg, tt.status, tt.message)
 			}
-			if tt.status == 503 && !strings.Contains(wh.logText(), "health check: 503 "+tt.message) {
+			if tt.status == 503 && !strings.Contains(wh.logText(), "health check: 503 "+tt.message) || !strings.Contains(wh.logText(), tt.log) {
 				t.Errorf("log:\n%s", wh.logText())
+			}
+			if n := sink.asked.Load(); tt.alive == nil && n != maxRequest {
+				t.Errorf("room asked for %d bytes, want the largest request's %d", n, maxRequest)
 			}
 		})
 	}
@@ -83,10 +113,10 @@ func TestWebhookHealth(t *testing.T) {
 // webhookFailureHold at most, so that a load balancer which stopped
 // sending requests lets the node back once its probes pass.
 func TestWebhookHealthAfterFailedDelivery(t *testing.T) {
-	spool := &healthSpool{fail: true}
+	spool := &healthSink{Sink: testSpool(t), fail: true}
 	now := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
 	var clock sync.Mutex
-	h, err := NewWebhook(spool, WebhookOptions{Now: func() time.Time {
+	h, err := ingest.NewWebhook(spool, ingest.WebhookOptions{Now: func() time.Time {
 		clock.Lock()
 		defer clock.Unlock()
 		return now
@@ -113,10 +143,10 @@ func TestWebhookHealthAfterFailedDelivery(t *testing.T) {
 	if code := post(); code != 503 {
 		t.Fatalf("failing delivery: %d, want 503", code)
 	}
-	if status, msg := healthCheck(t, h); status != 503 || msg != healthMsgDelivery {
-		t.Errorf("after a failed delivery: %d %q, want 503 %q", status, msg, healthMsgDelivery)
+	if status, msg := healthCheck(t, h); status != 503 || msg != ingest.HealthMsgDelivery {
+		t.Errorf("after a failed delivery: %d %q, want 503 %q", status, msg, ingest.HealthMsgDelivery)
 	}
-	advance(webhookFailureHold - time.Second)
+	advance(ingest.WebhookFailureHold - time.Second)
 	if status, _ := healthCheck(t, h); status != 503 {
 		t.Errorf("just before the hold ends: %d, want 503", status)
 	}
@@ -133,7 +163,7 @@ func TestWebhookHealthAfterFailedDelivery(t *testing.T) {
 	if status, _ := healthCheck(t, h); status != 503 {
 		t.Errorf("after another failed delivery: %d, want 503", status)
 	}
-	advance(webhookFailureHold)
+	advance(ingest.WebhookFailureHold)
 	if status, msg := healthCheck(t, h); status != 200 {
 		t.Errorf("after the hold, no delivery since: %d %q, want 200 (the probes decide)", status, msg)
 	}
@@ -143,7 +173,7 @@ func TestWebhookHealthAfterFailedDelivery(t *testing.T) {
 // system (statfs on Linux), which no file system has for a request of
 // 2^62 bytes.
 func TestWebhookHealthSpoolFreeSpace(t *testing.T) {
-	wh := newWebhookHarness(t, WebhookOptions{MaxRequestBytes: 1 << 62})
+	wh := newWebhookHarness(t, ingest.WebhookOptions{MaxRequestBytes: 1 << 62})
 	free, err := wh.spool.FreeSpace()
 	if runtime.GOOS != "linux" {
 		if !errors.Is(err, errors.ErrUnsupported) {
@@ -154,10 +184,10 @@ func TestWebhookHealthSpoolFreeSpace(t *testing.T) {
 	if err != nil || free == 0 {
 		t.Fatalf("FreeSpace: %d, %v", free, err)
 	}
-	if status, msg := healthCheck(t, wh.h); status != 503 || msg != healthMsgSpace {
-		t.Errorf("healthz: %d %q, want 503 %q", status, msg, healthMsgSpace)
+	if status, msg := healthCheck(t, wh.h); status != 503 || msg != ingest.HealthMsgSpace {
+		t.Errorf("healthz: %d %q, want 503 %q", status, msg, ingest.HealthMsgSpace)
 	}
-	ok := newWebhookHarness(t, WebhookOptions{})
+	ok := newWebhookHarness(t, ingest.WebhookOptions{})
 	if status, msg := healthCheck(t, ok.h); status != 200 {
 		t.Errorf("healthz with the default 50 MiB margin: %d %q (free %d)", status, msg, free)
 	}
@@ -168,21 +198,20 @@ func TestWebhookHealthSpoolFreeSpace(t *testing.T) {
 // report also holds up the pipeline, and is the cause.
 func TestWebhookHealthReportNotWritable(t *testing.T) {
 	var reportErr error
-	wh := newWebhookHarness(t, WebhookOptions{
-		FreeSpace:      func() (uint64, error) { return 10 << 30, nil },
+	wh := newWebhookHarness(t, ingest.WebhookOptions{
 		PipelineAlive:  func() error { return errors.New("stalled") },
 		ReportWritable: func() error { return reportErr },
 	})
 	reportErr = errors.New("writing report: no space left on device")
-	if status, msg := healthCheck(t, wh.h); status != 503 || msg != healthMsgReport {
-		t.Errorf("healthz: %d %q, want 503 %q", status, msg, healthMsgReport)
+	if status, msg := healthCheck(t, wh.h); status != 503 || msg != ingest.HealthMsgReport {
+		t.Errorf("healthz: %d %q, want 503 %q", status, msg, ingest.HealthMsgReport)
 	}
 	if !strings.Contains(wh.logText(), "health check: 503 report not writable") ||
 		!strings.Contains(wh.logText(), "no space left on device") {
 		t.Errorf("log:\n%s", wh.logText())
 	}
 	reportErr = nil
-	if status, msg := healthCheck(t, wh.h); status != 503 || msg != healthMsgPipeline {
-		t.Errorf("healthz with the report writable again: %d %q, want 503 %q", status, msg, healthMsgPipeline)
+	if status, msg := healthCheck(t, wh.h); status != 503 || msg != ingest.HealthMsgPipeline {
+		t.Errorf("healthz with the report writable again: %d %q, want 503 %q", status, msg, ingest.HealthMsgPipeline)
 	}
 }

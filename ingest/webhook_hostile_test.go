@@ -1,4 +1,4 @@
-package ingest
+package ingest_test
 
 import (
 	"bytes"
@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/certharvest/certharvest/ingest"
 	"github.com/certharvest/certharvest/internal/cputime"
 )
 
@@ -40,7 +41,7 @@ func TestWebhookHostileBodies(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			wh := newWebhookHarness(t, WebhookOptions{})
+			wh := newWebhookHarness(t, ingest.WebhookOptions{})
 			var before, after runtime.MemStats
 			runtime.GC()
 			runtime.ReadMemStats(&before)
@@ -67,7 +68,7 @@ func TestWebhookHostileBodies(t *testing.T) {
 		})
 	}
 	// The limit itself is accepted.
-	wh := newWebhookHarness(t, WebhookOptions{MaxItems: 3})
+	wh := newWebhookHarness(t, ingest.WebhookOptions{MaxItems: 3})
 	if w := wh.post(items(3), nil); w.Code != http.StatusOK {
 		t.Errorf("3 items with a limit of 3: status %d %s", w.Code, w.Body)
 	}

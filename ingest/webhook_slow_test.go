@@ -1,4 +1,4 @@
-package ingest
+package ingest_test
 
 import (
 	"bufio"
@@ -9,6 +9,8 @@ import (
 	"net/http/httptest"
 	"testing"
 	"time"
+
+	"github.com/certharvest/certharvest/ingest"
 )
 
 // slowClient posts to srv over a raw connection: the headers declaring
@@ -51,7 +53,7 @@ func slowClient(t *testing.T, srv *httptest.Server, length int, chunks [][]byte,
 // length would have taken at the minimum rate, and its slot is free again.
 func TestWebhookTricklingClient(t *testing.T) {
 	const grace = 300 * time.Millisecond
-	wh := newWebhookHarness(t, WebhookOptions{MinBodyRate: 1000, BodyGrace: grace, BodyTimeout: time.Minute, MaxConcurrent: 1})
+	wh := newWebhookHarness(t, ingest.WebhookOptions{MinBodyRate: 1000, BodyGrace: grace, BodyTimeout: time.Minute, MaxConcurrent: 1})
 	srv := httptest.NewServer(wh.h)
 	defer srv.Close()
 
@@ -85,7 +87,7 @@ func TestWebhookTricklingClient(t *testing.T) {
 // average, even across a stall, and even when the whole body takes longer
 // than grace plus its length at the minimum rate would allow at the start.
 func TestWebhookSlowSteadyClient(t *testing.T) {
-	wh := newWebhookHarness(t, WebhookOptions{MinBodyRate: 1000, BodyGrace: 300 * time.Millisecond, BodyTimeout: time.Minute})
+	wh := newWebhookHarness(t, ingest.WebhookOptions{MinBodyRate: 1000, BodyGrace: 300 * time.Millisecond, BodyTimeout: time.Minute})
 	srv := httptest.NewServer(wh.h)
 	defer srv.Close()
 	var items []relayFixture
@@ -112,11 +114,14 @@ func TestWebhookSlowSteadyClient(t *testing.T) {
 	}
 }
 
-// slowSpool takes its time to deliver, and fails if the request's context
-// is cancelled meanwhile.
-type slowSpool struct{ delay time.Duration }
+// slowSink is a spool that takes its time to deliver, and fails if the
+// request's context is cancelled meanwhile.
+type slowSink struct {
+	ingest.Sink
+	delay time.Duration
+}
 
-func (s slowSpool) Deliver(ctx context.Context, msgs ...Incoming) ([]string, error) {
+func (s slowSink) Deliver(ctx context.Context, msgs ...ingest.Incoming) ([]string, error) {
 	select {
 	case <-ctx.Done():
 		return nil, ctx.Err()
@@ -125,13 +130,11 @@ func (s slowSpool) Deliver(ctx context.Context, msgs ...Incoming) ([]string, err
 	}
 }
 
-func (slowSpool) Writable() error { return nil }
-
 // Once the whole body is in, no read deadline is left on the connection: a
 // delivery that takes longer than the body's deadline would have been
 // cancelled by net/http's background read timing out.
 func TestWebhookSlowDeliveryAfterBody(t *testing.T) {
-	h, err := NewWebhook(slowSpool{delay: time.Second}, WebhookOptions{BodyGrace: 200 * time.Millisecond, BodyTimeout: 300 * time.Millisecond})
+	h, err := ingest.NewWebhook(slowSink{Sink: testSpool(t), delay: time.Second}, ingest.WebhookOptions{BodyGrace: 200 * time.Millisecond, BodyTimeout: 300 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

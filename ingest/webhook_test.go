@@ -1,4 +1,4 @@
-package ingest
+package ingest_test
 
 import (
 	"bufio"
@@ -22,6 +22,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/certharvest/certharvest/ingest"
+	"github.com/certharvest/certharvest/ingest/maildir"
 	"github.com/certharvest/certharvest/output"
 )
 
@@ -77,16 +79,23 @@ var relayTestMessage = []byte("From: Bob <bob@example.com>\r\nTo: certs@inbound.
 type webhookHarness struct {
 	t     *testing.T
 	dir   string
-	spool *Spool
-	h     *Webhook
+	spool *maildir.Spool
+	h     *ingest.Webhook
 	log   *bytes.Buffer
 	logMu *sync.Mutex
 }
 
-func newWebhookHarness(t *testing.T, opts WebhookOptions) *webhookHarness {
+func newWebhookHarness(t *testing.T, opts ingest.WebhookOptions) *webhookHarness {
+	t.Helper()
+	return newWebhookHarnessSink(t, opts, nil)
+}
+
+// newWebhookHarnessSink is newWebhookHarness with the webhook delivering
+// into wrap(spool), unless wrap is nil.
+func newWebhookHarnessSink(t *testing.T, opts ingest.WebhookOptions, wrap func(ingest.Sink) ingest.Sink) *webhookHarness {
 	t.Helper()
 	dir := t.TempDir()
-	spool, err := OpenSpool(dir)
+	spool, err := maildir.Open(dir, maildir.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +105,11 @@ func newWebhookHarness(t *testing.T, opts WebhookOptions) *webhookHarness {
 	opts.Logger = slog.New(output.NewLogHandler(webhookLogWriter{mu, buf}, slog.LevelDebug))
 	opts.BlockPrefix = true
 	opts.Now = func() time.Time { return time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC) }
-	h, err := NewWebhook(spool, opts)
+	var sink ingest.Sink = spool
+	if wrap != nil {
+		sink = wrap(spool)
+	}
+	h, err := ingest.NewWebhook(sink, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,20 +153,20 @@ func (wh *webhookHarness) post(body []byte, header map[string]string) *httptest.
 }
 
 // spooled returns the messages in new/ and their context, by name.
-func (wh *webhookHarness) spooled() (names []string, raws [][]byte, envs []Envelope) {
+func (wh *webhookHarness) spooled() (names []string, raws [][]byte, envs []ingest.Envelope) {
 	wh.t.Helper()
-	entries, err := os.ReadDir(filepath.Join(wh.dir, SpoolNew))
+	entries, err := os.ReadDir(filepath.Join(wh.dir, maildir.SubNew))
 	if err != nil {
 		wh.t.Fatal(err)
 	}
 	for _, e := range entries {
-		m, err := wh.spool.Load(e.Name(), 1<<30)
+		m, err := load(wh.spool, e.Name(), 1<<30)
 		if err != nil {
 			wh.t.Fatal(err)
 		}
 		names = append(names, e.Name())
 		raws = append(raws, m.Raw)
-		envs = append(envs, Envelope{Source: m.Source, EnvelopeFrom: m.EnvelopeFrom, EnvelopeTo: m.EnvelopeTo,
+		envs = append(envs, ingest.Envelope{Source: m.Source, EnvelopeFrom: m.EnvelopeFrom, EnvelopeTo: m.EnvelopeTo,
 			RemoteAddr: m.RemoteAddr, Received: m.Received, Extra: m.Extra})
 	}
 	return names, raws, envs
@@ -162,7 +175,7 @@ func (wh *webhookHarness) spooled() (names []string, raws [][]byte, envs []Envel
 // assertNothingSpooled checks that no file of the request was left behind.
 func (wh *webhookHarness) assertNothingSpooled() {
 	wh.t.Helper()
-	for _, sub := range []string{SpoolNew, SpoolTmp, SpoolMeta} {
+	for _, sub := range []string{maildir.SubNew, maildir.SubTmp, maildir.SubMeta} {
 		if entries, _ := os.ReadDir(filepath.Join(wh.dir, sub)); len(entries) != 0 {
 			wh.t.Errorf("%s/ holds %d files", sub, len(entries))
 		}
@@ -182,7 +195,7 @@ func webhookAnswer(t *testing.T, w *httptest.ResponseRecorder) string {
 }
 
 func TestWebhookSpoolsEveryMessageOfARequest(t *testing.T) {
-	wh := newWebhookHarness(t, WebhookOptions{})
+	wh := newWebhookHarness(t, ingest.WebhookOptions{})
 	binary := append(bytes.Clone(relayTestMessage), 0xff, 0xfe, '\r', '\n') // not UTF-8: base64 only
 	body := relayPayload(t,
 		relayFixture{raw: relayTestMessage, from: "bob@example.com", to: "certs@inbound.example.org"},
@@ -212,7 +225,7 @@ func TestWebhookSpoolsEveryMessageOfARequest(t *testing.T) {
 			t.Errorf("%s: the message changed:\n got %q\nwant %q", tt.from, raws[i], tt.raw)
 		}
 		env := envs[i]
-		want := Envelope{Source: "webhook", EnvelopeFrom: tt.from, EnvelopeTo: []string{"certs@inbound.example.org"},
+		want := ingest.Envelope{Source: "webhook", EnvelopeFrom: tt.from, EnvelopeTo: []string{"certs@inbound.example.org"},
 			RemoteAddr: "203.0.113.10:40000", Received: time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC),
 			Extra: map[string]string{"customer_id": "1337", "webhook_id": tt.webhookID, "friendly_from": "Bob <" + tt.from + ">", "protocol": "smtp"}}
 		if fmt.Sprint(env) != fmt.Sprint(want) {
@@ -236,7 +249,7 @@ func TestWebhookPayloadForms(t *testing.T) {
 		{"whitespace around", " \n[ {\"msys\":{\"relay_message\":{\"content\":{\"email_rfc822\":\"x\"}}}} ]\n ", "x"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			wh := newWebhookHarness(t, WebhookOptions{})
+			wh := newWebhookHarness(t, ingest.WebhookOptions{})
 			w := wh.post([]byte(tt.body), nil)
 			if w.Code != http.StatusOK {
 				t.Fatalf("status %d %s", w.Code, w.Body)
@@ -254,7 +267,7 @@ func TestWebhookResponses(t *testing.T) {
 	const token = "s3cret-token"
 	for _, tt := range []struct {
 		name        string
-		opts        WebhookOptions
+		opts        ingest.WebhookOptions
 		method      string
 		path        string
 		contentType string
@@ -272,13 +285,13 @@ func TestWebhookResponses(t *testing.T) {
 		{name: "other content type", contentType: "text/plain", body: string(good), wantStatus: 400, wantMessage: "Unknown Content-Type in request headers"},
 		{name: "form content type", contentType: "application/x-www-form-urlencoded", body: string(good), wantStatus: 400, wantMessage: "Unknown Content-Type in request headers"},
 		{name: "no content type", contentType: "-", body: string(good), wantStatus: 400, wantMessage: "Unknown Content-Type in request headers"},
-		{name: "token right", opts: WebhookOptions{Token: token}, header: map[string]string{WebhookTokenHeader: token}, body: string(good), wantStatus: 200, wantMessage: "ok", spooled: 1},
-		{name: "token missing", opts: WebhookOptions{Token: token}, body: string(good), wantStatus: 400, wantMessage: "Invalid X-MessageSystems-Webhook-Token in request headers"},
-		{name: "token wrong", opts: WebhookOptions{Token: token}, header: map[string]string{WebhookTokenHeader: "s3cret-tokeN"}, body: string(good), wantStatus: 400, wantMessage: "Invalid X-MessageSystems-Webhook-Token in request headers"},
-		{name: "token prefix", opts: WebhookOptions{Token: token}, header: map[string]string{WebhookTokenHeader: "s3cret"}, body: string(good), wantStatus: 400, wantMessage: "Invalid X-MessageSystems-Webhook-Token in request headers"},
-		{name: "token empty", opts: WebhookOptions{Token: token}, header: map[string]string{WebhookTokenHeader: ""}, body: string(good), wantStatus: 400, wantMessage: "Invalid X-MessageSystems-Webhook-Token in request headers"},
-		{name: "token header case", opts: WebhookOptions{Token: token}, header: map[string]string{"x-messagesystems-webhook-token": token}, body: string(good), wantStatus: 200, wantMessage: "ok", spooled: 1},
-		{name: "bad content type before token", opts: WebhookOptions{Token: token}, contentType: "text/html", body: string(good), wantStatus: 400, wantMessage: "Unknown Content-Type"},
+		{name: "token right", opts: ingest.WebhookOptions{Token: token}, header: map[string]string{ingest.WebhookTokenHeader: token}, body: string(good), wantStatus: 200, wantMessage: "ok", spooled: 1},
+		{name: "token missing", opts: ingest.WebhookOptions{Token: token}, body: string(good), wantStatus: 400, wantMessage: "Invalid X-MessageSystems-Webhook-Token in request headers"},
+		{name: "token wrong", opts: ingest.WebhookOptions{Token: token}, header: map[string]string{ingest.WebhookTokenHeader: "s3cret-tokeN"}, body: string(good), wantStatus: 400, wantMessage: "Invalid X-MessageSystems-Webhook-Token in request headers"},
+		{name: "token prefix", opts: ingest.WebhookOptions{Token: token}, header: map[string]string{ingest.WebhookTokenHeader: "s3cret"}, body: string(good), wantStatus: 400, wantMessage: "Invalid X-MessageSystems-Webhook-Token in request headers"},
+		{name: "token empty", opts: ingest.WebhookOptions{Token: token}, header: map[string]string{ingest.WebhookTokenHeader: ""}, body: string(good), wantStatus: 400, wantMessage: "Invalid X-MessageSystems-Webhook-Token in request headers"},
+		{name: "token header case", opts: ingest.WebhookOptions{Token: token}, header: map[string]string{"x-messagesystems-webhook-token": token}, body: string(good), wantStatus: 200, wantMessage: "ok", spooled: 1},
+		{name: "bad content type before token", opts: ingest.WebhookOptions{Token: token}, contentType: "text/html", body: string(good), wantStatus: 400, wantMessage: "Unknown Content-Type"},
 		{name: "malformed JSON", body: `[{"msys":`, wantStatus: 400, wantMessage: "Malformed JSON in request body"},
 		{name: "empty body", body: ``, wantStatus: 400, wantMessage: "Malformed JSON in request body"},
 		{name: "not an array", body: `{"msys":{}}`, wantStatus: 400, wantMessage: "Malformed JSON in request body: want an array"},
@@ -295,13 +308,13 @@ func TestWebhookResponses(t *testing.T) {
 		{name: "member named twice", body: `[{"msys":{"relay_message":{"content":{"email_rfc822":"eA==","email_rfc822":"eQ==","email_rfc822_is_base64":true}}}}]`, wantStatus: 400, wantMessage: "Malformed JSON in request body: item 0"},
 		{name: "member names in another case", body: `[{"MSYS":{"Relay_Message":{"Content":{"EMAIL_RFC822":"x"}}}}]`, wantStatus: 200, wantMessage: "ok", spooled: 1},
 		{name: "over-long msg_from", body: `[{"msys":{"relay_message":{"msg_from":"` + strings.Repeat("a", 3000) + `","content":{"email_rfc822":"x"}}}}]`, wantStatus: 400, wantMessage: "Bad relay message: item 0: msg_from is longer"},
-		{name: "too large by Content-Length", opts: WebhookOptions{MaxRequestBytes: 100}, body: string(good), wantStatus: 413, wantMessage: "Request body larger than 100 bytes"},
-		{name: "too large, chunked", opts: WebhookOptions{MaxRequestBytes: 100}, header: map[string]string{"chunked": "1"}, body: string(good), wantStatus: 413, wantMessage: "Request body larger than 100 bytes"},
+		{name: "too large by Content-Length", opts: ingest.WebhookOptions{MaxRequestBytes: 100}, body: string(good), wantStatus: 413, wantMessage: "Request body larger than 100 bytes"},
+		{name: "too large, chunked", opts: ingest.WebhookOptions{MaxRequestBytes: 100}, header: map[string]string{"chunked": "1"}, body: string(good), wantStatus: 413, wantMessage: "Request body larger than 100 bytes"},
 		{name: "GET", method: "GET", body: ``, wantStatus: 405, wantMessage: "Method Not Allowed", wantAllow: "POST"},
 		{name: "PUT", method: "PUT", body: string(good), wantStatus: 405, wantMessage: "Method Not Allowed", wantAllow: "POST"},
 		{name: "other path", path: "/other", body: string(good), wantStatus: 404, wantMessage: "Not Found"},
-		{name: "configured path", opts: WebhookOptions{Path: "/relay/x1"}, path: "/relay/x1", body: string(good), wantStatus: 200, wantMessage: "ok", spooled: 1},
-		{name: "root when a path is configured", opts: WebhookOptions{Path: "/relay/x1"}, body: string(good), wantStatus: 404, wantMessage: "Not Found"},
+		{name: "configured path", opts: ingest.WebhookOptions{Path: "/relay/x1"}, path: "/relay/x1", body: string(good), wantStatus: 200, wantMessage: "ok", spooled: 1},
+		{name: "root when a path is configured", opts: ingest.WebhookOptions{Path: "/relay/x1"}, body: string(good), wantStatus: 404, wantMessage: "Not Found"},
 		{name: "healthz", method: "GET", path: "/healthz", wantStatus: 200, wantMessage: "ok"},
 		{name: "healthz HEAD", method: "HEAD", path: "/healthz", wantStatus: 200},
 		{name: "healthz POST", path: "/healthz", body: string(good), wantStatus: 405, wantMessage: "Method Not Allowed", wantAllow: "GET, HEAD"},
@@ -368,7 +381,7 @@ func TestWebhookAllOrNothing(t *testing.T) {
 		`{"msys":{"relay_message":{"content":{"email_rfc822":"x"`, // cut short
 	} {
 		for _, body := range []string{"[" + items + "," + bad + "]", "[" + bad + "," + items + "]"} {
-			wh := newWebhookHarness(t, WebhookOptions{})
+			wh := newWebhookHarness(t, ingest.WebhookOptions{})
 			w := wh.post([]byte(body), nil)
 			if w.Code != http.StatusBadRequest {
 				t.Errorf("%.60s…: status %d, want 400", bad, w.Code)
@@ -384,36 +397,36 @@ func TestWebhookSpoolNotWritable(t *testing.T) {
 	body := relayPayload(t,
 		relayFixture{raw: relayTestMessage, from: "bob@example.com", to: "certs@inbound.example.org"},
 		relayFixture{raw: relayTestMessage, base64: true, from: "carol@example.net", to: "certs@inbound.example.org"})
+	// A message larger than DefaultSpillBytes goes through tmp/ (its own
+	// file); the usual ones only where there are no extended attributes.
+	large := relayPayload(t, relayFixture{raw: append(bytes.Repeat([]byte("X-Pad: 0123456789abcdef\r\n"), ingest.DefaultSpillBytes/24), relayTestMessage...),
+		base64: true, from: "bob@example.com", to: "certs@inbound.example.org"})
 	for _, tt := range []struct {
 		name   string
+		body   []byte
 		damage func(dir string)
 	}{
-		{"tmp is a file", func(dir string) {
-			os.RemoveAll(filepath.Join(dir, SpoolTmp))
-			os.WriteFile(filepath.Join(dir, SpoolTmp), nil, 0o600)
+		{"tmp is a file", large, func(dir string) {
+			os.RemoveAll(filepath.Join(dir, maildir.SubTmp))
+			os.WriteFile(filepath.Join(dir, maildir.SubTmp), nil, 0o600)
 		}},
-		{"meta is a file (no extended attributes)", func(dir string) {
-			os.RemoveAll(filepath.Join(dir, SpoolMeta))
-			os.WriteFile(filepath.Join(dir, SpoolMeta), nil, 0o600)
+		{"new is a file", body, func(dir string) {
+			os.RemoveAll(filepath.Join(dir, maildir.SubNew))
+			os.WriteFile(filepath.Join(dir, maildir.SubNew), nil, 0o600)
 		}},
-		{"new is a file", func(dir string) {
-			os.RemoveAll(filepath.Join(dir, SpoolNew))
-			os.WriteFile(filepath.Join(dir, SpoolNew), nil, 0o600)
-		}},
-		{"the spool is gone", func(dir string) { os.RemoveAll(dir) }},
+		{"the spool is gone", body, func(dir string) { os.RemoveAll(dir) }},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			wh := newWebhookHarness(t, WebhookOptions{})
-			wh.spool.noXattr.Store(true) // the context goes in meta/
+			wh := newWebhookHarness(t, ingest.WebhookOptions{})
 			tt.damage(wh.dir)
-			w := wh.post(body, nil)
+			w := wh.post(tt.body, nil)
 			if w.Code != http.StatusServiceUnavailable {
 				t.Fatalf("status %d %s, want 503", w.Code, w.Body)
 			}
 			if webhookAnswer(t, w) == "ok" || w.Header().Get("Retry-After") == "" {
 				t.Errorf("answer %q, Retry-After %q", w.Body, w.Header().Get("Retry-After"))
 			}
-			if entries, err := os.ReadDir(filepath.Join(wh.dir, SpoolNew)); err == nil && len(entries) > 0 {
+			if entries, err := os.ReadDir(filepath.Join(wh.dir, maildir.SubNew)); err == nil && len(entries) > 0 {
 				t.Errorf("%d messages in new/ after a refused request", len(entries))
 			}
 			if !strings.Contains(wh.logText(), "| 503 Cannot store the messages now; retry later: nothing acknowledged") {
@@ -429,25 +442,25 @@ func TestWebhookSpoolNotWritable(t *testing.T) {
 	}
 }
 
-// blockingWebhookSpool holds every delivery until release is closed.
-type blockingWebhookSpool struct {
+// blockingSink is a spool that holds every delivery until release is
+// closed.
+type blockingSink struct {
+	ingest.Sink
 	entered chan struct{}
 	release chan struct{}
 }
 
-func (b *blockingWebhookSpool) Deliver(ctx context.Context, msgs ...Incoming) ([]string, error) {
+func (b *blockingSink) Deliver(ctx context.Context, msgs ...ingest.Incoming) ([]string, error) {
 	b.entered <- struct{}{}
 	<-b.release
 	return make([]string, len(msgs)), nil
 }
 
-func (b *blockingWebhookSpool) Writable() error { return nil }
-
 // Beyond MaxConcurrent requests in flight, the webhook answers 503 with
 // Retry-After at once.
 func TestWebhookConcurrencyCap(t *testing.T) {
-	spool := &blockingWebhookSpool{entered: make(chan struct{}, 2), release: make(chan struct{})}
-	h, err := NewWebhook(spool, WebhookOptions{MaxConcurrent: 2})
+	spool := &blockingSink{Sink: testSpool(t), entered: make(chan struct{}, 2), release: make(chan struct{})}
+	h, err := ingest.NewWebhook(spool, ingest.WebhookOptions{MaxConcurrent: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -488,7 +501,7 @@ func TestWebhookConcurrencyCap(t *testing.T) {
 
 // A client that sends its body too slowly is cut off and holds no slot.
 func TestWebhookSlowClient(t *testing.T) {
-	wh := newWebhookHarness(t, WebhookOptions{BodyTimeout: 300 * time.Millisecond})
+	wh := newWebhookHarness(t, ingest.WebhookOptions{BodyTimeout: 300 * time.Millisecond})
 	srv := httptest.NewServer(wh.h)
 	defer srv.Close()
 	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
@@ -515,15 +528,15 @@ func TestWebhookSlowClient(t *testing.T) {
 
 // The log tells a request's story as one block, like the original service.
 func TestWebhookLogBlock(t *testing.T) {
-	wh := newWebhookHarness(t, WebhookOptions{Token: "hunter2", MaxMessageBytes: 100})
+	wh := newWebhookHarness(t, ingest.WebhookOptions{Token: "hunter2", MaxMessageBytes: 100})
 	body := relayPayload(t,
 		relayFixture{raw: relayTestMessage, from: "bob@example.com", to: "certs@inbound.example.org"},
 		relayFixture{raw: []byte("x"), base64: true, from: "carol@example.net", to: "certs@inbound.example.org"})
-	w := wh.post(body, map[string]string{WebhookTokenHeader: "hunter2", "X-Forwarded-For": "198.51.100.7"})
+	w := wh.post(body, map[string]string{ingest.WebhookTokenHeader: "hunter2", "X-Forwarded-For": "198.51.100.7"})
 	if w.Code != 200 {
 		t.Fatalf("status %d", w.Code)
 	}
-	wh.post(body, map[string]string{WebhookTokenHeader: "hunter3"})
+	wh.post(body, map[string]string{ingest.WebhookTokenHeader: "hunter3"})
 	log := wh.logText()
 	lines := strings.Split(strings.TrimSpace(log), "\n")
 	want := []*regexp.Regexp{
@@ -557,38 +570,16 @@ func TestWebhookLogBlock(t *testing.T) {
 
 func TestNewWebhookPath(t *testing.T) {
 	for _, p := range []string{"/healthz", "relay"} {
-		if _, err := NewWebhook(&blockingWebhookSpool{}, WebhookOptions{Path: p}); err == nil {
+		if _, err := ingest.NewWebhook(&blockingSink{}, ingest.WebhookOptions{Path: p}); err == nil {
 			t.Errorf("path %q accepted", p)
 		}
 	}
 }
 
-// unquoteJSON agrees with encoding/json on every valid UTF-8 string.
-func FuzzWebhookUnquote(f *testing.F) {
-	for _, s := range []string{`""`, `"abc"`, `"a\"b\\c\/d"`, `"\b\f\n\r\t"`, `"\u00e9\u2603"`, `"\ud83d\ude00"`,
-		`"\ud83d"`, `"\ud83dx"`, `"\ude00\ud83d"`, `"\ud83d\u0041"`, `"\uD83D\uDE00"`, "\"caf\u00e9\"", `"\u0000"`} {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, data []byte) {
-		data = bytes.TrimSpace(data)
-		var want string
-		if !bytes.HasPrefix(data, []byte(`"`)) || json.Unmarshal(data, &want) != nil || !utf8.Valid(data) {
-			return
-		}
-		got, err := unquoteJSON(data)
-		if err != nil {
-			t.Fatalf("unquoteJSON(%q): %v", data, err)
-		}
-		if string(got) != want {
-			t.Fatalf("unquoteJSON(%q) = %q, want %q", data, got, want)
-		}
-	})
-}
-
 // An error's log line says its detail once: the answer is often the error
 // itself, capitalised; a detail that adds something is kept.
 func TestWebhookLogSaysDetailOnce(t *testing.T) {
-	wh := newWebhookHarness(t, WebhookOptions{MaxItems: 1})
+	wh := newWebhookHarness(t, ingest.WebhookOptions{MaxItems: 1})
 	two := relayPayload(t,
 		relayFixture{raw: relayTestMessage, from: "bob@example.com", to: "certs@inbound.example.org"},
 		relayFixture{raw: relayTestMessage, from: "bob@example.com", to: "certs@inbound.example.org"})
@@ -622,19 +613,5 @@ func TestWebhookLogSaysDetailOnce(t *testing.T) {
 				t.Errorf("last line %q\n want %q... saying %q once", last, tt.want, tt.once)
 			}
 		})
-	}
-}
-
-func TestDetailBeyond(t *testing.T) {
-	for _, tt := range []struct{ msg, detail, want string }{
-		{"Malformed JSON in request body: x", "malformed JSON in request body: x", ""},
-		{"Request body not received in time", "read tcp: i/o timeout", "read tcp: i/o timeout"},
-		{"Not Found", "", ""},
-		{"Invalid token", "invalid token: token header missing", "token header missing"},
-		{"Method Not Allowed", "method PUT", "method PUT"},
-	} {
-		if got := detailBeyond(tt.msg, tt.detail); got != tt.want {
-			t.Errorf("detailBeyond(%q, %q) = %q, want %q", tt.msg, tt.detail, got, tt.want)
-		}
 	}
 }

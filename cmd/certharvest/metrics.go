@@ -15,7 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/certharvest/certharvest/ingest"
+	"github.com/certharvest/certharvest/ingest/maildir"
 	"github.com/certharvest/certharvest/internal/engine"
 	"github.com/certharvest/certharvest/internal/lookup"
 	"github.com/certharvest/certharvest/output"
@@ -140,13 +140,13 @@ func (m *metrics) smtpReply(code int) {
 }
 
 // watchSpool adds the spool's gauges.
-func (m *metrics) watchSpool(w *ingest.MaildirWatcher, spool *ingest.Spool, log *slog.Logger) {
+func (m *metrics) watchSpool(w *maildir.Watcher, spool *maildir.Spool, log *slog.Logger) {
 	m.registry.MustRegister(newSpoolCollector(w, spool, log))
 }
 
 // newSpoolCollector returns the collector of the spool's gauges and
 // counters: its backlog and oldest message (new/), its archive (cur/).
-func newSpoolCollector(w *ingest.MaildirWatcher, spool *ingest.Spool, log *slog.Logger) *spoolCollector {
+func newSpoolCollector(w *maildir.Watcher, spool *maildir.Spool, log *slog.Logger) *spoolCollector {
 	return &spoolCollector{
 		watcher: w, spool: spool, log: log, now: time.Now,
 		messages: prometheus.NewDesc("certharvest_spool_messages",
@@ -171,14 +171,14 @@ const (
 
 // spoolCollector reports the spool's backlog and the age of its oldest
 // message. The age is computed when scraped, from a listing of new/ that
-// needs no system call per Maildir-named file (ingest.Spool.OldestNew); the
+// needs no system call per Maildir-named file (maildir.Spool.OldestNew); the
 // oldest delivery time found is kept for spoolAgeCache, so that scrapes in
 // quick succession (several Prometheus servers, or anyone who can reach
 // the listener) do not read the folder again. Nothing is added to the
 // per-message path.
 type spoolCollector struct {
-	watcher *ingest.MaildirWatcher
-	spool   *ingest.Spool
+	watcher *maildir.Watcher
+	spool   *maildir.Spool
 	log     *slog.Logger
 	now     func() time.Time
 
@@ -204,12 +204,12 @@ func (c *spoolCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.messages, prometheus.GaugeValue, float64(c.watcher.Backlog()))
 	// Kept by the spool as it goes: no listing of cur/ here.
 	archive := c.spool.ArchiveStats()
-	for verdict, n := range map[string]ingest.ArchiveCount{"accepted": archive.Accepted, "rejected": archive.Rejected} {
+	for verdict, n := range map[string]maildir.ArchiveCount{"accepted": archive.Accepted, "rejected": archive.Rejected} {
 		ch <- prometheus.MustNewConstMetric(c.archiveBytes, prometheus.GaugeValue, float64(n.Bytes), verdict)
 		ch <- prometheus.MustNewConstMetric(c.archiveMessages, prometheus.GaugeValue, float64(n.Messages), verdict)
 	}
 	for cause, n := range archive.Evicted {
-		ch <- prometheus.MustNewConstMetric(c.evictions, prometheus.CounterValue, float64(n), ingest.EvictCause(cause).String())
+		ch <- prometheus.MustNewConstMetric(c.evictions, prometheus.CounterValue, float64(n), maildir.EvictCause(cause).String())
 	}
 	now := c.now()
 	c.mu.Lock()

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/certharvest/certharvest/ingest"
+	"github.com/certharvest/certharvest/ingest/maildir"
 	"github.com/certharvest/certharvest/internal/engine"
 	"github.com/certharvest/certharvest/internal/testcorpus"
 	"github.com/certharvest/certharvest/output"
@@ -53,7 +54,7 @@ func TestServeMetrics(t *testing.T) {
 	}
 	_, lookup := f.FlakyLookupTXT(1)
 	dir := t.TempDir()
-	spool, err := ingest.OpenSpool(filepath.Join(dir, "Maildir"))
+	spool, err := maildir.Open(filepath.Join(dir, "Maildir"), maildir.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +73,7 @@ func TestServeMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer report.Close()
-	watcher := ingest.NewMaildirWatcher(spool.Dir(), ingest.WatchOptions{Settle: 5 * time.Millisecond})
+	watcher := maildir.NewWatcher(spool.Dir(), maildir.WatchOptions{Settle: 5 * time.Millisecond})
 	queue, err := engine.NewMaildirQueue(spool, watcher, discardLogger())
 	if err != nil {
 		t.Fatal(err)
@@ -167,12 +168,12 @@ func TestMetricsRegistryPerServer(t *testing.T) {
 // The spool's gauges: the watcher's backlog, and the age of the oldest
 // message in new/ by its Maildir name, listed at most every spoolAgeCache.
 func TestSpoolCollector(t *testing.T) {
-	spool, err := ingest.OpenSpool(t.TempDir())
+	spool, err := maildir.Open(t.TempDir(), maildir.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { spool.Close() })
-	watcher := ingest.NewMaildirWatcher(spool.Dir(), ingest.WatchOptions{Settle: 5 * time.Millisecond})
+	watcher := maildir.NewWatcher(spool.Dir(), maildir.WatchOptions{Settle: 5 * time.Millisecond})
 	now := time.Unix(1780308100, 0)
 	m := newMetrics()
 	m.watchSpool(watcher, spool, discardLogger())
@@ -185,7 +186,7 @@ func TestSpoolCollector(t *testing.T) {
 
 	wantSamples(t, scrape(t, h), "spool_messages 0", "spool_age 0")
 
-	newDir := filepath.Join(spool.Dir(), ingest.SpoolNew)
+	newDir := filepath.Join(spool.Dir(), maildir.SubNew)
 	for _, name := range []string{"1780308000.M1P1Q1.test", "1780308040.M1P1Q2.test"} {
 		if err := os.WriteFile(filepath.Join(newDir, name), []byte("x"), 0o600); err != nil {
 			t.Fatal(err)

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/certharvest/certharvest/ingest"
+	"github.com/certharvest/certharvest/ingest/maildir"
 	"github.com/certharvest/certharvest/internal/engine"
 	"github.com/certharvest/certharvest/internal/lookup"
 	"github.com/certharvest/certharvest/output"
@@ -148,8 +149,8 @@ func parseSizeOrZero(s string) (int64, error) {
 }
 
 // archivePolicy is the retention policy of the spool's cur/ the flags say.
-func (f *serveFlags) archivePolicy() ingest.ArchivePolicy {
-	return ingest.ArchivePolicy{KeepRejected: f.keepRejected.value, KeepAccepted: f.keepAccepted.value, MaxBytes: f.archiveMax.value}
+func (f *serveFlags) archivePolicy() maildir.ArchivePolicy {
+	return maildir.ArchivePolicy{KeepRejected: f.keepRejected.value, KeepAccepted: f.keepAccepted.value, MaxBytes: f.archiveMax.value}
 }
 
 // inputEnv is what every live input shares.
@@ -192,7 +193,7 @@ func (f *serveFlags) loadTLS() (*tls.Config, error) {
 // spool. Each lives in its own serve_<name>.go.
 type input interface {
 	// Start begins accepting messages; it returns once listening.
-	Start(ctx context.Context, spool *ingest.Spool, log *slog.Logger) error
+	Start(ctx context.Context, spool *maildir.Spool, log *slog.Logger) error
 	// Shutdown stops accepting and waits for the deliveries in progress.
 	Shutdown(ctx context.Context) error
 	// String describes the input for the start-up log.
@@ -282,7 +283,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	memLimit, memLimitFrom := applyMemoryLimit(sf.memoryLimit.value, setup.opts.MaxSize, inputsMemory, os.DirFS("/"))
 
-	spool, err := ingest.OpenSpoolOptions(sf.maildir, ingest.SpoolOptions{Logger: log, Archive: sf.archivePolicy()})
+	spool, err := maildir.Open(sf.maildir, maildir.Options{Logger: log, Archive: sf.archivePolicy()})
 	if err != nil {
 		return err
 	}
@@ -330,7 +331,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 
-	watcher := ingest.NewMaildirWatcher(sf.maildir, ingest.WatchOptions{Settle: sf.settle, WriteSettle: sf.settleWritten, Rescan: sf.rescan, Logger: log})
+	watcher := maildir.NewWatcher(sf.maildir, maildir.WatchOptions{Settle: sf.settle, WriteSettle: sf.settleWritten, Rescan: sf.rescan, Logger: log})
 	m.watchSpool(watcher, spool, log)
 	queue, err := engine.NewMaildirQueue(spool, watcher, log)
 	if err != nil {

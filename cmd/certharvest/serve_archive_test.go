@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/certharvest/certharvest/ingest"
+	"github.com/certharvest/certharvest/ingest/maildir"
 	"github.com/certharvest/certharvest/internal/testfs"
 	"github.com/emersion/go-smtp"
 	"github.com/prometheus/client_golang/prometheus"
@@ -152,7 +153,7 @@ func inCur(maildir, name string) bool {
 // The archive's gauges and its evictions by cause, as the spool keeps them.
 func TestSpoolCollectorArchive(t *testing.T) {
 	dir := t.TempDir()
-	spool, err := ingest.OpenSpoolOptions(dir, ingest.SpoolOptions{Archive: ingest.ArchivePolicy{SweepEvery: -1}})
+	spool, err := maildir.Open(dir, maildir.Options{Archive: maildir.ArchivePolicy{SweepEvery: -1}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +170,7 @@ func TestSpoolCollectorArchive(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	watcher := ingest.NewMaildirWatcher(dir, ingest.WatchOptions{})
+	watcher := maildir.NewWatcher(dir, maildir.WatchOptions{})
 	wantSamples(t, scrape(t, promhttp.HandlerFor(registryOf(newSpoolCollector(watcher, spool, discardLogger())), promhttp.HandlerOpts{})),
 		`certharvest_spool_archive_messages{verdict="accepted"} 1`,
 		`certharvest_spool_archive_messages{verdict="rejected"} 2`,
@@ -182,7 +183,7 @@ func TestSpoolCollectorArchive(t *testing.T) {
 	// Opened again two weeks later: the sweep at start removes the
 	// rejected messages.
 	later := time.Now().Add(14 * 24 * time.Hour)
-	spool, err = ingest.OpenSpoolOptions(dir, ingest.SpoolOptions{Archive: ingest.ArchivePolicy{KeepRejected: 7 * 24 * time.Hour, Now: func() time.Time { return later }}})
+	spool, err = maildir.Open(dir, maildir.Options{Archive: maildir.ArchivePolicy{KeepRejected: 7 * 24 * time.Hour, Now: func() time.Time { return later }}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,7 +193,7 @@ func TestSpoolCollectorArchive(t *testing.T) {
 	// end: wait for both.
 	swept := func() bool {
 		st := spool.ArchiveStats()
-		return st.Evicted[ingest.EvictAge] >= 2 && st.Accepted.Messages >= 1
+		return st.Evicted[maildir.EvictAge] >= 2 && st.Accepted.Messages >= 1
 	}
 	for !swept() && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)

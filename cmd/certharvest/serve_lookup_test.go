@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/certharvest/certharvest/ingest"
+	"github.com/certharvest/certharvest/ingest/maildir"
 	"github.com/certharvest/certharvest/internal/lookup"
 	"github.com/certharvest/certharvest/output"
 	"github.com/certharvest/certharvest/verify"
@@ -100,7 +101,7 @@ func TestLookupFlags(t *testing.T) {
 // everything else, and those paths when they are off, to the webhook.
 func TestHTTPRoutes(t *testing.T) {
 	h := newTestLookup(t)
-	spool, err := ingest.OpenSpool(t.TempDir())
+	spool, err := maildir.Open(t.TempDir(), maildir.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

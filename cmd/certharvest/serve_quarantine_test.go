@@ -11,7 +11,7 @@ import (
 
 	"golang.org/x/net/dns/dnsmessage"
 
-	"github.com/certharvest/certharvest/ingest"
+	"github.com/certharvest/certharvest/ingest/maildir"
 	"github.com/certharvest/certharvest/output"
 )
 
@@ -127,7 +127,7 @@ func TestServeQuarantinesPoisonMessage(t *testing.T) {
 	if n := dns.askedFor(poisonKey); n != asked {
 		t.Errorf("the quarantined message was verified again (%d more key lookups)", n-asked)
 	}
-	quarantined := filepath.Join(sv.maildir, ingest.SpoolQuarantine, poisonName)
+	quarantined := filepath.Join(sv.maildir, maildir.SubQuarantine, poisonName)
 	if data, err := os.ReadFile(quarantined); err != nil || !bytes.Equal(data, poison) {
 		t.Errorf("quarantine/%s: %v", poisonName, err)
 	}
@@ -144,7 +144,7 @@ func TestServeQuarantinesPoisonMessage(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(sv.maildir, "cur", name+":2,S")); err != nil {
 			t.Errorf("%s not archived: %v", name, err)
 		}
-		if _, err := os.Stat(filepath.Join(sv.maildir, ingest.SpoolQuarantine, name)); err == nil {
+		if _, err := os.Stat(filepath.Join(sv.maildir, maildir.SubQuarantine, name)); err == nil {
 			t.Errorf("%s was quarantined", name)
 		}
 	}

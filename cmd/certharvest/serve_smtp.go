@@ -1,11 +1,14 @@
 package main
 
 import (
+	"context"
 	"flag"
+	"log/slog"
 	"strings"
 	"time"
 
 	"github.com/certharvest/certharvest/ingest"
+	"github.com/certharvest/certharvest/ingest/maildir"
 	"github.com/certharvest/certharvest/verify"
 )
 
@@ -81,7 +84,7 @@ func (f *smtpFlags) build(env *inputEnv) (input, error) {
 	if env.Setup != nil {
 		headerLimits = env.Setup.opts.HeaderLimits
 	}
-	srv, err := ingest.NewSMTPServer(ingest.SMTPOptions{
+	opts := ingest.SMTPOptions{
 		Addr:            f.addr,
 		Hostname:        f.hostname,
 		Domains:         f.domains,
@@ -98,11 +101,47 @@ func (f *smtpFlags) build(env *inputEnv) (input, error) {
 		Budget:          env.Memory,
 		HeaderLimits:    headerLimits,
 		ObserveReply:    observe,
-	})
+	}
+	// The options are checked now, with the flags; the server is made
+	// again on the spool when it starts.
+	check, err := ingest.NewSMTPServer(nil, opts)
 	if err != nil {
 		return nil, usagef("%v", err)
 	}
-	return srv, nil
+	return &smtpInput{opts: opts, desc: check.String()}, nil
+}
+
+// smtpInput is the SMTP input: a receiving MX for certharvest's own
+// addresses (ingest.SMTPServer), delivering into the spool.
+type smtpInput struct {
+	opts ingest.SMTPOptions
+	desc string
+	srv  *ingest.SMTPServer // once started
+}
+
+func (in *smtpInput) String() string { return in.desc }
+
+// Start listens on --smtp and serves in the background.
+func (in *smtpInput) Start(ctx context.Context, spool *maildir.Spool, log *slog.Logger) error {
+	opts := in.opts
+	opts.Logger = log
+	srv, err := ingest.NewSMTPServer(spool, opts)
+	if err != nil {
+		return err
+	}
+	if err := srv.Start(ctx); err != nil {
+		return err
+	}
+	in.srv = srv
+	return nil
+}
+
+// Shutdown stops the server, once started (SMTPServer.Shutdown).
+func (in *smtpInput) Shutdown(ctx context.Context) error {
+	if in.srv == nil {
+		return nil
+	}
+	return in.srv.Shutdown(ctx)
 }
 
 // smtpList is a repeatable string flag.

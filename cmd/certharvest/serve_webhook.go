@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/certharvest/certharvest/ingest"
+	"github.com/certharvest/certharvest/ingest/maildir"
 	"github.com/certharvest/certharvest/verify"
 )
 
@@ -185,7 +186,7 @@ func (in *webhookInput) String() string {
 
 // Start listens on --http (port 0 picks a free one: the log tells which)
 // and serves in the background.
-func (in *webhookInput) Start(ctx context.Context, spool *ingest.Spool, log *slog.Logger) error {
+func (in *webhookInput) Start(ctx context.Context, spool *maildir.Spool, log *slog.Logger) error {
 	opts := in.opts
 	opts.Logger = log
 	h, err := ingest.NewWebhook(spool, opts)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/certharvest/certharvest/ingest"
+	"github.com/certharvest/certharvest/ingest/maildir"
 	"github.com/certharvest/certharvest/internal/testcorpus"
 	"github.com/certharvest/certharvest/output"
 	"github.com/certharvest/certharvest/verify"
@@ -23,8 +24,8 @@ import (
 // before process.
 type testServer struct {
 	t        testing.TB
-	spool    *ingest.Spool
-	watcher  *ingest.MaildirWatcher
+	spool    *maildir.Spool
+	watcher  *maildir.Watcher
 	pipeline *verify.Pipeline
 	report   *output.Report
 	opts     Options
@@ -49,7 +50,7 @@ func serveOptions(workers, batch int, retryFor, retryFirst time.Duration) Option
 
 // newTestServer builds a server in-process, with a DKIM lookup the test
 // controls.
-func newTestServer(t testing.TB, f *testcorpus.Fixture, lookup verify.LookupTXTFunc, sf Options) (*testServer, *ingest.Spool) {
+func newTestServer(t testing.TB, f *testcorpus.Fixture, lookup verify.LookupTXTFunc, sf Options) (*testServer, *maildir.Spool) {
 	t.Helper()
 	return newTestServerStore(t, f, lookup, nil, sf)
 }
@@ -57,10 +58,10 @@ func newTestServer(t testing.TB, f *testcorpus.Fixture, lookup verify.LookupTXTF
 // newTestServerStore is newTestServer with a certificate store the test
 // controls; nil is a CertStore in the test's folder. As in runServe with
 // DNS, the store and the lookup give the CPU slot back while they wait.
-func newTestServerStore(t testing.TB, f *testcorpus.Fixture, lookup verify.LookupTXTFunc, store verify.CertStore, sf Options) (*testServer, *ingest.Spool) {
+func newTestServerStore(t testing.TB, f *testcorpus.Fixture, lookup verify.LookupTXTFunc, store verify.CertStore, sf Options) (*testServer, *maildir.Spool) {
 	t.Helper()
 	dir := t.TempDir()
-	spool, err := ingest.OpenSpool(filepath.Join(dir, "Maildir"))
+	spool, err := maildir.Open(filepath.Join(dir, "Maildir"), maildir.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +89,7 @@ func newTestServerStore(t testing.TB, f *testcorpus.Fixture, lookup verify.Looku
 	}
 	sf.Logger = log
 	s := &testServer{t: t, spool: spool, log: log, pipeline: pipeline, report: report, opts: sf}
-	s.watcher = ingest.NewMaildirWatcher(spool.Dir(), ingest.WatchOptions{Settle: 5 * time.Millisecond})
+	s.watcher = maildir.NewWatcher(spool.Dir(), maildir.WatchOptions{Settle: 5 * time.Millisecond})
 	return s, spool
 }
 
@@ -169,7 +170,7 @@ func TestMaildirReverifiesMessageChangedWhileVerified(t *testing.T) {
 	}
 	sf := serveOptions(1, 16, time.Hour, time.Minute)
 	s, spool := newTestServer(t, f, lookup, sf)
-	s.watcher = ingest.NewMaildirWatcher(spool.Dir(), ingest.WatchOptions{Settle: 5 * time.Millisecond, WriteSettle: 50 * time.Millisecond})
+	s.watcher = maildir.NewWatcher(spool.Dir(), maildir.WatchOptions{Settle: 5 * time.Millisecond, WriteSettle: 50 * time.Millisecond})
 	path = filepath.Join(spool.Dir(), "new", "written-in-place")
 	if err := os.WriteFile(path, data[:half], 0o600); err != nil {
 		t.Fatal(err)
@@ -194,9 +195,9 @@ func TestMaildirRetriesMessageDeliveredLongAgo(t *testing.T) {
 	}
 	for _, tt := range []struct {
 		name    string
-		deliver func(t *testing.T, spool *ingest.Spool, raw []byte) string
+		deliver func(t *testing.T, spool *maildir.Spool, raw []byte) string
 	}{
-		{"context says two days ago", func(t *testing.T, spool *ingest.Spool, raw []byte) string {
+		{"context says two days ago", func(t *testing.T, spool *maildir.Spool, raw []byte) string {
 			names, err := spool.Deliver(context.Background(), ingest.Incoming{Raw: raw,
 				Envelope: ingest.Envelope{Source: "test", Received: time.Now().Add(-48 * time.Hour)}})
 			if err != nil {
@@ -204,7 +205,7 @@ func TestMaildirRetriesMessageDeliveredLongAgo(t *testing.T) {
 			}
 			return names[0]
 		}},
-		{"Maildir name from 2001", func(t *testing.T, spool *ingest.Spool, raw []byte) string {
+		{"Maildir name from 2001", func(t *testing.T, spool *maildir.Spool, raw []byte) string {
 			const name = "1000000000.M1P1Q1.mx.example.org"
 			deliver(t, spool.Dir(), name, raw)
 			return name
@@ -274,7 +275,7 @@ func TestMaildirShutdownCutOffIsNotReported(t *testing.T) {
 
 // runUntilArchived runs an in-process server until the message name is in
 // cur/ (or 10 s pass), stops it and returns the report.
-func runUntilArchived(t *testing.T, s *testServer, spool *ingest.Spool, name string) []output.Record {
+func runUntilArchived(t *testing.T, s *testServer, spool *maildir.Spool, name string) []output.Record {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	go s.watcher.Run(ctx)
@@ -350,7 +351,7 @@ func TestMaildirWaitsWithoutSlot(t *testing.T) {
 }
 
 // waitArchived waits until every message of names is in cur/.
-func waitArchived(t *testing.T, spool *ingest.Spool, names []string, timeout time.Duration) {
+func waitArchived(t *testing.T, spool *maildir.Spool, names []string, timeout time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for _, name := range names {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/certharvest/certharvest/ingest"
+	"github.com/certharvest/certharvest/ingest/maildir"
 	"github.com/certharvest/certharvest/verify"
 )
 
@@ -18,25 +19,25 @@ import (
 // watcher finds them complete, acked by moving them to cur/, with an
 // in-flight log for the suspects of a crash.
 type MaildirQueue struct {
-	spool    *ingest.Spool
-	watcher  *ingest.MaildirWatcher
-	inflight *ingest.InFlight
-	suspects []ingest.Suspect
+	spool    *maildir.Spool
+	watcher  *maildir.Watcher
+	inflight *maildir.InFlight
+	suspects []maildir.Suspect
 	log      *slog.Logger
 
 	mu       sync.Mutex
-	versions map[string]ingest.FileVersion // loaded, for Unchanged
+	versions map[string]maildir.FileVersion // loaded, for Unchanged
 }
 
 // NewMaildirQueue returns the queue over spool's new/, as watcher hands it
 // over, and opens the spool's in-flight log (Close closes it).
-func NewMaildirQueue(spool *ingest.Spool, watcher *ingest.MaildirWatcher, log *slog.Logger) (*MaildirQueue, error) {
+func NewMaildirQueue(spool *maildir.Spool, watcher *maildir.Watcher, log *slog.Logger) (*MaildirQueue, error) {
 	l, suspects, err := spool.OpenInFlight(log)
 	if err != nil {
 		return nil, err
 	}
 	return &MaildirQueue{spool: spool, watcher: watcher, inflight: l, suspects: suspects, log: log,
-		versions: map[string]ingest.FileVersion{}}, nil
+		versions: map[string]maildir.FileVersion{}}, nil
 }
 
 // Close marks the in-flight log as left by a clean stop.
@@ -127,8 +128,8 @@ func (q *MaildirQueue) Suspects() []Suspect {
 	out := make([]Suspect, len(q.suspects))
 	for i, s := range q.suspects {
 		out[i] = Suspect{ID: s.Name, Crashes: s.Crashes,
-			Path:           filepath.Join(q.spool.Dir(), ingest.SpoolNew, s.Name),
-			QuarantinePath: filepath.Join(q.spool.Dir(), ingest.SpoolQuarantine, s.Name)}
+			Path:           filepath.Join(q.spool.Dir(), maildir.SubNew, s.Name),
+			QuarantinePath: filepath.Join(q.spool.Dir(), maildir.SubQuarantine, s.Name)}
 	}
 	return out
 }
