@@ -24,7 +24,9 @@
 //   - files.go: the batch input of scan: .eml files, folders of them and
 //     Maildirs (https://cr.yp.to/proto/maildir.html: a message is a file in
 //     new/ or cur/, never in tmp/), read within a size limit and never
-//     through a symbolic link inside a folder (internal/fsutil).
+//     through a symbolic link inside a folder (internal/fsutil); walk.go,
+//     Walk, the same files as the engine's queue (internal/queue), for
+//     scan.
 //
 // The inputs' tests that need a real spool are in package ingest_test:
 // package ingest cannot import package maildir, which imports it.

@@ -74,7 +74,7 @@ func TestServeMetrics(t *testing.T) {
 	}
 	defer report.Close()
 	watcher := maildir.NewWatcher(spool.Dir(), maildir.WatchOptions{Settle: 5 * time.Millisecond})
-	queue, err := engine.NewMaildirQueue(spool, watcher, discardLogger())
+	queue, err := maildir.NewQueue(spool, watcher, discardLogger())
 	if err != nil {
 		t.Fatal(err)
 	}

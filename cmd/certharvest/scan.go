@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/certharvest/certharvest/ingest"
 	"github.com/certharvest/certharvest/internal/engine"
 	"github.com/certharvest/certharvest/output"
 	"github.com/certharvest/certharvest/verify"
@@ -97,7 +98,7 @@ func runScan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if f, ok := stderr.(*os.File); ok && !*quiet && term.IsTerminal(int(f.Fd())) && pf.logFile != "" {
 		progress = startProgress(f, summary)
 	}
-	walk := engine.NewWalk(cmd.fs.Args(), engine.WalkOptions{})
+	walk := ingest.NewWalk(cmd.fs.Args(), ingest.WalkOptions{})
 	// With --workers 1, one message at a time, in order, as before.
 	e := engine.New(pipeline, walk, report, engine.Options{Workers: *workers, InOrder: *workers == 1,
 		MaxSize: setup.opts.MaxSize, Logger: setup.logger, Observer: summary})

@@ -333,7 +333,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 	watcher := maildir.NewWatcher(sf.maildir, maildir.WatchOptions{Settle: sf.settle, WriteSettle: sf.settleWritten, Rescan: sf.rescan, Logger: log})
 	m.watchSpool(watcher, spool, log)
-	queue, err := engine.NewMaildirQueue(spool, watcher, log)
+	queue, err := maildir.NewQueue(spool, watcher, log)
 	if err != nil {
 		return err
 	}

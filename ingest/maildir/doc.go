@@ -36,6 +36,10 @@
 // message crashing it again and again is set aside in quarantine/ rather
 // than stop the service for good.
 //
+// Queue (queue.go) is the spool as the engine's queue (internal/queue):
+// the Watcher's names in order, each marked in flight while it is
+// verified, acked by its move to cur/.
+//
 // The spool never follows a symbolic link inside the Maildir; on Linux it
 // reads and moves files relative to folders opened once (internal/fsutil,
 // sys_linux.go).

@@ -15,7 +15,7 @@ const archiveSyncInterval = time.Second
 // once per interval, so that committing a batch never waits for a folder
 // sync.
 type archiveSyncer struct {
-	syncAcks func(ctx context.Context) error // makes the acks so far durable (Queue.Sync)
+	syncAcks func(ctx context.Context) error // makes the acks so far durable (queue.Queue.Sync)
 	log      *slog.Logger
 	dirty    atomic.Bool // acks since the last sync began
 	quit     chan struct{}

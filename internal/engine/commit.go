@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/certharvest/certharvest/internal/queue"
 	"github.com/certharvest/certharvest/output"
 )
 
@@ -94,9 +95,9 @@ func (e *Engine) commit(ctx context.Context, batch []outcome, archived *archiveS
 	for i, rec := range recs {
 		e.opts.Observer.Reported(rec, reported[i].res)
 	}
-	acks := make([]Ack, len(reported))
+	acks := make([]queue.Ack, len(reported))
 	for i, o := range reported {
-		acks[i] = Ack{ID: o.id, Accepted: o.res.Accepted()}
+		acks[i] = queue.Ack{ID: o.id, Accepted: o.res.Accepted()}
 	}
 	if err := e.queue.Ack(ctx, acks); err != nil {
 		e.log.Error("acknowledging verdicts to the queue failed", "error", err)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/certharvest/certharvest/ingest"
+	"github.com/certharvest/certharvest/ingest/maildir"
 	"github.com/certharvest/certharvest/internal/cputime"
 	"github.com/certharvest/certharvest/internal/testcorpus"
 )
@@ -39,10 +40,10 @@ func BenchmarkCommit(b *testing.B) {
 	}
 	s, spool := newTestServer(b, f, func(_ context.Context, name string) ([]string, error) { return f.LookupTXT(name) },
 		serveOptions(0, batch, time.Hour, time.Minute))
-	maildir := spool.Dir()
+	dir := spool.Dir()
 	// One verdict, reused: the pipeline is not measured.
 	name0 := "1780308000.M0P1Q0.bench"
-	if err := os.WriteFile(filepath.Join(maildir, "new", name0), data, 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "new", name0), data, 0o600); err != nil {
 		b.Fatal(err)
 	}
 	m, _, err := spool.LoadFile(name0, ingest.ReadOptions{MaxSize: 1 << 20})
@@ -53,7 +54,7 @@ func BenchmarkCommit(b *testing.B) {
 	if !res.Accepted() {
 		b.Fatalf("the sample message is rejected: %s %s", res.Reason, res.Detail)
 	}
-	q, err := NewMaildirQueue(spool, s.watcher, s.log)
+	q, err := maildir.NewQueue(spool, s.watcher, s.log)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -70,11 +71,11 @@ func BenchmarkCommit(b *testing.B) {
 		outcomes = outcomes[:0]
 		for i := range min(batch, b.N-done) {
 			name := fmt.Sprintf("%d.M%dP1Q%d.bench", 1780308000+i, done+i, done+i)
-			tmp := filepath.Join(maildir, "tmp", name)
+			tmp := filepath.Join(dir, "tmp", name)
 			if err := os.WriteFile(tmp, data, 0o600); err != nil {
 				b.Fatal(err)
 			}
-			if err := os.Rename(tmp, filepath.Join(maildir, "new", name)); err != nil {
+			if err := os.Rename(tmp, filepath.Join(dir, "new", name)); err != nil {
 				b.Fatal(err)
 			}
 			m, _, err := spool.LoadFile(name, ingest.ReadOptions{MaxSize: 1 << 20})

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/certharvest/certharvest/internal/queue"
 	"github.com/certharvest/certharvest/output"
 	"github.com/certharvest/certharvest/verify"
 )
@@ -123,7 +124,7 @@ type Report interface {
 // temporary failure retried with back-off. One engine runs once.
 type Engine struct {
 	pipeline *verify.Pipeline
-	queue    Queue
+	queue    queue.Queue
 	report   Report
 	opts     Options
 	log      *slog.Logger
@@ -139,14 +140,14 @@ type Engine struct {
 	reportErr error // the first report failure, without Durable
 }
 
-// New returns an engine running pipeline over queue, reporting to report.
+// New returns an engine running pipeline over q, reporting to report.
 // The pipeline's store and DKIM lookup should be wrapped by WithSlotWaits,
 // so that a message waiting for the disk or DNS lets another use its CPU.
-func New(pipeline *verify.Pipeline, queue Queue, report Report, opts Options) *Engine {
+func New(pipeline *verify.Pipeline, q queue.Queue, report Report, opts Options) *Engine {
 	opts = opts.withDefaults()
 	e := &Engine{
 		pipeline: pipeline,
-		queue:    queue,
+		queue:    q,
 		report:   report,
 		opts:     opts,
 		log:      opts.Logger,
@@ -161,7 +162,8 @@ func New(pipeline *verify.Pipeline, queue Queue, report Report, opts Options) *E
 }
 
 // Stop makes the engine take no new suspect of a crash (see
-// Queue.Suspects); the queue's Next ending (ErrClosed) is what ends Run.
+// queue.Queue.Suspects); the queue's Next ending (queue.ErrClosed) is what
+// ends Run.
 func (e *Engine) Stop() { e.stopOnce.Do(func() { close(e.stopping) }) }
 
 // Counts returns the messages reported so far, and how many were accepted.
@@ -171,8 +173,8 @@ func (e *Engine) Counts() (processed, accepted int) {
 	return e.processed, e.accepted
 }
 
-// Run verifies the queue's messages until Next returns ErrClosed and every
-// message taken is committed. Cancelling ctx abandons the messages in
+// Run verifies the queue's messages until Next returns queue.ErrClosed and
+// every message taken is committed. Cancelling ctx abandons the messages in
 // flight: their verifications are cut off and they are not reported (they
 // stay in the queue for the next start). The error is a report that could
 // not be written, without Options.Durable.

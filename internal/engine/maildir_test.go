@@ -34,7 +34,7 @@ type testServer struct {
 
 // process runs the engine over the spool until the watcher stops.
 func (s *testServer) process(ctx context.Context) {
-	q, err := NewMaildirQueue(s.spool, s.watcher, s.log)
+	q, err := maildir.NewQueue(s.spool, s.watcher, s.log)
 	if err != nil {
 		s.t.Error(err)
 		return

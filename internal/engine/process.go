@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sync"
 
+	"github.com/certharvest/certharvest/internal/queue"
 	"github.com/certharvest/certharvest/verify"
 )
 
@@ -33,7 +34,7 @@ func (e *Engine) process(ctx context.Context) {
 			for {
 				id, err := e.queue.Next(ctx)
 				if err != nil {
-					if !errors.Is(err, ErrClosed) {
+					if !errors.Is(err, queue.ErrClosed) {
 						e.log.Error("taking a message from the queue failed; stopping", "error", err)
 					}
 					return
@@ -68,8 +69,8 @@ func (e *Engine) verify(ctx context.Context, budget *byteBudget, id string) (out
 	// its size from the budget first.
 	claim := budgetClaim{budget: budget}
 	defer claim.release()
-	m, err := e.queue.Load(ctx, id, LoadOptions{MaxSize: e.opts.MaxSize, Reserve: claim.take})
-	if errors.Is(err, ErrGone) {
+	m, err := e.queue.Load(ctx, id, queue.LoadOptions{MaxSize: e.opts.MaxSize, Reserve: claim.take})
+	if errors.Is(err, queue.ErrGone) {
 		e.mu.Lock()
 		delete(e.attempts, id)
 		e.mu.Unlock()

@@ -6,12 +6,13 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/certharvest/certharvest/internal/queue"
 	"github.com/certharvest/certharvest/output"
 	"github.com/certharvest/certharvest/verify"
 )
 
 // QuarantineAfterCrashes is how many consecutive crashes a message may be
-// in flight in before it is quarantined (Queue.Quarantine), reported as
+// in flight in before it is quarantined (queue.Queue.Quarantine), reported as
 // internal_error: a message that crashes the service (runs it out of
 // memory, or into a fatal error) would otherwise crash it at every restart,
 // since only a verdict takes it out of the queue, and no other message
@@ -72,10 +73,10 @@ func (e *Engine) handleSuspects(ctx context.Context, budget *byteBudget) {
 // leaves the queue. The queue holds it in flight meanwhile, so that a crash
 // now counts once more, and a move that failed is tried again at the next
 // start; in this run the message is not taken again.
-func (e *Engine) quarantine(ctx context.Context, sus Suspect) {
+func (e *Engine) quarantine(ctx context.Context, sus queue.Suspect) {
 	id := sus.ID
-	m, err := e.queue.Load(ctx, id, LoadOptions{MaxSize: e.opts.MaxSize})
-	if errors.Is(err, ErrGone) {
+	m, err := e.queue.Load(ctx, id, queue.LoadOptions{MaxSize: e.opts.MaxSize})
+	if errors.Is(err, queue.ErrGone) {
 		e.queue.Release(id) // archived or removed meanwhile
 		return
 	}

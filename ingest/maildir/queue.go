@@ -1,4 +1,4 @@
-package engine
+package maildir
 
 import (
 	"context"
@@ -11,56 +11,59 @@ import (
 	"time"
 
 	"github.com/certharvest/certharvest/ingest"
-	"github.com/certharvest/certharvest/ingest/maildir"
+	"github.com/certharvest/certharvest/internal/queue"
 	"github.com/certharvest/certharvest/verify"
 )
 
-// MaildirQueue is serve's queue: the messages of a spool's new/ as its
+// Queue is serve's queue (internal/queue): the messages of a spool's new/ as its
 // watcher finds them complete, acked by moving them to cur/, with an
 // in-flight log for the suspects of a crash.
-type MaildirQueue struct {
-	spool    *maildir.Spool
-	watcher  *maildir.Watcher
-	inflight *maildir.InFlight
-	suspects []maildir.Suspect
+type Queue struct {
+	spool    *Spool
+	watcher  *Watcher
+	inflight *InFlight
+	suspects []Suspect
 	log      *slog.Logger
 
 	mu       sync.Mutex
-	versions map[string]maildir.FileVersion // loaded, for Unchanged
+	versions map[string]FileVersion // loaded, for Unchanged
 }
 
-// NewMaildirQueue returns the queue over spool's new/, as watcher hands it
+// Queue is the engine's queue.Queue.
+var _ queue.Queue = (*Queue)(nil)
+
+// NewQueue returns the queue over spool's new/, as watcher hands it
 // over, and opens the spool's in-flight log (Close closes it).
-func NewMaildirQueue(spool *maildir.Spool, watcher *maildir.Watcher, log *slog.Logger) (*MaildirQueue, error) {
+func NewQueue(spool *Spool, watcher *Watcher, log *slog.Logger) (*Queue, error) {
 	l, suspects, err := spool.OpenInFlight(log)
 	if err != nil {
 		return nil, err
 	}
-	return &MaildirQueue{spool: spool, watcher: watcher, inflight: l, suspects: suspects, log: log,
-		versions: map[string]maildir.FileVersion{}}, nil
+	return &Queue{spool: spool, watcher: watcher, inflight: l, suspects: suspects, log: log,
+		versions: map[string]FileVersion{}}, nil
 }
 
 // Close marks the in-flight log as left by a clean stop.
-func (q *MaildirQueue) Close() error { return q.inflight.Close() }
+func (q *Queue) Close() error { return q.inflight.Close() }
 
 // Next returns the name of the next complete message in new/; ErrClosed
 // once the watcher has stopped.
-func (q *MaildirQueue) Next(context.Context) (string, error) {
+func (q *Queue) Next(context.Context) (string, error) {
 	name, ok := <-q.watcher.Ready()
 	if !ok {
-		return "", ErrClosed
+		return "", queue.ErrClosed
 	}
 	return name, nil
 }
 
 // Load reads message name from new/, with the context it was delivered
 // with, after marking it in flight.
-func (q *MaildirQueue) Load(_ context.Context, name string, opts LoadOptions) (*verify.Message, error) {
+func (q *Queue) Load(_ context.Context, name string, opts queue.LoadOptions) (*verify.Message, error) {
 	q.inflight.Taken(name)
 	m, version, err := q.spool.LoadFile(name, ingest.ReadOptions{MaxSize: opts.MaxSize, Reserve: opts.Reserve})
 	if errors.Is(err, fs.ErrNotExist) {
 		q.watcher.Done(name)
-		return m, fmt.Errorf("%w: %w", ErrGone, err)
+		return m, fmt.Errorf("%w: %w", queue.ErrGone, err)
 	}
 	q.mu.Lock()
 	q.versions[name] = version
@@ -72,7 +75,7 @@ func (q *MaildirQueue) Load(_ context.Context, name string, opts LoadOptions) (*
 // read and verified: written straight into new/, it was still being
 // written (the watcher took a pause of its writer for the end). Then it
 // waits for its writes to end, and is handed over again.
-func (q *MaildirQueue) Unchanged(_ context.Context, name string) error {
+func (q *Queue) Unchanged(_ context.Context, name string) error {
 	q.mu.Lock()
 	read := q.versions[name]
 	q.mu.Unlock()
@@ -90,7 +93,7 @@ func (q *MaildirQueue) Unchanged(_ context.Context, name string) error {
 }
 
 // Ack moves the messages to cur/, flagged as their verdicts say.
-func (q *MaildirQueue) Ack(_ context.Context, acks []Ack) error {
+func (q *Queue) Ack(_ context.Context, acks []queue.Ack) error {
 	var errs []error
 	for _, a := range acks {
 		if err := q.spool.Archive(a.ID, a.Accepted); err != nil {
@@ -104,13 +107,13 @@ func (q *MaildirQueue) Ack(_ context.Context, acks []Ack) error {
 }
 
 // RetryAt hands name over again at t; it stays in new/ meanwhile.
-func (q *MaildirQueue) RetryAt(_ context.Context, name string, t time.Time) error {
+func (q *Queue) RetryAt(_ context.Context, name string, t time.Time) error {
 	q.watcher.RetryAt(name, t)
 	return nil
 }
 
 // Release marks the messages as no longer in flight.
-func (q *MaildirQueue) Release(names ...string) {
+func (q *Queue) Release(names ...string) {
 	q.inflight.Finished(names...)
 	q.mu.Lock()
 	for _, name := range names {
@@ -120,22 +123,22 @@ func (q *MaildirQueue) Release(names ...string) {
 }
 
 // Sync makes the moves to cur/ durable.
-func (q *MaildirQueue) Sync(context.Context) error { return q.spool.Sync() }
+func (q *Queue) Sync(context.Context) error { return q.spool.Sync() }
 
 // Suspects returns the messages in flight at the last crash, read from the
 // in-flight log when the queue was made.
-func (q *MaildirQueue) Suspects() []Suspect {
-	out := make([]Suspect, len(q.suspects))
+func (q *Queue) Suspects() []queue.Suspect {
+	out := make([]queue.Suspect, len(q.suspects))
 	for i, s := range q.suspects {
-		out[i] = Suspect{ID: s.Name, Crashes: s.Crashes,
-			Path:           filepath.Join(q.spool.Dir(), maildir.SubNew, s.Name),
-			QuarantinePath: filepath.Join(q.spool.Dir(), maildir.SubQuarantine, s.Name)}
+		out[i] = queue.Suspect{ID: s.Name, Crashes: s.Crashes,
+			Path:           filepath.Join(q.spool.Dir(), SubNew, s.Name),
+			QuarantinePath: filepath.Join(q.spool.Dir(), SubQuarantine, s.Name)}
 	}
 	return out
 }
 
 // Quarantine moves name to the spool's quarantine/.
-func (q *MaildirQueue) Quarantine(_ context.Context, name string) error {
+func (q *Queue) Quarantine(_ context.Context, name string) error {
 	if _, err := q.spool.Quarantine(name); err != nil {
 		return err
 	}

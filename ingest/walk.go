@@ -1,4 +1,4 @@
-package engine
+package ingest
 
 import (
 	"context"
@@ -7,12 +7,12 @@ import (
 	"sync"
 	"time"
 
-	"github.com/certharvest/certharvest/ingest"
+	"github.com/certharvest/certharvest/internal/queue"
 	"github.com/certharvest/certharvest/verify"
 )
 
-// Walk is the queue of scan: the message files under a list of paths
-// (ingest.WalkMessages), taken in the walk's order, never modified. Its
+// Walk is the queue (internal/queue) of scan: the message files under a list of paths
+// (WalkMessages), taken in the walk's order, never modified. Its
 // acks do nothing (the report is the whole result), nothing is retried,
 // and nothing is remembered across runs.
 type Walk struct {
@@ -29,6 +29,9 @@ type Walk struct {
 	pending map[string]walkEntry // taken by Next, not yet loaded
 	seq     uint64
 }
+
+// Walk is the engine's queue.Queue.
+var _ queue.Queue = (*Walk)(nil)
 
 // WalkOptions configure a Walk. The zero value of each field means its
 // default.
@@ -67,7 +70,7 @@ func NewWalk(paths []string, opts WalkOptions) *Walk {
 func (w *Walk) run(ctx context.Context) {
 	defer close(w.done)
 	defer close(w.entries)
-	w.walkErr = ingest.WalkMessages(ctx, w.paths, func(path string) error {
+	w.walkErr = WalkMessages(ctx, w.paths, func(path string) error {
 		select {
 		case w.entries <- walkEntry{path: path}:
 			return nil
@@ -83,7 +86,7 @@ func (w *Walk) run(ctx context.Context) {
 }
 
 // Err returns why the walk stopped before its end (its context ended), once
-// Next has returned ErrClosed; nil when it walked everything.
+// Next has returned queue.ErrClosed; nil when it walked everything.
 func (w *Walk) Err() error {
 	select {
 	case <-w.done:
@@ -98,7 +101,7 @@ func (w *Walk) Next(ctx context.Context) (string, error) {
 	w.start.Do(func() { go w.run(ctx) })
 	e, ok := <-w.entries
 	if !ok {
-		return "", ErrClosed
+		return "", queue.ErrClosed
 	}
 	w.mu.Lock()
 	w.seq++
@@ -111,19 +114,19 @@ func (w *Walk) Next(ctx context.Context) (string, error) {
 // Load reads a message file. A symbolic link is followed only when the
 // operator named it: the walk skips those in folders, and NoFollow refuses
 // one put in a file's place since (read_error).
-func (w *Walk) Load(_ context.Context, id string, opts LoadOptions) (*verify.Message, error) {
+func (w *Walk) Load(_ context.Context, id string, opts queue.LoadOptions) (*verify.Message, error) {
 	w.mu.Lock()
 	e, ok := w.pending[id]
 	delete(w.pending, id)
 	w.mu.Unlock()
 	if !ok {
-		return nil, fmt.Errorf("%w: %s", ErrGone, id)
+		return nil, fmt.Errorf("%w: %s", queue.ErrGone, id)
 	}
 	m := &verify.Message{Source: w.opts.Source, Path: e.path, Received: w.opts.Now()}
 	if e.err != nil {
 		return m, fmt.Errorf("reading %s: %w", e.path, e.err)
 	}
-	raw, err := ingest.ReadMessageFileWith(e.path, ingest.ReadOptions{MaxSize: opts.MaxSize, Reserve: opts.Reserve, NoFollow: !w.named[e.path]})
+	raw, err := ReadMessageFileWith(e.path, ReadOptions{MaxSize: opts.MaxSize, Reserve: opts.Reserve, NoFollow: !w.named[e.path]})
 	m.Raw = raw
 	return m, err
 }
@@ -132,7 +135,7 @@ func (w *Walk) Load(_ context.Context, id string, opts LoadOptions) (*verify.Mes
 func (w *Walk) Unchanged(context.Context, string) error { return nil }
 
 // Ack does nothing: scan never modifies its inputs.
-func (w *Walk) Ack(context.Context, []Ack) error { return nil }
+func (w *Walk) Ack(context.Context, []queue.Ack) error { return nil }
 
 // RetryAt is never called: scan reports a temporary failure at once
 // (Options.RetryFor is 0).
@@ -147,7 +150,7 @@ func (w *Walk) Release(...string) {}
 func (w *Walk) Sync(context.Context) error { return nil }
 
 // Suspects returns none: a walk remembers nothing across runs.
-func (w *Walk) Suspects() []Suspect { return nil }
+func (w *Walk) Suspects() []queue.Suspect { return nil }
 
 // Quarantine is never called, as there are no suspects.
 func (w *Walk) Quarantine(context.Context, string) error {

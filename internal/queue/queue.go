@@ -1,4 +1,11 @@
-package engine
+// Package queue is the seam between the engine that verifies messages
+// (internal/engine) and where they wait: the Queue interface, which the
+// Maildir spool (ingest/maildir) and scan's walk of files and folders
+// (ingest) implement, and which a queue on another system (a distributed
+// log, a database) would implement in turn. It holds no code, only the
+// contract, so that an implementation and the engine depend on it and not
+// on each other.
+package queue
 
 import (
 	"context"
@@ -8,9 +15,9 @@ import (
 	"github.com/certharvest/certharvest/verify"
 )
 
-// Queue is where the engine takes messages from and gives their verdicts
-// back: the Maildir spool of serve (ingest/maildir), the files and folders
-// of scan (Walk). A message is named by an id of the queue's own (a file
+// Queue is where the engine (internal/engine) takes messages from and
+// gives their verdicts back: the Maildir spool of serve (maildir.Queue),
+// the files and folders of scan (ingest.Walk). A message is named by an id of the queue's own (a file
 // name in new/, a path).
 //
 // A message the engine takes goes through Next, then Load, then Ack (its

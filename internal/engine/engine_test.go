@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/certharvest/certharvest/ingest"
 	"github.com/certharvest/certharvest/internal/testcorpus"
 	"github.com/certharvest/certharvest/output"
 	"github.com/certharvest/certharvest/verify"
@@ -88,7 +89,7 @@ func TestEngineWalk(t *testing.T) {
 				t.Fatal(err)
 			}
 			obs := &countingObserver{}
-			walk := NewWalk([]string{msgs, missing}, WalkOptions{})
+			walk := ingest.NewWalk([]string{msgs, missing}, ingest.WalkOptions{})
 			e := New(pipeline, walk, report, Options{Workers: workers, InOrder: workers == 1, Observer: obs})
 			if err := e.Run(context.Background()); err != nil {
 				t.Fatal(err)
@@ -158,40 +159,11 @@ func TestEngineReportFailureNotDurable(t *testing.T) {
 		t.Fatal(err)
 	}
 	obs := &countingObserver{}
-	e := New(pipeline, NewWalk([]string{dir}, WalkOptions{}), failingReport{}, Options{Workers: 2, Observer: obs})
+	e := New(pipeline, ingest.NewWalk([]string{dir}, ingest.WalkOptions{}), failingReport{}, Options{Workers: 2, Observer: obs})
 	if err := e.Run(context.Background()); err == nil || err.Error() != "disk full" {
 		t.Fatalf("Run: %v, want the report's failure", err)
 	}
 	if obs.failures != len(cases) || obs.reported != len(cases) {
 		t.Errorf("%d failures and %d verdicts told, want %d each", obs.failures, obs.reported, len(cases))
-	}
-}
-
-// A walk whose context ends stops early, and says so.
-func TestWalkCancelled(t *testing.T) {
-	dir := t.TempDir()
-	for i := range 300 {
-		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("%03d.eml", i)), []byte("x"), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	w := NewWalk([]string{dir}, WalkOptions{})
-	if _, err := w.Next(ctx); err != nil {
-		t.Fatal(err)
-	}
-	cancel()
-	n := 1
-	for {
-		if _, err := w.Next(ctx); errors.Is(err, ErrClosed) {
-			break
-		}
-		n++
-	}
-	if n >= 300 {
-		t.Errorf("all %d files walked after the cancel", n)
-	}
-	if err := w.Err(); !errors.Is(err, context.Canceled) {
-		t.Errorf("Err = %v, want context.Canceled", err)
 	}
 }
