@@ -42,7 +42,7 @@ const (
 	// WebhookTokenHeader carries the relay webhook's auth_token.
 	WebhookTokenHeader = "X-MessageSystems-Webhook-Token"
 	// WebhookHealthPath answers GET with 200 while a message could be
-	// spooled and the pipeline runs (Webhook.serveHealth).
+	// spooled and the pipeline runs (Webhook.Handle, serveHealth).
 	WebhookHealthPath = "/healthz"
 	// WebhookSource is the Source of the messages the webhook delivers.
 	WebhookSource = "webhook"
@@ -232,12 +232,20 @@ func NewWebhook(sink Sink, opts WebhookOptions) (*Webhook, error) {
 	}, nil
 }
 
-// ServeHTTP implements http.Handler.
-func (h *Webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path == WebhookHealthPath {
-		h.serveHealth(w, r)
-		return
+// Handle registers the webhook on mux: the relay's posts at its path, the
+// health check at WebhookHealthPath, and every path no other handler
+// takes, which the webhook answers 404 in its own words (JSON, logged).
+func (h *Webhook) Handle(mux *http.ServeMux) {
+	mux.HandleFunc(WebhookHealthPath, h.serveHealth)
+	mux.Handle("/", h)
+	if h.opts.Path != "/" {
+		mux.Handle(h.opts.Path, h)
 	}
+}
+
+// ServeHTTP takes the relay's posts at the webhook's path (Handle), and
+// answers any other path 404.
+func (h *Webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path != h.opts.Path || r.Method != http.MethodPost {
 		log := h.newLog(r)
 		defer log.flush(r.Context())

@@ -3,7 +3,6 @@ package ingest_test
 import (
 	"context"
 	"errors"
-	"net/http"
 	"net/http/httptest"
 	"runtime"
 	"strings"
@@ -41,10 +40,10 @@ func (s *healthSink) setFail(fail bool) {
 }
 
 // healthCheck asks h's /healthz and returns the status and message.
-func healthCheck(t *testing.T, h http.Handler) (int, string) {
+func healthCheck(t *testing.T, h *ingest.Webhook) (int, string) {
 	t.Helper()
 	w := httptest.NewRecorder()
-	h.ServeHTTP(w, httptest.NewRequest("GET", ingest.WebhookHealthPath, nil))
+	routes(h).ServeHTTP(w, httptest.NewRequest("GET", ingest.WebhookHealthPath, nil))
 	return w.Code, webhookAnswer(t, w)
 }
 

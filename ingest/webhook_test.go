@@ -83,6 +83,14 @@ type webhookHarness struct {
 	h     *ingest.Webhook
 	log   *bytes.Buffer
 	logMu *sync.Mutex
+	mux   *http.ServeMux // h's routes, as serve's
+}
+
+// routes returns a mux with h's routes (Webhook.Handle), as serve's.
+func routes(h *ingest.Webhook) *http.ServeMux {
+	mux := http.NewServeMux()
+	h.Handle(mux)
+	return mux
 }
 
 func newWebhookHarness(t *testing.T, opts ingest.WebhookOptions) *webhookHarness {
@@ -113,7 +121,7 @@ func newWebhookHarnessSink(t *testing.T, opts ingest.WebhookOptions, wrap func(i
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &webhookHarness{t: t, dir: dir, spool: spool, h: h, log: buf, logMu: mu}
+	return &webhookHarness{t: t, dir: dir, spool: spool, h: h, mux: routes(h), log: buf, logMu: mu}
 }
 
 type webhookLogWriter struct {
@@ -144,7 +152,7 @@ func (wh *webhookHarness) do(method, path, contentType string, body []byte, head
 		r.Header.Set(k, v)
 	}
 	w := httptest.NewRecorder()
-	wh.h.ServeHTTP(w, r)
+	wh.mux.ServeHTTP(w, r)
 	return w
 }
 
@@ -338,7 +346,7 @@ func TestWebhookResponses(t *testing.T) {
 				r.Header.Set(k, v)
 			}
 			w := httptest.NewRecorder()
-			wh.h.ServeHTTP(w, r)
+			wh.mux.ServeHTTP(w, r)
 			if w.Code != tt.wantStatus {
 				t.Errorf("status %d, want %d (%s)", w.Code, tt.wantStatus, w.Body)
 			}
@@ -485,7 +493,7 @@ func TestWebhookConcurrencyCap(t *testing.T) {
 		t.Errorf("third request: status %d, Retry-After %q; want 503 with Retry-After", w.Code, w.Header().Get("Retry-After"))
 	}
 	health := httptest.NewRecorder()
-	h.ServeHTTP(health, httptest.NewRequest("GET", "/healthz", nil))
+	routes(h).ServeHTTP(health, httptest.NewRequest("GET", "/healthz", nil))
 	if health.Code != http.StatusOK {
 		t.Errorf("healthz while busy: %d", health.Code)
 	}

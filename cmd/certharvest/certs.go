@@ -242,3 +242,12 @@ func parseDays(s string) (time.Duration, error) {
 	}
 	return d, nil
 }
+
+// formatDays writes d as parseDays reads it: whole days as 7d, else as
+// time.Duration writes it.
+func formatDays(d time.Duration) string {
+	if d > 0 && d%(24*time.Hour) == 0 {
+		return strconv.FormatInt(int64(d/(24*time.Hour)), 10) + "d"
+	}
+	return d.String()
+}

@@ -46,8 +46,8 @@ type pipelineFlags struct {
 func (f *pipelineFlags) register(fs *flag.FlagSet) {
 	f.align = newParsedFlag("strict", verify.ParseAlignment)
 	f.at = newParsedFlag("", parseAt)
-	f.maxSize = newParsedFlag("25MiB", parseSize)
-	f.maxHeader = newParsedFlag(fmt.Sprintf("%dMiB", verify.DefaultMaxHeaderBytes>>20), parseSize)
+	f.maxSize = newParsedFlag(formatSize(verify.DefaultMaxSize), parseSize)
+	f.maxHeader = newParsedFlag(formatSize(verify.DefaultMaxHeaderBytes), parseSize)
 	f.logLevel = newParsedFlag("info", parseLogLevel)
 	f.logFormat = newParsedFlag("text", parseLogFormat)
 	f.dnsServer = newParsedFlag("", parseDNSServer)

@@ -91,6 +91,17 @@ Examples:
       --dkim-keys testdata/sample/dkim-keys.txt --at 2026-06-01T00:00:00Z
 `
 
+// Defaults of serve's own limits; the others are named where they are
+// enforced (maildir, engine, ingest, verify).
+const (
+	// defaultRetryFor is how long a temporary failure is retried: a day
+	// outlasts a DNS or disk outage of a night.
+	defaultRetryFor = 24 * time.Hour
+	// defaultShutdownTimeout is the time the messages in flight have to
+	// finish after SIGTERM: within systemd's default stop timeout (90 s).
+	defaultShutdownTimeout = 30 * time.Second
+)
+
 // serveFlags are serve's own flags.
 type serveFlags struct {
 	maildir         string
@@ -119,22 +130,22 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.certs, "certs", "./certs", "`folder` where certificates are stored")
 	fs.StringVar(&f.report, "report", "./report.jsonl", "JSON-lines report `file`, appended to")
 	positiveIntVar(fs, &f.workers, "workers", 2*defaultWorkers(), "`number` of messages verified at once, by default twice the cores; up to 64 more may wait meanwhile, not counted, for their certificate's sync (one shared sync) or a DKIM lookup in DNS (the messages held in memory are at most 8 x --max-size bytes, 256 MiB)")
-	fs.DurationVar(&f.rescan, "rescan", time.Minute, "list new/ again this often, as a safety net for missed events")
-	fs.DurationVar(&f.settle, "settle", 100*time.Millisecond, "a file in new/ is complete once unwritten for this long")
-	fs.DurationVar(&f.settleWritten, "settle-written", time.Second, "--settle for a file seen being written in new/ (not renamed in from tmp/): its writer may pause")
-	fs.DurationVar(&f.retryFor, "retry-for", 24*time.Hour, "retry a temporary failure for this long after delivery, or after the first attempt when that is later")
-	fs.DurationVar(&f.retryFirst, "retry-first", time.Minute, "first retry delay; it doubles up to an hour")
-	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "on SIGTERM, time allowed to finish the messages in flight")
-	positiveIntVar(fs, &f.batch, "batch", 512, "most `messages` made durable by one report sync (group commit)")
+	fs.DurationVar(&f.rescan, "rescan", maildir.DefaultRescan, "list new/ again this often, as a safety net for missed events")
+	fs.DurationVar(&f.settle, "settle", maildir.DefaultSettle, "a file in new/ is complete once unwritten for this long")
+	fs.DurationVar(&f.settleWritten, "settle-written", maildir.DefaultWriteSettle, "--settle for a file seen being written in new/ (not renamed in from tmp/): its writer may pause")
+	fs.DurationVar(&f.retryFor, "retry-for", defaultRetryFor, "retry a temporary failure for this long after delivery, or after the first attempt when that is later")
+	fs.DurationVar(&f.retryFirst, "retry-first", engine.DefaultRetryFirst, "first retry delay; it doubles up to an hour")
+	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", defaultShutdownTimeout, "on SIGTERM, time allowed to finish the messages in flight")
+	positiveIntVar(fs, &f.batch, "batch", engine.DefaultBatch, "most `messages` made durable by one report sync (group commit)")
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "PEM certificate `file` (with its chain) for the live inputs' TLS: HTTPS, SMTP STARTTLS")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "PEM private key `file` for --tls-cert")
-	f.keepRejected = newParsedFlag("7d", parseDays)
+	f.keepRejected = newParsedFlag(formatDays(maildir.DefaultKeepRejected), parseDays)
 	fs.Var(&f.keepRejected, "keep-rejected", "keep a rejected message in the archive (cur/) for this `duration` after its delivery (30d, 72h; 0: for ever)")
 	f.keepAccepted = newParsedFlag("0", parseDays)
 	fs.Var(&f.keepAccepted, "keep-accepted", "keep an accepted message in the archive for this `duration` after its delivery (0: for ever)")
-	f.archiveMax = newParsedFlag("1GiB", parseSizeOrZero)
+	f.archiveMax = newParsedFlag(formatSize(maildir.DefaultArchiveMaxBytes), parseSizeOrZero)
 	fs.Var(&f.archiveMax, "archive-max-size", "past this many `bytes` the archive's oldest rejected messages are removed (0: no cap)")
-	f.inputMemory = newParsedFlag(fmt.Sprintf("%dMiB", ingest.DefaultInputMemory>>20), parseSize)
+	f.inputMemory = newParsedFlag(formatSize(ingest.DefaultInputMemory), parseSize)
 	fs.Var(&f.inputMemory, "input-memory", "memory (`bytes`) for the messages being received, all live inputs together; beyond it they go to the spool's tmp/ (at least twice --max-request-bytes)")
 	fs.StringVar(&f.metricsAddr, "metrics", "", "serve the Prometheus metrics, without a token, on a listener of their own at `address` (plain HTTP, path /metrics; loopback or a private network) rather than on --http to lookup token holders")
 	memoryLimitVar(fs, &f.memoryLimit)
@@ -193,7 +204,7 @@ func (f *serveFlags) loadTLS() (*tls.Config, error) {
 // spool. Each lives in its own serve_<name>.go.
 type input interface {
 	// Start begins accepting messages; it returns once listening.
-	Start(ctx context.Context, spool *maildir.Spool, log *slog.Logger) error
+	Start(ctx context.Context, sink ingest.Sink, log *slog.Logger) error
 	// Shutdown stops accepting and waits for the deliveries in progress.
 	Shutdown(ctx context.Context) error
 	// String describes the input for the start-up log.

@@ -138,7 +138,7 @@ func TestHTTPRoutes(t *testing.T) {
 		{"other path", all, "GET", "/certsx/bob@example.com", bearer, 404, "Not Found"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			w := lookupRequest(tt.routes.handler(webhook), tt.method, tt.path, tt.auth)
+			w := lookupRequest(tt.routes.mux(webhook), tt.method, tt.path, tt.auth)
 			if w.Code != tt.status || !strings.Contains(w.Body.String(), tt.body) {
 				t.Errorf("%s %s: %d %q, want %d with %q", tt.method, tt.path, w.Code, w.Body, tt.status, tt.body)
 			}

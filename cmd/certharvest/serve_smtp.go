@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/certharvest/certharvest/ingest"
-	"github.com/certharvest/certharvest/ingest/maildir"
 	"github.com/certharvest/certharvest/verify"
 )
 
@@ -122,10 +121,10 @@ type smtpInput struct {
 func (in *smtpInput) String() string { return in.desc }
 
 // Start listens on --smtp and serves in the background.
-func (in *smtpInput) Start(ctx context.Context, spool *maildir.Spool, log *slog.Logger) error {
+func (in *smtpInput) Start(ctx context.Context, sink ingest.Sink, log *slog.Logger) error {
 	opts := in.opts
 	opts.Logger = log
-	srv, err := ingest.NewSMTPServer(spool, opts)
+	srv, err := ingest.NewSMTPServer(sink, opts)
 	if err != nil {
 		return err
 	}

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/certharvest/certharvest/ingest"
-	"github.com/certharvest/certharvest/ingest/maildir"
 	"github.com/certharvest/certharvest/verify"
 )
 
@@ -48,7 +47,7 @@ func (f *webhookFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.path, "http-path", "/", "URL `path` the relay webhook posts to")
 	fs.StringVar(&f.token, "webhook-token", "", "require this X-MessageSystems-Webhook-Token `value` (the relay webhook's auth_token); prefer --webhook-token-file")
 	fs.StringVar(&f.tokenFile, "webhook-token-file", "", "read the webhook token from `file` (surrounding white space trimmed)")
-	fs.StringVar(&f.maxRequest, "max-request-bytes", "50MiB", "largest webhook request body (`bytes`; suffixes KiB, MiB, GiB); larger gets 413")
+	fs.StringVar(&f.maxRequest, "max-request-bytes", formatSize(ingest.DefaultWebhookMaxRequestBytes), "largest webhook request body (`bytes`; suffixes KiB, MiB, GiB); larger gets 413")
 	fs.IntVar(&f.maxConcurrent, "http-max-requests", ingest.DefaultWebhookMaxConcurrent, "webhook requests handled at once; more get 503 with Retry-After")
 	fs.IntVar(&f.maxItems, "http-max-messages", ingest.DefaultWebhookMaxItems, "relay messages in one webhook request; more get 413")
 }
@@ -135,8 +134,7 @@ type webhookInput struct {
 }
 
 // httpRoutes are the endpoints the --http listener serves besides the
-// webhook (which answers every other path: its own, /healthz, and 404).
-// runServe sets them before the inputs start.
+// webhook. runServe sets them before the inputs start.
 type httpRoutes struct {
 	// lookup serves lookupPrefix; nil when the lookup API is off.
 	lookup http.Handler
@@ -146,22 +144,25 @@ type httpRoutes struct {
 	metrics http.Handler
 }
 
-// handler routes a request to its endpoint; a nil routes leaves everything
-// to the webhook.
-func (rt *httpRoutes) handler(webhook http.Handler) http.Handler {
+// mux returns the --http listener's routes: the webhook's (its path, the
+// health check, and a 404 in its words for any path no one else takes),
+// the lookup API and the metrics when they are served here.
+func (rt *httpRoutes) mux(webhook *ingest.Webhook) *http.ServeMux {
+	mux := http.NewServeMux()
+	webhook.Handle(mux)
 	if rt == nil {
-		return webhook
+		return mux
 	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch {
-		case rt.lookup != nil && strings.HasPrefix(r.URL.Path, lookupPrefix):
-			rt.lookup.ServeHTTP(w, r)
-		case rt.metrics != nil && r.URL.Path == metricsPath:
-			rt.metrics.ServeHTTP(w, r)
-		default:
-			webhook.ServeHTTP(w, r)
-		}
-	})
+	if rt.lookup != nil {
+		mux.Handle(lookupPrefix, rt.lookup)
+		// The folder itself is no certificate: the webhook's 404, not
+		// the redirect to lookupPrefix ServeMux would answer.
+		mux.Handle(strings.TrimSuffix(lookupPrefix, "/"), webhook)
+	}
+	if rt.metrics != nil {
+		mux.Handle(metricsPath, rt.metrics)
+	}
+	return mux
 }
 
 // metricsAccess tells the start-up log who may read metricsPath here:
@@ -186,10 +187,10 @@ func (in *webhookInput) String() string {
 
 // Start listens on --http (port 0 picks a free one: the log tells which)
 // and serves in the background.
-func (in *webhookInput) Start(ctx context.Context, spool *maildir.Spool, log *slog.Logger) error {
+func (in *webhookInput) Start(ctx context.Context, sink ingest.Sink, log *slog.Logger) error {
 	opts := in.opts
 	opts.Logger = log
-	h, err := ingest.NewWebhook(spool, opts)
+	h, err := ingest.NewWebhook(sink, opts)
 	if err != nil {
 		return err
 	}
@@ -198,7 +199,7 @@ func (in *webhookInput) Start(ctx context.Context, spool *maildir.Spool, log *sl
 		return fmt.Errorf("webhook: %w", err)
 	}
 	in.srv = &http.Server{
-		Handler:           in.routes.handler(h),
+		Handler:           in.routes.mux(h),
 		ReadHeaderTimeout: webhookReadHeaderTimeout,
 		ReadTimeout:       webhookReadHeaderTimeout + webhookBodyTimeout,
 		WriteTimeout:      webhookWriteTimeout,
