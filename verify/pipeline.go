@@ -49,7 +49,25 @@ type StoreResult struct {
 	Bytes int
 }
 
-// CertStore keeps the current certificate of each address.
+// CertStore keeps the current certificate of each address: the folder of
+// PEM files of package output, or a store on another system. Store is
+// called once every check has passed, with the From address (lower case,
+// ASCII) and the signer's certificate. It must:
+//
+//   - make the certificate the address's current one only if its
+//     NotBefore is strictly later than the current one's (ActionStored),
+//     else leave the current one (ActionUnchanged for the same
+//     certificate, ActionKeptExisting for another): a replayed old message
+//     never rolls an address back to an older key;
+//   - be durable when it returns: the message's report line, and then its
+//     removal from the queue, follow;
+//   - be idempotent and safe for concurrent use: a message may be verified
+//     again after a crash, and many are stored at once;
+//   - honour ctx, which ends at the shutdown timeout.
+//
+// An error wrapping ReasonStoreRefused is final (store_refused: the store
+// will never take it, as a link where the file goes); any other error is
+// temporary (store_failed), and serve verifies the message again later.
 type CertStore interface {
 	Store(ctx context.Context, addr string, cert *x509.Certificate) (StoreResult, error)
 }
