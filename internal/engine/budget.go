@@ -1,6 +1,10 @@
 package engine
 
-import "sync"
+import (
+	"context"
+
+	"github.com/certharvest/certharvest/ingest"
+)
 
 // maxBytesInFlight is the most bytes of messages the engine holds in
 // memory at once, whatever --max-size and --workers; see inFlightBudget.
@@ -18,8 +22,8 @@ const maxBytesInFlight = 256 << 20
 // budget: thousands fit. A message larger than the budget is verified
 // alone. (The bound is on the messages' bytes; verifying one allocates
 // a few times its size in passing.)
-func inFlightBudget(maxSize int64) *byteBudget {
-	return newByteBudget(InFlightBytes(maxSize))
+func inFlightBudget(maxSize int64) *ingest.MemoryBudget {
+	return ingest.NewMemoryBudget(InFlightBytes(maxSize))
 }
 
 // InFlightBytes is the most bytes of messages held in memory at once for
@@ -31,83 +35,31 @@ func InFlightBytes(maxSize int64) int64 {
 	return 8 * maxSize
 }
 
-// byteBudget is a weighted semaphore over bytes: a message takes its size
-// before it is read and gives it back once its verdict is known. Waiters
-// are served in order, so that a large message is not passed over forever
-// by small ones.
-type byteBudget struct {
-	limit int64
-
-	mu      sync.Mutex
-	held    int64
-	waiters []budgetWaiter // in arrival order
-}
-
-type budgetWaiter struct {
-	n     int64
-	ready chan struct{}
-}
-
-func newByteBudget(limit int64) *byteBudget {
-	return &byteBudget{limit: limit}
-}
-
-// acquire waits until n bytes fit in the budget and takes them; it
-// returns what was taken, for release. More than the whole budget takes
-// the whole budget: it waits until nothing else is held. The wait ignores
-// contexts, as cpuSlots' does: what holds bytes is a message being
-// verified, which ends.
-func (b *byteBudget) acquire(n int64) int64 {
-	n = min(max(n, 0), b.limit)
-	b.mu.Lock()
-	if len(b.waiters) == 0 && b.held+n <= b.limit {
-		b.held += n
-		b.mu.Unlock()
-		return n
-	}
-	w := budgetWaiter{n: n, ready: make(chan struct{})}
-	b.waiters = append(b.waiters, w)
-	b.mu.Unlock()
-	<-w.ready // release took the bytes for us
-	return n
-}
-
-// release gives back n bytes that acquire took, and lets the waiters that
-// now fit go, in order.
-func (b *byteBudget) release(n int64) {
-	if n == 0 {
-		return
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.held -= n
-	for len(b.waiters) > 0 && b.held+b.waiters[0].n <= b.limit {
-		w := b.waiters[0]
-		b.waiters = b.waiters[1:]
-		b.held += w.n
-		close(w.ready)
-	}
-	if len(b.waiters) == 0 {
-		b.waiters = nil // let a long queue's array go
-	}
-}
-
-// budgetClaim is one message's share of a byteBudget: take is called with
-// its size once its file is open (ingest.ReadOptions.Reserve), release once
-// its verdict is known.
+// budgetClaim is one message's share of the budget (the same weighted
+// semaphore over bytes as the live inputs', ingest.MemoryBudget): take is
+// called with its size once its file is open (queue.LoadOptions.Reserve),
+// release once its verdict is known. Waiters are served in order, so that
+// a large message is not passed over forever by small ones.
 type budgetClaim struct {
-	budget *byteBudget
+	budget *ingest.MemoryBudget
 	n      int64
 }
 
-// take takes size bytes of the budget, waiting for them. It is called
-// once, before release.
+// take takes size bytes of the budget, waiting for them; more than the
+// whole budget takes the whole budget, waiting until nothing else is held.
+// The wait ignores contexts, as cpuSlots' does: what holds bytes is a
+// message being verified, which ends. It is called once, before release.
 func (c *budgetClaim) take(size int64) {
-	c.n = c.budget.acquire(size)
+	n := min(max(size, 0), c.budget.Size())
+	// Reserve fails only for more than the whole budget, or when its
+	// context ends: neither can happen here.
+	if err := c.budget.Reserve(context.Background(), n); err == nil {
+		c.n = n
+	}
 }
 
 // release gives the bytes back; a second call does nothing.
 func (c *budgetClaim) release() {
-	c.budget.release(c.n)
+	c.budget.Release(c.n)
 	c.n = 0
 }

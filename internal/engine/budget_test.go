@@ -15,67 +15,71 @@ import (
 	"github.com/certharvest/certharvest/verify"
 )
 
-// Many holders of random sizes at once: the bytes held never exceed the
+// Many claims of random sizes at once: the bytes held never exceed the
 // budget, and every one gets through.
-func TestByteBudgetBoundsBytesHeld(t *testing.T) {
+func TestBudgetClaimsBoundBytesHeld(t *testing.T) {
 	const limit = 1000
-	b := newByteBudget(limit)
+	b := ingest.NewMemoryBudget(limit)
 	var held, peak atomic.Int64
 	var wg sync.WaitGroup
 	for i := range 200 {
 		wg.Go(func() {
-			size := int64(rand.IntN(400)) + int64(i%2)
-			n := b.acquire(size)
-			now := held.Add(n)
+			c := budgetClaim{budget: b}
+			c.take(int64(rand.IntN(400)) + int64(i%2))
+			now := held.Add(c.n)
 			for p := peak.Load(); now > p && !peak.CompareAndSwap(p, now); p = peak.Load() {
 			}
 			time.Sleep(time.Duration(rand.IntN(300)) * time.Microsecond)
-			held.Add(-n)
-			b.release(n)
+			held.Add(-c.n)
+			c.release()
 		})
 	}
 	wg.Wait()
 	if p := peak.Load(); p > limit || p == 0 {
 		t.Errorf("peak %d bytes held, budget %d", p, limit)
 	}
-	if b.held != 0 || len(b.waiters) != 0 {
-		t.Errorf("after all released: %d held, %d waiting", b.held, len(b.waiters))
+	if u := b.Used(); u != 0 {
+		t.Errorf("after all released: %d held", u)
 	}
 }
 
 // A message larger than the whole budget goes when nothing else is held,
 // and alone; one waiting is not passed by later, smaller ones.
-func TestByteBudgetLargeMessage(t *testing.T) {
-	b := newByteBudget(100)
-	small := b.acquire(10)
-	large := make(chan int64)
-	go func() { large <- b.acquire(1 << 30) }()
-	for waiting(b) == 0 {
+func TestBudgetClaimLargeMessage(t *testing.T) {
+	b := ingest.NewMemoryBudget(100)
+	small := budgetClaim{budget: b}
+	small.take(10)
+	large, later := budgetClaim{budget: b}, budgetClaim{budget: b}
+	largeDone, laterDone := make(chan struct{}), make(chan struct{})
+	go func() { large.take(1 << 30); close(largeDone) }()
+	// Until the large one waits: TryReserve fails while anyone waits.
+	for b.TryReserve(1) {
+		b.Release(1)
 		time.Sleep(time.Millisecond)
 	}
-	later := make(chan int64)
-	go func() { later <- b.acquire(10) }() // fits, but comes after
+	go func() { later.take(10); close(laterDone) }() // fits, but comes after
 	select {
-	case <-large:
+	case <-largeDone:
 		t.Fatal("the large message went while another was held")
-	case <-later:
+	case <-laterDone:
 		t.Fatal("a later message passed the large one waiting")
 	case <-time.After(50 * time.Millisecond):
 	}
-	b.release(small)
-	n := <-large
-	if n != 100 {
-		t.Errorf("the large message took %d bytes, want the whole budget, 100", n)
+	small.release()
+	<-largeDone
+	if large.n != 100 {
+		t.Errorf("the large message took %d bytes, want the whole budget, 100", large.n)
 	}
 	select {
-	case <-later:
+	case <-laterDone:
 		t.Fatal("a message went while the large one held the whole budget")
 	case <-time.After(50 * time.Millisecond):
 	}
-	b.release(n)
-	b.release(<-later)
-	if b.held != 0 {
-		t.Errorf("%d bytes held after all released", b.held)
+	large.release()
+	<-laterDone
+	later.release()
+	if u := b.Used(); u != 0 {
+		t.Errorf("%d bytes held after all released", u)
 	}
 }
 
@@ -86,7 +90,7 @@ func TestInFlightBudget(t *testing.T) {
 		{1 << 30, maxBytesInFlight},
 		{0, maxBytesInFlight},
 	} {
-		if got := inFlightBudget(tt.maxSize).limit; got != tt.want {
+		if got := inFlightBudget(tt.maxSize).Size(); got != tt.want {
 			t.Errorf("inFlightBudget(%d) = %d, want %d", tt.maxSize, got, tt.want)
 		}
 	}
@@ -130,7 +134,7 @@ func TestEngineBoundsBytesInFlight(t *testing.T) {
 		}
 	}
 	time.Sleep(300 * time.Millisecond) // time for a ninth to get there
-	budget := inFlightBudget(s.opts.MaxSize).limit
+	budget := inFlightBudget(s.opts.MaxSize).Size()
 	if in := len(store.entered); int64(in*len(data)) > budget {
 		t.Fatalf("%d messages of %d bytes held at once, more than the budget of %d bytes", in, len(data), budget)
 	}
@@ -145,11 +149,4 @@ func TestEngineBoundsBytesInFlight(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(spool.Dir(), "new", names[0])); err == nil {
 		t.Error("a message is still in new/")
 	}
-}
-
-// waiting returns how many wait for bytes.
-func waiting(b *byteBudget) int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return len(b.waiters)
 }

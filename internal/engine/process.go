@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sync"
 
+	"github.com/certharvest/certharvest/ingest"
 	"github.com/certharvest/certharvest/internal/queue"
 	"github.com/certharvest/certharvest/verify"
 )
@@ -63,7 +64,7 @@ func (e *Engine) process(ctx context.Context) {
 // (already handled), it changed while it was verified, or ctx ended. The
 // message's bytes are held, counted in budget, from its read until its
 // verdict; the outcome does not keep them.
-func (e *Engine) verify(ctx context.Context, budget *byteBudget, id string) (outcome, bool) {
+func (e *Engine) verify(ctx context.Context, budget *ingest.MemoryBudget, id string) (outcome, bool) {
 	// The message is read before taking a slot, so that reading (the disk,
 	// when it is not in the cache) overlaps other verifications. It takes
 	// its size from the budget first.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/certharvest/certharvest/ingest"
 	"github.com/certharvest/certharvest/internal/queue"
 	"github.com/certharvest/certharvest/output"
 	"github.com/certharvest/certharvest/verify"
@@ -34,7 +35,7 @@ const neverInThisRun = 100 * 365 * 24 * time.Hour
 // others were not, and their counts start again. (Verified together, two
 // poison messages could each reset the other's count at every crash, and
 // never reach the quarantine.)
-func (e *Engine) handleSuspects(ctx context.Context, budget *byteBudget) {
+func (e *Engine) handleSuspects(ctx context.Context, budget *ingest.MemoryBudget) {
 	suspects := e.queue.Suspects()
 	if len(suspects) == 0 {
 		return
