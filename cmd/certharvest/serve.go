@@ -20,6 +20,7 @@ import (
 	"github.com/certharvest/certharvest/ingest/maildir"
 	"github.com/certharvest/certharvest/internal/engine"
 	"github.com/certharvest/certharvest/internal/lookup"
+	"github.com/certharvest/certharvest/internal/metrics"
 	"github.com/certharvest/certharvest/output"
 	"github.com/certharvest/certharvest/verify"
 )
@@ -174,7 +175,7 @@ type inputEnv struct {
 	// Pipeline options, for an input that needs them (read-only).
 	Setup *pipelineSetup
 	// Metrics counts the inputs' answers; nil counts nothing.
-	Metrics *metrics
+	Metrics *metrics.Metrics
 	// Routes are the endpoints the HTTP input serves beside the webhook,
 	// set before the inputs start.
 	Routes *httpRoutes
@@ -266,7 +267,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	m := newMetrics()
+	m := metrics.New(metrics.Options{Logger: log})
 	health := &engineHealth{}
 	env := &inputEnv{TLS: tlsConfig, MaxSize: setup.opts.MaxSize, Setup: setup, Metrics: m, Routes: &httpRoutes{},
 		Health: health, Memory: ingest.NewMemoryBudget(sf.inputMemory.value)}
@@ -327,7 +328,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		env.Routes.lookup = lookupAPI
 		if sf.metricsAddr == "" {
-			env.Routes.metrics = bearerOnly(lookupAPI, m.handler(log))
+			env.Routes.metrics = bearerOnly(lookupAPI, m.Handler())
 		}
 	}
 	if sf.metricsAddr == "" && lookupToken == "" {
@@ -343,7 +344,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 
 	watcher := maildir.NewWatcher(sf.maildir, maildir.WatchOptions{Settle: sf.settle, WriteSettle: sf.settleWritten, Rescan: sf.rescan, Logger: log})
-	m.watchSpool(watcher, spool, log)
+	m.WatchSpool(watcher, spool)
 	queue, err := maildir.NewQueue(spool, watcher, log)
 	if err != nil {
 		return err
@@ -378,7 +379,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var metricsSrv *metricsServer
 	if sf.metricsAddr != "" {
 		metricsSrv = &metricsServer{addr: sf.metricsAddr}
-		if err := metricsSrv.start(ctx, m.handler(log), log); err != nil {
+		if err := metricsSrv.start(ctx, m.Handler(), log); err != nil {
 			return err
 		}
 	}

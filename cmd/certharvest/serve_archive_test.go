@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -12,12 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/certharvest/certharvest/ingest"
-	"github.com/certharvest/certharvest/ingest/maildir"
 	"github.com/certharvest/certharvest/internal/testfs"
 	"github.com/emersion/go-smtp"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // junkMessage is an unsigned message of about size bytes, distinct for n:
@@ -148,70 +143,4 @@ func inCur(maildir, name string) bool {
 		}
 	}
 	return false
-}
-
-// The archive's gauges and its evictions by cause, as the spool keeps them.
-func TestSpoolCollectorArchive(t *testing.T) {
-	dir := t.TempDir()
-	spool, err := maildir.Open(dir, maildir.Options{Archive: maildir.ArchivePolicy{SweepEvery: -1}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for i := range 3 {
-		n, err := spool.Deliver(context.Background(), ingest.Incoming{Raw: junkMessage(i, 1000)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		names = append(names, n...)
-	}
-	for i, n := range names {
-		if err := spool.Archive(n, i == 0); err != nil {
-			t.Fatal(err)
-		}
-	}
-	watcher := maildir.NewWatcher(dir, maildir.WatchOptions{})
-	wantSamples(t, scrape(t, promhttp.HandlerFor(registryOf(newSpoolCollector(watcher, spool, discardLogger())), promhttp.HandlerOpts{})),
-		`certharvest_spool_archive_messages{verdict="accepted"} 1`,
-		`certharvest_spool_archive_messages{verdict="rejected"} 2`,
-		`certharvest_spool_archive_evictions_total{cause="age"} 0`,
-		`certharvest_spool_archive_evictions_total{cause="size"} 0`,
-		`certharvest_spool_archive_evictions_total{cause="pressure"} 0`,
-	)
-	spool.Close()
-
-	// Opened again two weeks later: the sweep at start removes the
-	// rejected messages.
-	later := time.Now().Add(14 * 24 * time.Hour)
-	spool, err = maildir.Open(dir, maildir.Options{Archive: maildir.ArchivePolicy{KeepRejected: 7 * 24 * time.Hour, Now: func() time.Time { return later }}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer spool.Close()
-	deadline := time.Now().Add(10 * time.Second)
-	// The sweep counts its evictions as it goes, and what it kept at its
-	// end: wait for both.
-	swept := func() bool {
-		st := spool.ArchiveStats()
-		return st.Evicted[maildir.EvictAge] >= 2 && st.Accepted.Messages >= 1
-	}
-	for !swept() && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	wantSamples(t, scrape(t, promhttp.HandlerFor(registryOf(newSpoolCollector(watcher, spool, discardLogger())), promhttp.HandlerOpts{})),
-		`certharvest_spool_archive_messages{verdict="accepted"} 1`,
-		`certharvest_spool_archive_messages{verdict="rejected"} 0`,
-		`certharvest_spool_archive_bytes{verdict="rejected"} 0`,
-		`certharvest_spool_archive_evictions_total{cause="age"} 2`,
-	)
-	if st := spool.ArchiveStats(); st.Accepted.Bytes <= 0 {
-		t.Errorf("accepted bytes %d, want the message's", st.Accepted.Bytes)
-	}
-}
-
-// registryOf returns a registry of c alone.
-func registryOf(c prometheus.Collector) *prometheus.Registry {
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(c)
-	return reg
 }

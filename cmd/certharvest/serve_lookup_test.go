@@ -22,6 +22,7 @@ import (
 	"github.com/certharvest/certharvest/ingest"
 	"github.com/certharvest/certharvest/ingest/maildir"
 	"github.com/certharvest/certharvest/internal/lookup"
+	"github.com/certharvest/certharvest/internal/metrics"
 	"github.com/certharvest/certharvest/output"
 	"github.com/certharvest/certharvest/verify"
 )
@@ -106,13 +107,13 @@ func TestHTTPRoutes(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { spool.Close() })
-	m := newMetrics()
-	webhook, err := ingest.NewWebhook(spool, ingest.WebhookOptions{ObserveResponse: m.webhookResponse})
+	m := metrics.New(metrics.Options{Logger: discardLogger()})
+	webhook, err := ingest.NewWebhook(spool, ingest.WebhookOptions{ObserveResponse: m.WebhookResponse})
 	if err != nil {
 		t.Fatal(err)
 	}
 	bearer := "Bearer " + lookupTestToken
-	all := &httpRoutes{lookup: h, metrics: bearerOnly(h, m.handler(discardLogger()))}
+	all := &httpRoutes{lookup: h, metrics: bearerOnly(h, m.Handler())}
 	for _, tt := range []struct {
 		name   string
 		routes *httpRoutes

@@ -77,7 +77,7 @@ func (f *smtpFlags) build(env *inputEnv) (input, error) {
 	}
 	var observe func(int)
 	if env.Metrics != nil {
-		observe = env.Metrics.smtpReply
+		observe = env.Metrics.SMTPReply
 	}
 	var headerLimits verify.HeaderLimits
 	if env.Setup != nil {

@@ -97,7 +97,7 @@ func (f *webhookFlags) build(env *inputEnv) (input, error) {
 	}
 	var observe func(int)
 	if env.Metrics != nil {
-		observe = env.Metrics.webhookResponse
+		observe = env.Metrics.WebhookResponse
 	}
 	return &webhookInput{
 		addr:   f.addr,
