@@ -8,21 +8,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"os/signal"
-	"runtime"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/certharvest/certharvest/ingest"
 	"github.com/certharvest/certharvest/ingest/maildir"
 	"github.com/certharvest/certharvest/internal/engine"
-	"github.com/certharvest/certharvest/internal/lookup"
 	"github.com/certharvest/certharvest/internal/metrics"
-	"github.com/certharvest/certharvest/output"
-	"github.com/certharvest/certharvest/verify"
 )
 
 const serveUsage = `Usage: certharvest serve --maildir DIR [flags]
@@ -225,235 +218,63 @@ func newInputFlags() []inputFlags {
 }
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	cmd := newCommand("serve", serveUsage, stdout)
-	var (
-		pf pipelineFlags
-		sf serveFlags
-		lf lookupFlags
-	)
-	pf.register(cmd.fs)
-	sf.register(cmd.fs)
-	lf.register(cmd.fs)
-	inputFlags := newInputFlags()
-	for _, in := range inputFlags {
-		in.register(cmd.fs)
-	}
-	if err := cmd.parse(args); err != nil {
-		return err
-	}
-	if cmd.fs.NArg() > 0 {
-		return usagef("unexpected arguments: %s", strings.Join(cmd.fs.Args(), " "))
-	}
-	if sf.maildir == "" {
-		return usagef("--maildir is required")
-	}
-	if sf.workers < 1 || sf.batch < 1 {
-		return usagef("--workers and --batch must be at least 1")
-	}
-	lookupToken, err := lf.load()
+	f, err := parseServe(args, stdout)
 	if err != nil {
 		return err
 	}
-	setup, err := pf.build(stderr)
+	setup, err := f.pipeline.build(stderr)
 	if err != nil {
 		return err
 	}
 	defer setup.closeLog()
-	log := setup.logger
 	addSyncThreads(syncThreads)
 	setLazyGC()
-
-	tlsConfig, err := sf.loadTLS()
+	svc, err := openService(f, setup)
 	if err != nil {
 		return err
 	}
-	m := metrics.New(metrics.Options{Logger: log})
-	health := &engineHealth{}
-	env := &inputEnv{TLS: tlsConfig, MaxSize: setup.opts.MaxSize, Setup: setup, Metrics: m, Routes: &httpRoutes{},
-		Health: health, Memory: ingest.NewMemoryBudget(sf.inputMemory.value)}
-	var inputs []input
-	httpInput := false
-	for _, f := range inputFlags {
-		in, err := f.build(env)
-		if err != nil {
-			return err
-		}
-		if in != nil {
-			inputs = append(inputs, in)
-			_, ok := in.(*webhookInput)
-			httpInput = httpInput || ok
-		}
-	}
-	if lookupToken != "" && !httpInput {
-		return usagef("the certificate lookup (--lookup-token, --lookup-token-file) is served on --http: give --http too")
-	}
-	inputsMemory := int64(0)
-	if len(inputs) > 0 {
-		// What the live inputs hold in memory is bounded by their shared
-		// budget (--input-memory); the rest goes to the spool's tmp/.
-		inputsMemory = sf.inputMemory.value
-	}
-	memLimit, memLimitFrom := applyMemoryLimit(sf.memoryLimit.value, setup.opts.MaxSize, inputsMemory, os.DirFS("/"))
+	defer svc.close()
+	return svc.run(ctx)
+}
 
-	spool, err := maildir.Open(sf.maildir, maildir.Options{Logger: log, Archive: sf.archivePolicy()})
+// serveCommand is serve's command line, read.
+type serveCommand struct {
+	pipeline    pipelineFlags
+	serve       serveFlags
+	inputs      []inputFlags
+	lookupToken string // "" when the lookup API is off
+}
+
+// parseServe reads serve's command line: its flags, the configuration file
+// they name, and the checks that need nothing opened.
+func parseServe(args []string, stdout io.Writer) (*serveCommand, error) {
+	cmd := newCommand("serve", serveUsage, stdout)
+	f := &serveCommand{inputs: newInputFlags()}
+	var lf lookupFlags
+	f.pipeline.register(cmd.fs)
+	f.serve.register(cmd.fs)
+	lf.register(cmd.fs)
+	for _, in := range f.inputs {
+		in.register(cmd.fs)
+	}
+	if err := cmd.parse(args); err != nil {
+		return nil, err
+	}
+	if cmd.fs.NArg() > 0 {
+		return nil, usagef("unexpected arguments: %s", strings.Join(cmd.fs.Args(), " "))
+	}
+	if f.serve.maildir == "" {
+		return nil, usagef("--maildir is required")
+	}
+	if f.serve.workers < 1 || f.serve.batch < 1 {
+		return nil, usagef("--workers and --batch must be at least 1")
+	}
+	token, err := lf.load()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer func() {
-		// Closing retires the spool's journal: a failure loses nothing
-		// (the next start replays it), but the operator should know.
-		if err := spool.Close(); err != nil {
-			log.Error("closing the spool: its journal will be replayed at the next start", "error", err)
-		}
-	}()
-	// Workers storing at the same time share one sync (group commit). A
-	// message waiting for the disk, or for DNS, gives its CPU slot to
-	// another (see cpuSlots), so that many wait together.
-	store, err := output.OpenCertStoreOptions(sf.certs, output.CertStoreOptions{GroupCommit: true})
-	if err != nil {
-		return err
-	}
-	defer store.Close() // once every message in flight is done: see the end
-	setup.opts.Store = store
-	if lookupToken != "" {
-		// The lookup reads the folder through a store of its own, which
-		// cannot write.
-		readOnly, err := output.ReadCertStore(sf.certs)
-		if err != nil {
-			return err
-		}
-		lookupAPI, err := lookup.NewHandler(readOnly, lookup.Options{Token: lookupToken, Now: setup.opts.Now, Logger: log})
-		if err != nil {
-			return err
-		}
-		env.Routes.lookup = lookupAPI
-		if sf.metricsAddr == "" {
-			env.Routes.metrics = bearerOnly(lookupAPI, m.Handler())
-		}
-	}
-	if sf.metricsAddr == "" && lookupToken == "" {
-		log.Info("metrics are not served: give --metrics ADDR for an internal listener, or a lookup token to serve them on --http")
-	}
-	pipeline, err := verify.New(engine.WithSlotWaits(setup.opts, pf.dkimKeys == ""))
-	if err != nil {
-		return err
-	}
-	report, err := output.OpenReport(sf.report)
-	if err != nil {
-		return err
-	}
-
-	watcher := maildir.NewWatcher(sf.maildir, maildir.WatchOptions{Settle: sf.settle, WriteSettle: sf.settleWritten, Rescan: sf.rescan, Logger: log})
-	m.WatchSpool(watcher, spool)
-	queue, err := maildir.NewQueue(spool, watcher, log)
-	if err != nil {
-		return err
-	}
-	defer func() { // after the messages in flight: see the end
-		if err := queue.Close(); err != nil {
-			log.Error("closing the in-flight log: the next start may count a crash that was not", "error", err)
-		}
-	}()
-	eng := engine.New(pipeline, queue, report, engine.Options{
-		Workers: sf.workers, Batch: sf.batch, MaxSize: setup.opts.MaxSize,
-		RetryFor: sf.retryFor, RetryFirst: sf.retryFirst, Durable: true,
-		Logger: log, Observer: m, Health: engine.HealthOptions{QueueTurn: watcher.LastTurn},
-	})
-	health.engine.Store(eng)
-
-	names := []string{"maildir " + sf.maildir}
-	for _, in := range inputs {
-		names = append(names, in.String())
-	}
-	log.Info("certharvest serve starting", "version", version, "inputs", strings.Join(names, ", "),
-		"certs", sf.certs, "report", sf.report, "trust", setup.trustDesc, "dkim_keys", setup.keysDesc,
-		"dkim_align", setup.opts.Align.String(), "workers", sf.workers, "gomaxprocs", runtime.GOMAXPROCS(0),
-		"memory_limit", describeMemoryLimit(memLimit), "memory_limit_from", memLimitFrom)
-
-	// workCtx outlives ctx: the messages in flight finish after a signal.
-	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelWork()
-	watchCtx, stopWatch := context.WithCancel(ctx)
-	defer stopWatch()
-
-	var metricsSrv *metricsServer
-	if sf.metricsAddr != "" {
-		metricsSrv = &metricsServer{addr: sf.metricsAddr}
-		if err := metricsSrv.start(ctx, m.Handler(), log); err != nil {
-			return err
-		}
-	}
-	for i, in := range inputs {
-		if err := in.Start(ctx, spool, log); err != nil {
-			// Stop the listeners already started before giving up.
-			stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sf.shutdownTimeout)
-			for _, started := range inputs[:i] {
-				started.Shutdown(stopCtx)
-			}
-			metricsSrv.shutdown(stopCtx)
-			cancel()
-			return fmt.Errorf("starting %s: %w", in, err)
-		}
-	}
-
-	watchErr := make(chan error, 1)
-	go func() { watchErr <- watcher.Run(watchCtx) }()
-	done := make(chan struct{})
-	go func() {
-		eng.Run(workCtx) // Durable: a report that cannot be written is retried, not returned
-		close(done)
-	}()
-
-	// SIGHUP reopens the log and the report, for logrotate.
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	var runErr error
-wait:
-	for {
-		select {
-		case <-ctx.Done():
-			log.Info("stopping: no new messages; finishing the ones in flight", "timeout", sf.shutdownTimeout.String())
-			eng.Stop()
-			break wait
-		case runErr = <-watchErr:
-			log.Error("the Maildir watch failed; stopping", "error", runErr)
-			eng.Stop()
-			break wait
-		case <-hup:
-			if err := setup.reopenLog(); err != nil {
-				log.Error("SIGHUP: reopening the log failed", "error", err)
-			}
-			if err := report.Reopen(); err != nil {
-				log.Error("SIGHUP: reopening the report failed", "error", err)
-			}
-			log.Info("SIGHUP: reopened the log and the report", "log", pf.logFile, "report", sf.report)
-		}
-	}
-	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sf.shutdownTimeout)
-	defer cancel()
-	for _, in := range inputs {
-		if err := in.Shutdown(shutdownCtx); err != nil {
-			log.Warn("input did not stop cleanly", "input", in.String(), "error", err)
-		}
-	}
-	if err := metricsSrv.shutdown(shutdownCtx); err != nil {
-		log.Warn("the metrics listener did not stop cleanly", "error", err)
-	}
-	stopWatch()
-	select {
-	case <-done:
-	case <-shutdownCtx.Done():
-		log.Warn("shutdown timeout: abandoning the messages in flight; they stay in new/ for the next start")
-		cancelWork()
-		<-done
-	}
-	if err := report.Close(); err != nil && runErr == nil {
-		runErr = err
-	}
-	processed, accepted := eng.Counts()
-	log.Info("certharvest serve stopped", "processed", processed, "accepted", accepted, "left_in_new", watcher.Backlog())
-	return runErr
+	f.lookupToken = token
+	return f, nil
 }
 
 // engineHealth is the health of the engine, for the webhook's health
