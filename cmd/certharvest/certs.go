@@ -48,12 +48,25 @@ Examples:
   certharvest show --pem Bob@Example.com > bob.crt
 `
 
-func runList(_ context.Context, args []string, stdout io.Writer) error {
+// listArgs are list's flags.
+type listArgs struct {
+	certs, within, at string
+	asJSON            bool
+}
+
+// newListCommand returns list's command and the flags it sets.
+func newListCommand(stdout io.Writer) (*command, *listArgs) {
 	cmd := newCommand("list", listUsage, stdout)
-	certsDir := cmd.fs.String("certs", "./certs", "certificate `folder`")
-	within := cmd.fs.String("expiring-within", "", "only certificates expired or expiring within this `duration` (e.g. 30d, 72h)")
-	asJSON := cmd.fs.Bool("json", false, "print a JSON array")
-	now := cmd.fs.String("at", "", "judge expiry at this `time` (RFC 3339; default now)")
+	a := &listArgs{}
+	cmd.fs.StringVar(&a.certs, "certs", "./certs", "certificate `folder`")
+	cmd.fs.StringVar(&a.within, "expiring-within", "", "only certificates expired or expiring within this `duration` (e.g. 30d, 72h)")
+	cmd.fs.BoolVar(&a.asJSON, "json", false, "print a JSON array")
+	cmd.fs.StringVar(&a.at, "at", "", "judge expiry at this `time` (RFC 3339; default now)")
+	return cmd, a
+}
+
+func runList(_ context.Context, args []string, stdout io.Writer) error {
+	cmd, a := newListCommand(stdout)
 	if err := cmd.parse(args); err != nil {
 		return err
 	}
@@ -61,28 +74,28 @@ func runList(_ context.Context, args []string, stdout io.Writer) error {
 		return usagef("unexpected arguments: %s", strings.Join(cmd.fs.Args(), " "))
 	}
 	at := time.Now()
-	if *now != "" {
-		t, err := time.Parse(time.RFC3339, *now)
+	if a.at != "" {
+		t, err := time.Parse(time.RFC3339, a.at)
 		if err != nil {
-			return usagef("--at %q: want RFC 3339", *now)
+			return usagef("--at %q: want RFC 3339", a.at)
 		}
 		at = t
 	}
 	var horizon time.Time
-	if *within != "" {
-		d, err := parseDays(*within)
+	if a.within != "" {
+		d, err := parseDays(a.within)
 		if err != nil {
 			return usagef("--expiring-within: %v", err)
 		}
 		horizon = at.Add(d)
 	}
-	store, err := openExistingStore(*certsDir)
+	store, err := openExistingStore(a.certs)
 	if err != nil {
 		return err
 	}
 	addrs, err := store.Addresses()
 	if err != nil {
-		return fmt.Errorf("listing %s: %w", *certsDir, err)
+		return fmt.Errorf("listing %s: %w", a.certs, err)
 	}
 	certs := []lookup.StoredCert{}
 	// A file that cannot be read or parsed is left out, not fatal: the
@@ -110,7 +123,7 @@ func runList(_ context.Context, args []string, stdout io.Writer) error {
 		}
 		return certs[i].Address < certs[j].Address
 	})
-	if err := writeList(stdout, certs, *asJSON); err != nil {
+	if err := writeList(stdout, certs, a.asJSON); err != nil {
 		return err
 	}
 	if len(skipped) > 0 {
@@ -140,10 +153,23 @@ func writeList(w io.Writer, certs []lookup.StoredCert, asJSON bool) error {
 	return tw.Flush()
 }
 
-func runShow(_ context.Context, args []string, stdout io.Writer) error {
+// showArgs are show's flags.
+type showArgs struct {
+	certs string
+	asPEM bool
+}
+
+// newShowCommand returns show's command and the flags it sets.
+func newShowCommand(stdout io.Writer) (*command, *showArgs) {
 	cmd := newCommand("show", showUsage, stdout)
-	certsDir := cmd.fs.String("certs", "./certs", "certificate `folder`")
-	asPEM := cmd.fs.Bool("pem", false, "print the certificate as PEM only")
+	a := &showArgs{}
+	cmd.fs.StringVar(&a.certs, "certs", "./certs", "certificate `folder`")
+	cmd.fs.BoolVar(&a.asPEM, "pem", false, "print the certificate as PEM only")
+	return cmd, a
+}
+
+func runShow(_ context.Context, args []string, stdout io.Writer) error {
+	cmd, a := newShowCommand(stdout)
 	if err := cmd.parse(args); err != nil {
 		return err
 	}
@@ -154,18 +180,18 @@ func runShow(_ context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return usageError{err.Error()}
 	}
-	store, err := openExistingStore(*certsDir)
+	store, err := openExistingStore(a.certs)
 	if err != nil {
 		return err
 	}
 	c, err := store.Load(addr)
 	if errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("no certificate for %s in %s", addr, *certsDir)
+		return fmt.Errorf("no certificate for %s in %s", addr, a.certs)
 	}
 	if err != nil {
 		return fmt.Errorf("reading the certificate of %s: %w", addr, err)
 	}
-	if *asPEM {
+	if a.asPEM {
 		_, err := stdout.Write(output.EncodeCertificatePEM(c))
 		return err
 	}

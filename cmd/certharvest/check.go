@@ -36,12 +36,25 @@ type errRejected struct{ reason verify.Reason }
 
 func (e errRejected) Error() string { return "rejected: " + string(e.reason) }
 
-func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+// checkArgs are check's flags.
+type checkArgs struct {
+	pipeline pipelineFlags
+	certs    string
+	asJSON   bool
+}
+
+// newCheckCommand returns check's command and the flags it sets.
+func newCheckCommand(stdout io.Writer) (*command, *checkArgs) {
 	cmd := newCommand("check", checkUsage, stdout)
-	var pf pipelineFlags
-	pf.register(cmd.fs)
-	certsDir := cmd.fs.String("certs", "", "store an accepted certificate in this `folder` (default: write nothing)")
-	asJSON := cmd.fs.Bool("json", false, "also print the report line")
+	a := &checkArgs{}
+	a.pipeline.register(cmd.fs)
+	cmd.fs.StringVar(&a.certs, "certs", "", "store an accepted certificate in this `folder` (default: write nothing)")
+	cmd.fs.BoolVar(&a.asJSON, "json", false, "also print the report line")
+	return cmd, a
+}
+
+func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cmd, a := newCheckCommand(stdout)
 	if err := cmd.parse(args); err != nil {
 		return err
 	}
@@ -49,13 +62,13 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return usagef("want exactly one FILE, got %d", cmd.fs.NArg())
 	}
 	path := cmd.fs.Arg(0)
-	setup, err := pf.build(stdout)
+	setup, err := a.pipeline.build(stdout)
 	if err != nil {
 		return err
 	}
 	defer setup.closeLog()
-	if *certsDir != "" {
-		store, err := output.OpenCertStore(*certsDir)
+	if a.certs != "" {
+		store, err := output.OpenCertStore(a.certs)
 		if err != nil {
 			return err
 		}
@@ -88,7 +101,7 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintf(stdout, "signer:  %s, issued by %s, %s, valid %s to %s\n", res.CertInfo.Subject, res.CertInfo.Issuer,
 			res.CertInfo.Key, res.CertInfo.NotBefore.Format(time.DateOnly), res.CertInfo.NotAfter.Format(time.DateOnly))
 	}
-	if *asJSON {
+	if a.asJSON {
 		line, _ := json.Marshal(output.NewRecord(m, res))
 		fmt.Fprintf(stdout, "%s\n", line)
 	}

@@ -143,13 +143,6 @@ func parseLogFormat(s string) (string, error) {
 // positiveInt is an int flag that must be at least 1 (--workers, --batch).
 type positiveInt struct{ p *int }
 
-// positiveIntFlag defines an int flag that refuses values below 1.
-func positiveIntFlag(fs *flag.FlagSet, name string, value int, usage string) *int {
-	p := new(int)
-	positiveIntVar(fs, p, name, value, usage)
-	return p
-}
-
 // positiveIntVar defines an int flag that refuses values below 1.
 func positiveIntVar(fs *flag.FlagSet, p *int, name string, value int, usage string) {
 	*p = value
@@ -372,10 +365,6 @@ func (c *command) parse(args []string) error {
 		if err := cfg.errorOf(problems); err != nil {
 			return err
 		}
-	}
-	if catcher, ok := c.stdout.(*flagSetCatcher); ok && *c.printConfig {
-		catcher.fs = c.fs
-		return errHelp
 	}
 	if *c.printConfig {
 		printConfig(c.stdout, c.fs)

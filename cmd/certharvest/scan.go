@@ -43,34 +43,49 @@ Examples:
   certharvest scan --report - mail/ 2>/dev/null | jq 'select(.outcome=="rejected")'
 `
 
-func runScan(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+// scanArgs are scan's flags.
+type scanArgs struct {
+	pipeline    pipelineFlags
+	certs       string
+	report      string
+	workers     int
+	quiet       bool
+	memoryLimit parsedFlag[int64]
+}
+
+// newScanCommand returns scan's command and the flags it sets.
+func newScanCommand(stdout io.Writer) (*command, *scanArgs) {
 	cmd := newCommand("scan", scanUsage, stdout)
-	var pf pipelineFlags
-	pf.register(cmd.fs)
-	certsDir := cmd.fs.String("certs", "./certs", "`folder` where certificates are stored")
-	reportPath := cmd.fs.String("report", "./report.jsonl", "JSON-lines report `file`, appended to; - for standard output")
-	workers := positiveIntFlag(cmd.fs, "workers", defaultWorkers(), "`number` of messages verified in parallel, by default one per core; with more than 1, up to 64 more may wait meanwhile, not counted, for their certificate's sync or a DKIM lookup in DNS (the messages held in memory are at most 8 x --max-size bytes, 256 MiB)")
-	quiet := cmd.fs.Bool("quiet", false, "no progress and no summary")
-	var memoryLimit parsedFlag[int64]
-	memoryLimitVar(cmd.fs, &memoryLimit)
+	a := &scanArgs{}
+	a.pipeline.register(cmd.fs)
+	cmd.fs.StringVar(&a.certs, "certs", "./certs", "`folder` where certificates are stored")
+	cmd.fs.StringVar(&a.report, "report", "./report.jsonl", "JSON-lines report `file`, appended to; - for standard output")
+	positiveIntVar(cmd.fs, &a.workers, "workers", defaultWorkers(), "`number` of messages verified in parallel, by default one per core; with more than 1, up to 64 more may wait meanwhile, not counted, for their certificate's sync or a DKIM lookup in DNS (the messages held in memory are at most 8 x --max-size bytes, 256 MiB)")
+	cmd.fs.BoolVar(&a.quiet, "quiet", false, "no progress and no summary")
+	memoryLimitVar(cmd.fs, &a.memoryLimit)
+	return cmd, a
+}
+
+func runScan(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cmd, a := newScanCommand(stdout)
 	if err := cmd.parse(args); err != nil {
 		return err
 	}
 	if cmd.fs.NArg() == 0 {
 		return usagef("no PATH given")
 	}
-	setup, err := pf.build(stderr)
+	setup, err := a.pipeline.build(stderr)
 	if err != nil {
 		return err
 	}
 	defer setup.closeLog()
 	addSyncThreads(syncThreads)
 	setLazyGC()
-	memLimit, memLimitFrom := applyMemoryLimit(memoryLimit.value, setup.opts.MaxSize, 0, os.DirFS("/"))
+	memLimit, memLimitFrom := applyMemoryLimit(a.memoryLimit.value, setup.opts.MaxSize, 0, os.DirFS("/"))
 
 	// Group commit: certificates stored at about the same time are made
 	// durable by the same syncs; each is durable before its report line.
-	store, err := output.OpenCertStoreOptions(*certsDir, output.CertStoreOptions{GroupCommit: true})
+	store, err := output.OpenCertStoreOptions(a.certs, output.CertStoreOptions{GroupCommit: true})
 	if err != nil {
 		return err
 	}
@@ -81,26 +96,26 @@ func runScan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	// engine.WithSlotWaits), so that the waits overlap the work and enough
 	// certificates wait together to be committed as a group.
 	setup.opts.Store = store
-	pipeline, err := verify.New(engine.WithSlotWaits(setup.opts, pf.dkimKeys == ""))
+	pipeline, err := verify.New(engine.WithSlotWaits(setup.opts, a.pipeline.dkimKeys == ""))
 	if err != nil {
 		return err
 	}
-	report, err := output.OpenReport(*reportPath)
+	report, err := output.OpenReport(a.report)
 	if err != nil {
 		return err
 	}
 	setup.logger.Info("scan starting", "paths", strings.Join(cmd.fs.Args(), " "), "trust", setup.trustDesc,
-		"dkim_keys", setup.keysDesc, "certs", *certsDir, "report", *reportPath, "workers", *workers,
+		"dkim_keys", setup.keysDesc, "certs", a.certs, "report", a.report, "workers", a.workers,
 		"memory_limit", describeMemoryLimit(memLimit), "memory_limit_from", memLimitFrom)
 
 	summary := newSummary()
 	var progress *progressLine
-	if f, ok := stderr.(*os.File); ok && !*quiet && term.IsTerminal(int(f.Fd())) && pf.logFile != "" {
+	if f, ok := stderr.(*os.File); ok && !a.quiet && term.IsTerminal(int(f.Fd())) && a.pipeline.logFile != "" {
 		progress = startProgress(f, summary)
 	}
 	walk := ingest.NewWalk(cmd.fs.Args(), ingest.WalkOptions{})
 	// With --workers 1, one message at a time, in order, as before.
-	e := engine.New(pipeline, walk, report, engine.Options{Workers: *workers, InOrder: *workers == 1,
+	e := engine.New(pipeline, walk, report, engine.Options{Workers: a.workers, InOrder: a.workers == 1,
 		MaxSize: setup.opts.MaxSize, Logger: setup.logger, Observer: summary})
 	runErr := e.Run(ctx)
 	progress.stop()
@@ -109,9 +124,9 @@ func runScan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	setup.logger.Info("scan finished", "messages", summary.total(), "accepted", summary.accepted(),
 		"elapsed", time.Since(summary.start).Round(time.Millisecond).String())
-	if !*quiet {
+	if !a.quiet {
 		out := stdout
-		if *reportPath == "-" {
+		if a.report == "-" {
 			out = stderr
 		}
 		summary.print(out)

@@ -242,21 +242,27 @@ type serveCommand struct {
 	pipeline    pipelineFlags
 	serve       serveFlags
 	inputs      []inputFlags
+	lookup      lookupFlags
 	lookupToken string // "" when the lookup API is off
+}
+
+// newServeCommand returns serve's command and the flags it sets.
+func newServeCommand(stdout io.Writer) (*command, *serveCommand) {
+	cmd := newCommand("serve", serveUsage, stdout)
+	f := &serveCommand{inputs: newInputFlags()}
+	f.pipeline.register(cmd.fs)
+	f.serve.register(cmd.fs)
+	f.lookup.register(cmd.fs)
+	for _, in := range f.inputs {
+		in.register(cmd.fs)
+	}
+	return cmd, f
 }
 
 // parseServe reads serve's command line: its flags, the configuration file
 // they name, and the checks that need nothing opened.
 func parseServe(args []string, stdout io.Writer) (*serveCommand, error) {
-	cmd := newCommand("serve", serveUsage, stdout)
-	f := &serveCommand{inputs: newInputFlags()}
-	var lf lookupFlags
-	f.pipeline.register(cmd.fs)
-	f.serve.register(cmd.fs)
-	lf.register(cmd.fs)
-	for _, in := range f.inputs {
-		in.register(cmd.fs)
-	}
+	cmd, f := newServeCommand(stdout)
 	if err := cmd.parse(args); err != nil {
 		return nil, err
 	}
@@ -269,7 +275,7 @@ func parseServe(args []string, stdout io.Writer) (*serveCommand, error) {
 	if f.serve.workers < 1 || f.serve.batch < 1 {
 		return nil, usagef("--workers and --batch must be at least 1")
 	}
-	token, err := lf.load()
+	token, err := f.lookup.load()
 	if err != nil {
 		return nil, err
 	}
