@@ -91,7 +91,7 @@ func TestServeMetrics(t *testing.T) {
 	accepted := f.Cases()[0]
 	var names []string
 	for _, data := range [][]byte{accepted.Data, accepted.Data, rejected.Data} {
-		n, err := spool.Deliver(context.Background(), ingest.Incoming{Raw: data, Envelope: ingest.Envelope{Source: "test"}})
+		n, err := spool.Deliver(context.Background(), ingest.Incoming{Raw: data, Envelope: verify.Envelope{Source: "test"}})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -46,7 +46,7 @@ func testSpoolDeliverAndLoad(t *testing.T, xattr, named bool) {
 		t.Logf("O_TMPFILE unsupported in %s: unnamed deliveries not tested", dir)
 	}
 	raw := []byte("From: a@example.com\r\n\r\nbody\r\n")
-	env := ingest.Envelope{Source: "smtp", EnvelopeFrom: "a@example.com", EnvelopeTo: []string{"in@example.org"},
+	env := verify.Envelope{Source: "smtp", EnvelopeFrom: "a@example.com", EnvelopeTo: []string{"in@example.org"},
 		RemoteAddr: "192.0.2.1:4567", Received: time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC), Extra: map[string]string{"helo": "mx.example.com"}}
 	names, err := s.Deliver(context.Background(), ingest.Incoming{Raw: raw, Envelope: env}, ingest.Incoming{Raw: raw, Envelope: env})
 	if err != nil {
@@ -190,7 +190,7 @@ func TestSpoolLoadMetaFromEarlierRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.noXattr.Store(true)
-	env := ingest.Envelope{Source: "webhook", EnvelopeFrom: "a@example.com", Received: time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)}
+	env := verify.Envelope{Source: "webhook", EnvelopeFrom: "a@example.com", Received: time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)}
 	names, err := s.Deliver(context.Background(), ingest.Incoming{Raw: testMessage(0), Envelope: env})
 	if err != nil {
 		t.Fatal(err)
@@ -243,7 +243,7 @@ func TestSpoolMetaUsed(t *testing.T) {
 		t.Errorf("metaUsed = %v after a delivery with noXattr = %v", s.metaUsed.Load(), s.noXattr.Load())
 	}
 	s.noXattr.Store(true)
-	names, err := s.Deliver(context.Background(), ingest.Incoming{Raw: testMessage(1), Envelope: ingest.Envelope{Source: "smtp"}})
+	names, err := s.Deliver(context.Background(), ingest.Incoming{Raw: testMessage(1), Envelope: verify.Envelope{Source: "smtp"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -302,7 +302,7 @@ func TestDecodeEnvelope(t *testing.T) {
 
 // envelopeSamples are contexts as Deliver writes them, and odd ones.
 func envelopeSamples(t testing.TB) []string {
-	written, err := json.Marshal(ingest.Envelope{Source: "webhook", EnvelopeFrom: "a@example.com",
+	written, err := json.Marshal(verify.Envelope{Source: "webhook", EnvelopeFrom: "a@example.com",
 		EnvelopeTo: []string{"in@example.org", "b@example.org"}, RemoteAddr: "[2001:db8::1]:25",
 		Received: time.Date(2026, 6, 1, 12, 34, 56, 789, time.FixedZone("", 2*3600)),
 		Extra:    map[string]string{"msys.relay_message.msg_from": "a@example.com", "héllo": "wörld\u2028<&>"}})
@@ -344,7 +344,7 @@ func envelopeSamples(t testing.TB) []string {
 // data: both fail, or both give the same context.
 func checkDecodeEnvelope(t *testing.T, data []byte) {
 	t.Helper()
-	var want, got ingest.Envelope
+	var want, got verify.Envelope
 	wantErr := json.Unmarshal(data, &want)
 	gotErr := decodeEnvelope(data, &got)
 	if (wantErr == nil) != (gotErr == nil) {
@@ -435,7 +435,7 @@ func TestSpoolRoom(t *testing.T) {
 // Version tells it afterwards.
 func TestLoadFileReserve(t *testing.T) {
 	s := testSpool(t)
-	names, err := s.Deliver(context.Background(), ingest.Incoming{Raw: []byte("Subject: x\r\n\r\nbody\r\n"), Envelope: ingest.Envelope{Source: "test"}})
+	names, err := s.Deliver(context.Background(), ingest.Incoming{Raw: []byte("Subject: x\r\n\r\nbody\r\n"), Envelope: verify.Envelope{Source: "test"}})
 	if err != nil {
 		t.Fatal(err)
 	}
