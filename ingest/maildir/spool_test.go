@@ -224,6 +224,43 @@ func TestSpoolLoadMetaFromEarlierRun(t *testing.T) {
 	}
 }
 
+// A message's stored context is its context as it was stored, a field it
+// lacks zero (not an MTA delivery's source); one that does not decode is
+// none at all, not half of one.
+func TestSpoolLoadStoredContext(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.noXattr.Store(true)
+	names, err := s.Deliver(context.Background(), ingest.Incoming{Raw: testMessage(0), Envelope: verify.Envelope{Source: "smtp"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	received := deliveryTime(names[0], time.Time{})
+	for _, tt := range []struct {
+		stored string
+		want   verify.Envelope
+	}{
+		{`{"envelope_from":"a@example.com"}`, verify.Envelope{EnvelopeFrom: "a@example.com", Received: received}},
+		{`{"envelope_from":"a@example.com","received":1}`, verify.Envelope{Source: "maildir", Received: received}},
+		{`{"source":`, verify.Envelope{Source: "maildir", Received: received}},
+	} {
+		if err := os.WriteFile(s.metaPath(names[0]), []byte(tt.stored), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		m, err := load(s, names[0], 1<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(m.Envelope, tt.want) {
+			t.Errorf("%s: context %+v, want %+v", tt.stored, m.Envelope, tt.want)
+		}
+	}
+}
+
 // A spool whose meta/ is empty does not look there, until it writes a
 // context file itself.
 func TestSpoolMetaUsed(t *testing.T) {
@@ -289,6 +326,26 @@ func TestSpoolClosed(t *testing.T) {
 	}
 	if err := s.Archive(name, true); err == nil && runtime.GOOS == "linux" {
 		t.Error("Archive after Close succeeded")
+	}
+}
+
+// A message's context is stored as this JSON (in spools written before
+// and after): its member names and order are a stored format.
+func TestEnvelopeEncoding(t *testing.T) {
+	for _, tt := range []struct {
+		env  verify.Envelope
+		want string
+	}{
+		{verify.Envelope{}, `{"source":"","received":"0001-01-01T00:00:00Z"}`},
+		{verify.Envelope{Source: "smtp", EnvelopeFrom: "a@example.com", EnvelopeTo: []string{"in@example.org"},
+			RemoteAddr: "192.0.2.1:25", Received: time.Date(2026, 6, 1, 12, 0, 0, 5, time.UTC), Extra: map[string]string{"helo": "mx"}},
+			`{"source":"smtp","envelope_from":"a@example.com","envelope_to":["in@example.org"],"remote_addr":"192.0.2.1:25",` +
+				`"received":"2026-06-01T12:00:00.000000005Z","extra":{"helo":"mx"}}`},
+	} {
+		got, err := json.Marshal(tt.env)
+		if err != nil || string(got) != tt.want {
+			t.Errorf("%+v: %s, %v; want %s", tt.env, got, err, tt.want)
+		}
 	}
 }
 
