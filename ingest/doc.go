@@ -5,8 +5,8 @@
 // relay's ids, a file path).
 //
 //   - sink.go: Sink, where a network input delivers the messages it
-//     receives, durably, before it acknowledges them; the Envelope stored
-//     with each. The Maildir spool of package ingest/maildir is the Sink
+//     receives, durably, before it acknowledges them, each with its
+//     verify.Envelope (the context it arrived with). The Maildir spool of package ingest/maildir is the Sink
 //     serve uses; the service then verifies what it holds.
 //   - writer.go: a message being received goes into a MessageWriter, held
 //     in memory within the MemoryBudget all connections share (budget.go),

@@ -3,6 +3,8 @@ package ingest
 import (
 	"io"
 	"time"
+
+	"github.com/certharvest/certharvest/verify"
 )
 
 // What the tests of package ingest_test (the inputs against a real spool,
@@ -40,4 +42,6 @@ func (s *SMTPServer) ReceivingData() bool {
 func (h *Webhook) SetMemoryWait(d time.Duration) { h.opts.MemoryWait = d }
 
 // Decode decodes a relay request's body (the webhook's decoder alone).
-func (h *Webhook) Decode(r io.Reader, env Envelope) ([]Incoming, error) { return h.decode(r, env) }
+func (h *Webhook) Decode(r io.Reader, env verify.Envelope) ([]Incoming, error) {
+	return h.decode(r, env)
+}

@@ -3,7 +3,8 @@ package ingest
 import (
 	"context"
 	"fmt"
-	"time"
+
+	"github.com/certharvest/certharvest/verify"
 )
 
 // Sink is where a network input (SMTP, the webhook) delivers the messages it
@@ -36,17 +37,7 @@ type Incoming struct {
 	// the same sink's NewWriter, which Deliver closes.
 	Writer *MessageWriter
 	// Envelope is stored with the message.
-	Envelope Envelope
-}
-
-// Envelope is the context a message arrived with, stored beside it.
-type Envelope struct {
-	Source       string            `json:"source"`
-	EnvelopeFrom string            `json:"envelope_from,omitempty"`
-	EnvelopeTo   []string          `json:"envelope_to,omitempty"`
-	RemoteAddr   string            `json:"remote_addr,omitempty"`
-	Received     time.Time         `json:"received"`
-	Extra        map[string]string `json:"extra,omitempty"`
+	Envelope verify.Envelope
 }
 
 // NoRoomError is Sink.Room's error when the sink has less room for mail

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/certharvest/certharvest/verify"
 	"github.com/emersion/go-smtp"
 )
 
@@ -88,7 +89,7 @@ func (ss *smtpSession) Data(r io.Reader) error {
 	if ss.tls != nil {
 		tlsUsed = "yes"
 	}
-	env := Envelope{
+	env := verify.Envelope{
 		Source:       "smtp",
 		EnvelopeFrom: from,
 		EnvelopeTo:   to,

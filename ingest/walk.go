@@ -122,7 +122,7 @@ func (w *Walk) Load(_ context.Context, id string, opts queue.LoadOptions) (*veri
 	if !ok {
 		return nil, fmt.Errorf("%w: %s", queue.ErrGone, id)
 	}
-	m := &verify.Message{Source: w.opts.Source, Path: e.path, Received: w.opts.Now()}
+	m := &verify.Message{Path: e.path, Envelope: verify.Envelope{Source: w.opts.Source, Received: w.opts.Now()}}
 	if e.err != nil {
 		return m, fmt.Errorf("reading %s: %w", e.path, e.err)
 	}

@@ -306,7 +306,7 @@ func (h *Webhook) serveRelay(w http.ResponseWriter, r *http.Request) {
 	}
 	paced := h.paceBody(w, r.Body)
 	body := &webhookCounter{r: http.MaxBytesReader(w, paced, h.opts.MaxRequestBytes)}
-	env := Envelope{Source: WebhookSource, RemoteAddr: r.RemoteAddr, Received: h.opts.Now()}
+	env := verify.Envelope{Source: WebhookSource, RemoteAddr: r.RemoteAddr, Received: h.opts.Now()}
 	// The body is received whole before it is decoded, held in memory
 	// within the budget or written to a file: a slow sender holds no more
 	// than DefaultSpillBytes of memory, and no reservation for its
@@ -394,7 +394,7 @@ var errWebhookMemory = errors.New("no room in the memory budget")
 // messages decoded from it, which never take more bytes than the strings
 // that hold them (unquoted, then base64-decoded in place). release gives
 // the reservation back, once the messages are delivered; it is never nil.
-func (h *Webhook) decodeStaged(ctx context.Context, stage *MessageWriter, env Envelope) (msgs []Incoming, release func(), err error) {
+func (h *Webhook) decodeStaged(ctx context.Context, stage *MessageWriter, env verify.Envelope) (msgs []Incoming, release func(), err error) {
 	release = func() {}
 	data := stage.Bytes()
 	if stage.Spilled() {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/certharvest/certharvest/ingest"
 	"github.com/certharvest/certharvest/ingest/maildir"
+	"github.com/certharvest/certharvest/verify"
 )
 
 func benchRelayPayload(b *testing.B) []byte {
@@ -74,7 +75,7 @@ func BenchmarkWebhookDecode(b *testing.B) {
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := h.Decode(bytes.NewReader(body), ingest.Envelope{}); err != nil {
+		if _, err := h.Decode(bytes.NewReader(body), verify.Envelope{}); err != nil {
 			b.Fatal(err)
 		}
 	}

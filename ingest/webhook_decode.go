@@ -13,6 +13,7 @@ import (
 	"unicode/utf16"
 	"unicode/utf8"
 
+	"github.com/certharvest/certharvest/verify"
 	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
 )
@@ -28,7 +29,7 @@ import (
 // as they are (relayText keeps them); unlike it, a member named twice in
 // one object is an error, so no relay message can carry two different
 // messages.
-func (h *Webhook) decode(body io.Reader, env Envelope) ([]Incoming, error) {
+func (h *Webhook) decode(body io.Reader, env verify.Envelope) ([]Incoming, error) {
 	dec := jsontext.NewDecoder(body, jsontext.AllowInvalidUTF8(true))
 	tok, err := dec.ReadToken()
 	if err != nil {
@@ -114,7 +115,7 @@ type relayMessage struct {
 
 // incoming turns a relay message into a delivery: the message bytes exactly
 // as relayed, and its context.
-func (it *relayItem) incoming(env Envelope) (Incoming, error) {
+func (it *relayItem) incoming(env verify.Envelope) (Incoming, error) {
 	rm := it.Msys.RelayMessage
 	if rm == nil {
 		return Incoming{}, errors.New("no msys.relay_message")

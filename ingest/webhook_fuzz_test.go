@@ -5,6 +5,8 @@ import (
 	"encoding/base64"
 	"strings"
 	"testing"
+
+	"github.com/certharvest/certharvest/verify"
 )
 
 // FuzzWebhookDecode feeds any body to the relay decoder: an error or
@@ -24,7 +26,7 @@ func FuzzWebhookDecode(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		msgs, err := h.decode(bytes.NewReader(body), Envelope{Source: "webhook"})
+		msgs, err := h.decode(bytes.NewReader(body), verify.Envelope{Source: "webhook"})
 		if err != nil {
 			return
 		}

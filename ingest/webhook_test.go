@@ -25,6 +25,7 @@ import (
 	"github.com/certharvest/certharvest/ingest"
 	"github.com/certharvest/certharvest/ingest/maildir"
 	"github.com/certharvest/certharvest/output"
+	"github.com/certharvest/certharvest/verify"
 )
 
 // relayFixture is one relay message of a test payload.
@@ -161,7 +162,7 @@ func (wh *webhookHarness) post(body []byte, header map[string]string) *httptest.
 }
 
 // spooled returns the messages in new/ and their context, by name.
-func (wh *webhookHarness) spooled() (names []string, raws [][]byte, envs []ingest.Envelope) {
+func (wh *webhookHarness) spooled() (names []string, raws [][]byte, envs []verify.Envelope) {
 	wh.t.Helper()
 	entries, err := os.ReadDir(filepath.Join(wh.dir, maildir.SubNew))
 	if err != nil {
@@ -174,8 +175,7 @@ func (wh *webhookHarness) spooled() (names []string, raws [][]byte, envs []inges
 		}
 		names = append(names, e.Name())
 		raws = append(raws, m.Raw)
-		envs = append(envs, ingest.Envelope{Source: m.Source, EnvelopeFrom: m.EnvelopeFrom, EnvelopeTo: m.EnvelopeTo,
-			RemoteAddr: m.RemoteAddr, Received: m.Received, Extra: m.Extra})
+		envs = append(envs, m.Envelope)
 	}
 	return names, raws, envs
 }
@@ -233,7 +233,7 @@ func TestWebhookSpoolsEveryMessageOfARequest(t *testing.T) {
 			t.Errorf("%s: the message changed:\n got %q\nwant %q", tt.from, raws[i], tt.raw)
 		}
 		env := envs[i]
-		want := ingest.Envelope{Source: "webhook", EnvelopeFrom: tt.from, EnvelopeTo: []string{"certs@inbound.example.org"},
+		want := verify.Envelope{Source: "webhook", EnvelopeFrom: tt.from, EnvelopeTo: []string{"certs@inbound.example.org"},
 			RemoteAddr: "203.0.113.10:40000", Received: time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC),
 			Extra: map[string]string{"customer_id": "1337", "webhook_id": tt.webhookID, "friendly_from": "Bob <" + tt.from + ">", "protocol": "smtp"}}
 		if fmt.Sprint(env) != fmt.Sprint(want) {

@@ -12,7 +12,10 @@ import (
 )
 
 // Record is one report line: the verdict on one message. Field names are
-// stable; new fields may be added.
+// stable; new fields may be added. Its fields are in the order of the
+// line's members, which is part of the report's format: so a message's
+// context (its verify.Envelope) is not embedded but spread among them, by
+// NewRecord.
 type Record struct {
 	Time         time.Time          `json:"time"`
 	ID           string             `json:"id"`
@@ -41,18 +44,22 @@ const (
 	OutcomeRejected = "rejected"
 )
 
-// NewRecord builds the report line of a message and its result.
+// NewRecord builds the report line of a message and its result. The
+// message's context goes field by field into the line's own (Record), where
+// the report's format puts them: that mapping is the one place an envelope
+// is copied; its Received is not reported.
 func NewRecord(m *verify.Message, res *verify.Result) *Record {
+	env := &m.Envelope
 	rec := &Record{
 		Time:         time.Now().UTC(),
 		ID:           res.ID,
-		Source:       m.Source,
+		Source:       env.Source,
 		Path:         m.Path,
 		MessageID:    res.MessageID,
-		EnvelopeFrom: m.EnvelopeFrom,
-		EnvelopeTo:   m.EnvelopeTo,
-		RemoteAddr:   m.RemoteAddr,
-		Context:      m.Extra,
+		EnvelopeFrom: env.EnvelopeFrom,
+		EnvelopeTo:   env.EnvelopeTo,
+		RemoteAddr:   env.RemoteAddr,
+		Context:      env.Extra,
 		From:         res.From,
 		Outcome:      OutcomeRejected,
 		Reason:       res.Reason,

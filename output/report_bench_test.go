@@ -12,9 +12,9 @@ import (
 // 900 bytes: what serve's commit loop and scan write per message.
 func benchRecord() *Record {
 	at := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
-	m := &verify.Message{Source: "webhook", Path: "/var/spool/certharvest/new/1780308000.M123P42Q1.mx",
-		EnvelopeFrom: "bench-000000@example.com", EnvelopeTo: []string{"certs@inbound.example.org"},
-		RemoteAddr: "192.0.2.7:53211", Extra: map[string]string{"customer_id": "1337", "webhook_id": "2049360837600"}}
+	m := &verify.Message{Path: "/var/spool/certharvest/new/1780308000.M123P42Q1.mx", Envelope: verify.Envelope{
+		Source: "webhook", EnvelopeFrom: "bench-000000@example.com", EnvelopeTo: []string{"certs@inbound.example.org"},
+		RemoteAddr: "192.0.2.7:53211", Extra: map[string]string{"customer_id": "1337", "webhook_id": "2049360837600"}}}
 	res := &verify.Result{ID: "111b6de4509679fa", MessageID: "<111b6de4509679fa@example.com>",
 		From: "bench-000000@example.com", Reason: verify.ReasonOK, Detail: "certificate stored",
 		Action: verify.ActionStored, CertFile: "certs/bench-000000@example.com.crt", At: at,

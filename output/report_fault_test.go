@@ -54,7 +54,7 @@ func openFullReport(t *testing.T, path string) (*Report, *fullFile) {
 // of its nanoseconds, and a line a byte shorter than line() measured made
 // "room for all but a byte" room for all, now and then.
 func record(id string, detail int) *Record {
-	r := NewRecord(&verify.Message{Source: "test"},
+	r := NewRecord(&verify.Message{Envelope: verify.Envelope{Source: "test"}},
 		&verify.Result{ID: id, Reason: verify.ReasonNoSignature, Detail: strings.Repeat("d", detail)})
 	r.Time = time.Date(2026, 6, 1, 0, 0, 0, 123456789, time.UTC)
 	return r

@@ -27,7 +27,7 @@ func TestReportLinesAreWhole(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := range each {
-				m := &verify.Message{Source: "scan", Path: fmt.Sprintf("w%d/%d.eml", w, i)}
+				m := &verify.Message{Path: fmt.Sprintf("w%d/%d.eml", w, i), Envelope: verify.Envelope{Source: "scan"}}
 				res := &verify.Result{ID: "x", Reason: verify.ReasonNoSignature, Detail: strings.Repeat("d", i)}
 				if err := rep.Write(NewRecord(m, res)); err != nil {
 					t.Error(err)
@@ -60,8 +60,8 @@ func TestReportLinesAreWhole(t *testing.T) {
 }
 
 func TestNewRecordAccepted(t *testing.T) {
-	m := &verify.Message{Source: "webhook", EnvelopeFrom: "bob@example.com", EnvelopeTo: []string{"in@example.org"},
-		Extra: map[string]string{"customer_id": "42"}}
+	m := &verify.Message{Envelope: verify.Envelope{Source: "webhook", EnvelopeFrom: "bob@example.com",
+		EnvelopeTo: []string{"in@example.org"}, Extra: map[string]string{"customer_id": "42"}}}
 	res := &verify.Result{ID: "abc", Reason: verify.ReasonOK, From: "bob@example.com", Action: verify.ActionStored,
 		CertFile: "certs/bob@example.com.crt", At: time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC),
 		DKIM: &verify.DKIMResult{Domain: "example.com", Selector: "s1"}}
@@ -91,7 +91,7 @@ func TestReportReopen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := &verify.Message{Source: "test"}
+	m := &verify.Message{Envelope: verify.Envelope{Source: "test"}}
 	rep.Write(NewRecord(m, &verify.Result{ID: "before", Reason: verify.ReasonNoSignature}))
 	os.Rename(path, path+".1") // logrotate's move, before the line is flushed
 	if err := rep.Reopen(); err != nil {
@@ -121,7 +121,7 @@ func TestReportFollowsItsPath(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer rep.Close()
-	m := &verify.Message{Source: "test"}
+	m := &verify.Message{Envelope: verify.Envelope{Source: "test"}}
 	write := func(id string) {
 		t.Helper()
 		rep.Write(NewRecord(m, &verify.Result{ID: id, Reason: verify.ReasonNoSignature}))

@@ -126,9 +126,9 @@ func TestDescribeMessageUnchanged(t *testing.T) {
 		return b.String()
 	}
 	for _, m := range []*Message{
-		{}, {Source: "scan", Path: "/a b/c.eml"}, {Source: "smtp", RemoteAddr: "192.0.2.1:25", EnvelopeFrom: "a@x.org"},
-		{Source: "webhook", EnvelopeTo: []string{"b@y.org", "c@z.org"}}, {EnvelopeTo: []string{""}},
-		{Source: "smtp", Path: "p", RemoteAddr: "r", EnvelopeFrom: "f", EnvelopeTo: []string{"t1", "t2", "t3"}},
+		{}, {Path: "/a b/c.eml", Envelope: Envelope{Source: "scan"}}, {Envelope: Envelope{Source: "smtp", RemoteAddr: "192.0.2.1:25", EnvelopeFrom: "a@x.org"}},
+		{Envelope: Envelope{Source: "webhook", EnvelopeTo: []string{"b@y.org", "c@z.org"}}}, {Envelope: Envelope{EnvelopeTo: []string{""}}},
+		{Path: "p", Envelope: Envelope{Source: "smtp", RemoteAddr: "r", EnvelopeFrom: "f", EnvelopeTo: []string{"t1", "t2", "t3"}}},
 	} {
 		if got, want := describeMessage(m), reference(m); got != want {
 			t.Errorf("got %q, want %q", got, want)

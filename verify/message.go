@@ -19,22 +19,33 @@ type Message struct {
 	// ID names the message in logs and the report. When empty the pipeline
 	// derives one from the message's content.
 	ID string
-	// Source is the input it came through: "scan", "maildir", "webhook",
-	// "smtp".
-	Source string
 	// Path is the file the message was read from, if any.
 	Path string
+	// Envelope is the context the message arrived with: m.Source,
+	// m.EnvelopeFrom and the others are its fields.
+	Envelope
+}
+
+// Envelope is the context a message arrived with: where it came from, its
+// SMTP envelope, the peer that delivered it, when. An input fills it in;
+// the Maildir spool keeps it beside the message as this JSON (so the names
+// and encoding of its fields are a stored format: old spools must still
+// decode); the report takes its fields into its own (output.Record).
+type Envelope struct {
+	// Source is the input the message came through: "scan", "maildir",
+	// "webhook", "smtp", "check".
+	Source string `json:"source"`
 	// EnvelopeFrom and EnvelopeTo are the SMTP envelope (or the relay's
 	// msg_from and rcpt_to), when known.
-	EnvelopeFrom string
-	EnvelopeTo   []string
+	EnvelopeFrom string   `json:"envelope_from,omitempty"`
+	EnvelopeTo   []string `json:"envelope_to,omitempty"`
 	// RemoteAddr is the network peer that delivered the message, if any.
-	RemoteAddr string
+	RemoteAddr string `json:"remote_addr,omitempty"`
 	// Received is when the input accepted the message.
-	Received time.Time
+	Received time.Time `json:"received"`
 	// Extra holds input-specific context (a relay's customer_id and
 	// webhook_id, an SMTP client's HELO name) for the report.
-	Extra map[string]string
+	Extra map[string]string `json:"extra,omitempty"`
 }
 
 // parsedMessage is a message in canonical CRLF form with its top-level header

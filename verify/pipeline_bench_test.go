@@ -170,7 +170,7 @@ func BenchmarkPipeline(b *testing.B) {
 				b.RunParallel(func(pb *testing.PB) {
 					for pb.Next() {
 						i := next.Add(1)
-						res := p.Verify(ctx, &verify.Message{Raw: msgs[i%int64(len(msgs))], Source: "scan", Path: "bench.eml"})
+						res := p.Verify(ctx, &verify.Message{Raw: msgs[i%int64(len(msgs))], Path: "bench.eml", Envelope: verify.Envelope{Source: "scan"}})
 						if !res.Accepted() {
 							b.Fatal(res.Reason, res.Detail)
 						}
@@ -180,7 +180,7 @@ func BenchmarkPipeline(b *testing.B) {
 			}
 			i := 0
 			for b.Loop() {
-				res := p.Verify(ctx, &verify.Message{Raw: msgs[i%len(msgs)], Source: "scan", Path: "bench.eml"})
+				res := p.Verify(ctx, &verify.Message{Raw: msgs[i%len(msgs)], Path: "bench.eml", Envelope: verify.Envelope{Source: "scan"}})
 				i++
 				if !res.Accepted() {
 					b.Fatal(res.Reason, res.Detail)
@@ -215,7 +215,7 @@ func BenchmarkReferencePath(b *testing.B) {
 			defer verify.MeasureCPU(b)()
 			i := 0
 			for b.Loop() {
-				res := p.Verify(ctx, &verify.Message{Raw: msgs[i%len(msgs)], Source: "scan", Path: "bench.eml"})
+				res := p.Verify(ctx, &verify.Message{Raw: msgs[i%len(msgs)], Path: "bench.eml", Envelope: verify.Envelope{Source: "scan"}})
 				i++
 				if !res.Accepted() {
 					b.Fatal(res.Reason, res.Detail)
@@ -278,7 +278,7 @@ func BenchmarkStore(b *testing.B) {
 func BenchmarkReportLine(b *testing.B) {
 	f, msgs := benchCorpus(b)
 	p := benchPipeline(b, f, nopStore{}, nil)
-	m := &verify.Message{Raw: msgs[0], Source: "scan", Path: "/var/mail/archive/bench-000000.eml"}
+	m := &verify.Message{Raw: msgs[0], Path: "/var/mail/archive/bench-000000.eml", Envelope: verify.Envelope{Source: "scan"}}
 	res := p.Verify(context.Background(), m)
 	b.ReportAllocs()
 	defer verify.MeasureCPU(b)()

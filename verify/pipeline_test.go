@@ -101,7 +101,7 @@ func TestPipelineCorpus(t *testing.T) {
 	p, store := newPipeline(t, f, nil)
 	for _, c := range f.Cases() {
 		t.Run(c.Name, func(t *testing.T) {
-			res := p.Verify(context.Background(), &verify.Message{Raw: c.Data, Source: "test"})
+			res := p.Verify(context.Background(), &verify.Message{Raw: c.Data, Envelope: verify.Envelope{Source: "test"}})
 			if string(res.Reason) != c.Reason {
 				t.Fatalf("reason = %s (%s), want %s", res.Reason, res.Detail, c.Reason)
 			}
@@ -330,7 +330,7 @@ func TestPipelineLogStory(t *testing.T) {
 	var buf bytes.Buffer
 	logger := slogText(&buf)
 	p, _ := newPipeline(t, f, func(o *verify.Options) { o.Logger = logger; o.BlockPrefix = true })
-	res := p.Verify(context.Background(), &verify.Message{Raw: f.Cases()[0].Data, Source: "test", ID: "m1"})
+	res := p.Verify(context.Background(), &verify.Message{Raw: f.Cases()[0].Data, ID: "m1", Envelope: verify.Envelope{Source: "test"}})
 	if !res.Accepted() {
 		t.Fatal(res.Reason, res.Detail)
 	}

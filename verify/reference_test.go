@@ -137,7 +137,7 @@ type referenceResult struct {
 
 func (p *referenceTestPipeline) verify(m referenceMessage) referenceResult {
 	p.log.Reset()
-	res := p.Verify(context.Background(), &Message{Raw: m.raw, ID: m.name, Source: "test"})
+	res := p.Verify(context.Background(), &Message{Raw: m.raw, ID: m.name, Envelope: Envelope{Source: "test"}})
 	return referenceResult{res, p.log.String()}
 }
 

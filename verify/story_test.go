@@ -31,7 +31,7 @@ func TestPipelineLogBlocksWhole(t *testing.T) {
 			defer wg.Done()
 			for i := range each {
 				c := cases[(w+i)%len(cases)]
-				p.Verify(context.Background(), &verify.Message{Raw: c.Data, Source: "test", ID: fmt.Sprintf("w%d-%d", w, i)})
+				p.Verify(context.Background(), &verify.Message{Raw: c.Data, ID: fmt.Sprintf("w%d-%d", w, i), Envelope: verify.Envelope{Source: "test"}})
 			}
 		}()
 	}

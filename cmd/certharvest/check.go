@@ -80,7 +80,7 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	setup.logger.Info("checking "+path, "trust", setup.trustDesc, "dkim_keys", setup.keysDesc)
-	m := &verify.Message{Source: "check", Path: path, Received: time.Now()}
+	m := &verify.Message{Path: path, Envelope: verify.Envelope{Source: "check", Received: time.Now()}}
 	var res *verify.Result
 	raw, err := ingest.ReadMessageFile(path, setup.opts.MaxSize)
 	if err != nil {

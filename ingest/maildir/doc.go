@@ -15,7 +15,7 @@
 //     as its ArchivePolicy says (archive.go), rejected mail giving way first
 //     when the disk is short of room for new mail (pressure.go).
 //
-// The context a message arrived with (its ingest.Envelope: source,
+// The context a message arrived with (its verify.Envelope: source,
 // envelope, remote address, a relay's ids) is kept in an extended attribute
 // of its file, user.certharvest.envelope, or, where the file system has
 // none, beside it in meta/<name>.json: the file's bytes are exactly those

@@ -10,7 +10,7 @@ package maildir
 //	checksum 4 bytes  CRC-32C (Castagnoli) of length and body, big endian
 //	body:
 //	  name length     2 bytes, then the message's Maildir unique name
-//	  context length  4 bytes, then its ingest.Envelope as JSON
+//	  context length  4 bytes, then its verify.Envelope as JSON
 //	  the message's bytes, to the end of the body
 //
 // A crash in the middle of an append leaves a torn tail: a record whose
@@ -48,7 +48,7 @@ var errTorn = errors.New("torn or damaged record")
 // record is one delivered message, as the journal holds it.
 type record struct {
 	name string // Maildir unique name
-	env  []byte // context: the ingest.Envelope as JSON
+	env  []byte // context: the verify.Envelope as JSON
 	raw  []byte // the message
 }
 

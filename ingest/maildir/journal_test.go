@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/certharvest/certharvest/ingest"
+	"github.com/certharvest/certharvest/verify"
 )
 
 func testRecords() []record {
@@ -252,8 +253,8 @@ func noRetirement() journalOptions {
 
 var errRetirementOff = errors.New("retirement disabled by the test")
 
-func testEnvelope(i int) ingest.Envelope {
-	return ingest.Envelope{Source: "webhook", EnvelopeFrom: fmt.Sprintf("a%d@example.com", i), EnvelopeTo: []string{"in@example.org"},
+func testEnvelope(i int) verify.Envelope {
+	return verify.Envelope{Source: "webhook", EnvelopeFrom: fmt.Sprintf("a%d@example.com", i), EnvelopeTo: []string{"in@example.org"},
 		RemoteAddr: "192.0.2.1:4567", Received: time.Date(2026, 6, 1, 0, 0, i, 0, time.UTC), Extra: map[string]string{"n": fmt.Sprint(i)}}
 }
 
@@ -494,7 +495,7 @@ func TestSpoolJournalFailure(t *testing.T) {
 	}
 }
 
-func mustJSON(t *testing.T, env ingest.Envelope) []byte {
+func mustJSON(t *testing.T, env verify.Envelope) []byte {
 	t.Helper()
 	data, err := json.Marshal(env)
 	if err != nil {

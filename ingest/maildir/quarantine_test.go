@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/certharvest/certharvest/ingest"
+	"github.com/certharvest/certharvest/verify"
 )
 
 // openInFlight opens the in-flight log of s as a new start of the service
@@ -310,7 +311,7 @@ func TestSpoolQuarantine(t *testing.T) {
 			s := testSpool(t)
 			s.noXattr.Store(!xattr)
 			raw := []byte("From: a@example.com\r\n\r\nbody\r\n")
-			names, err := s.Deliver(context.Background(), ingest.Incoming{Raw: raw, Envelope: ingest.Envelope{Source: "smtp", Received: time.Now()}})
+			names, err := s.Deliver(context.Background(), ingest.Incoming{Raw: raw, Envelope: verify.Envelope{Source: "smtp", Received: time.Now()}})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/certharvest/certharvest/ingest"
+	"github.com/certharvest/certharvest/verify"
 )
 
 // BenchmarkSpoolDeliver measures the spool alone: 32 goroutines each
@@ -36,7 +37,7 @@ func BenchmarkSpoolDeliver(b *testing.B) {
 	defer s.Close()
 	raw := append([]byte("From: a@example.com\r\nTo: in@example.org\r\nSubject: bench\r\n\r\n"),
 		bytes.Repeat([]byte("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789\r\n"), 136)...)
-	env := ingest.Envelope{Source: "webhook", EnvelopeFrom: "a@example.com", EnvelopeTo: []string{"in@example.org"},
+	env := verify.Envelope{Source: "webhook", EnvelopeFrom: "a@example.com", EnvelopeTo: []string{"in@example.org"},
 		RemoteAddr: "192.0.2.1:4567", Received: time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC),
 		Extra: map[string]string{"msys.relay_message.msg_from": "a@example.com"}}
 	b.SetBytes(int64(len(raw)))
@@ -103,7 +104,7 @@ func benchSpool(b *testing.B, n int, mta bool) (*Spool, []string) {
 			}
 			continue
 		}
-		env := ingest.Envelope{Source: "smtp", EnvelopeFrom: "a@example.com", EnvelopeTo: []string{"in@example.org"},
+		env := verify.Envelope{Source: "smtp", EnvelopeFrom: "a@example.com", EnvelopeTo: []string{"in@example.org"},
 			RemoteAddr: "192.0.2.1:4567", Received: time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)}
 		got, err := s.Deliver(context.Background(), ingest.Incoming{Raw: raw, Envelope: env})
 		if err != nil {

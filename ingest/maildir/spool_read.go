@@ -33,7 +33,7 @@ type FileVersion struct {
 // *ingest.TooLargeError, and m has its context and its ID all the same.
 func (s *Spool) LoadFile(name string, opts ingest.ReadOptions) (*verify.Message, FileVersion, error) {
 	path := s.newDir.Join(name)
-	m := &verify.Message{Path: path, Source: "maildir"}
+	m := &verify.Message{Path: path, Envelope: verify.Envelope{Source: "maildir"}}
 	d := s.newDir
 	if !fsutil.PlainName(name) {
 		d = nil // opened by its path, as it says: not a file of new/
@@ -56,10 +56,11 @@ func (s *Spool) LoadFile(name string, opts ingest.ReadOptions) (*verify.Message,
 		data, err = s.readMeta(name)
 	}
 	if data != nil && err == nil {
-		var env ingest.Envelope
-		if decodeEnvelope(data, &env) == nil {
-			m.Source, m.EnvelopeFrom, m.EnvelopeTo = env.Source, env.EnvelopeFrom, env.EnvelopeTo
-			m.RemoteAddr, m.Received, m.Extra = env.RemoteAddr, env.Received, env.Extra
+		// Decoded into a zero envelope, as it was stored: a field the
+		// context lacks stays zero (decoding merges into what is there).
+		m.Envelope = verify.Envelope{}
+		if decodeEnvelope(data, &m.Envelope) != nil {
+			m.Envelope = verify.Envelope{Source: "maildir"} // as if it had none
 		}
 	}
 	if m.Received.IsZero() {
@@ -91,7 +92,7 @@ func (s *Spool) Version(name string) (FileVersion, error) {
 // taken the last time, bytes that are not UTF-8 replaced by U+FFFD, and
 // times in RFC 3339 as loosely as time.Time's UnmarshalJSON reads them
 // (FuzzDecodeEnvelope).
-func decodeEnvelope(data []byte, env *ingest.Envelope) error {
+func decodeEnvelope(data []byte, env *verify.Envelope) error {
 	return jsonv2.Unmarshal(data, env, jsonv2.MatchCaseInsensitiveNames(true), jsonv1.MatchCaseSensitiveDelimiter(true),
 		jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true), jsonv1.ParseTimeWithLooseRFC3339(true))
 }

@@ -267,7 +267,7 @@ func TestSpoolSweepsTmp(t *testing.T) {
 
 // deliverWriter delivers the message w received, with env, and returns its
 // name in new/.
-func deliverWriter(s *Spool, w *ingest.MessageWriter, env ingest.Envelope) (string, error) {
+func deliverWriter(s *Spool, w *ingest.MessageWriter, env verify.Envelope) (string, error) {
 	names, err := s.Deliver(context.Background(), ingest.Incoming{Writer: w, Envelope: env})
 	if err != nil {
 		return "", err

@@ -46,7 +46,7 @@ func testSpoolDeliverAndLoad(t *testing.T, xattr, named bool) {
 		t.Logf("O_TMPFILE unsupported in %s: unnamed deliveries not tested", dir)
 	}
 	raw := []byte("From: a@example.com\r\n\r\nbody\r\n")
-	env := ingest.Envelope{Source: "smtp", EnvelopeFrom: "a@example.com", EnvelopeTo: []string{"in@example.org"},
+	env := verify.Envelope{Source: "smtp", EnvelopeFrom: "a@example.com", EnvelopeTo: []string{"in@example.org"},
 		RemoteAddr: "192.0.2.1:4567", Received: time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC), Extra: map[string]string{"helo": "mx.example.com"}}
 	names, err := s.Deliver(context.Background(), ingest.Incoming{Raw: raw, Envelope: env}, ingest.Incoming{Raw: raw, Envelope: env})
 	if err != nil {
@@ -190,7 +190,7 @@ func TestSpoolLoadMetaFromEarlierRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.noXattr.Store(true)
-	env := ingest.Envelope{Source: "webhook", EnvelopeFrom: "a@example.com", Received: time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)}
+	env := verify.Envelope{Source: "webhook", EnvelopeFrom: "a@example.com", Received: time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)}
 	names, err := s.Deliver(context.Background(), ingest.Incoming{Raw: testMessage(0), Envelope: env})
 	if err != nil {
 		t.Fatal(err)
@@ -224,6 +224,43 @@ func TestSpoolLoadMetaFromEarlierRun(t *testing.T) {
 	}
 }
 
+// A message's stored context is its context as it was stored, a field it
+// lacks zero (not an MTA delivery's source); one that does not decode is
+// none at all, not half of one.
+func TestSpoolLoadStoredContext(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.noXattr.Store(true)
+	names, err := s.Deliver(context.Background(), ingest.Incoming{Raw: testMessage(0), Envelope: verify.Envelope{Source: "smtp"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	received := deliveryTime(names[0], time.Time{})
+	for _, tt := range []struct {
+		stored string
+		want   verify.Envelope
+	}{
+		{`{"envelope_from":"a@example.com"}`, verify.Envelope{EnvelopeFrom: "a@example.com", Received: received}},
+		{`{"envelope_from":"a@example.com","received":1}`, verify.Envelope{Source: "maildir", Received: received}},
+		{`{"source":`, verify.Envelope{Source: "maildir", Received: received}},
+	} {
+		if err := os.WriteFile(s.metaPath(names[0]), []byte(tt.stored), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		m, err := load(s, names[0], 1<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(m.Envelope, tt.want) {
+			t.Errorf("%s: context %+v, want %+v", tt.stored, m.Envelope, tt.want)
+		}
+	}
+}
+
 // A spool whose meta/ is empty does not look there, until it writes a
 // context file itself.
 func TestSpoolMetaUsed(t *testing.T) {
@@ -243,7 +280,7 @@ func TestSpoolMetaUsed(t *testing.T) {
 		t.Errorf("metaUsed = %v after a delivery with noXattr = %v", s.metaUsed.Load(), s.noXattr.Load())
 	}
 	s.noXattr.Store(true)
-	names, err := s.Deliver(context.Background(), ingest.Incoming{Raw: testMessage(1), Envelope: ingest.Envelope{Source: "smtp"}})
+	names, err := s.Deliver(context.Background(), ingest.Incoming{Raw: testMessage(1), Envelope: verify.Envelope{Source: "smtp"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -292,6 +329,26 @@ func TestSpoolClosed(t *testing.T) {
 	}
 }
 
+// A message's context is stored as this JSON (in spools written before
+// and after): its member names and order are a stored format.
+func TestEnvelopeEncoding(t *testing.T) {
+	for _, tt := range []struct {
+		env  verify.Envelope
+		want string
+	}{
+		{verify.Envelope{}, `{"source":"","received":"0001-01-01T00:00:00Z"}`},
+		{verify.Envelope{Source: "smtp", EnvelopeFrom: "a@example.com", EnvelopeTo: []string{"in@example.org"},
+			RemoteAddr: "192.0.2.1:25", Received: time.Date(2026, 6, 1, 12, 0, 0, 5, time.UTC), Extra: map[string]string{"helo": "mx"}},
+			`{"source":"smtp","envelope_from":"a@example.com","envelope_to":["in@example.org"],"remote_addr":"192.0.2.1:25",` +
+				`"received":"2026-06-01T12:00:00.000000005Z","extra":{"helo":"mx"}}`},
+	} {
+		got, err := json.Marshal(tt.env)
+		if err != nil || string(got) != tt.want {
+			t.Errorf("%+v: %s, %v; want %s", tt.env, got, err, tt.want)
+		}
+	}
+}
+
 // decodeEnvelope decodes a context as encoding/json does: what Deliver
 // wrote, and anything else an extended attribute or a meta/ file may hold.
 func TestDecodeEnvelope(t *testing.T) {
@@ -302,7 +359,7 @@ func TestDecodeEnvelope(t *testing.T) {
 
 // envelopeSamples are contexts as Deliver writes them, and odd ones.
 func envelopeSamples(t testing.TB) []string {
-	written, err := json.Marshal(ingest.Envelope{Source: "webhook", EnvelopeFrom: "a@example.com",
+	written, err := json.Marshal(verify.Envelope{Source: "webhook", EnvelopeFrom: "a@example.com",
 		EnvelopeTo: []string{"in@example.org", "b@example.org"}, RemoteAddr: "[2001:db8::1]:25",
 		Received: time.Date(2026, 6, 1, 12, 34, 56, 789, time.FixedZone("", 2*3600)),
 		Extra:    map[string]string{"msys.relay_message.msg_from": "a@example.com", "héllo": "wörld\u2028<&>"}})
@@ -344,7 +401,7 @@ func envelopeSamples(t testing.TB) []string {
 // data: both fail, or both give the same context.
 func checkDecodeEnvelope(t *testing.T, data []byte) {
 	t.Helper()
-	var want, got ingest.Envelope
+	var want, got verify.Envelope
 	wantErr := json.Unmarshal(data, &want)
 	gotErr := decodeEnvelope(data, &got)
 	if (wantErr == nil) != (gotErr == nil) {
@@ -435,7 +492,7 @@ func TestSpoolRoom(t *testing.T) {
 // Version tells it afterwards.
 func TestLoadFileReserve(t *testing.T) {
 	s := testSpool(t)
-	names, err := s.Deliver(context.Background(), ingest.Incoming{Raw: []byte("Subject: x\r\n\r\nbody\r\n"), Envelope: ingest.Envelope{Source: "test"}})
+	names, err := s.Deliver(context.Background(), ingest.Incoming{Raw: []byte("Subject: x\r\n\r\nbody\r\n"), Envelope: verify.Envelope{Source: "test"}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -113,7 +113,7 @@ func TestEngineBoundsBytesInFlight(t *testing.T) {
 	const n = 20
 	var names []string
 	for range n {
-		got, err := spool.Deliver(context.Background(), ingest.Incoming{Raw: data, Envelope: ingest.Envelope{Source: "test"}})
+		got, err := spool.Deliver(context.Background(), ingest.Incoming{Raw: data, Envelope: verify.Envelope{Source: "test"}})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -103,7 +103,7 @@ func TestMaildirRetriesTemporaryFailures(t *testing.T) {
 	failures, lookup := f.FlakyLookupTXT(2)
 	sf := serveOptions(2, 16, time.Hour, 50*time.Millisecond)
 	s, spool := newTestServer(t, f, lookup, sf)
-	names, err := spool.Deliver(context.Background(), ingest.Incoming{Raw: f.Cases()[0].Data, Envelope: ingest.Envelope{Source: "test"}})
+	names, err := spool.Deliver(context.Background(), ingest.Incoming{Raw: f.Cases()[0].Data, Envelope: verify.Envelope{Source: "test"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +128,7 @@ func TestMaildirGivesUpAfterRetryFor(t *testing.T) {
 	sf := serveOptions(1, 16, 300*time.Millisecond, 50*time.Millisecond)
 	s, spool := newTestServer(t, f, lookup, sf)
 	names, err := spool.Deliver(context.Background(), ingest.Incoming{Raw: f.Cases()[0].Data,
-		Envelope: ingest.Envelope{Source: "test", Received: time.Now()}})
+		Envelope: verify.Envelope{Source: "test", Received: time.Now()}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,7 +199,7 @@ func TestMaildirRetriesMessageDeliveredLongAgo(t *testing.T) {
 	}{
 		{"context says two days ago", func(t *testing.T, spool *maildir.Spool, raw []byte) string {
 			names, err := spool.Deliver(context.Background(), ingest.Incoming{Raw: raw,
-				Envelope: ingest.Envelope{Source: "test", Received: time.Now().Add(-48 * time.Hour)}})
+				Envelope: verify.Envelope{Source: "test", Received: time.Now().Add(-48 * time.Hour)}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -244,7 +244,7 @@ func TestMaildirShutdownCutOffIsNotReported(t *testing.T) {
 	}
 	sf := serveOptions(1, 16, time.Nanosecond, time.Minute)
 	s, spool := newTestServer(t, f, lookup, sf)
-	names, err := spool.Deliver(context.Background(), ingest.Incoming{Raw: f.Cases()[0].Data, Envelope: ingest.Envelope{Source: "test"}})
+	names, err := spool.Deliver(context.Background(), ingest.Incoming{Raw: f.Cases()[0].Data, Envelope: verify.Envelope{Source: "test"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -320,7 +320,7 @@ func TestMaildirWaitsWithoutSlot(t *testing.T) {
 			s, spool := newTestServerStore(t, f, lookup, store, sf)
 			var names []string
 			for range 2 {
-				n, err := spool.Deliver(context.Background(), ingest.Incoming{Raw: f.Cases()[0].Data, Envelope: ingest.Envelope{Source: "test"}})
+				n, err := spool.Deliver(context.Background(), ingest.Incoming{Raw: f.Cases()[0].Data, Envelope: verify.Envelope{Source: "test"}})
 				if err != nil {
 					t.Fatal(err)
 				}

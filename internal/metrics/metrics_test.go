@@ -91,7 +91,7 @@ func TestServeMetrics(t *testing.T) {
 	}
 	accepted := f.Cases()[0]
 	for _, data := range [][]byte{accepted.Data, accepted.Data, rejected.Data} {
-		if _, err := spool.Deliver(context.Background(), ingest.Incoming{Raw: data, Envelope: ingest.Envelope{Source: "test"}}); err != nil {
+		if _, err := spool.Deliver(context.Background(), ingest.Incoming{Raw: data, Envelope: verify.Envelope{Source: "test"}}); err != nil {
 			t.Fatal(err)
 		}
 	}
