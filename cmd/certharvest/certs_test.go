@@ -27,6 +27,7 @@ func scanSampleInto(t *testing.T, certs string) {
 }
 
 func TestListAndShow(t *testing.T) {
+	t.Parallel()
 	certs := filepath.Join(t.TempDir(), "certs")
 	scanSampleInto(t, certs)
 
@@ -118,6 +119,7 @@ func storeTestCert(t *testing.T, dir, addr string) {
 // readable certificate, names each skipped file and why on standard error,
 // and exits 1 so that the damage is not silent.
 func TestListSkipsUnreadableCertificates(t *testing.T) {
+	t.Parallel()
 	certs := t.TempDir()
 	storeTestCert(t, certs, "alice@example.com")
 	storeTestCert(t, certs, "zoe@example.com")

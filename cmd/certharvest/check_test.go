@@ -8,6 +8,7 @@ import (
 // Without --trust the start log names the system roots without a count: Go
 // does not tell the size of the system pool, and "-1 roots" misled.
 func TestCheckLogDescribesSystemRoots(t *testing.T) {
+	t.Parallel()
 	r := runBinary(t, "check", "--dkim-keys", sampleDir+"/dkim-keys.txt", "--at", "2026-06-01T00:00:00Z",
 		sampleDir+"/messages/01-ok-rsa-detached.eml")
 	if r.code != 0 && r.code != 3 {

@@ -18,6 +18,7 @@ func writeFile(t *testing.T, dir, name, content string) string {
 
 // A scan configured entirely from a file, with a flag overriding it.
 func TestConfigFileDrivesScan(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	sample, _ := filepath.Abs(sampleDir)
 	cfg := writeFile(t, dir, "certharvest.toml", `
@@ -50,6 +51,7 @@ workers = 1
 }
 
 func TestConfigCheck(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	webapp := writeFile(t, dir, "webapp.ini", `[webapp]
 x-messagesystems-webhook-token = s3cret-token
@@ -97,6 +99,7 @@ debug = False
 
 // The example configuration in docs/ stays valid.
 func TestExampleConfigIsValid(t *testing.T) {
+	t.Parallel()
 	r := runBinary(t, "config", "check", "../../docs/certharvest.toml")
 	if r.code != 0 || !strings.Contains(r.stdout, `maildir = "/var/spool/certharvest"`) {
 		t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
@@ -107,6 +110,7 @@ func TestExampleConfigIsValid(t *testing.T) {
 // the flag that takes it, every problem is reported, with its line, and the
 // exit status is 2, as scan's is on the same file.
 func TestConfigCheckRunsTheCommandsChecks(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	for _, tt := range []struct {
 		name, content string
@@ -162,6 +166,7 @@ func TestConfigCheckRunsTheCommandsChecks(t *testing.T) {
 // A TOML syntax error is reported by line, column and key, never with the
 // text the parser stumbled on: that can be a secret missing its quotes.
 func TestConfigSyntaxErrorHidesValues(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	for _, content := range []string{
 		"webhook-token = topsecretvalue\n",
@@ -186,6 +191,7 @@ func TestConfigSyntaxErrorHidesValues(t *testing.T) {
 // misspelt trust would fall back to the system roots. A webapp.ini's keys
 // that certharvest does not use stay accepted.
 func TestUnknownConfigKeyRefused(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	sample, _ := filepath.Abs(sampleDir)
 	certs := filepath.Join(dir, "certs")
@@ -226,6 +232,7 @@ func TestUnknownConfigKeyRefused(t *testing.T) {
 // --workers and --batch below 1 are refused by the flags themselves, so
 // config check refuses them as scan and serve do.
 func TestConfigCheckRefusesZeroWorkers(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	path := writeFile(t, dir, "workers.toml", "[scan]\nworkers = 0\n\n[serve]\nbatch = -1\n")
 	r := runBinary(t, "config", "check", path)

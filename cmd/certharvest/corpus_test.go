@@ -62,6 +62,7 @@ func writeCorpus(t *testing.T, dir string) *corpusDir {
 
 // scan gives every case of a freshly generated corpus its expected reason.
 func TestScanCorpus(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	corpus := writeCorpus(t, filepath.Join(dir, "corpus"))
 	certs, report := filepath.Join(dir, "certs"), filepath.Join(dir, "report.jsonl")
@@ -192,6 +193,7 @@ func fromAddress(t *testing.T, msg []byte) string {
 // its log says which path it took. verify TestReferencePathCorpus compares
 // the two paths in detail.
 func TestScanReferencePath(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	report, log := filepath.Join(dir, "report.jsonl"), filepath.Join(dir, "log")
 	args := append(append([]string{"scan"}, sampleFlags()...), "--reference-path",

@@ -20,10 +20,11 @@ import (
 )
 
 // runBinaryUsage is runBinary that also returns what the child process
-// used: its peak resident memory and CPU time.
+// used: its peak resident memory and CPU time. It runs the binary built
+// without the race detector, whose instrumentation would be measured too.
 func runBinaryUsage(t *testing.T, args ...string) (runResult, *syscall.Rusage) {
 	t.Helper()
-	cmd := exec.Command(binary, args...)
+	cmd := exec.Command(plainBinary(t), args...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
@@ -39,7 +40,10 @@ func runBinaryUsage(t *testing.T, args ...string) (runResult, *syscall.Rusage) {
 }
 
 // peakRSS is the peak resident memory in a Rusage, in bytes: getrusage(2)
-// counts it in KiB, except on macOS, in bytes.
+// counts it in KiB, except on macOS, in bytes. On Linux a child's count
+// starts from this process's resident size when it was forked (until its
+// exec, the two share their memory): the tests that measure it do not run
+// in parallel with others, which may hold hundreds of MiB at that moment.
 func peakRSS(ru *syscall.Rusage) int64 {
 	if runtime.GOOS == "darwin" {
 		return int64(ru.Maxrss)

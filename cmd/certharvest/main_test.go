@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/certharvest/certharvest/output"
@@ -43,6 +44,32 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
+}
+
+// The memory tests measure the service as it is shipped: built without the
+// race detector, whose shadow memory multiplies the resident size and
+// whose instrumentation makes go-smtp's DATA reader (a byte at a time) 35
+// times slower.
+var plainBuild struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// plainBinary builds certharvest without the race detector, once.
+func plainBinary(t *testing.T) string {
+	t.Helper()
+	plainBuild.once.Do(func() {
+		plainBuild.path = filepath.Join(filepath.Dir(binary), "certharvest-plain")
+		out, err := exec.Command("go", "build", "-o", plainBuild.path, ".").CombinedOutput()
+		if err != nil {
+			plainBuild.err = fmt.Errorf("building certharvest: %v\n%s", err, out)
+		}
+	})
+	if plainBuild.err != nil {
+		t.Fatal(plainBuild.err)
+	}
+	return plainBuild.path
 }
 
 const sampleDir = "../../testdata/sample"
@@ -128,6 +155,7 @@ func treeDigest(t *testing.T, dir string) string {
 }
 
 func TestScanSample(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	certs, report := filepath.Join(dir, "certs"), filepath.Join(dir, "report.jsonl")
 	before := treeDigest(t, sampleDir)
@@ -219,6 +247,7 @@ func checkPEM(t *testing.T, path, sha string) {
 }
 
 func TestScanExitStatus(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	file := filepath.Join(dir, "file")
 	os.WriteFile(file, []byte("x"), 0o644)
@@ -256,6 +285,7 @@ func TestScanExitStatus(t *testing.T) {
 }
 
 func TestScanUnreadableAndOversize(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	report := filepath.Join(dir, "r.jsonl")
 	args := append([]string{"scan"}, sampleFlags()...)
@@ -284,6 +314,7 @@ func TestScanUnreadableAndOversize(t *testing.T) {
 }
 
 func TestScanMaildir(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	md := filepath.Join(dir, "Maildir")
 	for _, sub := range []string{"cur", "new", "tmp"} {
@@ -360,6 +391,7 @@ func TestReasonsDocIsCurrent(t *testing.T) {
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 func TestLogFormatJSON(t *testing.T) {
+	t.Parallel()
 	args := append([]string{"check", "--log-format", "json"}, sampleFlags()...)
 	r := runBinary(t, append(args, sampleDir+"/messages/01-ok-rsa-detached.eml")...)
 	if r.code != 0 {

@@ -80,6 +80,7 @@ func fileCertSHA256(t *testing.T, path string) string {
 // B, A, B must give stored, kept_existing, kept_existing, unchanged,
 // kept_existing, and leave A stored: a tie never replaces.
 func TestScanTieKeepsCurrent(t *testing.T) {
+	t.Parallel()
 	f, err := testcorpus.New()
 	if err != nil {
 		t.Fatal(err)
@@ -137,6 +138,7 @@ const secretLine = "private key material, not for the history"
 // scan exits 1, nothing is written and no secret is read; show refuses
 // the link too.
 func TestScanRefusesLinkedCertificate(t *testing.T) {
+	t.Parallel()
 	f, err := testcorpus.New()
 	if err != nil {
 		t.Fatal(err)
@@ -176,6 +178,7 @@ func TestScanRefusesLinkedCertificate(t *testing.T) {
 // certificate is store_refused, the other folder stays empty and the
 // current certificate stays.
 func TestScanRefusesLinkedHistory(t *testing.T) {
+	t.Parallel()
 	f, err := testcorpus.New()
 	if err != nil {
 		t.Fatal(err)
