@@ -562,9 +562,9 @@ func (s *Spool) FreeSpace() (uint64, error) {
 	return free + uint64(max(s.reclaimable(), 0)), nil
 }
 
-// maxContextBytes bounds a context file read from meta/: Deliver writes
-// a few hundred bytes.
-const maxContextBytes = 1 << 20
+// maxContextBytes bounds a context file read from meta/, as it bounds one
+// in an extended attribute: Deliver writes a few hundred bytes.
+const maxContextBytes = fsutil.MaxAttrBytes
 
 // readMeta reads the context file of the message name, never through a
 // symbolic link.

@@ -222,10 +222,10 @@ func fgetXattr(fd int, name string) []byte {
 		if err == nil {
 			return bytes.Clone(buf[:n]) // not nil when empty
 		}
-		if !errors.Is(err, unix.ERANGE) || len(buf) >= 1<<20 {
+		if !errors.Is(err, unix.ERANGE) || len(buf) >= MaxAttrBytes {
 			return nil
 		}
-		buf = make([]byte, len(buf)*8)
+		buf = make([]byte, min(len(buf)*8, MaxAttrBytes))
 	}
 }
 

@@ -19,6 +19,11 @@ import (
 	"github.com/certharvest/certharvest/verify"
 )
 
+// MaxAttrBytes bounds an extended attribute read (a message's stored
+// context, a few hundred bytes when certharvest wrote it): a larger one is
+// taken as absent.
+const MaxAttrBytes = 1 << 20
+
 // ReadOptions say how ReadFileAt reads a message.
 type ReadOptions struct {
 	// MaxSize is the largest message read: a larger one is not kept,
