@@ -912,7 +912,7 @@ func TestSMTPLineTooLong(t *testing.T) {
 		t.Errorf("got %q, want 554 5.6.0", r)
 	}
 	// go-smtp cannot find the end of the line, so it closes the connection
-	// after saying so (the README tells).
+	// after saying so (docs/SMTP.md tells).
 	if r := s.reply(); r != "500 5.4.0 Too long line, closing connection" {
 		t.Errorf("after the 554: %q", r)
 	}

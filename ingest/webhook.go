@@ -15,7 +15,7 @@ package ingest
 // all or nothing, before it answers 200; any other answer makes SparkPost
 // deliver the request again later. The answer never tells the sender what
 // the pipeline will think of the certificate. The responses and the log
-// block follow the service certharvest replaces (see the README).
+// block follow the service certharvest replaces (see docs/WEBHOOK.md).
 
 import (
 	"bytes"
