@@ -5,12 +5,17 @@ SAMPLE := testdata/sample
 # The sample's certificates are checked at this time, so runs are reproducible.
 SAMPLE_AT := 2026-06-01T00:00:00Z
 
-.PHONY: all build run test vet lint fmt-check bench sample clean
+.PHONY: all build install run test vet lint fmt-check bench sample clean
 
 all: build
 
 build:
 	$(GO) build -o $(BIN) ./cmd/certharvest
+
+# Install the binary where go install puts it: $(go env GOBIN), else
+# $(go env GOPATH)/bin.
+install:
+	$(GO) install ./cmd/certharvest
 
 # Scan the bundled sample corpus: no network, no configuration.
 run: build
