@@ -292,8 +292,10 @@ func TestScanUnreadableAndOversize(t *testing.T) {
 	args = append(args, "--certs", filepath.Join(dir, "certs"), "--report", report, "--max-size", "3000",
 		filepath.Join(dir, "missing.eml"), sampleDir+"/messages/01-ok-rsa-detached.eml")
 	r := runBinary(t, args...)
-	if r.code != 0 {
-		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	// The missing path is an operational error, the message too large is
+	// a verdict.
+	if r.code != 1 {
+		t.Fatalf("exit %d, want 1\n%s", r.code, r.stderr)
 	}
 	recs := readReport(t, report)
 	got := map[string]string{}
@@ -310,6 +312,54 @@ func TestScanUnreadableAndOversize(t *testing.T) {
 		if rec.Reason == verify.ReasonTooLarge && rec.ID != verify.MessageIDFor(&verify.Message{Raw: raw}) {
 			t.Errorf("id of the message too large: %q", rec.ID)
 		}
+	}
+}
+
+// TestScanMissingPath: a path that does not exist is named on standard
+// error and the exit status is 1, after the other paths are processed; each
+// read_error has its own id, the same on every run.
+func TestScanMissingPath(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	report := filepath.Join(dir, "r.jsonl")
+	missing1, missing2 := filepath.Join(dir, "nowhere"), filepath.Join(dir, "missing.eml")
+	args := append([]string{"scan"}, sampleFlags()...)
+	args = append(args, "--certs", filepath.Join(dir, "certs"), "--report", report, "--workers", "1",
+		missing1, sampleDir+"/messages/01-ok-rsa-detached.eml", missing2)
+	ids := map[string][]string{}
+	for run := range 2 {
+		r := runBinary(t, args...)
+		if r.code != 1 {
+			t.Fatalf("exit %d, want 1\nstderr: %s", r.code, r.stderr)
+		}
+		for _, p := range []string{missing1, missing2} {
+			if want := "certharvest scan: cannot read " + p + ": stat " + p + ": no such file or directory\n"; !strings.Contains(r.stderr, want) {
+				t.Errorf("stderr lacks %q:\n%s", want, r.stderr)
+			}
+		}
+		if !strings.Contains(r.stderr, "certharvest scan: 2 paths could not be read\n") {
+			t.Errorf("stderr lacks the count:\n%s", r.stderr)
+		}
+		recs := readReport(t, report)[3*run:]
+		if len(recs) != 3 || recs[1].Reason != verify.ReasonOK {
+			t.Fatalf("run %d: report = %+v, want 3 lines, the message in the middle accepted", run, recs)
+		}
+		for _, rec := range recs {
+			ids[rec.Path] = append(ids[rec.Path], rec.ID)
+		}
+		for _, rec := range []output.Record{recs[0], recs[2]} {
+			if rec.Reason != verify.ReasonReadError || rec.Outcome != output.OutcomeRejected ||
+				rec.Detail != "reading "+rec.Path+": stat "+rec.Path+": no such file or directory" {
+				t.Errorf("record = %+v", rec)
+			}
+		}
+	}
+	a, b := ids[missing1], ids[missing2]
+	if a[0] == b[0] || a[0] != a[1] || b[0] != b[1] || len(a[0]) != 12 {
+		t.Errorf("ids %v and %v: want one of its own per path, the same on each run", a, b)
+	}
+	if a[0] == verify.MessageIDFor(&verify.Message{}) {
+		t.Errorf("id %s is that of the empty message", a[0])
 	}
 }
 
