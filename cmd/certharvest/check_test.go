@@ -19,7 +19,7 @@ func TestCheckLogDescribesSystemRoots(t *testing.T) {
 	}
 
 	r = runBinary(t, append(append([]string{"check"}, sampleFlags()...), sampleDir+"/messages/01-ok-rsa-detached.eml")...)
-	if !strings.Contains(r.stdout, "trust.pem (1 roots)") {
+	if !strings.Contains(r.stdout, "trust.pem (1 root)") {
 		t.Errorf("with --trust the log should count the roots:\n%s", r.stdout)
 	}
 }

@@ -471,3 +471,22 @@ func TestLogFormatJSON(t *testing.T) {
 		t.Errorf("--log-format xml: exit %d", r.code)
 	}
 }
+
+// TestScanSummaryOneMessage: one message is "1 message", not "1 messages",
+// and the one root of the trust bundle "1 root".
+func TestScanSummaryOneMessage(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	args := append([]string{"scan"}, sampleFlags()...)
+	r := runBinary(t, append(args, "--certs", filepath.Join(dir, "certs"), "--report", filepath.Join(dir, "r.jsonl"),
+		sampleDir+"/messages/01-ok-rsa-detached.eml")...)
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	if !strings.HasPrefix(r.stdout, "1 message in ") || !strings.Contains(r.stdout, "certificates: 1 stored") {
+		t.Errorf("summary:\n%s", r.stdout)
+	}
+	if !strings.Contains(r.stderr, "trust.pem (1 root)") {
+		t.Errorf("log lacks %q:\n%s", "trust.pem (1 root)", r.stderr)
+	}
+}

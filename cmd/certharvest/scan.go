@@ -237,8 +237,8 @@ func (s *summary) print(w io.Writer) {
 	elapsed := time.Since(s.start)
 	total := s.n.Load()
 	rate := float64(total) / elapsed.Seconds()
-	fmt.Fprintf(w, "%d messages in %s (%.0f/s): %d accepted, %d rejected\n",
-		total, elapsed.Round(time.Millisecond), rate, s.byReason[verify.ReasonOK], int(total)-s.byReason[verify.ReasonOK])
+	fmt.Fprintf(w, "%s in %s (%.0f/s): %d accepted, %d rejected\n",
+		plural(total, "message"), elapsed.Round(time.Millisecond), rate, s.byReason[verify.ReasonOK], int(total)-s.byReason[verify.ReasonOK])
 	if len(s.actions) > 0 {
 		var parts []string
 		for _, a := range []verify.Action{verify.ActionStored, verify.ActionUnchanged, verify.ActionKeptExisting} {
@@ -287,7 +287,7 @@ func startProgress(w io.Writer, s *summary) *progressLine {
 				return
 			case <-t.C:
 				n := s.total()
-				fmt.Fprintf(w, "\r\033[Kscanned %d messages (%.0f/s), %d accepted", n,
+				fmt.Fprintf(w, "\r\033[Kscanned %s (%.0f/s), %d accepted", plural(n, "message"),
 					float64(n)/time.Since(s.start).Seconds(), s.accepted())
 			}
 		}
