@@ -438,6 +438,28 @@ func TestReasonsDocIsCurrent(t *testing.T) {
 	}
 }
 
+// TestReasonsNoTrailingSpace: reasons' lines end with their text, the
+// temporary ones with "(temporary)".
+func TestReasonsNoTrailingSpace(t *testing.T) {
+	t.Parallel()
+	r := runBinary(t, "reasons")
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	lines := strings.Split(strings.TrimSuffix(r.stdout, "\n"), "\n")
+	if len(lines) != len(verify.Reasons()) {
+		t.Fatalf("%d lines, want one per reason (%d):\n%s", len(lines), len(verify.Reasons()), r.stdout)
+	}
+	for i, line := range lines {
+		if line != strings.TrimRight(line, " \t") {
+			t.Errorf("trailing space: %q", line)
+		}
+		if reason := verify.Reasons()[i]; reason.Temporary() != strings.HasSuffix(line, " (temporary)") {
+			t.Errorf("%s: %q", reason, line)
+		}
+	}
+}
+
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 func TestLogFormatJSON(t *testing.T) {
