@@ -213,7 +213,7 @@ func TestServeMaildir(t *testing.T) {
 		}
 	}
 	log, _ := os.ReadFile(s.log)
-	for _, line := range []string{"certharvest serve starting", "trust=", "(1 roots)", "stopping", "certharvest serve stopped"} {
+	for _, line := range []string{"certharvest serve starting", "trust=", "(1 root)", "stopping", "certharvest serve stopped"} {
 		if !bytes.Contains(log, []byte(line)) {
 			t.Errorf("log lacks %q", line)
 		}
