@@ -12,6 +12,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -510,5 +512,35 @@ func TestScanSummaryOneMessage(t *testing.T) {
 	}
 	if !strings.Contains(r.stderr, "trust.pem (1 root)") {
 		t.Errorf("log lacks %q:\n%s", "trust.pem (1 root)", r.stderr)
+	}
+}
+
+// TestMakeRunStartsAfresh: make run removes the certificates, report and
+// log of the run before, so that the log is that of this run alone, not
+// appended to forever.
+func TestMakeRunStartsAfresh(t *testing.T) {
+	t.Parallel()
+	if _, err := exec.LookPath("make"); err != nil {
+		t.Skip("no make")
+	}
+	out, err := exec.Command("make", "-n", "-C", "../..", "run").Output()
+	if err != nil {
+		t.Fatalf("make -n run: %v\n%s", err, out)
+	}
+	text := string(out)
+	rm := strings.Index(text, "rm -rf ")
+	scan := strings.Index(text, " scan ")
+	if rm < 0 || scan < rm {
+		t.Fatalf("make run removes nothing before it scans:\n%s", text)
+	}
+	removed := strings.Fields(text[rm : strings.IndexByte(text[rm:], '\n')+rm])[2:]
+	for _, flag := range []string{"--certs", "--report", "--log"} {
+		m := regexp.MustCompile(regexp.QuoteMeta(flag) + ` \./(\S+)`).FindStringSubmatch(text[scan:])
+		if m == nil {
+			t.Fatalf("make run's scan has no %s ./FILE:\n%s", flag, text)
+		}
+		if !slices.Contains(removed, m[1]) {
+			t.Errorf("make run does not remove %s (%s) first: removes %v", m[1], flag, removed)
+		}
 	}
 }
