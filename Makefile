@@ -19,7 +19,7 @@ install:
 
 # Scan the bundled sample corpus: no network, no configuration.
 run: build
-	rm -rf certs report.jsonl
+	rm -rf certs report.jsonl certharvest.log
 	./$(BIN) scan --trust $(SAMPLE)/trust.pem --dkim-keys $(SAMPLE)/dkim-keys.txt \
 		--at $(SAMPLE_AT) --certs ./certs --report ./report.jsonl --log ./certharvest.log $(SAMPLE)/messages
 

@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -119,6 +120,12 @@ func ReadMessageFileWith(path string, opts ReadOptions) ([]byte, error) {
 		return nil, err
 	}
 	return m.Raw, nil
+}
+
+// ReadMessage reads a message from r (check's standard input) of at most
+// maxSize bytes, with ReadMessageFile's errors.
+func ReadMessage(r io.Reader, maxSize int64) ([]byte, error) {
+	return fsutil.ReadAll(r, maxSize)
 }
 
 // ReadOptions say how ReadMessageFileWith (and the spool's LoadFile) read

@@ -295,7 +295,7 @@ func (s *SMTPServer) String() string {
 	}
 	desc := fmt.Sprintf("smtp %s for %s", s.opts.Addr, strings.Join(domains, " "))
 	if len(s.rcpts) > 0 {
-		desc += fmt.Sprintf(" (%d addresses)", len(s.rcpts))
+		desc += fmt.Sprintf(" (%d %s)", len(s.rcpts), pluralWord(len(s.rcpts), "address", "addresses"))
 	}
 	return desc
 }

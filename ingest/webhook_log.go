@@ -74,11 +74,14 @@ func headerCount(r *http.Request) int {
 	return n
 }
 
-func plural(n int, word string) string {
+func plural(n int, word string) string { return pluralWord(n, word, word+"s") }
+
+// pluralWord returns one when n is 1, else many.
+func pluralWord(n int, one, many string) string {
 	if n == 1 {
-		return word
+		return one
 	}
-	return word + "s"
+	return many
 }
 
 // webhookLog gathers a request's lines and writes them together at the end,

@@ -223,6 +223,10 @@ func (p *Pipeline) Verify(ctx context.Context, m *Message) (res *Result) {
 			res.Detail = sanitize(err.Error(), maxDetail)
 		}
 		log.Warn("rejected: "+string(res.Reason)+": "+res.Detail, "reason", string(res.Reason))
+	} else if res.Action == "" {
+		// No store (check without --certs): nothing was written.
+		res.Detail = "certificate for " + res.From + " would be stored; nothing was written (no certificate folder)"
+		log.Info("accepted: "+res.Detail, "reason", string(res.Reason))
 	} else {
 		res.Detail = "certificate " + string(res.Action) + " for " + res.From
 		log.Info("accepted: "+res.Detail, "reason", string(res.Reason), "action", string(res.Action))

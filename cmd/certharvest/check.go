@@ -17,7 +17,10 @@ const checkUsage = `Usage: certharvest check [flags] FILE
 
 Verify one message and print its whole story, every check and its verdict,
 on standard output: for finding out why a certificate was or was not
-accepted. Nothing is written unless --certs is given.
+accepted. FILE - reads the message from standard input (at most
+--max-size bytes, as a file). Nothing is written unless --certs is given.
+With --json, standard output is the report line alone, one JSON document,
+and the story goes to standard error.
 
 Exit status: 0 when the message was accepted, 3 when it was rejected,
 1 on an operational error, 2 on a usage error.
@@ -27,8 +30,11 @@ Examples:
       --dkim-keys testdata/sample/dkim-keys.txt --at 2026-06-01T00:00:00Z \
       testdata/sample/messages/01-ok-rsa-detached.eml
 
-  # Also print the report line:
-  certharvest check --json message.eml
+  # The report line on standard output, the story on standard error:
+  certharvest check --json message.eml 2>/dev/null | jq .reason
+
+  # A message from standard input:
+  certharvest check - < message.eml
 `
 
 // errRejected makes check exit with status 3.
@@ -49,11 +55,11 @@ func newCheckCommand(stdout io.Writer) (*command, *checkArgs) {
 	a := &checkArgs{}
 	a.pipeline.register(cmd.fs)
 	cmd.fs.StringVar(&a.certs, "certs", "", "store an accepted certificate in this `folder` (default: write nothing)")
-	cmd.fs.BoolVar(&a.asJSON, "json", false, "also print the report line")
+	cmd.fs.BoolVar(&a.asJSON, "json", false, "print the report line on standard output, as one JSON document; the story and the verdict go to standard error")
 	return cmd, a
 }
 
-func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func runCheck(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	cmd, a := newCheckCommand(stdout)
 	if err := cmd.parse(args); err != nil {
 		return err
@@ -62,7 +68,13 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return usagef("want exactly one FILE, got %d", cmd.fs.NArg())
 	}
 	path := cmd.fs.Arg(0)
-	setup, err := a.pipeline.build(stdout)
+	// The story and the verdict: on standard output, unless it is for the
+	// report line alone.
+	story := stdout
+	if a.asJSON {
+		story = stderr
+	}
+	setup, err := a.pipeline.build(story)
 	if err != nil {
 		return err
 	}
@@ -79,13 +91,22 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	setup.logger.Info("checking "+path, "trust", setup.trustDesc, "dkim_keys", setup.keysDesc)
+	name := path
+	if path == "-" {
+		name = "standard input"
+	}
+	setup.logger.Info("checking "+name, "trust", setup.trustDesc, "dkim_keys", setup.keysDesc)
 	m := &verify.Message{Path: path, Envelope: verify.Envelope{Source: "check", Received: time.Now()}}
 	var res *verify.Result
-	raw, err := ingest.ReadMessageFile(path, setup.opts.MaxSize)
+	var raw []byte
+	if path == "-" {
+		raw, err = ingest.ReadMessage(stdin, setup.opts.MaxSize)
+	} else {
+		raw, err = ingest.ReadMessageFile(path, setup.opts.MaxSize)
+	}
 	if err != nil {
 		if verify.ReasonOf(err) == verify.ReasonInternalError {
-			return fmt.Errorf("reading %s: %w", path, err)
+			return fmt.Errorf("reading %s: %w", name, err)
 		}
 		res = engine.ReadErrorResult(m, err, time.Now())
 	} else {
@@ -96,9 +117,13 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if res.Accepted() {
 		verdict = "ACCEPTED"
 	}
-	fmt.Fprintf(stdout, "\nverdict: %s\nreason:  %s (%s)\ndetail:  %s\n", verdict, res.Reason, res.Reason.Meaning(), res.Detail)
+	meaning := res.Reason.Meaning()
+	if res.Accepted() && res.Action == "" {
+		meaning = "every check passed; the certificate would be stored, but without --certs nothing was written"
+	}
+	fmt.Fprintf(story, "\nverdict: %s\nreason:  %s (%s)\ndetail:  %s\n", verdict, res.Reason, meaning, res.Detail)
 	if res.CertInfo != nil {
-		fmt.Fprintf(stdout, "signer:  %s, issued by %s, %s, valid %s to %s\n", res.CertInfo.Subject, res.CertInfo.Issuer,
+		fmt.Fprintf(story, "signer:  %s, issued by %s, %s, valid %s to %s\n", res.CertInfo.Subject, res.CertInfo.Issuer,
 			res.CertInfo.Key, res.CertInfo.NotBefore.Format(time.DateOnly), res.CertInfo.NotAfter.Format(time.DateOnly))
 	}
 	if a.asJSON {

@@ -206,7 +206,7 @@ func (f *pipelineFlags) build(logTo io.Writer) (*pipelineSetup, error) {
 	// system roots from Subjects): it is described without a count.
 	s.trustDesc = "system roots"
 	if f.trust != "" {
-		s.trustDesc = fmt.Sprintf("%s (%d roots)", f.trust, n)
+		s.trustDesc = fmt.Sprintf("%s (%s)", f.trust, plural(n, "root"))
 	}
 
 	var lookup verify.LookupTXTFunc
@@ -221,7 +221,7 @@ func (f *pipelineFlags) build(logTo io.Writer) (*pipelineSetup, error) {
 			return nil, fmt.Errorf("DKIM keys %s: %w", f.dkimKeys, err)
 		}
 		lookup = keys.LookupTXT
-		s.keysDesc = fmt.Sprintf("%s (%d keys, no DNS)", f.dkimKeys, keys.Len())
+		s.keysDesc = fmt.Sprintf("%s (%s, no DNS)", f.dkimKeys, plural(keys.Len(), "key"))
 	} else {
 		var resolver *net.Resolver // the system's
 		s.keysDesc = "DNS"

@@ -77,7 +77,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "scan":
 		err = runScan(ctx, rest, stdout, stderr)
 	case "check":
-		err = runCheck(ctx, rest, stdout, stderr)
+		err = runCheck(ctx, rest, os.Stdin, stdout, stderr)
 	case "serve":
 		err = runServe(ctx, rest, stdout, stderr)
 	case "list":

@@ -12,6 +12,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -292,8 +294,10 @@ func TestScanUnreadableAndOversize(t *testing.T) {
 	args = append(args, "--certs", filepath.Join(dir, "certs"), "--report", report, "--max-size", "3000",
 		filepath.Join(dir, "missing.eml"), sampleDir+"/messages/01-ok-rsa-detached.eml")
 	r := runBinary(t, args...)
-	if r.code != 0 {
-		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	// The missing path is an operational error, the message too large is
+	// a verdict.
+	if r.code != 1 {
+		t.Fatalf("exit %d, want 1\n%s", r.code, r.stderr)
 	}
 	recs := readReport(t, report)
 	got := map[string]string{}
@@ -310,6 +314,54 @@ func TestScanUnreadableAndOversize(t *testing.T) {
 		if rec.Reason == verify.ReasonTooLarge && rec.ID != verify.MessageIDFor(&verify.Message{Raw: raw}) {
 			t.Errorf("id of the message too large: %q", rec.ID)
 		}
+	}
+}
+
+// TestScanMissingPath: a path that does not exist is named on standard
+// error and the exit status is 1, after the other paths are processed; each
+// read_error has its own id, the same on every run.
+func TestScanMissingPath(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	report := filepath.Join(dir, "r.jsonl")
+	missing1, missing2 := filepath.Join(dir, "nowhere"), filepath.Join(dir, "missing.eml")
+	args := append([]string{"scan"}, sampleFlags()...)
+	args = append(args, "--certs", filepath.Join(dir, "certs"), "--report", report, "--workers", "1",
+		missing1, sampleDir+"/messages/01-ok-rsa-detached.eml", missing2)
+	ids := map[string][]string{}
+	for run := range 2 {
+		r := runBinary(t, args...)
+		if r.code != 1 {
+			t.Fatalf("exit %d, want 1\nstderr: %s", r.code, r.stderr)
+		}
+		for _, p := range []string{missing1, missing2} {
+			if want := "certharvest scan: cannot read " + p + ": stat " + p + ": no such file or directory\n"; !strings.Contains(r.stderr, want) {
+				t.Errorf("stderr lacks %q:\n%s", want, r.stderr)
+			}
+		}
+		if !strings.Contains(r.stderr, "certharvest scan: 2 paths could not be read\n") {
+			t.Errorf("stderr lacks the count:\n%s", r.stderr)
+		}
+		recs := readReport(t, report)[3*run:]
+		if len(recs) != 3 || recs[1].Reason != verify.ReasonOK {
+			t.Fatalf("run %d: report = %+v, want 3 lines, the message in the middle accepted", run, recs)
+		}
+		for _, rec := range recs {
+			ids[rec.Path] = append(ids[rec.Path], rec.ID)
+		}
+		for _, rec := range []output.Record{recs[0], recs[2]} {
+			if rec.Reason != verify.ReasonReadError || rec.Outcome != output.OutcomeRejected ||
+				rec.Detail != "reading "+rec.Path+": stat "+rec.Path+": no such file or directory" {
+				t.Errorf("record = %+v", rec)
+			}
+		}
+	}
+	a, b := ids[missing1], ids[missing2]
+	if a[0] == b[0] || a[0] != a[1] || b[0] != b[1] || len(a[0]) != 12 {
+		t.Errorf("ids %v and %v: want one of its own per path, the same on each run", a, b)
+	}
+	if a[0] == verify.MessageIDFor(&verify.Message{}) {
+		t.Errorf("id %s is that of the empty message", a[0])
 	}
 }
 
@@ -388,6 +440,28 @@ func TestReasonsDocIsCurrent(t *testing.T) {
 	}
 }
 
+// TestReasonsNoTrailingSpace: reasons' lines end with their text, the
+// temporary ones with "(temporary)".
+func TestReasonsNoTrailingSpace(t *testing.T) {
+	t.Parallel()
+	r := runBinary(t, "reasons")
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	lines := strings.Split(strings.TrimSuffix(r.stdout, "\n"), "\n")
+	if len(lines) != len(verify.Reasons()) {
+		t.Fatalf("%d lines, want one per reason (%d):\n%s", len(lines), len(verify.Reasons()), r.stdout)
+	}
+	for i, line := range lines {
+		if line != strings.TrimRight(line, " \t") {
+			t.Errorf("trailing space: %q", line)
+		}
+		if reason := verify.Reasons()[i]; reason.Temporary() != strings.HasSuffix(line, " (temporary)") {
+			t.Errorf("%s: %q", reason, line)
+		}
+	}
+}
+
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 func TestLogFormatJSON(t *testing.T) {
@@ -419,5 +493,54 @@ func TestLogFormatJSON(t *testing.T) {
 	}
 	if r := runBinary(t, "check", "--log-format", "xml", "x.eml"); r.code != 2 {
 		t.Errorf("--log-format xml: exit %d", r.code)
+	}
+}
+
+// TestScanSummaryOneMessage: one message is "1 message", not "1 messages",
+// and the one root of the trust bundle "1 root".
+func TestScanSummaryOneMessage(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	args := append([]string{"scan"}, sampleFlags()...)
+	r := runBinary(t, append(args, "--certs", filepath.Join(dir, "certs"), "--report", filepath.Join(dir, "r.jsonl"),
+		sampleDir+"/messages/01-ok-rsa-detached.eml")...)
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	if !strings.HasPrefix(r.stdout, "1 message in ") || !strings.Contains(r.stdout, "certificates: 1 stored") {
+		t.Errorf("summary:\n%s", r.stdout)
+	}
+	if !strings.Contains(r.stderr, "trust.pem (1 root)") {
+		t.Errorf("log lacks %q:\n%s", "trust.pem (1 root)", r.stderr)
+	}
+}
+
+// TestMakeRunStartsAfresh: make run removes the certificates, report and
+// log of the run before, so that the log is that of this run alone, not
+// appended to forever.
+func TestMakeRunStartsAfresh(t *testing.T) {
+	t.Parallel()
+	if _, err := exec.LookPath("make"); err != nil {
+		t.Skip("no make")
+	}
+	out, err := exec.Command("make", "-n", "-C", "../..", "run").Output()
+	if err != nil {
+		t.Fatalf("make -n run: %v\n%s", err, out)
+	}
+	text := string(out)
+	rm := strings.Index(text, "rm -rf ")
+	scan := strings.Index(text, " scan ")
+	if rm < 0 || scan < rm {
+		t.Fatalf("make run removes nothing before it scans:\n%s", text)
+	}
+	removed := strings.Fields(text[rm : strings.IndexByte(text[rm:], '\n')+rm])[2:]
+	for _, flag := range []string{"--certs", "--report", "--log"} {
+		m := regexp.MustCompile(regexp.QuoteMeta(flag) + ` \./(\S+)`).FindStringSubmatch(text[scan:])
+		if m == nil {
+			t.Fatalf("make run's scan has no %s ./FILE:\n%s", flag, text)
+		}
+		if !slices.Contains(removed, m[1]) {
+			t.Errorf("make run does not remove %s (%s) first: removes %v", m[1], flag, removed)
+		}
 	}
 }

@@ -36,10 +36,11 @@ func writeReasons(w io.Writer, markdown bool) {
 		if markdown {
 			fmt.Fprintf(w, "| `%s` | %s | %s |\n", r, temp, r.Meaning())
 		} else {
+			line := fmt.Sprintf("%-22s %s", r, r.Meaning())
 			if temp != "" {
-				temp = "(temporary)"
+				line += " (temporary)"
 			}
-			fmt.Fprintf(w, "%-22s %s %s\n", r, r.Meaning(), temp)
+			fmt.Fprintln(w, line)
 		}
 	}
 }

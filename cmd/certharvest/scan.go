@@ -27,8 +27,9 @@ recursively for .eml files and Maildirs), or a Maildir (its cur/ and new/).
 scan never modifies its inputs. Every message gets one line in the report.
 
 Exit status: 0 when every message was processed, whatever the verdicts;
-1 on an operational error (unreadable trust bundle, unwritable certificate
-folder or report); 2 on a usage error.
+1 on an operational error (a PATH or a file that could not be read, named
+on standard error after the other paths are processed; unreadable trust
+bundle, unwritable certificate folder or report); 2 on a usage error.
 
 Examples:
   # Reprocess last month's archive against the system roots, keys from DNS:
@@ -131,13 +132,17 @@ func runScan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		summary.print(out)
 	}
+	unreadErr := summary.printUnread(stderr)
 	if err := walk.Err(); err != nil {
 		return fmt.Errorf("scan interrupted: %w", err)
 	}
 	if runErr != nil {
 		return runErr
 	}
-	return summary.storeErr()
+	if err := summary.storeErr(); err != nil {
+		return err
+	}
+	return unreadErr
 }
 
 // summary counts verdicts by outcome and reason, as the engine's
@@ -149,7 +154,16 @@ type summary struct {
 	actions  map[verify.Action]int
 	n        atomic.Int64
 	stored   error // the first store_failed or store_refused
+	unread   []unread
+	nUnread  int // the read_errors, of which unread holds the first
 }
+
+// unread is a path that could not be read (read_error).
+type unread struct{ path, detail string }
+
+// maxUnreadNamed bounds the paths that could not be read named on standard
+// error.
+const maxUnreadNamed = 20
 
 func newSummary() *summary {
 	return &summary{start: time.Now(), byReason: map[verify.Reason]int{}, actions: map[verify.Action]int{}}
@@ -166,6 +180,12 @@ func (s *summary) Reported(rec *output.Record, res *verify.Result) {
 	s.mu.Lock()
 	if (res.Reason == verify.ReasonStoreFailed || res.Reason == verify.ReasonStoreRefused) && s.stored == nil {
 		s.stored = fmt.Errorf("%s: %s", rec.Path, res.Detail)
+	}
+	if res.Reason == verify.ReasonReadError {
+		if s.nUnread < maxUnreadNamed {
+			s.unread = append(s.unread, unread{rec.Path, res.Detail})
+		}
+		s.nUnread++
 	}
 	s.byReason[res.Reason]++
 	if res.Accepted() && res.Action != "" {
@@ -185,6 +205,26 @@ func (s *summary) storeErr() error {
 	return s.stored
 }
 
+// printUnread names on w the paths that could not be read (read_error),
+// and returns them as an operational error (exit status 1); nil when every
+// path was read.
+func (s *summary) printUnread(w io.Writer) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, u := range s.unread {
+		// The detail of a path the walk could not read begins with it.
+		detail := strings.TrimPrefix(u.detail, "reading "+u.path+": ")
+		fmt.Fprintf(w, "certharvest scan: cannot read %s: %s\n", u.path, detail)
+	}
+	switch {
+	case s.nUnread == 0:
+		return nil
+	case s.nUnread > len(s.unread):
+		fmt.Fprintf(w, "certharvest scan: ... and %d more (read_error in the report)\n", s.nUnread-len(s.unread))
+	}
+	return fmt.Errorf("%s could not be read", plural(s.nUnread, "path"))
+}
+
 func (s *summary) accepted() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -197,8 +237,8 @@ func (s *summary) print(w io.Writer) {
 	elapsed := time.Since(s.start)
 	total := s.n.Load()
 	rate := float64(total) / elapsed.Seconds()
-	fmt.Fprintf(w, "%d messages in %s (%.0f/s): %d accepted, %d rejected\n",
-		total, elapsed.Round(time.Millisecond), rate, s.byReason[verify.ReasonOK], int(total)-s.byReason[verify.ReasonOK])
+	fmt.Fprintf(w, "%s in %s (%.0f/s): %d accepted, %d rejected\n",
+		plural(total, "message"), elapsed.Round(time.Millisecond), rate, s.byReason[verify.ReasonOK], int(total)-s.byReason[verify.ReasonOK])
 	if len(s.actions) > 0 {
 		var parts []string
 		for _, a := range []verify.Action{verify.ActionStored, verify.ActionUnchanged, verify.ActionKeptExisting} {
@@ -247,7 +287,7 @@ func startProgress(w io.Writer, s *summary) *progressLine {
 				return
 			case <-t.C:
 				n := s.total()
-				fmt.Fprintf(w, "\r\033[Kscanned %d messages (%.0f/s), %d accepted", n,
+				fmt.Fprintf(w, "\r\033[Kscanned %s (%.0f/s), %d accepted", plural(n, "message"),
 					float64(n)/time.Since(s.start).Seconds(), s.accepted())
 			}
 		}
@@ -261,4 +301,13 @@ func (p *progressLine) stop() {
 	}
 	close(p.done)
 	p.wg.Wait()
+}
+
+// plural returns n and word, in the plural unless n is 1: "1 message",
+// "2 messages".
+func plural[N int | int64](n N, word string) string {
+	if n == 1 {
+		return fmt.Sprintf("%d %s", n, word)
+	}
+	return fmt.Sprintf("%d %ss", n, word)
 }

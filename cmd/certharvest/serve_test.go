@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/certharvest/certharvest/ingest"
 	"github.com/certharvest/certharvest/output"
 	"github.com/certharvest/certharvest/verify"
 )
@@ -213,7 +214,7 @@ func TestServeMaildir(t *testing.T) {
 		}
 	}
 	log, _ := os.ReadFile(s.log)
-	for _, line := range []string{"certharvest serve starting", "trust=", "(1 roots)", "stopping", "certharvest serve stopped"} {
+	for _, line := range []string{"certharvest serve starting", "trust=", "(1 root)", "stopping", "certharvest serve stopped"} {
 		if !bytes.Contains(log, []byte(line)) {
 			t.Errorf("log lacks %q", line)
 		}
@@ -390,4 +391,46 @@ func waitLines(t *testing.T, path string, n int) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	t.Fatalf("%s never had %d lines", path, n)
+}
+
+// TestServeRefusesFolderOfFiles: --maildir naming a folder of .eml files
+// (no Maildir) is refused with a hint, and nothing is made in it; an empty
+// folder is still made a Maildir.
+func TestServeRefusesFolderOfFiles(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	mail := filepath.Join(dir, "mail")
+	if err := os.Mkdir(mail, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"a.eml", "b.eml"} {
+		if err := os.WriteFile(filepath.Join(mail, name), []byte("Subject: x\r\n\r\nx\r\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	args := append([]string{"serve", "--maildir", mail, "--certs", filepath.Join(dir, "certs"),
+		"--report", filepath.Join(dir, "r.jsonl"), "--log", filepath.Join(dir, "serve.log")}, sampleFlags()...)
+	r := runBinary(t, args...)
+	if r.code != 1 {
+		t.Fatalf("exit %d, want 1\nstderr: %s", r.code, r.stderr)
+	}
+	for _, s := range []string{mail + " holds files but is not a Maildir (no new/, cur/, tmp/): it holds a.eml and 1 other files",
+		"give an empty or new folder", "run certharvest scan " + mail} {
+		if !strings.Contains(r.stderr, s) {
+			t.Errorf("stderr lacks %q:\n%s", s, r.stderr)
+		}
+	}
+	if entries, _ := os.ReadDir(mail); len(entries) != 2 {
+		t.Errorf("serve made folders in the folder it refused: %v", entries)
+	}
+
+	// An empty folder is the spool's to make.
+	if err := os.Mkdir(filepath.Join(dir, "Maildir"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	s := startServe(t, dir)
+	s.stop(t)
+	if !ingest.IsMaildir(s.maildir) {
+		t.Errorf("serve did not make %s a Maildir", s.maildir)
+	}
 }

@@ -408,7 +408,7 @@ func (s *Spool) sweepLogged() {
 	}
 	age, size := res.removed[EvictAge], res.removed[EvictSize]
 	if age.Messages > 0 || size.Messages > 0 {
-		a.log.Info(fmt.Sprintf("archive swept: removed %d messages past their retention, %d rejected over the size cap", age.Messages, size.Messages),
+		a.log.Info(fmt.Sprintf("archive swept: removed %s past their retention, %d rejected over the size cap", messageCount(age.Messages), size.Messages),
 			"removed_bytes", age.Bytes+size.Bytes, "accepted_messages", res.accepted.Messages, "accepted_bytes", res.accepted.Bytes,
 			"rejected_messages", res.rejected.Messages, "rejected_bytes", res.rejected.Bytes)
 	}
@@ -468,4 +468,12 @@ func (h *newestFirst) Pop() any {
 	e := old[len(old)-1]
 	*h = old[:len(old)-1]
 	return e
+}
+
+// messageCount returns "1 message", "2 messages".
+func messageCount(n int64) string {
+	if n == 1 {
+		return "1 message"
+	}
+	return fmt.Sprintf("%d messages", n)
 }

@@ -96,6 +96,9 @@ func Open(dir string, opts Options) (*Spool, error) {
 }
 
 func openSpool(dir string, jopts journalOptions, opts Options) (*Spool, error) {
+	if err := refuseForeign(dir); err != nil {
+		return nil, fmt.Errorf("spool: %w", err)
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("spool: %w", err)
 	}

@@ -6,6 +6,7 @@
 package fsutil
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -93,6 +94,21 @@ func tooLarge(r io.Reader, maxSize int64) error {
 		e.ID = hex.EncodeToString(h.Sum(nil)[:6])
 	}
 	return &verify.Error{Reason: verify.ReasonTooLarge, Err: e}
+}
+
+// ReadAll reads a message from r (standard input, say) of at most maxSize
+// bytes. A larger one is not kept, but read through to identify it, as
+// ReadFileAt does a file: the error wraps verify.ReasonTooLarge and a
+// *TooLargeError.
+func ReadAll(r io.Reader, maxSize int64) ([]byte, error) {
+	raw, err := io.ReadAll(io.LimitReader(r, maxSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(raw)) > maxSize {
+		return nil, tooLarge(io.MultiReader(bytes.NewReader(raw), r), maxSize)
+	}
+	return raw, nil
 }
 
 // MessageIDOf returns the id of the message that err is about, when err
