@@ -23,7 +23,8 @@ const serveUsage = `Usage: certharvest serve --maildir DIR [flags]
 Run as a service. Every message that appears in DIR/new is verified, its
 report line written and synced, and then it is moved to DIR/cur with the
 seen flag, so a restart never processes it again and cur/ is an archive
-that scan can reprocess. DIR/{tmp,new,cur} are created if missing.
+that scan can reprocess. DIR/{tmp,new,cur} are created if missing; a
+DIR that holds files but is no Maildir is refused (scan it instead).
 
 Anything may deliver into the Maildir: Postfix, Dovecot LDA, fetchmail,
 procmail, or certharvest's own inputs (webhook, SMTP), which write it
