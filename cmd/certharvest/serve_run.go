@@ -239,7 +239,7 @@ func (s *server) startListeners(ctx context.Context) (*metricsServer, error) {
 	if sf.metricsAddr != "" {
 		metricsSrv = &metricsServer{addr: sf.metricsAddr}
 		if err := metricsSrv.start(ctx, s.metrics.Handler(), s.log); err != nil {
-			return nil, err
+			return nil, bindHint(err)
 		}
 	}
 	for i, in := range s.inputs {
@@ -250,7 +250,7 @@ func (s *server) startListeners(ctx context.Context) (*metricsServer, error) {
 			}
 			metricsSrv.shutdown(stopCtx)
 			cancel()
-			return nil, fmt.Errorf("starting %s: %w", in, err)
+			return nil, bindHint(fmt.Errorf("starting %s: %w", in, err))
 		}
 	}
 	return metricsSrv, nil
@@ -280,4 +280,15 @@ func (s *server) wait(ctx context.Context, watchErr <-chan error) error {
 			s.log.Info("SIGHUP: reopened the log and the report", "log", s.cmd.pipeline.logFile, "report", s.cmd.serve.report)
 		}
 	}
+}
+
+// bindHint adds to a listener's permission error what the operator needs:
+// a port below 1024 (25, 443) takes root or the CAP_NET_BIND_SERVICE
+// capability, which the systemd unit gives.
+func bindHint(err error) error {
+	if !errors.Is(err, syscall.EACCES) {
+		return err
+	}
+	return fmt.Errorf("%w (a port below 1024 needs root or the CAP_NET_BIND_SERVICE capability: "+
+		"AmbientCapabilities=CAP_NET_BIND_SERVICE in docs/systemd/certharvest.service, or setcap cap_net_bind_service=+ep on the binary)", err)
 }

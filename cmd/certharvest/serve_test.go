@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -432,5 +434,19 @@ func TestServeRefusesFolderOfFiles(t *testing.T) {
 	s.stop(t)
 	if !ingest.IsMaildir(s.maildir) {
 		t.Errorf("serve did not make %s a Maildir", s.maildir)
+	}
+}
+
+// A listener refused its port for want of privilege says how to get it;
+// any other error is left as it is.
+func TestBindHint(t *testing.T) {
+	denied := &net.OpError{Op: "listen", Net: "tcp", Err: os.NewSyscallError("bind", syscall.EACCES)}
+	err := bindHint(fmt.Errorf("starting smtp :25: %w", denied))
+	if !errors.Is(err, syscall.EACCES) || !strings.Contains(err.Error(), "CAP_NET_BIND_SERVICE") {
+		t.Errorf("bindHint(EACCES) = %v, want the error naming CAP_NET_BIND_SERVICE", err)
+	}
+	inUse := &net.OpError{Op: "listen", Net: "tcp", Err: os.NewSyscallError("bind", syscall.EADDRINUSE)}
+	if err := bindHint(inUse); err != error(inUse) {
+		t.Errorf("bindHint(EADDRINUSE) = %v, want it unchanged", err)
 	}
 }
