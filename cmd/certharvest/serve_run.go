@@ -34,6 +34,10 @@ type server struct {
 	inputs  []input
 	// closers close what openService opened, in reverse order.
 	closers []func()
+	// memoryLimit is the Go memory limit set, and what set it, for the
+	// start-up line.
+	memoryLimit     int64
+	memoryLimitFrom string
 }
 
 // openService opens the spool, the certificate store and the report, and
@@ -131,15 +135,22 @@ func openService(f *serveCommand, setup *pipelineSetup) (_ *server, err error) {
 	})
 	health.engine.Store(s.engine)
 
+	s.memoryLimit, s.memoryLimitFrom = memLimit, memLimitFrom
+	return s, nil
+}
+
+// logStart writes the start-up line, once the listeners are bound: a port
+// that cannot be had stops serve before it says it is starting.
+func (s *server) logStart() {
+	sf, setup := s.cmd.serve, s.setup
 	names := []string{"maildir " + sf.maildir}
 	for _, in := range s.inputs {
 		names = append(names, in.String())
 	}
-	log.Info("certharvest serve starting", "version", version, "inputs", strings.Join(names, ", "),
+	s.log.Info("certharvest serve starting", "version", version, "inputs", strings.Join(names, ", "),
 		"certs", sf.certs, "report", sf.report, "trust", setup.trustDesc, "dkim_keys", setup.keysDesc,
 		"dkim_align", setup.opts.Align.String(), "workers", sf.workers, "gomaxprocs", runtime.GOMAXPROCS(0),
-		"memory_limit", describeMemoryLimit(memLimit), "memory_limit_from", memLimitFrom)
-	return s, nil
+		"memory_limit", describeMemoryLimit(s.memoryLimit), "memory_limit_from", s.memoryLimitFrom)
 }
 
 // routeHTTP sets the endpoints the --http listener serves beside the
@@ -195,6 +206,7 @@ func (s *server) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	s.logStart()
 	watchErr := make(chan error, 1)
 	go func() { watchErr <- s.watcher.Run(watchCtx) }()
 	done := make(chan struct{})

@@ -450,3 +450,21 @@ func TestBindHint(t *testing.T) {
 		t.Errorf("bindHint(EADDRINUSE) = %v, want it unchanged", err)
 	}
 }
+
+// A port serve cannot have stops it before it says it is starting.
+func TestServeBindFailureBeforeStart(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	dir := t.TempDir()
+	r := runBinary(t, append([]string{"serve", "--maildir", filepath.Join(dir, "spool"), "--certs", filepath.Join(dir, "certs"),
+		"--report", filepath.Join(dir, "report.jsonl"), "--http", taken.Addr().String()}, sampleFlags()...)...)
+	if r.code != exitOperational || !strings.Contains(r.stderr, "address already in use") {
+		t.Fatalf("exit %d, want %d naming the port in use\n%s", r.code, exitOperational, r.stderr)
+	}
+	if strings.Contains(r.stderr, "serve starting") {
+		t.Errorf("serve said it was starting before its port failed:\n%s", r.stderr)
+	}
+}
