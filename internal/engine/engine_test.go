@@ -7,10 +7,12 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/certharvest/certharvest/ingest"
+	"github.com/certharvest/certharvest/internal/queue"
 	"github.com/certharvest/certharvest/internal/testcorpus"
 	"github.com/certharvest/certharvest/output"
 	"github.com/certharvest/certharvest/verify"
@@ -165,5 +167,50 @@ func TestEngineReportFailureNotDurable(t *testing.T) {
 	}
 	if obs.failures != len(cases) || obs.reported != len(cases) {
 		t.Errorf("%d failures and %d verdicts told, want %d each", obs.failures, obs.reported, len(cases))
+	}
+}
+
+// flakyQueue is a walk whose Next first fails temporarily.
+type flakyQueue struct {
+	*ingest.Walk
+	failures atomic.Int32
+}
+
+func (q *flakyQueue) Next(ctx context.Context) (string, error) {
+	if q.failures.Add(-1) >= 0 {
+		return "", fmt.Errorf("unreachable: %w", queue.ErrTemporary)
+	}
+	return q.Walk.Next(ctx)
+}
+
+// A temporary failure of the queue's Next is waited out, not the end of
+// the run: every message is still reported.
+func TestEngineNextTemporaryFailure(t *testing.T) {
+	f, err := testcorpus.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	cases := walkCorpus(t, f, dir)
+	pipeline, err := verify.New(verify.Options{Roots: f.TrustPool(),
+		LookupTXT: func(_ context.Context, name string) ([]string, error) { return f.LookupTXT(name) },
+		Now:       func() time.Time { return testcorpus.At }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := &flakyQueue{Walk: ingest.NewWalk([]string{dir}, ingest.WalkOptions{})}
+	q.failures.Store(1)
+	obs := &countingObserver{}
+	reportPath := filepath.Join(t.TempDir(), "report.jsonl")
+	report, err := output.OpenReport(reportPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := New(pipeline, q, report, Options{Workers: 1, InOrder: true, Observer: obs}).Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	report.Close()
+	if obs.reported != len(cases) {
+		t.Errorf("%d verdicts after a temporary failure of Next, want %d", obs.reported, len(cases))
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"time"
 
 	"github.com/certharvest/certharvest/ingest"
 	"github.com/certharvest/certharvest/internal/queue"
@@ -34,6 +35,9 @@ func (e *Engine) process(ctx context.Context) {
 		wg.Go(func() {
 			for {
 				id, err := e.queue.Next(ctx)
+				if errors.Is(err, queue.ErrTemporary) && e.waitNext(ctx, err) {
+					continue
+				}
 				if err != nil {
 					if !errors.Is(err, queue.ErrClosed) {
 						e.log.Error("taking a message from the queue failed; stopping", "error", err)
@@ -101,4 +105,22 @@ func (e *Engine) verify(ctx context.Context, budget *ingest.MemoryBudget, id str
 		return outcome{}, false
 	}
 	return outcome{id, m, res}, true
+}
+
+// nextRetryDelay is how long a reader waits before asking the queue again
+// after a temporary failure of Next (a network queue out of reach).
+const nextRetryDelay = time.Second
+
+// waitNext waits nextRetryDelay after the temporary failure err of
+// Queue.Next, and reports whether to ask again: false when ctx ended.
+func (e *Engine) waitNext(ctx context.Context, err error) bool {
+	e.log.Warn("taking a message from the queue failed; trying again", "error", err, "in", nextRetryDelay.String())
+	t := time.NewTimer(nextRetryDelay)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }

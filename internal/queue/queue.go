@@ -27,9 +27,10 @@ import (
 //
 // The methods are called from several goroutines at once. An error that a
 // later attempt may not have (a network queue that is unreachable) should
-// say so by wrapping ErrTemporary; the engine logs the others as failures
-// of the queue too, since a verdict is never lost: a message not acked is
-// offered again.
+// say so by wrapping ErrTemporary: the engine then asks Next again a
+// second later, where any other error of Next stops the reader. The errors
+// of Ack, RetryAt and Sync are logged, and lose nothing: a message not
+// acked is offered again.
 type Queue interface {
 	// Next waits for the next message to verify and returns its id. It
 	// returns ErrClosed once the queue offers no more (a stopped watcher,
