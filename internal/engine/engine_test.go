@@ -139,6 +139,18 @@ func TestEngineWalk(t *testing.T) {
 	}
 }
 
+// corpusPipeline returns a pipeline for the corpus f, without a store.
+func corpusPipeline(t *testing.T, f *testcorpus.Fixture) *verify.Pipeline {
+	t.Helper()
+	pipeline, err := verify.New(verify.Options{Roots: f.TrustPool(),
+		LookupTXT: func(_ context.Context, name string) ([]string, error) { return f.LookupTXT(name) },
+		Now:       func() time.Time { return testcorpus.At }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pipeline
+}
+
 // failingReport is a report whose writes fail.
 type failingReport struct{}
 
@@ -154,12 +166,7 @@ func TestEngineReportFailureNotDurable(t *testing.T) {
 	}
 	dir := t.TempDir()
 	cases := walkCorpus(t, f, dir)
-	pipeline, err := verify.New(verify.Options{Roots: f.TrustPool(),
-		LookupTXT: func(_ context.Context, name string) ([]string, error) { return f.LookupTXT(name) },
-		Now:       func() time.Time { return testcorpus.At }})
-	if err != nil {
-		t.Fatal(err)
-	}
+	pipeline := corpusPipeline(t, f)
 	obs := &countingObserver{}
 	e := New(pipeline, ingest.NewWalk([]string{dir}, ingest.WalkOptions{}), failingReport{}, Options{Workers: 2, Observer: obs})
 	if err := e.Run(context.Background()); err == nil || err.Error() != "disk full" {
@@ -192,12 +199,7 @@ func TestEngineNextTemporaryFailure(t *testing.T) {
 	}
 	dir := t.TempDir()
 	cases := walkCorpus(t, f, dir)
-	pipeline, err := verify.New(verify.Options{Roots: f.TrustPool(),
-		LookupTXT: func(_ context.Context, name string) ([]string, error) { return f.LookupTXT(name) },
-		Now:       func() time.Time { return testcorpus.At }})
-	if err != nil {
-		t.Fatal(err)
-	}
+	pipeline := corpusPipeline(t, f)
 	q := &flakyQueue{Walk: ingest.NewWalk([]string{dir}, ingest.WalkOptions{})}
 	q.failures.Store(1)
 	obs := &countingObserver{}
