@@ -29,6 +29,51 @@ import (
 //
 // A path that cannot be read is passed to onError; the walk goes on.
 func WalkMessages(ctx context.Context, paths []string, fn func(path string) error, onError func(path string, err error)) error {
+	return walkFiles(ctx, paths, WalkRules{}, fn, onError)
+}
+
+// WalkRules say which files in a folder the walk takes as messages. The
+// zero value is WalkMessages's rules.
+type WalkRules struct {
+	// AllFiles takes every regular file as a message, not only .eml
+	// files and the files of Maildirs (scan --all-files). Hidden files,
+	// a Maildir's tmp/ and symbolic links are still left out.
+	AllFiles bool
+	// Skipped, when set, is told of each file in a folder that is not
+	// taken: not a message by the rules (SkipNotMessage), or a symbolic
+	// link (SkipLink) or another kind of file (SkipNotRegular). Hidden
+	// files are left out without a word: a leading dot means "leave me
+	// alone".
+	Skipped func(path string, why SkipReason)
+}
+
+// SkipReason is why the walk left out a file.
+type SkipReason int
+
+// Why a file was left out.
+const (
+	SkipNotMessage SkipReason = iota // not .eml, not in a Maildir's cur/ or new/
+	SkipLink                         // a symbolic link in a folder, never followed
+	SkipNotRegular                   // a FIFO, socket or device
+)
+
+// CountMessages counts the messages a walk with rules would take under
+// paths, and the paths it could not read: the report lines of a scan. It
+// reads no file.
+func CountMessages(ctx context.Context, paths []string, rules WalkRules) (int, error) {
+	rules.Skipped = nil
+	n := 0
+	count := func(string) error { n++; return nil }
+	err := walkFiles(ctx, paths, rules, count, func(string, error) { n++ })
+	return n, err
+}
+
+// walkFiles is WalkMessages with rules.
+func walkFiles(ctx context.Context, paths []string, rules WalkRules, fn func(path string) error, onError func(path string, err error)) error {
+	skipped := rules.Skipped
+	if skipped == nil {
+		skipped = func(string, SkipReason) {}
+	}
 	for _, root := range paths {
 		info, err := os.Stat(root)
 		if err != nil {
@@ -76,15 +121,21 @@ func WalkMessages(ctx context.Context, paths []string, fn func(path string) erro
 				return nil
 			}
 			if !d.Type().IsRegular() {
+				if d.Type()&fs.ModeSymlink != 0 {
+					skipped(path, SkipLink)
+				} else {
+					skipped(path, SkipNotRegular)
+				}
 				return nil
 			}
 			if dir := filepath.Dir(path); dir != lastDir {
 				parent := filepath.Base(dir)
 				lastDir, lastInMaildir = dir, (parent == "cur" || parent == "new") && IsMaildir(filepath.Dir(dir))
 			}
-			if lastInMaildir || strings.EqualFold(filepath.Ext(name), ".eml") {
+			if rules.AllFiles || lastInMaildir || strings.EqualFold(filepath.Ext(name), ".eml") {
 				return fn(path)
 			}
+			skipped(path, SkipNotMessage)
 			return nil
 		})
 		if err != nil {

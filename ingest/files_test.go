@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -159,6 +160,58 @@ func TestWalkMessages(t *testing.T) {
 	slices.Sort(want)
 	if !slices.Equal(got, want) {
 		t.Errorf("got %q\nwant %q", got, want)
+	}
+}
+
+// The walk names what it leaves out of a folder, and --all-files takes
+// every regular file but hidden ones, a Maildir's tmp/ and links.
+func TestWalkRulesSkippedAndAllFiles(t *testing.T) {
+	root := t.TempDir()
+	for _, p := range []string{"a.eml", "notes.txt", "archive.mbox", ".hidden", "Maildir/cur/1.mx", "Maildir/tmp/2.mx", "Maildir/new/sub/3.mx"} {
+		path := filepath.Join(root, p)
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.MkdirAll(filepath.Join(root, "Maildir", "new"), 0o700)
+	if err := os.Symlink(filepath.Join(root, "a.eml"), filepath.Join(root, "link.eml")); err != nil {
+		t.Fatal(err)
+	}
+	walk := func(rules WalkRules) (taken []string, skipped map[string]SkipReason) {
+		skipped = map[string]SkipReason{}
+		rules.Skipped = func(path string, why SkipReason) {
+			rel, _ := filepath.Rel(root, path)
+			skipped[rel] = why
+		}
+		err := walkFiles(context.Background(), []string{root}, rules, func(path string) error {
+			rel, _ := filepath.Rel(root, path)
+			taken = append(taken, rel)
+			return nil
+		}, func(path string, err error) { t.Errorf("%s: %v", path, err) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		slices.Sort(taken)
+		return taken, skipped
+	}
+	taken, skipped := walk(WalkRules{})
+	if want := []string{"Maildir/cur/1.mx", "a.eml"}; !slices.Equal(taken, want) {
+		t.Errorf("taken %q, want %q", taken, want)
+	}
+	wantSkipped := map[string]SkipReason{"notes.txt": SkipNotMessage, "archive.mbox": SkipNotMessage,
+		"Maildir/new/sub/3.mx": SkipNotMessage, "link.eml": SkipLink}
+	if !maps.Equal(skipped, wantSkipped) {
+		t.Errorf("skipped %v, want %v", skipped, wantSkipped)
+	}
+	taken, skipped = walk(WalkRules{AllFiles: true})
+	if want := []string{"Maildir/cur/1.mx", "Maildir/new/sub/3.mx", "a.eml", "archive.mbox", "notes.txt"}; !slices.Equal(taken, want) {
+		t.Errorf("--all-files: taken %q, want %q", taken, want)
+	}
+	if want := map[string]SkipReason{"link.eml": SkipLink}; !maps.Equal(skipped, want) {
+		t.Errorf("--all-files: skipped %v, want %v", skipped, want)
 	}
 }
 

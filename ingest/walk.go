@@ -41,6 +41,8 @@ type WalkOptions struct {
 	Source string
 	// Now is the time a message counts as received; default time.Now.
 	Now func() time.Time
+	// Rules say which files in the folders walked are messages.
+	Rules WalkRules
 }
 
 // walkEntry is a message file found by the walk, or a path it could not
@@ -68,9 +70,10 @@ func NewWalk(paths []string, opts WalkOptions) *Walk {
 }
 
 func (w *Walk) run(ctx context.Context) {
-	defer close(w.done)
+	// done before entries: once Next has seen the end, Err knows why.
 	defer close(w.entries)
-	w.walkErr = WalkMessages(ctx, w.paths, func(path string) error {
+	defer close(w.done)
+	w.walkErr = walkFiles(ctx, w.paths, w.opts.Rules, func(path string) error {
 		select {
 		case w.entries <- walkEntry{path: path}:
 			return nil
