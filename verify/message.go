@@ -117,6 +117,10 @@ func parseMessage(raw []byte, maxSize int64, limits HeaderLimits) (*parsedMessag
 	br := bufio.NewReaderSize(r, min(size, 4096))
 	header, err := textproto.ReadHeader(br)
 	if err != nil && !errors.Is(err, io.EOF) {
+		if bytes.HasPrefix(canonical, []byte("From ")) {
+			// mbox's separator line: a folder of messages passed as one.
+			return nil, fail(ReasonMalformed, "looks like an mbox file, not one message: it begins with a \"From \" line; split it into one file per message first")
+		}
 		return nil, fail(ReasonMalformed, "reading header: %w", headerError(err))
 	}
 	if header.Len() == 0 {

@@ -2,6 +2,7 @@ package verify
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 )
 
@@ -54,5 +55,23 @@ func TestParseMessage(t *testing.T) {
 				t.Errorf("body = %q, want %q", m.body, tt.body)
 			}
 		})
+	}
+}
+
+// An mbox file given as one message is malformed, and the detail says
+// what it looks like; a header that merely begins with "From:" is not.
+func TestParseMessageMbox(t *testing.T) {
+	mbox := "From alice@example.com Mon Jun  1 00:00:00 2026\nFrom: alice@example.com\n\nhi\n\nFrom bob@example.com Mon Jun  1 00:00:01 2026\nFrom: bob@example.com\n\nho\n"
+	_, err := parseMessage([]byte(mbox), 0, HeaderLimits{})
+	if ReasonOf(err) != ReasonMalformed || !strings.Contains(err.Error(), "looks like an mbox file") {
+		t.Errorf("mbox: %v, want message_malformed saying it looks like an mbox", err)
+	}
+	_, err = parseMessage([]byte("Fromage: brie\n\nbody\n"), 0, HeaderLimits{})
+	if err != nil {
+		t.Errorf("a field named Fromage: %v", err)
+	}
+	_, err = parseMessage([]byte("Frobnicate this\n"), 0, HeaderLimits{})
+	if err == nil || strings.Contains(err.Error(), "mbox") {
+		t.Errorf("text without header: %v, want malformed without the mbox hint", err)
 	}
 }
