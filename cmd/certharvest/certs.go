@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"crypto/x509"
@@ -13,19 +14,21 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/certharvest/certharvest/internal/lookup"
 	"github.com/certharvest/certharvest/output"
 	"github.com/certharvest/certharvest/verify"
 )
 
-const listUsage = `Usage: certharvest list [--certs DIR] [--expiring-within DURATION] [--json]
+const listUsage = `Usage: certharvest list [--certs DIR] [--expiring-within DURATION] [--json] [--wide]
 
 List the stored certificates: address, expiry, key, subject and issuer,
 soonest expiry first, so an operator can invite the people whose
-certificates are about to expire to send a new signed message.
+certificates are about to expire to send a new signed message. The table
+fits 100 columns: the subject's and the issuer's common names, shortened
+with … if need be; --wide prints their whole names.
 
 A certificate file that cannot be read or parsed is left out: the others
 are listed, the skipped files are named on standard error, and the exit
@@ -51,7 +54,7 @@ Examples:
 // listArgs are list's flags.
 type listArgs struct {
 	certs, within, at string
-	asJSON            bool
+	asJSON, wide      bool
 }
 
 // newListCommand returns list's command and the flags it sets.
@@ -61,17 +64,16 @@ func newListCommand(stdout io.Writer) (*command, *listArgs) {
 	cmd.fs.StringVar(&a.certs, "certs", "./certs", "certificate `folder`")
 	cmd.fs.StringVar(&a.within, "expiring-within", "", "only certificates expired or expiring within this `duration` (e.g. 30d, 72h)")
 	cmd.fs.BoolVar(&a.asJSON, "json", false, "print a JSON array")
+	cmd.fs.BoolVar(&a.wide, "wide", false, "print whole subject and issuer names, however wide the table")
 	cmd.fs.StringVar(&a.at, "at", "", "judge expiry at this `time` (RFC 3339; default now)")
 	return cmd, a
 }
 
-func runList(_ context.Context, args []string, stdout io.Writer) error {
-	cmd, a := newListCommand(stdout)
-	if err := cmd.parse(args); err != nil {
-		return err
-	}
-	if cmd.fs.NArg() > 0 {
-		return usagef("unexpected arguments: %s", strings.Join(cmd.fs.Args(), " "))
+// runList lists the stored certificates with the flags a; the command
+// line has been read.
+func runList(_ context.Context, a *listArgs, args []string, stdout io.Writer) error {
+	if len(args) > 0 {
+		return usagef("unexpected arguments: %s", strings.Join(args, " "))
 	}
 	at := time.Now()
 	if a.at != "" {
@@ -97,7 +99,7 @@ func runList(_ context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("listing %s: %w", a.certs, err)
 	}
-	certs := []lookup.StoredCert{}
+	certs := []listRow{}
 	// A file that cannot be read or parsed is left out, not fatal: the
 	// others are listed all the same, and the skipped ones are named at
 	// the end (exit status 1).
@@ -115,7 +117,7 @@ func runList(_ context.Context, args []string, stdout io.Writer) error {
 		if !horizon.IsZero() && c.NotAfter.After(horizon) {
 			continue
 		}
-		certs = append(certs, lookup.Describe(addr, path, c, at))
+		certs = append(certs, listRow{lookup.Describe(addr, path, c, at), c.Subject.CommonName, c.Issuer.CommonName})
 	}
 	sort.Slice(certs, func(i, j int) bool {
 		if !certs[i].NotAfter.Equal(certs[j].NotAfter) {
@@ -123,7 +125,7 @@ func runList(_ context.Context, args []string, stdout io.Writer) error {
 		}
 		return certs[i].Address < certs[j].Address
 	})
-	if err := writeList(stdout, certs, a.asJSON); err != nil {
+	if err := writeList(stdout, certs, a.asJSON, a.wide); err != nil {
 		return err
 	}
 	if len(skipped) > 0 {
@@ -133,24 +135,109 @@ func runList(_ context.Context, args []string, stdout io.Writer) error {
 	return nil
 }
 
+// listRow is a certificate as list prints it.
+type listRow struct {
+	lookup.StoredCert
+	// subjectCN and issuerCN are the common names, for the narrow table.
+	subjectCN, issuerCN string
+}
+
+// listWidth is the width list's table fits without --wide.
+const listWidth = 100
+
 // writeList prints list's table, or its JSON array: the lookup API's JSON
-// answers, one per certificate.
-func writeList(w io.Writer, certs []lookup.StoredCert, asJSON bool) error {
+// answers, one per certificate. The table fits listWidth columns unless
+// wide: the subject's and the issuer's common names (their whole names
+// when they have none), shortened to fit.
+func writeList(w io.Writer, rows []listRow, asJSON, wide bool) error {
 	if asJSON {
+		certs := make([]lookup.StoredCert, len(rows))
+		for i, r := range rows {
+			certs[i] = r.StoredCert
+		}
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		return enc.Encode(certs)
 	}
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ADDRESS\tNOT AFTER\tKEY\tSUBJECT\tISSUER")
-	for _, c := range certs {
+	table := [][]string{{"ADDRESS", "NOT AFTER", "KEY", "SUBJECT", "ISSUER"}}
+	for _, c := range rows {
 		expiry := c.NotAfter.Format(time.DateOnly)
 		if c.Expired {
 			expiry += " (expired)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", c.Address, expiry, c.Key, c.Subject, c.Issuer)
+		subject, issuer := c.Subject, c.Issuer
+		if !wide {
+			subject, issuer = cmp.Or(c.subjectCN, c.Subject), cmp.Or(c.issuerCN, c.Issuer)
+		}
+		table = append(table, []string{c.Address, expiry, c.Key, subject, issuer})
 	}
-	return tw.Flush()
+	widths := columnWidths(table)
+	if !wide {
+		fitLastTwo(widths, listWidth)
+	}
+	var b strings.Builder
+	for _, row := range table {
+		b.Reset()
+		for i, cell := range row {
+			cell = shorten(cell, widths[i])
+			if i == len(row)-1 {
+				b.WriteString(cell)
+				break
+			}
+			b.WriteString(cell)
+			b.WriteString(strings.Repeat(" ", widths[i]-utf8.RuneCountInString(cell)+2))
+		}
+		b.WriteByte('\n')
+		if _, err := io.WriteString(w, b.String()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// columnWidths returns the width of each column of table, in runes.
+func columnWidths(table [][]string) []int {
+	widths := make([]int, len(table[0]))
+	for _, row := range table {
+		for i, cell := range row {
+			widths[i] = max(widths[i], utf8.RuneCountInString(cell))
+		}
+	}
+	return widths
+}
+
+// fitLastTwo narrows the last two columns so that the table, with two
+// spaces between columns, fits width: a column that fits in half the room
+// keeps its width and the other takes the rest; else each gets half.
+// Neither goes below minColumn.
+func fitLastTwo(widths []int, width int) {
+	const minColumn = 10
+	n := len(widths)
+	room := width - 2*(n-1)
+	for _, w := range widths[:n-2] {
+		room -= w
+	}
+	a, b := &widths[n-2], &widths[n-1]
+	switch {
+	case *a+*b <= room:
+		return
+	case *a <= room/2:
+		*b = room - *a
+	case *b <= room/2:
+		*a = room - *b
+	default:
+		*a, *b = room/2, room-room/2
+	}
+	*a, *b = max(*a, minColumn), max(*b, minColumn)
+}
+
+// shorten cuts s to n runes, its last one an ellipsis, when it is longer.
+func shorten(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	r := []rune(s)
+	return string(r[:n-1]) + "…"
 }
 
 // showArgs are show's flags.
@@ -168,15 +255,13 @@ func newShowCommand(stdout io.Writer) (*command, *showArgs) {
 	return cmd, a
 }
 
-func runShow(_ context.Context, args []string, stdout io.Writer) error {
-	cmd, a := newShowCommand(stdout)
-	if err := cmd.parse(args); err != nil {
-		return err
-	}
-	if cmd.fs.NArg() != 1 {
+// runShow prints the certificate of args[0] with the flags a; the command
+// line has been read.
+func runShow(_ context.Context, a *showArgs, args []string, stdout io.Writer) error {
+	if len(args) != 1 {
 		return usagef("want exactly one ADDRESS")
 	}
-	addr, err := verify.NormalizeAddress(cmd.fs.Arg(0))
+	addr, err := verify.NormalizeAddress(args[0])
 	if err != nil {
 		return usageError{err.Error()}
 	}

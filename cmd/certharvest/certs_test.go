@@ -8,9 +8,11 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/certharvest/certharvest/internal/lookup"
 	"github.com/certharvest/certharvest/output"
@@ -73,6 +75,19 @@ func TestListAndShow(t *testing.T) {
 	r = runBinary(t, "list", "--certs", certs)
 	if r.code != 0 || !strings.Contains(r.stdout, "ADDRESS") || !strings.Contains(r.stdout, "carol.mixed@example.com") {
 		t.Errorf("list table:\n%s", r.stdout)
+	}
+	// The table fits 100 columns; --wide has the whole names.
+	for _, line := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
+		if n := utf8.RuneCountInString(line); n > listWidth {
+			t.Errorf("list: a line of %d columns, want at most %d:\n%s", n, listWidth, line)
+		}
+	}
+	if strings.Contains(r.stdout, "O=certharvest tests") {
+		t.Errorf("list without --wide prints whole names:\n%s", r.stdout)
+	}
+	r = runBinary(t, "list", "--certs", certs, "--wide")
+	if !strings.Contains(r.stdout, "emailAddress=carol.mixed@example.com") || !strings.Contains(r.stdout, "CN=certharvest Test Intermediate,O=certharvest tests") {
+		t.Errorf("list --wide lacks the whole names:\n%s", r.stdout)
 	}
 
 	r = runBinary(t, "show", "--certs", certs, "Carol.Mixed@Example.COM")
@@ -159,5 +174,29 @@ func TestListSkipsUnreadableCertificates(t *testing.T) {
 	os.Remove(badDER)
 	if r := runBinary(t, "list", "--certs", certs, "--json"); r.code != 0 || r.stderr != "" {
 		t.Errorf("without the damaged files: exit %d\n%s", r.code, r.stderr)
+	}
+}
+
+// fitLastTwo gives the narrower of the last two columns its width when it
+// fits in half the room, and never narrows one below 10.
+func TestFitLastTwo(t *testing.T) {
+	for _, tt := range []struct {
+		in   []int
+		want []int
+	}{
+		{[]int{20, 10, 8, 20, 20}, []int{20, 10, 8, 20, 20}}, // fits
+		{[]int{20, 10, 8, 20, 60}, []int{20, 10, 8, 20, 34}}, // the subject fits in half
+		{[]int{20, 10, 8, 60, 15}, []int{20, 10, 8, 39, 15}}, // the issuer fits in half
+		{[]int{20, 10, 8, 60, 60}, []int{20, 10, 8, 27, 27}}, // halves
+		{[]int{70, 10, 8, 60, 60}, []int{70, 10, 8, 10, 10}}, // a long address: the minimum
+	} {
+		got := slices.Clone(tt.in)
+		fitLastTwo(got, 100)
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("fitLastTwo(%v) = %v, want %v", tt.in, got, tt.want)
+		}
+	}
+	if got := shorten("certharvest Test Intermediate", 10); got != "certharve…" {
+		t.Errorf("shorten = %q", got)
 	}
 }

@@ -55,19 +55,17 @@ func newCheckCommand(stdout io.Writer) (*command, *checkArgs) {
 	a := &checkArgs{}
 	a.pipeline.register(cmd.fs)
 	cmd.fs.StringVar(&a.certs, "certs", "", "store an accepted certificate in this `folder` (default: write nothing)")
-	cmd.fs.BoolVar(&a.asJSON, "json", false, "print the report line on standard output, as one JSON document; the story and the verdict go to standard error")
+	cmd.fs.BoolVar(&a.asJSON, "json", false, "print the report line alone on standard output, the story on standard error")
 	return cmd, a
 }
 
-func runCheck(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	cmd, a := newCheckCommand(stdout)
-	if err := cmd.parse(args); err != nil {
-		return err
+// runCheck checks the message in args[0] with the flags a; the command line
+// has been read.
+func runCheck(ctx context.Context, a *checkArgs, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) != 1 {
+		return usagef("want exactly one FILE, got %d", len(args))
 	}
-	if cmd.fs.NArg() != 1 {
-		return usagef("want exactly one FILE, got %d", cmd.fs.NArg())
-	}
-	path := cmd.fs.Arg(0)
+	path := args[0]
 	// The story and the verdict: on standard output, unless it is for the
 	// report line alone.
 	story := stdout

@@ -4,13 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/spf13/pflag"
 
 	"github.com/BurntSushi/toml"
 )
@@ -215,7 +216,7 @@ func (c *config) line(table, key string) int {
 // An unknown key is an error, not ignored: a misspelt "trsut" must not
 // fall back to the system roots unnoticed. sets are the commands' flag
 // sets (commandFlagSets).
-func (c *config) checkKeys(sets map[string]*flag.FlagSet) []configProblem {
+func (c *config) checkKeys(sets map[string]*pflag.FlagSet) []configProblem {
 	var problems []configProblem
 	all := map[string]bool{}
 	for _, fs := range sets {
@@ -241,7 +242,7 @@ func (c *config) checkKeys(sets map[string]*flag.FlagSet) []configProblem {
 
 // noSuchFlag is the problem of a key in a command's table that is not a
 // flag of the command.
-func (c *config) noSuchFlag(table, key string, fs *flag.FlagSet) configProblem {
+func (c *config) noSuchFlag(table, key string, fs *pflag.FlagSet) configProblem {
 	var known []string
 	if fs != nil {
 		known = configurableFlags(fs)
@@ -252,9 +253,9 @@ func (c *config) noSuchFlag(table, key string, fs *flag.FlagSet) configProblem {
 
 // configurableFlags returns the names of the flags of fs a configuration
 // file may set: all but --config and --print-config.
-func configurableFlags(fs *flag.FlagSet) []string {
+func configurableFlags(fs *pflag.FlagSet) []string {
 	var names []string
-	fs.VisitAll(func(f *flag.Flag) {
+	fs.VisitAll(func(f *pflag.Flag) {
 		if isConfigurable(fs, f.Name) {
 			names = append(names, f.Name)
 		}
@@ -262,7 +263,7 @@ func configurableFlags(fs *flag.FlagSet) []string {
 	return names
 }
 
-func isConfigurable(fs *flag.FlagSet, name string) bool {
+func isConfigurable(fs *pflag.FlagSet, name string) bool {
 	return name != "config" && name != "print-config" && fs.Lookup(name) != nil
 }
 
@@ -320,8 +321,8 @@ func editDistance(a, b string) int {
 // commandFlagSets returns the flag set of every command a configuration
 // file may have a table for, with the defaults, as each command defines
 // them: nothing is run.
-func commandFlagSets() map[string]*flag.FlagSet {
-	sets := map[string]*flag.FlagSet{}
+func commandFlagSets() map[string]*pflag.FlagSet {
+	sets := map[string]*pflag.FlagSet{}
 	for _, name := range configCommands() {
 		var cmd *command
 		switch name {
@@ -380,9 +381,9 @@ func configValues(v any) ([]string, error) {
 // flags the command line did not set. It reports every value the flag
 // refuses, and every key of the command's table that is not one of its
 // flags.
-func (c *config) applyProblems(command string, fs *flag.FlagSet) []configProblem {
+func (c *config) applyProblems(command string, fs *pflag.FlagSet) []configProblem {
 	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	fs.VisitAll(func(f *pflag.Flag) { set[f.Name] = f.Changed })
 	type value struct {
 		table string // "" for a top-level key
 		vals  []string
@@ -406,7 +407,10 @@ func (c *config) applyProblems(command string, fs *flag.FlagSet) []configProblem
 			continue
 		}
 		for _, val := range v.vals {
-			if err := fs.Set(k, val); err != nil {
+			// The value's own Set, not fs.Set: its error is the value's,
+			// without pflag's wrapping, and the flag stays "not given on
+			// the command line".
+			if err := fs.Lookup(k).Value.Set(val); err != nil {
 				key := k
 				if v.table != "" {
 					key = "[" + v.table + "] " + k
@@ -420,26 +424,22 @@ func (c *config) applyProblems(command string, fs *flag.FlagSet) []configProblem
 	return problems
 }
 
-// setError explains why a flag refused a value. The standard flag types
-// say only "parse error": the flag's type says what was wanted.
-func setError(f *flag.Flag, err error) string {
+// setError explains why a flag refused a value, in the words the project's
+// own flag types use ("want ..."): pflag's types say "must be ...".
+func setError(f *pflag.Flag, err error) string {
 	msg := err.Error()
-	if msg != "parse error" && msg != "value out of range" {
+	if !strings.HasPrefix(msg, "must be") {
 		return msg
 	}
-	getter, ok := f.Value.(flag.Getter)
-	if !ok {
-		return msg
-	}
-	switch getter.Get().(type) {
-	case bool:
+	switch typ := f.Value.Type(); {
+	case typ == "bool":
 		return "want true or false"
-	case int, int64, uint, uint64:
-		return "want a whole number"
-	case float64:
-		return "want a number"
-	case time.Duration:
+	case typ == "duration":
 		return "want a duration, like 30s, 5m or 24h"
+	case strings.HasPrefix(typ, "float"):
+		return "want a number"
+	case strings.HasPrefix(typ, "int"), strings.HasPrefix(typ, "uint"):
+		return "want a whole number"
 	}
 	return msg
 }
@@ -519,8 +519,8 @@ func runConfig(ctx context.Context, args []string, stdout, stderr io.Writer) err
 }
 
 // printConfig writes every flag of fs with its value, secrets masked.
-func printConfig(w io.Writer, fs *flag.FlagSet) {
-	fs.VisitAll(func(f *flag.Flag) {
+func printConfig(w io.Writer, fs *pflag.FlagSet) {
+	fs.VisitAll(func(f *pflag.Flag) {
 		if f.Name == "config" || f.Name == "print-config" {
 			return
 		}

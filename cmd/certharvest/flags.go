@@ -5,7 +5,6 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,12 +15,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/pflag"
+
 	"github.com/certharvest/certharvest/output"
 	"github.com/certharvest/certharvest/verify"
 )
 
 // errHelp is returned after --help printed the usage: exit status 0.
-var errHelp = flag.ErrHelp
+var errHelp = pflag.ErrHelp
 
 // pipelineFlags are the flags every command that verifies shares. The
 // values that have a form (an alignment, a size, a time, a level) are
@@ -43,7 +44,7 @@ type pipelineFlags struct {
 	reference bool
 }
 
-func (f *pipelineFlags) register(fs *flag.FlagSet) {
+func (f *pipelineFlags) register(fs *pflag.FlagSet) {
 	f.align = newParsedFlag("strict", verify.ParseAlignment)
 	f.at = newParsedFlag("", parseAt)
 	f.maxSize = newParsedFlag(formatSize(verify.DefaultMaxSize), parseSize)
@@ -53,20 +54,20 @@ func (f *pipelineFlags) register(fs *flag.FlagSet) {
 	f.dnsServer = newParsedFlag("", parseDNSServer)
 	fs.StringVar(&f.trust, "trust", "", "PEM `file` of trusted root certificates (default: the system roots)")
 	fs.StringVar(&f.dkimKeys, "dkim-keys", "", "DKIM keys `file` (lines NAME<TAB>TXT record) used instead of DNS: no network lookups at all")
-	fs.Var(&f.align, "dkim-align", "DKIM `alignment` with From: strict (d= equals the From domain) or relaxed (same organisational domain)")
+	fs.Var(&f.align, "dkim-align", "DKIM `alignment` with From: strict (d= is the From domain) or relaxed")
 	fs.Var(&f.at, "at", "verify certificates at this `time` (RFC 3339, e.g. 2026-06-01T00:00:00Z; default: now)")
 	fs.Var(&f.maxSize, "max-size", "largest message accepted (`bytes`; suffixes KiB, MiB, GiB)")
-	fs.Var(&f.maxHeader, "max-header-bytes", "largest header section accepted (`bytes`; message_malformed beyond, before any parser reads it)")
+	fs.Var(&f.maxHeader, "max-header-bytes", "largest header section accepted (`bytes`; message_malformed beyond)")
 	positiveIntVar(fs, &f.maxFields, "max-header-fields", verify.DefaultMaxHeaderFields, "most header `fields` accepted (message_malformed beyond)")
 	fs.StringVar(&f.logFile, "log", "", "write the log to `file` instead of standard error")
 	fs.Var(&f.logLevel, "log-level", "log `level`: debug, info, warn or error")
 	fs.Var(&f.logFormat, "log-format", "log `format`: text (for people, one block per message) or json (one object per line)")
 	fs.DurationVar(&f.dnsWait, "dns-timeout", 5*time.Second, "time allowed for one DKIM key lookup in DNS")
-	fs.Var(&f.dnsServer, "dns-server", "DNS server (`host:port`) asked for DKIM keys, e.g. a local validating resolver (default: the system's, from /etc/resolv.conf)")
-	fs.BoolVar(&f.reference, "reference-path", false, "verify on the reference path, for audits: the pkcs7 library for every CMS and a full chain verification for every signer (slower; same verdicts, see docs/SECURITY.md)")
+	fs.Var(&f.dnsServer, "dns-server", "DNS server (`host:port`) asked for DKIM keys (default: /etc/resolv.conf's)")
+	fs.BoolVar(&f.reference, "reference-path", false, "verify on the reference path, for audits (slower, same verdicts)")
 }
 
-// parsedFlag is a flag.Value checked when it is set: its text is kept for
+// parsedFlag is a pflag.Value checked when it is set: its text is kept for
 // printing, its parsed value for use. An invalid value is refused by Set,
 // so the command line and a configuration file get the same error.
 type parsedFlag[T any] struct {
@@ -90,6 +91,10 @@ func (f *parsedFlag[T]) String() string {
 	}
 	return f.text
 }
+
+// Type names the value in help text when the usage string has no
+// `name` of its own (pflag.Value).
+func (f *parsedFlag[T]) Type() string { return "string" }
 
 func (f *parsedFlag[T]) Set(s string) error {
 	v, err := f.parse(s)
@@ -144,7 +149,7 @@ func parseLogFormat(s string) (string, error) {
 type positiveInt struct{ p *int }
 
 // positiveIntVar defines an int flag that refuses values below 1.
-func positiveIntVar(fs *flag.FlagSet, p *int, name string, value int, usage string) {
+func positiveIntVar(fs *pflag.FlagSet, p *int, name string, value int, usage string) {
 	*p = value
 	fs.Var(positiveInt{p}, name, usage)
 }
@@ -155,6 +160,9 @@ func (v positiveInt) String() string {
 	}
 	return strconv.Itoa(*v.p)
 }
+
+// Type is pflag.Value's: a positive int is an int.
+func (v positiveInt) Type() string { return "int" }
 
 func (v positiveInt) Set(s string) error {
 	n, err := strconv.Atoi(s)
@@ -320,41 +328,31 @@ func defaultWorkers() int { return runtime.GOMAXPROCS(0) }
 
 // command is a subcommand's flag set and its usage text. Every command
 // takes --config (a configuration file whose values the command line
-// overrides) and --print-config.
+// overrides) and --print-config. The command line is read by cobra (see
+// newRootCommand), which shares the flags of fs.
 type command struct {
 	name        string
-	fs          *flag.FlagSet
+	fs          *pflag.FlagSet
 	usage       string
 	stdout      io.Writer
 	configPath  *string
 	printConfig *bool
 }
 
-// newCommand returns a command whose --help prints the usage and flags to
-// stdout. Parse errors are returned, not printed: run prints them.
+// newCommand returns a command with its --config and --print-config flags.
 func newCommand(name, usage string, stdout io.Writer) *command {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs := pflag.NewFlagSet(name, pflag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	fs.Usage = func() {}
 	c := &command{name: name, fs: fs, usage: usage, stdout: stdout}
 	c.configPath = fs.String("config", "", "configuration `file` (TOML, or the original webapp.ini); flags override it")
 	c.printConfig = fs.Bool("print-config", false, "print the effective configuration and exit")
 	return c
 }
 
-// parse parses args. --help prints the usage and returns errHelp; a parse
-// failure is a usage error.
-func (c *command) parse(args []string) error {
-	if err := c.fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprint(c.stdout, c.usage)
-			fmt.Fprintln(c.stdout, "\nFlags:")
-			c.fs.SetOutput(c.stdout)
-			c.fs.PrintDefaults()
-			return errHelp
-		}
-		return usageError{err.Error()}
-	}
+// configure applies the configuration file to the flags the command line
+// did not set, once the command line is read. With --print-config it
+// prints the configuration and returns errHelp.
+func (c *command) configure() error {
 	if *c.configPath != "" {
 		cfg, err := loadConfig(*c.configPath)
 		if err != nil {

@@ -39,19 +39,21 @@ func usagef(format string, args ...any) error {
 const mainUsage = `certharvest collects S/MIME certificates from signed emails.
 
 Usage:
-  certharvest <command> [flags] [arguments]
+  certharvest <command> [arguments] [flags]
 
 Commands:
-  scan      verify .eml files, folders and Maildirs; store certificates; write a report
-  check     verify one message and tell its whole story
-  serve     run as a service over a Maildir spool (and live inputs)
-  list      list the stored certificates, soonest expiry first
-  show      print one stored certificate
-  reasons   list the reason codes of the report
-  config    check a configuration file: certharvest config check FILE
-  version   print the version
-  help      print this help, or a command's: certharvest help scan
+  scan        verify .eml files, folders and Maildirs; store certificates; write a report
+  check       verify one message and tell its whole story
+  serve       run as a service over a Maildir spool (and live inputs)
+  list        list the stored certificates, soonest expiry first
+  show        print one stored certificate
+  reasons     list the reason codes of the report
+  config      check a configuration file: certharvest config check FILE
+  version     print the version
+  completion  print a shell completion script: bash, zsh, fish or powershell
+  help        print this help, or a command's: certharvest help scan
 
+Flags may come before or after the arguments; -- ends them.
 Run "certharvest <command> --help" for a command's flags and examples.
 `
 
@@ -67,38 +69,10 @@ func main() {
 
 // run executes a command line and returns the exit status.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, mainUsage)
-		return exitUsage
-	}
-	cmd, rest := args[0], args[1:]
-	var err error
-	switch cmd {
-	case "scan":
-		err = runScan(ctx, rest, stdout, stderr)
-	case "check":
-		err = runCheck(ctx, rest, os.Stdin, stdout, stderr)
-	case "serve":
-		err = runServe(ctx, rest, stdout, stderr)
-	case "list":
-		err = runList(ctx, rest, stdout)
-	case "show":
-		err = runShow(ctx, rest, stdout)
-	case "reasons":
-		err = runReasons(rest, stdout)
-	case "config":
-		err = runConfig(ctx, rest, stdout, stderr)
-	case "version", "--version":
-		fmt.Fprintln(stdout, "certharvest", version)
-	case "help", "-h", "-help", "--help":
-		if len(rest) > 0 {
-			return run(ctx, []string{rest[0], "--help"}, stdout, stderr)
-		}
-		fmt.Fprint(stdout, mainUsage)
-	default:
-		fmt.Fprintf(stderr, "certharvest: unknown command %q\n\n%s", cmd, mainUsage)
-		return exitUsage
-	}
+	root := newRootCommand(cliIO{stdin: os.Stdin, stdout: stdout, stderr: stderr})
+	root.SetArgs(doubleDashLongFlags(root, args))
+	cmd, err := root.ExecuteContextC(ctx)
+	name := cmd.Name()
 	var (
 		uerr usageError
 		rerr errRejected
@@ -108,11 +82,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitOK
 	case errors.As(err, &rerr):
 		return exitRejected
+	case errors.Is(err, usageShown{}):
+		return exitUsage
 	case errors.As(err, &uerr):
-		fmt.Fprintf(stderr, "certharvest %s: %v\nRun \"certharvest %s --help\" for usage.\n", cmd, err, cmd)
+		fmt.Fprintf(stderr, "certharvest %s: %v\nRun \"certharvest %s --help\" for usage.\n", name, err, name)
 		return exitUsage
 	default:
-		fmt.Fprintf(stderr, "certharvest %s: %v\n", cmd, err)
+		fmt.Fprintf(stderr, "certharvest %s: %v\n", name, err)
 		return exitOperational
 	}
 }

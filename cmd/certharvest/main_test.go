@@ -264,7 +264,7 @@ func TestScanExitStatus(t *testing.T) {
 		{"no command", nil, 2, "Usage"},
 		{"unknown command", []string{"frobnicate"}, 2, "unknown command"},
 		{"no path", append([]string{"scan"}, sampleFlags()...), 2, "no PATH"},
-		{"bad flag", []string{"scan", "--nope", msg}, 2, "flag provided but not defined"},
+		{"bad flag", []string{"scan", "--nope", msg}, 2, "unknown flag: --nope"},
 		{"bad time", []string{"scan", "--at", "yesterday", msg}, 2, "RFC 3339"},
 		{"bad alignment", []string{"scan", "--dkim-align", "loose", msg}, 2, "strict or relaxed"},
 		{"bad size", []string{"scan", "--max-size", "lots", msg}, 2, "max-size"},

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
-	"flag"
 	"fmt"
 	"io/fs"
 	"math"
@@ -13,6 +12,8 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+
+	"github.com/spf13/pflag"
 
 	"github.com/certharvest/certharvest/internal/engine"
 )
@@ -55,9 +56,9 @@ const (
 )
 
 // memoryLimitVar defines --memory-limit.
-func memoryLimitVar(fs *flag.FlagSet, p *parsedFlag[int64]) {
+func memoryLimitVar(fs *pflag.FlagSet, p *parsedFlag[int64]) {
 	*p = newParsedFlag("auto", parseMemoryLimit)
-	fs.Var(p, "memory-limit", "Go memory limit, a soft cap on the heap: `bytes` (suffixes KiB, MiB, GiB), off, or auto (GOMEMLIMIT when set, else 4 x the in-flight bytes + 64MiB, and 64MiB more with live inputs, at most 3/4 of the cgroup's or machine's memory)")
+	fs.Var(p, "memory-limit", "Go's soft heap limit: `bytes`, off, or auto (GOMEMLIMIT, else sized from the budgets)")
 }
 
 // parseMemoryLimit parses --memory-limit: auto, off (or 0), or a size.

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/certharvest/certharvest/verify"
 )
@@ -13,13 +14,18 @@ List every reason code the report can carry, with its meaning. The codes are
 stable: scripts may rely on them.
 `
 
-func runReasons(args []string, stdout io.Writer) error {
+// newReasonsCommand returns reasons' command and its --markdown flag.
+func newReasonsCommand(stdout io.Writer) (*command, *bool) {
 	cmd := newCommand("reasons", reasonsUsage, stdout)
-	markdown := cmd.fs.Bool("markdown", false, "print a Markdown table (docs/REASONS.md is made with it)")
-	if err := cmd.parse(args); err != nil {
-		return err
+	return cmd, cmd.fs.Bool("markdown", false, "print a Markdown table (docs/REASONS.md is made with it)")
+}
+
+// runReasons lists the reason codes; the command line has been read.
+func runReasons(markdown bool, args []string, stdout io.Writer) error {
+	if len(args) > 0 {
+		return usagef("unexpected arguments: %s", strings.Join(args, " "))
 	}
-	writeReasons(stdout, *markdown)
+	writeReasons(stdout, markdown)
 	return nil
 }
 

@@ -4,14 +4,13 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"golang.org/x/term"
 
 	"github.com/certharvest/certharvest/ingest"
 	"github.com/certharvest/certharvest/internal/engine"
@@ -51,6 +50,8 @@ type scanArgs struct {
 	report      string
 	workers     int
 	quiet       bool
+	verbose     bool
+	allFiles    bool
 	memoryLimit parsedFlag[int64]
 }
 
@@ -61,25 +62,36 @@ func newScanCommand(stdout io.Writer) (*command, *scanArgs) {
 	a.pipeline.register(cmd.fs)
 	cmd.fs.StringVar(&a.certs, "certs", "./certs", "`folder` where certificates are stored")
 	cmd.fs.StringVar(&a.report, "report", "./report.jsonl", "JSON-lines report `file`, appended to; - for standard output")
-	positiveIntVar(cmd.fs, &a.workers, "workers", defaultWorkers(), "`number` of messages verified in parallel, by default one per core; with more than 1, up to 64 more may wait meanwhile, not counted, for their certificate's sync or a DKIM lookup in DNS (the messages held in memory are at most 8 x --max-size bytes, 256 MiB)")
+	positiveIntVar(cmd.fs, &a.workers, "workers", defaultWorkers(), "`number` of messages verified at once (default: one per core)")
 	cmd.fs.BoolVar(&a.quiet, "quiet", false, "no progress and no summary")
+	cmd.fs.BoolVarP(&a.verbose, "verbose", "v", false, "on a terminal, every message's story, not only the run's warnings and errors")
+	cmd.fs.BoolVar(&a.allFiles, "all-files", false, "take every file in the folders as a message, not only .eml files and Maildirs")
 	memoryLimitVar(cmd.fs, &a.memoryLimit)
 	return cmd, a
 }
 
-func runScan(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	cmd, a := newScanCommand(stdout)
-	if err := cmd.parse(args); err != nil {
-		return err
-	}
-	if cmd.fs.NArg() == 0 {
+// runScan scans paths with the flags a; the command line has been read.
+func runScan(ctx context.Context, a *scanArgs, paths []string, stdout, stderr io.Writer) error {
+	if len(paths) == 0 {
 		return usagef("no PATH given")
 	}
-	setup, err := a.pipeline.build(stderr)
+	// On a terminal: a progress bar, and the stories only with --log or
+	// -v (see scan_terminal.go).
+	var progress *scanProgress
+	logTo := stderr
+	if isTerminal(stderr) && !a.quiet {
+		progress = newScanProgress(stderr)
+		logTo = progress.logWriter()
+	}
+	setup, err := a.pipeline.build(logTo)
 	if err != nil {
 		return err
 	}
 	defer setup.closeLog()
+	if progress != nil && a.pipeline.logFile == "" && !a.verbose {
+		setup.logger = slog.New(runLogOnly{inner: setup.logger.Handler()})
+		setup.opts.Logger = setup.logger
+	}
 	addSyncThreads(syncThreads)
 	setLazyGC()
 	memLimit, memLimitFrom := applyMemoryLimit(a.memoryLimit.value, setup.opts.MaxSize, 0, os.DirFS("/"))
@@ -105,21 +117,27 @@ func runScan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	setup.logger.Info("scan starting", "paths", strings.Join(cmd.fs.Args(), " "), "trust", setup.trustDesc,
+	setup.logger.Info("scan starting", "paths", strings.Join(paths, " "), "trust", setup.trustDesc,
 		"dkim_keys", setup.keysDesc, "certs", a.certs, "report", a.report, "workers", a.workers,
 		"memory_limit", describeMemoryLimit(memLimit), "memory_limit_from", memLimitFrom)
 
 	summary := newSummary()
-	var progress *progressLine
-	if f, ok := stderr.(*os.File); ok && !a.quiet && term.IsTerminal(int(f.Fd())) && a.pipeline.logFile != "" {
-		progress = startProgress(f, summary)
+	rules := ingest.WalkRules{AllFiles: a.allFiles, Skipped: summary.skip}
+	var observer engine.Observer = summary
+	if progress != nil {
+		countCtx, stopCount := context.WithCancel(ctx)
+		defer stopCount()
+		progress.countInBackground(countCtx, paths, rules)
+		observer = progressObserver{summary, progress}
 	}
-	walk := ingest.NewWalk(cmd.fs.Args(), ingest.WalkOptions{})
+	walk := ingest.NewWalk(paths, ingest.WalkOptions{Rules: rules})
 	// With --workers 1, one message at a time, in order, as before.
 	e := engine.New(pipeline, walk, report, engine.Options{Workers: a.workers, InOrder: a.workers == 1,
-		MaxSize: setup.opts.MaxSize, Logger: setup.logger, Observer: summary})
+		MaxSize: setup.opts.MaxSize, Logger: setup.logger, Observer: observer})
 	runErr := e.Run(ctx)
-	progress.stop()
+	if progress != nil {
+		progress.finish()
+	}
 	if err := report.Close(); err != nil && runErr == nil {
 		runErr = err
 	}
@@ -131,7 +149,9 @@ func runScan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			out = stderr
 		}
 		summary.print(out)
+		summary.printSkipped(stderr)
 	}
+	summary.logSkipped(setup.logger)
 	unreadErr := summary.printUnread(stderr)
 	if err := walk.Err(); err != nil {
 		return fmt.Errorf("scan interrupted: %w", err)
@@ -155,7 +175,73 @@ type summary struct {
 	n        atomic.Int64
 	stored   error // the first store_failed or store_refused
 	unread   []unread
-	nUnread  int // the read_errors, of which unread holds the first
+	nUnread  int        // the read_errors, of which unread holds the first
+	skipped  [3]skipped // by ingest.SkipReason
+}
+
+// skipped counts the files the walk left out for one reason, and names the
+// first.
+type skipped struct {
+	n     int
+	first []string
+}
+
+// maxSkippedNamed bounds the skipped files named for each reason.
+const maxSkippedNamed = 5
+
+// skip counts a file the walk left out (ingest.WalkRules.Skipped).
+func (s *summary) skip(path string, why ingest.SkipReason) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if int(why) >= len(s.skipped) {
+		return
+	}
+	sk := &s.skipped[why]
+	sk.n++
+	if len(sk.first) < maxSkippedNamed {
+		sk.first = append(sk.first, path)
+	}
+}
+
+// skipNotes says what was skipped, one sentence per reason.
+func (s *summary) skipNotes() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var notes []string
+	for why, sk := range s.skipped {
+		if sk.n == 0 {
+			continue
+		}
+		var what string
+		switch ingest.SkipReason(why) {
+		case ingest.SkipNotMessage:
+			what = "not .eml and not in a Maildir; --all-files takes every file"
+		case ingest.SkipLink:
+			what = "symbolic links, never followed inside a folder"
+		case ingest.SkipNotRegular:
+			what = "not regular files"
+		}
+		names := strings.Join(sk.first, ", ")
+		if sk.n > len(sk.first) {
+			names += fmt.Sprintf(", and %d more", sk.n-len(sk.first))
+		}
+		notes = append(notes, fmt.Sprintf("skipped %s (%s): %s", plural(sk.n, "file"), what, names))
+	}
+	return notes
+}
+
+// printSkipped says on w what the walk left out.
+func (s *summary) printSkipped(w io.Writer) {
+	for _, note := range s.skipNotes() {
+		fmt.Fprintf(w, "certharvest scan: %s\n", note)
+	}
+}
+
+// logSkipped says in the log what the walk left out.
+func (s *summary) logSkipped(log *slog.Logger) {
+	for _, note := range s.skipNotes() {
+		log.Info(note)
+	}
 }
 
 // unread is a path that could not be read (read_error).
@@ -264,43 +350,6 @@ func (s *summary) print(w io.Writer) {
 		}
 		fmt.Fprintf(w, "  %-9s %-22s %6d\n", outcome, r, s.byReason[r])
 	}
-}
-
-// progressLine redraws a one-line progress report on a terminal.
-type progressLine struct {
-	done chan struct{}
-	wg   sync.WaitGroup
-	w    io.Writer
-}
-
-func startProgress(w io.Writer, s *summary) *progressLine {
-	p := &progressLine{done: make(chan struct{}), w: w}
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		t := time.NewTicker(200 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-p.done:
-				fmt.Fprint(w, "\r\033[K")
-				return
-			case <-t.C:
-				n := s.total()
-				fmt.Fprintf(w, "\r\033[Kscanned %s (%.0f/s), %d accepted", plural(n, "message"),
-					float64(n)/time.Since(s.start).Seconds(), s.accepted())
-			}
-		}
-	}()
-	return p
-}
-
-func (p *progressLine) stop() {
-	if p == nil {
-		return
-	}
-	close(p.done)
-	p.wg.Wait()
 }
 
 // plural returns n and word, in the plural unless n is 1: "1 message",

@@ -4,13 +4,14 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/spf13/pflag"
 
 	"github.com/certharvest/certharvest/ingest"
 	"github.com/certharvest/certharvest/ingest/maildir"
@@ -120,29 +121,29 @@ type serveFlags struct {
 	inputMemory     parsedFlag[int64]
 }
 
-func (f *serveFlags) register(fs *flag.FlagSet) {
+func (f *serveFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.maildir, "maildir", "", "Maildir `folder` to watch and spool into (required)")
 	fs.StringVar(&f.certs, "certs", "./certs", "`folder` where certificates are stored")
 	fs.StringVar(&f.report, "report", "./report.jsonl", "JSON-lines report `file`, appended to")
-	positiveIntVar(fs, &f.workers, "workers", 2*defaultWorkers(), "`number` of messages verified at once, by default twice the cores; up to 64 more may wait meanwhile, not counted, for their certificate's sync (one shared sync) or a DKIM lookup in DNS (the messages held in memory are at most 8 x --max-size bytes, 256 MiB)")
+	positiveIntVar(fs, &f.workers, "workers", 2*defaultWorkers(), "`number` of messages verified at once (default: twice the cores)")
 	fs.DurationVar(&f.rescan, "rescan", maildir.DefaultRescan, "list new/ again this often, as a safety net for missed events")
 	fs.DurationVar(&f.settle, "settle", maildir.DefaultSettle, "a file in new/ is complete once unwritten for this long")
-	fs.DurationVar(&f.settleWritten, "settle-written", maildir.DefaultWriteSettle, "--settle for a file seen being written in new/ (not renamed in from tmp/): its writer may pause")
-	fs.DurationVar(&f.retryFor, "retry-for", defaultRetryFor, "retry a temporary failure for this long after delivery, or after the first attempt when that is later")
+	fs.DurationVar(&f.settleWritten, "settle-written", maildir.DefaultWriteSettle, "--settle for a file written in place in new/, not renamed in from tmp/")
+	fs.DurationVar(&f.retryFor, "retry-for", defaultRetryFor, "retry a temporary failure for this long after delivery")
 	fs.DurationVar(&f.retryFirst, "retry-first", engine.DefaultRetryFirst, "first retry delay; it doubles up to an hour")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", defaultShutdownTimeout, "on SIGTERM, time allowed to finish the messages in flight")
 	positiveIntVar(fs, &f.batch, "batch", engine.DefaultBatch, "most `messages` made durable by one report sync (group commit)")
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "PEM certificate `file` (with its chain) for the live inputs' TLS: HTTPS, SMTP STARTTLS")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "PEM private key `file` for --tls-cert")
 	f.keepRejected = newParsedFlag(formatDays(maildir.DefaultKeepRejected), parseDays)
-	fs.Var(&f.keepRejected, "keep-rejected", "keep a rejected message in the archive (cur/) for this `duration` after its delivery (30d, 72h; 0: for ever)")
+	fs.Var(&f.keepRejected, "keep-rejected", "keep a rejected message in cur/ this long (30d, 72h; 0: for ever)")
 	f.keepAccepted = newParsedFlag("0", parseDays)
 	fs.Var(&f.keepAccepted, "keep-accepted", "keep an accepted message in the archive for this `duration` after its delivery (0: for ever)")
 	f.archiveMax = newParsedFlag(formatSize(maildir.DefaultArchiveMaxBytes), parseSizeOrZero)
 	fs.Var(&f.archiveMax, "archive-max-size", "past this many `bytes` the archive's oldest rejected messages are removed (0: no cap)")
 	f.inputMemory = newParsedFlag(formatSize(ingest.DefaultInputMemory), parseSize)
-	fs.Var(&f.inputMemory, "input-memory", "memory (`bytes`) for the messages being received, all live inputs together; beyond it they go to the spool's tmp/ (at least twice --max-request-bytes)")
-	fs.StringVar(&f.metricsAddr, "metrics", "", "serve the Prometheus metrics, without a token, on a listener of their own at `address` (plain HTTP, path /metrics; loopback or a private network) rather than on --http to lookup token holders")
+	fs.Var(&f.inputMemory, "input-memory", "memory (`bytes`) for messages being received; beyond it they go to tmp/")
+	fs.StringVar(&f.metricsAddr, "metrics", "", "serve Prometheus metrics without a token at `address` (plain HTTP, /metrics)")
 	memoryLimitVar(fs, &f.memoryLimit)
 }
 
@@ -209,7 +210,7 @@ type input interface {
 // inputFlags registers an input's flags and builds it; build returns nil
 // when the flags do not enable the input.
 type inputFlags interface {
-	register(fs *flag.FlagSet)
+	register(fs *pflag.FlagSet)
 	build(env *inputEnv) (input, error)
 }
 
@@ -218,9 +219,10 @@ func newInputFlags() []inputFlags {
 	return []inputFlags{&smtpFlags{}, &webhookFlags{}}
 }
 
-func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	f, err := parseServe(args, stdout)
-	if err != nil {
+// runServe runs the service with the flags f; the command line has been
+// read.
+func runServe(ctx context.Context, f *serveCommand, args []string, stderr io.Writer) error {
+	if err := f.check(args); err != nil {
 		return err
 	}
 	setup, err := f.pipeline.build(stderr)
@@ -260,28 +262,24 @@ func newServeCommand(stdout io.Writer) (*command, *serveCommand) {
 	return cmd, f
 }
 
-// parseServe reads serve's command line: its flags, the configuration file
-// they name, and the checks that need nothing opened.
-func parseServe(args []string, stdout io.Writer) (*serveCommand, error) {
-	cmd, f := newServeCommand(stdout)
-	if err := cmd.parse(args); err != nil {
-		return nil, err
-	}
-	if cmd.fs.NArg() > 0 {
-		return nil, usagef("unexpected arguments: %s", strings.Join(cmd.fs.Args(), " "))
+// check makes the checks of serve's command line that need nothing
+// opened, and reads the lookup token.
+func (f *serveCommand) check(args []string) error {
+	if len(args) > 0 {
+		return usagef("unexpected arguments: %s", strings.Join(args, " "))
 	}
 	if f.serve.maildir == "" {
-		return nil, usagef("--maildir is required")
+		return usagef("--maildir is required")
 	}
 	if f.serve.workers < 1 || f.serve.batch < 1 {
-		return nil, usagef("--workers and --batch must be at least 1")
+		return usagef("--workers and --batch must be at least 1")
 	}
 	token, err := f.lookup.load()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	f.lookupToken = token
-	return f, nil
+	return nil
 }
 
 // engineHealth is the health of the engine, for the webhook's health

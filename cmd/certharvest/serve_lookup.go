@@ -1,10 +1,11 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"os"
 	"strings"
+
+	"github.com/spf13/pflag"
 
 	"github.com/certharvest/certharvest/internal/lookup"
 )
@@ -19,8 +20,8 @@ type lookupFlags struct {
 	tokenFile string
 }
 
-func (f *lookupFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.token, "lookup-token", "", "serve GET /certs/ADDRESS on --http to clients sending this bearer `token`; prefer --lookup-token-file")
+func (f *lookupFlags) register(fs *pflag.FlagSet) {
+	fs.StringVar(&f.token, "lookup-token", "", "serve GET /certs/ADDRESS to this bearer `token` (prefer --lookup-token-file)")
 	fs.StringVar(&f.tokenFile, "lookup-token-file", "", "read the lookup API's bearer token from `file` (surrounding white space trimmed)")
 }
 

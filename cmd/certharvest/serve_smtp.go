@@ -2,10 +2,11 @@ package main
 
 import (
 	"context"
-	"flag"
 	"log/slog"
 	"strings"
 	"time"
+
+	"github.com/spf13/pflag"
 
 	"github.com/certharvest/certharvest/ingest"
 	"github.com/certharvest/certharvest/verify"
@@ -27,21 +28,21 @@ type smtpFlags struct {
 	busyIdle      time.Duration
 }
 
-func (f *smtpFlags) register(fs *flag.FlagSet) {
+func (f *smtpFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.addr, "smtp", "", "listen for SMTP on `address` (e.g. :25, 127.0.0.1:2525) and spool the mail for --smtp-domain")
-	fs.Var(&f.domains, "smtp-domain", "accept mail for this `domain` (repeatable; required with --smtp); other domains get 550 5.7.1")
-	fs.Var(&f.rcpts, "smtp-rcpt", "accept mail only for this `address` (repeatable); other addresses in the domains get 550 5.1.1")
+	fs.Var(&f.domains, "smtp-domain", "accept mail for this `domain` (repeatable; required with --smtp)")
+	fs.Var(&f.rcpts, "smtp-rcpt", "accept mail only for this `address` (repeatable)")
 	fs.BoolVar(&f.requireTLS, "smtp-require-tls", false, "refuse MAIL before STARTTLS (530 5.7.0); needs --tls-cert")
-	fs.StringVar(&f.hostname, "smtp-hostname", "", "`name` in the SMTP banner, EHLO/HELO reply and Received: header (default: the machine's name)")
+	fs.StringVar(&f.hostname, "smtp-hostname", "", "`name` in the SMTP banner and Received: field (default: the host name)")
 	fs.IntVar(&f.maxRecipients, "smtp-max-recipients", ingest.DefaultSMTPMaxRecipients, "most recipients per message; more get 452 4.5.3")
 	fs.IntVar(&f.maxConns, "smtp-max-conns", ingest.DefaultSMTPMaxConns, "most SMTP connections at once; more get 421 4.7.0")
 	fs.IntVar(&f.maxConnsPerIP, "smtp-max-conns-per-ip", ingest.DefaultSMTPMaxConnsPerIP,
-		"most SMTP connections at once from one address (IPv6: one /64), at most --smtp-max-conns; more get 421 4.7.0")
+		"most SMTP connections at once from one address (IPv6: one /64)")
 	fs.DurationVar(&f.maxSession, "smtp-max-session", ingest.DefaultSMTPMaxSession,
 		"lifetime of an SMTP connection; then 421 4.4.2 at its next command")
 	fs.DurationVar(&f.timeout, "smtp-timeout", ingest.DefaultSMTPTimeout, "time allowed for each SMTP command, reply, and a whole DATA transfer")
 	fs.DurationVar(&f.busyIdle, "smtp-busy-idle", ingest.DefaultSMTPBusyIdle,
-		"while more than half of --smtp-max-conns are taken, close a connection silent this long between commands (421 4.4.2)")
+		"when over half the connections are taken, close one idle this long")
 }
 
 // build returns the SMTP input, or nil without --smtp.
@@ -147,6 +148,9 @@ func (in *smtpInput) Shutdown(ctx context.Context) error {
 type smtpList []string
 
 func (l *smtpList) String() string { return strings.Join(*l, ",") }
+
+// Type is pflag.Value's: a list of strings, one per use of the flag.
+func (l *smtpList) Type() string { return "strings" }
 
 func (l *smtpList) Set(s string) error {
 	*l = append(*l, s)

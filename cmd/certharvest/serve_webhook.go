@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"flag"
 	"fmt"
 	"log"
 	"log/slog"
@@ -13,6 +12,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/spf13/pflag"
 
 	"github.com/certharvest/certharvest/ingest"
 	"github.com/certharvest/certharvest/verify"
@@ -42,10 +43,10 @@ type webhookFlags struct {
 	maxItems      int
 }
 
-func (f *webhookFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.addr, "http", "", "listen `address` of the SparkPost relay webhook, e.g. :443, 127.0.0.1:8080 (HTTPS with --tls-cert)")
+func (f *webhookFlags) register(fs *pflag.FlagSet) {
+	fs.StringVar(&f.addr, "http", "", "listen `address` of the webhook, e.g. :443 (HTTPS with --tls-cert)")
 	fs.StringVar(&f.path, "http-path", "/", "URL `path` the relay webhook posts to")
-	fs.StringVar(&f.token, "webhook-token", "", "require this X-MessageSystems-Webhook-Token `value` (the relay webhook's auth_token); prefer --webhook-token-file")
+	fs.StringVar(&f.token, "webhook-token", "", "require this X-MessageSystems-Webhook-Token `value` (prefer --webhook-token-file)")
 	fs.StringVar(&f.tokenFile, "webhook-token-file", "", "read the webhook token from `file` (surrounding white space trimmed)")
 	fs.StringVar(&f.maxRequest, "max-request-bytes", formatSize(ingest.DefaultWebhookMaxRequestBytes), "largest webhook request body (`bytes`; suffixes KiB, MiB, GiB); larger gets 413")
 	fs.IntVar(&f.maxConcurrent, "http-max-requests", ingest.DefaultWebhookMaxConcurrent, "webhook requests handled at once; more get 503 with Retry-After")
