@@ -279,6 +279,12 @@ func (x *Exchange) ReadBody() ([]byte, error) {
 	return data, err
 }
 
+// LogSize adds the block's line "len(headers)=N,len(body)=N", as the
+// SparkPost webhook's has.
+func (x *Exchange) LogSize() {
+	x.log.add(slog.LevelInfo, fmt.Sprintf("len(headers)=%d,len(body)=%d", headerCount(x.r), x.BodySize()))
+}
+
 // BodySize returns the bytes of the body received so far.
 func (x *Exchange) BodySize() int64 {
 	if x.counter == nil {
@@ -334,7 +340,7 @@ func (x *Exchange) Fail(err error) {
 		in.respond(x.w, http.StatusServiceUnavailable, webhookMsgMemory)
 	case errors.As(err, &tooLarge):
 		in.reply(x.w, x.log, in.opts.Statuses.TooLarge, in.tooLargeMsg(), "")
-	case errors.Is(err, errWebhookTooMany):
+	case errors.Is(err, errWebhookTooMany) || errors.Is(err, ErrTooMany):
 		in.reply(x.w, x.log, in.opts.Statuses.TooLarge, capitalise(err.Error()), "")
 	case errors.As(err, &netErr) && netErr.Timeout():
 		in.reply(x.w, x.log, in.opts.Statuses.Slow, webhookMsgSlow, err.Error())
