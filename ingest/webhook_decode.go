@@ -109,7 +109,7 @@ type relayMessage struct {
 	Protocol     string  `json:"protocol"`
 	Content      struct {
 		EmailRFC822 JSONText `json:"email_rfc822"`
-		IsBase64    bool      `json:"email_rfc822_is_base64"`
+		IsBase64    bool     `json:"email_rfc822_is_base64"`
 	} `json:"content"`
 }
 
