@@ -285,10 +285,11 @@ func (x *Exchange) LogSize() {
 	x.log.add(slog.LevelInfo, fmt.Sprintf("len(headers)=%d,len(body)=%d", headerCount(x.r), x.BodySize()))
 }
 
-// BodySize returns the bytes of the body received so far.
+// BodySize returns the bytes of the body received so far, or its
+// declared length before it is read.
 func (x *Exchange) BodySize() int64 {
 	if x.counter == nil {
-		return 0
+		return max(x.r.ContentLength, 0)
 	}
 	return x.counter.n
 }

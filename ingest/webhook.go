@@ -250,9 +250,6 @@ func NewWebhook(sink Sink, opts WebhookOptions) (*Webhook, error) {
 	}, nil
 }
 
-// Input returns the webhook's HTTP machinery.
-func (h *Webhook) Input() *HTTPInput { return h.in }
-
 // Handle registers the webhook on mux: the relay's posts at its path, the
 // health check at WebhookHealthPath, and every path no other handler
 // takes, which the webhook answers 404 in its own words (JSON, logged).

@@ -167,9 +167,16 @@ func sesHarness(t *testing.T, s *snsServer) *harness {
 // message arrives byte for byte, 8-bit bytes included.
 func TestSESNotification(t *testing.T) {
 	s := newSNSServer(t)
-	for _, version := range []string{"1", "2"} {
+	for _, version := range []string{"1", "2", "2 without Subject"} {
 		hs := sesHarness(t, s)
-		body := s.notification(t, version, sesTopic, sesNotification(t, testMessage, "SNS"))
+		body := s.notification(t, version[:1], sesTopic, sesNotification(t, testMessage, "SNS"))
+		if version == "2 without Subject" {
+			var m map[string]string
+			json.Unmarshal(body, &m)
+			delete(m, "Subject")
+			delete(m, "Signature")
+			body = s.message(t, "2", m)
+		}
 		expect(t, hs.do(snsPost(body)), http.StatusOK, "ok")
 		env := hs.one(testMessage)
 		if env.Source != "ses" || env.EnvelopeFrom != "bounce@example.com" || fmt.Sprint(env.EnvelopeTo) != "[certs@inbound.example.org]" ||
@@ -178,8 +185,8 @@ func TestSESNotification(t *testing.T) {
 		}
 		expect(t, hs.do(snsPost(body)), http.StatusOK, "ok") // SNS may deliver twice
 	}
-	if n := s.certGets.Load(); n != 2 {
-		t.Errorf("certificate fetched %d times for 2 handlers of 2 requests each, want once each", n)
+	if n := s.certGets.Load(); n != 3 {
+		t.Errorf("certificate fetched %d times for 3 handlers of 2 requests each, want once each", n)
 	}
 }
 
