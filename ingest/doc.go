@@ -12,6 +12,11 @@
 //     in memory within the MemoryBudget all connections share (budget.go),
 //     else written as it arrives to a file of the sink's, from which the
 //     sink takes it.
+//   - httpinput.go: HTTPInput, what every HTTP input shares (the
+//     webhook's, and those of package ingest/providers): the cap on
+//     requests at once, a body received within its size, time and memory
+//     bounds, one log block per request, JSON answers and their count,
+//     delivery before the success answer, DeliveryHealth.
 //   - webhook.go: SparkPost's inbound-relay webhook (HTTP POST of JSON):
 //     webhook_decode.go decodes a request, webhook_pace.go holds its body
 //     to a rate, webhook_health.go answers the health check,

@@ -39,7 +39,7 @@ func (s *SMTPServer) ReceivingData() bool {
 }
 
 // SetMemoryWait changes WebhookOptions.MemoryWait.
-func (h *Webhook) SetMemoryWait(d time.Duration) { h.opts.MemoryWait = d }
+func (h *Webhook) SetMemoryWait(d time.Duration) { h.opts.MemoryWait = d; h.in.opts.MemoryWait = d }
 
 // Decode decodes a relay request's body (the webhook's decoder alone).
 func (h *Webhook) Decode(r io.Reader, env verify.Envelope) ([]Incoming, error) {

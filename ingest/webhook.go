@@ -19,7 +19,6 @@ package ingest
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
@@ -30,8 +29,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/certharvest/certharvest/verify"
@@ -155,6 +152,10 @@ type WebhookOptions struct {
 	// the same (the pipeline reports it message_malformed); the request's
 	// log block notes it.
 	HeaderLimits verify.HeaderLimits
+	// Health records failed deliveries for the health check; the other
+	// HTTP inputs on the same listener share it (HTTPInputOptions.Health).
+	// Default: the webhook's own.
+	Health *DeliveryHealth
 	// PipelineAlive, when set, tells whether the pipeline that processes
 	// the spool is running and keeping up: nil, or why not (for the log).
 	// The health check fails while it returns an error. It must be safe
@@ -171,15 +172,10 @@ type WebhookOptions struct {
 // Webhook is the http.Handler of the SparkPost inbound-relay webhook. It is
 // safe for concurrent use.
 type Webhook struct {
+	in       *HTTPInput
 	sink     Sink
 	opts     WebhookOptions
 	tokenSum [sha256.Size]byte
-	slots    chan struct{}
-	logMu    sync.Mutex // keeps a request's block together
-
-	// failedAt is when the last delivery failed (Unix nanoseconds), or 0
-	// when the last one succeeded.
-	failedAt atomic.Int64
 }
 
 // NewWebhook returns the webhook handler delivering into sink.
@@ -224,11 +220,33 @@ func NewWebhook(sink Sink, opts WebhookOptions) (*Webhook, error) {
 		return nil, fmt.Errorf("webhook: a memory budget of %d bytes cannot decode a request of %d: it needs twice that",
 			opts.Budget.Size(), opts.MaxRequestBytes)
 	}
+	in, err := NewHTTPInput(sink, HTTPInputOptions{
+		Name:            "webhook",
+		Source:          WebhookSource,
+		MaxRequestBytes: opts.MaxRequestBytes,
+		MaxMessageBytes: opts.MaxMessageBytes,
+		MaxConcurrent:   opts.MaxConcurrent,
+		BodyTimeout:     opts.BodyTimeout,
+		MinBodyRate:     opts.MinBodyRate,
+		BodyGrace:       opts.BodyGrace,
+		Budget:          opts.Budget,
+		Weight:          2,
+		MemoryWait:      opts.MemoryWait,
+		HeaderLimits:    opts.HeaderLimits,
+		Logger:          opts.Logger,
+		BlockPrefix:     opts.BlockPrefix,
+		Now:             opts.Now,
+		ObserveResponse: opts.ObserveResponse,
+		Health:          opts.Health,
+	})
+	if err != nil {
+		return nil, err
+	}
 	return &Webhook{
+		in:       in,
 		sink:     sink,
 		opts:     opts,
 		tokenSum: sha256.Sum256([]byte(opts.Token)),
-		slots:    make(chan struct{}, opts.MaxConcurrent),
 	}, nil
 }
 
@@ -247,38 +265,33 @@ func (h *Webhook) Handle(mux *http.ServeMux) {
 // answers any other path 404.
 func (h *Webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path != h.opts.Path || r.Method != http.MethodPost {
-		log := h.newLog(r)
+		log := h.in.newLog(r)
 		defer log.flush(r.Context())
 		if r.URL.Path != h.opts.Path {
-			h.reply(w, log, http.StatusNotFound, "Not Found", "")
+			h.in.reply(w, log, http.StatusNotFound, "Not Found", "")
 			return
 		}
 		w.Header().Set("Allow", http.MethodPost)
-		h.reply(w, log, http.StatusMethodNotAllowed, "Method Not Allowed", "method "+r.Method)
+		h.in.reply(w, log, http.StatusMethodNotAllowed, "Method Not Allowed", "method "+r.Method)
 		return
 	}
-	select {
-	case h.slots <- struct{}{}:
-		defer func() { <-h.slots }()
-	default:
-		// One line, not a block: under overload every line costs.
-		h.opts.Logger.Warn("webhook busy: 503 to "+r.RemoteAddr, "max_concurrent", h.opts.MaxConcurrent)
-		w.Header().Set("Retry-After", webhookRetryAfter)
-		h.respond(w, http.StatusServiceUnavailable, webhookMsgBusy)
+	leave, ok := h.in.Enter(w, r)
+	if !ok {
 		return
 	}
+	defer leave()
 	h.serveRelay(w, r)
 }
 
 // serveRelay takes one relay POST: checks, decodes every message, spools
 // them all with one delivery, and answers.
 func (h *Webhook) serveRelay(w http.ResponseWriter, r *http.Request) {
-	log := h.newLog(r)
+	log := h.in.newLog(r)
 	defer log.flush(r.Context())
 
 	ct := r.Header.Get("Content-Type")
 	if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
-		h.reply(w, log, http.StatusBadRequest, webhookMsgContentType, "content-type "+strconv.Quote(ct))
+		h.in.reply(w, log, http.StatusBadRequest, webhookMsgContentType, "content-type "+strconv.Quote(ct))
 		return
 	}
 	if h.opts.Token != "" {
@@ -295,16 +308,16 @@ func (h *Webhook) serveRelay(w http.ResponseWriter, r *http.Request) {
 			if ok {
 				why = "token does not match"
 			}
-			h.reply(w, log, http.StatusBadRequest, webhookMsgToken, why)
+			h.in.reply(w, log, http.StatusBadRequest, webhookMsgToken, why)
 			return
 		}
 	}
 	if r.ContentLength > h.opts.MaxRequestBytes {
 		log.add(slog.LevelInfo, fmt.Sprintf("len(headers)=%d,len(body)=%d", headerCount(r), r.ContentLength))
-		h.reply(w, log, http.StatusRequestEntityTooLarge, h.tooLargeMsg(), "")
+		h.in.reply(w, log, http.StatusRequestEntityTooLarge, h.in.tooLargeMsg(), "")
 		return
 	}
-	paced := h.paceBody(w, r.Body)
+	paced := h.in.paceBody(w, r.Body)
 	body := &webhookCounter{r: http.MaxBytesReader(w, paced, h.opts.MaxRequestBytes)}
 	env := verify.Envelope{Source: WebhookSource, RemoteAddr: r.RemoteAddr, Received: h.opts.Now()}
 	// The body is received whole before it is decoded, held in memory
@@ -315,14 +328,20 @@ func (h *Webhook) serveRelay(w http.ResponseWriter, r *http.Request) {
 	defer stage.Close()
 	_, err := stage.ReadFrom(body)
 	if stage.Err() != nil {
-		h.spoolFailed(w, r, log, stage.Err())
+		h.in.spoolFailed(w, r, log, stage.Err())
 		return
 	}
 	var msgs []Incoming
 	if err == nil {
-		var release func()
-		msgs, release, err = h.decodeStaged(r.Context(), stage, env)
+		// Twice the body is reserved to decode it: the body, and the
+		// messages decoded from it, which never take more bytes than the
+		// strings that hold them (unquoted, then base64-decoded in place).
+		data, release, rerr := h.in.reserveStaged(r.Context(), stage)
 		defer release()
+		if err = rerr; err == nil {
+			// From a bytes.Buffer, the JSON decoder reads in place: no copy.
+			msgs, err = h.decode(bytes.NewBuffer(data), env)
+		}
 	}
 	log.add(slog.LevelInfo, fmt.Sprintf("len(headers)=%d,len(body)=%d", headerCount(r), body.n))
 	for _, m := range msgs {
@@ -339,7 +358,7 @@ func (h *Webhook) serveRelay(w http.ResponseWriter, r *http.Request) {
 	if errors.Is(err, errWebhookMemory) {
 		w.Header().Set("Retry-After", webhookRetryAfter)
 		log.add(slog.LevelWarn, fmt.Sprintf("503 %s: no room in the memory budget to decode it", webhookMsgMemory), "error", err)
-		h.respond(w, http.StatusServiceUnavailable, webhookMsgMemory)
+		h.in.respond(w, http.StatusServiceUnavailable, webhookMsgMemory)
 		return
 	}
 	if err != nil {
@@ -350,75 +369,30 @@ func (h *Webhook) serveRelay(w http.ResponseWriter, r *http.Request) {
 		}
 		status, msg := webhookErrorStatus(err)
 		if status == http.StatusRequestEntityTooLarge && !errors.Is(err, errWebhookTooMany) {
-			msg = h.tooLargeMsg()
+			msg = h.in.tooLargeMsg()
 		}
-		h.reply(w, log, status, msg, err.Error())
+		h.in.reply(w, log, status, msg, err.Error())
 		return
 	}
 	if len(msgs) == 0 {
 		log.add(slog.LevelInfo, "no messages in the request")
-		h.respond(w, http.StatusOK, webhookMsgOK)
+		h.in.respond(w, http.StatusOK, webhookMsgOK)
 		return
 	}
 
 	names, err := h.sink.Deliver(r.Context(), msgs...)
 	if err != nil {
-		h.spoolFailed(w, r, log, err)
+		h.in.spoolFailed(w, r, log, err)
 		return
 	}
-	h.failedAt.Store(0)
+	h.in.opts.Health.succeeded()
 	log.add(slog.LevelInfo, fmt.Sprintf("spooled %d %s: %s", len(names), plural(len(names), "message"), strings.Join(names, " ")))
-	h.respond(w, http.StatusOK, webhookMsgOK)
+	h.in.respond(w, http.StatusOK, webhookMsgOK)
 }
 
-// spoolFailed answers a request whose messages the spool could not take
-// (or whose body it could not hold) with 503 and Retry-After: nothing of it
-// was kept, the relay delivers it again.
-func (h *Webhook) spoolFailed(w http.ResponseWriter, r *http.Request, log *webhookLog, err error) {
-	if r.Context().Err() == nil { // not a client gone away: the spool failed
-		h.failedAt.Store(max(h.opts.Now().UnixNano(), 1))
-	}
-	w.Header().Set("Retry-After", webhookRetryAfter)
-	log.add(slog.LevelError, fmt.Sprintf("503 %s: nothing acknowledged", webhookMsgSpool), "error", err)
-	h.respond(w, http.StatusServiceUnavailable, webhookMsgSpool)
-}
-
-// errWebhookMemory is decodeStaged's error when the memory budget has no
+// errWebhookMemory is reserveStaged's error when the memory budget has no
 // room for the decoding within MemoryWait.
 var errWebhookMemory = errors.New("no room in the memory budget")
-
-// decodeStaged decodes a body received whole into stage, from memory:
-// there already when the budget had room (stage reserved twice its bytes),
-// else read back from its file once twice its size is reserved, waiting up
-// to MemoryWait for it (errWebhookMemory). Twice: the body, and the
-// messages decoded from it, which never take more bytes than the strings
-// that hold them (unquoted, then base64-decoded in place). release gives
-// the reservation back, once the messages are delivered; it is never nil.
-func (h *Webhook) decodeStaged(ctx context.Context, stage *MessageWriter, env verify.Envelope) (msgs []Incoming, release func(), err error) {
-	release = func() {}
-	data := stage.Bytes()
-	if stage.Spilled() {
-		need := 2 * stage.Size()
-		wait, cancel := context.WithTimeout(ctx, h.opts.MemoryWait)
-		err := h.opts.Budget.Reserve(wait, need)
-		cancel()
-		if err != nil {
-			return nil, release, fmt.Errorf("%w: %d bytes to decode a body of %d, of %d in all: %w",
-				errWebhookMemory, need, stage.Size(), h.opts.Budget.Size(), err)
-		}
-		release = func() { h.opts.Budget.Release(need) }
-		if data, err = stage.ReadAll(); err != nil {
-			return nil, release, err
-		}
-	}
-	// From a bytes.Buffer, the JSON decoder reads in place: no copy.
-	msgs, err = h.decode(bytes.NewBuffer(data), env)
-	return msgs, release, err
-}
-
-func (h *Webhook) tooLargeMsg() string {
-	return fmt.Sprintf("Request body larger than %d bytes", h.opts.MaxRequestBytes)
-}
 
 // webhookCounter counts the bytes read through it (len(body) in the log)
 // and keeps the first read error other than io.EOF.

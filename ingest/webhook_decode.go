@@ -26,7 +26,7 @@ import (
 // encoding/json/v2: about 4 times as fast as encoding/json on a relay
 // payload, which is mostly long strings. As encoding/json did, it matches
 // member names without regard to case and leaves bytes that are not UTF-8
-// as they are (relayText keeps them); unlike it, a member named twice in
+// as they are (JSONText keeps them); unlike it, a member named twice in
 // one object is an error, so no relay message can carry two different
 // messages.
 func (h *Webhook) decode(body io.Reader, env verify.Envelope) ([]Incoming, error) {
@@ -108,8 +108,8 @@ type relayMessage struct {
 	WebhookID    relayID `json:"webhook_id"`
 	Protocol     string  `json:"protocol"`
 	Content      struct {
-		EmailRFC822 relayText `json:"email_rfc822"`
-		IsBase64    bool      `json:"email_rfc822_is_base64"`
+		EmailRFC822 JSONText `json:"email_rfc822"`
+		IsBase64    bool     `json:"email_rfc822_is_base64"`
 	} `json:"content"`
 }
 
@@ -123,7 +123,7 @@ func (it *relayItem) incoming(env verify.Envelope) (Incoming, error) {
 	raw := []byte(rm.Content.EmailRFC822)
 	if rm.Content.IsBase64 {
 		// RFC 4648 §4; the line breaks of MIME-style base64 are skipped.
-		// Decoded in place, in the string's own copy (relayText): the
+		// Decoded in place, in the string's own copy (JSONText): the
 		// decoder writes each quantum after reading it, and the output
 		// (3 bytes per 4) never overtakes the input still to read
 		// (TestBase64DecodeInPlace holds the library to it). No second
@@ -181,14 +181,15 @@ func (id *relayID) UnmarshalJSON(data []byte) error {
 	return nil
 }
 
-// relayText is a JSON string decoded to bytes in one copy (a string field
+// JSONText is a JSON string decoded to bytes in one copy (a string field
 // would cost two), keeping any bytes that are not UTF-8 as they are where
-// encoding/json would replace them: the message must stay exactly as
-// relayed, or its signatures break.
-type relayText []byte
+// encoding/json would replace them: a message must stay exactly as
+// relayed, or its signatures break. The relay's email_rfc822 is one, and
+// the other providers' messages in JSON (package ingest/providers).
+type JSONText []byte
 
 // UnmarshalJSON implements json.Unmarshaler.
-func (t *relayText) UnmarshalJSON(data []byte) error {
+func (t *JSONText) UnmarshalJSON(data []byte) error {
 	if string(data) == "null" {
 		*t = nil
 		return nil

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"time"
 )
 
 // The answers of the health check, when it fails.
@@ -61,10 +60,8 @@ func (h *Webhook) health(ctx context.Context) (string, error) {
 		}
 		return healthMsgWritable, err
 	}
-	if at := h.failedAt.Load(); at != 0 {
-		if since := h.opts.Now().Sub(time.Unix(0, at)); since < webhookFailureHold {
-			return healthMsgDelivery, fmt.Errorf("the last delivery failed %s ago, and none succeeded since", since.Round(time.Millisecond))
-		}
+	if err := h.in.opts.Health.check(h.opts.Now()); err != nil {
+		return healthMsgDelivery, err
 	}
 	return "", nil
 }

@@ -17,7 +17,7 @@ import (
 
 // reply answers with status and logs the outcome as the block's last line:
 // the answer's message, then the detail where it adds to it.
-func (h *Webhook) reply(w http.ResponseWriter, log *webhookLog, status int, msg, detail string) {
+func (in *HTTPInput) reply(w http.ResponseWriter, log *webhookLog, status int, msg, detail string) {
 	line := fmt.Sprintf("%d %s", status, msg)
 	if extra := detailBeyond(msg, detail); extra != "" {
 		line += ": " + extra
@@ -27,7 +27,7 @@ func (h *Webhook) reply(w http.ResponseWriter, log *webhookLog, status int, msg,
 		level = slog.LevelWarn
 	}
 	log.add(level, line)
-	h.respond(w, status, msg)
+	in.respond(w, status, msg)
 }
 
 // detailBeyond returns what detail says beyond msg. An answer is often
@@ -40,10 +40,10 @@ func detailBeyond(msg, detail string) string {
 	return detail
 }
 
-// respond writes an answer of the webhook, and counts it.
-func (h *Webhook) respond(w http.ResponseWriter, status int, msg string) {
-	if h.opts.ObserveResponse != nil {
-		h.opts.ObserveResponse(status)
+// respond writes an answer of the input, and counts it.
+func (in *HTTPInput) respond(w http.ResponseWriter, status int, msg string) {
+	if in.opts.ObserveResponse != nil {
+		in.opts.ObserveResponse(status)
 	}
 	writeWebhookJSON(w, status, msg)
 }
@@ -88,13 +88,13 @@ func pluralWord(n int, one, many string) string {
 // as one block like the original service's: the first line "Request from
 // ...", the others prefixed "| " (BlockPrefix), all with the request's id.
 type webhookLog struct {
-	h       *Webhook
+	in      *HTTPInput
 	id      string
 	records []slog.Record
 }
 
-func (h *Webhook) newLog(r *http.Request) *webhookLog {
-	l := &webhookLog{h: h, id: fmt.Sprintf("req-%08x", rand.Uint32())}
+func (in *HTTPInput) newLog(r *http.Request) *webhookLog {
+	l := &webhookLog{in: in, id: fmt.Sprintf("req-%08x", rand.Uint32())}
 	scheme := "http"
 	if r.TLS != nil {
 		scheme = "https"
@@ -114,10 +114,10 @@ func (h *Webhook) newLog(r *http.Request) *webhookLog {
 }
 
 func (l *webhookLog) add(level slog.Level, msg string, args ...any) {
-	if !l.h.opts.Logger.Enabled(context.Background(), level) {
+	if !l.in.opts.Logger.Enabled(context.Background(), level) {
 		return
 	}
-	if len(l.records) > 0 && l.h.opts.BlockPrefix {
+	if len(l.records) > 0 && l.in.opts.BlockPrefix {
 		msg = "| " + msg
 	}
 	rec := slog.NewRecord(time.Now(), level, msg, 0)
@@ -129,9 +129,9 @@ func (l *webhookLog) add(level slog.Level, msg string, args ...any) {
 // went away): the block is written anyway.
 func (l *webhookLog) flush(ctx context.Context) {
 	ctx = context.WithoutCancel(ctx)
-	handler := l.h.opts.Logger.Handler().WithAttrs([]slog.Attr{slog.String("id", l.id)})
-	l.h.logMu.Lock()
-	defer l.h.logMu.Unlock()
+	handler := l.in.opts.Logger.Handler().WithAttrs([]slog.Attr{slog.String("id", l.id)})
+	l.in.logMu.Lock()
+	defer l.in.logMu.Unlock()
 	for _, rec := range l.records {
 		_ = handler.Handle(ctx, rec)
 	}

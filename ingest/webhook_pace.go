@@ -9,10 +9,10 @@ import (
 
 // paceBody returns the request body held to MinBodyRate after BodyGrace,
 // within BodyTimeout.
-func (h *Webhook) paceBody(w http.ResponseWriter, body io.ReadCloser) io.ReadCloser {
+func (in *HTTPInput) paceBody(w http.ResponseWriter, body io.ReadCloser) io.ReadCloser {
 	now := time.Now() // the real clock, not opts.Now: deadlines are real
 	p := &bodyPacer{r: body, rc: http.NewResponseController(w), start: now,
-		grace: h.opts.BodyGrace, rate: h.opts.MinBodyRate, end: now.Add(h.opts.BodyTimeout)}
+		grace: in.opts.BodyGrace, rate: in.opts.MinBodyRate, end: now.Add(in.opts.BodyTimeout)}
 	p.setDeadline(p.due())
 	return p
 }

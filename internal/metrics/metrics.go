@@ -6,6 +6,7 @@
 //	certharvest_certificates_stored_total          what the certificate store did, by action
 //	certharvest_report_write_failures_total        failed writes of the report
 //	certharvest_webhook_responses_total            the webhook's answers, by HTTP status
+//	certharvest_inbound_responses_total            the other providers' webhooks' answers, by provider and status
 //	certharvest_smtp_replies_total                 SMTP replies that settle a transaction, by code
 //	certharvest_spool_messages                     the spool's backlog (WatchSpool)
 //	certharvest_spool_oldest_message_age_seconds   age of the oldest message waiting (WatchSpool)
@@ -18,7 +19,8 @@
 // A Metrics counts in a registry of its own, never in Prometheus's global
 // one: there are no package-level variables, so that each server (and each
 // test) counts alone. It is the engine's engine.Observer; the inputs report
-// their answers with WebhookResponse and SMTPReply; Handler serves it all.
+// their answers with WebhookResponse, InboundResponse and SMTPReply; Handler
+// serves it all.
 package metrics
 
 import (
@@ -63,6 +65,7 @@ type Metrics struct {
 	stages       [verify.NumStages]prometheus.Observer
 	certificates *prometheus.CounterVec
 	webhook      *prometheus.CounterVec
+	inbound      *prometheus.CounterVec
 	smtp         *prometheus.CounterVec
 	reportFails  prometheus.Counter
 }
@@ -98,6 +101,10 @@ func New(opts Options) *Metrics {
 			Name: "certharvest_webhook_responses_total",
 			Help: "Answers of the relay webhook (not of /healthz, /certs/ or /metrics), by HTTP status code.",
 		}, []string{"code"}),
+		inbound: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "certharvest_inbound_responses_total",
+			Help: "Answers of the other providers' inbound webhooks (sendgrid, mailgun, postmark, ses, mandrill, raw), by provider and HTTP status code.",
+		}, []string{"provider", "code"}),
 		smtp: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "certharvest_smtp_replies_total",
 			Help: "SMTP replies that settle a transaction, by code: 250 for a message queued, and each refusal certharvest makes (connection, MAIL, RCPT, end of DATA).",
@@ -115,7 +122,7 @@ func New(opts Options) *Metrics {
 	for s := range verify.NumStages {
 		m.stages[s] = stages.WithLabelValues(s.String())
 	}
-	m.registry.MustRegister(stages, m.messages, m.pipeline, m.certificates, m.webhook, m.smtp, m.reportFails,
+	m.registry.MustRegister(stages, m.messages, m.pipeline, m.certificates, m.webhook, m.inbound, m.smtp, m.reportFails,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Every action exists from the start, so that rate() sees the first one.
 	for _, a := range []verify.Action{verify.ActionStored, verify.ActionUnchanged, verify.ActionKeptExisting} {
@@ -167,6 +174,13 @@ func (m *Metrics) ReportFailed(error) { m.reportFails.Inc() }
 // the webhook's ingest.WebhookOptions.ObserveResponse.
 func (m *Metrics) WebhookResponse(status int) {
 	m.webhook.WithLabelValues(strconv.Itoa(status)).Inc()
+}
+
+// InboundResponse returns the function that counts the answers of a
+// provider's inbound webhook, by HTTP status: its
+// ingest.HTTPInputOptions.ObserveResponse (package ingest/providers).
+func (m *Metrics) InboundResponse(provider string) func(status int) {
+	return func(status int) { m.inbound.WithLabelValues(provider, strconv.Itoa(status)).Inc() }
 }
 
 // SMTPReply counts an SMTP reply that settles a transaction, by code: it

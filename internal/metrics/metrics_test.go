@@ -133,8 +133,16 @@ func TestMetricsInputCounters(t *testing.T) {
 	for _, code := range []int{250, 550, 550, 421} {
 		m.SMTPReply(code)
 	}
+	mailgun, ses := m.InboundResponse("mailgun"), m.InboundResponse("ses")
+	for _, code := range []int{200, 406, 200} {
+		mailgun(code)
+	}
+	ses(403)
 	m.ReportFailed(os.ErrClosed)
 	wantSamples(t, scrape(t, m.Handler()),
+		`certharvest_inbound_responses_total{code="200",provider="mailgun"} 2`,
+		`certharvest_inbound_responses_total{code="406",provider="mailgun"} 1`,
+		`certharvest_inbound_responses_total{code="403",provider="ses"} 1`,
 		`certharvest_webhook_responses_total{code="200"} 2`,
 		`certharvest_webhook_responses_total{code="400"} 1`,
 		`certharvest_webhook_responses_total{code="503"} 1`,
