@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/certharvest/certharvest/ingest"
+	"github.com/certharvest/certharvest/internal/metrics"
 	"github.com/certharvest/certharvest/verify"
 )
 
@@ -41,6 +42,7 @@ type webhookFlags struct {
 	maxRequest    string
 	maxConcurrent int
 	maxItems      int
+	providers     providerFlags
 }
 
 func (f *webhookFlags) register(fs *pflag.FlagSet) {
@@ -51,13 +53,18 @@ func (f *webhookFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.maxRequest, "max-request-bytes", formatSize(ingest.DefaultWebhookMaxRequestBytes), "largest webhook request body (`bytes`; suffixes KiB, MiB, GiB); larger gets 413")
 	fs.IntVar(&f.maxConcurrent, "http-max-requests", ingest.DefaultWebhookMaxConcurrent, "webhook requests handled at once; more get 503 with Retry-After")
 	fs.IntVar(&f.maxItems, "http-max-messages", ingest.DefaultWebhookMaxItems, "relay messages in one webhook request; more get 413")
+	f.providers.register(fs)
 }
 
 func (f *webhookFlags) build(env *inputEnv) (input, error) {
 	if f.addr == "" {
 		// The other webhook flags are ignored: a configuration file (the
 		// original service's webapp.ini) may set the token for a serve
-		// that runs without the webhook.
+		// that runs without the webhook. A provider's secret is not: it
+		// says its webhook is wanted.
+		if on := f.providers.enabled(); len(on) > 0 {
+			return nil, usagef("the %s webhook needs --http, the listener it is served on", strings.Join(on, ", "))
+		}
 		return nil, nil
 	}
 	if f.token != "" && f.tokenFile != "" {
@@ -96,10 +103,15 @@ func (f *webhookFlags) build(env *inputEnv) (input, error) {
 		return nil, usagef("--http-path %q: want a path starting with / other than %s, %s and %s...", f.path,
 			ingest.WebhookHealthPath, metricsPath, lookupPrefix)
 	}
+	provs, err := f.providers.build([]string{f.path, ingest.WebhookHealthPath, metricsPath, lookupPrefix})
+	if err != nil {
+		return nil, err
+	}
 	var observe func(int)
 	if env.Metrics != nil {
 		observe = env.Metrics.WebhookResponse
 	}
+	health := &ingest.DeliveryHealth{}
 	return &webhookInput{
 		addr:   f.addr,
 		tls:    env.TLS,
@@ -118,8 +130,11 @@ func (f *webhookFlags) build(env *inputEnv) (input, error) {
 			ReportWritable:  env.Health.reportWritable,
 			Budget:          env.Memory,
 			HeaderLimits:    headerLimits,
+			Health:          health,
 		},
-		done: make(chan struct{}),
+		providers: provs,
+		metrics:   env.Metrics,
+		done:      make(chan struct{}),
 	}, nil
 }
 
@@ -130,8 +145,12 @@ type webhookInput struct {
 	tls    *tls.Config
 	opts   ingest.WebhookOptions
 	routes *httpRoutes // nil: the webhook alone
-	srv    *http.Server
-	done   chan struct{} // closed when Serve has returned
+	// providers are the other providers' webhooks on the same listener,
+	// sharing the SparkPost webhook's limits and health.
+	providers []provider
+	metrics   *metrics.Metrics // nil counts nothing
+	srv       *http.Server
+	done      chan struct{} // closed when Serve has returned
 }
 
 // httpRoutes are the endpoints the --http listener serves besides the
@@ -195,12 +214,36 @@ func (in *webhookInput) Start(ctx context.Context, sink ingest.Sink, log *slog.L
 	if err != nil {
 		return err
 	}
+	mux := in.routes.mux(h)
+	var names []string
+	for _, p := range in.providers {
+		input := ingest.HTTPInputOptions{
+			MaxRequestBytes: opts.MaxRequestBytes,
+			MaxMessageBytes: opts.MaxMessageBytes,
+			MaxConcurrent:   opts.MaxConcurrent,
+			BodyTimeout:     opts.BodyTimeout,
+			Budget:          opts.Budget,
+			HeaderLimits:    opts.HeaderLimits,
+			Logger:          log,
+			BlockPrefix:     opts.BlockPrefix,
+			Health:          opts.Health,
+		}
+		if in.metrics != nil {
+			input.ObserveResponse = in.metrics.InboundResponse(p.name)
+		}
+		handler, err := p.make(sink, input)
+		if err != nil {
+			return fmt.Errorf("%s webhook: %w", p.name, err)
+		}
+		handler.Handle(mux)
+		names = append(names, p.name+" "+p.path)
+	}
 	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", in.addr)
 	if err != nil {
 		return fmt.Errorf("webhook: %w", err)
 	}
 	in.srv = &http.Server{
-		Handler:           in.routes.mux(h),
+		Handler:           mux,
 		ReadHeaderTimeout: webhookReadHeaderTimeout,
 		ReadTimeout:       webhookReadHeaderTimeout + webhookBodyTimeout,
 		WriteTimeout:      webhookWriteTimeout,
@@ -232,9 +275,13 @@ func (in *webhookInput) Start(ctx context.Context, sink ingest.Sink, log *slog.L
 		log.Warn("webhook: --http listens beyond loopback without a webhook token: anyone who can reach " + ln.Addr().String() +
 			" can post messages; give --webhook-token-file (the relay webhook's auth_token)")
 	}
-	log.Info("webhook listening on "+ln.Addr().String(), "scheme", in.scheme(), "path", in.opts.Path,
+	attrs := []any{"scheme", in.scheme(), "path", in.opts.Path,
 		"token", in.opts.Token != "", "max_request_bytes", in.opts.MaxRequestBytes,
-		"lookup", in.routes != nil && in.routes.lookup != nil, "metrics", in.routes.metricsAccess())
+		"lookup", in.routes != nil && in.routes.lookup != nil, "metrics", in.routes.metricsAccess()}
+	if len(names) > 0 {
+		attrs = append(attrs, "providers", strings.Join(names, ", "))
+	}
+	log.Info("webhook listening on "+ln.Addr().String(), attrs...)
 	return nil
 }
 
