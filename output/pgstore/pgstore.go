@@ -47,7 +47,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -132,21 +131,20 @@ func New(rawURL string, opts Options) (*Store, error) {
 }
 
 // parseError explains a URL that pgx could not parse without repeating it:
-// the URL may hold a password, and pgx's message quotes it (its redaction
-// is best effort).
+// the URL may hold a password, and pgx quotes it in ParseConfigError's
+// message (its redaction is best effort). pgx's reason, the error it
+// wraps, names a secret part rather than quoting it.
 func parseError(err error) error {
 	var pe *pgconn.ParseConfigError
 	if !errors.As(err, &pe) {
 		return fmt.Errorf("malformed PostgreSQL store URL: %w", err)
 	}
 	why := "cannot parse it"
-	var ue *url.Error
-	if errors.As(pe, &ue) {
-		why = ue.Err.Error() // the parser's reason, without the URL
-	} else if msg := pe.Error(); strings.Contains(msg, "`: ") {
+	if msg := pe.Error(); strings.Contains(msg, "`: ") {
+		// "cannot parse `URL`: what (why)": keep what.
 		why = msg[strings.LastIndex(msg, "`: ")+3:]
-		if i := strings.Index(why, " ("); i >= 0 {
-			why = why[:i]
+		if inner := pe.Unwrap(); inner != nil {
+			why = strings.TrimSuffix(why, " ("+inner.Error()+")") + ": " + inner.Error()
 		}
 	}
 	return fmt.Errorf("malformed PostgreSQL store URL: %s", why)
@@ -156,11 +154,43 @@ func parseError(err error) error {
 func (s *Store) Close() { s.pool.Close() }
 
 // Ping returns nil when the server answers, else why not (for a health
-// check: "store unavailable").
+// check: "store unavailable"). A connection of the pool that the server
+// closed (it restarted, or is stopping) is discarded and the server asked
+// again, on a new one, so that the answer is the server's now.
 func (s *Store) Ping(ctx context.Context) error {
+	return s.do(ctx, s.pool.Ping)
+}
+
+// do runs fn, bounded by Options.Timeout, and explains its error. If a
+// connection of the pool broke (the server restarted, or closed it), fn
+// runs once more, on another: every fn here may run twice (a read, or a
+// transaction whose writes are idempotent), and a server back after an
+// outage is then used at once, not after the connections it closed have
+// each failed a call.
+func (s *Store) do(ctx context.Context, fn func(context.Context) error) error {
 	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
 	defer cancel()
-	return s.explain(s.pool.Ping(ctx))
+	err := fn(ctx)
+	if brokenConn(ctx, err) {
+		err = fn(ctx)
+	}
+	return s.explain(err)
+}
+
+// brokenConn reports whether err is a connection of the pool that broke,
+// not an answer of the server to the statement nor a failure to connect
+// (which would fail again at once).
+func brokenConn(ctx context.Context, err error) bool {
+	if err == nil || ctx.Err() != nil || errors.As(err, new(*pgconn.ConnectError)) {
+		return false
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		// admin_shutdown, crash_shutdown: the connection was ended by a
+		// server that may be back by now.
+		return pgErr.Code == "57P01" || pgErr.Code == "57P02"
+	}
+	return true
 }
 
 // explain names the cause of a failure of the server or of the connection

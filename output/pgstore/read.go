@@ -11,7 +11,7 @@ import (
 )
 
 // The reads of list, show and the lookup API. Each takes a ctx (a lookup's
-// request) and is bounded by Options.Timeout.
+// request) and is bounded by Options.Timeout (Store.do).
 
 // Load returns the current certificate of an address, or an error wrapping
 // fs.ErrNotExist when it has none (as output.CertStore's Load).
@@ -19,29 +19,29 @@ func (s *Store) Load(ctx context.Context, addr string) (*x509.Certificate, error
 	if err := checkAddress(addr); err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
-	defer cancel()
 	var der []byte
-	err := s.pool.QueryRow(ctx, "SELECT der FROM certificates WHERE address = $1", addr).Scan(&der)
+	err := s.do(ctx, func(ctx context.Context) error {
+		return s.pool.QueryRow(ctx, "SELECT der FROM certificates WHERE address = $1", addr).Scan(&der)
+	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("no certificate for %s: %w", addr, fs.ErrNotExist)
 	}
 	if err != nil {
-		return nil, s.explain(err)
+		return nil, err
 	}
 	return x509.ParseCertificate(der)
 }
 
 // Addresses lists the addresses that have a certificate, in order.
 func (s *Store) Addresses(ctx context.Context) ([]string, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
-	defer cancel()
-	rows, _ := s.pool.Query(ctx, "SELECT address FROM certificates ORDER BY address")
-	addrs, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return nil, s.explain(err)
-	}
-	return addrs, nil
+	var addrs []string
+	err := s.do(ctx, func(ctx context.Context) error {
+		rows, _ := s.pool.Query(ctx, "SELECT address FROM certificates ORDER BY address")
+		var err error
+		addrs, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		return err
+	})
+	return addrs, err
 }
 
 // History returns the certificates an address's current one replaced,
@@ -51,12 +51,15 @@ func (s *Store) History(ctx context.Context, addr string) ([]*x509.Certificate, 
 	if err := checkAddress(addr); err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
-	defer cancel()
-	rows, _ := s.pool.Query(ctx, "SELECT der FROM certificate_history WHERE address = $1 ORDER BY not_before, sha256", addr)
-	ders, err := pgx.CollectRows(rows, pgx.RowTo[[]byte])
+	var ders [][]byte
+	err := s.do(ctx, func(ctx context.Context) error {
+		rows, _ := s.pool.Query(ctx, "SELECT der FROM certificate_history WHERE address = $1 ORDER BY not_before, sha256", addr)
+		var err error
+		ders, err = pgx.CollectRows(rows, pgx.RowTo[[]byte])
+		return err
+	})
 	if err != nil {
-		return nil, s.explain(err)
+		return nil, err
 	}
 	var certs []*x509.Certificate
 	for _, der := range ders {

@@ -88,15 +88,15 @@ type storeRequest struct {
 // decides when it can: the same certificate (unchanged), or one as new or
 // newer (kept). ok is false when cert may have to be stored.
 func (s *Store) decideFromRead(ctx context.Context, req *storeRequest) (verify.Action, bool, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
-	defer cancel()
 	var der []byte
-	err := s.pool.QueryRow(ctx, "SELECT der FROM certificates WHERE address = $1", req.addr).Scan(&der)
+	err := s.do(ctx, func(ctx context.Context) error {
+		return s.pool.QueryRow(ctx, "SELECT der FROM certificates WHERE address = $1", req.addr).Scan(&der)
+	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return "", false, nil
 	}
 	if err != nil {
-		return "", false, s.explain(err)
+		return "", false, err
 	}
 	action := decide(der, req.cert)
 	return action, action != verify.ActionStored, nil
@@ -125,7 +125,7 @@ func decide(current []byte, cert *x509.Certificate) verify.Action {
 func (s *Store) commitGroup(ctx context.Context, group []*storeRequest) {
 	sorted := slices.Clone(group)
 	slices.SortStableFunc(sorted, func(a, b *storeRequest) int { return strings.Compare(a.addr, b.addr) })
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	err := s.inTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
 		for _, r := range sorted {
 			var err error
 			if r.action, err = storeLocked(ctx, tx, r); err != nil {
@@ -145,7 +145,7 @@ func (s *Store) commitGroup(ctx context.Context, group []*storeRequest) {
 	}
 	s.log.Warn("storing a group of certificates failed; storing them one by one", "error", err, "certificates", len(sorted))
 	for _, r := range sorted {
-		r.err = s.inTx(ctx, func(tx pgx.Tx) error {
+		r.err = s.inTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
 			var err error
 			r.action, err = storeLocked(ctx, tx, r)
 			return err
@@ -165,19 +165,19 @@ func unreachable(err error) bool {
 // resolves.
 const maxTxAttempts = 3
 
-// inTx runs fn in a transaction bounded by Options.Timeout and commits it,
-// trying again after a deadlock or serialization failure. The error is
-// explained (explain).
-func (s *Store) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
-	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
-	defer cancel()
-	var err error
-	for range maxTxAttempts {
-		if err = pgx.BeginFunc(ctx, s.pool, fn); !retryable(err) {
-			break
+// inTx runs fn in a transaction bounded by Options.Timeout (fn's ctx) and
+// commits it, trying again after a deadlock or serialization failure, or
+// on a broken connection (Store.do). The error is explained (explain).
+func (s *Store) inTx(ctx context.Context, fn func(context.Context, pgx.Tx) error) error {
+	return s.do(ctx, func(ctx context.Context) error {
+		var err error
+		for range maxTxAttempts {
+			if err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return fn(ctx, tx) }); !retryable(err) {
+				break
+			}
 		}
-	}
-	return s.explain(err)
+		return err
+	})
 }
 
 // retryable reports whether the server aborted a transaction for a

@@ -80,11 +80,13 @@ func (v *Verdicts) flushLocked(ctx context.Context) error {
 		return nil
 	}
 	s := v.store
-	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
-	defer cancel()
 	// One statement: its own transaction, committed before Exec returns.
-	if _, err := s.pool.Exec(ctx, insertVerdicts, v.lines); err != nil {
-		return fmt.Errorf("writing verdicts: %w", s.explain(err))
+	err := s.do(ctx, func(ctx context.Context) error {
+		_, err := s.pool.Exec(ctx, insertVerdicts, v.lines)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("writing verdicts: %w", err)
 	}
 	v.lines = v.lines[:0]
 	return nil
