@@ -37,6 +37,7 @@ func query(t *testing.T, url, sql string) (string, error) {
 // TestStopStart: a private server answers, refuses connections once
 // stopped, and answers again once started, with its data (fsync on).
 func TestStopStart(t *testing.T) {
+	t.Parallel()
 	s := Start(t, Options{Durable: true})
 	if _, err := query(t, s.URL(), "CREATE TABLE kept (v text); INSERT INTO kept VALUES ('here')"); err != nil {
 		t.Fatal(err)
@@ -61,6 +62,7 @@ func TestStopStart(t *testing.T) {
 // TestSharedSchemas: two schemas of the shared server keep tables of one
 // name apart, and the shared server is fast (fsync off).
 func TestSharedSchemas(t *testing.T) {
+	t.Parallel()
 	a, b := shared.Schema(t), shared.Schema(t)
 	for _, u := range []string{a, b} {
 		if _, err := query(t, u, "CREATE TABLE same (v int)"); err != nil {

@@ -15,6 +15,7 @@ import (
 // them; Migrate makes them once, even when two instances migrate at once;
 // a schema from a newer certharvest is refused, and left alone.
 func TestMigrate(t *testing.T) {
+	t.Parallel()
 	url := pg.Schema(t)
 	a, b := open(t, url), open(t, url)
 	ctx := context.Background()
@@ -64,6 +65,7 @@ func TestMigrate(t *testing.T) {
 
 // The embedded migrations are numbered 1, 2, … without a gap.
 func TestMigrationFiles(t *testing.T) {
+	t.Parallel()
 	ms, err := migrations()
 	if err != nil || len(ms) == 0 || len(ms) != SchemaVersion() {
 		t.Fatalf("%d migrations, %v", len(ms), err)
@@ -73,6 +75,7 @@ func TestMigrationFiles(t *testing.T) {
 // Each way of failing to reach the store says what is wrong, and never
 // repeats the password.
 func TestConnectErrors(t *testing.T) {
+	t.Parallel()
 	srv := pg.Server(t)
 	ctx := context.Background()
 	good, err := url.Parse(srv.URL())

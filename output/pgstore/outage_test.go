@@ -120,6 +120,7 @@ func TestServerStoppedAndStarted(t *testing.T) {
 // A statement the server does not finish in time fails, saying so, and is
 // not final.
 func TestExplain(t *testing.T) {
+	t.Parallel()
 	s, _ := migrated(t)
 	s.opts.Timeout = 100 * time.Millisecond
 	err := s.inTx(context.Background(), func(ctx context.Context, tx pgx.Tx) error {

@@ -17,6 +17,7 @@ import (
 // The actions of the folder store, step by step, and what they leave: the
 // current certificate, and the history.
 func TestStoreActions(t *testing.T) {
+	t.Parallel()
 	s, _ := migrated(t)
 	ctx := context.Background()
 	addr := "bob@example.com"
@@ -85,6 +86,7 @@ func TestStoreActions(t *testing.T) {
 // came after the newer); of the tie, the one stored first stays, and only
 // it was ever stored, whatever the order.
 func TestStoreRace(t *testing.T) {
+	t.Parallel()
 	a, url := migrated(t)
 	b := open(t, url)
 	ctx := context.Background()
@@ -157,6 +159,7 @@ func TestStoreRace(t *testing.T) {
 
 // Concurrent stores of new certificates share transactions.
 func TestStoreGroupCommit(t *testing.T) {
+	t.Parallel()
 	s, _ := migrated(t)
 	ctx := context.Background()
 	const n = 64
@@ -186,6 +189,7 @@ func TestStoreGroupCommit(t *testing.T) {
 // too long for a constraint an operator added) stores the others one by
 // one: they do not fail with it.
 func TestStoreGroupOneBad(t *testing.T) {
+	t.Parallel()
 	s, _ := migrated(t)
 	ctx := context.Background()
 	if _, err := s.pool.Exec(ctx, "ALTER TABLE certificates ADD CONSTRAINT short CHECK (length(address) < 20)"); err != nil {

@@ -33,6 +33,7 @@ func record(id string, accepted bool) *output.Record {
 // Verdict rows: the line's members in columns and the whole line; a
 // message written again (after a crash) keeps its one row.
 func TestVerdicts(t *testing.T) {
+	t.Parallel()
 	s, _ := migrated(t)
 	ctx := context.Background()
 	v := s.Verdicts()
@@ -97,6 +98,7 @@ func TestVerdicts(t *testing.T) {
 // What the sender chose may hold a NUL, which PostgreSQL's text and jsonb
 // refuse: it becomes U+FFFD, and the batch is written.
 func TestVerdictsNUL(t *testing.T) {
+	t.Parallel()
 	s, _ := migrated(t)
 	v := s.Verdicts()
 	rec := record("nul", false)
@@ -144,6 +146,7 @@ func (f *failingReport) Sync() error {
 // A tee gives each record once to each report, even when a later one
 // failed and the engine writes the record again.
 func TestTee(t *testing.T) {
+	t.Parallel()
 	first, second := &failingReport{}, &failingReport{fail: true}
 	tee := Tee(first, second)
 	rec := record("t1", false)
