@@ -39,6 +39,12 @@ func (s *Store) Export(ctx context.Context, dir string) (ExportStats, error) {
 		return ExportStats{}, err
 	}
 	defer folder.Close()
+	return s.exportTo(ctx, folder, "")
+}
+
+// exportTo exports the certificates of every address, or of only that
+// one, to folder.
+func (s *Store) exportTo(ctx context.Context, folder *output.CertStore, only string) (ExportStats, error) {
 	var stats ExportStats
 	var mu sync.Mutex
 	var errs []error
@@ -61,7 +67,7 @@ func (s *Store) Export(ctx context.Context, dir string) (ExportStats, error) {
 			}
 		})
 	}
-	err = s.eachAddress(ctx, func(addr string, certs []*x509.Certificate) {
+	err := s.eachAddress(ctx, only, func(addr string, certs []*x509.Certificate) {
 		stats.Addresses++
 		jobs <- job{addr, certs}
 	})
@@ -88,15 +94,17 @@ func exportAddress(ctx context.Context, folder *output.CertStore, addr string, c
 	return written, nil
 }
 
-// eachAddress calls fn with each address and its certificates in the order
-// they were current: its history by NotBefore, then its current one. A row
-// that does not parse is skipped (the folder store skips such a file).
-func (s *Store) eachAddress(ctx context.Context, fn func(addr string, certs []*x509.Certificate)) error {
+// eachAddress calls fn with each address (or only that one) and its
+// certificates in the order they were current: its history by NotBefore,
+// then its current one. A row that does not parse is skipped (the folder
+// store skips such a file).
+func (s *Store) eachAddress(ctx context.Context, only string, fn func(addr string, certs []*x509.Certificate)) error {
 	rows, _ := s.pool.Query(ctx, `SELECT address, der FROM (
 			SELECT address, der, not_before, 0 AS current FROM certificate_history
 			UNION ALL
 			SELECT address, der, not_before, 1 FROM certificates) AS c
-		ORDER BY address, current, not_before`)
+		WHERE $1 = '' OR address = $1
+		ORDER BY address, current, not_before`, only)
 	var addr string
 	var certs []*x509.Certificate
 	var a string

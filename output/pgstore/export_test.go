@@ -202,3 +202,77 @@ func TestNotify(t *testing.T) {
 		}
 	}
 }
+
+// Follow exports the store, then each certificate as it is stored; when
+// its connection is cut, it connects again, exports the whole store (what
+// it may have missed) and follows on.
+func TestFollow(t *testing.T) {
+	t.Parallel()
+	s, _ := migrated(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	dir := t.TempDir()
+	before := leaf(t, "before@example.com", t0)
+	if _, err := s.Store(ctx, "before@example.com", before); err != nil {
+		t.Fatal(err)
+	}
+	exported := make(chan string, 16)
+	done := make(chan error, 1)
+	followCtx, stop := context.WithCancel(ctx)
+	go func() {
+		done <- s.Follow(followCtx, dir, FollowOptions{Retry: 10 * time.Millisecond,
+			Exported: func(addr string, stats ExportStats, err error) {
+				if err != nil {
+					t.Errorf("export of %q: %v", addr, err)
+				}
+				exported <- addr
+			}})
+	}()
+	wait := func(want string) {
+		t.Helper()
+		for {
+			select {
+			case addr := <-exported:
+				if addr == want {
+					return
+				}
+			case <-ctx.Done():
+				t.Fatalf("no export of %q", want)
+			}
+		}
+	}
+	hasFile := func(addr string, c *x509.Certificate) {
+		t.Helper()
+		data, err := os.ReadFile(filepath.Join(dir, addr+".crt"))
+		if err != nil || string(data) != string(output.EncodeCertificatePEM(c)) {
+			t.Errorf("%s: the exported file is not its certificate (%v)", addr, err)
+		}
+	}
+	wait("") // the whole store
+	hasFile("before@example.com", before)
+	during := leaf(t, "during@example.com", t0)
+	if _, err := s.Store(ctx, "during@example.com", during); err != nil {
+		t.Fatal(err)
+	}
+	wait("during@example.com")
+	hasFile("during@example.com", during)
+
+	// Cut the connection: Follow connects again, exports the whole store,
+	// and listens again.
+	if _, err := s.pool.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+		WHERE application_name = 'certharvest store export --follow' AND query LIKE 'LISTEN%'
+		AND pid IN (SELECT pid FROM pg_stat_activity WHERE backend_type = 'client backend')`); err != nil {
+		t.Fatal(err)
+	}
+	wait("")
+	after := leaf(t, "after@example.com", t0)
+	if _, err := s.Store(ctx, "after@example.com", after); err != nil {
+		t.Fatal(err)
+	}
+	wait("after@example.com")
+	hasFile("after@example.com", after)
+	stop()
+	if err := <-done; err != nil {
+		t.Errorf("Follow: %v", err)
+	}
+}
