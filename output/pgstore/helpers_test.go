@@ -16,6 +16,7 @@ import (
 
 	"github.com/certharvest/certharvest/internal/pgtest"
 	"github.com/certharvest/certharvest/internal/testcorpus"
+	"github.com/certharvest/certharvest/output"
 )
 
 // pg is the package's PostgreSQL server; each test has a schema of its own.
@@ -95,3 +96,6 @@ func count(t testing.TB, s *Store, sql string, args ...any) int {
 	}
 	return n
 }
+
+// Store serves list, show and the lookup API as the folder store does.
+var _ output.CertReader = (*Store)(nil)
