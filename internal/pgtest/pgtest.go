@@ -12,6 +12,10 @@
 // postgres run as the user postgres (which the Debian package creates), or
 // else nobody, and the cluster's folder is theirs.
 //
+// The server also speaks TLS, with a self-signed certificate for 127.0.0.1
+// (CAFile), for a client that asks (sslmode=require, verify-full…); URL
+// does not.
+//
 // Two ways to get a server:
 //
 //   - Start: a cluster of the test's own, for a test that stops and starts
@@ -43,6 +47,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/certharvest/certharvest/internal/testcorpus"
 )
 
 // Options configure a Server. The zero value is a fast server for tests.
@@ -181,6 +187,22 @@ func newServer(bin, dir string, opts Options) (*Server, error) {
 		return nil, fmt.Errorf("pgtest: initdb: %w\n%s", err, out)
 	}
 	os.Remove(pwfile)
+	tlsCert, err := testcorpus.SelfSignedTLS("127.0.0.1", "localhost")
+	if err != nil {
+		return nil, err
+	}
+	for name, data := range map[string][]byte{"server.crt": tlsCert.CertPEM, "server.key": tlsCert.KeyPEM} {
+		// The key must be the server user's, and not readable by others.
+		path := filepath.Join(s.dir, name)
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			return nil, fmt.Errorf("pgtest: %w", err)
+		}
+		if s.cred != nil {
+			if err := os.Chown(path, int(s.cred.uid), int(s.cred.gid)); err != nil {
+				return nil, fmt.Errorf("pgtest: %w", err)
+			}
+		}
+	}
 	if s.port, err = freePort(); err != nil {
 		return nil, err
 	}
@@ -253,6 +275,10 @@ func freePort() (int, error) {
 // Addr returns the server's address, host:port.
 func (s *Server) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port)) }
 
+// CAFile returns the file of the server's TLS certificate, self-signed for
+// 127.0.0.1 and localhost: the sslrootcert of a client that verifies it.
+func (s *Server) CAFile() string { return filepath.Join(s.dir, "server.crt") }
+
 // URL returns the URL of the database postgres as the superuser, with its
 // password, without TLS (the server has none).
 func (s *Server) URL() string {
@@ -284,6 +310,9 @@ func (s *Server) Start() error {
 		"-c", "listen_addresses=127.0.0.1",
 		"-c", "unix_socket_directories=", // TCP only: no socket path to fit in 107 bytes
 		"-c", "max_connections=200",
+		"-c", "ssl=on",
+		"-c", "ssl_cert_file=" + filepath.Join(s.dir, "server.crt"),
+		"-c", "ssl_key_file=" + filepath.Join(s.dir, "server.key"),
 	}
 	if !s.durable {
 		args = append(args, "-c", "fsync=off", "-c", "full_page_writes=off")

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/certharvest/certharvest/internal/pgtest"
+	"github.com/certharvest/certharvest/internal/testcorpus"
 )
 
 // A database without the tables is refused with the command that makes
@@ -120,8 +122,44 @@ func TestConnectErrors(t *testing.T) {
 		"postgres://postgres:hunter2%zz@127.0.0.1/db",
 	} {
 		_, err := New(bad, Options{})
-		if err == nil || !strings.HasPrefix(err.Error(), "malformed PostgreSQL store URL: ") || strings.Contains(err.Error(), "hunter2") {
+		if err == nil || !strings.HasPrefix(err.Error(), "invalid PostgreSQL store URL: ") || strings.Contains(err.Error(), "hunter2") {
 			t.Errorf("%s: %v", bad, err)
 		}
+	}
+}
+
+// TLS as libpq users expect: sslmode=verify-full with sslrootcert
+// connects over TLS; without the server's CA it fails, saying why; a CA
+// file that is not there is refused before any connection.
+func TestTLS(t *testing.T) {
+	t.Parallel()
+	srv := pg.Server(t)
+	ctx := context.Background()
+	base := srv.URL() // sslmode=disable, replaced below
+	with := func(query string) string {
+		return strings.Replace(base, "sslmode=disable", query, 1)
+	}
+	s := open(t, with("sslmode=verify-full&sslrootcert="+url.QueryEscape(srv.CAFile())))
+	var ssl bool
+	if err := s.pool.QueryRow(ctx, "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").Scan(&ssl); err != nil || !ssl {
+		t.Errorf("verify-full: TLS %v, %v", ssl, err)
+	}
+
+	other := t.TempDir() + "/other-ca.pem"
+	otherCA, err := testcorpus.SelfSignedTLS("127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(other, otherCA.CertPEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err = open(t, with("sslmode=verify-full&sslrootcert="+url.QueryEscape(other))).Ping(ctx)
+	if err == nil || !strings.Contains(err.Error(), "unreachable") || !strings.Contains(err.Error(), "certificate") {
+		t.Errorf("verify-full against another CA: %v", err)
+	}
+
+	_, err = New(with("sslmode=verify-full&sslrootcert=/nonexistent/ca.pem"), Options{})
+	if err == nil || !strings.Contains(err.Error(), "/nonexistent/ca.pem") {
+		t.Errorf("a CA file that is not there: %v", err)
 	}
 }

@@ -137,7 +137,7 @@ func New(rawURL string, opts Options) (*Store, error) {
 func parseError(err error) error {
 	var pe *pgconn.ParseConfigError
 	if !errors.As(err, &pe) {
-		return fmt.Errorf("malformed PostgreSQL store URL: %w", err)
+		return fmt.Errorf("invalid PostgreSQL store URL: %w", err)
 	}
 	why := "cannot parse it"
 	if msg := pe.Error(); strings.Contains(msg, "`: ") {
@@ -147,7 +147,7 @@ func parseError(err error) error {
 			why = strings.TrimSuffix(why, " ("+inner.Error()+")") + ": " + inner.Error()
 		}
 	}
-	return fmt.Errorf("malformed PostgreSQL store URL: %s", why)
+	return fmt.Errorf("invalid PostgreSQL store URL: %s", why)
 }
 
 // Close closes the pool's connections, waiting for those in use.
