@@ -114,9 +114,14 @@ func (s *Store) schemaVersion(ctx context.Context) (int, error) {
 // certharvest knows, a *SchemaError when it is older (or missing) or newer,
 // or why the database could not be asked.
 func (s *Store) CheckSchema(ctx context.Context) error {
-	have, err := s.schemaVersion(ctx)
+	var have int
+	err := s.do(ctx, func(ctx context.Context) error {
+		var err error
+		have, err = s.schemaVersion(ctx)
+		return err
+	})
 	if err != nil {
-		return s.explain(err)
+		return err
 	}
 	if want := SchemaVersion(); have != want {
 		return &SchemaError{Have: have, Want: want}
