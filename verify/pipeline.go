@@ -68,8 +68,23 @@ type StoreResult struct {
 // An error wrapping ReasonStoreRefused is final (store_refused: the store
 // will never take it, as a link where the file goes); any other error is
 // temporary (store_failed), and serve verifies the message again later.
+//
+// The pipeline's ctx carries the id of the message (Result.ID), for a store
+// that records where a certificate came from: StoringMessage.
 type CertStore interface {
 	Store(ctx context.Context, addr string, cert *x509.Certificate) (StoreResult, error)
+}
+
+// storingKey is the context key of the id of the message whose certificate
+// is being stored.
+type storingKey struct{}
+
+// StoringMessage returns the id (Result.ID) of the message whose
+// certificate a CertStore's Store is given, from the ctx of that call; ""
+// when the caller is not the pipeline (an import).
+func StoringMessage(ctx context.Context) string {
+	id, _ := ctx.Value(storingKey{}).(string)
+	return id
 }
 
 // Options configure a Pipeline. Roots and LookupTXT are required.
@@ -306,7 +321,7 @@ func (p *Pipeline) run(ctx context.Context, m *Message, res *Result, log *story)
 		log.Info("no certificate folder: nothing written")
 		return nil
 	}
-	stored, err := p.opts.Store.Store(ctx, from, res.Cert)
+	stored, err := p.opts.Store.Store(context.WithValue(ctx, storingKey{}, res.ID), from, res.Cert)
 	clock.done(StageStore)
 	if errors.Is(err, ReasonStoreRefused) {
 		// Not the sender's doing, and no retry helps: see the reason.

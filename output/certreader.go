@@ -1,0 +1,37 @@
+package output
+
+import (
+	"context"
+	"crypto/x509"
+)
+
+// CertReader is what list, show and the lookup API read from a certificate
+// store, whichever it is: the folder (FolderReader) or PostgreSQL
+// (pgstore.Store). Load's error wraps fs.ErrNotExist when the address has
+// no certificate; Path names the address's certificate (a file, or a row).
+type CertReader interface {
+	Path(addr string) (string, error)
+	Load(ctx context.Context, addr string) (*x509.Certificate, error)
+	Addresses(ctx context.Context) ([]string, error)
+	History(ctx context.Context, addr string) ([]*x509.Certificate, error)
+}
+
+// FolderReader reads a certificate folder as a CertReader. The folder is
+// on this machine: its reads do not wait on ctx.
+type FolderReader struct{ Store *CertStore }
+
+// Path is CertStore.Path.
+func (r FolderReader) Path(addr string) (string, error) { return r.Store.Path(addr) }
+
+// Load is CertStore.Load.
+func (r FolderReader) Load(_ context.Context, addr string) (*x509.Certificate, error) {
+	return r.Store.Load(addr)
+}
+
+// Addresses is CertStore.Addresses.
+func (r FolderReader) Addresses(context.Context) ([]string, error) { return r.Store.Addresses() }
+
+// History is CertStore.History.
+func (r FolderReader) History(_ context.Context, addr string) ([]*x509.Certificate, error) {
+	return r.Store.History(addr)
+}

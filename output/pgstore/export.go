@@ -1,0 +1,216 @@
+package pgstore
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io/fs"
+	"sync"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/certharvest/certharvest/output"
+	"github.com/certharvest/certharvest/verify"
+)
+
+// exportWorkers is how many addresses an export or an import handles at
+// once: their writes share syncs (the folder's group commit, the store's).
+const exportWorkers = 4
+
+// ExportStats is what an export did.
+type ExportStats struct {
+	Addresses int // addresses in the store
+	Written   int // certificates written to the folder (ActionStored)
+}
+
+// Export writes the store's certificates to the folder dir as the folder
+// store (output.CertStore) keeps them, creating it if needed: each
+// address's history, oldest first, then its current certificate, is given
+// to the folder store's Store. So the files are byte for byte those the
+// folder store would have written for the same certificates (<address>.crt,
+// history/<address>/<sha256>.crt), each replaced atomically and durable
+// when Export returns; a certificate the folder already holds is not
+// written again (only what changed is); and the folder's own anti-rollback
+// holds (a newer certificate already in the folder stays).
+func (s *Store) Export(ctx context.Context, dir string) (ExportStats, error) {
+	folder, err := output.OpenCertStoreOptions(dir, output.CertStoreOptions{GroupCommit: true})
+	if err != nil {
+		return ExportStats{}, err
+	}
+	defer folder.Close()
+	return s.exportTo(ctx, folder, "")
+}
+
+// exportTo exports the certificates of every address, or of only that
+// one, to folder.
+func (s *Store) exportTo(ctx context.Context, folder *output.CertStore, only string) (ExportStats, error) {
+	var stats ExportStats
+	var mu sync.Mutex
+	var errs []error
+	type job struct {
+		addr  string
+		certs []*x509.Certificate
+	}
+	jobs := make(chan job)
+	var wg sync.WaitGroup
+	for range exportWorkers {
+		wg.Go(func() {
+			for j := range jobs {
+				written, err := exportAddress(ctx, folder, j.addr, j.certs)
+				mu.Lock()
+				stats.Written += written
+				if err != nil {
+					errs = append(errs, err)
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	err := s.eachAddress(ctx, only, func(addr string, certs []*x509.Certificate) {
+		stats.Addresses++
+		jobs <- job{addr, certs}
+	})
+	close(jobs)
+	wg.Wait()
+	if err != nil {
+		errs = append(errs, err)
+	}
+	return stats, errors.Join(errs...)
+}
+
+// exportAddress gives addr's certificates, in order, to the folder store.
+func exportAddress(ctx context.Context, folder *output.CertStore, addr string, certs []*x509.Certificate) (int, error) {
+	written := 0
+	for _, c := range certs {
+		res, err := folder.Store(ctx, addr, c)
+		if err != nil {
+			return written, fmt.Errorf("exporting the certificate of %s: %w", addr, err)
+		}
+		if res.Action == verify.ActionStored {
+			written++
+		}
+	}
+	return written, nil
+}
+
+// eachAddress calls fn with each address (or only that one) and its
+// certificates in the order they were current: its history by NotBefore,
+// then its current one. A row that does not parse is skipped (the folder
+// store skips such a file).
+func (s *Store) eachAddress(ctx context.Context, only string, fn func(addr string, certs []*x509.Certificate)) error {
+	rows, _ := s.pool.Query(ctx, `SELECT address, der FROM (
+			SELECT address, der, not_before, 0 AS current FROM certificate_history
+			UNION ALL
+			SELECT address, der, not_before, 1 FROM certificates) AS c
+		WHERE $1 = '' OR address = $1
+		ORDER BY address, current, not_before`, only)
+	var addr string
+	var certs []*x509.Certificate
+	var a string
+	var der []byte
+	_, err := pgx.ForEachRow(rows, []any{&a, &der}, func() error {
+		if a != addr && addr != "" {
+			fn(addr, certs)
+			certs = nil
+		}
+		addr = a
+		if c, err := x509.ParseCertificate(der); err == nil {
+			certs = append(certs, c)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("reading the certificates: %w", s.explain(err))
+	}
+	if addr != "" {
+		fn(addr, certs)
+	}
+	return nil
+}
+
+// ImportStats is what an import did, certificate by certificate.
+type ImportStats struct {
+	Addresses int
+	Stored    int // became an address's current one (ActionStored)
+	Unchanged int // the store held it already
+	Kept      int // the store holds a newer one (ActionKeptExisting)
+}
+
+// Import loads the certificates of a folder store (output.CertStore's
+// layout: <address>.crt and history/<address>/*.crt) into the store: each
+// address's history, oldest first, then its current certificate, through
+// Store, so that anti-rollback holds (a newer certificate in the store
+// stays, and what it replaces goes to the history) and importing again
+// changes nothing. A file that cannot be read is named in the error, and
+// the others are imported all the same.
+func (s *Store) Import(ctx context.Context, dir string) (ImportStats, error) {
+	folder, err := output.ReadCertStore(dir)
+	if err != nil {
+		return ImportStats{}, err
+	}
+	addrs, err := folder.Addresses()
+	if err != nil {
+		return ImportStats{}, fmt.Errorf("listing %s: %w", dir, err)
+	}
+	stats := ImportStats{Addresses: len(addrs)}
+	var mu sync.Mutex
+	var errs []error
+	next := make(chan string)
+	var wg sync.WaitGroup
+	for range exportWorkers {
+		wg.Go(func() {
+			for addr := range next {
+				actions, err := s.importAddress(ctx, folder, addr)
+				mu.Lock()
+				for _, a := range actions {
+					switch a {
+					case verify.ActionStored:
+						stats.Stored++
+					case verify.ActionUnchanged:
+						stats.Unchanged++
+					case verify.ActionKeptExisting:
+						stats.Kept++
+					}
+				}
+				if err != nil {
+					errs = append(errs, err)
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	for _, addr := range addrs {
+		next <- addr
+	}
+	close(next)
+	wg.Wait()
+	return stats, errors.Join(errs...)
+}
+
+// importAddress stores addr's certificates from folder: its history, then
+// its current one.
+func (s *Store) importAddress(ctx context.Context, folder *output.CertStore, addr string) ([]verify.Action, error) {
+	history, err := folder.History(addr)
+	if err != nil {
+		return nil, fmt.Errorf("importing the history of %s: %w", addr, err)
+	}
+	current, err := folder.Load(addr)
+	if errors.Is(err, fs.ErrNotExist) {
+		current = nil // removed since the folder was listed
+	} else if err != nil {
+		return nil, fmt.Errorf("importing the certificate of %s: %w", addr, err)
+	}
+	var actions []verify.Action
+	for _, c := range append(history, current) {
+		if c == nil {
+			continue
+		}
+		res, err := s.Store(ctx, addr, c)
+		if err != nil {
+			return actions, fmt.Errorf("importing the certificate of %s: %w", addr, err)
+		}
+		actions = append(actions, res.Action)
+	}
+	return actions, nil
+}
