@@ -205,6 +205,11 @@ func MessageIDFor(m *Message) string {
 	return hex.EncodeToString(sum[:6])
 }
 
+// Now returns the verification time (Options.Now: --at, or the current
+// time), for the verdicts of messages that never reach Verify, such as a
+// file that could not be read.
+func (p *Pipeline) Now() time.Time { return p.opts.Now() }
+
 // Verify runs every check on m and, when all pass, stores the certificate.
 // It never panics; an unexpected failure is reported as
 // ReasonInternalError.

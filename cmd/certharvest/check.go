@@ -106,7 +106,7 @@ func runCheck(ctx context.Context, a *checkArgs, args []string, stdin io.Reader,
 		if verify.ReasonOf(err) == verify.ReasonInternalError {
 			return fmt.Errorf("reading %s: %w", name, err)
 		}
-		res = engine.ReadErrorResult(m, err, time.Now())
+		res = engine.ReadErrorResult(m, err, pipeline.Now())
 	} else {
 		m.Raw = raw
 		res = pipeline.Verify(ctx, m)
@@ -116,8 +116,19 @@ func runCheck(ctx context.Context, a *checkArgs, args []string, stdin io.Reader,
 		verdict = "ACCEPTED"
 	}
 	meaning := res.Reason.Meaning()
-	if res.Accepted() && res.Action == "" {
-		meaning = "every check passed; the certificate would be stored, but without --certs nothing was written"
+	if res.Accepted() {
+		// What happened to the certificate, in words, rather than the
+		// reason's "stored (see action)".
+		switch res.Action {
+		case "":
+			meaning = "every check passed; the certificate would be stored, but without --certs nothing was written"
+		case verify.ActionStored:
+			meaning = "every check passed; the certificate was stored"
+		case verify.ActionUnchanged:
+			meaning = "every check passed; the same certificate was stored already"
+		case verify.ActionKeptExisting:
+			meaning = "every check passed; the stored certificate is as new or newer, and was kept"
+		}
 	}
 	fmt.Fprintf(story, "\nverdict: %s\nreason:  %s (%s)\ndetail:  %s\n", verdict, res.Reason, meaning, res.Detail)
 	if res.CertInfo != nil {

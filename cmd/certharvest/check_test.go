@@ -75,6 +75,22 @@ func TestCheckWithoutCertsSaysNothingWritten(t *testing.T) {
 	}
 }
 
+// With --certs the verdict says what happened to the certificate: stored,
+// then the same one stored already.
+func TestCheckWithCertsSaysWhatWasStored(t *testing.T) {
+	t.Parallel()
+	args := append(append([]string{"check", "--certs", t.TempDir()}, sampleFlags()...), sampleDir+"/messages/01-ok-rsa-detached.eml")
+	for _, want := range []string{
+		"reason:  ok (every check passed; the certificate was stored)\n",
+		"reason:  ok (every check passed; the same certificate was stored already)\n",
+	} {
+		r := runBinary(t, args...)
+		if r.code != 0 || !strings.Contains(r.stdout, want) || strings.Contains(r.stdout, "see action") {
+			t.Errorf("exit %d; output lacks %q:\n%s", r.code, want, r.stdout)
+		}
+	}
+}
+
 // TestCheckJSON: with --json, standard output is one JSON document, the
 // report line; the story and the verdict are on standard error.
 func TestCheckJSON(t *testing.T) {

@@ -29,7 +29,7 @@ type cliIO struct {
 func newRootCommand(cio cliIO) *cobra.Command {
 	root := &cobra.Command{
 		Use:           "certharvest",
-		Version:       version,
+		Version:       buildVersion(),
 		Args:          cobra.ArbitraryArgs,
 		SilenceErrors: true,
 		SilenceUsage:  true,
@@ -48,7 +48,16 @@ func newRootCommand(cio cliIO) *cobra.Command {
 	}
 	root.SuggestionsMinimumDistance = 2
 	root.SetVersionTemplate("certharvest {{.Version}}\n")
-	root.SetHelpFunc(func(cc *cobra.Command, _ []string) { fmt.Fprint(cio.stdout, mainUsage) })
+	// The main help is mainUsage; the commands that are cobra's own
+	// (completion, help) and config and version keep cobra's.
+	cobraHelp := root.HelpFunc()
+	root.SetHelpFunc(func(cc *cobra.Command, args []string) {
+		if cc != root {
+			cobraHelp(cc, args)
+			return
+		}
+		fmt.Fprint(cio.stdout, mainUsage)
+	})
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err.Error()} })
 	root.SetIn(cio.stdin)
 	root.SetOut(cio.stdout)
@@ -102,9 +111,21 @@ func newRootCommand(cio cliIO) *cobra.Command {
 		Short: "print the version",
 		Args:  cobra.NoArgs,
 		Run: func(*cobra.Command, []string) {
-			fmt.Fprintln(cio.stdout, "certharvest", version)
+			fmt.Fprintln(cio.stdout, "certharvest", buildVersion())
 		},
 	})
+	// cobra's completion command prints its help, and exits 0, when the
+	// shell is missing or unknown: a usage error instead.
+	root.InitDefaultCompletionCmd()
+	if completion, _, err := root.Find([]string{"completion"}); err == nil && completion != root {
+		completion.Args = cobra.ArbitraryArgs
+		completion.RunE = func(_ *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return usagef("unknown shell %q: want bash, zsh, fish or powershell", args[0])
+			}
+			return usagef("want a shell: certharvest completion bash|zsh|fish|powershell")
+		}
+	}
 	return root
 }
 
@@ -152,6 +173,9 @@ func flagUsages(fs *pflag.FlagSet) string {
 		left := "      --" + f.Name
 		if f.Shorthand != "" {
 			left = "  -" + f.Shorthand + ", --" + f.Name
+		}
+		if value == "int" {
+			value = "number" // pflag's name for an int without one of its own
 		}
 		if value != "" {
 			left += " " + value

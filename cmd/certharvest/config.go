@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -472,7 +473,7 @@ Use it with any command: certharvest serve --config /etc/certharvest/certharvest
 `
 
 func runConfig(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "--help" || args[0] == "-h" || args[0] == "help" {
+	if len(args) == 0 || slices.ContainsFunc(args, func(a string) bool { return a == "--help" || a == "-h" || a == "help" }) {
 		fmt.Fprint(stdout, configUsage)
 		if len(args) == 0 {
 			return usagef("want: config check FILE")

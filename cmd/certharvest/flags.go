@@ -21,8 +21,10 @@ import (
 	"github.com/certharvest/certharvest/verify"
 )
 
-// errHelp is returned after --help printed the usage: exit status 0.
-var errHelp = pflag.ErrHelp
+// errHelp is returned once a command printed what was asked (--help,
+// --print-config) and has nothing to run: exit status 0. It is not
+// pflag.ErrHelp, on which cobra would print the help a second time.
+var errHelp = errors.New("certharvest: printed what was asked")
 
 // pipelineFlags are the flags every command that verifies shares. The
 // values that have a form (an alignment, a size, a time, a level) are

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/certharvest/certharvest/output"
 	"github.com/certharvest/certharvest/verify"
@@ -353,6 +354,10 @@ func TestScanMissingPath(t *testing.T) {
 			if rec.Reason != verify.ReasonReadError || rec.Outcome != output.OutcomeRejected ||
 				rec.Detail != "reading "+rec.Path+": stat "+rec.Path+": no such file or directory" {
 				t.Errorf("record = %+v", rec)
+			}
+			// Verified at --at, as every verdict is.
+			if want := "2026-06-01T00:00:00Z"; rec.VerifiedAt.Format(time.RFC3339) != want {
+				t.Errorf("read_error verified_at %s, want --at %s", rec.VerifiedAt, want)
 			}
 		}
 	}

@@ -136,7 +136,7 @@ func (f *serveFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "PEM certificate `file` (with its chain) for the live inputs' TLS: HTTPS, SMTP STARTTLS")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "PEM private key `file` for --tls-cert")
 	f.keepRejected = newParsedFlag(formatDays(maildir.DefaultKeepRejected), parseDays)
-	fs.Var(&f.keepRejected, "keep-rejected", "keep a rejected message in cur/ this long (30d, 72h; 0: for ever)")
+	fs.Var(&f.keepRejected, "keep-rejected", "how long a rejected message stays in cur/ (a `duration`: 30d, 72h; 0: for ever)")
 	f.keepAccepted = newParsedFlag("0", parseDays)
 	fs.Var(&f.keepAccepted, "keep-accepted", "keep an accepted message in the archive for this `duration` after its delivery (0: for ever)")
 	f.archiveMax = newParsedFlag(formatSize(maildir.DefaultArchiveMaxBytes), parseSizeOrZero)

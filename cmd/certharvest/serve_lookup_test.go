@@ -124,8 +124,8 @@ func TestHTTPRoutes(t *testing.T) {
 		body   string // in the answer
 	}{
 		{"lookup", &httpRoutes{lookup: h}, "GET", "/certs/bob@example.com", bearer, 200, "BEGIN CERTIFICATE"},
-		{"lookup off", &httpRoutes{}, "GET", "/certs/bob@example.com", bearer, 404, `{"message":"Not Found"}`},
-		{"lookup off, no routes", nil, "GET", "/certs/bob@example.com", bearer, 404, `{"message":"Not Found"}`},
+		{"lookup off", &httpRoutes{}, "GET", "/certs/bob@example.com", bearer, 404, lookupOffAnswer},
+		{"lookup off, no routes", nil, "GET", "/certs/bob@example.com", bearer, 404, lookupOffAnswer},
 		{"/certs itself", &httpRoutes{lookup: h}, "GET", "/certs", bearer, 404, `{"message":"Not Found"}`},
 		{"metrics", all, "GET", "/metrics", bearer, 200, "certharvest_certificates_stored_total"},
 		{"metrics without a token", all, "GET", "/metrics", "", 401, "bearer token is required"},
@@ -306,10 +306,10 @@ func TestServeMetricsListener(t *testing.T) {
 	if code, _, _ := lookupGet(t, client, "http://"+s.webhookAddr(t)+"/metrics", ""); code != 404 {
 		t.Errorf("/metrics on --http with --metrics: %d, want 404", code)
 	}
-	// Without a lookup token there is no lookup: the webhook knows no /certs/.
+	// Without a lookup token there is no lookup, and the 404 says so.
 	if code, _, body := lookupGet(t, client, "http://"+s.webhookAddr(t)+"/certs/rsa.detached@example.com", "x"); code != 404 ||
-		strings.TrimSpace(string(body)) != `{"message":"Not Found"}` {
-		t.Errorf("/certs/ without a lookup token: %d %s, want the webhook's 404", code, body)
+		strings.TrimSpace(string(body)) != lookupOffAnswer {
+		t.Errorf("/certs/ without a lookup token: %d %s, want a 404 saying the lookup API is off", code, body)
 	}
 	s.stop(t)
 }

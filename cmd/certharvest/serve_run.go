@@ -147,7 +147,7 @@ func (s *server) logStart() {
 	for _, in := range s.inputs {
 		names = append(names, in.String())
 	}
-	s.log.Info("certharvest serve starting", "version", version, "inputs", strings.Join(names, ", "),
+	s.log.Info("certharvest serve starting", "version", buildVersion(), "inputs", strings.Join(names, ", "),
 		"certs", sf.certs, "report", sf.report, "trust", setup.trustDesc, "dkim_keys", setup.keysDesc,
 		"dkim_align", setup.opts.Align.String(), "workers", sf.workers, "gomaxprocs", runtime.GOMAXPROCS(0),
 		"memory_limit", describeMemoryLimit(s.memoryLimit), "memory_limit_from", s.memoryLimitFrom)

@@ -416,7 +416,7 @@ func TestServeRefusesFolderOfFiles(t *testing.T) {
 	if r.code != 1 {
 		t.Fatalf("exit %d, want 1\nstderr: %s", r.code, r.stderr)
 	}
-	for _, s := range []string{mail + " holds files but is not a Maildir (no new/, cur/, tmp/): it holds a.eml and 1 other files",
+	for _, s := range []string{mail + " holds files but is not a Maildir (no new/, cur/, tmp/): it holds a.eml and 1 other file",
 		"give an empty or new folder", "run certharvest scan " + mail} {
 		if !strings.Contains(r.stderr, s) {
 			t.Errorf("stderr lacks %q:\n%s", s, r.stderr)

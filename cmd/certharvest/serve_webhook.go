@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log"
 	"log/slog"
 	"net"
@@ -170,6 +171,10 @@ type httpRoutes struct {
 func (rt *httpRoutes) mux(webhook *ingest.Webhook) *http.ServeMux {
 	mux := http.NewServeMux()
 	webhook.Handle(mux)
+	if rt == nil || rt.lookup == nil {
+		// Not the webhook's bare 404, which reads as "no certificate".
+		mux.Handle(lookupPrefix, lookupOff{})
+	}
 	if rt == nil {
 		return mux
 	}
@@ -183,6 +188,20 @@ func (rt *httpRoutes) mux(webhook *ingest.Webhook) *http.ServeMux {
 		mux.Handle(metricsPath, rt.metrics)
 	}
 	return mux
+}
+
+// lookupOff answers lookupPrefix when the lookup API is off: 404, saying
+// so, for an operator who forgot --lookup-token-file would otherwise take
+// the webhook's 404 for a missing certificate.
+type lookupOff struct{}
+
+// lookupOffAnswer is lookupOff's answer.
+const lookupOffAnswer = `{"message":"Not Found: the certificate lookup API is off (serve --lookup-token-file turns it on)"}`
+
+func (lookupOff) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusNotFound)
+	io.WriteString(w, lookupOffAnswer+"\n")
 }
 
 // metricsAccess tells the start-up log who may read metricsPath here:

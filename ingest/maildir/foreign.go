@@ -40,5 +40,9 @@ func refuseForeign(dir string) error {
 	case 1:
 		return fmt.Errorf("%s %w: it holds %s", dir, ErrNotMaildir, files[0])
 	}
-	return fmt.Errorf("%s %w: it holds %s and %d other files", dir, ErrNotMaildir, files[0], len(files)-1)
+	other := "other files"
+	if len(files) == 2 {
+		other = "other file"
+	}
+	return fmt.Errorf("%s %w: it holds %s and %d %s", dir, ErrNotMaildir, files[0], len(files)-1, other)
 }

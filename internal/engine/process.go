@@ -84,7 +84,8 @@ func (e *Engine) verify(ctx context.Context, budget *ingest.MemoryBudget, id str
 	ctx, release := e.slots.acquire(ctx)
 	defer release()
 	if err != nil {
-		res := ReadErrorResult(m, err, e.opts.Now())
+		// Verified at the pipeline's time (--at), as every verdict is.
+		res := ReadErrorResult(m, err, e.pipeline.Now())
 		e.log.Warn("rejected: "+string(res.Reason)+": "+res.Detail, "id", res.ID, "path", m.Path, "reason", string(res.Reason))
 		return outcome{id, m, res}, true
 	}
