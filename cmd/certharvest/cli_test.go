@@ -179,3 +179,37 @@ func treeDigestNames(t *testing.T, dir string) string {
 	}
 	return b.String()
 }
+
+// --print-config prints the settings alone, as TOML a file can hold, and
+// config check no command's help; the commands cobra adds have their own
+// help, and a wrong shell is a usage error.
+func TestPrintConfigAndCobraCommands(t *testing.T) {
+	t.Parallel()
+	res := runBinary(t, "list", "--print-config")
+	for _, line := range strings.Split(strings.TrimSpace(res.stdout), "\n") {
+		if k, v, ok := strings.Cut(line, " = "); !ok || k == "" || !strings.HasPrefix(v, `"`) {
+			t.Errorf("list --print-config: %q is no setting:\n%s", line, res.stdout)
+			break
+		}
+	}
+	res = runBinary(t, "config", "check", "../../docs/certharvest.toml")
+	if res.code != 0 || strings.Contains(res.stdout, "Usage:") {
+		t.Errorf("config check: exit %d, prints help:\n%s", res.code, res.stdout)
+	}
+	res = runBinary(t, "config", "check", "--help")
+	if res.code != 0 || !strings.HasPrefix(res.stdout, "Usage: certharvest config check FILE") {
+		t.Errorf("config check --help: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+	res = runBinary(t, "completion", "--help")
+	if res.code != 0 || !strings.Contains(res.stdout, "certharvest completion [command]") {
+		t.Errorf("completion --help: exit %d\n%s", res.code, res.stdout)
+	}
+	for _, args := range [][]string{{"completion"}, {"completion", "tcsh"}} {
+		if res := runBinary(t, args...); res.code != 2 || !strings.Contains(res.stderr, "bash, zsh, fish or powershell") && !strings.Contains(res.stderr, "bash|zsh|fish|powershell") {
+			t.Errorf("%v: exit %d, stderr %q, want a usage error naming the shells", args, res.code, res.stderr)
+		}
+	}
+	if res := runBinary(t, "version"); res.code != 0 || !strings.HasPrefix(res.stdout, "certharvest ") {
+		t.Errorf("version: exit %d, %q", res.code, res.stdout)
+	}
+}
