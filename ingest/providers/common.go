@@ -88,6 +88,29 @@ func (b *base) begin(w http.ResponseWriter, r *http.Request, head bool) (*ingest
 	return x, func() { x.End(); leave() }
 }
 
+// readBody reads the request's body and logs its size; on failure it
+// answers (ingest.Exchange.Fail) and returns false.
+func readBody(x *ingest.Exchange) ([]byte, bool) {
+	body, err := x.ReadBody()
+	x.LogSize()
+	if err != nil {
+		x.Fail(err)
+		return nil, false
+	}
+	return body, true
+}
+
+// parseFormOf parses a form body of r; on failure it answers and returns
+// false.
+func parseFormOf(x *ingest.Exchange, r *http.Request, body []byte) (form, bool) {
+	f, err := parseForm(r.Header.Get("Content-Type"), body)
+	if err != nil {
+		x.Fail(err)
+		return nil, false
+	}
+	return f, true
+}
+
 // mediaType returns the request's media type, lower case, or "".
 func mediaType(r *http.Request) string {
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))

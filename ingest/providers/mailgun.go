@@ -120,15 +120,12 @@ func (h *Mailgun) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer end()
-	body, err := x.ReadBody()
-	x.LogSize()
-	if err != nil {
-		x.Fail(err)
+	body, ok := readBody(x)
+	if !ok {
 		return
 	}
-	f, err := parseForm(r.Header.Get("Content-Type"), body)
-	if err != nil {
-		x.Fail(err)
+	f, ok := parseFormOf(x, r, body)
+	if !ok {
 		return
 	}
 	timestamp, token, signature := f.lastString("timestamp"), f.lastString("token"), f.lastString("signature")

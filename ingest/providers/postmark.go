@@ -102,10 +102,8 @@ func (h *Postmark) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		x.Refuse("Unknown Content-Type in request headers", "content-type "+r.Header.Get("Content-Type"))
 		return
 	}
-	body, err := x.ReadBody()
-	x.LogSize()
-	if err != nil {
-		x.Fail(err)
+	body, ok := readBody(x)
+	if !ok {
 		return
 	}
 	var in postmarkInbound

@@ -153,19 +153,16 @@ func (h *SendGrid) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	body, err := x.ReadBody()
-	x.LogSize()
-	if err != nil {
-		x.Fail(err)
+	body, ok := readBody(x)
+	if !ok {
 		return
 	}
 	if h.key != nil && !h.signed(body, sig, ts) {
 		x.Reply(http.StatusForbidden, msgForbidden, "signature does not verify with the public key")
 		return
 	}
-	f, err := parseForm(r.Header.Get("Content-Type"), body)
-	if err != nil {
-		x.Fail(err)
+	f, ok := parseFormOf(x, r, body)
+	if !ok {
 		return
 	}
 	raw, ok := f.last("email")

@@ -137,10 +137,8 @@ func (h *SES) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer end()
-	body, err := x.ReadBody()
-	x.LogSize()
-	if err != nil {
-		x.Fail(err)
+	body, ok := readBody(x)
+	if !ok {
 		return
 	}
 	// SNS posts JSON as text/plain unless told otherwise: the type is not
