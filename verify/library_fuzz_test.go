@@ -237,7 +237,8 @@ func TestCMSLibraryVerdicts(t *testing.T) {
 				continue
 			}
 			decided++
-			if want := !strings.HasPrefix(name, "tampered-"); libOK != want || (err == nil) != want {
+			// Neither verifies with an id-RSASSA-PSS key (pss-key).
+			if want := !strings.HasPrefix(name, "tampered-") && name != "pss-key"; libOK != want || (err == nil) != want {
 				t.Errorf("%s: library %v, certharvest %v; want %v", name, libOK, err, want)
 			}
 		}

@@ -284,12 +284,34 @@ func readHashAlgorithm(s *cryptobyte.String) (asn1.ObjectIdentifier, error) {
 }
 
 // checkSignerKey refuses a CMS signer's key that is too costly
-// (checkKeySize) or too weak (checkKeyStrength).
+// (checkKeySize), too weak (checkKeyStrength) or of an algorithm x509 does
+// not parse: an id-RSASSA-PSS subject key (RFC 4055 §1.2), an RSA key
+// restricted to PSS, is one; the S/MIME Baseline Requirements (§7.1.3.1)
+// allow rsaEncryption keys only.
 func checkSignerKey(c *x509.Certificate) error {
+	if c.PublicKey == nil {
+		oid := spkiAlgorithm(c)
+		if oid.Equal(oidRSASSAPSS) {
+			return fmt.Errorf("the key of %q is an RSASSA-PSS key (id-RSASSA-PSS), which is not supported: S/MIME certificates carry rsaEncryption keys", certName(c))
+		}
+		return fmt.Errorf("the key of %q is of an unsupported algorithm %s", certName(c), oid)
+	}
 	if err := checkKeySize(c); err != nil {
 		return err
 	}
 	return checkKeyStrength(c)
+}
+
+// spkiAlgorithm returns the algorithm of a certificate's subject public
+// key (RFC 5280 §4.1.2.7), nil if it cannot be read.
+func spkiAlgorithm(c *x509.Certificate) asn1.ObjectIdentifier {
+	s := cryptobyte.String(c.RawSubjectPublicKeyInfo)
+	var spki, alg cryptobyte.String
+	var oid asn1.ObjectIdentifier
+	if !s.ReadASN1(&spki, cbasn1.SEQUENCE) || !spki.ReadASN1(&alg, cbasn1.SEQUENCE) || !alg.ReadASN1ObjectIdentifier(&oid) {
+		return nil
+	}
+	return oid
 }
 
 // checkKeyStrength refuses an RSA key under minRSABits and an elliptic

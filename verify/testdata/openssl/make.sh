@@ -103,6 +103,9 @@ leaf ed25519 ed25519@example.net inter-ed ED25519 ""
 leaf rsa1024 rsa1024@example.org inter-rsa RSA rsa_keygen_bits:1024
 leaf sha1cert sha1cert@example.com inter-rsa RSA rsa_keygen_bits:2048 -md sha1
 leaf psssalt psssalt@example.net inter-rsa RSA rsa_keygen_bits:2048 -sigopt rsa_padding_mode:pss -sigopt rsa_pss_saltlen:max
+# An RSA key restricted to PSS (id-RSASSA-PSS in the certificate), which
+# the S/MIME Baseline Requirements do not allow.
+leaf psskey psskey@example.org inter-rsa RSA-PSS rsa_keygen_bits:2048
 
 printf 'Content-Type: text/plain; charset=us-ascii\n\nHello from OpenSSL: please pay invoice 1234, $100.\n' >content.txt
 
@@ -154,6 +157,7 @@ sign weak-rsa-pss-salt rsa inter-rsa $pss -keyopt rsa_pss_saltlen:16
 sign weak-rsa1024 rsa1024 inter-rsa
 sign weak-sha1-cert sha1cert inter-rsa
 sign weak-pss-cert psssalt inter-rsa
+sign pss-key psskey inter-rsa
 
 # Refused: altered after signing (the amount of the invoice).
 for f in rsa-pss-detached p384-detached p521-detached p256-detached; do
