@@ -33,7 +33,8 @@ import (
 // Refused as weak, with signature_invalid and a detail that says why: SHA-1
 // (as digest, in the signature algorithm or in the PSS parameters), RSA
 // keys under minRSABits, elliptic curves other than the three above, and a
-// PSS salt shorter than the hash. The certificate chain is held to the same
+// PSS salt shorter than the hash; refused as unsupported, an id-RSASSA-PSS
+// signer key (checkSignerKey). The certificate chain is held to the same
 // keys (checkChainKeys); crypto/x509 already refuses SHA-1 and MD5
 // certificate signatures, and explainCertSignature says so.
 
@@ -51,25 +52,15 @@ var (
 	oidEd25519   = asn1.ObjectIdentifier{1, 3, 101, 112}
 )
 
-// sigKind is the family of a CMS signature algorithm.
-type sigKind int
-
-const (
-	sigPKCS1 sigKind = iota
-	sigECDSA
-	sigPSS
-	sigEd25519
-)
-
 // cmsAlgorithm is how a SignerInfo's signature is verified.
 type cmsAlgorithm struct {
-	kind sigKind
 	// digest hashes the content for the message digest attribute.
 	digest crypto.Hash
 	// x509 is the algorithm for x509.Certificate.CheckSignature (PKCS #1
-	// v1.5, ECDSA, Ed25519).
+	// v1.5, ECDSA, Ed25519); unused with pss.
 	x509 x509.SignatureAlgorithm
-	// saltLength is the PSS salt length in bytes.
+	// pss is RSASSA-PSS, with a salt of saltLength bytes.
+	pss        bool
 	saltLength int
 }
 
@@ -92,7 +83,7 @@ func cmsSignatureAlgorithm(digestAlg, sigAlg asn1.ObjectIdentifier, sigParams []
 		if err != nil {
 			return cmsAlgorithm{}, err
 		}
-		return cmsAlgorithm{kind: sigPSS, digest: hash, saltLength: salt}, nil
+		return cmsAlgorithm{digest: hash, pss: true, saltLength: salt}, nil
 	case sigAlg.Equal(oidEd25519):
 		// RFC 8419 §3: PureEdDSA; the message digest attribute is
 		// SHA-512; the parameters are absent (RFC 8410 §3).
@@ -102,7 +93,7 @@ func cmsSignatureAlgorithm(digestAlg, sigAlg asn1.ObjectIdentifier, sigParams []
 		if len(sigParams) != 0 {
 			return cmsAlgorithm{}, fail(ReasonSignatureInvalid, "Ed25519 with parameters: RFC 8410 requires them absent")
 		}
-		return cmsAlgorithm{kind: sigEd25519, digest: hash, x509: x509.PureEd25519}, nil
+		return cmsAlgorithm{digest: hash, x509: x509.PureEd25519}, nil
 	case sigAlg.Equal(oidSHA1WithRSA), sigAlg.Equal(oidECDSAWithSHA1):
 		return cmsAlgorithm{}, errSHA1("signature algorithm")
 	}
@@ -110,11 +101,7 @@ func cmsSignatureAlgorithm(digestAlg, sigAlg asn1.ObjectIdentifier, sigParams []
 	if !ok {
 		return cmsAlgorithm{}, fail(ReasonSignatureInvalid, "unsupported signature algorithm %s with digest algorithm %s", sigAlg, digestAlg)
 	}
-	kind := sigPKCS1
-	if alg == x509.ECDSAWithSHA256 || alg == x509.ECDSAWithSHA384 || alg == x509.ECDSAWithSHA512 {
-		kind = sigECDSA
-	}
-	return cmsAlgorithm{kind: kind, digest: hash, x509: alg}, nil
+	return cmsAlgorithm{digest: hash, x509: alg}, nil
 }
 
 func errSHA1(where string) error {
@@ -123,7 +110,7 @@ func errSHA1(where string) error {
 
 // verify checks signature by signer over signed.
 func (a cmsAlgorithm) verify(signer *x509.Certificate, signed, signature []byte) error {
-	if a.kind != sigPSS {
+	if !a.pss {
 		return signer.CheckSignature(a.x509, signed, signature)
 	}
 	// x509's RSASSA-PSS algorithms take a salt as long as the hash only
