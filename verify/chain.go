@@ -6,6 +6,7 @@ import (
 	"encoding/asn1"
 	"errors"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -63,10 +64,21 @@ func (p *Pipeline) verifyChain(signer *x509.Certificate, bag []*x509.Certificate
 		if err != nil {
 			return nil, classifyChainError(signer, bag, at, err)
 		}
+		// The first chain without a weak key (sigalg.go).
+		if err := checkChainKeys(chains[0]); err != nil {
+			i := slices.IndexFunc(chains, func(c []*x509.Certificate) bool { return checkChainKeys(c) == nil })
+			if i < 0 {
+				return nil, err
+			}
+			chains[0] = chains[i]
+		}
 		chain = chains[0]
 		if !p.opts.Reference {
 			p.links.learn(p.opts.Roots, chain)
 		}
+	} else if err := checkChainKeys(chain[:1]); err != nil {
+		// The cached link's keys passed when it was learnt.
+		return nil, err
 	}
 	if log.enabled() {
 		names := make([]string, len(chain))
@@ -300,6 +312,11 @@ func classifyChainError(signer *x509.Certificate, bag []*x509.Certificate, at ti
 		budget := maxExplainChecks
 		seen := map[*x509.Certificate]bool{signer: true}
 		for budget > 0 {
+			if !bytes.Equal(cert.RawIssuer, cert.RawSubject) {
+				if e := explainCertSignature(cert); e != nil {
+					return e
+				}
+			}
 			issuer := findIssuer(cert, bag, &budget)
 			if issuer == nil {
 				break

@@ -110,6 +110,7 @@ func verifyCMSWithPKCS7(e *signedEntity, log *story) (*signedCMS, error) {
 			serial:    psi.IssuerAndSerialNumber.SerialNumber,
 			digestAlg: psi.DigestAlgorithm.Algorithm,
 			sigAlg:    psi.DigestEncryptionAlgorithm.Algorithm,
+			sigParams: psi.DigestEncryptionAlgorithm.Parameters.FullBytes,
 			signature: psi.EncryptedDigest,
 		}
 		if si.serial == nil {
@@ -128,7 +129,7 @@ func verifyCMSWithPKCS7(e *signedEntity, log *story) (*signedCMS, error) {
 		if signer == nil {
 			return nil, fail(ReasonSignatureMalformed, "the certificate named by the SignerInfo is not in the CMS")
 		}
-		if err := checkKeySize(signer); err != nil {
+		if err := checkSignerKey(signer); err != nil {
 			return nil, &Error{Reason: ReasonSignatureInvalid, Err: err}
 		}
 		signers = append(signers, signer)

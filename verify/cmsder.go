@@ -2,7 +2,6 @@ package verify
 
 import (
 	"bytes"
-	"crypto"
 	"crypto/subtle"
 	"crypto/x509"
 	"encoding/asn1"
@@ -69,7 +68,10 @@ type derSignerInfo struct {
 	// included; nil when absent.
 	signedAttrs []byte
 	sigAlg      asn1.ObjectIdentifier
-	signature   []byte
+	// sigParams are the signatureAlgorithm's parameters, DER; nil when
+	// absent.
+	sigParams []byte
+	signature []byte
 }
 
 // fastVerifyCMS verifies e's CMS when it is DER and every check passes, and
@@ -93,7 +95,7 @@ func fastVerifyCMS(e *signedEntity, certs *certCache) (cms *signedCMS, ok bool) 
 	for i := range sd.signers {
 		si := &sd.signers[i]
 		signer := findSigner(sd.certs, si)
-		if signer == nil || checkKeySize(signer) != nil || si.check(signer, content) != nil {
+		if signer == nil || checkSignerKey(signer) != nil || si.check(signer, content) != nil {
 			return nil, false
 		}
 		signers = append(signers, signer)
@@ -123,14 +125,11 @@ func findSigner(certs []*x509.Certificate, si *derSignerInfo) *x509.Certificate 
 // read as a broken signature (signature_invalid) instead of cert_expired.
 // Validity is the chain's to judge, at the verification time (chain.go).
 func (si *derSignerInfo) check(signer *x509.Certificate, content []byte) error {
-	hash, ok := hashFor(si.digestAlg)
-	if !ok {
-		return fail(ReasonSignatureInvalid, "unsupported digest algorithm %s", si.digestAlg)
+	alg, err := cmsSignatureAlgorithm(si.digestAlg, si.sigAlg, si.sigParams)
+	if err != nil {
+		return err
 	}
-	sigAlg, ok := signatureAlgorithmFor(si.sigAlg, hash)
-	if !ok {
-		return fail(ReasonSignatureInvalid, "unsupported signature algorithm %s with digest algorithm %s", si.sigAlg, si.digestAlg)
-	}
+	hash := alg.digest
 	signed := content
 	if si.signedAttrs != nil {
 		digest, err := readSignedAttributes(si.signedAttrs)
@@ -148,65 +147,10 @@ func (si *derSignerInfo) check(signer *x509.Certificate, content []byte) error {
 		copy(signed, si.signedAttrs)
 		signed[0] = 0x31
 	}
-	if err := signer.CheckSignature(sigAlg, signed, si.signature); err != nil {
+	if err := alg.verify(signer, signed, si.signature); err != nil {
 		return fail(ReasonSignatureInvalid, "CMS signature by %q: %w", certName(signer), err)
 	}
 	return nil
-}
-
-func hashFor(oid asn1.ObjectIdentifier) (crypto.Hash, bool) {
-	switch {
-	case oid.Equal(oidSHA256):
-		return crypto.SHA256, true
-	case oid.Equal(oidSHA384):
-		return crypto.SHA384, true
-	case oid.Equal(oidSHA512):
-		return crypto.SHA512, true
-	case oid.Equal(oidSHA1):
-		// Still found in archived mail (RFC 3370 §2.1). pkcs7's Verify,
-		// which check replaced on the pkcs7 path, accepted it.
-		return crypto.SHA1, true
-	}
-	return 0, false
-}
-
-// signatureAlgorithmFor maps a SignerInfo's signatureAlgorithm and digest to
-// the x509 algorithm, for RSA PKCS #1 v1.5 (RFC 3370 §3.2, RFC 5754 §3.2)
-// and ECDSA (RFC 5753 §2.1.1, RFC 5758 §3.2), the signature algorithm's hash
-// being the digest's. Anything else (RSA-PSS, DSA, Ed25519) is refused:
-// pkcs7 verified none of them either.
-func signatureAlgorithmFor(oid asn1.ObjectIdentifier, hash crypto.Hash) (x509.SignatureAlgorithm, bool) {
-	switch {
-	case oid.Equal(oidRSAEncryption):
-		return rsaWith(hash), true
-	case oid.Equal(oidSHA1WithRSA) && hash == crypto.SHA1,
-		oid.Equal(oidSHA256WithRSA) && hash == crypto.SHA256,
-		oid.Equal(oidSHA384WithRSA) && hash == crypto.SHA384,
-		oid.Equal(oidSHA512WithRSA) && hash == crypto.SHA512:
-		return rsaWith(hash), true
-	case oid.Equal(oidECDSAWithSHA1) && hash == crypto.SHA1:
-		return x509.ECDSAWithSHA1, true
-	case oid.Equal(oidECDSAWithSHA256) && hash == crypto.SHA256:
-		return x509.ECDSAWithSHA256, true
-	case oid.Equal(oidECDSAWithSHA384) && hash == crypto.SHA384:
-		return x509.ECDSAWithSHA384, true
-	case oid.Equal(oidECDSAWithSHA512) && hash == crypto.SHA512:
-		return x509.ECDSAWithSHA512, true
-	}
-	return 0, false
-}
-
-// rsaWith is RSA PKCS #1 v1.5 with one of hashFor's hashes.
-func rsaWith(hash crypto.Hash) x509.SignatureAlgorithm {
-	switch hash {
-	case crypto.SHA1:
-		return x509.SHA1WithRSA
-	case crypto.SHA384:
-		return x509.SHA384WithRSA
-	case crypto.SHA512:
-		return x509.SHA512WithRSA
-	}
-	return x509.SHA256WithRSA
 }
 
 // readSignedAttributes returns the message digest of a [0] IMPLICIT SET OF
@@ -393,6 +337,9 @@ func readSignerInfo(s *cryptobyte.String) (derSignerInfo, bool) {
 	if !body.ReadASN1(&sigAlg, cbasn1.SEQUENCE) || !sigAlg.ReadASN1ObjectIdentifier(&si.sigAlg) ||
 		!body.ReadASN1(&signature, cbasn1.OCTET_STRING) {
 		return si, false
+	}
+	if len(sigAlg) > 0 {
+		si.sigParams = sigAlg
 	}
 	si.signature = signature
 	if body.PeekASN1Tag(cbasn1.Tag(1).Constructed().ContextSpecific()) {

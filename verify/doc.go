@@ -19,14 +19,17 @@
 //     entered: a forwarded message is someone else's.
 //  5. CMS (RFC 5652 §5): the SignedData parses and its signature verifies
 //     over the exact canonical bytes that were signed. The signer certificate
-//     is the one the SignerInfo names. A signingTime attribute must be
-//     well-formed, but is not compared with the certificate's validity:
-//     mail clients stamp the time of sending, and a certificate that has
-//     expired is the chain's verdict, not a broken signature.
+//     is the one the SignerInfo names. Its algorithm is RSA PKCS #1 v1.5,
+//     RSASSA-PSS (RFC 4056), ECDSA P-256/384/521 with SHA-256/384/512, or
+//     Ed25519 (RFC 8419); SHA-1 and weak keys are refused (sigalg.go). A
+//     signingTime attribute must be well-formed, but is not compared with
+//     the certificate's validity: mail clients stamp the time of sending,
+//     and a certificate that has expired is the chain's verdict, not a
+//     broken signature.
 //  6. Chain (RFC 5280 §6, RFC 8550 §4.4): a path from the signer certificate,
 //     through the certificates carried in the CMS, to a trusted root, valid
-//     at the verification time and allowed for email protection. The CMS
-//     signingTime is not used: the signer chose it.
+//     at the verification time and allowed for email protection, without
+//     a weak key. The CMS signingTime is not used: the signer chose it.
 //  7. Identity (RFC 8550 §3): an address of the certificate (SAN rfc822Name,
 //     or the subject emailAddress when there is no SAN address) equals the
 //     From address.

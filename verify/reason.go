@@ -52,11 +52,15 @@ const (
 	// parsed, or it lacks what a signature needs (a signer, its certificate).
 	ReasonSignatureMalformed Reason = "signature_malformed"
 	// ReasonSignatureInvalid: the CMS signature does not verify over the
-	// signed content, or uses an algorithm or key that is not accepted.
+	// signed content, or uses an algorithm or key that is not accepted:
+	// unknown, or weak (SHA-1, an RSA key under 2,048 bits, a curve other
+	// than P-256, P-384 and P-521, an RSASSA-PSS salt shorter than the
+	// hash).
 	ReasonSignatureInvalid Reason = "signature_invalid"
 
 	// ReasonCertUntrusted: no path from the signer certificate to a trusted
-	// root.
+	// root, or only through a certificate signed with SHA-1 (or another
+	// algorithm x509 refuses) or holding a weak key.
 	ReasonCertUntrusted Reason = "cert_untrusted"
 	// ReasonCertExpired: the signer certificate (or one in its chain) had
 	// expired at the verification time.
@@ -108,8 +112,8 @@ var reasonInfo = []struct {
 	{ReasonDKIMTempError, true, "the DKIM key of the From domain could not be fetched this time (DNS timeout or SERVFAIL)"},
 	{ReasonNoSignature, false, "no S/MIME signature (multipart/signed or pkcs7-mime signed-data)"},
 	{ReasonSignatureMalformed, false, "the S/MIME signature or its CMS structure cannot be parsed"},
-	{ReasonSignatureInvalid, false, "the CMS signature does not verify over the signed content"},
-	{ReasonCertUntrusted, false, "no chain from the signer certificate to a trusted root"},
+	{ReasonSignatureInvalid, false, "the CMS signature does not verify over the signed content, or its algorithm or key is refused as weak (SHA-1, RSA under 2,048 bits)"},
+	{ReasonCertUntrusted, false, "no chain from the signer certificate to a trusted root, or only through a SHA-1 signature or a weak key"},
 	{ReasonCertExpired, false, "a certificate of the chain had expired at the verification time"},
 	{ReasonCertNotYetValid, false, "a certificate of the chain was not yet valid at the verification time"},
 	{ReasonCertWrongEKU, false, "the certificate is not allowed for email protection"},

@@ -129,8 +129,8 @@ func TestCMSMalformedSigningTime(t *testing.T) {
 
 // The pkcs7 path checks each SignerInfo with the fast path's code (not
 // pkcs7's Verify): the digests and signature algorithms pkcs7 verified are
-// still accepted there, SHA-1 of archived mail included, and both paths
-// agree.
+// still accepted there, except SHA-1, refused as weak (sigalg.go), and both
+// paths agree. sigalg_test.go has the algorithms pkcs7 does not know.
 func TestCMSDigestAlgorithms(t *testing.T) {
 	f := signingTimeFixture(t)
 	rsaCert, err := f.IssueLeaf(testcorpus.LeafSpec{Address: "rsa.alg@example.com", SubjectEmail: true})
@@ -150,12 +150,12 @@ func TestCMSDigestAlgorithms(t *testing.T) {
 		sigAlg    asn1.ObjectIdentifier
 		want      Reason
 	}{
-		{"rsaEncryption SHA-1", rsaCert, f.LeafKey, crypto.SHA1, oidSHA1, oidRSAEncryption, ReasonOK},
-		{"sha1WithRSAEncryption", rsaCert, f.LeafKey, crypto.SHA1, oidSHA1, oidSHA1WithRSA, ReasonOK},
+		{"rsaEncryption SHA-1", rsaCert, f.LeafKey, crypto.SHA1, oidSHA1, oidRSAEncryption, ReasonSignatureInvalid},
+		{"sha1WithRSAEncryption", rsaCert, f.LeafKey, crypto.SHA1, oidSHA1, oidSHA1WithRSA, ReasonSignatureInvalid},
 		{"rsaEncryption SHA-256", rsaCert, f.LeafKey, crypto.SHA256, oidSHA256, oidRSAEncryption, ReasonOK},
 		{"sha384WithRSAEncryption", rsaCert, f.LeafKey, crypto.SHA384, oidSHA384, oidSHA384WithRSA, ReasonOK},
 		{"rsaEncryption SHA-512", rsaCert, f.LeafKey, crypto.SHA512, oidSHA512, oidRSAEncryption, ReasonOK},
-		{"ecdsa-with-SHA1", ecCert, f.ECKey, crypto.SHA1, oidSHA1, oidECDSAWithSHA1, ReasonOK},
+		{"ecdsa-with-SHA1", ecCert, f.ECKey, crypto.SHA1, oidSHA1, oidECDSAWithSHA1, ReasonSignatureInvalid},
 		{"ecdsa-with-SHA256", ecCert, f.ECKey, crypto.SHA256, oidSHA256, oidECDSAWithSHA256, ReasonOK},
 		{"ecdsa-with-SHA512", ecCert, f.ECKey, crypto.SHA512, oidSHA512, oidECDSAWithSHA512, ReasonOK},
 		{"sha256WithRSAEncryption over a SHA-1 digest", rsaCert, f.LeafKey, crypto.SHA1, oidSHA1, oidSHA256WithRSA, ReasonSignatureInvalid},
@@ -186,6 +186,12 @@ type cmsSpec struct {
 	hash      crypto.Hash
 	digestAlg asn1.ObjectIdentifier
 	sigAlg    asn1.ObjectIdentifier
+	// sigParams are the signatureAlgorithm's parameters (DER); nil:
+	// absent.
+	sigParams []byte
+	// sign, if set, signs the DER SET OF signed attributes; else key signs
+	// their hash.
+	sign func(set []byte) ([]byte, error)
 	// attrs are signed attributes (DER Attributes) beside contentType and
 	// messageDigest.
 	attrs [][]byte
@@ -208,9 +214,15 @@ func buildCMS(t *testing.T, s cmsSpec) []byte {
 	}, s.attrs...)
 	slices.SortFunc(attrs, bytes.Compare)
 	set := tlv(cbasn1.SET, bytes.Join(attrs, nil))
-	h = s.hash.New()
-	h.Write(set)
-	sig, err := s.key.Sign(rand.Reader, h.Sum(nil), s.hash)
+	var sig []byte
+	var err error
+	if s.sign != nil {
+		sig, err = s.sign(set)
+	} else {
+		h = s.hash.New()
+		h.Write(set)
+		sig, err = s.key.Sign(rand.Reader, h.Sum(nil), s.hash)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,7 +260,10 @@ func buildCMS(t *testing.T, s cmsSpec) []byte {
 						})
 						b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { b.AddASN1ObjectIdentifier(s.digestAlg) })
 						b.AddBytes(signedAttrs)
-						b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { b.AddASN1ObjectIdentifier(s.sigAlg) })
+						b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+							b.AddASN1ObjectIdentifier(s.sigAlg)
+							b.AddBytes(s.sigParams)
+						})
 						b.AddASN1OctetString(sig)
 					})
 				})

@@ -264,20 +264,8 @@ func (f *Fixture) buildCases() ([]Case, error) {
 	b.add(c, data, err)
 
 	// The S/MIME forms of the corpus, each given the *-signingtime-* cases
-	// (a signingTime outside the certificate's validity): a verdict must
-	// depend neither on how the signature travels nor on which parser
-	// reads it (DER or BER).
-	signingTimeForms := []struct {
-		name, desc string
-		opts       smimeOpts
-	}{
-		{"detached", "multipart/signed (application/pkcs7-signature)", smimeOpts{}},
-		{"opaque", "application/pkcs7-mime signed-data", smimeOpts{opaque: true}},
-		{"ber-detached", "multipart/signed, Thunderbird style, BER CMS with indefinite lengths", smimeOpts{ber: true, thunderbird: true}},
-		{"ber-opaque", "opaque signed-data in streaming BER (indefinite lengths, eContent as a constructed OCTET STRING)", smimeOpts{opaque: true, ber: true, chunk: 1000}},
-		{"x-pkcs7-signature", "multipart/signed with the legacy protocol application/x-pkcs7-signature", smimeOpts{legacy: true}},
-		{"x-pkcs7-mime", "opaque signed-data with the legacy type application/x-pkcs7-mime", smimeOpts{opaque: true, legacy: true}},
-	}
+	// (a signingTime outside the certificate's validity).
+	signingTimeForms := smimeForms()
 	// Certificates valid at At, from a sender whose clock was reset.
 	for i, form := range signingTimeForms {
 		c = Case{Name: "ok-signingtime-" + form.name, Reason: ReasonOK, Address: "signingtime." + form.name + "@" + DKIMDomains[i%len(DKIMDomains)],
@@ -286,6 +274,9 @@ func (f *Fixture) buildCases() ([]Case, error) {
 			cms: cmsParams{signingTime: SkewedSigningTime}, smime: form.opts, dkim: DKIMDomains[i%len(DKIMDomains)]})
 		b.add(c, data, err)
 	}
+
+	// RSASSA-PSS, Ed25519, ECDSA P-384 and P-521, in every form.
+	b.signerCases()
 
 	// ---- rejected ----
 
@@ -480,6 +471,8 @@ func (f *Fixture) buildCases() ([]Case, error) {
 	data, err = b.signed(signedSpec{from: []string{"Kate <Kate@example.com>"}, subject: subj(c),
 		leaf: &LeafSpec{Address: "\u212Aate@example.com", NoSAN: true, SubjectEmail: true, SubjectEmailUTF8: true}, dkim: "example.com"})
 	b.add(c, data, err)
+
+	b.rejectedSignerCases()
 
 	if b.err != nil {
 		return nil, b.err

@@ -3,9 +3,11 @@ package testcorpus
 import (
 	"bytes"
 	"crypto"
+	"crypto/ed25519"
 	"crypto/rand"
-	"crypto/sha256"
+	"crypto/rsa"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/asn1"
 	"errors"
 	"fmt"
@@ -23,6 +25,94 @@ type cmsParams struct {
 	bag         []*x509.Certificate // added to the certificates field after the signer's
 	signingTime time.Time
 	detached    bool
+	// alg is the signature algorithm; zero: PKCS #1 v1.5 or ECDSA (as
+	// the key is) with SHA-256.
+	alg SigAlg
+}
+
+// SigAlg says how a CMS SignerInfo is signed (RFC 5652 §5.4).
+type SigAlg struct {
+	// Hash is the digest algorithm (and the signature's hash); zero:
+	// SHA-256. Ed25519 requires SHA-512 (RFC 8419 §3).
+	Hash crypto.Hash
+	// PSS signs with RSASSA-PSS (RFC 4056) instead of PKCS #1 v1.5, MGF1
+	// with Hash, and the salt length PSSSalt (rsa.PSSSaltLengthEqualsHash:
+	// the hash's; rsa.PSSSaltLengthAuto: the longest the key allows, as
+	// OpenSSL does).
+	PSS     bool
+	PSSSalt int
+	// PSSParams, if set, replaces the encoded RSASSA-PSS-params (a
+	// signature made with other parameters than it states).
+	PSSParams []byte
+}
+
+func (a SigAlg) hash() crypto.Hash {
+	if a.Hash == 0 {
+		return crypto.SHA256
+	}
+	return a.Hash
+}
+
+// digestOIDs are the digest algorithm identifiers (RFC 3370 §2.1, RFC
+// 5754 §2).
+var digestOIDs = map[crypto.Hash]asn1.ObjectIdentifier{
+	crypto.SHA1:   pkcs7.OIDDigestAlgorithmSHA1,
+	crypto.SHA256: pkcs7.OIDDigestAlgorithmSHA256,
+	crypto.SHA384: pkcs7.OIDDigestAlgorithmSHA384,
+	crypto.SHA512: pkcs7.OIDDigestAlgorithmSHA512,
+}
+
+// Signature algorithm identifiers: RSASSA-PSS and MGF1 (RFC 4055 §3.1,
+// §6), Ed25519 (RFC 8410 §3).
+var (
+	oidRSASSAPSS = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 10}
+	oidMGF1      = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 8}
+	oidEd25519   = asn1.ObjectIdentifier{1, 3, 101, 112}
+)
+
+func isEd25519(pub crypto.PublicKey) bool {
+	_, ok := pub.(ed25519.PublicKey)
+	return ok
+}
+
+// pssSaltLength is the salt length a PSS signature with opts has for pub.
+func pssSaltLength(pub *rsa.PublicKey, opts *rsa.PSSOptions) int {
+	switch opts.SaltLength {
+	case rsa.PSSSaltLengthEqualsHash:
+		return opts.Hash.Size()
+	case rsa.PSSSaltLengthAuto:
+		return (pub.N.BitLen()-1+7)/8 - 2 - opts.Hash.Size()
+	}
+	return opts.SaltLength
+}
+
+// PSSParams encodes RSASSA-PSS-params (RFC 4055 §3.1) for hash, MGF1 with
+// mgfHash and the salt length, in DER: the SHA-1 and 20 defaults left out,
+// the hash identifiers with NULL parameters, as OpenSSL writes them.
+func PSSParams(hash, mgfHash crypto.Hash, salt int) []byte {
+	type algID struct {
+		Algorithm  asn1.ObjectIdentifier
+		Parameters asn1.RawValue `asn1:"optional"`
+	}
+	null := asn1.RawValue{Tag: asn1.TagNull}
+	var params struct {
+		Hash algID `asn1:"optional,explicit,tag:0"`
+		MGF  algID `asn1:"optional,explicit,tag:1"`
+		Salt int   `asn1:"optional,explicit,tag:2,default:20"`
+	}
+	if hash != crypto.SHA1 {
+		params.Hash = algID{digestOIDs[hash], null}
+	}
+	if mgfHash != crypto.SHA1 {
+		inner, _ := asn1.Marshal(algID{digestOIDs[mgfHash], null})
+		params.MGF = algID{oidMGF1, asn1.RawValue{FullBytes: inner}}
+	}
+	params.Salt = salt
+	der, err := asn1.Marshal(params)
+	if err != nil {
+		panic(err) // fixed shapes
+	}
+	return der
 }
 
 // placeholderSigner lets pkcs7.AddSigner build the SignerInfo without
@@ -48,14 +138,34 @@ func signCMS(content []byte, p cmsParams) ([]byte, error) {
 	}
 	// pkcs7's default is SHA-1; S/MIME 4.0 requires SHA-256 support
 	// (RFC 8551 §2.1) and micalg=sha-256 is what the messages announce.
-	sd.SetDigestAlgorithm(pkcs7.OIDDigestAlgorithmSHA256)
-	if err := sd.AddSigner(p.cert, placeholderSigner{p.key.Public()}, pkcs7.SignerInfoConfig{}); err != nil {
+	sd.SetDigestAlgorithm(digestOIDs[p.alg.hash()])
+	pub := p.key.Public()
+	if isEd25519(pub) {
+		// pkcs7 knows no Ed25519: the SignerInfo's algorithm is set
+		// below.
+		pub = &rsa.PublicKey{}
+	}
+	if err := sd.AddSigner(p.cert, placeholderSigner{pub}, pkcs7.SignerInfoConfig{}); err != nil {
 		return nil, err
+	}
+	si := &sd.GetSignedData().SignerInfos[0]
+	switch k := p.key.Public().(type) {
+	case ed25519.PublicKey:
+		si.DigestEncryptionAlgorithm = pkix.AlgorithmIdentifier{Algorithm: oidEd25519}
+	case *rsa.PublicKey:
+		if p.alg.PSS {
+			opts := &rsa.PSSOptions{Hash: p.alg.hash(), SaltLength: p.alg.PSSSalt}
+			params := p.alg.PSSParams
+			if params == nil {
+				params = PSSParams(opts.Hash, opts.Hash, pssSaltLength(k, opts))
+			}
+			si.DigestEncryptionAlgorithm = pkix.AlgorithmIdentifier{Algorithm: oidRSASSAPSS, Parameters: asn1.RawValue{FullBytes: params}}
+		}
 	}
 	for _, c := range p.bag {
 		sd.AddCertificate(c)
 	}
-	if err := resign(sd, p.key, p.signingTime); err != nil {
+	if err := resign(sd, p.key, p.signingTime, p.alg); err != nil {
 		return nil, err
 	}
 	if p.detached {
@@ -74,8 +184,9 @@ type cmsAttribute struct {
 // resign replaces the signingTime attribute of the (only) SignerInfo and
 // computes its signature over the DER SET OF signed attributes
 // (RFC 5652 §5.4: the IMPLICIT [0] tag is replaced by the SET OF tag, and
-// DER requires the elements in ascending order of their encodings).
-func resign(sd *pkcs7.SignedData, key crypto.Signer, signingTime time.Time) error {
+// DER requires the elements in ascending order of their encodings), with
+// alg.
+func resign(sd *pkcs7.SignedData, key crypto.Signer, signingTime time.Time, alg SigAlg) error {
 	infos := sd.GetSignedData().SignerInfos
 	if len(infos) != 1 {
 		return errors.New("testcorpus: expected exactly one SignerInfo")
@@ -113,10 +224,23 @@ func resign(sd *pkcs7.SignedData, key crypto.Signer, signingTime time.Time) erro
 	if err != nil {
 		return err
 	}
-	digest := sha256.Sum256(set)
-	// RSA: PKCS #1 v1.5 (RFC 8017); ECDSA: the DER Ecdsa-Sig-Value
-	// (RFC 5753 §2.1.1). Both are what crypto.Signer returns.
-	sig, err := key.Sign(rand.Reader, digest[:], crypto.SHA256)
+	var sig []byte
+	switch {
+	case isEd25519(key.Public()):
+		// PureEdDSA over the attributes themselves (RFC 8419 §3).
+		sig, err = key.Sign(rand.Reader, set, crypto.Hash(0))
+	default:
+		// RSA: PKCS #1 v1.5 (RFC 8017) or PSS; ECDSA: the DER
+		// Ecdsa-Sig-Value (RFC 5753 §2.1.1). All are what
+		// crypto.Signer returns.
+		h := alg.hash().New()
+		h.Write(set)
+		var opts crypto.SignerOpts = alg.hash()
+		if alg.PSS {
+			opts = &rsa.PSSOptions{Hash: alg.hash(), SaltLength: alg.PSSSalt}
+		}
+		sig, err = key.Sign(rand.Reader, h.Sum(nil), opts)
+	}
 	if err != nil {
 		return err
 	}

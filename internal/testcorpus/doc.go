@@ -6,7 +6,9 @@
 //
 //   - a trusted root CA ("certharvest Test Root") and an intermediate CA
 //     ("certharvest Test Intermediate") that issues the S/MIME end-entity
-//     certificates, plus an untrusted root that is not in the trust bundle;
+//     certificates, an ECDSA and an Ed25519 intermediate for the other
+//     signer kinds (SignerKinds: RSASSA-PSS, Ed25519, ECDSA P-384 and
+//     P-521), plus an untrusted root that is not in the trust bundle;
 //   - RSA-2048 DKIM keys for example.com, example.net and example.org under the
 //     selector "s1" (see KeysFile and LookupTXT);
 //   - helpers that S/MIME-sign (CMS, RFC 5652 / S/MIME 4.0, RFC 8551) and

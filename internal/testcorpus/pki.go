@@ -3,6 +3,7 @@ package testcorpus
 import (
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
@@ -68,6 +69,7 @@ const (
 	RootCommonName           = "certharvest Test Root"
 	IntermediateCommonName   = "certharvest Test Intermediate"
 	ECIntermediateCommonName = "certharvest Test Intermediate EC"
+	EdIntermediateCommonName = "certharvest Test Intermediate Ed25519"
 	UntrustedRootCommonName  = "certharvest Untrusted Root"
 	// Selector is the DKIM selector of every fixture key.
 	Selector = "s1"
@@ -94,6 +96,13 @@ type Fixture struct {
 	ECIntermediate    *x509.Certificate
 	ECIntermediateKey *ecdsa.PrivateKey
 
+	// EdIntermediate is a third intermediate under Root, with an Ed25519
+	// key, signed by Root with RSASSA-PSS SHA-256: it issues the Ed25519
+	// signers' certificates (PureEd25519), so that PSS and Ed25519 are in
+	// their chains too.
+	EdIntermediate    *x509.Certificate
+	EdIntermediateKey ed25519.PrivateKey
+
 	// UntrustedRoot is a self-signed CA that is not in TrustPEM.
 	UntrustedRoot    *x509.Certificate
 	UntrustedRootKey *rsa.PrivateKey
@@ -107,6 +116,13 @@ type Fixture struct {
 	DecoyKey *rsa.PrivateKey
 	// ECKey is the ECDSA P-256 end-entity key.
 	ECKey *ecdsa.PrivateKey
+	// P384Key and P521Key are the ECDSA P-384 and P-521 end-entity keys.
+	P384Key, P521Key *ecdsa.PrivateKey
+	// Ed25519Key is the Ed25519 end-entity key.
+	Ed25519Key ed25519.PrivateKey
+	// WeakRSAKey is an RSA-1024 end-entity key, which the verifier
+	// refuses as weak.
+	WeakRSAKey *rsa.PrivateKey
 
 	// DKIMKeys maps a domain of DKIMDomains to its key (selector Selector).
 	DKIMKeys map[string]*rsa.PrivateKey
@@ -134,11 +150,17 @@ func New() (*Fixture, error) {
 			*p, errs[i] = rsa.GenerateKey(rand.Reader, 2048)
 		}()
 	}
-	var err, err2 error
-	f.ECKey, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	f.ECIntermediateKey, err2 = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	var err error
+	more := make([]error, 7)
+	f.ECKey, more[0] = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	f.ECIntermediateKey, more[1] = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	f.P384Key, more[2] = ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	f.P521Key, more[3] = ecdsa.GenerateKey(elliptic.P521(), rand.Reader)
+	_, f.Ed25519Key, more[4] = ed25519.GenerateKey(rand.Reader)
+	_, f.EdIntermediateKey, more[5] = ed25519.GenerateKey(rand.Reader)
+	f.WeakRSAKey, more[6] = rsa.GenerateKey(rand.Reader, 1024)
 	wg.Wait()
-	if err = errors.Join(append(errs, err, err2)...); err != nil {
+	if err = errors.Join(append(errs, more...)...); err != nil {
 		return nil, fmt.Errorf("testcorpus: generating keys: %w", err)
 	}
 	for i, d := range DKIMDomains {
@@ -157,14 +179,19 @@ func New() (*Fixture, error) {
 	if f.ECIntermediate, err = f.intermediate(ECIntermediateCommonName, f.ECIntermediateKey.Public()); err != nil {
 		return nil, err
 	}
+	if f.EdIntermediate, err = f.intermediate(EdIntermediateCommonName, f.EdIntermediateKey.Public(), x509.SHA256WithRSAPSS); err != nil {
+		return nil, err
+	}
 	if f.cases, err = f.buildCases(); err != nil {
 		return nil, err
 	}
 	return f, nil
 }
 
-func (f *Fixture) intermediate(cn string, pub crypto.PublicKey) (*x509.Certificate, error) {
-	return Issue(&x509.Certificate{
+// intermediate issues an intermediate CA certificate from Root, signed with
+// Go's default algorithm for Root's key or with alg.
+func (f *Fixture) intermediate(cn string, pub crypto.PublicKey, alg ...x509.SignatureAlgorithm) (*x509.Certificate, error) {
+	tmpl := &x509.Certificate{
 		Subject:               pkix.Name{CommonName: cn, Organization: []string{"certharvest tests"}},
 		NotBefore:             caNotBefore,
 		NotAfter:              caNotAfter.AddDate(-5, 0, 0),
@@ -172,7 +199,11 @@ func (f *Fixture) intermediate(cn string, pub crypto.PublicKey) (*x509.Certifica
 		BasicConstraintsValid: true,
 		IsCA:                  true,
 		MaxPathLenZero:        true,
-	}, f.Root, pub, f.RootKey)
+	}
+	if len(alg) > 0 {
+		tmpl.SignatureAlgorithm = alg[0]
+	}
+	return Issue(tmpl, f.Root, pub, f.RootKey)
 }
 
 func serial() (*big.Int, error) {
@@ -255,10 +286,15 @@ type LeafSpec struct {
 	Untrusted bool
 	// ECIssuer makes ECIntermediate the issuer.
 	ECIssuer bool
+	// EdIssuer makes EdIntermediate the issuer.
+	EdIssuer bool
+	// SignatureAlgorithm is the issuer's signature on the certificate;
+	// zero: Go's default for the issuer's key (SHA-256 for RSA and P-256).
+	SignatureAlgorithm x509.SignatureAlgorithm
 }
 
 // IssueLeaf issues an end-entity certificate. The issuer is the trusted
-// (RSA) intermediate unless spec.Untrusted or spec.ECIssuer.
+// (RSA) intermediate unless spec.Untrusted, spec.ECIssuer or spec.EdIssuer.
 func (f *Fixture) IssueLeaf(spec LeafSpec) (*x509.Certificate, error) {
 	cn := spec.CommonName
 	if cn == "" {
@@ -284,6 +320,7 @@ func (f *Fixture) IssueLeaf(spec LeafSpec) (*x509.Certificate, error) {
 		KeyUsage:              x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:           spec.ExtKeyUsage,
 		BasicConstraintsValid: true,
+		SignatureAlgorithm:    spec.SignatureAlgorithm,
 	}
 	if tmpl.ExtKeyUsage == nil {
 		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageEmailProtection}
@@ -303,6 +340,8 @@ func (f *Fixture) IssueLeaf(spec LeafSpec) (*x509.Certificate, error) {
 		parent, parentKey = f.UntrustedRoot, f.UntrustedRootKey
 	case spec.ECIssuer:
 		parent, parentKey = f.ECIntermediate, f.ECIntermediateKey
+	case spec.EdIssuer:
+		parent, parentKey = f.EdIntermediate, f.EdIntermediateKey
 	default:
 		parent, parentKey = f.Intermediate, f.IntermediateKey
 	}

@@ -99,10 +99,14 @@ func (f *Fixture) smimeEntity(inner []byte, p cmsParams, o smimeOpts) ([]field, 
 		part = o.tamper(inner)
 	}
 	fields := []field{{"Content-Type", fmt.Sprintf(
-		"multipart/signed; protocol=%q; micalg=sha-256;%s boundary=%q", proto, crlf, boundary)}}
+		"multipart/signed; protocol=%q; micalg=%s;%s boundary=%q", proto, micalg[p.alg.hash()], crlf, boundary)}}
 	body := multipartBody(boundary, preamble, part, entity(sigFields, base64Lines(der)))
 	return fields, body, nil
 }
+
+// micalg names the digest algorithms in a multipart/signed (RFC 8551
+// §3.5.3.2).
+var micalg = map[crypto.Hash]string{crypto.SHA1: "sha-1", crypto.SHA256: "sha-256", crypto.SHA384: "sha-384", crypto.SHA512: "sha-512"}
 
 func randDigits(n int) string {
 	b := make([]byte, n)

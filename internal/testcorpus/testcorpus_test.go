@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"crypto/ecdsa"
 	"crypto/x509"
-	"encoding/asn1"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -164,8 +163,16 @@ func findSMIME(h textproto.Header, body []byte, top bool) (der, content []byte, 
 // refuse it: the signer chose it, and validity is the chain's, at At.
 // pkcs7 checks the message digest before the signing time, so when the
 // signing time is its objection, the signature over the signed attributes
-// (their DER encoding, RFC 5652 §5.4) is what is left to check.
+// (their DER encoding, RFC 5652 §5.4) is what is left to check. The
+// algorithms pkcs7 does not know (RSASSA-PSS, Ed25519) are checked by
+// verifyOtherAlgorithm, and weak ones refused first (weakCMS).
 func verifyCMS(p7 *pkcs7.PKCS7) error {
+	if err := weakCMS(p7); err != nil {
+		return err
+	}
+	if otherAlgorithm(p7) {
+		return verifyOtherAlgorithm(p7)
+	}
 	err := p7.Verify()
 	var late *pkcs7.SigningTimeNotValidError
 	if !errors.As(err, &late) {
@@ -175,16 +182,7 @@ func verifyCMS(p7 *pkcs7.PKCS7) error {
 		return fmt.Errorf("%d signers: the reference checks know one", len(p7.Signers))
 	}
 	si := p7.Signers[0]
-	var encs [][]byte
-	for _, a := range si.AuthenticatedAttributes {
-		enc, err := asn1.Marshal(a)
-		if err != nil {
-			return err
-		}
-		encs = append(encs, enc)
-	}
-	slices.SortFunc(encs, bytes.Compare)
-	attrs, err := asn1.Marshal(asn1.RawValue{Tag: asn1.TagSet, IsCompound: true, Bytes: bytes.Join(encs, nil)})
+	attrs, err := signedAttributes(p7)
 	if err != nil {
 		return err
 	}
@@ -636,8 +634,18 @@ func TestOpenSSL(t *testing.T) {
 			args = append(args, "-content", content)
 		}
 		out, err := exec.Command(openssl, args...).CombinedOutput()
-		if c.Reason == testcorpus.ReasonFromCertMismatch {
-			wantOK = true // the signature and chain are fine
+		if c.Reason == testcorpus.ReasonFromCertMismatch || strings.Contains(c.Name, "-weak-") {
+			// The signature and chain are fine; the *-weak-* ones are
+			// refused by certharvest's policy (SHA-1, short PSS salt,
+			// RSA-1024), which openssl's defaults accept.
+			wantOK = true
+		}
+		if err != nil && bytes.Contains(out, []byte("eddsa_digest_signverify_init")) {
+			// OpenSSL before 3.2 cannot verify Ed25519 in CMS (RFC
+			// 8419): check the chain with openssl at least.
+			t.Logf("%s: this openssl has no Ed25519 in CMS; its chain is checked instead", c.Name)
+			out, err = opensslChain(t, openssl, dir, trust, c.Name, v.der)
+			wantOK = wantOK || c.Reason == testcorpus.ReasonSignatureInvalid
 		}
 		if (err == nil) != wantOK {
 			t.Errorf("%s: openssl ok=%v, want %v: %s", c.Name, err == nil, wantOK, out)
