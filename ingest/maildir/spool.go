@@ -56,12 +56,13 @@ type Spool struct {
 	newDir   *fsutil.Dir // new/ and cur/, opened once: messages are read
 	curDir   *fsutil.Dir // and archived relative to them
 	archive  archive     // cur/'s retention and what it holds (archive.go)
-	// authservID stamps archived messages (Options.AuthservID).
-	authservID string
 	stop     chan struct{}
 	stopOnce sync.Once
 	wg       sync.WaitGroup
 	closeErr error
+
+	// authservID stamps archived messages (Options.AuthservID).
+	authservID string
 }
 
 // Spool sub-folders.
