@@ -22,6 +22,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"time"
+
+	"github.com/certharvest/certharvest/internal/fsutil"
 )
 
 // maxStampBytes bounds the field an archived message may carry above the
@@ -43,9 +45,10 @@ type Stamped struct {
 // ArchiveStamped archives messages as Archive does, each with its Field
 // prepended: the copies are written into tmp/ and made durable together
 // (one syncfs(2) on Linux), then renamed into cur/, and the files in new/
-// removed. A message gone from new/ meanwhile is skipped; one whose copy
-// cannot be written (a full disk) is archived as received, and the log
-// says so.
+// removed. A message gone from new/ meanwhile is skipped, and anything
+// there but a regular file (a link: read_error) moved as it is; a message
+// whose copy cannot be written (a full disk) is archived as received, and
+// the log says so.
 func (s *Spool) ArchiveStamped(items []Stamped) error {
 	type copied struct {
 		Stamped
@@ -76,9 +79,11 @@ func (s *Spool) ArchiveStamped(items []Stamped) error {
 		tmp := filepath.Join(s.dir, SubTmp, archived)
 		modTime, err := s.writeStamped(filepath.Join(s.dir, SubNew, it.Name), tmp, it.Field)
 		switch {
-		case errors.Is(err, fs.ErrNotExist):
+		case errors.Is(err, fs.ErrNotExist), errors.Is(err, fsutil.ErrNotRegular):
+			// Gone: Archive says what there is to say. Or a link, a FIFO
+			// (read_error, never read): moved as it is.
 			os.Remove(tmp)
-			plain(it, nil) // gone: Archive says what there is to say
+			plain(it, nil)
 		case err != nil:
 			os.Remove(tmp)
 			plain(it, err)

@@ -34,7 +34,12 @@ func TestArchiveStamped(t *testing.T) {
 	if err := os.Chtimes(filepath.Join(s.Dir(), SubNew, names[0]), old, old); err != nil {
 		t.Fatal(err)
 	}
+	// A link in new/ (read_error, never read) is moved as it is.
+	if err := os.Symlink("/etc/passwd", filepath.Join(s.Dir(), SubNew, "1780272000.M9P9Q9.link")); err != nil {
+		t.Fatal(err)
+	}
 	err = s.ArchiveStamped([]Stamped{
+		{Name: "1780272000.M9P9Q9.link", Accepted: false, Field: []byte(testField)},
 		{Name: names[0], Accepted: true, Field: []byte(testField)},
 		{Name: names[1], Accepted: false, Field: []byte(testField)},
 		{Name: names[2], Accepted: false, Field: []byte(testField)},
@@ -56,9 +61,12 @@ func TestArchiveStamped(t *testing.T) {
 		names[2] + ":2,ST": append(bytes.ReplaceAll([]byte(testField), []byte("\r\n"), []byte("\n")), lf...),
 		names[3] + ":2,S":  testMessage(3),
 	}
-	var wantNames []string
+	wantNames := []string{"1780272000.M9P9Q9.link:2,ST"}
 	for name := range want {
 		wantNames = append(wantNames, name)
+	}
+	if target, err := os.Readlink(filepath.Join(s.Dir(), SubCur, wantNames[0])); err != nil || target != "/etc/passwd" {
+		t.Errorf("the link in cur/: %q, %v", target, err)
 	}
 	if got := curNames(t, s); !slices.Equal(got, sorted(wantNames...)) {
 		t.Fatalf("cur/ = %v, want %v", got, sorted(wantNames...))
@@ -71,8 +79,8 @@ func TestArchiveStamped(t *testing.T) {
 	if info, err := os.Stat(filepath.Join(s.Dir(), SubCur, names[0]+":2,S")); err != nil || !info.ModTime().Equal(old) {
 		t.Errorf("archived copy's time %v (%v), want the delivery's %v", info.ModTime(), err, old)
 	}
-	if st := s.ArchiveStats(); st.Accepted.Messages != 2 || st.Rejected.Messages != 2 {
-		t.Errorf("archive stats %+v, want 2 and 2", st)
+	if st := s.ArchiveStats(); st.Accepted.Messages != 2 || st.Rejected.Messages != 3 {
+		t.Errorf("archive stats %+v, want 2 and 3", st)
 	}
 }
 
