@@ -12,7 +12,6 @@ package maildir
 // the one received.
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -144,14 +143,25 @@ func (s *Spool) writeStamped(src, dst string, field []byte) (time.Time, error) {
 	if err != nil {
 		return time.Time{}, err
 	}
-	r := bufio.NewReaderSize(in, 64<<10)
-	head, _ := r.Peek(4096)
+	// The first line says which line ending the field takes; the rest is
+	// copied by the kernel where it can (copy_file_range).
+	head := make([]byte, 4096)
+	n, err := io.ReadFull(in, head)
+	more := err == nil // the message goes on past head
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		out.Close()
+		return time.Time{}, err
+	}
+	head = head[:n]
 	if i := bytes.IndexByte(head, '\n'); i >= 0 && (i == 0 || head[i-1] != '\r') {
 		field = bytes.ReplaceAll(field, []byte("\r\n"), []byte("\n"))
 	}
 	_, err = out.Write(field)
 	if err == nil {
-		_, err = io.Copy(out, r)
+		_, err = out.Write(head)
+	}
+	if err == nil && more {
+		_, err = io.Copy(out, in)
 	}
 	if cerr := out.Close(); err == nil {
 		err = cerr

@@ -25,7 +25,8 @@ func TestArchiveStamped(t *testing.T) {
 	}
 	defer s.Close()
 	lf := []byte("From: unix@example.com\n\nmessage with bare LF\n")
-	names, err := s.Deliver(context.Background(), ingest.Incoming{Raw: testMessage(0)}, ingest.Incoming{Raw: testMessage(1)},
+	large := append([]byte("From: large@example.com\r\n\r\n"), bytes.Repeat([]byte("0123456789abcde\r\n"), 40<<10)...)
+	names, err := s.Deliver(context.Background(), ingest.Incoming{Raw: testMessage(0)}, ingest.Incoming{Raw: large},
 		ingest.Incoming{Raw: lf}, ingest.Incoming{Raw: testMessage(3)})
 	if err != nil {
 		t.Fatal(err)
@@ -57,7 +58,7 @@ func TestArchiveStamped(t *testing.T) {
 	}
 	want := map[string][]byte{
 		names[0] + ":2,S":  append([]byte(testField), testMessage(0)...),
-		names[1] + ":2,ST": append([]byte(testField), testMessage(1)...),
+		names[1] + ":2,ST": append([]byte(testField), large...),
 		names[2] + ":2,ST": append(bytes.ReplaceAll([]byte(testField), []byte("\r\n"), []byte("\n")), lf...),
 		names[3] + ":2,S":  testMessage(3),
 	}
@@ -73,7 +74,7 @@ func TestArchiveStamped(t *testing.T) {
 	}
 	for name, data := range want {
 		if got, err := os.ReadFile(filepath.Join(s.Dir(), SubCur, name)); err != nil || !bytes.Equal(got, data) {
-			t.Errorf("%s = %q (%v), want %q", name, got, err, data)
+			t.Errorf("%s = %.200q (%v), want %.200q", name, got, err, data)
 		}
 	}
 	if info, err := os.Stat(filepath.Join(s.Dir(), SubCur, names[0]+":2,S")); err != nil || !info.ModTime().Equal(old) {
