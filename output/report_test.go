@@ -141,3 +141,26 @@ func TestReportFollowsItsPath(t *testing.T) {
 		t.Errorf("moved report = %s", data)
 	}
 }
+
+// The report's dkim object: a signature verified with its key is written as
+// it always was (no via); one established by a trusted
+// Authentication-Results field says so, and whose.
+func TestRecordDKIMVia(t *testing.T) {
+	m := &verify.Message{Envelope: verify.Envelope{Source: "scan"}}
+	for _, tt := range []struct {
+		dkim verify.DKIMResult
+		want string
+	}{
+		{verify.DKIMResult{Domain: "example.com", Selector: "s1"}, `"dkim":{"domain":"example.com","selector":"s1"},`},
+		{verify.DKIMResult{Domain: "example.com", Selector: "s1", Via: verify.DKIMViaAuthResults, AuthservID: "mx.example.org"},
+			`"dkim":{"domain":"example.com","selector":"s1","via":"authentication-results","authserv_id":"mx.example.org"},`},
+	} {
+		line, err := json.Marshal(NewRecord(m, &verify.Result{ID: "x", Reason: verify.ReasonOK, DKIM: &tt.dkim}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(line), tt.want) {
+			t.Errorf("line %s lacks %s", line, tt.want)
+		}
+	}
+}

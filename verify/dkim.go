@@ -61,23 +61,33 @@ const defaultMaxDKIMVerifications = 5
 type DKIMResult struct {
 	Domain   string `json:"domain"`
 	Selector string `json:"selector"`
+	// Via says how DKIM was established: DKIMViaSignature (empty, left
+	// out of the report) when the signature verified with its key,
+	// DKIMViaAuthResults when its key no longer exists and a trusted
+	// Authentication-Results field reports that it passed (authres.go).
+	Via string `json:"via,omitempty"`
+	// AuthservID is the authserv-id of that field (Via
+	// DKIMViaAuthResults).
+	AuthservID string `json:"authserv_id,omitempty"`
+
+	b string // the signature's b= (no white space), for header.b
 }
 
-// dkimSignatureTags returns the d=, s= and a= tags of every DKIM-Signature
-// field in header order, which is also the order of go-msgauth's
-// verifications.
+// dkimSignatureTags returns the d=, s=, a=, i= and b= tags of every
+// DKIM-Signature field in header order, which is also the order of
+// go-msgauth's verifications.
 func dkimSignatureTags(p *parsedMessage) []map[string]string {
 	var tags []map[string]string
 	fields := p.header.FieldsByKey("Dkim-Signature")
 	for fields.Next() {
-		t := make(map[string]string, 3)
+		t := make(map[string]string, 5)
 		for _, kv := range strings.Split(fields.Value(), ";") {
 			k, v, ok := strings.Cut(kv, "=")
 			if !ok {
 				continue
 			}
-			k = strings.TrimSpace(k)
-			if k == "d" || k == "s" || k == "a" {
+			switch k = strings.TrimSpace(k); k {
+			case "d", "s", "a", "i", "b":
 				t[k] = strings.Join(strings.Fields(v), "")
 			}
 		}
@@ -93,23 +103,14 @@ func (p *Pipeline) checkDKIM(ctx context.Context, m *parsedMessage, from string,
 	if len(tags) == 0 {
 		return nil, fail(ReasonDKIMMissing, "no DKIM-Signature header field")
 	}
-	lookup := p.opts.LookupTXT
+	// Which keys no longer exist matters only to trust an
+	// Authentication-Results field (authres.go).
+	var absence *keyAbsence
+	if len(p.opts.TrustAuthservIDs) > 0 {
+		absence = &keyAbsence{}
+	}
 	opts := &dkim.VerifyOptions{
-		LookupTXT: func(name string) ([]string, error) {
-			txts, err := lookup(ctx, name)
-			if err != nil && isTemporaryDNSError(err) {
-				// go-msgauth treats a net.Error whose Temporary() is true as
-				// a temporary failure, anything else as permanent.
-				return nil, temporaryError{err}
-			}
-			for _, txt := range txts {
-				if err := checkDKIMKeySize(txt); err != nil {
-					// Permanent: the signature fails, the key unused.
-					return nil, err
-				}
-			}
-			return txts, err
-		},
+		LookupTXT:        checkLookup(ctx, p.opts.LookupTXT, absence),
 		MaxVerifications: p.opts.MaxDKIMVerifications,
 	}
 	verifications, err := dkim.VerifyWithOptions(bytes.NewReader(m.canonical), opts)
@@ -129,6 +130,9 @@ func (p *Pipeline) checkDKIM(ctx context.Context, m *parsedMessage, from string,
 		// message pass.
 		tempErr, otherTempErr error
 		lastErr               error
+		// gone are the signatures aligned with From that failed because
+		// their key record no longer exists.
+		gone []int
 	)
 	for i, v := range verifications {
 		var t map[string]string
@@ -146,6 +150,8 @@ func (p *Pipeline) checkDKIM(ctx context.Context, m *parsedMessage, from string,
 				case tempErr == nil:
 					tempErr = err
 				}
+			} else if absence != nil && i < len(tags) && absence.absent(keyName(t)) && p.aligned(domain, fromDomain) {
+				gone = append(gone, i)
 			}
 			lastErr = fmt.Errorf("d=%s s=%s: %w", domain, t["s"], v.Err)
 			continue
@@ -156,7 +162,12 @@ func (p *Pipeline) checkDKIM(ctx context.Context, m *parsedMessage, from string,
 			continue
 		}
 		log.Info(fmt.Sprintf("from=%s,DKIM passed", from), "domain", domain, "selector", t["s"], "algorithm", t["a"])
-		return &DKIMResult{Domain: domain, Selector: t["s"]}, nil
+		return &DKIMResult{Domain: domain, Selector: t["s"], b: t["b"]}, nil
+	}
+	if tempErr == nil && len(gone) > 0 {
+		if res := p.dkimFromAuthResults(m, tags, gone, log); res != nil {
+			return res, nil
+		}
 	}
 	switch {
 	case tempErr != nil:

@@ -107,6 +107,11 @@ type Options struct {
 	// MaxDKIMVerifications caps the DKIM signatures verified per message;
 	// 0 means 5.
 	MaxDKIMVerifications int
+	// TrustAuthservIDs are the authserv-ids whose Authentication-Results
+	// fields (RFC 8601) establish DKIM for a signature whose key record no
+	// longer exists (authres.go); none: DKIM is established by signatures
+	// alone.
+	TrustAuthservIDs []string
 	// Store receives accepted certificates; nil verifies without storing.
 	Store CertStore
 	// Logger receives each message's story; nil discards it.

@@ -44,6 +44,9 @@ type pipelineFlags struct {
 	dnsWait   time.Duration
 	dnsServer parsedFlag[string]
 	reference bool
+	// trustAuthserv are the authserv-ids whose Authentication-Results
+	// establish DKIM once a key is gone (authres.go).
+	trustAuthserv parsedFlag[[]string]
 }
 
 func (f *pipelineFlags) register(fs *pflag.FlagSet) {
@@ -67,6 +70,8 @@ func (f *pipelineFlags) register(fs *pflag.FlagSet) {
 	fs.DurationVar(&f.dnsWait, "dns-timeout", 5*time.Second, "time allowed for one DKIM key lookup in DNS")
 	fs.Var(&f.dnsServer, "dns-server", "DNS server (`host:port`) asked for DKIM keys (default: /etc/resolv.conf's)")
 	fs.BoolVar(&f.reference, "reference-path", false, "verify on the reference path, for audits (slower, same verdicts)")
+	f.trustAuthserv = newParsedFlag("", parseAuthservIDs)
+	fs.Var(&f.trustAuthserv, "trust-authserv-id", "when a DKIM key is gone, trust the Authentication-Results of these `ids` (a,b)")
 }
 
 // parsedFlag is a pflag.Value checked when it is set: its text is kept for
@@ -254,9 +259,10 @@ func (f *pipelineFlags) build(logTo io.Writer) (*pipelineSetup, error) {
 			MaxBytes:  f.maxHeader.value,
 			MaxFields: f.maxFields,
 		},
-		Logger:      s.logger,
-		BlockPrefix: f.logFormat.value == "text",
-		Reference:   f.reference,
+		Logger:           s.logger,
+		BlockPrefix:      f.logFormat.value == "text",
+		Reference:        f.reference,
+		TrustAuthservIDs: f.trustAuthserv.value,
 	}
 	if f.reference {
 		// Said once, so that the log of an audit shows how it was run.

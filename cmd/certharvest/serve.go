@@ -247,6 +247,8 @@ type serveCommand struct {
 	inputs      []inputFlags
 	lookup      lookupFlags
 	lookupToken string // "" when the lookup API is off
+	authserv    authservFlags
+	authservID  string // what archived messages are stamped with
 }
 
 // newServeCommand returns serve's command and the flags it sets.
@@ -256,6 +258,7 @@ func newServeCommand(stdout io.Writer) (*command, *serveCommand) {
 	f.pipeline.register(cmd.fs)
 	f.serve.register(cmd.fs)
 	f.lookup.register(cmd.fs)
+	f.authserv.register(cmd.fs)
 	for _, in := range f.inputs {
 		in.register(cmd.fs)
 	}
@@ -279,7 +282,8 @@ func (f *serveCommand) check(args []string) error {
 		return err
 	}
 	f.lookupToken = token
-	return nil
+	f.authservID, err = f.authserv.resolve(f.pipeline.trustAuthserv.value)
+	return err
 }
 
 // engineHealth is the health of the engine, for the webhook's health

@@ -83,7 +83,7 @@ func openService(f *serveCommand, setup *pipelineSetup) (_ *server, err error) {
 	}
 	memLimit, memLimitFrom := applyMemoryLimit(sf.memoryLimit.value, setup.opts.MaxSize, inputsMemory, os.DirFS("/"))
 
-	s.spool, err = maildir.Open(sf.maildir, maildir.Options{Logger: log, Archive: sf.archivePolicy()})
+	s.spool, err = maildir.Open(sf.maildir, maildir.Options{Logger: log, Archive: sf.archivePolicy(), AuthservID: f.authservID})
 	if errors.Is(err, maildir.ErrNotMaildir) {
 		return nil, fmt.Errorf("%w\n  --maildir is serve's own spool: give an empty or new folder; to verify the messages already in %s, run certharvest scan %s",
 			err, sf.maildir, sf.maildir)

@@ -92,12 +92,25 @@ func (q *Queue) Unchanged(_ context.Context, name string) error {
 	return fmt.Errorf("%d bytes read, %d now", read.Size, now.Size)
 }
 
-// Ack moves the messages to cur/, flagged as their verdicts say.
+// Ack moves the messages to cur/, flagged as their verdicts say; with an
+// authserv-id (Options.AuthservID), each with an Authentication-Results
+// field on top recording its DKIM verdict (Spool.ArchiveStamped).
 func (q *Queue) Ack(_ context.Context, acks []queue.Ack) error {
 	var errs []error
-	for _, a := range acks {
-		if err := q.spool.Archive(a.ID, a.Accepted); err != nil {
-			errs = append(errs, err)
+	if id := q.spool.authservID; id != "" {
+		items := make([]Stamped, len(acks))
+		for i, a := range acks {
+			items[i] = Stamped{Name: a.ID, Accepted: a.Accepted}
+			if a.Result != nil {
+				items[i].Field = verify.AuthenticationResults(id, a.Result)
+			}
+		}
+		errs = append(errs, q.spool.ArchiveStamped(items))
+	} else {
+		for _, a := range acks {
+			if err := q.spool.Archive(a.ID, a.Accepted); err != nil {
+				errs = append(errs, err)
+			}
 		}
 	}
 	for _, a := range acks {

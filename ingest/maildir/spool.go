@@ -60,6 +60,9 @@ type Spool struct {
 	stopOnce sync.Once
 	wg       sync.WaitGroup
 	closeErr error
+
+	// authservID stamps archived messages (Options.AuthservID).
+	authservID string
 }
 
 // Spool sub-folders.
@@ -82,6 +85,11 @@ type Options struct {
 	// Logger receives the archive's sweeps and evictions; nil discards
 	// them.
 	Logger *slog.Logger
+	// AuthservID, when set, is the authserv-id of the
+	// Authentication-Results field recording its DKIM verdict that each
+	// message the Queue archives gets on top (archive_stamp.go); empty:
+	// messages are archived as received.
+	AuthservID string
 }
 
 // Open creates the Maildir dir (tmp/, new/, cur/, meta/ and journal/) if
@@ -140,7 +148,8 @@ func openSpool(dir string, jopts journalOptions, opts Options) (*Spool, error) {
 	}
 	// Maildir: '/' and ':' in the host name are written as \057 and \072.
 	host = strings.NewReplacer("/", `\057`, ":", `\072`).Replace(host)
-	s := &Spool{dir: dir, host: host, pid: os.Getpid(), lock: lock, syncReqs: make(chan syncRequest), stop: make(chan struct{})}
+	s := &Spool{dir: dir, host: host, pid: os.Getpid(), lock: lock, syncReqs: make(chan syncRequest), stop: make(chan struct{}),
+		authservID: opts.AuthservID}
 	s.archive.init(opts)
 	s.unnamed = tmpfile.Supported(filepath.Join(dir, SubTmp))
 	if err := s.openDirs(); err != nil {

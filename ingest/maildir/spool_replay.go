@@ -144,15 +144,24 @@ func (s *Spool) restore(rec record, path string) error {
 }
 
 // intact reports whether the file at path holds the message of rec, and,
-// when withContext, its context. Anything but a regular file (a link put
-// in its place) is not intact: restore replaces it.
+// when withContext, its context. Without, the file is in cur/, where it may
+// carry the Authentication-Results field ArchiveStamped put on top.
+// Anything but a regular file (a link put in its place) is not intact:
+// restore replaces it.
 func (s *Spool) intact(path string, rec record, withContext bool) bool {
-	f, err := fsutil.ReadFileAt(nil, path, path, ingest.ReadOptions{MaxSize: int64(len(rec.raw)), NoFollow: true}, envelopeXattr)
-	if err != nil || !bytes.Equal(f.Raw, rec.raw) {
+	maxSize := int64(len(rec.raw))
+	if !withContext {
+		maxSize += maxStampBytes
+	}
+	f, err := fsutil.ReadFileAt(nil, path, path, ingest.ReadOptions{MaxSize: maxSize, NoFollow: true}, envelopeXattr)
+	if err != nil {
 		return false
 	}
 	if !withContext {
-		return true
+		return bytes.Equal(f.Raw, rec.raw) || stampedCopy(f.Raw, rec.raw)
+	}
+	if !bytes.Equal(f.Raw, rec.raw) {
+		return false
 	}
 	env := f.Xattr
 	if env == nil {

@@ -97,7 +97,7 @@ func (e *Engine) commit(ctx context.Context, batch []outcome, archived *archiveS
 	}
 	acks := make([]queue.Ack, len(reported))
 	for i, o := range reported {
-		acks[i] = queue.Ack{ID: o.id, Accepted: o.res.Accepted()}
+		acks[i] = queue.Ack{ID: o.id, Accepted: o.res.Accepted(), Result: o.res}
 	}
 	if err := e.queue.Ack(ctx, acks); err != nil {
 		e.log.Error("acknowledging verdicts to the queue failed", "error", err)

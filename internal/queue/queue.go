@@ -88,6 +88,10 @@ type LoadOptions struct {
 type Ack struct {
 	ID       string
 	Accepted bool
+	// Result is the verdict, for a queue that records it with the
+	// message (the Maildir's archive stamps its DKIM result); the engine
+	// always gives it.
+	Result *verify.Result
 }
 
 // Suspect is a message that was in flight when the process crashed.

@@ -1,0 +1,69 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/spf13/pflag"
+
+	"github.com/certharvest/certharvest/verify"
+)
+
+// parseAuthservIDs parses --trust-authserv-id: authserv-ids separated by
+// commas, each a token as a host name is; "" trusts none.
+func parseAuthservIDs(s string) ([]string, error) {
+	var ids []string
+	for _, id := range strings.Split(s, ",") {
+		id = strings.TrimSpace(id)
+		if id == "" {
+			continue
+		}
+		if err := verify.CheckAuthservID(id); err != nil {
+			return nil, err
+		}
+		ids = append(ids, strings.ToLower(id))
+	}
+	return ids, nil
+}
+
+// parseAuthservID parses --authserv-id: one authserv-id, or "" for the host
+// name.
+func parseAuthservID(s string) (string, error) {
+	if s == "" {
+		return "", nil
+	}
+	return strings.ToLower(s), verify.CheckAuthservID(s)
+}
+
+// authservFlags are serve's flags for the Authentication-Results field it
+// adds to the messages it archives.
+type authservFlags struct {
+	id parsedFlag[string]
+}
+
+func (f *authservFlags) register(fs *pflag.FlagSet) {
+	f.id = newParsedFlag("", parseAuthservID)
+	fs.Var(&f.id, "authserv-id", "`id` of the Authentication-Results field added to archived mail (default: host name)")
+}
+
+// resolve returns the authserv-id serve stamps archived messages with, and
+// refuses to trust it in incoming mail: a field that claims it came from
+// outside (RFC 8601 §5), since serve adds its own only to what it archives.
+func (f *authservFlags) resolve(trusted []string) (string, error) {
+	id := f.id.value
+	if id == "" {
+		host, err := os.Hostname()
+		if err != nil {
+			return "", fmt.Errorf("--authserv-id: the host name: %w", err)
+		}
+		if id, err = parseAuthservID(host); err != nil {
+			return "", usagef("--authserv-id: the host name cannot be one (%v): give --authserv-id", err)
+		}
+	}
+	if slices.Contains(trusted, id) {
+		return "", usagef("--trust-authserv-id %s is serve's own --authserv-id: in the mail serve receives, a field claiming it is forged; trust it in a scan of the archive", id)
+	}
+	return id, nil
+}
