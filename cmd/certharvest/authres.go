@@ -28,11 +28,15 @@ func parseAuthservIDs(s string) ([]string, error) {
 	return ids, nil
 }
 
-// parseAuthservID parses --authserv-id: one authserv-id, or "" for the host
-// name.
+// authservNone is the --authserv-id that turns the field off: messages are
+// archived by a rename, as received, without a copy.
+const authservNone = "none"
+
+// parseAuthservID parses --authserv-id: one authserv-id, "" for the host
+// name, or authservNone.
 func parseAuthservID(s string) (string, error) {
-	if s == "" {
-		return "", nil
+	if s == "" || s == authservNone {
+		return s, nil
 	}
 	return strings.ToLower(s), verify.CheckAuthservID(s)
 }
@@ -45,7 +49,7 @@ type authservFlags struct {
 
 func (f *authservFlags) register(fs *pflag.FlagSet) {
 	f.id = newParsedFlag("", parseAuthservID)
-	fs.Var(&f.id, "authserv-id", "`id` of the Authentication-Results field added to archived mail (default: host name)")
+	fs.Var(&f.id, "authserv-id", "`id` of the Authentication-Results field added to archived mail; none: no field")
 }
 
 // resolve returns the authserv-id serve stamps archived messages with, and
@@ -53,6 +57,9 @@ func (f *authservFlags) register(fs *pflag.FlagSet) {
 // outside (RFC 8601 §5), since serve adds its own only to what it archives.
 func (f *authservFlags) resolve(trusted []string) (string, error) {
 	id := f.id.value
+	if id == authservNone {
+		return "", nil // archived as received: nothing to refuse
+	}
 	if id == "" {
 		host, err := os.Hostname()
 		if err != nil {

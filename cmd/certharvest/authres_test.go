@@ -11,6 +11,7 @@ import (
 
 	"github.com/certharvest/certharvest/output"
 	"github.com/certharvest/certharvest/verify"
+	"github.com/spf13/pflag"
 )
 
 // hostAuthservID is serve's default --authserv-id: the host name.
@@ -133,5 +134,20 @@ func TestServeArchiveAuthResults(t *testing.T) {
 		if res := runBinary(t, bad...); res.code != 2 || !strings.Contains(res.stderr, "authserv-id") {
 			t.Errorf("%v: exit %d: %s", bad, res.code, res.stderr)
 		}
+	}
+}
+
+// --authserv-id none archives as received: no field, and no refusal of a
+// trusted id.
+func TestAuthservIDNone(t *testing.T) {
+	f := &authservFlags{}
+	fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
+	f.register(fs)
+	if err := fs.Set("authserv-id", "none"); err != nil {
+		t.Fatal(err)
+	}
+	id, err := f.resolve([]string{"none", "mx.example.org"})
+	if err != nil || id != "" {
+		t.Errorf("resolve = %q, %v; want no id (no field)", id, err)
 	}
 }
