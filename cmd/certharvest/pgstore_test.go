@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/spf13/pflag"
 
 	"github.com/certharvest/certharvest/internal/pgtest"
 )
@@ -410,5 +411,29 @@ func TestServeStoreDownAtStart(t *testing.T) {
 	}
 	if n := queryInt(t, srv.URL(), "SELECT count(*) FROM certificates"); n != 12 {
 		t.Errorf("%d certificates stored, want the sample's 12", n)
+	}
+}
+
+// The store commands' flags, as TestFlagHelpOneLine checks the others':
+// one line of help, and a row in docs/CONFIGURATION.md.
+func TestStoreFlagHelpOneLine(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/CONFIGURATION.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmds := storeCommandFlagSets()
+	if len(cmds) != 3 {
+		t.Errorf("%d store commands, want migrate, export and import", len(cmds))
+	}
+	for name, cmd := range cmds {
+		cmd.Flags().VisitAll(func(f *pflag.Flag) {
+			_, usage := pflag.UnquoteUsage(f)
+			if strings.Contains(usage, "\n") || len(usage) > 90 {
+				t.Errorf("%s --%s: help is %d bytes or several lines: %q", name, f.Name, len(usage), usage)
+			}
+			if f.Name != "help" && !strings.Contains(string(doc), "`--"+f.Name) {
+				t.Errorf("%s --%s is not in docs/CONFIGURATION.md", name, f.Name)
+			}
+		})
 	}
 }
