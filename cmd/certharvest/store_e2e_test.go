@@ -389,7 +389,7 @@ func sendSMTPTo(addr, rcpt string, data []byte) error {
 // postWebhook delivers one message as SparkPost relays it (base64).
 func postWebhook(addr, rcpt string, data []byte) error {
 	body, _ := json.Marshal([]any{map[string]any{"msys": map[string]any{"relay_message": map[string]any{
-		"content": map[string]any{"email_rfc822": base64.StdEncoding.EncodeToString(data), "email_rfc822_is_base64": true},
+		"content":  map[string]any{"email_rfc822": base64.StdEncoding.EncodeToString(data), "email_rfc822_is_base64": true},
 		"msg_from": "sender@example.net", "rcpt_to": rcpt, "protocol": "smtp", "customer_id": "1",
 	}}}})
 	client := &http.Client{Timeout: 30 * time.Second}
