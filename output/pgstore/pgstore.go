@@ -17,15 +17,18 @@
 // # Promises
 //
 //   - Anti-rollback across instances: an address's certificate is replaced
-//     only by one with a strictly later NotBefore; the decision is made in a
-//     transaction that holds the address's row locked (SELECT … FOR UPDATE),
-//     and the replaced certificate moves to certificate_history in the same
-//     transaction. Two instances storing two certificates for one address
-//     at once end with the strictly newer, whatever the order; on a tie the
-//     first stored stays.
-//   - Durable when Store returns: its transaction has committed (with the
-//     server's synchronous_commit, on by default). Concurrent Stores share
-//     one transaction, so one commit (group commit).
+//     only by one with a strictly later NotBefore. A first certificate is
+//     inserted with ON CONFLICT (address) DO NOTHING (a row another
+//     instance inserted first stays, and is then decided upon); a
+//     replacement is decided in a transaction that holds the address's row
+//     locked (SELECT … FOR UPDATE), and the replaced certificate moves to
+//     certificate_history in the same transaction. Two instances storing
+//     two certificates for one address at once end with the strictly
+//     newer, whatever the order; on a tie the first stored stays.
+//   - Durable when Store returns: its statement or transaction has
+//     committed (with the server's synchronous_commit, on by default).
+//     Concurrent Stores share their statements, so one commit (group
+//     commit: see commitGroup).
 //   - A verdict is written once per message id (the report line's id): a
 //     message verified again after a crash keeps its first row.
 //   - When the server cannot be reached, every call fails with an error
