@@ -437,3 +437,71 @@ func TestStoreFlagHelpOneLine(t *testing.T) {
 		})
 	}
 }
+
+// A password in a --store value is found in every form, and masked for
+// --print-config.
+func TestStorePassword(t *testing.T) {
+	for _, tt := range []struct {
+		in, redacted string
+		has          bool
+	}{
+		{"postgres://u@db/x", "postgres://u@db/x", false},
+		{"postgres://u:s3cret@db/x", "postgres://u:********@db/x", true},
+		{"postgresql://u@db/x?sslmode=require&password=s3cret", "postgresql://u@db/x?password=********&sslmode=require", true},
+		{"host=db user=u password=s3cret dbname=x", "host=db user=u password=******** dbname=x", true},
+		{"host=db password = 's3 cret' dbname=x", "host=db password=******** dbname=x", true},
+		{"host=db dbname=x", "host=db dbname=x", false},
+		{"/var/lib/certharvest/certs", "/var/lib/certharvest/certs", false},
+	} {
+		if got := hasStorePassword(tt.in); got != tt.has {
+			t.Errorf("hasStorePassword(%q) = %v", tt.in, got)
+		}
+		if got := redactStorePassword(tt.in); got != tt.redacted {
+			t.Errorf("redactStorePassword(%q) = %q, want %q", tt.in, got, tt.redacted)
+		}
+	}
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "c.toml")
+	os.WriteFile(cfg, []byte(`store = "postgres://u:s3cret@db/x"`+"\n"), 0o600)
+	r := runBinary(t, "list", "--config", cfg, "--print-config")
+	if r.code != 0 || !strings.Contains(r.stdout, `store = "postgres://u:********@db/x"`) || strings.Contains(r.stdout, "s3cret") {
+		t.Errorf("print-config: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
+
+// store export --follow writes each certificate as it is stored, until
+// SIGTERM.
+func TestStoreExportFollow(t *testing.T) {
+	t.Parallel()
+	file, _ := migratedStore(t)
+	dir := t.TempDir()
+	to := filepath.Join(dir, "export")
+	cmd := exec.Command(binary, "store", "export", "--store-file", file, "--to", to, "--follow")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	msg := sampleDir + "/messages/03-ok-opaque.eml"
+	if r := runBinary(t, append(append([]string{"check", "--store-file", file}, sampleFlags()...), msg)...); r.code != 0 {
+		t.Fatalf("check --store-file: exit %d\n%s", r.code, r.stderr)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := os.Stat(filepath.Join(to, "opaque@example.com.crt")); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the certificate was not exported:\n%s", stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cmd.Process.Signal(os.Interrupt)
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("store export --follow on SIGINT: %v\n%s", err, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "following the store") {
+		t.Errorf("log:\n%s", stderr.String())
+	}
+}

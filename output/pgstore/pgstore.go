@@ -271,6 +271,9 @@ func (s *Store) explain(err error) error {
 			return fmt.Errorf("PostgreSQL at %s is shutting down or starting: %w", s.where, err)
 		}
 	}
+	if connect && tlsRefused(err) {
+		return fmt.Errorf("PostgreSQL at %s: TLS to it failed (see sslmode and sslrootcert): %w", s.where, err)
+	}
 	if connect {
 		return fmt.Errorf("PostgreSQL at %s is unreachable: %w", s.where, err)
 	}
