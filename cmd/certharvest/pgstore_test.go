@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/certharvest/certharvest/internal/pgtest"
+	"github.com/certharvest/certharvest/internal/testfs"
 )
 
 // The binary with the PostgreSQL store (--store): a private PostgreSQL
@@ -503,5 +504,42 @@ func TestStoreExportFollow(t *testing.T) {
 	}
 	if !strings.Contains(stderr.String(), "following the store") {
 		t.Errorf("log:\n%s", stderr.String())
+	}
+}
+
+// A full disk under PostgreSQL: storing fails, temporarily, naming the
+// cause; the message waits in new/; once there is room, it is stored and
+// reported, once.
+func TestServeStoreServerDiskFull(t *testing.T) {
+	t.Parallel()
+	small := testfs.MountTmpfs(t, "96m")
+	// PostgreSQL, run as its own user, must reach the tmpfs.
+	os.Chmod(filepath.Dir(filepath.Dir(small)), 0o755)
+	os.Chmod(filepath.Dir(small), 0o755)
+	srv, err := pgtest.Launch(small, pgtest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Stop() })
+	file := storeFile(t, srv.URL())
+	if r := runBinary(t, "store", "migrate", "--store-file", file); r.code != 0 {
+		t.Fatalf("store migrate: exit %d\n%s", r.code, r.stderr)
+	}
+	s := startServe(t, t.TempDir(), "--store-file", file, "--retry-first", "200ms")
+	filler := fill(t, small)
+	msgs := sampleMessages(t)
+	deliver(t, s.maildir, "01-ok-rsa-detached.eml", msgs["01-ok-rsa-detached.eml"])
+	s.waitLog(t, "its disk is full")
+	if entries, _ := os.ReadDir(filepath.Join(s.maildir, "new")); len(entries) != 1 {
+		t.Errorf("%d messages in new/ with the server's disk full, want 1", len(entries))
+	}
+	os.Remove(filler)
+	s.waitDrained(t, 60*time.Second)
+	s.stop(t)
+	if n := queryInt(t, srv.URL(), "SELECT count(*) FROM verdicts"); n != 1 || countLines(s.report) != 1 {
+		t.Errorf("%d verdict rows, %d report lines, want 1", n, countLines(s.report))
+	}
+	if n := queryInt(t, srv.URL(), "SELECT count(*) FROM certificates"); n != 1 {
+		t.Errorf("%d certificates, want 1", n)
 	}
 }
