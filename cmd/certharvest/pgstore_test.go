@@ -186,11 +186,8 @@ func TestStoreScanListShowExport(t *testing.T) {
 		t.Fatalf("store export: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	sameTree(t, certs, export)
-	if r := runBinary(t, "store", "export", "--store-file", file, "--to", export); !strings.Contains(r.stdout, ": 0 certificates written") {
-		t.Errorf("export again: %s%s", r.stdout, r.stderr)
-	}
 
-	for _, args := range [][]string{{"list", "--at", "2026-06-01T00:00:00Z"}, {"show", "rsa.detached@example.com"}, {"show", "--pem", "Rsa.Detached@example.com"}} {
+	for _, args := range [][]string{{"list", "--at", "2026-06-01T00:00:00Z"}, {"show", "Rsa.Detached@example.com"}} {
 		folder := runBinary(t, append(args, "--certs", certs)...)
 		fromPG := runBinary(t, append(args, "--store-file", file)...)
 		if folder.code != 0 || fromPG.code != 0 || folder.stdout != fromPG.stdout || folder.stdout == "" {
