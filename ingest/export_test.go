@@ -19,6 +19,7 @@ const (
 	HealthMsgSpace       = healthMsgSpace
 	HealthMsgDelivery    = healthMsgDelivery
 	HealthMsgReport      = healthMsgReport
+	HealthMsgStore       = healthMsgStore
 	WebhookFailureHold   = webhookFailureHold
 )
 

@@ -167,6 +167,12 @@ type WebhookOptions struct {
 	// the spool meanwhile. It must be safe for concurrent use and return
 	// quickly.
 	ReportWritable func() error
+	// StoreAvailable, when set, tells whether the certificate store (a
+	// database on another host) answers: nil, or why not (for the log).
+	// The health check fails while it returns an error, though the
+	// webhook keeps spooling: the messages wait in the spool meanwhile. It
+	// must be safe for concurrent use and return quickly.
+	StoreAvailable func() error
 }
 
 // Webhook is the http.Handler of the SparkPost inbound-relay webhook. It is

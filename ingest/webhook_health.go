@@ -17,6 +17,7 @@ const (
 	healthMsgSpace    = "spool low on space"
 	healthMsgDelivery = "spool deliveries failing"
 	healthMsgReport   = "report not writable"
+	healthMsgStore    = "store unavailable"
 )
 
 // serveHealth answers a load balancer or a monitor: 200 while a message
@@ -36,14 +37,21 @@ func (h *Webhook) serveHealth(w http.ResponseWriter, r *http.Request) {
 	writeWebhookJSON(w, http.StatusOK, webhookMsgOK)
 }
 
-// health checks, in order, that the report can be written (first: a report
-// that cannot be written also holds up the pipeline, and is the cause),
+// health checks, in order, that the certificate store answers (first: a
+// store that does not answer also holds up the report's verdict rows and
+// the pipeline, and is the cause), that the report can be written (a
+// report that cannot be written also holds up the pipeline),
 // that the pipeline runs, that the sink can be written and has room for a
 // request of the largest size (a request's messages never take more room
 // than its body: base64 and JSON escapes only shrink when decoded), and
 // that the last delivery did not fail. It returns the answer's message and
 // the cause.
 func (h *Webhook) health(ctx context.Context) (string, error) {
+	if h.opts.StoreAvailable != nil {
+		if err := h.opts.StoreAvailable(); err != nil {
+			return healthMsgStore, err
+		}
+	}
 	if h.opts.ReportWritable != nil {
 		if err := h.opts.ReportWritable(); err != nil {
 			return healthMsgReport, err

@@ -214,3 +214,26 @@ func TestWebhookHealthReportNotWritable(t *testing.T) {
 		t.Errorf("healthz with the report writable again: %d %q, want 503 %q", status, msg, ingest.HealthMsgPipeline)
 	}
 }
+
+// /healthz answers 503 "store unavailable" while the certificate store
+// does not answer, before the report's cause (the store's outage also
+// holds up the verdict rows); 200 once it answers again.
+func TestWebhookHealthStoreUnavailable(t *testing.T) {
+	var storeErr error
+	wh := newWebhookHarness(t, ingest.WebhookOptions{
+		StoreAvailable: func() error { return storeErr },
+		ReportWritable: func() error { return storeErr },
+	})
+	storeErr = errors.New("PostgreSQL at db:5432/certharvest is unreachable: connection refused")
+	if status, msg := healthCheck(t, wh.h); status != 503 || msg != ingest.HealthMsgStore {
+		t.Errorf("healthz: %d %q, want 503 %q", status, msg, ingest.HealthMsgStore)
+	}
+	if !strings.Contains(wh.logText(), "health check: 503 store unavailable") ||
+		!strings.Contains(wh.logText(), "connection refused") {
+		t.Errorf("log:\n%s", wh.logText())
+	}
+	storeErr = nil
+	if status, msg := healthCheck(t, wh.h); status != 200 {
+		t.Errorf("healthz with the store back: %d %q, want 200", status, msg)
+	}
+}

@@ -1,9 +1,23 @@
 #!/usr/bin/env bash
 # Benchmark `certharvest serve` on a Maildir: N generated messages (default
 # 5000) dropped into new/ of a running service, timed until the last report
-# line. Usage: scripts/bench-serve.sh [N] [runs]
+# line. Usage:
+#   scripts/bench-serve.sh [--store folder|postgres|both] [--lookups N] [N] [runs]
+# --store postgres runs serve on a private PostgreSQL cluster started on this
+# machine (fsync on); --store both alternates the folder and PostgreSQL, run
+# by run, and prints their ratio. --lookups N times N lookup API requests
+# after each run (p50, p99).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+store=folder
+lookups=0
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--store) store=$2; shift 2 ;;
+	--lookups) lookups=$2; shift 2 ;;
+	*) break ;;
+	esac
+done
 n=${1:-5000}
 runs=${2:-3}
 corpus=${BENCH_CORPUS:-/tmp/certharvest-bench-$n}
@@ -13,4 +27,4 @@ if [ ! -f "$corpus/dkim-keys.txt" ]; then
 	go run ./scripts/gencorpus -bench "$n" -out "$corpus"
 fi
 echo "machine: $(nproc) cores, $(go version)"
-go run ./scripts/benchserve -bin bin/certharvest -corpus "$corpus" -runs "$runs"
+go run ./scripts/benchserve -bin bin/certharvest -corpus "$corpus" -runs "$runs" -store "$store" -lookups "$lookups"

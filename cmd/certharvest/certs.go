@@ -22,7 +22,7 @@ import (
 	"github.com/certharvest/certharvest/verify"
 )
 
-const listUsage = `Usage: certharvest list [--certs DIR] [--expiring-within DURATION] [--json] [--wide]
+const listUsage = `Usage: certharvest list [--certs DIR | --store URL] [--expiring-within DURATION] [--json] [--wide]
 
 List the stored certificates: address, expiry, key, subject and issuer,
 soonest expiry first, so an operator can invite the people whose
@@ -40,7 +40,7 @@ Examples:
   certharvest list --json | jq -r '.[].address'
 `
 
-const showUsage = `Usage: certharvest show [--certs DIR] [--pem] ADDRESS
+const showUsage = `Usage: certharvest show [--certs DIR | --store URL] [--pem] ADDRESS
 
 Print one stored certificate, like "openssl x509 -text" but short: subject,
 addresses, issuer, validity, key, fingerprints and the replaced certificates
@@ -55,6 +55,7 @@ Examples:
 type listArgs struct {
 	certs, within, at string
 	asJSON, wide      bool
+	store             storeFlags
 }
 
 // newListCommand returns list's command and the flags it sets.
@@ -62,6 +63,7 @@ func newListCommand(stdout io.Writer) (*command, *listArgs) {
 	cmd := newCommand("list", listUsage, stdout)
 	a := &listArgs{}
 	cmd.fs.StringVar(&a.certs, "certs", "./certs", "certificate `folder`")
+	a.store.register(cmd.fs)
 	cmd.fs.StringVar(&a.within, "expiring-within", "", "only certificates expired or expiring within this `duration` (e.g. 30d, 72h)")
 	cmd.fs.BoolVar(&a.asJSON, "json", false, "print a JSON array")
 	cmd.fs.BoolVar(&a.wide, "wide", false, "print whole subject and issuer names, however wide the table")
@@ -71,7 +73,7 @@ func newListCommand(stdout io.Writer) (*command, *listArgs) {
 
 // runList lists the stored certificates with the flags a; the command
 // line has been read.
-func runList(_ context.Context, a *listArgs, args []string, stdout io.Writer) error {
+func runList(ctx context.Context, a *listArgs, args []string, stdout io.Writer) error {
 	if len(args) > 0 {
 		return usagef("unexpected arguments: %s", strings.Join(args, " "))
 	}
@@ -91,13 +93,14 @@ func runList(_ context.Context, a *listArgs, args []string, stdout io.Writer) er
 		}
 		horizon = at.Add(d)
 	}
-	store, err := openExistingStore(a.certs)
+	store, where, closeStore, err := a.store.openReader(ctx, a.certs)
 	if err != nil {
 		return err
 	}
-	addrs, err := store.Addresses()
+	defer closeStore()
+	addrs, err := store.Addresses(ctx)
 	if err != nil {
-		return fmt.Errorf("listing %s: %w", a.certs, err)
+		return fmt.Errorf("listing %s: %w", where, err)
 	}
 	certs := []listRow{}
 	// A file that cannot be read or parsed is left out, not fatal: the
@@ -106,7 +109,7 @@ func runList(_ context.Context, a *listArgs, args []string, stdout io.Writer) er
 	var skipped []string
 	for _, addr := range addrs {
 		path, _ := store.Path(addr)
-		c, err := store.Load(addr)
+		c, err := store.Load(ctx, addr)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue // removed since the folder was listed
 		}
@@ -244,6 +247,7 @@ func shorten(s string, n int) string {
 type showArgs struct {
 	certs string
 	asPEM bool
+	store storeFlags
 }
 
 // newShowCommand returns show's command and the flags it sets.
@@ -251,13 +255,14 @@ func newShowCommand(stdout io.Writer) (*command, *showArgs) {
 	cmd := newCommand("show", showUsage, stdout)
 	a := &showArgs{}
 	cmd.fs.StringVar(&a.certs, "certs", "./certs", "certificate `folder`")
+	a.store.register(cmd.fs)
 	cmd.fs.BoolVar(&a.asPEM, "pem", false, "print the certificate as PEM only")
 	return cmd, a
 }
 
 // runShow prints the certificate of args[0] with the flags a; the command
 // line has been read.
-func runShow(_ context.Context, a *showArgs, args []string, stdout io.Writer) error {
+func runShow(ctx context.Context, a *showArgs, args []string, stdout io.Writer) error {
 	if len(args) != 1 {
 		return usagef("want exactly one ADDRESS")
 	}
@@ -265,13 +270,14 @@ func runShow(_ context.Context, a *showArgs, args []string, stdout io.Writer) er
 	if err != nil {
 		return usageError{err.Error()}
 	}
-	store, err := openExistingStore(a.certs)
+	store, where, closeStore, err := a.store.openReader(ctx, a.certs)
 	if err != nil {
 		return err
 	}
-	c, err := store.Load(addr)
+	defer closeStore()
+	c, err := store.Load(ctx, addr)
 	if errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("no certificate for %s in %s", addr, a.certs)
+		return fmt.Errorf("no certificate for %s in %s", addr, where)
 	}
 	if err != nil {
 		return fmt.Errorf("reading the certificate of %s: %w", addr, err)
@@ -281,7 +287,7 @@ func runShow(_ context.Context, a *showArgs, args []string, stdout io.Writer) er
 		return err
 	}
 	writeCertificate(stdout, c)
-	history, _ := store.History(addr)
+	history, _ := store.History(ctx, addr)
 	if len(history) > 0 {
 		fmt.Fprintf(stdout, "Replaced:     %d earlier certificate(s) kept in the history:\n", len(history))
 		for _, h := range history {

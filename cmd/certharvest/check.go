@@ -18,7 +18,8 @@ const checkUsage = `Usage: certharvest check [flags] FILE
 Verify one message and print its whole story, every check and its verdict,
 on standard output: for finding out why a certificate was or was not
 accepted. FILE - reads the message from standard input (at most
---max-size bytes, as a file). Nothing is written unless --certs is given.
+--max-size bytes, as a file). Nothing is written unless --certs (or
+--store) is given.
 With --json, standard output is the report line alone, one JSON document,
 and the story goes to standard error.
 
@@ -46,6 +47,7 @@ func (e errRejected) Error() string { return "rejected: " + string(e.reason) }
 type checkArgs struct {
 	pipeline pipelineFlags
 	certs    string
+	store    storeFlags
 	asJSON   bool
 }
 
@@ -55,6 +57,7 @@ func newCheckCommand(stdout io.Writer) (*command, *checkArgs) {
 	a := &checkArgs{}
 	a.pipeline.register(cmd.fs)
 	cmd.fs.StringVar(&a.certs, "certs", "", "store an accepted certificate in this `folder` (default: write nothing)")
+	a.store.register(cmd.fs)
 	cmd.fs.BoolVar(&a.asJSON, "json", false, "print the report line alone on standard output, the story on standard error")
 	return cmd, a
 }
@@ -77,13 +80,13 @@ func runCheck(ctx context.Context, a *checkArgs, args []string, stdin io.Reader,
 		return err
 	}
 	defer setup.closeLog()
-	if a.certs != "" {
-		store, err := output.OpenCertStore(a.certs)
-		if err != nil {
-			return err
-		}
-		defer store.Close()
-		setup.opts.Store = store
+	store, err := a.store.openWriter(ctx, a.certs, output.CertStoreOptions{}, setup.logger)
+	if err != nil {
+		return err
+	}
+	if store != nil {
+		defer store.close()
+		setup.opts.Store = store.CertStore
 	}
 	pipeline, err := verify.New(setup.opts)
 	if err != nil {

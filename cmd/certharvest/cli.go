@@ -92,6 +92,7 @@ func newRootCommand(cio cliIO) *cobra.Command {
 		return completeAddresses(showArgs.certs, args)
 	}
 	root.AddCommand(showCmd)
+	root.AddCommand(newStoreCommand(cio))
 	reasons, markdown := newReasonsCommand(cio.stdout)
 	root.AddCommand(subcommand(reasons, "list the reason codes of the report",
 		func(_ context.Context, args []string) error {

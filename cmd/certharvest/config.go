@@ -530,6 +530,9 @@ func printConfig(w io.Writer, fs *pflag.FlagSet) {
 }
 
 func maskIf(flagName, value string) string {
+	if flagName == "store" {
+		return redactStorePassword(value)
+	}
 	if isSecretFlag(flagName) && value != "" {
 		return "********"
 	}

@@ -48,6 +48,7 @@ Commands:
   serve       run as a service over a Maildir spool (and live inputs)
   list        list the stored certificates, soonest expiry first
   show        print one stored certificate
+  store       manage the PostgreSQL store: migrate, export, import
   reasons     list the reason codes of the report
   config      check a configuration file: certharvest config check FILE
   version     print the version
@@ -115,6 +116,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root.SetArgs(doubleDashLongFlags(root, args))
 	cmd, err := root.ExecuteContextC(ctx)
 	name := cmd.Name()
+	if p := cmd.Parent(); p != nil && p.HasParent() {
+		name = p.Name() + " " + name // store migrate
+	}
 	var (
 		uerr usageError
 		rerr errRejected

@@ -44,7 +44,7 @@ func TestMain(m *testing.M) {
 			os.Exit(1)
 		}
 	}
-	code := m.Run()
+	code := pg.Run(m) // m.Run, then stop the shared PostgreSQL (pgstore_test.go)
 	os.RemoveAll(dir)
 	os.Exit(code)
 }

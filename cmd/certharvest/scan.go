@@ -47,6 +47,7 @@ Examples:
 type scanArgs struct {
 	pipeline    pipelineFlags
 	certs       string
+	store       storeFlags
 	report      string
 	workers     int
 	quiet       bool
@@ -61,6 +62,7 @@ func newScanCommand(stdout io.Writer) (*command, *scanArgs) {
 	a := &scanArgs{}
 	a.pipeline.register(cmd.fs)
 	cmd.fs.StringVar(&a.certs, "certs", "./certs", "`folder` where certificates are stored")
+	a.store.register(cmd.fs)
 	cmd.fs.StringVar(&a.report, "report", "./report.jsonl", "JSON-lines report `file`, appended to; - for standard output")
 	positiveIntVar(cmd.fs, &a.workers, "workers", defaultWorkers(), "`number` of messages verified at once (default: one per core)")
 	cmd.fs.BoolVar(&a.quiet, "quiet", false, "no progress bar and no summary (the log is --log's and --log-level's)")
@@ -97,18 +99,19 @@ func runScan(ctx context.Context, a *scanArgs, paths []string, stdout, stderr io
 	memLimit, memLimitFrom := applyMemoryLimit(a.memoryLimit.value, setup.opts.MaxSize, 0, os.DirFS("/"))
 
 	// Group commit: certificates stored at about the same time are made
-	// durable by the same syncs; each is durable before its report line.
-	store, err := output.OpenCertStoreOptions(a.certs, output.CertStoreOptions{GroupCommit: true})
+	// durable by the same syncs (or transaction); each is durable before
+	// its report line.
+	store, err := a.store.openWriter(ctx, a.certs, output.CertStoreOptions{GroupCommit: true}, setup.logger)
 	if err != nil {
 		return err
 	}
-	defer store.Close()
+	defer store.close()
 	// Verifying is CPU-bound; storing waits for the disk, a DKIM lookup in
 	// DNS for the network. At most --workers messages are verified at
 	// once, but a message waiting gives its slot to another (see
 	// engine.WithSlotWaits), so that the waits overlap the work and enough
 	// certificates wait together to be committed as a group.
-	setup.opts.Store = store
+	setup.opts.Store = store.CertStore
 	pipeline, err := verify.New(engine.WithSlotWaits(setup.opts, a.pipeline.dkimKeys == ""))
 	if err != nil {
 		return err
@@ -117,8 +120,10 @@ func runScan(ctx context.Context, a *scanArgs, paths []string, stdout, stderr io
 	if err != nil {
 		return err
 	}
+	// With PostgreSQL, each verdict is a row too (verdictReports).
+	engineReport, syncRows := verdictReports(report, store)
 	setup.logger.Info("scan starting", "paths", strings.Join(paths, " "), "trust", setup.trustDesc,
-		"dkim_keys", setup.keysDesc, "certs", a.certs, "report", a.report, "workers", a.workers,
+		"dkim_keys", setup.keysDesc, store.logKey(), store.desc, "report", a.report, "workers", a.workers,
 		"memory_limit", describeMemoryLimit(memLimit), "memory_limit_from", memLimitFrom)
 
 	summary := newSummary()
@@ -132,11 +137,14 @@ func runScan(ctx context.Context, a *scanArgs, paths []string, stdout, stderr io
 	}
 	walk := ingest.NewWalk(paths, ingest.WalkOptions{Rules: rules})
 	// With --workers 1, one message at a time, in order, as before.
-	e := engine.New(pipeline, walk, report, engine.Options{Workers: a.workers, InOrder: a.workers == 1,
+	e := engine.New(pipeline, walk, engineReport, engine.Options{Workers: a.workers, InOrder: a.workers == 1,
 		MaxSize: setup.opts.MaxSize, Logger: setup.logger, Observer: observer})
 	runErr := e.Run(ctx)
 	if progress != nil {
 		progress.finish()
+	}
+	if err := syncRows(); err != nil && runErr == nil {
+		runErr = err
 	}
 	if err := report.Close(); err != nil && runErr == nil {
 		runErr = err

@@ -179,6 +179,9 @@ type inputEnv struct {
 	// Memory is the budget of the messages being received, shared by the
 	// inputs (--input-memory); nil gives each input one of its own.
 	Memory *ingest.MemoryBudget
+	// Store tells whether the certificate store answers, for a health
+	// check; nil, or a folder's, always does.
+	Store *storeHealth
 }
 
 // loadTLS reads the certificate and key for the live inputs.
@@ -244,6 +247,7 @@ func runServe(ctx context.Context, f *serveCommand, args []string, stderr io.Wri
 type serveCommand struct {
 	pipeline    pipelineFlags
 	serve       serveFlags
+	store       storeFlags
 	inputs      []inputFlags
 	lookup      lookupFlags
 	lookupToken string // "" when the lookup API is off
@@ -257,6 +261,7 @@ func newServeCommand(stdout io.Writer) (*command, *serveCommand) {
 	f := &serveCommand{inputs: newInputFlags()}
 	f.pipeline.register(cmd.fs)
 	f.serve.register(cmd.fs)
+	f.store.register(cmd.fs)
 	f.lookup.register(cmd.fs)
 	f.authserv.register(cmd.fs)
 	for _, in := range f.inputs {

@@ -39,7 +39,7 @@ func newTestLookup(t *testing.T) *lookup.Handler {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := lookup.NewHandler(store, lookup.Options{Token: lookupTestToken})
+	h, err := lookup.NewHandler(output.FolderReader{Store: store}, lookup.Options{Token: lookupTestToken})
 	if err != nil {
 		t.Fatal(err)
 	}

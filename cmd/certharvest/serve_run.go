@@ -17,6 +17,7 @@ import (
 	"github.com/certharvest/certharvest/internal/lookup"
 	"github.com/certharvest/certharvest/internal/metrics"
 	"github.com/certharvest/certharvest/output"
+	"github.com/certharvest/certharvest/output/pgstore"
 	"github.com/certharvest/certharvest/verify"
 )
 
@@ -32,6 +33,13 @@ type server struct {
 	engine  *engine.Engine
 	metrics *metrics.Metrics
 	inputs  []input
+	// pg is the PostgreSQL store (--store), nil for a folder; storeDesc
+	// names the store (the folder, or the database) and storeReady says
+	// whether PostgreSQL answered at start-up (serve_store.go).
+	pg          *pgstore.Store
+	storeDesc   string
+	storeReady  bool
+	storeHealth storeHealth
 	// closers close what openService opened, in reverse order.
 	closers []func()
 	// memoryLimit is the Go memory limit set, and what set it, for the
@@ -47,6 +55,7 @@ func openService(f *serveCommand, setup *pipelineSetup) (_ *server, err error) {
 	sf := f.serve
 	log := setup.logger
 	s := &server{cmd: f, setup: setup, log: log}
+	s.storeHealth.log = log
 	defer func() {
 		if err != nil {
 			s.close()
@@ -59,7 +68,7 @@ func openService(f *serveCommand, setup *pipelineSetup) (_ *server, err error) {
 	s.metrics = metrics.New(metrics.Options{Logger: log})
 	health := &engineHealth{}
 	env := &inputEnv{TLS: tlsConfig, MaxSize: setup.opts.MaxSize, Setup: setup, Metrics: s.metrics, Routes: &httpRoutes{},
-		Health: health, Memory: ingest.NewMemoryBudget(sf.inputMemory.value)}
+		Health: health, Memory: ingest.NewMemoryBudget(sf.inputMemory.value), Store: &s.storeHealth}
 	httpInput := false
 	for _, in := range f.inputs {
 		built, err := in.build(env)
@@ -98,12 +107,10 @@ func openService(f *serveCommand, setup *pipelineSetup) (_ *server, err error) {
 			log.Error("closing the spool: its journal will be replayed at the next start", "error", err)
 		}
 	})
-	// Messages storing at the same time share one sync (group commit).
-	store, err := output.OpenCertStoreOptions(sf.certs, output.CertStoreOptions{GroupCommit: true})
+	store, err := s.openCertStore()
 	if err != nil {
 		return nil, err
 	}
-	s.closers = append(s.closers, func() { store.Close() })
 	setup.opts.Store = store
 	if err := s.routeHTTP(env.Routes); err != nil {
 		return nil, err
@@ -128,7 +135,7 @@ func openService(f *serveCommand, setup *pipelineSetup) (_ *server, err error) {
 			log.Error("closing the in-flight log: the next start may count a crash that was not", "error", err)
 		}
 	})
-	s.engine = engine.New(pipeline, queue, s.report, engine.Options{
+	s.engine = engine.New(pipeline, queue, s.engineReport(), engine.Options{
 		Workers: sf.workers, Batch: sf.batch, MaxSize: setup.opts.MaxSize,
 		RetryFor: sf.retryFor, RetryFirst: sf.retryFirst, Durable: true,
 		Logger: log, Observer: s.metrics, Health: engine.HealthOptions{QueueTurn: s.watcher.LastTurn},
@@ -147,8 +154,12 @@ func (s *server) logStart() {
 	for _, in := range s.inputs {
 		names = append(names, in.String())
 	}
+	store := []any{"certs", sf.certs}
+	if s.pg != nil {
+		store = []any{"store", s.storeDesc}
+	}
 	s.log.Info("certharvest serve starting", "version", buildVersion(), "inputs", strings.Join(names, ", "),
-		"certs", sf.certs, "report", sf.report, "trust", setup.trustDesc, "dkim_keys", setup.keysDesc,
+		store[0], store[1], "report", sf.report, "trust", setup.trustDesc, "dkim_keys", setup.keysDesc,
 		"dkim_align", setup.opts.Align.String(), "workers", sf.workers, "gomaxprocs", runtime.GOMAXPROCS(0),
 		"memory_limit", describeMemoryLimit(s.memoryLimit), "memory_limit_from", s.memoryLimitFrom)
 }
@@ -164,13 +175,11 @@ func (s *server) routeHTTP(routes *httpRoutes) error {
 		}
 		return nil
 	}
-	// The lookup reads the folder through a store of its own, which
-	// cannot write.
-	readOnly, err := output.ReadCertStore(sf.certs)
+	reader, err := s.certReader()
 	if err != nil {
 		return err
 	}
-	lookupAPI, err := lookup.NewHandler(readOnly, lookup.Options{Token: s.cmd.lookupToken, Now: s.setup.opts.Now, Logger: s.log})
+	lookupAPI, err := lookup.NewHandler(reader, lookup.Options{Token: s.cmd.lookupToken, Now: s.setup.opts.Now, Logger: s.log})
 	if err != nil {
 		return err
 	}
@@ -209,13 +218,17 @@ func (s *server) run(ctx context.Context) error {
 	s.logStart()
 	watchErr := make(chan error, 1)
 	go func() { watchErr <- s.watcher.Run(watchCtx) }()
+	go s.storeHealth.watch(watchCtx)
+	storeErr := make(chan error, 1)
 	done := make(chan struct{})
 	go func() {
-		s.engine.Run(workCtx) // Durable: a report that cannot be written is retried, not returned
-		close(done)
+		defer close(done)
+		if s.waitForStore(watchCtx, storeErr) {
+			s.engine.Run(workCtx) // Durable: a report that cannot be written is retried, not returned
+		}
 	}()
 
-	runErr := s.wait(ctx, watchErr)
+	runErr := s.wait(ctx, watchErr, storeErr)
 	s.engine.Stop()
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sf.shutdownTimeout)
 	defer cancel()
@@ -268,9 +281,9 @@ func (s *server) startListeners(ctx context.Context) (*metricsServer, error) {
 	return metricsSrv, nil
 }
 
-// wait serves until ctx ends or the Maildir watch fails (its error is
-// returned), reopening the log and the report on each SIGHUP (logrotate).
-func (s *server) wait(ctx context.Context, watchErr <-chan error) error {
+// wait serves until ctx ends, or the Maildir watch fails, or the store
+// turns out unusable (their error is returned), reopening the log and the report on each SIGHUP (logrotate).
+func (s *server) wait(ctx context.Context, watchErr, storeErr <-chan error) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -281,6 +294,9 @@ func (s *server) wait(ctx context.Context, watchErr <-chan error) error {
 			return nil
 		case err := <-watchErr:
 			s.log.Error("the Maildir watch failed; stopping", "error", err)
+			return err
+		case err := <-storeErr:
+			s.log.Error("the certificate store cannot be used; stopping", "error", err)
 			return err
 		case <-hup:
 			if err := s.setup.reopenLog(); err != nil {

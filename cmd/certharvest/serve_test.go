@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -51,8 +52,11 @@ func startServeBinary(t *testing.T, binary, dir string, env []string, extra ...s
 	t.Helper()
 	s := &service{dir: dir, maildir: filepath.Join(dir, "Maildir"), certs: filepath.Join(dir, "certs"),
 		report: filepath.Join(dir, "report.jsonl"), log: filepath.Join(dir, "serve.log"), exited: make(chan struct{})}
-	args := append([]string{"serve", "--maildir", s.maildir, "--certs", s.certs, "--report", s.report, "--log", s.log,
-		"--settle", "30ms", "--rescan", "2s"}, sampleFlags()...)
+	args := []string{"serve", "--maildir", s.maildir, "--report", s.report, "--log", s.log, "--settle", "30ms", "--rescan", "2s"}
+	if !slices.Contains(extra, "--store-file") {
+		args = append(args, "--certs", s.certs)
+	}
+	args = append(args, sampleFlags()...)
 	s.cmd = exec.Command(binary, append(args, extra...)...)
 	if env != nil {
 		s.cmd.Env = append(os.Environ(), env...)

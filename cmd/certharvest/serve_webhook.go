@@ -129,6 +129,7 @@ func (f *webhookFlags) build(env *inputEnv) (input, error) {
 			ObserveResponse: observe,
 			PipelineAlive:   env.Health.alive,
 			ReportWritable:  env.Health.reportWritable,
+			StoreAvailable:  env.Store.available,
 			Budget:          env.Memory,
 			HeaderLimits:    headerLimits,
 			Health:          health,

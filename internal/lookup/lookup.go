@@ -13,7 +13,8 @@
 // that Bob@Example.COM finds the certificate stored for bob@example.com.
 //
 // The API only reads: it serves GET and HEAD (405 otherwise) from a store
-// opened read-only (output.ReadCertStore). Its refusals, and errors, are
+// it only reads (output.CertReader): a folder opened read-only
+// (output.ReadCertStore, through output.FolderReader), or PostgreSQL. Its refusals, and errors, are
 // answered as the webhook answers them, {"message": ...} in JSON.
 //
 // Guard puts the same token check in front of another endpoint: serve uses
@@ -96,17 +97,18 @@ type Options struct {
 	Logger *slog.Logger
 }
 
-// Handler serves the lookup API from a certificate folder, read-only.
+// Handler serves the lookup API from a certificate store, read-only.
 type Handler struct {
-	store    *output.CertStore
+	store    output.CertReader
 	tokenSum [sha256.Size]byte
 	now      func() time.Time
 	log      *slog.Logger
 }
 
-// NewHandler returns the lookup API over store, which it only reads (open
-// it with output.ReadCertStore). It fails without a valid opts.Token.
-func NewHandler(store *output.CertStore, opts Options) (*Handler, error) {
+// NewHandler returns the lookup API over store, which it only reads (a
+// folder opened with output.ReadCertStore, or PostgreSQL). It fails
+// without a valid opts.Token.
+func NewHandler(store output.CertReader, opts Options) (*Handler, error) {
 	if opts.Token == "" {
 		return nil, errors.New("lookup: a token is required")
 	}
@@ -167,7 +169,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSONMessage(w, http.StatusBadRequest, fmt.Sprintf("Unknown format %q: want pem or json", format))
 		return
 	}
-	cert, err := h.store.Load(addr)
+	cert, err := h.store.Load(r.Context(), addr)
 	if errors.Is(err, fs.ErrNotExist) {
 		h.log.Info("lookup 404 "+addr, "remote", r.RemoteAddr)
 		writeJSONMessage(w, http.StatusNotFound, "No certificate for "+addr)

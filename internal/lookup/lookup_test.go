@@ -64,7 +64,7 @@ func newLookupFixture(t *testing.T) *lookupFixture {
 		t.Fatal(err)
 	}
 	log := &bytes.Buffer{}
-	h, err := lookup.NewHandler(store, lookup.Options{Token: lookupTestToken,
+	h, err := lookup.NewHandler(output.FolderReader{Store: store}, lookup.Options{Token: lookupTestToken,
 		Now:    func() time.Time { return time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC) },
 		Logger: slog.New(output.NewLogHandler(log, slog.LevelDebug))})
 	if err != nil {
@@ -232,12 +232,12 @@ func TestNewHandlerToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, token := range []string{"", "a b", "==", `a"b`} {
-		if _, err := lookup.NewHandler(store, lookup.Options{Token: token}); err == nil {
+		if _, err := lookup.NewHandler(output.FolderReader{Store: store}, lookup.Options{Token: token}); err == nil {
 			t.Errorf("token %q: no error", token)
 		}
 	}
 	// Zero Now and Logger mean their defaults.
-	h, err := lookup.NewHandler(store, lookup.Options{Token: "t0k"})
+	h, err := lookup.NewHandler(output.FolderReader{Store: store}, lookup.Options{Token: "t0k"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -148,6 +148,31 @@ func Start(t testing.TB, opts Options) *Server {
 	return s
 }
 
+// Launch makes a cluster in dir/pg and starts it, for a program that is
+// not a test (a benchmark: scripts/benchserve): the caller stops it
+// (Stop). Without the binaries it fails, saying what to install.
+func Launch(dir string, opts Options) (*Server, error) {
+	bin, err := Find()
+	if err != nil {
+		return nil, err
+	}
+	s, err := newServer(bin, dir, opts)
+	if err != nil {
+		return nil, err
+	}
+	return s, s.Start()
+}
+
+// PID returns the process id of the running postmaster, 0 when stopped.
+func (s *Server) PID() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
+}
+
 // newServer makes a cluster in dir/pg with initdb; it does not start it.
 func newServer(bin, dir string, opts Options) (*Server, error) {
 	s := &Server{bin: bin, dir: filepath.Join(dir, "pg"), durable: opts.Durable}

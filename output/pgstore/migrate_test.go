@@ -99,15 +99,19 @@ func TestConnectErrors(t *testing.T) {
 
 	for _, tc := range []struct {
 		name, url, want string
+		unavailable     bool // may pass by itself
 	}{
-		{"wrong password", withPassword("hunter2-wrong"), "refused the password of user \"postgres\""},
-		{"no such database", withDatabase("nosuchdb"), "has no such database"},
-		{"server down", down.String(), "127.0.0.1:1/postgres is unreachable"},
+		{"wrong password", withPassword("hunter2-wrong"), "refused the password of user \"postgres\"", false},
+		{"no such database", withDatabase("nosuchdb"), "has no such database", false},
+		{"server down", down.String(), "127.0.0.1:1/postgres is unreachable", true},
 	} {
 		s := open(t, tc.url)
 		err := s.Ping(ctx)
 		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "hunter2") {
 			t.Errorf("%s: %v; want %q", tc.name, err, tc.want)
+		}
+		if Unavailable(err) != tc.unavailable {
+			t.Errorf("%s: Unavailable is %v", tc.name, !tc.unavailable)
 		}
 		if err := s.CheckSchema(ctx); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: CheckSchema: %v", tc.name, err)
@@ -154,8 +158,9 @@ func TestTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = open(t, with("sslmode=verify-full&sslrootcert="+url.QueryEscape(other))).Ping(ctx)
-	if err == nil || !strings.Contains(err.Error(), "unreachable") || !strings.Contains(err.Error(), "certificate") {
-		t.Errorf("verify-full against another CA: %v", err)
+	if err == nil || !strings.Contains(err.Error(), "TLS to it failed (see sslmode and sslrootcert)") ||
+		!strings.Contains(err.Error(), "certificate") || Unavailable(err) {
+		t.Errorf("verify-full against another CA: %v (unavailable: %v)", err, Unavailable(err))
 	}
 
 	_, err = New(with("sslmode=verify-full&sslrootcert=/nonexistent/ca.pem"), Options{})

@@ -17,15 +17,18 @@
 // # Promises
 //
 //   - Anti-rollback across instances: an address's certificate is replaced
-//     only by one with a strictly later NotBefore; the decision is made in a
-//     transaction that holds the address's row locked (SELECT … FOR UPDATE),
-//     and the replaced certificate moves to certificate_history in the same
-//     transaction. Two instances storing two certificates for one address
-//     at once end with the strictly newer, whatever the order; on a tie the
-//     first stored stays.
-//   - Durable when Store returns: its transaction has committed (with the
-//     server's synchronous_commit, on by default). Concurrent Stores share
-//     one transaction, so one commit (group commit).
+//     only by one with a strictly later NotBefore. A first certificate is
+//     inserted with ON CONFLICT (address) DO NOTHING (a row another
+//     instance inserted first stays, and is then decided upon); a
+//     replacement is decided in a transaction that holds the address's row
+//     locked (SELECT … FOR UPDATE), and the replaced certificate moves to
+//     certificate_history in the same transaction. Two instances storing
+//     two certificates for one address at once end with the strictly
+//     newer, whatever the order; on a tie the first stored stays.
+//   - Durable when Store returns: its statement or transaction has
+//     committed (with the server's synchronous_commit, on by default).
+//     Concurrent Stores share their statements, so one commit (group
+//     commit: see commitGroup).
 //   - A verdict is written once per message id (the report line's id): a
 //     message verified again after a crash keeps its first row.
 //   - When the server cannot be reached, every call fails with an error
@@ -43,6 +46,8 @@ package pgstore
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -130,6 +135,10 @@ func New(rawURL string, opts Options) (*Store, error) {
 	}, nil
 }
 
+// ErrInvalidURL is the error of New for a URL (or key=value string) that
+// cannot be parsed: a mistake of configuration, not of the server.
+var ErrInvalidURL = errors.New("invalid PostgreSQL store URL")
+
 // parseError explains a URL that pgx could not parse without repeating it:
 // the URL may hold a password, and pgx quotes it in ParseConfigError's
 // message (its redaction is best effort). pgx's reason, the error it
@@ -137,7 +146,7 @@ func New(rawURL string, opts Options) (*Store, error) {
 func parseError(err error) error {
 	var pe *pgconn.ParseConfigError
 	if !errors.As(err, &pe) {
-		return fmt.Errorf("invalid PostgreSQL store URL: %w", err)
+		return fmt.Errorf("%w: %w", ErrInvalidURL, err)
 	}
 	why := "cannot parse it"
 	if msg := pe.Error(); strings.Contains(msg, "`: ") {
@@ -147,7 +156,50 @@ func parseError(err error) error {
 			why = strings.TrimSuffix(why, " ("+inner.Error()+")") + ": " + inner.Error()
 		}
 	}
-	return fmt.Errorf("invalid PostgreSQL store URL: %s", why)
+	return fmt.Errorf("%w: %s", ErrInvalidURL, why)
+}
+
+// String describes the store for a log or a message: the user, the server
+// and the database, never the password.
+func (s *Store) String() string {
+	return fmt.Sprintf("postgresql://%s@%s", s.user, s.where)
+}
+
+// Unavailable reports whether err, of a call of the store, says that the
+// server could not be reached or is not serving now (it is down, starting,
+// shutting down, the network failed, it did not answer in time), which may
+// pass by itself: not a refusal (a password, a privilege, a missing
+// database or table), which needs someone to act.
+func Unavailable(err error) bool {
+	if err == nil || errors.Is(err, context.Canceled) {
+		return false
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		// 08: connection exception; 57P: the server is shutting down,
+		// starting (57P03) or crashed; 53: insufficient resources (a full
+		// disk, too many connections).
+		return strings.HasPrefix(pgErr.Code, "08") || strings.HasPrefix(pgErr.Code, "57P") || strings.HasPrefix(pgErr.Code, "53")
+	}
+	var se *SchemaError
+	if errors.As(err, &se) || errors.Is(err, ErrInvalidURL) || tlsRefused(err) {
+		return false
+	}
+	return true
+}
+
+// tlsRefused reports whether err is TLS to the server failing for want of
+// trust (sslrootcert, the server's name) or of TLS on the server: a
+// configuration to fix, not an outage.
+func tlsRefused(err error) bool {
+	var (
+		verify   *tls.CertificateVerificationError
+		unknown  x509.UnknownAuthorityError
+		hostname x509.HostnameError
+		invalid  x509.CertificateInvalidError
+	)
+	return errors.As(err, &verify) || errors.As(err, &unknown) || errors.As(err, &hostname) ||
+		errors.As(err, &invalid) || strings.Contains(err.Error(), "server refused TLS connection")
 }
 
 // Close closes the pool's connections, waiting for those in use.
@@ -218,6 +270,9 @@ func (s *Store) explain(err error) error {
 		case "57P01", "57P02", "57P03":
 			return fmt.Errorf("PostgreSQL at %s is shutting down or starting: %w", s.where, err)
 		}
+	}
+	if connect && tlsRefused(err) {
+		return fmt.Errorf("PostgreSQL at %s: TLS to it failed (see sslmode and sslrootcert): %w", s.where, err)
 	}
 	if connect {
 		return fmt.Errorf("PostgreSQL at %s is unreachable: %w", s.where, err)

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
@@ -44,7 +45,8 @@ func checkAddress(addr string) error {
 // (ActionUnchanged) or cert's NotBefore is not strictly later than the
 // current one's (ActionKeptExisting), as output.CertStore does; see
 // verify.CertStore. It returns once the transaction that stored it has
-// committed. Concurrent calls share one transaction (group commit).
+// committed. Concurrent calls share their statements and transactions
+// (group commit, commitGroup).
 //
 // An error is never final (store_failed, retried): the server is
 // unreachable, refused, or failed, and the error says which.
@@ -54,14 +56,6 @@ func (s *Store) Store(ctx context.Context, addr string, cert *x509.Certificate) 
 		return verify.StoreResult{}, err
 	}
 	req := &storeRequest{addr: addr, cert: cert, message: verify.StoringMessage(ctx)}
-	// Most certificates are the current one already, or older: one read
-	// decides, without a transaction, a lock or a commit. (The current
-	// certificate only ever gets newer, so what the read saw still holds.)
-	if action, ok, err := s.decideFromRead(ctx, req); err != nil {
-		return verify.StoreResult{}, fmt.Errorf("reading the current certificate: %w", err)
-	} else if ok {
-		return verify.StoreResult{Action: action, Path: path}, nil
-	}
 	if err := s.group.commit(ctx, req, s.commitGroup); err != nil {
 		return verify.StoreResult{}, err
 	}
@@ -84,24 +78,6 @@ type storeRequest struct {
 	wake chan bool
 }
 
-// decideFromRead reads addr's current certificate, without a lock, and
-// decides when it can: the same certificate (unchanged), or one as new or
-// newer (kept). ok is false when cert may have to be stored.
-func (s *Store) decideFromRead(ctx context.Context, req *storeRequest) (verify.Action, bool, error) {
-	var der []byte
-	err := s.do(ctx, func(ctx context.Context) error {
-		return s.pool.QueryRow(ctx, "SELECT der FROM certificates WHERE address = $1", req.addr).Scan(&der)
-	})
-	if errors.Is(err, pgx.ErrNoRows) {
-		return "", false, nil
-	}
-	if err != nil {
-		return "", false, err
-	}
-	action := decide(der, req.cert)
-	return action, action != verify.ActionStored, nil
-}
-
 // decide compares cert with an address's current certificate (DER): the
 // same one is unchanged; one that is not strictly newer is kept; else cert
 // is to be stored. A current certificate that does not parse (damaged, or
@@ -117,14 +93,146 @@ func decide(current []byte, cert *x509.Certificate) verify.Action {
 	return verify.ActionStored
 }
 
-// commitGroup stores the certificates of a group in one transaction, in
-// the order of their addresses, so that two instances' groups lock the
-// rows they share in the same order and never wait for each other in a
-// cycle. If the transaction fails and the group has several requests, each
-// is tried alone, so that one that the server refuses fails alone.
+// commitGroup decides and stores the certificates of a group, in the
+// order of their addresses, so that two instances' groups lock (or insert)
+// the rows they share in the same order and never wait for each other in
+// a cycle. Each statement serves the whole group, whatever its size, as a
+// round trip to the server costs more than the rows it handles:
+//
+//  1. One read, without a lock, of the current certificates: most
+//     certificates are the current one already, or older, and are decided
+//     there, without a transaction, a lock or a commit. (The current
+//     certificate only ever gets newer, so what the read saw still holds.)
+//  2. One INSERT … ON CONFLICT DO NOTHING of the certificates of the
+//     addresses that had none, a transaction of its own: a row that
+//     another instance inserted meanwhile is left alone.
+//  3. The rest (a newer certificate that replaces the current one, an
+//     address another instance stored meanwhile) in one transaction that
+//     locks each row and decides again (storeLocked). If it fails and
+//     several requests share it, each is tried alone, so that one that
+//     the server refuses fails alone.
 func (s *Store) commitGroup(ctx context.Context, group []*storeRequest) {
 	sorted := slices.Clone(group)
 	slices.SortStableFunc(sorted, func(a, b *storeRequest) int { return strings.Compare(a.addr, b.addr) })
+	current, err := s.currentOf(ctx, sorted)
+	if err != nil {
+		err = fmt.Errorf("reading the current certificates: %w", err)
+		for _, r := range sorted {
+			r.err = err
+		}
+		return
+	}
+	var fresh, rest []*storeRequest
+	for _, r := range sorted {
+		der, ok := current[r.addr]
+		switch {
+		case !ok:
+			fresh = append(fresh, r)
+		case decide(der, r.cert) != verify.ActionStored:
+			r.action = decide(der, r.cert)
+		default:
+			rest = append(rest, r)
+		}
+	}
+	rest = append(rest, s.insertFresh(ctx, fresh)...)
+	if len(rest) > 0 {
+		slices.SortStableFunc(rest, func(a, b *storeRequest) int { return strings.Compare(a.addr, b.addr) })
+		s.storeEachLocked(ctx, rest)
+	}
+}
+
+// currentOf reads the current certificate (DER) of the requests'
+// addresses, without a lock.
+func (s *Store) currentOf(ctx context.Context, reqs []*storeRequest) (map[string][]byte, error) {
+	addrs := make([]string, len(reqs))
+	for i, r := range reqs {
+		addrs[i] = r.addr
+	}
+	current := make(map[string][]byte, len(reqs))
+	err := s.do(ctx, func(ctx context.Context) error {
+		rows, _ := s.pool.Query(ctx, "SELECT address, der FROM certificates WHERE address = ANY($1)", addrs)
+		var addr string
+		var der []byte
+		_, err := pgx.ForEachRow(rows, []any{&addr, &der}, func() error {
+			current[addr] = slices.Clone(der)
+			return nil
+		})
+		return err
+	})
+	return current, err
+}
+
+// insertFresh inserts the certificates of addresses that had none, in one
+// statement (its own transaction, committed when it returns), and returns
+// the requests it did not store: those whose address another transaction
+// stored first, a second certificate for one address, or all of them when
+// the statement failed (each is then tried alone, by storeEachLocked).
+func (s *Store) insertFresh(ctx context.Context, fresh []*storeRequest) []*storeRequest {
+	if len(fresh) == 0 {
+		return nil
+	}
+	n := len(fresh)
+	var (
+		addr, sha, subject, issuer, serial, key, message = make([]string, n), make([]string, n), make([]string, n),
+			make([]string, n), make([]string, n), make([]string, n), make([]*string, n)
+		der                 = make([][]byte, n)
+		notBefore, notAfter = make([]time.Time, n), make([]time.Time, n)
+	)
+	for i, r := range fresh {
+		info := verify.DescribeCertificate(r.cert)
+		addr[i], der[i], sha[i] = r.addr, r.cert.Raw, info.SHA256
+		notBefore[i], notAfter[i] = info.NotBefore, info.NotAfter
+		subject[i], issuer[i], serial[i], key[i] = text(info.Subject), text(info.Issuer), info.Serial, text(info.Key)
+		if r.message != "" {
+			m := text(r.message)
+			message[i] = &m
+		}
+	}
+	inserted := map[[2]string]bool{}
+	err := s.do(ctx, func(ctx context.Context) error {
+		clear(inserted)
+		rows, _ := s.pool.Query(ctx, `INSERT INTO certificates
+			(address, der, sha256, not_before, not_after, subject, issuer, serial, key_type, stored_at, message_id)
+			SELECT a, d, h, nb, na, su, iss, se, k, now(), m
+			FROM unnest($1::text[], $2::bytea[], $3::text[], $4::timestamptz[], $5::timestamptz[],
+				$6::text[], $7::text[], $8::text[], $9::text[], $10::text[]) AS t(a, d, h, nb, na, su, iss, se, k, m)
+			ON CONFLICT (address) DO NOTHING
+			RETURNING address, sha256`,
+			addr, der, sha, notBefore, notAfter, subject, issuer, serial, key, message)
+		var a, h string
+		_, err := pgx.ForEachRow(rows, []any{&a, &h}, func() error {
+			inserted[[2]string{a, h}] = true
+			return nil
+		})
+		return err
+	})
+	if err != nil {
+		if unreachable(err) {
+			for _, r := range fresh {
+				r.err = err
+			}
+			return nil
+		}
+		s.log.Warn("inserting a group of certificates failed; storing them one by one", "error", err, "certificates", n)
+		return fresh
+	}
+	var rest []*storeRequest
+	for i, r := range fresh {
+		k := [2]string{addr[i], sha[i]}
+		if inserted[k] {
+			r.action = verify.ActionStored
+			delete(inserted, k) // the same certificate twice: the second is unchanged
+			continue
+		}
+		rest = append(rest, r)
+	}
+	return rest
+}
+
+// storeEachLocked stores the requests in one transaction that locks each
+// address's row and decides again (storeLocked); if it fails and several
+// requests share it, each is tried alone.
+func (s *Store) storeEachLocked(ctx context.Context, sorted []*storeRequest) {
 	err := s.inTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
 		for _, r := range sorted {
 			var err error
