@@ -30,9 +30,15 @@ import (
 // t0 is the NotBefore of the tests' certificates.
 var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
-// leaf makes a certificate for addr (ECDSA: quick to make), asserting the
-// S/MIME BR policies given.
+// leaf makes a certificate for addr valid from t0 (ECDSA: quick to make),
+// asserting the S/MIME BR policies given.
 func leaf(t testing.TB, addr string, policies ...x509.OID) *x509.Certificate {
+	t.Helper()
+	return leafFrom(t, addr, t0, policies...)
+}
+
+// leafFrom is leaf valid from notBefore.
+func leafFrom(t testing.TB, addr string, notBefore time.Time, policies ...x509.OID) *x509.Certificate {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -43,8 +49,8 @@ func leaf(t testing.TB, addr string, policies ...x509.OID) *x509.Certificate {
 		SerialNumber:   serial,
 		Subject:        pkix.Name{CommonName: "Test " + addr},
 		EmailAddresses: []string{addr},
-		NotBefore:      t0,
-		NotAfter:       t0.AddDate(1, 0, 0),
+		NotBefore:      notBefore,
+		NotAfter:       notBefore.AddDate(1, 0, 0),
 		Policies:       policies,
 	}, key)
 	if err != nil {
