@@ -56,7 +56,7 @@ func TestLDIFIntoSlapd(t *testing.T) {
 	// A newer certificate for alice: only hers is exported, and replaces
 	// the old one.
 	since := time.Now()
-	time.Sleep(20 * time.Millisecond) // a later mtime than the first files'
+	time.Sleep(20 * time.Millisecond)                            // a later mtime than the first files'
 	newer := leafFrom(t, "alice@example.org", t0.Add(time.Hour)) // a later NotBefore replaces
 	if _, err := r.Store.Store(context.Background(), "alice@example.org", newer); err != nil {
 		t.Fatal(err)
