@@ -48,6 +48,7 @@ Commands:
   serve       run as a service over a Maildir spool (and live inputs)
   list        list the stored certificates, soonest expiry first
   show        print one stored certificate
+  export      publish the certificates: PEM, LDIF for LDAP, SMIMEA for DNS, JSON
   reasons     list the reason codes of the report
   config      check a configuration file: certharvest config check FILE
   version     print the version
