@@ -83,7 +83,7 @@ func newRootCommand(cio cliIO) *cobra.Command {
 	list, listArgs := newListCommand(cio.stdout)
 	root.AddCommand(subcommand(list, "list the stored certificates, soonest expiry first",
 		func(ctx context.Context, args []string) error {
-			return runList(ctx, listArgs, args, cio.stdout)
+			return runList(ctx, listArgs, args, cio.stdout, cio.stderr)
 		}))
 	show, showArgs := newShowCommand(cio.stdout)
 	showCmd := subcommand(show, "print one stored certificate",
