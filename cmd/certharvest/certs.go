@@ -23,6 +23,7 @@ import (
 )
 
 const listUsage = `Usage: certharvest list [--certs DIR | --store URL] [--expiring-within DURATION] [--json] [--wide]
+                        [--notify-command CMD [--notify-state FILE]]
 
 List the stored certificates: address, expiry, key, subject and issuer,
 soonest expiry first, so an operator can invite the people whose
@@ -34,10 +35,20 @@ A certificate file that cannot be read or parsed is left out: the others
 are listed, the skipped files are named on standard error, and the exit
 status is 1.
 
+With --notify-command, the command runs (sh -c) once per certificate that
+enters the --expiring-within window, with CERTHARVEST_ADDRESS,
+CERTHARVEST_NOT_AFTER, CERTHARVEST_EXPIRED, CERTHARVEST_SHA256,
+CERTHARVEST_SUBJECT and CERTHARVEST_PROFILE in its environment; what it
+prints goes to standard error. A run that succeeded is remembered in
+--notify-state (default .notified in the certificate folder), so the next
+list does not run it again; a failed one runs again next time (exit status
+1).
+
 Examples:
   certharvest list --certs /var/lib/certharvest/certs
   certharvest list --expiring-within 30d          # expired or expiring in 30 days
   certharvest list --json | jq -r '.[].address'
+  certharvest list --expiring-within 30d --notify-command '/usr/local/bin/invite "$CERTHARVEST_ADDRESS"'
 `
 
 const showUsage = `Usage: certharvest show [--certs DIR | --store URL] [--pem] ADDRESS
@@ -56,6 +67,7 @@ type listArgs struct {
 	certs, within, at string
 	asJSON, wide      bool
 	store             storeFlags
+	notify            notifyFlags
 }
 
 // newListCommand returns list's command and the flags it sets.
@@ -68,14 +80,18 @@ func newListCommand(stdout io.Writer) (*command, *listArgs) {
 	cmd.fs.BoolVar(&a.asJSON, "json", false, "print a JSON array")
 	cmd.fs.BoolVar(&a.wide, "wide", false, "print whole subject and issuer names, however wide the table")
 	cmd.fs.StringVar(&a.at, "at", "", "judge expiry at this `time` (RFC 3339; default now)")
+	a.notify.register(cmd.fs)
 	return cmd, a
 }
 
 // runList lists the stored certificates with the flags a; the command
 // line has been read.
-func runList(ctx context.Context, a *listArgs, args []string, stdout io.Writer) error {
+func runList(ctx context.Context, a *listArgs, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 {
 		return usagef("unexpected arguments: %s", strings.Join(args, " "))
+	}
+	if err := a.notify.check(a.within); err != nil {
+		return err
 	}
 	at := time.Now()
 	if a.at != "" {
@@ -131,11 +147,12 @@ func runList(ctx context.Context, a *listArgs, args []string, stdout io.Writer) 
 	if err := writeList(stdout, certs, a.asJSON, a.wide); err != nil {
 		return err
 	}
+	err = notifyExpiring(ctx, &a.notify, store, at, horizon, stderr)
 	if len(skipped) > 0 {
-		return fmt.Errorf("left out %d unreadable certificate file(s); the others are listed:\n  %s",
-			len(skipped), strings.Join(skipped, "\n  "))
+		return errors.Join(fmt.Errorf("left out %d unreadable certificate file(s); the others are listed:\n  %s",
+			len(skipped), strings.Join(skipped, "\n  ")), err)
 	}
-	return nil
+	return err
 }
 
 // listRow is a certificate as list prints it.

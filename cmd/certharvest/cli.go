@@ -9,6 +9,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"github.com/certharvest/certharvest/output/publish"
 )
 
 // The command line is read by github.com/spf13/cobra with
@@ -81,7 +83,7 @@ func newRootCommand(cio cliIO) *cobra.Command {
 	list, listArgs := newListCommand(cio.stdout)
 	root.AddCommand(subcommand(list, "list the stored certificates, soonest expiry first",
 		func(ctx context.Context, args []string) error {
-			return runList(ctx, listArgs, args, cio.stdout)
+			return runList(ctx, listArgs, args, cio.stdout, cio.stderr)
 		}))
 	show, showArgs := newShowCommand(cio.stdout)
 	showCmd := subcommand(show, "print one stored certificate",
@@ -93,6 +95,11 @@ func newRootCommand(cio cliIO) *cobra.Command {
 	}
 	root.AddCommand(showCmd)
 	root.AddCommand(newStoreCommand(cio))
+	export, exportArgs := newExportCommand(cio.stdout)
+	root.AddCommand(subcommand(export, "publish the certificates: PEM, LDIF for LDAP, SMIMEA for DNS, JSON",
+		func(ctx context.Context, args []string) error {
+			return runExport(ctx, exportArgs, args, cio.stdout, cio.stderr)
+		}))
 	reasons, markdown := newReasonsCommand(cio.stdout)
 	root.AddCommand(subcommand(reasons, "list the reason codes of the report",
 		func(_ context.Context, args []string) error {
@@ -209,6 +216,10 @@ func flagChoices(name string) []string {
 		return []string{"debug", "info", "warn", "error"}
 	case "log-format":
 		return []string{"text", "json"}
+	case "format":
+		return publish.Formats()
+	case "ldap-rdn":
+		return []string{publish.LDAPRDNMail, publish.LDAPRDNUID, publish.LDAPRDNCN}
 	}
 	return nil
 }

@@ -50,7 +50,7 @@ type config struct {
 
 // configCommands returns the commands a configuration file may have a table
 // for.
-func configCommands() []string { return []string{"scan", "check", "serve", "list", "show"} }
+func configCommands() []string { return []string{"scan", "check", "serve", "list", "show", "export"} }
 
 // isSecretFlag reports whether a flag's value is masked when printed.
 func isSecretFlag(name string) bool { return name == "webhook-token" || name == "lookup-token" }
@@ -337,6 +337,8 @@ func commandFlagSets() map[string]*pflag.FlagSet {
 			cmd, _ = newListCommand(io.Discard)
 		case "show":
 			cmd, _ = newShowCommand(io.Discard)
+		case "export":
+			cmd, _ = newExportCommand(io.Discard)
 		default:
 			panic("certharvest: no flags for configurable command " + name)
 		}

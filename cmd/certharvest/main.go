@@ -49,6 +49,7 @@ Commands:
   list        list the stored certificates, soonest expiry first
   show        print one stored certificate
   store       manage the PostgreSQL store: migrate, export, import
+  export      publish the certificates: PEM, LDIF for LDAP, SMIMEA for DNS, JSON
   reasons     list the reason codes of the report
   config      check a configuration file: certharvest config check FILE
   version     print the version
