@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/certharvest/certharvest/internal/groupcommit"
 	"github.com/certharvest/certharvest/internal/tmpfile"
 	"github.com/certharvest/certharvest/verify"
 )
@@ -44,7 +45,9 @@ type CertStore struct {
 	// lockFiles are the stripes' lock files, opened on first use and then
 	// kept open; each is guarded by its stripe's mutex.
 	lockFiles [lockStripes]*os.File
-	group     *groupCommit // nil: each Store syncs alone
+	// group makes the files of concurrent Stores durable together; nil:
+	// each Store syncs alone.
+	group *groupcommit.Group[*commitRequest]
 	// unnamed: group commits write unnamed temporary files
 	// (internal/tmpfile), where the folder's file system allows.
 	unnamed bool
@@ -93,7 +96,7 @@ func OpenCertStoreOptions(dir string, opts CertStoreOptions) (*CertStore, error)
 	removeStaleTemps(dir, time.Hour)
 	s := &CertStore{dir: dir}
 	if opts.GroupCommit {
-		s.group = &groupCommit{}
+		s.group = &groupcommit.Group[*commitRequest]{}
 		s.unnamed = tmpfile.Supported(dir)
 	}
 	return s, nil
@@ -280,7 +283,8 @@ func (s *CertStore) Store(ctx context.Context, addr string, cert *x509.Certifica
 	if hist != nil {
 		req.files = []*tempFile{hist, cur}
 	}
-	if err := s.group.commit(req); err != nil {
+	s.group.Do(req, commitGroup)
+	if err := req.err; err != nil {
 		if hist != nil && req.failed == hist {
 			return verify.StoreResult{}, fmt.Errorf("keeping the replaced certificate: %w", err)
 		}

@@ -6,7 +6,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sync"
 )
 
 // writeFileAtomicIn writes data to the file name in d so that it holds
@@ -151,64 +150,12 @@ type commitRequest struct {
 	files  []*tempFile
 	err    error
 	failed *tempFile // the file err is about
-	// wake receives true when this request's goroutine is to commit the
-	// waiting group, false when another committed it.
-	wake chan bool
 }
 
 func (r *commitRequest) fail(t *tempFile, err error) {
 	if r.err == nil {
 		r.err, r.failed = err, t
 	}
-}
-
-// groupCommit makes the files of concurrent commits durable together. The
-// first commit to arrive while none is running commits alone; those that
-// arrive meanwhile wait, and the first of them then commits them all as one
-// group, and so on: no goroutine of its own, no timer.
-type groupCommit struct {
-	mu      sync.Mutex
-	waiting []*commitRequest
-	busy    bool // a group is being committed
-	// groups and requests count what was committed (for tests).
-	groups, requests int
-}
-
-// commit returns once req's files are durable and renamed into place, or
-// not renamed at all (an error).
-func (g *groupCommit) commit(req *commitRequest) error {
-	req.wake = make(chan bool, 1)
-	g.mu.Lock()
-	g.waiting = append(g.waiting, req)
-	if g.busy {
-		g.mu.Unlock()
-		if lead := <-req.wake; !lead {
-			return req.err
-		}
-		g.mu.Lock()
-	}
-	g.busy = true
-	group := g.waiting
-	g.waiting = nil
-	g.groups++
-	g.requests += len(group)
-	g.mu.Unlock()
-
-	commitGroup(group)
-
-	g.mu.Lock()
-	if len(g.waiting) > 0 {
-		g.waiting[0].wake <- true
-	} else {
-		g.busy = false
-	}
-	g.mu.Unlock()
-	for _, r := range group {
-		if r != req {
-			r.wake <- false
-		}
-	}
-	return req.err
 }
 
 // commitGroup makes the files of a group durable, renames them into place

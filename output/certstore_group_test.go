@@ -122,9 +122,7 @@ func TestCertStoreGroupCommitConcurrent(t *testing.T) {
 		t.Errorf("%d addresses, want %d (%v)", len(addrs), n+1, err)
 	}
 	assertNoTempFiles(t, dir)
-	store.group.mu.Lock()
-	groups, requests := store.group.groups, store.group.requests
-	store.group.mu.Unlock()
+	groups, requests := store.group.Stats()
 	if requests < n || groups >= requests {
 		t.Errorf("%d requests in %d groups: no group commit", requests, groups)
 	}

@@ -56,6 +56,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/certharvest/certharvest/internal/groupcommit"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
@@ -94,7 +95,7 @@ type Store struct {
 	log   *slog.Logger
 	where string // host:port/database, for messages
 	user  string
-	group groupCommit
+	group groupcommit.Group[*storeRequest]
 }
 
 // New returns the store at url, parsed as libpq does (see the package

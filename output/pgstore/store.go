@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -56,7 +55,10 @@ func (s *Store) Store(ctx context.Context, addr string, cert *x509.Certificate) 
 		return verify.StoreResult{}, err
 	}
 	req := &storeRequest{addr: addr, cert: cert, message: verify.StoringMessage(ctx)}
-	if err := s.group.commit(ctx, req, s.commitGroup); err != nil {
+	// Concurrent Stores share a transaction, as the folder store's share
+	// their syncs (package groupcommit).
+	s.group.Do(req, func(group []*storeRequest) { s.commitGroup(ctx, group) })
+	if err := req.err; err != nil {
 		return verify.StoreResult{}, err
 	}
 	res := verify.StoreResult{Action: req.action, Path: path}
@@ -73,9 +75,6 @@ type storeRequest struct {
 	message string // the report id of the message it came from; "": none
 	action  verify.Action
 	err     error
-	// wake receives true when this request's goroutine is to commit the
-	// waiting group, false when another committed it.
-	wake chan bool
 }
 
 // decide compares cert with an address's current certificate (DER): the
@@ -357,62 +356,4 @@ func text(s string) string {
 		return s
 	}
 	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
-}
-
-// groupCommit makes concurrent Stores share a transaction, as the folder
-// store's group commit shares its syncs: the first Store to arrive while
-// no transaction runs commits alone; those that arrive meanwhile wait, and
-// the first of them then commits them all in one transaction, and so on:
-// no goroutine of its own, no timer.
-type groupCommit struct {
-	mu      sync.Mutex
-	waiting []*storeRequest
-	busy    bool
-	// groups and requests count what was committed (for tests).
-	groups, requests int
-}
-
-// commit returns once req's transaction has ended, run by this goroutine
-// (with its ctx) or another's; req.action, or the error, is the outcome.
-func (g *groupCommit) commit(ctx context.Context, req *storeRequest, run func(context.Context, []*storeRequest)) error {
-	req.wake = make(chan bool, 1)
-	g.mu.Lock()
-	g.waiting = append(g.waiting, req)
-	if g.busy {
-		g.mu.Unlock()
-		if lead := <-req.wake; !lead {
-			return req.err
-		}
-		g.mu.Lock()
-	}
-	g.busy = true
-	group := g.waiting
-	g.waiting = nil
-	g.groups++
-	g.requests += len(group)
-	g.mu.Unlock()
-
-	run(ctx, group)
-
-	g.mu.Lock()
-	if len(g.waiting) > 0 {
-		g.waiting[0].wake <- true
-	} else {
-		g.busy = false
-	}
-	g.mu.Unlock()
-	for _, r := range group {
-		if r != req {
-			r.wake <- false
-		}
-	}
-	return req.err
-}
-
-// stats returns how many groups were committed, and how many requests
-// they held.
-func (g *groupCommit) stats() (groups, requests int) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.groups, g.requests
 }

@@ -50,7 +50,7 @@ func BenchmarkStorePostgreSQL(b *testing.B) {
 		b.Fatal(err)
 	}
 	benchStore(b, s)
-	groups, requests := s.group.stats()
+	groups, requests := s.group.Stats()
 	b.ReportMetric(float64(requests)/float64(max(groups, 1)), "stores/commit")
 }
 

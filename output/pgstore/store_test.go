@@ -152,8 +152,8 @@ func TestStoreRace(t *testing.T) {
 	if n := count(t, a, "SELECT count(*) FROM certificate_history WHERE address = $1", tieAddr); n != 0 {
 		t.Errorf("the tie: %d certificates in the history", n)
 	}
-	ga, ra := a.group.stats()
-	gb, rb := b.group.stats()
+	ga, ra := a.group.Stats()
+	gb, rb := b.group.Stats()
 	t.Logf("group commit: %d transactions for %d stores that wrote or locked", ga+gb, ra+rb)
 }
 
@@ -176,7 +176,7 @@ func TestStoreGroupCommit(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	groups, requests := s.group.stats()
+	groups, requests := s.group.Stats()
 	if requests != n || groups >= n {
 		t.Errorf("%d stores in %d transactions, want %d stores in fewer", requests, groups, n)
 	}
