@@ -242,15 +242,27 @@ func readGzipMessage(path string, opts ReadOptions) (raw []byte, id string, err 
 		opts.Reserve(opts.MaxSize)
 	}
 	h := verify.NewMessageIDHash(0)
-	buf := bytes.NewBuffer(make([]byte, 0, gzipSizeHint(f, opts.MaxSize)))
-	n, err := io.Copy(io.MultiWriter(buf, h), io.LimitReader(zr, opts.MaxSize+1))
-	if err != nil {
-		return nil, "", err
-	}
-	if n <= opts.MaxSize {
-		return buf.Bytes(), verify.MessageIDFromHash(h), nil
+	buf := make([]byte, 0, gzipSizeHint(f, opts.MaxSize))
+	for int64(len(buf)) <= opts.MaxSize {
+		if len(buf) == cap(buf) {
+			// Double, as far as the limit, so that what growing
+			// leaves to the collector stays within the message's size.
+			grown := make([]byte, len(buf), min(2*int64(cap(buf)), opts.MaxSize+1))
+			copy(grown, buf)
+			buf = grown
+		}
+		k, err := zr.Read(buf[len(buf):cap(buf)])
+		h.Write(buf[len(buf) : len(buf)+k])
+		buf = buf[:len(buf)+k]
+		if errors.Is(err, io.EOF) {
+			return buf, verify.MessageIDFromHash(h), nil
+		}
+		if err != nil {
+			return nil, "", err
+		}
 	}
 	// Too large: identify it by its first MaxHashedBytes, never held.
+	n := int64(len(buf))
 	buf = nil
 	more, err := io.CopyBuffer(h, io.LimitReader(zr, fsutil.MaxHashedBytes-n), make([]byte, 64<<10))
 	e := &TooLargeError{Size: n + more, Limit: opts.MaxSize}

@@ -184,6 +184,8 @@ func flagChoices(name string) []string {
 		return []string{"debug", "info", "warn", "error"}
 	case "log-format":
 		return []string{"text", "json"}
+	case "mbox-format":
+		return []string{"auto", "mboxrd", "mboxo", "mboxcl2"}
 	}
 	return nil
 }

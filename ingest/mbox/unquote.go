@@ -139,6 +139,14 @@ func (s *sink) take(p []byte) {
 	}
 	if !s.tooLarge {
 		if s.size <= s.max {
+			if need := len(s.raw) + len(p); need > cap(s.raw) {
+				// Double, as far as the limit: what growing leaves
+				// to the collector stays within the message's size
+				// (append grows a large slice by a quarter).
+				grown := make([]byte, len(s.raw), max(need, min(2*cap(s.raw), int(s.max))))
+				copy(grown, s.raw)
+				s.raw = grown
+			}
 			s.raw = append(s.raw, p...)
 			return
 		}
