@@ -79,7 +79,9 @@ func (r *Reader) readCL2(m *Message) {
 // failed first (m then says so).
 func (r *Reader) copyN(m *Message, s *sink, n int64) bool {
 	if int64(r.avail()) >= n {
-		s.sizeHint(int(n))
+		s.whole(r.buf[r.r : r.r+int(n)])
+		r.consume(int(n))
+		return true
 	}
 	for n > 0 {
 		if r.avail() == 0 && !r.more() {

@@ -279,17 +279,17 @@ func (r *Reader) readToFrom(m *Message, s *sink) {
 		r.end(m, s)
 		return
 	}
-	var stored int64 // bytes of m given to s
-	search := r.r    // where "\nFrom " may begin, not looked at yet
+	var stored int64  // bytes of m given to s
+	search := r.r + 1 // where "From " may begin, not looked at yet
 	for {
-		if i := bytes.Index(r.buf[search:r.w], []byte("\nFrom ")); i >= 0 {
-			end := search + i + 1
-			keep := withoutBlankLine(r.buf[r.r:end], stored > 0)
+		if p := r.nextFrom(search); p >= 0 {
+			keep := withoutBlankLine(r.buf[r.r:p], stored > 0)
 			if stored == 0 {
-				s.sizeHint(keep)
+				s.whole(r.buf[r.r : r.r+keep])
+			} else {
+				s.write(r.buf[r.r : r.r+keep])
 			}
-			s.write(r.buf[r.r : r.r+keep])
-			r.consume(end - r.r)
+			r.consume(p - r.r)
 			r.end(m, s)
 			return
 		}
@@ -300,9 +300,10 @@ func (r *Reader) readToFrom(m *Message, s *sink) {
 			}
 			keep := withoutBlankLine(r.buf[r.r:r.w], stored > 0)
 			if stored == 0 {
-				s.sizeHint(keep)
+				s.whole(r.buf[r.r : r.r+keep])
+			} else {
+				s.write(r.buf[r.r : r.r+keep])
 			}
-			s.write(r.buf[r.r : r.r+keep])
 			r.consume(r.avail())
 			r.end(m, s)
 			return
@@ -318,11 +319,29 @@ func (r *Reader) readToFrom(m *Message, s *sink) {
 			r.stop(m, s)
 			return
 		}
-		search = max(r.r, r.w-len("\nFrom"))
-		search -= r.r // fill may move the window
-		r.more()
+		search = max(r.r+1, r.w-len("From")) - r.r
+		r.more() // may move the window
 		search += r.r
 	}
+}
+
+// nextFrom returns where in the window the next "From " line begins, after
+// the current position, looking from search on; -1 if none is in the
+// window yet. It looks for "From " rather than "\nFrom ": a capital F is
+// much rarer than a newline, and the search jumps from one to the next.
+func (r *Reader) nextFrom(search int) int {
+	for search < r.w {
+		j := bytes.Index(r.buf[search:r.w], fromSpace)
+		if j < 0 {
+			return -1
+		}
+		p := search + j
+		if r.buf[p-1] == '\n' {
+			return p
+		}
+		search = p + 1
+	}
+	return -1
 }
 
 // stop ends m, over MaxSkip, as the last message read.

@@ -109,11 +109,69 @@ func newSink(format Format, max int64, discard bool, digest hash.Hash, maxDig in
 	return s
 }
 
-// sizeHint says the message is at most n bytes, once known.
-func (s *sink) sizeHint(n int) {
-	if !s.discard && s.raw == nil && int64(n) <= s.max {
-		s.raw = make([]byte, 0, n)
+// whole takes the whole message as stored, p, at once: copied once, and
+// unquoted in place (its usual quoted lines are few).
+func (s *sink) whole(p []byte) {
+	switch {
+	case s.discard:
+		s.size = int64(len(p))
+	case int64(len(p)) > s.max:
+		s.write(p) // perhaps too large: never held whole
+	default:
+		// append, unlike make, leaves the copied bytes uncleared.
+		s.raw = unquoteInPlace(append([]byte(nil), p...), s.unq.format)
+		s.size = int64(len(s.raw))
 	}
+}
+
+// unquoteInPlace undoes format's quoting in b, a whole message, and returns
+// b shortened: each '>' dropped is a gap closed by moving what follows.
+func unquoteInPlace(b []byte, format Format) []byte {
+	if format != RD && format != O {
+		return b
+	}
+	w, prev := 0, 0 // b[:w] is done; b[prev:] is still to move to w
+	drop := func(q int) {
+		copy(b[w:], b[prev:q])
+		w += q - prev
+		prev = q + 1
+	}
+	if quotedAt(b, 0, format) {
+		drop(0)
+	}
+	// Each '>' that begins a line: a '>' is rarer than a newline in
+	// most mail, and the search jumps from one to the next.
+	for i := 1; i < len(b); {
+		j := bytes.IndexByte(b[i:], '>')
+		if j < 0 {
+			break
+		}
+		q := i + j
+		if b[q-1] == '\n' && quotedAt(b, q, format) {
+			drop(q)
+		}
+		i = q + 1
+	}
+	if prev == 0 {
+		return b
+	}
+	copy(b[w:], b[prev:])
+	return b[:w+len(b)-prev]
+}
+
+// quotedAt reports whether the line at b[q:] is quoted in format: '>', then
+// (mboxrd) any more, then "From ".
+func quotedAt(b []byte, q int, format Format) bool {
+	if q >= len(b) || b[q] != '>' {
+		return false
+	}
+	k := q + 1
+	if format == RD {
+		for k < len(b) && b[k] == '>' {
+			k++
+		}
+	}
+	return bytes.HasPrefix(b[k:], fromSpace)
 }
 
 // write takes bytes of the message as stored.
