@@ -142,7 +142,8 @@ func TestEngineMboxSignedAccepted(t *testing.T) {
 	// ">From " before it was stored... but msgs[1] has; so only the others.
 	o, oOffsets := mboxFile(t, mbox.O, false, [][]byte{msgs[0], msgs[3]})
 	add("f.mbox", o, oOffsets)
-	recs = append(recs, scanPaths(t, pipeline, []string{files[len(files)-1].path}, ingest.WalkRules{MboxFormat: mbox.O})...)
+	add("g.mbox.gz", gzipped(t, o), oOffsets)
+	recs = append(recs, scanPaths(t, pipeline, []string{files[len(files)-2].path, files[len(files)-1].path}, ingest.WalkRules{MboxFormat: mbox.O})...)
 
 	byPath := map[string][]output.Record{}
 	ids := map[string]map[string]int{} // path: id: index
