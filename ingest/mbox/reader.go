@@ -245,9 +245,9 @@ func (r *Reader) skipLine() bool {
 
 // newSink returns the sink of message m's bytes, unquoted as format says.
 func (r *Reader) newSink(m *Message, format Format) *sink {
-	var digest hash.Hash
+	var digest func() hash.Hash
 	if r.opts.Digest != nil && !r.opts.Discard {
-		digest = r.opts.Digest(m.Index)
+		digest = func() hash.Hash { return r.opts.Digest(m.Index) }
 	}
 	return newSink(format, r.opts.MaxSize, r.opts.Discard, digest, r.opts.MaxDigest)
 }

@@ -91,20 +91,21 @@ func (u *unquoter) flush(out func([]byte)) {
 // them while they fit its limit; past it, it keeps nothing but their
 // count and digest.
 type sink struct {
-	unq      unquoter
-	max      int64 // bytes kept at most
-	discard  bool  // keep nothing (counting messages)
-	raw      []byte
-	size     int64 // bytes of the message (unquoted) so far
-	tooLarge bool
-	digest   hash.Hash // of a message too large; nil: none
-	digested int64
-	maxDig   int64 // bytes digested at most; 0: all
-	out      func([]byte)
+	unq       unquoter
+	max       int64 // bytes kept at most
+	discard   bool  // keep nothing (counting messages)
+	raw       []byte
+	size      int64 // bytes of the message (unquoted) so far
+	tooLarge  bool
+	newDigest func() hash.Hash // of a message too large; nil: none
+	digest    hash.Hash        // made once the message is too large
+	digested  int64
+	maxDig    int64 // bytes digested at most; 0: all
+	out       func([]byte)
 }
 
-func newSink(format Format, max int64, discard bool, digest hash.Hash, maxDig int64) *sink {
-	s := &sink{unq: unquoter{format: format}, max: max, discard: discard, digest: digest, maxDig: maxDig}
+func newSink(format Format, max int64, discard bool, newDigest func() hash.Hash, maxDig int64) *sink {
+	s := &sink{unq: unquoter{format: format}, max: max, discard: discard, newDigest: newDigest, maxDig: maxDig}
 	s.out = s.take
 	return s
 }
@@ -209,6 +210,9 @@ func (s *sink) take(p []byte) {
 			return
 		}
 		s.tooLarge = true
+		if s.newDigest != nil {
+			s.digest = s.newDigest()
+		}
 		s.hash(s.raw)
 		s.raw = nil
 	}
