@@ -179,10 +179,16 @@ func (r *Reader) avail() int { return r.w - r.r }
 // fill reads until at least n bytes are unconsumed, or the stream ends;
 // the window grows as needed.
 func (r *Reader) fill(n int) {
-	for r.avail() < n && !r.eof {
+	for empty := 0; r.avail() < n && !r.eof; {
 		if r.r > 0 && (r.w == len(r.buf) || n > len(r.buf)-r.r) {
-			// Move the unconsumed bytes to the front.
-			copy(r.buf, r.buf[r.r:r.w])
+			// Move the unconsumed bytes to the front; a window grown
+			// for a message checked ahead shrinks back.
+			dst := r.buf
+			if len(r.buf) > bufSize && max(n, r.avail()) <= bufSize {
+				dst = make([]byte, bufSize)
+			}
+			copy(dst, r.buf[r.r:r.w])
+			r.buf = dst
 			r.base += int64(r.r)
 			r.w -= r.r
 			r.r = 0
@@ -194,6 +200,11 @@ func (r *Reader) fill(n int) {
 		}
 		k, err := r.src.Read(r.buf[r.w:])
 		r.w += k
+		if k == 0 && err == nil {
+			if empty++; empty >= 100 {
+				err = io.ErrNoProgress
+			}
+		}
 		if err != nil {
 			r.eof = true
 			if !errors.Is(err, io.EOF) {

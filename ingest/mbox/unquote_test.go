@@ -2,7 +2,9 @@ package mbox
 
 import (
 	"bytes"
+	"io"
 	"testing"
+	"time"
 )
 
 // The in-place unquoting of a whole message and the streaming one, over
@@ -28,4 +30,31 @@ func FuzzUnquote(f *testing.F) {
 			}
 		}
 	})
+}
+
+// The window grown to check a large message's Content-Length ahead, in a
+// stream, shrinks back once past it: memory stays flat after it.
+func TestWindowShrinksBack(t *testing.T) {
+	var b bytes.Buffer
+	w := NewWriter(&b, CL2)
+	big := append([]byte("Subject: big\n\n"), bytes.Repeat([]byte("x\n"), 3<<19)...)
+	w.Write("", time.Time{}, big)
+	for range 3 {
+		w.Write("", time.Time{}, []byte("Subject: small\n\nx\n"))
+	}
+	r := NewReader(struct{ io.Reader }{&b}, ReaderOptions{Format: CL2, MaxSize: 4 << 20})
+	var grown int
+	for {
+		m, err := r.Next()
+		if err != nil {
+			break
+		}
+		if m.Err != nil || m.TooLarge {
+			t.Fatalf("message %d: %v", m.Index, m.Err)
+		}
+		grown = max(grown, len(r.buf))
+	}
+	if grown <= bufSize || len(r.buf) != bufSize {
+		t.Errorf("window grew to %d, ended at %d; want more than %d, then %d", grown, len(r.buf), bufSize, bufSize)
+	}
 }
