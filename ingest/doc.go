@@ -31,7 +31,9 @@
 //     new/ or cur/, never in tmp/), read within a size limit and never
 //     through a symbolic link inside a folder (internal/fsutil); walk.go,
 //     Walk, the same files as the engine's queue (internal/queue), for
-//     scan.
+//     scan; archive.go, the archives among them: mbox files (read by the
+//     walk, package ingest/mbox) and files compressed with gzip
+//     (docs/ARCHIVES.md).
 //
 // The inputs' tests that need a real spool are in package ingest_test:
 // package ingest cannot import package maildir, which imports it.

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/certharvest/certharvest/ingest/mbox"
 	"github.com/certharvest/certharvest/internal/fsutil"
 )
 
@@ -15,12 +16,16 @@ import (
 // lexical order within each folder, without holding the list in memory.
 // A path may be:
 //
-//   - a file, always taken as a message;
+//   - a file, always taken: a message, or an mbox (by its name, .mbox or
+//     .mbx, or its first line, a "From " line), or either compressed with
+//     gzip (.eml.gz, .mbox.gz, or its first bytes);
 //   - a Maildir (a folder with cur/, new/ and tmp/): the files of cur/ and
 //     new/, as delivery is complete only there;
-//   - any other folder, walked recursively: its .eml files, and the cur/ and
-//     new/ files of the Maildirs inside it. Hidden files and folders (a
-//     leading dot) are skipped.
+//   - any other folder, walked recursively: its .eml and .eml.gz files, its
+//     mbox files (.mbox, .mbx, their .gz, and files without an extension,
+//     as Thunderbird names its folders, whose first line is a "From "
+//     line), and the cur/ and new/ files of the Maildirs inside it. Hidden
+//     files and folders (a leading dot) are skipped.
 //
 // A path given is followed if it is a symbolic link (the operator named
 // it); inside a folder, a symbolic link is never followed, to a file or a
@@ -35,10 +40,17 @@ func WalkMessages(ctx context.Context, paths []string, fn func(path string) erro
 // WalkRules say which files in a folder the walk takes as messages. The
 // zero value is WalkMessages's rules.
 type WalkRules struct {
-	// AllFiles takes every regular file as a message, not only .eml
-	// files and the files of Maildirs (scan --all-files). Hidden files,
-	// a Maildir's tmp/ and symbolic links are still left out.
+	// AllFiles takes every regular file as a message (or an mbox, by its
+	// first line), not only .eml files, mbox files and the files of
+	// Maildirs (scan --all-files). Hidden files, a Maildir's tmp/ and
+	// symbolic links are still left out.
 	AllFiles bool
+	// MboxFormat is the variant of the mbox files (scan --mbox-format);
+	// Auto, the zero value, decides for each file by its first message.
+	MboxFormat mbox.Format
+	// MaxSize is the largest message (--max-size), which an mbox's
+	// messages are read within; default verify.DefaultMaxSize.
+	MaxSize int64
 	// Skipped, when set, is told of each file in a folder that is not
 	// taken: not a message by the rules (SkipNotMessage), or a symbolic
 	// link (SkipLink) or another kind of file (SkipNotRegular). Hidden
@@ -52,24 +64,49 @@ type SkipReason int
 
 // Why a file was left out.
 const (
-	SkipNotMessage SkipReason = iota // not .eml, not in a Maildir's cur/ or new/
+	SkipNotMessage SkipReason = iota // not .eml nor an mbox, not in a Maildir's cur/ or new/
 	SkipLink                         // a symbolic link in a folder, never followed
 	SkipNotRegular                   // a FIFO, socket or device
 )
 
 // CountMessages counts the messages a walk with rules would take under
 // paths, and the paths it could not read: the report lines of a scan. It
-// reads no file.
+// reads no message file, but the mbox files through (decompressing those
+// compressed), to count their messages as the walk will find them.
 func CountMessages(ctx context.Context, paths []string, rules WalkRules) (int, error) {
 	rules.Skipped = nil
+	named := namedPaths(paths)
 	n := 0
-	count := func(string) error { n++; return nil }
-	err := walkFiles(ctx, paths, rules, count, func(string, error) { n++ })
+	count := func(path string, kind fileKind) error {
+		if kind == kindMbox || kind == kindGzipMbox {
+			k, err := countMbox(ctx, path, kind, !named[path], rules)
+			n += k
+			return err
+		}
+		n++
+		return nil
+	}
+	err := walkKinds(ctx, paths, rules, count, func(string, error) { n++ })
 	return n, err
 }
 
+// fileKind is how the walk reads a file it takes.
+type fileKind int
+
+const (
+	kindMessage  fileKind = iota // one message
+	kindGzip                     // one message, compressed with gzip
+	kindMbox                     // an mbox
+	kindGzipMbox                 // an mbox, compressed with gzip
+)
+
 // walkFiles is WalkMessages with rules.
 func walkFiles(ctx context.Context, paths []string, rules WalkRules, fn func(path string) error, onError func(path string, err error)) error {
+	return walkKinds(ctx, paths, rules, func(path string, _ fileKind) error { return fn(path) }, onError)
+}
+
+// walkKinds is walkFiles telling fn how to read each file.
+func walkKinds(ctx context.Context, paths []string, rules WalkRules, fn func(path string, kind fileKind) error, onError func(path string, err error)) error {
 	skipped := rules.Skipped
 	if skipped == nil {
 		skipped = func(string, SkipReason) {}
@@ -81,7 +118,7 @@ func walkFiles(ctx context.Context, paths []string, rules WalkRules, fn func(pat
 			continue
 		}
 		if !info.IsDir() {
-			if err := fn(root); err != nil {
+			if err := fn(root, namedKind(root)); err != nil {
 				return err
 			}
 			continue
@@ -132,8 +169,8 @@ func walkFiles(ctx context.Context, paths []string, rules WalkRules, fn func(pat
 				parent := filepath.Base(dir)
 				lastDir, lastInMaildir = dir, (parent == "cur" || parent == "new") && IsMaildir(filepath.Dir(dir))
 			}
-			if rules.AllFiles || lastInMaildir || strings.EqualFold(filepath.Ext(name), ".eml") {
-				return fn(path)
+			if kind, ok := folderKind(path, name, lastInMaildir, rules.AllFiles); ok {
+				return fn(path, kind)
 			}
 			skipped(path, SkipNotMessage)
 			return nil

@@ -17,10 +17,16 @@ import (
 // context (its verify.Envelope) is not embedded but spread among them, by
 // NewRecord.
 type Record struct {
-	Time         time.Time          `json:"time"`
-	ID           string             `json:"id"`
-	Source       string             `json:"source"`
-	Path         string             `json:"path,omitempty"`
+	Time   time.Time `json:"time"`
+	ID     string    `json:"id"`
+	Source string    `json:"source"`
+	Path   string    `json:"path,omitempty"`
+	// MboxIndex and MboxOffset place a message of an mbox file (Path):
+	// its number there, from 1, and the offset of its "From " line (in
+	// the decompressed bytes of a compressed file). Absent for a message
+	// that is a file of its own.
+	MboxIndex    int                `json:"mbox_index,omitempty"`
+	MboxOffset   *int64             `json:"mbox_offset,omitempty"`
 	MessageID    string             `json:"message_id,omitempty"`
 	EnvelopeFrom string             `json:"envelope_from,omitempty"`
 	EnvelopeTo   []string           `json:"envelope_to,omitempty"`
@@ -68,6 +74,11 @@ func NewRecord(m *verify.Message, res *verify.Result) *Record {
 		Cert:         res.CertInfo,
 		VerifiedAt:   res.At.UTC(),
 		DurationMS:   float64(res.Duration.Microseconds()) / 1000,
+	}
+	if m.MboxIndex > 0 {
+		// A message of an mbox: its number and where it begins.
+		off := m.MboxOffset
+		rec.MboxIndex, rec.MboxOffset = m.MboxIndex, &off
 	}
 	if res.Accepted() {
 		rec.Outcome = OutcomeAccepted

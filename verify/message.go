@@ -21,6 +21,12 @@ type Message struct {
 	ID string
 	// Path is the file the message was read from, if any.
 	Path string
+	// MboxIndex is the message's number in the mbox file at Path, from
+	// 1, and MboxOffset the offset there of its "From " line (in the
+	// decompressed bytes of a compressed file); both 0 for a message
+	// that is a file of its own.
+	MboxIndex  int
+	MboxOffset int64
 	// Envelope is the context the message arrived with: m.Source,
 	// m.EnvelopeFrom and the others are its fields.
 	Envelope

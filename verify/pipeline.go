@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"log/slog"
 	"runtime/debug"
 	"strconv"
@@ -201,10 +202,17 @@ type Result struct {
 func (r *Result) Accepted() bool { return r.Reason == ReasonOK }
 
 // MessageIDFor returns the id the pipeline gives a message: its ID, or a
-// short digest of its bytes.
+// short digest of its bytes; for a message of an mbox, of its bytes and its
+// number there, so that two copies of one message in an mbox have ids of
+// their own.
 func MessageIDFor(m *Message) string {
 	if m.ID != "" {
 		return m.ID
+	}
+	if m.MboxIndex > 0 {
+		h := NewMessageIDHash(m.MboxIndex)
+		h.Write(m.Raw)
+		return MessageIDFromHash(h)
 	}
 	sum := sha256.Sum256(m.Raw)
 	return hex.EncodeToString(sum[:6])
@@ -214,6 +222,25 @@ func MessageIDFor(m *Message) string {
 // time), for the verdicts of messages that never reach Verify, such as a
 // file that could not be read.
 func (p *Pipeline) Now() time.Time { return p.opts.Now() }
+
+// NewMessageIDHash returns the hash MessageIDFor derives the id of a
+// message from, for a message that is not held whole (one too large):
+// write its bytes to it, then call MessageIDFromHash. mboxIndex is its
+// Message.MboxIndex.
+func NewMessageIDHash(mboxIndex int) hash.Hash {
+	h := sha256.New()
+	if mboxIndex > 0 {
+		h.Write([]byte("certharvest mbox message " + strconv.Itoa(mboxIndex) + "\x00"))
+	}
+	return h
+}
+
+// MessageIDFromHash returns the id of the message written to h, a hash
+// from NewMessageIDHash.
+func MessageIDFromHash(h hash.Hash) string {
+	var sum [sha256.Size]byte
+	return hex.EncodeToString(h.Sum(sum[:0])[:6])
+}
 
 // Verify runs every check on m and, when all pass, stores the certificate.
 // It never panics; an unexpected failure is reported as
@@ -387,6 +414,12 @@ func describeMessage(m *Message) string {
 	if m.Path != "" {
 		b.WriteString(",path=")
 		b.WriteString(m.Path)
+	}
+	if m.MboxIndex > 0 {
+		b.WriteString(",mbox_index=")
+		b.WriteString(strconv.Itoa(m.MboxIndex))
+		b.WriteString(",mbox_offset=")
+		b.WriteString(strconv.FormatInt(m.MboxOffset, 10))
 	}
 	if m.RemoteAddr != "" {
 		b.WriteString(",remote=")

@@ -220,6 +220,8 @@ func flagChoices(name string) []string {
 		return publish.Formats()
 	case "ldap-rdn":
 		return []string{publish.LDAPRDNMail, publish.LDAPRDNUID, publish.LDAPRDNCN}
+	case "mbox-format":
+		return []string{"auto", "mboxrd", "mboxo", "mboxcl2"}
 	}
 	return nil
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/certharvest/certharvest/ingest"
+	"github.com/certharvest/certharvest/ingest/mbox"
 	"github.com/certharvest/certharvest/internal/engine"
 	"github.com/certharvest/certharvest/output"
 	"github.com/certharvest/certharvest/verify"
@@ -21,9 +22,11 @@ import (
 const scanUsage = `Usage: certharvest scan [flags] PATH...
 
 Verify every message under PATH and store the certificates of the genuine
-signed ones as <certs>/<address>.crt. PATH is an .eml file, a folder (walked
-recursively for .eml files and Maildirs), or a Maildir (its cur/ and new/).
-scan never modifies its inputs. Every message gets one line in the report.
+signed ones as <certs>/<address>.crt. PATH is an .eml file, an mbox file, a
+folder (walked recursively for .eml files, mbox files and Maildirs), or a
+Maildir (its cur/ and new/); .eml.gz and .mbox.gz files are decompressed
+as they are read. scan never modifies its inputs. Every message gets one
+line in the report.
 
 Exit status: 0 when every message was processed, whatever the verdicts;
 1 on an operational error (a PATH or a file that could not be read, named
@@ -53,6 +56,7 @@ type scanArgs struct {
 	quiet       bool
 	verbose     bool
 	allFiles    bool
+	mboxFormat  parsedFlag[mbox.Format]
 	memoryLimit parsedFlag[int64]
 }
 
@@ -68,6 +72,7 @@ func newScanCommand(stdout io.Writer) (*command, *scanArgs) {
 	cmd.fs.BoolVar(&a.quiet, "quiet", false, "no progress bar and no summary (the log is --log's and --log-level's)")
 	cmd.fs.BoolVarP(&a.verbose, "verbose", "v", false, "on a terminal, every message's story, not only the run's warnings and errors")
 	cmd.fs.BoolVar(&a.allFiles, "all-files", false, "take every file in the folders as a message, not only .eml files and Maildirs")
+	mboxFormatVar(cmd.fs, &a.mboxFormat)
 	memoryLimitVar(cmd.fs, &a.memoryLimit)
 	return cmd, a
 }
@@ -127,7 +132,7 @@ func runScan(ctx context.Context, a *scanArgs, paths []string, stdout, stderr io
 		"memory_limit", describeMemoryLimit(memLimit), "memory_limit_from", memLimitFrom)
 
 	summary := newSummary()
-	rules := ingest.WalkRules{AllFiles: a.allFiles, Skipped: summary.skip}
+	rules := ingest.WalkRules{AllFiles: a.allFiles, MboxFormat: a.mboxFormat.value, MaxSize: setup.opts.MaxSize, Skipped: summary.skip}
 	var observer engine.Observer = summary
 	if progress != nil {
 		countCtx, stopCount := context.WithCancel(ctx)

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"strconv"
 	"time"
 
 	"github.com/certharvest/certharvest/ingest"
@@ -20,7 +21,12 @@ func ReadErrorResult(m *verify.Message, err error, at time.Time) *verify.Result 
 		m.ID = ingest.MessageIDOf(err) // a message too large to read
 	}
 	if m.ID == "" && len(m.Raw) == 0 {
-		m.ID = readErrorID(m.Path)
+		key := m.Path
+		if m.MboxIndex > 0 {
+			// One of the messages of an mbox: each its own id.
+			key += "#" + strconv.Itoa(m.MboxIndex)
+		}
+		m.ID = readErrorID(key)
 	}
 	res := &verify.Result{ID: verify.MessageIDFor(m), Reason: verify.ReasonOf(err), Detail: readErrorDetail(err), At: at}
 	if res.Reason == verify.ReasonInternalError {
@@ -30,8 +36,9 @@ func ReadErrorResult(m *verify.Message, err error, at time.Time) *verify.Result 
 }
 
 // readErrorID is the id of a message that could not be read: derived from
-// its path, so that each such message has its own id, the same on every
-// run (the hash of its bytes would be that of nothing, the same for all).
+// its path (and, for a message of an mbox, its number there: "PATH#N"), so
+// that each such message has its own id, the same on every run (the hash
+// of its bytes would be that of nothing, the same for all).
 // It has the form of verify.MessageIDFor's, and the hash is of a prefix
 // and the path, so that it is no message's id by its bytes.
 func readErrorID(path string) string {

@@ -301,3 +301,30 @@ func ignoringEINTR(fn func() error) error {
 func IsNoSpace(err error) bool {
 	return errors.Is(err, unix.ENOSPC) || errors.Is(err, unix.EDQUOT)
 }
+
+// OpenFile opens the file at path for reading as a stream (an mbox, a
+// compressed message): never waiting on a FIFO, never through a symbolic
+// link with noFollow, and only a regular file (else an error wrapping
+// ErrNotRegular).
+func OpenFile(path string, noFollow bool) (*os.File, error) {
+	fd, err := openAt(nil, "", path, noFollow)
+	if err != nil {
+		return nil, err
+	}
+	var st unix.Stat_t
+	if err := ignoringEINTR(func() error { return unix.Fstat(fd, &st) }); err != nil {
+		unix.Close(fd)
+		return nil, &fs.PathError{Op: "stat", Path: path, Err: err}
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		unix.Close(fd)
+		return nil, NotRegular(path)
+	}
+	// Back to blocking reads: a regular file reads the same, and the os
+	// package then does not set it up for the network poller.
+	if err := unix.SetNonblock(fd, false); err != nil {
+		unix.Close(fd)
+		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
+	}
+	return os.NewFile(uintptr(fd), path), nil
+}

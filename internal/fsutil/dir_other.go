@@ -114,3 +114,33 @@ func StatAt(d *Dir, name string) (Attrs, error) {
 
 // IsNoSpace reports whether err is the file system refusing to grow.
 func IsNoSpace(err error) bool { return errors.Is(err, syscall.ENOSPC) }
+
+// OpenFile opens the file at path for reading as a stream (an mbox, a
+// compressed message): only a regular file (else an error wrapping
+// ErrNotRegular), never through a symbolic link with noFollow.
+func OpenFile(path string, noFollow bool) (*os.File, error) {
+	stat := os.Stat
+	if noFollow {
+		stat = os.Lstat
+	}
+	before, err := stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if !before.Mode().IsRegular() {
+		return nil, NotRegular(path)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	info, err := f.Stat()
+	if err != nil || !info.Mode().IsRegular() || !os.SameFile(before, info) {
+		f.Close()
+		if err != nil {
+			return nil, err
+		}
+		return nil, NotRegular(path)
+	}
+	return f, nil
+}

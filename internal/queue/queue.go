@@ -80,7 +80,10 @@ type LoadOptions struct {
 	MaxSize int64
 	// Reserve, when not nil, is called once with the bytes about to be
 	// read into memory, before they are; the memory of the messages in
-	// flight is bounded there.
+	// flight is bounded there. A queue that reads messages ahead itself
+	// (scan's walk of an mbox, a stream read once, front to back) bounds
+	// what it holds on its own, and calls Reserve before it hands a
+	// message over.
 	Reserve func(size int64)
 }
 

@@ -13,19 +13,30 @@
 // named NN-case-name.eml. With -bench N, they are N valid messages from
 // distinct addresses (testcorpus.BenchAddress), all expected "ok"/"stored".
 //
+// With -mbox, the messages are also written, in the same order, as one
+// mboxrd file, corpus.mbox (every "From " line of a body quoted), for
+// scan's archive benchmark; with -pad N, each -bench message's signed text
+// is about N bytes longer, lines of text among which some begin "From "
+// and ">From ", which an mbox must quote:
+//
+//	go run ./scripts/gencorpus -bench 46000 -pad 40000 -mbox -out /var/tmp/bench-mbox
+//
 // Keys are random, so every run produces a new corpus with the same
 // verdicts.
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"flag"
 	"fmt"
 	"log"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
+	"github.com/certharvest/certharvest/ingest/mbox"
 	"github.com/certharvest/certharvest/internal/testcorpus"
 )
 
@@ -36,17 +47,19 @@ func main() {
 	bench := flag.Int("bench", 0, "write this many valid messages from distinct addresses instead of the test cases")
 	opaque := flag.Bool("opaque", false, "with -bench: opaque signed-data instead of multipart/signed")
 	ecIssuer := flag.Bool("ec-issuer", false, "with -bench: issue the signer certificates from the ECDSA intermediate (faster)")
+	asMbox := flag.Bool("mbox", false, "also write the messages as one mboxrd file, corpus.mbox")
+	pad := flag.Int("pad", 0, "with -bench: make each message's signed text about this many bytes longer")
 	flag.Parse()
-	if *out == "" || flag.NArg() != 0 || *bench < 0 {
+	if *out == "" || flag.NArg() != 0 || *bench < 0 || *pad < 0 {
 		flag.Usage()
 		os.Exit(2)
 	}
-	if err := run(*out, *bench, *opaque, *ecIssuer); err != nil {
+	if err := run(*out, *bench, *opaque, *ecIssuer, *asMbox, *pad); err != nil {
 		log.Fatal(err)
 	}
 }
 
-func run(out string, bench int, opaque, ecIssuer bool) error {
+func run(out string, bench int, opaque, ecIssuer, asMbox bool, pad int) error {
 	start := time.Now()
 	f, err := testcorpus.New()
 	if err != nil {
@@ -78,19 +91,32 @@ func run(out string, bench int, opaque, ecIssuer bool) error {
 
 	var expected bytes.Buffer
 	expected.WriteString("file\treason\taction\n")
+	var mboxFile *os.File
+	var mboxOut *bufio.Writer
+	var mboxW *mbox.Writer
+	if asMbox {
+		mboxFile, err = os.Create(filepath.Join(out, "corpus.mbox"))
+		if err != nil {
+			return err
+		}
+		defer mboxFile.Close()
+		mboxOut = bufio.NewWriterSize(mboxFile, 1<<20)
+		mboxW = mbox.NewWriter(mboxOut, mbox.RD)
+	}
 	write := func(name string, data []byte, reason, action string) error {
 		if action == "" {
 			action = "-"
 		}
 		fmt.Fprintf(&expected, "messages/%s\t%s\t%s\n", name, reason, action)
+		if mboxW != nil {
+			if err := mboxW.Write("gencorpus@example.org", testcorpus.At, data); err != nil {
+				return err
+			}
+		}
 		return os.WriteFile(filepath.Join(msgDir, name), data, 0o644)
 	}
 
 	if bench > 0 {
-		addrs := make([]string, bench)
-		for i := range addrs {
-			addrs[i] = testcorpus.BenchAddress(i)
-		}
 		var opts []testcorpus.MessageOption
 		if opaque {
 			opts = append(opts, testcorpus.Opaque())
@@ -98,17 +124,28 @@ func run(out string, bench int, opaque, ecIssuer bool) error {
 		if ecIssuer {
 			opts = append(opts, testcorpus.ECIssuer())
 		}
-		t := time.Now()
-		msgs, err := f.SignedMessages(addrs, opts...)
-		if err != nil {
-			return err
+		if pad > 0 {
+			opts = append(opts, testcorpus.WithBody(padding(pad)))
 		}
-		log.Printf("minted %d messages in %v", bench, time.Since(t).Round(time.Millisecond))
-		for i, m := range msgs {
-			if err := write(fmt.Sprintf("bench-%06d.eml", i), m, testcorpus.ReasonOK, testcorpus.ActionStored); err != nil {
+		t := time.Now()
+		// In batches, so that a corpus of gigabytes is never held.
+		const batch = 1000
+		for first := 0; first < bench; first += batch {
+			addrs := make([]string, min(batch, bench-first))
+			for i := range addrs {
+				addrs[i] = testcorpus.BenchAddress(first + i)
+			}
+			msgs, err := f.SignedMessages(addrs, opts...)
+			if err != nil {
 				return err
 			}
+			for i, m := range msgs {
+				if err := write(fmt.Sprintf("bench-%06d.eml", first+i), m, testcorpus.ReasonOK, testcorpus.ActionStored); err != nil {
+					return err
+				}
+			}
 		}
+		log.Printf("minted %d messages in %v", bench, time.Since(t).Round(time.Millisecond))
 	} else {
 		for i, c := range f.Cases() {
 			if err := write(fmt.Sprintf("%02d-%s.eml", i+1, c.Name), c.Data, c.Reason, c.Action); err != nil {
@@ -119,6 +156,32 @@ func run(out string, bench int, opaque, ecIssuer bool) error {
 	if err := os.WriteFile(filepath.Join(out, "expected.tsv"), expected.Bytes(), 0o644); err != nil {
 		return err
 	}
+	if mboxOut != nil {
+		if err := mboxOut.Flush(); err != nil {
+			return err
+		}
+		if err := mboxFile.Close(); err != nil {
+			return err
+		}
+	}
 	log.Printf("wrote %s in %v", out, time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// padding returns a text of about n bytes: numbered lines, every 40th
+// beginning "From " and every 97th ">From ", which an mbox quotes.
+func padding(n int) string {
+	var b strings.Builder
+	b.WriteString("This message is signed.\n")
+	for i := 0; b.Len() < n; i++ {
+		switch {
+		case i%40 == 39:
+			fmt.Fprintf(&b, "From the archive, line %d: a line an mbox must quote.\n", i)
+		case i%97 == 96:
+			fmt.Fprintf(&b, ">From the archive, line %d: quoted once more in mboxrd.\n", i)
+		default:
+			fmt.Fprintf(&b, "Line %d of the padding, to make the message the size of real mail.\n", i)
+		}
+	}
+	return b.String()
 }
