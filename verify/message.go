@@ -125,7 +125,7 @@ func parseMessage(raw []byte, maxSize int64, limits HeaderLimits) (*parsedMessag
 	if err != nil && !errors.Is(err, io.EOF) {
 		if bytes.HasPrefix(canonical, []byte("From ")) {
 			// mbox's separator line: a folder of messages passed as one.
-			return nil, fail(ReasonMalformed, "looks like an mbox file, not one message: it begins with a \"From \" line; split it into one file per message first")
+			return nil, fail(ReasonMalformed, "looks like an mbox file, not one message: it begins with a \"From \" line; scan reads mbox files message by message (docs/ARCHIVES.md)")
 		}
 		return nil, fail(ReasonMalformed, "reading header: %w", headerError(err))
 	}
