@@ -13,6 +13,15 @@
 // named NN-case-name.eml. With -bench N, they are N valid messages from
 // distinct addresses (testcorpus.BenchAddress), all expected "ok"/"stored".
 //
+// With -senders S (and -bench N), the N messages come from S addresses,
+// message i from sender i mod S, each sender signing with one certificate
+// (the common case of real traffic: a sender already known). In
+// expected.tsv a sender's first message is "stored" and the others
+// "unchanged", the actions of a scan in file order; a concurrent scan may
+// store another of them first, but stores S certificates all the same.
+//
+//	go run ./scripts/gencorpus -bench 20000 -senders 50 -out /var/tmp/bench-senders
+//
 // With -mbox, the messages are also written, in the same order, as one
 // mboxrd file, corpus.mbox (every "From " line of a body quoted), for
 // scan's archive benchmark; with -pad N, each -bench message's signed text
@@ -28,6 +37,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"crypto/x509"
 	"flag"
 	"fmt"
 	"log"
@@ -49,17 +59,18 @@ func main() {
 	ecIssuer := flag.Bool("ec-issuer", false, "with -bench: issue the signer certificates from the ECDSA intermediate (faster)")
 	asMbox := flag.Bool("mbox", false, "also write the messages as one mboxrd file, corpus.mbox")
 	pad := flag.Int("pad", 0, "with -bench: make each message's signed text about this many bytes longer")
+	senders := flag.Int("senders", 0, "with -bench: the messages come from this many senders, each with one certificate (0: one sender per message)")
 	flag.Parse()
-	if *out == "" || flag.NArg() != 0 || *bench < 0 || *pad < 0 {
+	if *out == "" || flag.NArg() != 0 || *bench < 0 || *pad < 0 || *senders < 0 || (*senders > 0 && *bench == 0) {
 		flag.Usage()
 		os.Exit(2)
 	}
-	if err := run(*out, *bench, *opaque, *ecIssuer, *asMbox, *pad); err != nil {
+	if err := run(*out, *bench, *senders, *opaque, *ecIssuer, *asMbox, *pad); err != nil {
 		log.Fatal(err)
 	}
 }
 
-func run(out string, bench int, opaque, ecIssuer, asMbox bool, pad int) error {
+func run(out string, bench, senders int, opaque, ecIssuer, asMbox bool, pad int) error {
 	start := time.Now()
 	f, err := testcorpus.New()
 	if err != nil {
@@ -127,20 +138,33 @@ func run(out string, bench int, opaque, ecIssuer, asMbox bool, pad int) error {
 		if pad > 0 {
 			opts = append(opts, testcorpus.WithBody(padding(pad)))
 		}
+		address := testcorpus.BenchAddress
+		if senders > 0 {
+			leaves, err := issueLeaves(f, senders, ecIssuer)
+			if err != nil {
+				return err
+			}
+			opts = append(opts, testcorpus.WithLeaves(leaves))
+			address = func(i int) string { return testcorpus.BenchAddress(i % senders) }
+		}
 		t := time.Now()
 		// In batches, so that a corpus of gigabytes is never held.
 		const batch = 1000
 		for first := 0; first < bench; first += batch {
 			addrs := make([]string, min(batch, bench-first))
 			for i := range addrs {
-				addrs[i] = testcorpus.BenchAddress(first + i)
+				addrs[i] = address(first + i)
 			}
 			msgs, err := f.SignedMessages(addrs, opts...)
 			if err != nil {
 				return err
 			}
 			for i, m := range msgs {
-				if err := write(fmt.Sprintf("bench-%06d.eml", first+i), m, testcorpus.ReasonOK, testcorpus.ActionStored); err != nil {
+				action := testcorpus.ActionStored
+				if senders > 0 && first+i >= senders {
+					action = "unchanged"
+				}
+				if err := write(fmt.Sprintf("bench-%06d.eml", first+i), m, testcorpus.ReasonOK, action); err != nil {
 					return err
 				}
 			}
@@ -166,6 +190,21 @@ func run(out string, bench int, opaque, ecIssuer, asMbox bool, pad int) error {
 	}
 	log.Printf("wrote %s in %v", out, time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// issueLeaves issues one signer certificate for each of the first n bench
+// addresses.
+func issueLeaves(f *testcorpus.Fixture, n int, ecIssuer bool) (map[string]*x509.Certificate, error) {
+	leaves := make(map[string]*x509.Certificate, n)
+	for i := range n {
+		addr := testcorpus.BenchAddress(i)
+		cert, err := f.IssueLeaf(testcorpus.LeafSpec{Address: addr, SubjectEmail: true, ECIssuer: ecIssuer})
+		if err != nil {
+			return nil, err
+		}
+		leaves[addr] = cert
+	}
+	return leaves, nil
 }
 
 // padding returns a text of about n bytes: numbered lines, every 40th
