@@ -182,6 +182,8 @@ type messageOptions struct {
 	ec      bool
 	// notBefore is the signer certificate's NotBefore; zero: NotBefore.
 	notBefore time.Time
+	// issue, if set, issues the signer's certificate (WithProfile).
+	issue func(f *Fixture, addr string) (*x509.Certificate, crypto.Signer, error)
 }
 
 // Opaque makes SignedMessage produce application/pkcs7-mime signed-data
@@ -225,11 +227,18 @@ func (f *Fixture) SignedMessage(addr string, opts ...MessageOption) ([]byte, err
 	if _, ok := f.DKIMKeys[domain]; !ok {
 		return nil, fmt.Errorf("testcorpus: %q: no DKIM key for domain %q (have %v)", addr, domain, DKIMDomains)
 	}
-	cert, err := f.IssueLeaf(LeafSpec{Address: addr, SubjectEmail: true, ECIssuer: o.ec, NotBefore: o.notBefore})
+	var cert *x509.Certificate
+	var key crypto.Signer // nil: LeafKey
+	var err error
+	if o.issue != nil {
+		cert, key, err = o.issue(f, addr)
+	} else {
+		cert, err = f.IssueLeaf(LeafSpec{Address: addr, SubjectEmail: true, ECIssuer: o.ec, NotBefore: o.notBefore})
+	}
 	if err != nil {
 		return nil, err
 	}
-	params := f.stdCMS(cert, nil)
+	params := f.stdCMS(cert, key)
 	if o.ec {
 		params.bag = []*x509.Certificate{f.ECIntermediate}
 	}
