@@ -21,6 +21,9 @@
 #   CERTHARVEST=            a certharvest binary to measure instead of building
 #                           bin/certharvest (to compare two builds)
 #   SCAN_ARGS=              extra scan flags, e.g. "--log-level warn"
+#   PROFILE=                strict, multipurpose or legacy: every certificate
+#                           claims that S/MIME BR profile, so that each new one
+#                           is linted by zlint (gencorpus -profile; cached apart)
 #
 # The outputs of the runs are kept ($BENCH_DIR/out-*; delete them when done):
 # on ext4 without a journal, as here, creating files is much slower for one
@@ -48,11 +51,17 @@ if [[ -z ${CERTHARVEST:-} ]]; then
 fi
 
 corpus=$BENCH_DIR/corpus-$N
+profile=()
+case ${PROFILE:-} in
+'') ;;
+strict | multipurpose | legacy) corpus=$corpus-$PROFILE profile=(-profile "$PROFILE") ;;
+*) echo "PROFILE: want strict, multipurpose or legacy" >&2; exit 2 ;;
+esac
 if [[ ! -f $corpus/.complete ]]; then
 	echo "generating $N messages into $corpus (once; cached)" >&2
 	rm -rf "$corpus"
 	mkdir -p "$corpus"
-	go run ./scripts/gencorpus -bench "$N" -out "$corpus" >&2
+	go run ./scripts/gencorpus -bench "$N" "${profile[@]}" -out "$corpus" >&2
 	touch "$corpus/.complete"
 fi
 
@@ -71,7 +80,7 @@ extra=(${SCAN_ARGS:-})
 
 median() { sort -g | awk '{v[NR]=$1} END {print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
 
-echo "certharvest scan: $N messages, $RUNS runs, $(nproc) cores, $(go version | cut -d' ' -f3)${WORKERS:+, --workers $WORKERS}"
+echo "certharvest scan: $N messages${PROFILE:+ (S/MIME BR $PROFILE)}, $RUNS runs, $(nproc) cores, $(go version | cut -d' ' -f3)${WORKERS:+, --workers $WORKERS}"
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo '?')"
 printf '%-6s %8s %10s %8s %8s %11s %10s\n' run wall_s msgs_per_s user_s sys_s cpu_us_msg maxrss_kB
 rates=() walls=() rsss=() users=() syss=() cpus=()

@@ -21,6 +21,12 @@
 //
 //	go run ./scripts/gencorpus -bench 46000 -pad 40000 -mbox -out /var/tmp/bench-mbox
 //
+// With -profile strict (or multipurpose, legacy), each -bench message's
+// certificate claims that S/MIME BR profile and has what the profile
+// requires (testcorpus.IssueProfileLeaf), so that the pipeline lints each:
+//
+//	go run ./scripts/gencorpus -bench 2000 -profile strict -out /tmp/bench-strict
+//
 // Keys are random, so every run produces a new corpus with the same
 // verdicts.
 package main
@@ -49,17 +55,18 @@ func main() {
 	ecIssuer := flag.Bool("ec-issuer", false, "with -bench: issue the signer certificates from the ECDSA intermediate (faster)")
 	asMbox := flag.Bool("mbox", false, "also write the messages as one mboxrd file, corpus.mbox")
 	pad := flag.Int("pad", 0, "with -bench: make each message's signed text about this many bytes longer")
+	profile := flag.String("profile", "", "with -bench: certificates of this S/MIME BR profile (strict, multipurpose, legacy)")
 	flag.Parse()
 	if *out == "" || flag.NArg() != 0 || *bench < 0 || *pad < 0 {
 		flag.Usage()
 		os.Exit(2)
 	}
-	if err := run(*out, *bench, *opaque, *ecIssuer, *asMbox, *pad); err != nil {
+	if err := run(*out, *bench, *opaque, *ecIssuer, *asMbox, *pad, *profile); err != nil {
 		log.Fatal(err)
 	}
 }
 
-func run(out string, bench int, opaque, ecIssuer, asMbox bool, pad int) error {
+func run(out string, bench int, opaque, ecIssuer, asMbox bool, pad int, profile string) error {
 	start := time.Now()
 	f, err := testcorpus.New()
 	if err != nil {
@@ -126,6 +133,9 @@ func run(out string, bench int, opaque, ecIssuer, asMbox bool, pad int) error {
 		}
 		if pad > 0 {
 			opts = append(opts, testcorpus.WithBody(padding(pad)))
+		}
+		if profile != "" {
+			opts = append(opts, testcorpus.WithProfile(testcorpus.ProfileSpec{Profile: profile}))
 		}
 		t := time.Now()
 		// In batches, so that a corpus of gigabytes is never held.
