@@ -256,6 +256,7 @@ func BenchmarkProfileKnownCertificate(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()
+	defer MeasureCPU(b)()
 	for b.Loop() {
 		if _, err := pc.get(c, key); err != nil {
 			b.Fatal(err)
@@ -273,6 +274,7 @@ func BenchmarkProfileNewCertificate(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()
+	defer MeasureCPU(b)()
 	for b.Loop() {
 		if _, err := l.describe(c); err != nil {
 			b.Fatal(err)
@@ -288,6 +290,7 @@ func BenchmarkProfileNone(b *testing.B) {
 	var pc profileCache
 	key := certSum(c)
 	b.ReportAllocs()
+	defer MeasureCPU(b)()
 	for b.Loop() {
 		if _, err := pc.get(c, key); err != nil {
 			b.Fatal(err)
