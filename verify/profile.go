@@ -276,9 +276,7 @@ func (p *Pipeline) checkProfile(res *Result, log *story) error {
 	if err != nil {
 		return err
 	}
-	info := *res.CertInfo
-	info.Profile, info.Lint = cp.profile, cp.lint
-	res.CertInfo = &info
+	res.CertInfo.Profile, res.CertInfo.Lint = cp.profile, cp.lint
 	if cp.profile != ProfileNone && log.enabled() {
 		log.Info("S/MIME BR profile " + string(cp.profile) + ": zlint " + DescribeFindings(cp.lint))
 	}

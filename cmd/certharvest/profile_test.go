@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -30,22 +31,41 @@ var profileAddrs = map[string]verify.Profile{
 	"none@example.net":          verify.ProfileNone,
 }
 
-func writeProfileCorpus(t *testing.T, dir string) *profileCorpus {
+// sharedProfileCorpus is the profile corpus the tests share: made once per
+// test binary (a fixture's keys take seconds under -race), beside the
+// binary, which TestMain removes.
+var sharedProfileCorpus struct {
+	once   sync.Once
+	corpus *profileCorpus
+	err    error
+}
+
+func profileCorpusFor(t *testing.T) *profileCorpus {
 	t.Helper()
+	sharedProfileCorpus.once.Do(func() {
+		sharedProfileCorpus.corpus, sharedProfileCorpus.err = writeProfileCorpus(filepath.Join(filepath.Dir(binary), "profile-corpus"))
+	})
+	if sharedProfileCorpus.err != nil {
+		t.Fatal(sharedProfileCorpus.err)
+	}
+	return sharedProfileCorpus.corpus
+}
+
+func writeProfileCorpus(dir string) (*profileCorpus, error) {
 	f, err := testcorpus.New()
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	c := &profileCorpus{messages: filepath.Join(dir, "messages"), files: map[string]string{}}
 	if err := os.MkdirAll(c.messages, 0o755); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	trust, keys := filepath.Join(dir, "trust.pem"), filepath.Join(dir, "dkim-keys.txt")
 	if err := os.WriteFile(trust, f.TrustPEM(), 0o644); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	if err := os.WriteFile(keys, f.KeysFile(), 0o644); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	c.flags = []string{"--trust", trust, "--dkim-keys", keys, "--at", testcorpus.At.Format(time.RFC3339)}
 	for addr, p := range profileAddrs {
@@ -55,15 +75,15 @@ func writeProfileCorpus(t *testing.T, dir string) *profileCorpus {
 		}
 		msg, err := f.SignedMessage(addr, testcorpus.WithProfile(spec))
 		if err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 		name := filepath.Join(c.messages, addr+".eml")
 		if err := os.WriteFile(name, msg, 0o644); err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 		c.files[addr] = name
 	}
-	return c
+	return c, nil
 }
 
 // checkProfileReport checks a report of the profile corpus: each line's
@@ -100,7 +120,7 @@ func checkProfileReport(t *testing.T, recs []output.Record, accepted ...string) 
 func TestScanRequireProfile(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	c := writeProfileCorpus(t, filepath.Join(dir, "corpus"))
+	c := profileCorpusFor(t)
 	all := make([]string, 0, len(profileAddrs))
 	for a := range profileAddrs {
 		all = append(all, a)
@@ -144,7 +164,7 @@ func TestScanRequireProfile(t *testing.T) {
 func TestCheckRequireProfile(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	c := writeProfileCorpus(t, dir)
+	c := profileCorpusFor(t)
 	r := runBinary(t, append(append([]string{"check"}, c.flags...), c.files["broken.strict@example.com"])...)
 	if r.code != 0 || !strings.Contains(r.stdout, "profile: S/MIME BR strict, zlint error: ") ||
 		!strings.Contains(r.stdout, "e_mailbox_validated_enforce_subject_field_restrictions, e_subscribers_shall_have_crl_distribution_points\n") {
@@ -172,7 +192,7 @@ func TestCheckRequireProfile(t *testing.T) {
 // serve refuses, as scan does, what falls below --require-profile.
 func TestServeRequireProfile(t *testing.T) {
 	dir := t.TempDir()
-	c := writeProfileCorpus(t, filepath.Join(dir, "corpus"))
+	c := profileCorpusFor(t)
 	maildir := filepath.Join(dir, "Maildir")
 	for _, sub := range []string{"tmp", "new", "cur"} {
 		if err := os.MkdirAll(filepath.Join(maildir, sub), 0o700); err != nil {
