@@ -28,6 +28,9 @@
 #                           before each timed run (an untimed scan of the first
 #                           SENDERS messages), so that every certificate is
 #                           known and unchanged, as on a re-scan of an archive
+#   PROFILE=                strict, multipurpose or legacy: every certificate
+#                           claims that S/MIME BR profile, so that each new one
+#                           is linted by zlint (gencorpus -profile; cached apart)
 #
 # The outputs of the runs are kept ($BENCH_DIR/out-*; delete them when done):
 # on ext4 without a journal, as here, creating files is much slower for one
@@ -59,11 +62,17 @@ KNOWN=${KNOWN:-}
 case $SENDERS in *[!0-9]* | 0) echo "$0: SENDERS must be a positive number" >&2; exit 2 ;; esac
 [[ -n $KNOWN && -z $SENDERS ]] && { echo "$0: KNOWN needs SENDERS" >&2; exit 2; }
 corpus=$BENCH_DIR/corpus-$N${SENDERS:+-senders-$SENDERS}
+profile=()
+case ${PROFILE:-} in
+'') ;;
+strict | multipurpose | legacy) corpus=$corpus-$PROFILE profile=(-profile "$PROFILE") ;;
+*) echo "PROFILE: want strict, multipurpose or legacy" >&2; exit 2 ;;
+esac
 if [[ ! -f $corpus/.complete ]]; then
 	echo "generating $N messages into $corpus (once; cached)" >&2
 	rm -rf "$corpus"
 	mkdir -p "$corpus"
-	go run ./scripts/gencorpus -bench "$N" ${SENDERS:+-senders "$SENDERS"} -out "$corpus" >&2
+	go run ./scripts/gencorpus -bench "$N" ${SENDERS:+-senders "$SENDERS"} "${profile[@]}" -out "$corpus" >&2
 	touch "$corpus/.complete"
 fi
 
@@ -82,7 +91,7 @@ extra=(${SCAN_ARGS:-})
 
 median() { sort -g | awk '{v[NR]=$1} END {print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
 
-echo "certharvest scan: $N messages${SENDERS:+ from $SENDERS senders}${KNOWN:+, all known}, $RUNS runs, $(nproc) cores, $(go version | cut -d' ' -f3)${WORKERS:+, --workers $WORKERS}"
+echo "certharvest scan: $N messages${SENDERS:+ from $SENDERS senders}${KNOWN:+, all known}${PROFILE:+ (S/MIME BR $PROFILE)}, $RUNS runs, $(nproc) cores, $(go version | cut -d' ' -f3)${WORKERS:+, --workers $WORKERS}"
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo '?')"
 printf '%-6s %8s %10s %8s %8s %11s %10s\n' run wall_s msgs_per_s user_s sys_s cpu_us_msg maxrss_kB
 rates=() walls=() rsss=() users=() syss=() cpus=()

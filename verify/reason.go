@@ -76,6 +76,11 @@ const (
 	// From address.
 	ReasonFromCertMismatch Reason = "from_cert_mismatch"
 
+	// ReasonCertPolicy: --require-profile is set and the certificate falls
+	// short of it: it claims a lower S/MIME BR profile, or none, or zlint
+	// finds an error in it (profile.go).
+	ReasonCertPolicy Reason = "cert_policy"
+
 	// ReasonStoreFailed: every check passed but the certificate could not be
 	// written. Temporary: the message should be processed again.
 	ReasonStoreFailed Reason = "store_failed"
@@ -118,6 +123,7 @@ var reasonInfo = []struct {
 	{ReasonCertNotYetValid, false, "a certificate of the chain was not yet valid at the verification time"},
 	{ReasonCertWrongEKU, false, "the certificate is not allowed for email protection"},
 	{ReasonFromCertMismatch, false, "the certificate's addresses do not include the From address"},
+	{ReasonCertPolicy, false, "below --require-profile: the certificate claims a lower S/MIME BR profile or none, or zlint finds an error in it"},
 	{ReasonStoreFailed, true, "the certificate could not be written (retried)"},
 	{ReasonStoreRefused, false, "the certificate folder holds a link or other non-regular file where the certificate goes: nothing written (not retried)"},
 	{ReasonInternalError, false, "unexpected failure inside the pipeline (a bug: please report it); from serve, also a message in flight in 3 consecutive crashes, moved to the spool's quarantine/"},

@@ -185,6 +185,8 @@ type messageOptions struct {
 	// leaves are signer certificates to use instead of fresh ones, by
 	// address.
 	leaves map[string]*x509.Certificate
+	// issue, if set, issues the signer's certificate (WithProfile).
+	issue func(f *Fixture, addr string) (*x509.Certificate, crypto.Signer, error)
 }
 
 // Opaque makes SignedMessage produce application/pkcs7-mime signed-data
@@ -236,15 +238,21 @@ func (f *Fixture) SignedMessage(addr string, opts ...MessageOption) ([]byte, err
 	if _, ok := f.DKIMKeys[domain]; !ok {
 		return nil, fmt.Errorf("testcorpus: %q: no DKIM key for domain %q (have %v)", addr, domain, DKIMDomains)
 	}
-	cert := o.leaves[addr]
-	if cert == nil {
-		var err error
+	var cert *x509.Certificate
+	var key crypto.Signer // nil: LeafKey
+	var err error
+	switch {
+	case o.leaves[addr] != nil:
+		cert = o.leaves[addr]
+	case o.issue != nil:
+		cert, key, err = o.issue(f, addr)
+	default:
 		cert, err = f.IssueLeaf(LeafSpec{Address: addr, SubjectEmail: true, ECIssuer: o.ec, NotBefore: o.notBefore})
-		if err != nil {
-			return nil, err
-		}
 	}
-	params := f.stdCMS(cert, nil)
+	if err != nil {
+		return nil, err
+	}
+	params := f.stdCMS(cert, key)
 	if o.ec {
 		params.bag = []*x509.Certificate{f.ECIntermediate}
 	}

@@ -30,6 +30,12 @@
 //
 //	go run ./scripts/gencorpus -bench 46000 -pad 40000 -mbox -out /var/tmp/bench-mbox
 //
+// With -profile strict (or multipurpose, legacy), each -bench message's
+// certificate claims that S/MIME BR profile and has what the profile
+// requires (testcorpus.IssueProfileLeaf), so that the pipeline lints each:
+//
+//	go run ./scripts/gencorpus -bench 2000 -profile strict -out /tmp/bench-strict
+//
 // Keys are random, so every run produces a new corpus with the same
 // verdicts.
 package main
@@ -60,17 +66,18 @@ func main() {
 	asMbox := flag.Bool("mbox", false, "also write the messages as one mboxrd file, corpus.mbox")
 	pad := flag.Int("pad", 0, "with -bench: make each message's signed text about this many bytes longer")
 	senders := flag.Int("senders", 0, "with -bench: the messages come from this many senders, each with one certificate (0: one sender per message)")
+	profile := flag.String("profile", "", "with -bench: certificates of this S/MIME BR profile (strict, multipurpose, legacy)")
 	flag.Parse()
 	if *out == "" || flag.NArg() != 0 || *bench < 0 || *pad < 0 || *senders < 0 || (*senders > 0 && *bench == 0) {
 		flag.Usage()
 		os.Exit(2)
 	}
-	if err := run(*out, *bench, *senders, *opaque, *ecIssuer, *asMbox, *pad); err != nil {
+	if err := run(*out, *bench, *senders, *opaque, *ecIssuer, *asMbox, *pad, *profile); err != nil {
 		log.Fatal(err)
 	}
 }
 
-func run(out string, bench, senders int, opaque, ecIssuer, asMbox bool, pad int) error {
+func run(out string, bench, senders int, opaque, ecIssuer, asMbox bool, pad int, profile string) error {
 	start := time.Now()
 	f, err := testcorpus.New()
 	if err != nil {
@@ -146,6 +153,12 @@ func run(out string, bench, senders int, opaque, ecIssuer, asMbox bool, pad int)
 			}
 			opts = append(opts, testcorpus.WithLeaves(leaves))
 			address = func(i int) string { return testcorpus.BenchAddress(i % senders) }
+		}
+		if profile != "" && senders > 0 {
+			return fmt.Errorf("-profile and -senders cannot be combined (the senders' certificates claim no profile)")
+		}
+		if profile != "" {
+			opts = append(opts, testcorpus.WithProfile(testcorpus.ProfileSpec{Profile: profile}))
 		}
 		t := time.Now()
 		// In batches, so that a corpus of gigabytes is never held.
