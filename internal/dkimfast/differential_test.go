@@ -25,6 +25,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
 	"errors"
@@ -481,4 +482,40 @@ func FuzzFoldKey(f *testing.F) {
 			}
 		}
 	})
+}
+
+// A signature naming thousands of fields of a header of thousands: the
+// picker indexes the fields (go-msgauth compares every name with every
+// field), and picks what go-msgauth picks. The body hash matches, so the
+// header is hashed; the signature, made up, then fails.
+func TestManyNamesManyFields(t *testing.T) {
+	k := loadKeys(t)
+	var hdr strings.Builder
+	for i := range 1000 {
+		fmt.Fprintf(&hdr, "X-F%d: %d\r\n", i%300, i)
+	}
+	hdr.WriteString("From: a@example.com\r\n")
+	body := "many names\r\n"
+	w := &spanWriter{h: sha256.New()}
+	relaxedBody(w, []byte(body))
+	names := []string{"from"}
+	for i := range 3000 {
+		names = append(names, fmt.Sprintf("x-f%d", i%400))
+	}
+	sig := "DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; d=example.com; s=rsa; h=" + strings.Join(names, ":") +
+		"; bh=" + base64.StdEncoding.EncodeToString(w.h.Sum(nil)) + "; b=" + base64.StdEncoding.EncodeToString(make([]byte, 128)) + "\r\n"
+	msg := []byte(sig + hdr.String() + "\r\n" + body)
+	vs := compare(t, k, msg)
+	if len(vs) != 1 || vs[0].Err == nil || !strings.HasPrefix(vs[0].Err.Error(), "dkim: signature did not verify") {
+		t.Fatalf("verifications %v, want one whose signature did not verify", vs)
+	}
+	h, body2, err := splitHeader(msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &message{h: h, body: body2}
+	m.picker(len(names))
+	if m.index == nil {
+		t.Error("the fields were not indexed")
+	}
 }
