@@ -163,7 +163,7 @@ func (p *Pipeline) checkDKIM(ctx context.Context, m *parsedMessage, from string,
 			passedOther = append(passedOther, domain)
 			continue
 		}
-		log.Info(fmt.Sprintf("from=%s,DKIM passed", from), "domain", domain, "selector", t["s"], "algorithm", t["a"])
+		log.Info("from="+from+",DKIM passed", "domain", domain, "selector", t["s"], "algorithm", t["a"])
 		return &DKIMResult{Domain: domain, Selector: t["s"], b: t["b"]}, nil
 	}
 	if tempErr == nil && len(gone) > 0 {

@@ -144,6 +144,9 @@ type Pipeline struct {
 	records sync.Pool
 	links   linkCache // verified intermediate-to-root links (chain.go)
 	certs   certCache // parsed CA certificates (certcache.go)
+	// stories keeps the stories' words about CA certificates
+	// (storycache.go).
+	stories storyCache
 }
 
 // New returns a Pipeline.
@@ -252,6 +255,7 @@ func (p *Pipeline) Verify(ctx context.Context, m *Message) (res *Result) {
 	if p.opts.Logger != nil {
 		log.handler = p.opts.Logger.Handler()
 		log.pool = &p.records
+		log.cache = &p.stories
 	}
 	defer log.flush(ctx)
 	defer func() {
