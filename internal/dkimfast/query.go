@@ -59,6 +59,7 @@ func queryDNSTXT(domain, selector string, txtLookup txtLookupFunc) (*queryResult
 	}
 
 	txts, err := txtLookup(selector + "._domainkey." + domain)
+	//lint:ignore SA1019 go-msgauth's test of a temporary failure, kept as it is (certharvest's lookups make their errors Temporary on purpose: verify.temporaryError)
 	if netErr, ok := err.(net.Error); ok && netErr.Temporary() {
 		return nil, tempFailError("key unavailable: " + err.Error())
 	} else if err != nil {
