@@ -7,7 +7,6 @@ import (
 	"errors"
 	"runtime"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -83,7 +82,7 @@ func (p *Pipeline) verifyChain(signer *x509.Certificate, bag []*x509.Certificate
 	if log.enabled() {
 		names := make([]string, len(chain))
 		for i, c := range chain {
-			names[i] = strconv.Quote(certName(c))
+			names[i] = log.quotedName(c)
 		}
 		log.Info("chain verified: " + strings.Join(names, " <- "))
 	}

@@ -150,6 +150,9 @@ type Pipeline struct {
 	// profiles are the signers' S/MIME BR profiles and zlint findings
 	// (profile.go).
 	profiles profileCache
+	// stories keeps the stories' words about CA certificates
+	// (storycache.go).
+	stories storyCache
 }
 
 // New returns a Pipeline.
@@ -258,6 +261,7 @@ func (p *Pipeline) Verify(ctx context.Context, m *Message) (res *Result) {
 	if p.opts.Logger != nil {
 		log.handler = p.opts.Logger.Handler()
 		log.pool = &p.records
+		log.cache = &p.stories
 	}
 	defer log.flush(ctx)
 	defer func() {
