@@ -39,7 +39,8 @@ type memStore struct {
 	err   error
 }
 
-func (s *memStore) Store(_ context.Context, addr string, cert *x509.Certificate) (verify.StoreResult, error) {
+func (s *memStore) StoreSet(_ context.Context, addr string, set verify.CertSet) (verify.StoreResult, error) {
+	cert := set.Encryption
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.err != nil {
@@ -380,7 +381,7 @@ func TestPipelineStageTimes(t *testing.T) {
 // panicStore panics in Store, as a bug anywhere in a stage would.
 type panicStore struct{}
 
-func (panicStore) Store(context.Context, string, *x509.Certificate) (verify.StoreResult, error) {
+func (panicStore) StoreSet(context.Context, string, verify.CertSet) (verify.StoreResult, error) {
 	panic("a bug in a stage")
 }
 
