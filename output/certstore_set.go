@@ -301,10 +301,17 @@ func (s *CertStore) StoreSet(ctx context.Context, addr string, set verify.CertSe
 		step = append(step, fileWrite{root, signName, data, ""})
 		res.Bytes += len(data)
 	}
-	if plan.StoreEnc {
-		if len(addr+CapsSuffix) <= maxNameBytes { // else the address is too long to have one
+	if plan.StoreEnc && len(addr+CapsSuffix) <= maxNameBytes { // else the address is too long to have one
+		// The capabilities go with the certificate: written when there
+		// are some, else the older certificate's removed, before the
+		// certificate is placed (and the folder synced: durably).
+		if len(set.Capabilities) > 0 {
 			step = append(step, fileWrite{root, addr + CapsSuffix, encodeCapabilities(set.Capabilities), ""})
+		} else if enc.Data != nil {
+			root.remove(addr + CapsSuffix)
 		}
+	}
+	if plan.StoreEnc {
 		data := EncodeCertificatePEM(set.Encryption)
 		step = append(step, fileWrite{root, encName, data, ""})
 		res.Bytes += len(data)

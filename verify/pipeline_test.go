@@ -124,7 +124,14 @@ func TestPipelineCorpus(t *testing.T) {
 			store.mu.Lock()
 			stored := store.certs[c.Address]
 			store.mu.Unlock()
-			if stored == nil || !stored.Equal(res.Cert) {
+			want := res.Cert
+			if c.EncryptionCert != nil {
+				var err error
+				if want, err = x509.ParseCertificate(c.EncryptionCert); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if stored == nil || !stored.Equal(want) || !res.EncCert.Equal(want) {
 				t.Fatalf("certificate for %s not stored", c.Address)
 			}
 			if !strings.EqualFold(res.DKIM.Domain, c.Address[strings.IndexByte(c.Address, '@')+1:]) {

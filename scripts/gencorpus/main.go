@@ -13,6 +13,11 @@
 // named NN-case-name.eml. With -bench N, they are N valid messages from
 // distinct addresses (testcorpus.BenchAddress), all expected "ok"/"stored".
 //
+// With -cases FILE, an expected.tsv (testdata/sample's), only the cases it
+// names are written, each under its name there: `make sample` refreshes the
+// frozen sample's messages so, with new keys and certificates, keeping its
+// cases and counts.
+//
 // With -mbox, the messages are also written, in the same order, as one
 // mboxrd file, corpus.mbox (every "From " line of a body quoted), for
 // scan's archive benchmark; with -pad N, each -bench message's signed text
@@ -49,17 +54,48 @@ func main() {
 	ecIssuer := flag.Bool("ec-issuer", false, "with -bench: issue the signer certificates from the ECDSA intermediate (faster)")
 	asMbox := flag.Bool("mbox", false, "also write the messages as one mboxrd file, corpus.mbox")
 	pad := flag.Int("pad", 0, "with -bench: make each message's signed text about this many bytes longer")
+	only := flag.String("cases", "", "write only the cases this expected.tsv names, under its file names")
 	flag.Parse()
 	if *out == "" || flag.NArg() != 0 || *bench < 0 || *pad < 0 {
 		flag.Usage()
 		os.Exit(2)
 	}
-	if err := run(*out, *bench, *opaque, *ecIssuer, *asMbox, *pad); err != nil {
+	var names map[string]string
+	if *only != "" {
+		var err error
+		if names, err = readCaseNames(*only); err != nil {
+			log.Fatal(err)
+		}
+	}
+	if err := run(*out, *bench, *opaque, *ecIssuer, *asMbox, *pad, names); err != nil {
 		log.Fatal(err)
 	}
 }
 
-func run(out string, bench int, opaque, ecIssuer, asMbox bool, pad int) error {
+// readCaseNames reads an expected.tsv: case name -> file name in
+// messages/ (NN-name.eml).
+func readCaseNames(path string) (map[string]string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	names := map[string]string{}
+	for i, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		file, _, _ := strings.Cut(line, "\t")
+		if i == 0 {
+			continue // the header line
+		}
+		file = strings.TrimPrefix(file, "messages/")
+		num, name, ok := strings.Cut(strings.TrimSuffix(file, ".eml"), "-")
+		if !ok || num == "" {
+			return nil, fmt.Errorf("%s: line %d: want messages/NN-name.eml", path, i+1)
+		}
+		names[name] = file
+	}
+	return names, nil
+}
+
+func run(out string, bench int, opaque, ecIssuer, asMbox bool, pad int, names map[string]string) error {
 	start := time.Now()
 	f, err := testcorpus.New()
 	if err != nil {
@@ -147,10 +183,21 @@ func run(out string, bench int, opaque, ecIssuer, asMbox bool, pad int) error {
 		}
 		log.Printf("minted %d messages in %v", bench, time.Since(t).Round(time.Millisecond))
 	} else {
+		written := 0
 		for i, c := range f.Cases() {
-			if err := write(fmt.Sprintf("%02d-%s.eml", i+1, c.Name), c.Data, c.Reason, c.Action); err != nil {
+			name := fmt.Sprintf("%02d-%s.eml", i+1, c.Name)
+			if names != nil {
+				if name = names[c.Name]; name == "" {
+					continue
+				}
+			}
+			if err := write(name, c.Data, c.Reason, c.Action); err != nil {
 				return err
 			}
+			written++
+		}
+		if names != nil && written != len(names) {
+			return fmt.Errorf("-cases names %d cases, the corpus has %d of them", len(names), written)
 		}
 	}
 	if err := os.WriteFile(filepath.Join(out, "expected.tsv"), expected.Bytes(), 0o644); err != nil {
