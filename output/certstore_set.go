@@ -461,13 +461,14 @@ func (s *CertStore) LoadStored(addr string) (StoredCertificate, error) {
 // history, oldest first, then its current certificates. A certificate of
 // the history is given alone, unless it is newer than the certificate to
 // encrypt to, which only a replaced signing certificate is: it is then
-// given as the signing certificate beside that one, so that it never
-// becomes the certificate to encrypt to.
+// given as the signing certificate beside that one (with its
+// capabilities, which go with it), so that it never becomes the
+// certificate to encrypt to.
 func ReplaySets(history []*x509.Certificate, cur StoredCertificate) []verify.CertSet {
 	sets := make([]verify.CertSet, 0, len(history)+1)
 	for _, h := range history {
 		if cur.Cert != nil && cur.Signing != nil && !h.NotBefore.Before(cur.Cert.NotBefore) {
-			sets = append(sets, verify.CertSet{Encryption: cur.Cert, Signing: h})
+			sets = append(sets, verify.CertSet{Encryption: cur.Cert, Signing: h, Capabilities: cur.Capabilities})
 			continue
 		}
 		sets = append(sets, verify.CertSet{Encryption: h})
