@@ -168,6 +168,9 @@ func PlanSet(enc, sign Current, set verify.CertSet) SetPlan {
 		p.Action = verify.ActionKeptExisting
 		return p
 	}
+	if enc.Data == nil && sign.Data == nil {
+		return p // a new address: nothing to retire
+	}
 	// The history: every current certificate that is current no more.
 	keep := map[string]bool{}
 	if finalEnc != nil {

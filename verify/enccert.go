@@ -118,8 +118,7 @@ func (p *Pipeline) encryptionCert(signer *x509.Certificate, bag []*x509.Certific
 		}
 	}
 	if allowsEncryption(signer) {
-		log.Info("encryption certificate: the signer's")
-		return signer, nil
+		return signer, nil // the usual case: the story says nothing more
 	}
 	log.Info("the signer's key usage allows no encryption; looking in the message for an encryption certificate for "+from,
 		"key_usage", KeyUsageNames(signer.KeyUsage), "key", KeyDescription(signer.PublicKey))

@@ -20,7 +20,21 @@ var (
 	oidAttrSMIMECapabilities = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 15}
 	oidAttrEncryptionKeyPref = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 16, 2, 11}
 	oidRC2CBC                = asn1.ObjectIdentifier{1, 2, 840, 113549, 3, 2}
+
+	// The contents octets of the two OBJECT IDENTIFIERs (X.690 §8.19).
+	derSMIMECapabilities = oidContents(oidAttrSMIMECapabilities)
+	derEncryptionKeyPref = oidContents(oidAttrEncryptionKeyPref)
 )
+
+// oidContents returns the contents octets of an OBJECT IDENTIFIER's DER
+// encoding.
+func oidContents(oid asn1.ObjectIdentifier) []byte {
+	der, err := asn1.Marshal(oid)
+	if err != nil {
+		panic(err) // fixed identifiers
+	}
+	return der[2:] // tag and a short length: these are short
+}
 
 // Limits on what the S/MIME attributes may make the pipeline keep.
 const (
@@ -124,14 +138,15 @@ func readSMIMEAttributes(raw []byte) smimeAttributes {
 	}
 	seenPref, seenCaps := false, false
 	for n := 0; !attrs.Empty() && n < maxSMIMEAttributes; n++ {
-		var body, values cryptobyte.String
-		var typ asn1.ObjectIdentifier
-		if !attrs.ReadASN1(&body, cbasn1.SEQUENCE) || !body.ReadASN1ObjectIdentifier(&typ) ||
+		// The type's encoding is compared, not decoded: no allocation
+		// for the attributes of every message.
+		var body, typ, values cryptobyte.String
+		if !attrs.ReadASN1(&body, cbasn1.SEQUENCE) || !body.ReadASN1(&typ, cbasn1.OBJECT_IDENTIFIER) ||
 			!body.ReadASN1(&values, cbasn1.SET) {
 			return out
 		}
 		switch {
-		case typ.Equal(oidAttrEncryptionKeyPref):
+		case bytes.Equal(typ, derEncryptionKeyPref):
 			if seenPref {
 				out.pref = nil
 				out.problems = append(out.problems, "more than one SMIMEEncryptionKeyPreference attribute: none is used")
@@ -144,7 +159,7 @@ func readSMIMEAttributes(raw []byte) smimeAttributes {
 				continue
 			}
 			out.pref = pref
-		case typ.Equal(oidAttrSMIMECapabilities):
+		case bytes.Equal(typ, derSMIMECapabilities):
 			if seenCaps {
 				out.capabilities = nil
 				out.problems = append(out.problems, "more than one SMIMECapabilities attribute: none is recorded")
