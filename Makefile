@@ -23,8 +23,10 @@ run: build
 	./$(BIN) scan --trust $(SAMPLE)/trust.pem --dkim-keys $(SAMPLE)/dkim-keys.txt \
 		--at $(SAMPLE_AT) --certs ./certs --report ./report.jsonl --log ./certharvest.log $(SAMPLE)/messages
 
+# -timeout: a package's tests take 4 minutes on a quiet 2-core machine and
+# up to 10 on a loaded one; go test's default of 10 would kill them there.
 test: fmt-check vet
-	$(GO) test -race -count=1 ./...
+	$(GO) test -race -count=1 -timeout 20m ./...
 
 vet:
 	$(GO) vet ./...

@@ -192,7 +192,7 @@ func (r *Report) Reopen() error {
 	// The lines from before the rotation go to the old file; those it
 	// cannot take stay gathered, for the new one.
 	var syncErr error
-	if r.flushTo(false) == nil {
+	if r.flushTo(false) == nil && r.regular {
 		syncErr = r.file.Sync()
 	}
 	r.file.Close()
@@ -233,7 +233,9 @@ func (r *Report) Sync() error {
 	if err := r.flushLocked(); err != nil {
 		return err
 	}
-	if r.file != nil {
+	// Only a regular file has anything to make durable: fsync on a
+	// character device (--report /dev/null) or a FIFO fails with EINVAL.
+	if r.file != nil && r.regular {
 		if err := r.file.Sync(); err != nil {
 			return fmt.Errorf("syncing report: %w", err)
 		}

@@ -30,6 +30,12 @@ type CertInfo struct {
 	NotAfter           time.Time `json:"not_after"`
 	Key                string    `json:"key"`
 	SignatureAlgorithm string    `json:"signature_algorithm"`
+	// Profile and Lint are set once the certificate's chain and address
+	// are verified (profile.go, docs/PROFILES.md): the S/MIME BR profile
+	// it claims, and zlint's findings for it (none: clean, or not linted,
+	// as with ProfileNone).
+	Profile Profile                `json:"profile,omitempty"`
+	Lint    map[string]LintFinding `json:"lint,omitempty"`
 }
 
 // DescribeCertificate summarises c.

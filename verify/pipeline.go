@@ -155,6 +155,9 @@ type Options struct {
 	// decides nothing; only the fast path parses through it, so it goes
 	// unused here.
 	Reference bool
+	// RequireProfile refuses a certificate below this S/MIME BR profile
+	// (cert_policy, profile.go); ProfileNone or "" requires none.
+	RequireProfile Profile
 }
 
 // Pipeline verifies messages. It is safe for concurrent use.
@@ -165,6 +168,9 @@ type Pipeline struct {
 	records sync.Pool
 	links   linkCache // verified intermediate-to-root links (chain.go)
 	certs   certCache // parsed CA certificates (certcache.go)
+	// profiles are the signers' S/MIME BR profiles and zlint findings
+	// (profile.go).
+	profiles profileCache
 }
 
 // New returns a Pipeline.
@@ -387,6 +393,11 @@ func (p *Pipeline) run(ctx context.Context, m *Message, res *Result, log *story)
 	}
 	if firstErr != nil {
 		return firstErr
+	}
+	err = p.checkProfile(res, log)
+	clock.done(StageProfile)
+	if err != nil {
+		return err
 	}
 
 	// The certificate to encrypt to (enccert.go), and what the sender

@@ -75,6 +75,11 @@ const (
 	// ReasonFromCertMismatch: the certificate's addresses do not include the
 	// From address.
 	ReasonFromCertMismatch Reason = "from_cert_mismatch"
+
+	// ReasonCertPolicy: --require-profile is set and the certificate falls
+	// short of it: it claims a lower S/MIME BR profile, or none, or zlint
+	// finds an error in it (profile.go).
+	ReasonCertPolicy Reason = "cert_policy"
 	// ReasonCertNoEncryption: the signer's certificate verifies, but no
 	// application could encrypt to it (its key usage allows signing only:
 	// RSA without keyEncipherment, EC without keyAgreement, Ed25519), and
@@ -124,6 +129,7 @@ var reasonInfo = []struct {
 	{ReasonCertNotYetValid, false, "a certificate of the chain was not yet valid at the verification time"},
 	{ReasonCertWrongEKU, false, "the certificate is not allowed for email protection"},
 	{ReasonFromCertMismatch, false, "the certificate's addresses do not include the From address"},
+	{ReasonCertPolicy, false, "below --require-profile: the certificate claims a lower S/MIME BR profile or none, or zlint finds an error in it"},
 	{ReasonCertNoEncryption, false, "no certificate to encrypt to: the signer's allows signing only and the message carries no encryption certificate for From"},
 	{ReasonStoreFailed, true, "the certificate could not be written (retried)"},
 	{ReasonStoreRefused, false, "the certificate folder holds a link or other non-regular file where the certificate goes: nothing written (not retried)"},

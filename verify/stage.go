@@ -14,6 +14,7 @@ const (
 	StageCMS                   // parse and verify the CMS signature
 	StageChain                 // certificate chains, every signer
 	StageIdentity              // the certificate's address against From
+	StageProfile               // the S/MIME BR profile and zlint (profile.go)
 	StageStore                 // the certificate store, its syncs included
 	NumStages
 )
@@ -35,6 +36,8 @@ func (s Stage) String() string {
 		return "chain"
 	case StageIdentity:
 		return "identity"
+	case StageProfile:
+		return "profile"
 	case StageStore:
 		return "store"
 	}

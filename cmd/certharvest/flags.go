@@ -47,6 +47,9 @@ type pipelineFlags struct {
 	// trustAuthserv are the authserv-ids whose Authentication-Results
 	// establish DKIM once a key is gone (authres.go).
 	trustAuthserv parsedFlag[[]string]
+	// requireProfile refuses certificates below an S/MIME BR profile
+	// (verify/profile.go).
+	requireProfile parsedFlag[verify.Profile]
 }
 
 func (f *pipelineFlags) register(fs *pflag.FlagSet) {
@@ -72,6 +75,8 @@ func (f *pipelineFlags) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&f.reference, "reference-path", false, "verify on the reference path, for audits (slower, same verdicts)")
 	f.trustAuthserv = newParsedFlag("", parseAuthservIDs)
 	fs.Var(&f.trustAuthserv, "trust-authserv-id", "when a DKIM key is gone, trust the Authentication-Results of these `ids` (a,b)")
+	f.requireProfile = newParsedFlag("", verify.ParseProfile)
+	fs.Var(&f.requireProfile, "require-profile", "refuse certificates below this S/MIME BR `profile`: strict, multipurpose or legacy")
 }
 
 // parsedFlag is a pflag.Value checked when it is set: its text is kept for
@@ -263,6 +268,7 @@ func (f *pipelineFlags) build(logTo io.Writer) (*pipelineSetup, error) {
 		BlockPrefix:      f.logFormat.value == "text",
 		Reference:        f.reference,
 		TrustAuthservIDs: f.trustAuthserv.value,
+		RequireProfile:   f.requireProfile.value,
 	}
 	if f.reference {
 		// Said once, so that the log of an audit shows how it was run.

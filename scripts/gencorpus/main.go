@@ -18,6 +18,15 @@
 // frozen sample's messages so, with new keys and certificates, keeping its
 // cases and counts.
 //
+// With -senders S (and -bench N), the N messages come from S addresses,
+// message i from sender i mod S, each sender signing with one certificate
+// (the common case of real traffic: a sender already known). In
+// expected.tsv a sender's first message is "stored" and the others
+// "unchanged", the actions of a scan in file order; a concurrent scan may
+// store another of them first, but stores S certificates all the same.
+//
+//	go run ./scripts/gencorpus -bench 20000 -senders 50 -out /var/tmp/bench-senders
+//
 // With -mbox, the messages are also written, in the same order, as one
 // mboxrd file, corpus.mbox (every "From " line of a body quoted), for
 // scan's archive benchmark; with -pad N, each -bench message's signed text
@@ -26,6 +35,12 @@
 //
 //	go run ./scripts/gencorpus -bench 46000 -pad 40000 -mbox -out /var/tmp/bench-mbox
 //
+// With -profile strict (or multipurpose, legacy), each -bench message's
+// certificate claims that S/MIME BR profile and has what the profile
+// requires (testcorpus.IssueProfileLeaf), so that the pipeline lints each:
+//
+//	go run ./scripts/gencorpus -bench 2000 -profile strict -out /tmp/bench-strict
+//
 // Keys are random, so every run produces a new corpus with the same
 // verdicts.
 package main
@@ -33,6 +48,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"crypto/x509"
 	"flag"
 	"fmt"
 	"log"
@@ -55,8 +71,10 @@ func main() {
 	asMbox := flag.Bool("mbox", false, "also write the messages as one mboxrd file, corpus.mbox")
 	pad := flag.Int("pad", 0, "with -bench: make each message's signed text about this many bytes longer")
 	only := flag.String("cases", "", "write only the cases this expected.tsv names, under its file names")
+	senders := flag.Int("senders", 0, "with -bench: the messages come from this many senders, each with one certificate (0: one sender per message)")
+	profile := flag.String("profile", "", "with -bench: certificates of this S/MIME BR profile (strict, multipurpose, legacy)")
 	flag.Parse()
-	if *out == "" || flag.NArg() != 0 || *bench < 0 || *pad < 0 {
+	if *out == "" || flag.NArg() != 0 || *bench < 0 || *pad < 0 || *senders < 0 || (*senders > 0 && *bench == 0) {
 		flag.Usage()
 		os.Exit(2)
 	}
@@ -67,7 +85,7 @@ func main() {
 			log.Fatal(err)
 		}
 	}
-	if err := run(*out, *bench, *opaque, *ecIssuer, *asMbox, *pad, names); err != nil {
+	if err := run(*out, *bench, *senders, *opaque, *ecIssuer, *asMbox, *pad, *profile, names); err != nil {
 		log.Fatal(err)
 	}
 }
@@ -95,7 +113,7 @@ func readCaseNames(path string) (map[string]string, error) {
 	return names, nil
 }
 
-func run(out string, bench int, opaque, ecIssuer, asMbox bool, pad int, names map[string]string) error {
+func run(out string, bench, senders int, opaque, ecIssuer, asMbox bool, pad int, profile string, names map[string]string) error {
 	start := time.Now()
 	f, err := testcorpus.New()
 	if err != nil {
@@ -163,20 +181,39 @@ func run(out string, bench int, opaque, ecIssuer, asMbox bool, pad int, names ma
 		if pad > 0 {
 			opts = append(opts, testcorpus.WithBody(padding(pad)))
 		}
+		address := testcorpus.BenchAddress
+		if senders > 0 {
+			leaves, err := issueLeaves(f, senders, ecIssuer)
+			if err != nil {
+				return err
+			}
+			opts = append(opts, testcorpus.WithLeaves(leaves))
+			address = func(i int) string { return testcorpus.BenchAddress(i % senders) }
+		}
+		if profile != "" && senders > 0 {
+			return fmt.Errorf("-profile and -senders cannot be combined (the senders' certificates claim no profile)")
+		}
+		if profile != "" {
+			opts = append(opts, testcorpus.WithProfile(testcorpus.ProfileSpec{Profile: profile}))
+		}
 		t := time.Now()
 		// In batches, so that a corpus of gigabytes is never held.
 		const batch = 1000
 		for first := 0; first < bench; first += batch {
 			addrs := make([]string, min(batch, bench-first))
 			for i := range addrs {
-				addrs[i] = testcorpus.BenchAddress(first + i)
+				addrs[i] = address(first + i)
 			}
 			msgs, err := f.SignedMessages(addrs, opts...)
 			if err != nil {
 				return err
 			}
 			for i, m := range msgs {
-				if err := write(fmt.Sprintf("bench-%06d.eml", first+i), m, testcorpus.ReasonOK, testcorpus.ActionStored); err != nil {
+				action := testcorpus.ActionStored
+				if senders > 0 && first+i >= senders {
+					action = "unchanged"
+				}
+				if err := write(fmt.Sprintf("bench-%06d.eml", first+i), m, testcorpus.ReasonOK, action); err != nil {
 					return err
 				}
 			}
@@ -213,6 +250,21 @@ func run(out string, bench int, opaque, ecIssuer, asMbox bool, pad int, names ma
 	}
 	log.Printf("wrote %s in %v", out, time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// issueLeaves issues one signer certificate for each of the first n bench
+// addresses.
+func issueLeaves(f *testcorpus.Fixture, n int, ecIssuer bool) (map[string]*x509.Certificate, error) {
+	leaves := make(map[string]*x509.Certificate, n)
+	for i := range n {
+		addr := testcorpus.BenchAddress(i)
+		cert, err := f.IssueLeaf(testcorpus.LeafSpec{Address: addr, SubjectEmail: true, ECIssuer: ecIssuer})
+		if err != nil {
+			return nil, err
+		}
+		leaves[addr] = cert
+	}
+	return leaves, nil
 }
 
 // padding returns a text of about n bytes: numbered lines, every 40th
