@@ -39,9 +39,17 @@ type Record struct {
 	Action       verify.Action      `json:"action,omitempty"`
 	DKIM         *verify.DKIMResult `json:"dkim,omitempty"`
 	Cert         *verify.CertInfo   `json:"cert,omitempty"`
-	CertFile     string             `json:"cert_file,omitempty"`
-	VerifiedAt   time.Time          `json:"verified_at"`
-	DurationMS   float64            `json:"duration_ms"`
+	// EncryptionCert is the certificate to encrypt to when it is not
+	// Cert, the signer's (a dual-key sender); Capabilities, the sender's
+	// SMIMECapabilities (verify.Result.Capabilities).
+	EncryptionCert *verify.CertInfo `json:"encryption_cert,omitempty"`
+	Capabilities   []string         `json:"capabilities,omitempty"`
+	CertFile       string           `json:"cert_file,omitempty"`
+	// SignCertFile is the signing certificate's file, kept beside
+	// CertFile when it is another certificate.
+	SignCertFile string    `json:"sign_cert_file,omitempty"`
+	VerifiedAt   time.Time `json:"verified_at"`
+	DurationMS   float64   `json:"duration_ms"`
 }
 
 // Outcomes.
@@ -72,6 +80,7 @@ func NewRecord(m *verify.Message, res *verify.Result) *Record {
 		Detail:       res.Detail,
 		DKIM:         res.DKIM,
 		Cert:         res.CertInfo,
+		Capabilities: res.Capabilities,
 		VerifiedAt:   res.At.UTC(),
 		DurationMS:   float64(res.Duration.Microseconds()) / 1000,
 	}
@@ -84,6 +93,10 @@ func NewRecord(m *verify.Message, res *verify.Result) *Record {
 		rec.Outcome = OutcomeAccepted
 		rec.Action = res.Action
 		rec.CertFile = res.CertFile
+		rec.SignCertFile = res.SignCertFile
+		if res.EncCert != nil && res.EncCert != res.Cert {
+			rec.EncryptionCert = res.EncCertInfo
+		}
 	}
 	return rec
 }

@@ -80,6 +80,12 @@ const (
 	// short of it: it claims a lower S/MIME BR profile, or none, or zlint
 	// finds an error in it (profile.go).
 	ReasonCertPolicy Reason = "cert_policy"
+	// ReasonCertNoEncryption: the signer's certificate verifies, but no
+	// application could encrypt to it (its key usage allows signing only:
+	// RSA without keyEncipherment, EC without keyAgreement, Ed25519), and
+	// the message names or carries no other certificate for the From
+	// address that allows encryption (enccert.go). Nothing is stored.
+	ReasonCertNoEncryption Reason = "cert_no_encryption"
 
 	// ReasonStoreFailed: every check passed but the certificate could not be
 	// written. Temporary: the message should be processed again.
@@ -124,6 +130,7 @@ var reasonInfo = []struct {
 	{ReasonCertWrongEKU, false, "the certificate is not allowed for email protection"},
 	{ReasonFromCertMismatch, false, "the certificate's addresses do not include the From address"},
 	{ReasonCertPolicy, false, "below --require-profile: the certificate claims a lower S/MIME BR profile or none, or zlint finds an error in it"},
+	{ReasonCertNoEncryption, false, "no certificate to encrypt to: the signer's allows signing only and the message carries no encryption certificate for From"},
 	{ReasonStoreFailed, true, "the certificate could not be written (retried)"},
 	{ReasonStoreRefused, false, "the certificate folder holds a link or other non-regular file where the certificate goes: nothing written (not retried)"},
 	{ReasonInternalError, false, "unexpected failure inside the pipeline (a bug: please report it); from serve, also a message in flight in 3 consecutive crashes, moved to the spool's quarantine/"},

@@ -49,15 +49,15 @@ func (s *Store) exportTo(ctx context.Context, folder *output.CertStore, only str
 	var mu sync.Mutex
 	var errs []error
 	type job struct {
-		addr  string
-		certs []*x509.Certificate
+		addr string
+		sets []verify.CertSet
 	}
 	jobs := make(chan job)
 	var wg sync.WaitGroup
 	for range exportWorkers {
 		wg.Go(func() {
 			for j := range jobs {
-				written, err := exportAddress(ctx, folder, j.addr, j.certs)
+				written, err := exportAddress(ctx, folder, j.addr, j.sets)
 				mu.Lock()
 				stats.Written += written
 				if err != nil {
@@ -67,9 +67,9 @@ func (s *Store) exportTo(ctx context.Context, folder *output.CertStore, only str
 			}
 		})
 	}
-	err := s.eachAddress(ctx, only, func(addr string, certs []*x509.Certificate) {
+	err := s.eachAddress(ctx, only, func(addr string, sets []verify.CertSet) {
 		stats.Addresses++
-		jobs <- job{addr, certs}
+		jobs <- job{addr, sets}
 	})
 	close(jobs)
 	wg.Wait()
@@ -80,10 +80,10 @@ func (s *Store) exportTo(ctx context.Context, folder *output.CertStore, only str
 }
 
 // exportAddress gives addr's certificates, in order, to the folder store.
-func exportAddress(ctx context.Context, folder *output.CertStore, addr string, certs []*x509.Certificate) (int, error) {
+func exportAddress(ctx context.Context, folder *output.CertStore, addr string, sets []verify.CertSet) (int, error) {
 	written := 0
-	for _, c := range certs {
-		res, err := folder.Store(ctx, addr, c)
+	for _, set := range sets {
+		res, err := folder.StoreSet(ctx, addr, set)
 		if err != nil {
 			return written, fmt.Errorf("exporting the certificate of %s: %w", addr, err)
 		}
@@ -94,29 +94,47 @@ func exportAddress(ctx context.Context, folder *output.CertStore, addr string, c
 	return written, nil
 }
 
-// eachAddress calls fn with each address (or only that one) and its
-// certificates in the order they were current: its history by NotBefore,
-// then its current one. A row that does not parse is skipped (the folder
-// store skips such a file).
-func (s *Store) eachAddress(ctx context.Context, only string, fn func(addr string, certs []*x509.Certificate)) error {
-	rows, _ := s.pool.Query(ctx, `SELECT address, der FROM (
-			SELECT address, der, not_before, 0 AS current FROM certificate_history
+// eachAddress calls fn with each address (or only that one) and the sets
+// that give its certificates in the order they were current
+// (output.ReplaySets): its history by NotBefore, then its current ones. A
+// row that does not parse is skipped (the folder store skips such a file).
+func (s *Store) eachAddress(ctx context.Context, only string, fn func(addr string, sets []verify.CertSet)) error {
+	rows, _ := s.pool.Query(ctx, `SELECT address, der, sign_der, capabilities, current FROM (
+			SELECT address, der, NULL::bytea AS sign_der, NULL::text[] AS capabilities, not_before, 0 AS current
+			FROM certificate_history
 			UNION ALL
-			SELECT address, der, not_before, 1 FROM certificates) AS c
+			SELECT address, der, sign_der, capabilities, not_before, 1 FROM certificates) AS c
 		WHERE $1 = '' OR address = $1
 		ORDER BY address, current, not_before`, only)
 	var addr string
-	var certs []*x509.Certificate
+	var history []*x509.Certificate
+	var cur output.StoredCertificate
 	var a string
-	var der []byte
-	_, err := pgx.ForEachRow(rows, []any{&a, &der}, func() error {
+	var der, signDER []byte
+	var caps []string
+	var isCurrent int
+	flush := func() {
+		fn(addr, output.ReplaySets(history, cur))
+		history, cur = nil, output.StoredCertificate{}
+	}
+	_, err := pgx.ForEachRow(rows, []any{&a, &der, &signDER, &caps, &isCurrent}, func() error {
 		if a != addr && addr != "" {
-			fn(addr, certs)
-			certs = nil
+			flush()
 		}
 		addr = a
-		if c, err := x509.ParseCertificate(der); err == nil {
-			certs = append(certs, c)
+		c, err := x509.ParseCertificate(der)
+		if err != nil {
+			return nil
+		}
+		if isCurrent == 0 {
+			history = append(history, c)
+			return nil
+		}
+		cur = output.StoredCertificate{Address: a, Cert: c, Capabilities: caps}
+		if signDER != nil {
+			if sc, err := x509.ParseCertificate(signDER); err == nil {
+				cur.Signing = sc
+			}
 		}
 		return nil
 	})
@@ -124,7 +142,7 @@ func (s *Store) eachAddress(ctx context.Context, only string, fn func(addr strin
 		return fmt.Errorf("reading the certificates: %w", s.explain(err))
 	}
 	if addr != "" {
-		fn(addr, certs)
+		flush()
 	}
 	return nil
 }
@@ -195,18 +213,15 @@ func (s *Store) importAddress(ctx context.Context, folder *output.CertStore, add
 	if err != nil {
 		return nil, fmt.Errorf("importing the history of %s: %w", addr, err)
 	}
-	current, err := folder.Load(addr)
+	current, err := folder.LoadStored(addr)
 	if errors.Is(err, fs.ErrNotExist) {
-		current = nil // removed since the folder was listed
+		current = output.StoredCertificate{} // removed since the folder was listed
 	} else if err != nil {
 		return nil, fmt.Errorf("importing the certificate of %s: %w", addr, err)
 	}
 	var actions []verify.Action
-	for _, c := range append(history, current) {
-		if c == nil {
-			continue
-		}
-		res, err := s.Store(ctx, addr, c)
+	for _, set := range output.ReplaySets(history, current) {
+		res, err := s.StoreSet(ctx, addr, set)
 		if err != nil {
 			return actions, fmt.Errorf("importing the certificate of %s: %w", addr, err)
 		}

@@ -13,6 +13,11 @@
 // named NN-case-name.eml. With -bench N, they are N valid messages from
 // distinct addresses (testcorpus.BenchAddress), all expected "ok"/"stored".
 //
+// With -cases FILE, an expected.tsv (testdata/sample's), only the cases it
+// names are written, each under its name there: `make sample` refreshes the
+// frozen sample's messages so, with new keys and certificates, keeping its
+// cases and counts.
+//
 // With -senders S (and -bench N), the N messages come from S addresses,
 // message i from sender i mod S, each sender signing with one certificate
 // (the common case of real traffic: a sender already known). In
@@ -65,6 +70,7 @@ func main() {
 	ecIssuer := flag.Bool("ec-issuer", false, "with -bench: issue the signer certificates from the ECDSA intermediate (faster)")
 	asMbox := flag.Bool("mbox", false, "also write the messages as one mboxrd file, corpus.mbox")
 	pad := flag.Int("pad", 0, "with -bench: make each message's signed text about this many bytes longer")
+	only := flag.String("cases", "", "write only the cases this expected.tsv names, under its file names")
 	senders := flag.Int("senders", 0, "with -bench: the messages come from this many senders, each with one certificate (0: one sender per message)")
 	profile := flag.String("profile", "", "with -bench: certificates of this S/MIME BR profile (strict, multipurpose, legacy)")
 	flag.Parse()
@@ -72,12 +78,42 @@ func main() {
 		flag.Usage()
 		os.Exit(2)
 	}
-	if err := run(*out, *bench, *senders, *opaque, *ecIssuer, *asMbox, *pad, *profile); err != nil {
+	var names map[string]string
+	if *only != "" {
+		var err error
+		if names, err = readCaseNames(*only); err != nil {
+			log.Fatal(err)
+		}
+	}
+	if err := run(*out, *bench, *senders, *opaque, *ecIssuer, *asMbox, *pad, *profile, names); err != nil {
 		log.Fatal(err)
 	}
 }
 
-func run(out string, bench, senders int, opaque, ecIssuer, asMbox bool, pad int, profile string) error {
+// readCaseNames reads an expected.tsv: case name -> file name in
+// messages/ (NN-name.eml).
+func readCaseNames(path string) (map[string]string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	names := map[string]string{}
+	for i, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		file, _, _ := strings.Cut(line, "\t")
+		if i == 0 {
+			continue // the header line
+		}
+		file = strings.TrimPrefix(file, "messages/")
+		num, name, ok := strings.Cut(strings.TrimSuffix(file, ".eml"), "-")
+		if !ok || num == "" {
+			return nil, fmt.Errorf("%s: line %d: want messages/NN-name.eml", path, i+1)
+		}
+		names[name] = file
+	}
+	return names, nil
+}
+
+func run(out string, bench, senders int, opaque, ecIssuer, asMbox bool, pad int, profile string, names map[string]string) error {
 	start := time.Now()
 	f, err := testcorpus.New()
 	if err != nil {
@@ -184,10 +220,21 @@ func run(out string, bench, senders int, opaque, ecIssuer, asMbox bool, pad int,
 		}
 		log.Printf("minted %d messages in %v", bench, time.Since(t).Round(time.Millisecond))
 	} else {
+		written := 0
 		for i, c := range f.Cases() {
-			if err := write(fmt.Sprintf("%02d-%s.eml", i+1, c.Name), c.Data, c.Reason, c.Action); err != nil {
+			name := fmt.Sprintf("%02d-%s.eml", i+1, c.Name)
+			if names != nil {
+				if name = names[c.Name]; name == "" {
+					continue
+				}
+			}
+			if err := write(name, c.Data, c.Reason, c.Action); err != nil {
 				return err
 			}
+			written++
+		}
+		if names != nil && written != len(names) {
+			return fmt.Errorf("-cases names %d cases, the corpus has %d of them", len(names), written)
 		}
 	}
 	if err := os.WriteFile(filepath.Join(out, "expected.tsv"), expected.Bytes(), 0o644); err != nil {
