@@ -45,7 +45,9 @@ type Case struct {
 	// Description says what the case exercises.
 	Description string
 	// Address is the address a certificate is stored under for accepted
-	// cases (lower case); empty for rejected ones.
+	// cases (lower case; an internationalised one with its domain in
+	// A-labels and a non-ASCII local part as written); empty for rejected
+	// ones.
 	Address string
 }
 
@@ -278,6 +280,9 @@ func (f *Fixture) buildCases() ([]Case, error) {
 	// RSASSA-PSS, Ed25519, ECDSA P-384 and P-521, in every form.
 	b.signerCases()
 
+	// Internationalised addresses (RFC 6532, RFC 9598): cases_idn.go.
+	b.idnCases()
+
 	// ---- rejected ----
 
 	rng := rand.New(rand.NewChaCha8([32]byte{'c', 'e', 'r', 't', 'h', 'a', 'r', 'v', 'e', 's', 't'}))
@@ -473,6 +478,7 @@ func (f *Fixture) buildCases() ([]Case, error) {
 	b.add(c, data, err)
 
 	b.rejectedSignerCases()
+	b.idnRejectedCases()
 
 	if b.err != nil {
 		return nil, b.err
