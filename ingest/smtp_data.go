@@ -187,10 +187,14 @@ func (ss *smtpSession) received(now time.Time, helo string, to []string, eol str
 		from = "unknown"
 	}
 	// RFC 3848: ESMTP, ESMTPS after STARTTLS; plain SMTP after HELO is not
-	// told apart from EHLO by go-smtp.
+	// told apart from EHLO by go-smtp. RFC 6531 §4.3: UTF8SMTP, UTF8SMTPS
+	// for a transaction that said SMTPUTF8.
 	proto, tlsInfo := "ESMTP", ""
+	if ss.utf8 {
+		proto = "UTF8SMTP"
+	}
 	if ss.tls != nil {
-		proto = "ESMTPS"
+		proto += "S"
 		tlsInfo = fmt.Sprintf(" (%s %s)", tls.VersionName(ss.tls.Version), tls.CipherSuiteName(ss.tls.CipherSuite))
 	}
 	fmt.Fprintf(&b, "Received: from %s (%s)%s\tby %s (certharvest) with %s%s%s\tid %s",
