@@ -113,6 +113,13 @@ func checkUTF8LocalPart(local string) error {
 		return errors.New("not in Unicode Normalization Form C (a letter and its accent written apart)")
 	}
 	if got, err := precis.UsernameCasePreserved.String(local); err != nil {
+		// Name the character, when one alone is refused (the Bidi Rule
+		// judges the whole).
+		for _, r := range local {
+			if _, e := precis.UsernameCasePreserved.String(string(r)); e != nil && r >= utf8.RuneSelf && !strings.Contains(e.Error(), "Bidi") {
+				return fmt.Errorf("%U not allowed in an identifier (RFC 8265 §3.3: a compatibility or disallowed character)", r)
+			}
+		}
 		return fmt.Errorf("not an identifier as RFC 8265 §3.3 has it: %v", err)
 	} else if got != local {
 		return errors.New("a full-width or compatibility character (RFC 8265 §3.3 would change it)")

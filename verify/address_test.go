@@ -37,6 +37,7 @@ func TestNormalizeAddressIntl(t *testing.T) {
 		{in: "jörg@b\xfccher.example", why: "UTF-8"},
 		{in: "jo\u0308rg@example.com", why: "Normalization Form C"},
 		{in: "\u212Aate@example.com", why: "Normalization Form C"},  // Kelvin sign, NFC: K
+		{in: "\u017Fam@example.com", why: "U+017F"},                 // long s: a compatibility character
 		{in: "\u2126mega@example.com", why: "Normalization Form C"}, // Ohm sign, NFC: Ω
 		{in: "ｊｏｒｇ@example.com", why: "full-width"},
 		{in: "ﬁle.ö@example.com", why: "RFC 8265"}, // the ligature ﬁ (a compatibility character)
