@@ -329,6 +329,10 @@ func (s *SMTPServer) Start(ctx context.Context) error {
 	srv.ReadTimeout = s.opts.Timeout
 	srv.WriteTimeout = s.opts.Timeout
 	srv.TLSConfig = s.opts.TLS
+	// RFC 6531: a sender with an internationalised address (RFC 6532
+	// header fields, a UTF-8 envelope) sends only to a server that
+	// advertises SMTPUTF8; the message is kept as its bytes.
+	srv.EnableSMTPUTF8 = true
 	srv.ErrorLog = smtpErrorLog{log}
 	s.server = srv
 

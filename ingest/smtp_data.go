@@ -31,7 +31,7 @@ func (ss *smtpSession) Data(r io.Reader) error {
 	// The transaction is read before the data: with BDAT (RFC 3030)
 	// go-smtp runs Data in a goroutine of its own while the connection
 	// reads the next chunk's command, which may be RSET.
-	from, to, helo := ss.from, append([]string(nil), ss.to...), ss.c.Hostname()
+	from, to, helo, smtputf8 := ss.from, append([]string(nil), ss.to...), ss.c.Hostname(), ss.utf8
 	if len(helo) > 255 {
 		helo = helo[:255]
 	}
@@ -50,7 +50,7 @@ func (ss *smtpSession) Data(r io.Reader) error {
 	first, err := readFirstLine(lr, ss.conn.firstLineBuf())
 	trace := ""
 	if startsHeader(first) {
-		trace = ss.received(now, helo, to, lineEnding(first))
+		trace = ss.received(now, helo, to, smtputf8, lineEnding(first))
 		w.Write([]byte(trace))
 	}
 	w.Write(first)
@@ -178,8 +178,9 @@ func lineEnding(data []byte) string {
 //		id smtp-1a2b3c4d for <user@example.org>; Mon, 01 Jun 2026 10:00:00 +0000
 //
 // The for clause names the recipient only when there is one (RFC 5321
-// §7.2: never disclose the other recipients).
-func (ss *smtpSession) received(now time.Time, helo string, to []string, eol string) string {
+// §7.2: never disclose the other recipients). smtputf8: the transaction said
+// SMTPUTF8.
+func (ss *smtpSession) received(now time.Time, helo string, to []string, smtputf8 bool, eol string) string {
 	var b strings.Builder
 	literal := addressLiteral(ss.conn.RemoteAddr())
 	from := helo
@@ -187,10 +188,14 @@ func (ss *smtpSession) received(now time.Time, helo string, to []string, eol str
 		from = "unknown"
 	}
 	// RFC 3848: ESMTP, ESMTPS after STARTTLS; plain SMTP after HELO is not
-	// told apart from EHLO by go-smtp.
+	// told apart from EHLO by go-smtp. RFC 6531 §4.3: UTF8SMTP, UTF8SMTPS
+	// for a transaction that said SMTPUTF8.
 	proto, tlsInfo := "ESMTP", ""
+	if smtputf8 {
+		proto = "UTF8SMTP"
+	}
 	if ss.tls != nil {
-		proto = "ESMTPS"
+		proto += "S"
 		tlsInfo = fmt.Sprintf(" (%s %s)", tls.VersionName(ss.tls.Version), tls.CipherSuiteName(ss.tls.CipherSuite))
 	}
 	fmt.Fprintf(&b, "Received: from %s (%s)%s\tby %s (certharvest) with %s%s%s\tid %s",

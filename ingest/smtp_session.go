@@ -94,18 +94,19 @@ type smtpSession struct {
 	// The current transaction (RFC 5321 §3.3).
 	from string
 	to   []string
+	utf8 bool // MAIL FROM said SMTPUTF8 (RFC 6531 §3.4)
 }
 
 // Reset implements smtp.Session: RSET, a new EHLO, or the end of DATA.
 func (ss *smtpSession) Reset() {
-	ss.from, ss.to = "", nil
+	ss.from, ss.to, ss.utf8 = "", nil, false
 }
 
 // Logout implements smtp.Session. The connection logs its own end.
 func (ss *smtpSession) Logout() error { return nil }
 
 // Mail implements smtp.Session.
-func (ss *smtpSession) Mail(from string, _ *smtp.MailOptions) error {
+func (ss *smtpSession) Mail(from string, opts *smtp.MailOptions) error {
 	ss.conn.progress.Store(true)
 	if ss.srv.opts.RequireTLS && ss.tls == nil {
 		// RFC 3207 §4: "530 Must issue a STARTTLS command first".
@@ -119,7 +120,7 @@ func (ss *smtpSession) Mail(from string, _ *smtp.MailOptions) error {
 			return errSpoolUnavailable
 		}
 	}
-	ss.from, ss.to = from, nil
+	ss.from, ss.to, ss.utf8 = from, nil, opts != nil && opts.UTF8
 	return nil
 }
 

@@ -51,6 +51,10 @@ type CertStore struct {
 	// unnamed: group commits write unnamed temporary files
 	// (internal/tmpfile), where the folder's file system allows.
 	unnamed bool
+	// foldsCase: the folder's file system finds a name in another case
+	// (macOS, Windows, ext4's casefold): two internationalised addresses
+	// that differ in case would share a file (see Store).
+	foldsCase bool
 }
 
 // lockStripes is how many locks the addresses share, in the process and
@@ -92,9 +96,13 @@ func OpenCertStoreOptions(dir string, opts CertStoreOptions) (*CertStore, error)
 		return nil, fmt.Errorf("certificate folder %s is not writable: %w", dir, err)
 	}
 	f.Close()
+	// The probe's name in upper case finds it where the file system
+	// folds case.
+	_, err = os.Lstat(filepath.Join(dir, strings.ToUpper(filepath.Base(f.Name()))))
+	foldsCase := err == nil
 	os.Remove(f.Name())
 	removeStaleTemps(dir, time.Hour)
-	s := &CertStore{dir: dir}
+	s := &CertStore{dir: dir, foldsCase: foldsCase}
 	if opts.GroupCommit {
 		s.group = &groupcommit.Group[*commitRequest]{}
 		s.unnamed = tmpfile.Supported(dir)
@@ -138,7 +146,10 @@ func (s *CertStore) Dir() string { return s.dir }
 
 // Path returns the file of an address. addr must be normalised
 // (verify.NormalizeAddress); anything else is refused, so that no address
-// can name a file outside the folder.
+// can name a file outside the folder, and two addresses that are one
+// (Bob@ and bob@, bücher.example and xn--bcher-kva.example) name one file.
+// An internationalised address's file has its UTF-8 local part as the
+// address has it (NFC) and its domain in A-labels (docs/OPERATIONS.md).
 func (s *CertStore) Path(addr string) (string, error) {
 	norm, err := verify.NormalizeAddress(addr)
 	if err != nil {
@@ -184,6 +195,16 @@ func (s *CertStore) Addresses() ([]string, error) {
 		}
 	}
 	return addrs, nil
+}
+
+// isASCII reports whether s holds only ASCII bytes.
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
 
 // holdsCertificate reports whether data, a certificate file, is cert's PEM

@@ -227,6 +227,14 @@ func (s *CertStore) StoreSet(ctx context.Context, addr string, set verify.CertSe
 	if err != nil {
 		return verify.StoreResult{}, err
 	}
+	if s.foldsCase && !isASCII(addr) {
+		// Jörg@ and jörg@ are two addresses (RFC 9598 §5 folds no case
+		// in a UTF-8 local part) that such a file system gives one file:
+		// one's certificate would replace the other's. An ASCII address
+		// is lower case, so no two collide.
+		return verify.StoreResult{}, fmt.Errorf("%w: %s is on a file system that ignores case, where %s could share its file with another address: internationalised addresses need a case-sensitive one",
+			verify.ReasonStoreRefused, s.dir, addr)
+	}
 	encName, signName := addr+".crt", addr+SignSuffix
 	if set.Signing != nil && len(signName) > maxNameBytes {
 		return verify.StoreResult{}, &unstorableError{addr, "too long for the file name of its signing certificate"}

@@ -87,6 +87,9 @@ func (p *Pipeline) verifyPath(signer *x509.Certificate, bag []*x509.Certificate,
 		// The cached link's keys passed when it was learnt.
 		return nil, err
 	}
+	if err := checkSmtpUTF8Constraints(chain); err != nil {
+		return nil, err
+	}
 	if log.enabled() {
 		names := make([]string, len(chain))
 		for i, c := range chain {
@@ -370,11 +373,26 @@ func findIssuer(c *x509.Certificate, bag []*x509.Certificate, budget *int) *x509
 }
 
 // certAddresses returns the addresses a certificate vouches for: its SAN
-// rfc822Names, or, only when it has none, its subject emailAddress
-// attributes (RFC 8550 §3).
+// rfc822Names and SmtpUTF8Mailboxes (RFC 9598), or, only when it has
+// neither, its subject emailAddress attributes (RFC 8550 §3).
 func certAddresses(c *x509.Certificate) []string {
+	boxes := smtpUTF8Mailboxes(c)
+	if len(boxes) > 0 {
+		return append(slices.Clip(c.EmailAddresses), boxes...)
+	}
+	return certASCIIAddresses(c)
+}
+
+// certASCIIAddresses returns the addresses an ASCII From is compared with:
+// the SAN rfc822Names, or, when the SAN has no address of either form, the
+// subject emailAddress attributes. A SmtpUTF8Mailbox is never one (RFC 9598
+// §3 and §5: it only holds, and only matches, a non-ASCII local part).
+func certASCIIAddresses(c *x509.Certificate) []string {
 	if len(c.EmailAddresses) > 0 {
 		return c.EmailAddresses
+	}
+	if len(smtpUTF8Mailboxes(c)) > 0 {
+		return nil
 	}
 	var addrs []string
 	for _, atv := range c.Subject.Names {
@@ -388,15 +406,26 @@ func certAddresses(c *x509.Certificate) []string {
 }
 
 // checkIdentity requires one of the certificate's addresses to be the From
-// address.
+// address: an ASCII From one of its rfc822Names (certAddressMatches), a
+// From whose local part is not ASCII one of its SmtpUTF8Mailboxes
+// (smtpUTF8Matches).
 func checkIdentity(c *x509.Certificate, from string, log *story) error {
-	addrs := certAddresses(c)
-	for _, a := range addrs {
-		if certAddressMatches(a, from) {
-			log.Info("certificate address matches From", "address", from)
-			return nil
+	if isASCII(from) {
+		for _, a := range certASCIIAddresses(c) {
+			if certAddressMatches(a, from) {
+				log.Info("certificate address matches From", "address", from)
+				return nil
+			}
+		}
+	} else {
+		for _, box := range smtpUTF8Mailboxes(c) {
+			if smtpUTF8Matches(box, from) {
+				log.Info("certificate address (SmtpUTF8Mailbox) matches From", "address", from)
+				return nil
+			}
 		}
 	}
+	addrs := certAddresses(c)
 	if len(addrs) == 0 {
 		return fail(ReasonFromCertMismatch, "%q carries no email address; From is %s", certName(c), from)
 	}

@@ -242,8 +242,15 @@ func whiteSpace(s string) int {
 }
 
 // aligned reports whether a DKIM signing domain is aligned with the From
-// domain under the pipeline's alignment mode (RFC 7489 §3.1.1).
+// domain under the pipeline's alignment mode (RFC 7489 §3.1.1). The From
+// domain is normalised, in A-labels; so is d=, which names the key's DNS
+// domain (RFC 8616 §4), and a d= written with U-labels is converted first.
 func (p *Pipeline) aligned(signing, from string) bool {
+	if !isASCII(signing) {
+		if a, err := domainToASCII(signing); err == nil {
+			signing = a
+		}
+	}
 	if strings.EqualFold(signing, from) {
 		return true
 	}

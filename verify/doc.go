@@ -8,7 +8,9 @@
 //  1. Parse: the message is canonicalised to CRLF line endings (RFC 5322
 //     §2.1; archived Unix mail is bare LF) and its header is read.
 //  2. From: exactly one From header field with exactly one mailbox whose
-//     address is a dot-atom (RFC 5322 §3.4.1) that is safe as a file name.
+//     address is a dot-atom (RFC 5322 §3.4.1) that is safe as a file name;
+//     in UTF-8 (RFC 6532) too, normalised with its domain in A-labels
+//     (address.go).
 //  3. DKIM (RFC 6376): at least one signature verifies and its signing domain
 //     d= is aligned with the From domain (strict: equal; relaxed: the same
 //     organisational domain, as DMARC defines it in RFC 7489 §3.1).
@@ -32,7 +34,8 @@
 //     a weak key. The CMS signingTime is not used: the signer chose it.
 //  7. Identity (RFC 8550 §3): an address of the certificate (SAN rfc822Name,
 //     or the subject emailAddress when there is no SAN address) equals the
-//     From address.
+//     From address; a From whose local part is not ASCII equals a SAN
+//     SmtpUTF8Mailbox (RFC 9598, smtputf8.go), octet for octet.
 //  8. Encryption certificate (RFC 8551 §2.5.3, RFC 8550 §4.4.2; enccert.go):
 //     the certificate an application can encrypt to, the one the
 //     SMIMEEncryptionKeyPreference signed attribute names, else the

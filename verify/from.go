@@ -56,20 +56,29 @@ func fromAddress(p *parsedMessage) (string, error) {
 // ErrInvalidAddress is wrapped by every error of NormalizeAddress.
 var ErrInvalidAddress = errors.New("invalid address")
 
-// NormalizeAddress validates an email address and returns it lower-cased. It
-// is the only way certharvest turns an address into a file name, so it
-// accepts only what is unambiguous and safe there:
+// NormalizeAddress validates an email address and returns it normalised:
+// an ASCII address lower-cased. It is the only way certharvest turns an
+// address into a file name, so it accepts only what is unambiguous and safe
+// there:
 //
 //   - the local part is a dot-atom (RFC 5322 §3.4.1): atext characters
 //     separated by single dots, no leading or trailing dot, no quoting, and no
 //     '/' (a path separator, though atext allows it);
 //   - the domain is a host name of letters, digits and hyphens (RFC 1035
-//     §2.3.1, RFC 5321 §4.1.2) with at least two labels, ASCII only;
+//     §2.3.1, RFC 5321 §4.1.2) with at least two labels;
 //   - the whole fits a file name: at most 251 octets.
+//
+// An internationalised address (RFC 6532 §3.2) is accepted too, normalised
+// as address.go says: its domain in A-labels, a non-ASCII local part as
+// written (not case-folded), which must be in NFC and of letters, marks
+// and digits of one script.
 func NormalizeAddress(addr string) (string, error) {
 	local, domain, ok := strings.Cut(addr, "@")
 	if !ok || strings.Contains(domain, "@") {
 		return "", fmt.Errorf("%w %q: want exactly one @", ErrInvalidAddress, truncate(addr, 100))
+	}
+	if !isASCII(addr) {
+		return normalizeIntl(addr, local, domain)
 	}
 	if len(addr) > maxAddressLength {
 		return "", fmt.Errorf("%w: %d octets, the limit is %d", ErrInvalidAddress, len(addr), maxAddressLength)

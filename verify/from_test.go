@@ -25,7 +25,8 @@ func TestNormalizeAddress(t *testing.T) {
 		{"quoted local@example.com", ""},
 		{"nul\x00@example.com", ""},
 		{"tab\t@example.com", ""},
-		{"ünï@example.com", ""},
+		{"ünï@example.com", "ünï@example.com"}, // RFC 6532; more in address_test.go
+		{"u\u0308ni\u0308@example.com", ""},    // the same, not in NFC
 		{"bob@localhost", ""},
 		{"bob@example..com", ""},
 		{"bob@-example.com", ""},

@@ -31,7 +31,7 @@ const (
 	ReasonMultipleFrom Reason = "multiple_from"
 	// ReasonInvalidFrom: From is missing, holds other than exactly one
 	// mailbox, or its address is not a plain dot-atom address that is safe to
-	// use as a file name.
+	// use as a file name (an internationalised one: NormalizeAddress).
 	ReasonInvalidFrom Reason = "invalid_from_address"
 
 	// ReasonDKIMMissing: the message has no DKIM-Signature.
@@ -116,7 +116,7 @@ var reasonInfo = []struct {
 	{ReasonTooLarge, false, "the message exceeds --max-size"},
 	{ReasonMalformed, false, "the message is empty or its header cannot be parsed"},
 	{ReasonMultipleFrom, false, "more than one From header field"},
-	{ReasonInvalidFrom, false, "From missing, not exactly one mailbox, or its address is not a safe dot-atom address"},
+	{ReasonInvalidFrom, false, "From missing, not exactly one mailbox, or its address is not a safe dot-atom address (one in UTF-8: in NFC, letters, marks and digits of one script)"},
 	{ReasonDKIMMissing, false, "no DKIM-Signature header"},
 	{ReasonDKIMInvalid, false, "no DKIM signature verifies"},
 	{ReasonDKIMDomainMismatch, false, "a DKIM signature verifies, but not for the From domain"},

@@ -46,7 +46,9 @@ type Case struct {
 	// Description says what the case exercises.
 	Description string
 	// Address is the address a certificate is stored under for accepted
-	// cases (lower case); empty for rejected ones.
+	// cases (lower case; an internationalised one with its domain in
+	// A-labels and a non-ASCII local part as written); empty for rejected
+	// ones.
 	Address string
 	// EncryptionCert is the certificate (DER) stored for Address when it
 	// is not the signer's (a dual-key sender); nil when the signer's is.
@@ -285,6 +287,8 @@ func (f *Fixture) buildCases() ([]Case, error) {
 
 	// Dual-key senders (enccases.go).
 	b.encryptionCases()
+	// Internationalised addresses (RFC 6532, RFC 9598): cases_idn.go.
+	b.idnCases()
 
 	// ---- rejected ----
 
@@ -482,6 +486,7 @@ func (f *Fixture) buildCases() ([]Case, error) {
 
 	b.rejectedSignerCases()
 	b.rejectedEncryptionCases()
+	b.idnRejectedCases()
 
 	if b.err != nil {
 		return nil, b.err

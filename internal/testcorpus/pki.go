@@ -76,8 +76,21 @@ const (
 	Selector = "s1"
 )
 
-// DKIMDomains are the domains for which the fixture holds DKIM keys.
+// DKIMDomains are the ASCII domains for which the fixture holds DKIM keys;
+// IDNDomain has one too.
 var DKIMDomains = []string{"example.com", "example.net", "example.org"}
+
+// IDNDomain is an internationalised domain with a DKIM key of its own, in
+// A-labels (as DKIM's d= and DNS have it): bücher.example, IDNDomainU.
+// The cases of internationalised addresses use it.
+const (
+	IDNDomain  = "xn--bcher-kva.example"
+	IDNDomainU = "bücher.example"
+)
+
+// OIDSmtpUTF8Mailbox is id-on-SmtpUTF8Mailbox (RFC 9598 §3), the otherName
+// of an internationalised address in a SubjectAltName.
+var OIDSmtpUTF8Mailbox = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 8, 9}
 
 // OIDEmailAddress is the PKCS #9 emailAddress attribute (RFC 2985 §5.2.1),
 // the legacy place of an S/MIME address in the certificate subject.
@@ -138,7 +151,7 @@ func New() (*Fixture, error) {
 
 	// RSA key generation dominates; spread it over the available cores.
 	targets := []**rsa.PrivateKey{&f.RootKey, &f.IntermediateKey, &f.UntrustedRootKey, &f.LeafKey, &f.DecoyKey}
-	dkim := make([]*rsa.PrivateKey, len(DKIMDomains))
+	dkim := make([]*rsa.PrivateKey, len(DKIMDomains)+1) // and IDNDomain's
 	for i := range dkim {
 		targets = append(targets, &dkim[i])
 	}
@@ -167,6 +180,7 @@ func New() (*Fixture, error) {
 	for i, d := range DKIMDomains {
 		f.DKIMKeys[d] = dkim[i]
 	}
+	f.DKIMKeys[IDNDomain] = dkim[len(DKIMDomains)]
 
 	if f.Root, err = selfSignedCA(RootCommonName, f.RootKey); err != nil {
 		return nil, err
@@ -276,6 +290,11 @@ type LeafSpec struct {
 	// non-ASCII address, which the SAN (IA5String) cannot hold, so NoSAN
 	// goes with it.
 	SubjectEmailUTF8 bool
+	// SmtpUTF8Mailboxes go into the SAN as otherName SmtpUTF8Mailbox
+	// (RFC 9598 §3), after the rfc822Name of Address unless NoSAN. They
+	// are written as given, so a case can hold one RFC 9598 does not
+	// allow (not in NFC, a U-label domain, an ASCII local part).
+	SmtpUTF8Mailboxes []string
 	// NotBefore/NotAfter default to the package NotBefore/NotAfter.
 	NotBefore, NotAfter time.Time
 	// ExtKeyUsage defaults to emailProtection.
@@ -332,7 +351,19 @@ func (f *Fixture) IssueLeaf(spec LeafSpec) (*x509.Certificate, error) {
 	if tmpl.ExtKeyUsage == nil {
 		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageEmailProtection}
 	}
-	if !spec.NoSAN {
+	switch {
+	case len(spec.SmtpUTF8Mailboxes) > 0:
+		// crypto/x509 writes no otherName: the whole SAN, by hand.
+		var rfc822 []string
+		if !spec.NoSAN {
+			rfc822 = []string{spec.Address}
+		}
+		san, err := SubjectAltName(rfc822, spec.SmtpUTF8Mailboxes)
+		if err != nil {
+			return nil, err
+		}
+		tmpl.ExtraExtensions = append(tmpl.ExtraExtensions, san)
+	case !spec.NoSAN:
 		// RFC 5280 §4.2.1.6 / RFC 8550 §3: the address as rfc822Name.
 		tmpl.EmailAddresses = []string{spec.Address}
 	}
@@ -381,6 +412,39 @@ func DefaultKeyUsage(pub crypto.PublicKey) x509.KeyUsage {
 	return x509.KeyUsageDigitalSignature
 }
 
+// SubjectAltName returns a SubjectAltName extension (RFC 5280 §4.2.1.6)
+// of rfc822Names and SmtpUTF8Mailbox otherNames (RFC 9598 §3), written as
+// given, for a template's ExtraExtensions (crypto/x509 writes no
+// otherName).
+func SubjectAltName(rfc822, smtpUTF8 []string) (pkix.Extension, error) {
+	var names []asn1.RawValue
+	for _, a := range rfc822 {
+		names = append(names, asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 1, Bytes: []byte(a)})
+	}
+	for _, a := range smtpUTF8 {
+		// OtherName ::= SEQUENCE { type-id, value [0] EXPLICIT UTF8String },
+		// as GeneralName's [0] IMPLICIT.
+		str, err := asn1.MarshalWithParams(a, "utf8")
+		if err != nil {
+			return pkix.Extension{}, err
+		}
+		value, err := asn1.Marshal(asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 0, IsCompound: true, Bytes: str})
+		if err != nil {
+			return pkix.Extension{}, err
+		}
+		oid, err := asn1.Marshal(OIDSmtpUTF8Mailbox)
+		if err != nil {
+			return pkix.Extension{}, err
+		}
+		names = append(names, asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 0, IsCompound: true, Bytes: append(oid, value...)})
+	}
+	der, err := asn1.Marshal(names)
+	if err != nil {
+		return pkix.Extension{}, fmt.Errorf("testcorpus: SubjectAltName: %w", err)
+	}
+	return pkix.Extension{Id: asn1.ObjectIdentifier{2, 5, 29, 17}, Value: der}, nil
+}
+
 func orTime(t, def time.Time) time.Time {
 	if t.IsZero() {
 		return def
@@ -420,7 +484,7 @@ func (f *Fixture) DKIMRecord(domain string) (string, bool) {
 func (f *Fixture) KeysFile() []byte {
 	var b strings.Builder
 	b.WriteString("# certharvest test DKIM keys: name<TAB>TXT record (RFC 6376 §3.6.1)\n")
-	for _, d := range DKIMDomains {
+	for _, d := range append(DKIMDomains[:len(DKIMDomains):len(DKIMDomains)], IDNDomain) {
 		rec, _ := f.DKIMRecord(d)
 		fmt.Fprintf(&b, "%s._domainkey.%s\t%s\n", Selector, d, rec)
 	}

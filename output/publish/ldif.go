@@ -70,6 +70,14 @@ func (f ldifFormat) DN(addr string) string {
 }
 
 func (f ldifFormat) AppendRecord(dst []byte, c output.StoredCertificate) ([]byte, error) {
+	// mail is an IA5String (RFC 4524 §2.16, RFC 4517 §3.3.15): ASCII.
+	// An internationalised address cannot name an entry by it; with
+	// uid or cn it can (Directory Strings, UTF-8), and --ldap-add leaves
+	// its mail out.
+	mailOK := isASCII(c.Address)
+	if f.rdn == LDAPRDNMail && !mailOK {
+		return dst, errors.New("internationalised: the LDAP mail attribute is ASCII (an IA5String, RFC 4524 §2.16); name such entries by uid or cn (--ldap-rdn)")
+	}
 	dst = appendLDIFValue(dst, "dn", f.DN(c.Address))
 	smime := CertsOnly(c.Cert)
 	if !f.add {
@@ -88,7 +96,9 @@ func (f ldifFormat) AppendRecord(dst []byte, c output.StoredCertificate) ([]byte
 	dst = append(dst, "changetype: add\nobjectClass: inetOrgPerson\n"...)
 	dst = appendLDIFValue(dst, "cn", cn)
 	dst = appendLDIFValue(dst, "sn", local)
-	dst = appendLDIFValue(dst, "mail", c.Address)
+	if mailOK {
+		dst = appendLDIFValue(dst, "mail", c.Address)
+	}
 	if f.rdn == LDAPRDNUID {
 		dst = appendLDIFValue(dst, "uid", local)
 	}
@@ -154,6 +164,16 @@ func appendFolded(dst []byte, line string) []byte {
 		dst = append(dst, line[:n]...)
 	}
 	return append(dst, '\n')
+}
+
+// isASCII reports whether s holds only ASCII bytes.
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
 
 func safeString(s string) bool {
