@@ -42,6 +42,11 @@ type Record struct {
 	CertFile     string             `json:"cert_file,omitempty"`
 	VerifiedAt   time.Time          `json:"verified_at"`
 	DurationMS   float64            `json:"duration_ms"`
+
+	// Revocation is what the revocation check found (--revocation), and
+	// Warnings what passed but deserves a look.
+	Revocation *verify.RevocationInfo `json:"revocation,omitempty"`
+	Warnings   []string               `json:"warnings,omitempty"`
 }
 
 // Outcomes.
@@ -74,6 +79,8 @@ func NewRecord(m *verify.Message, res *verify.Result) *Record {
 		Cert:         res.CertInfo,
 		VerifiedAt:   res.At.UTC(),
 		DurationMS:   float64(res.Duration.Microseconds()) / 1000,
+		Revocation:   res.Revocation,
+		Warnings:     res.Warnings,
 	}
 	if m.MboxIndex > 0 {
 		// A message of an mbox: its number and where it begins.

@@ -113,6 +113,11 @@ type Options struct {
 	// longer exists (authres.go); none: DKIM is established by signatures
 	// alone.
 	TrustAuthservIDs []string
+	// Revocation checks whether the certificates of a verified chain are
+	// revoked, as RevocationMode says; nil, or RevocationOff, checks
+	// nothing.
+	Revocation     RevocationChecker
+	RevocationMode RevocationMode
 	// Store receives accepted certificates; nil verifies without storing.
 	Store CertStore
 	// Logger receives each message's story; nil discards it.
@@ -187,6 +192,11 @@ type Result struct {
 	CertInfo *CertInfo
 	// Chain is the verified chain, signer first.
 	Chain []*x509.Certificate
+	// Revocation is what the revocation check found (nil: none made).
+	Revocation *RevocationInfo
+	// Warnings are what passed but deserves a look (an unknown revocation
+	// status in soft mode), in the report.
+	Warnings []string
 
 	// Action and CertFile say what the store did (accepted messages).
 	Action   Action
@@ -352,6 +362,11 @@ func (p *Pipeline) run(ctx context.Context, m *Message, res *Result, log *story)
 	}
 	if firstErr != nil {
 		return firstErr
+	}
+	err = p.revocationStage(ctx, res.Chain, res, log)
+	clock.done(StageRevocation)
+	if err != nil {
+		return err
 	}
 
 	if p.opts.Store == nil {

@@ -76,6 +76,16 @@ const (
 	// From address.
 	ReasonFromCertMismatch Reason = "from_cert_mismatch"
 
+	// ReasonCertRevoked: the signer's certificate, or a CA certificate of
+	// its chain, is revoked, says its issuer's OCSP responder or CRL
+	// (--revocation soft or hard).
+	ReasonCertRevoked Reason = "cert_revoked"
+	// ReasonRevocationUnknown: with --revocation hard, the revocation
+	// status of a certificate of the chain could not be had (responder and
+	// CRLs unreachable, slow, or their answers refused). Temporary: serve
+	// tries again, and never stores a certificate of unknown status.
+	ReasonRevocationUnknown Reason = "revocation_unknown"
+
 	// ReasonStoreFailed: every check passed but the certificate could not be
 	// written. Temporary: the message should be processed again.
 	ReasonStoreFailed Reason = "store_failed"
@@ -118,6 +128,8 @@ var reasonInfo = []struct {
 	{ReasonCertNotYetValid, false, "a certificate of the chain was not yet valid at the verification time"},
 	{ReasonCertWrongEKU, false, "the certificate is not allowed for email protection"},
 	{ReasonFromCertMismatch, false, "the certificate's addresses do not include the From address"},
+	{ReasonCertRevoked, false, "a certificate of the chain is revoked, says its issuer's OCSP responder or CRL (--revocation)"},
+	{ReasonRevocationUnknown, true, "with --revocation hard: the chain's revocation status could not be had (retried)"},
 	{ReasonStoreFailed, true, "the certificate could not be written (retried)"},
 	{ReasonStoreRefused, false, "the certificate folder holds a link or other non-regular file where the certificate goes: nothing written (not retried)"},
 	{ReasonInternalError, false, "unexpected failure inside the pipeline (a bug: please report it); from serve, also a message in flight in 3 consecutive crashes, moved to the spool's quarantine/"},

@@ -7,14 +7,15 @@ type Stage int
 
 // The stages, in pipeline order.
 const (
-	StageParse    Stage = iota // canonicalise and read the header
-	StageFrom                  // the From address
-	StageDKIM                  // DKIM, including the key lookups (DNS)
-	StageLocate                // find the S/MIME signature in the MIME tree
-	StageCMS                   // parse and verify the CMS signature
-	StageChain                 // certificate chains, every signer
-	StageIdentity              // the certificate's address against From
-	StageStore                 // the certificate store, its syncs included
+	StageParse      Stage = iota // canonicalise and read the header
+	StageFrom                    // the From address
+	StageDKIM                    // DKIM, including the key lookups (DNS)
+	StageLocate                  // find the S/MIME signature in the MIME tree
+	StageCMS                     // parse and verify the CMS signature
+	StageChain                   // certificate chains, every signer
+	StageIdentity                // the certificate's address against From
+	StageRevocation              // the chain's revocation status (--revocation)
+	StageStore                   // the certificate store, its syncs included
 	NumStages
 )
 
@@ -35,6 +36,8 @@ func (s Stage) String() string {
 		return "chain"
 	case StageIdentity:
 		return "identity"
+	case StageRevocation:
+		return "revocation"
 	case StageStore:
 		return "store"
 	}

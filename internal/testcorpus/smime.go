@@ -182,6 +182,8 @@ type messageOptions struct {
 	ec      bool
 	// notBefore is the signer certificate's NotBefore; zero: NotBefore.
 	notBefore time.Time
+	// revocable, when set, issues the signer's certificate (Revocable).
+	revocable *revocable
 }
 
 // Opaque makes SignedMessage produce application/pkcs7-mime signed-data
@@ -225,13 +227,20 @@ func (f *Fixture) SignedMessage(addr string, opts ...MessageOption) ([]byte, err
 	if _, ok := f.DKIMKeys[domain]; !ok {
 		return nil, fmt.Errorf("testcorpus: %q: no DKIM key for domain %q (have %v)", addr, domain, DKIMDomains)
 	}
-	cert, err := f.IssueLeaf(LeafSpec{Address: addr, SubjectEmail: true, ECIssuer: o.ec, NotBefore: o.notBefore})
+	spec := LeafSpec{Address: addr, SubjectEmail: true, ECIssuer: o.ec, NotBefore: o.notBefore}
+	if r := o.revocable; r != nil {
+		spec.Issuer, spec.IssuerKey, spec.OCSPServer, spec.CRLDistributionPoints = r.issuer, r.key, r.ocsp, r.crl
+	}
+	cert, err := f.IssueLeaf(spec)
 	if err != nil {
 		return nil, err
 	}
 	params := f.stdCMS(cert, nil)
 	if o.ec {
 		params.bag = []*x509.Certificate{f.ECIntermediate}
+	}
+	if o.revocable != nil {
+		params.bag = []*x509.Certificate{o.revocable.issuer}
 	}
 	body := o.body
 	if body == "" {

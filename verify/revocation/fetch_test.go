@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ocsp"
-
 )
 
 // A CRL larger than MaxCRLBytes is not read beyond it: unknown. So is an

@@ -1,0 +1,128 @@
+package verify
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"strconv"
+	"time"
+
+	"github.com/certharvest/certharvest/verify/revocation"
+)
+
+// RevocationMode is what a certificate's revocation status decides
+// (--revocation).
+type RevocationMode string
+
+// The revocation modes.
+const (
+	// RevocationOff: no revocation check (the default: a check is a
+	// network call per new certificate, and tells its CA who wrote).
+	RevocationOff RevocationMode = "off"
+	// RevocationSoft: a certificate known revoked is refused
+	// (cert_revoked); an unknown status passes, with a warning.
+	RevocationSoft RevocationMode = "soft"
+	// RevocationHard: an unknown status is a temporary failure too
+	// (revocation_unknown): serve tries again later, and nothing is
+	// stored meanwhile.
+	RevocationHard RevocationMode = "hard"
+)
+
+// ParseRevocationMode parses off, soft or hard.
+func ParseRevocationMode(s string) (RevocationMode, error) {
+	switch m := RevocationMode(s); m {
+	case RevocationOff, RevocationSoft, RevocationHard:
+		return m, nil
+	}
+	return "", errors.New("want off, soft or hard")
+}
+
+// RevocationChecker tells the revocation status of the certificates of a
+// verified chain, signer first, at the verification time:
+// *revocation.Checker (package verify/revocation).
+type RevocationChecker interface {
+	CheckChain(ctx context.Context, chain []*x509.Certificate, at time.Time) revocation.Result
+}
+
+// RevocationInfo is what the revocation check found, in the report line
+// ("revocation").
+type RevocationInfo struct {
+	// Status is good, revoked or unknown.
+	Status string `json:"status"`
+	// Source is ocsp or crl, for a known status.
+	Source string `json:"source,omitempty"`
+	// Cert names the certificate the status is about when it is not the
+	// signer's: an intermediate CA's subject.
+	Cert string `json:"cert,omitempty"`
+	// NextUpdate ends the answer's validity (a good status).
+	NextUpdate *time.Time `json:"next_update,omitempty"`
+	// RevokedAt and Reason (the CRLReason's name, e.g. keyCompromise) for
+	// a revoked certificate.
+	RevokedAt *time.Time `json:"revoked_at,omitempty"`
+	Reason    string     `json:"revocation_reason,omitempty"`
+	// Cached is set when no fetch was needed.
+	Cached bool `json:"cached,omitempty"`
+	// Detail says why the status is unknown.
+	Detail string `json:"detail,omitempty"`
+}
+
+// revocationStage checks the revocation of the signer's chain, as
+// Options.RevocationMode says, and records it in res: Revocation, and a
+// warning for an unknown status that passes (soft).
+func (p *Pipeline) revocationStage(ctx context.Context, chain []*x509.Certificate, res *Result, log *story) error {
+	info, err := p.checkRevocation(ctx, chain, res.At, log)
+	res.Revocation = info
+	if err == nil && info != nil && info.Status == "unknown" {
+		res.Warnings = append(res.Warnings, "revocation status unknown: "+info.Detail)
+	}
+	return err
+}
+
+// checkRevocation checks the revocation status of a verified chain,
+// signer (or any end-entity certificate) first and trust anchor last, at
+// the verification time at, as Options.RevocationMode says: nil, nil when
+// it is off. A revoked certificate in the chain is cert_revoked; an
+// unknown status is revocation_unknown in hard mode, and passes in soft
+// mode (the caller warns). It serves any chain the pipeline verified: the
+// signer's, and a certificate to encrypt to chosen beside it.
+func (p *Pipeline) checkRevocation(ctx context.Context, chain []*x509.Certificate, at time.Time, log *story) (*RevocationInfo, error) {
+	mode := p.opts.RevocationMode
+	if p.opts.Revocation == nil || mode == "" || mode == RevocationOff || len(chain) == 0 {
+		return nil, nil
+	}
+	r := p.opts.Revocation.CheckChain(ctx, chain, at)
+	info := &RevocationInfo{Status: r.Status.String(), Source: r.Source, Cached: r.Cached}
+	if r.Cert != nil && r.Depth > 0 {
+		info.Cert = r.Cert.Subject.String()
+	}
+	name := "the signer's certificate"
+	if r.Cert != nil && r.Depth > 0 {
+		name = "CA certificate " + strconv.Quote(certName(r.Cert))
+	}
+	from := r.Source + " " + r.URL
+	if r.Cached {
+		from += ", cached"
+	}
+	switch r.Status {
+	case revocation.Good:
+		next := r.NextUpdate.UTC()
+		info.NextUpdate = &next
+		log.Info("revocation: not revoked (" + from + ", until " + next.Format(time.RFC3339) + ")")
+		return info, nil
+	case revocation.Revoked:
+		revokedAt := r.RevokedAt.UTC()
+		info.RevokedAt, info.Reason = &revokedAt, revocation.ReasonName(r.Reason)
+		return info, fail(ReasonCertRevoked, "%s was revoked at %s (%s), says %s",
+			name, revokedAt.Format(time.RFC3339), info.Reason, from)
+	}
+	detail := "no answer"
+	if r.Err != nil {
+		detail = r.Err.Error()
+	}
+	info.Detail = sanitize(detail, maxDetail)
+	if mode == RevocationHard {
+		return info, fail(ReasonRevocationUnknown, "the revocation status of %s is unknown: %s", name, info.Detail)
+	}
+	log.Warn("revocation status of " + name + " unknown; accepted all the same (--revocation soft): " + info.Detail)
+	return info, nil
+}
