@@ -229,6 +229,15 @@ func (s *CertStore) Store(ctx context.Context, addr string, cert *x509.Certifica
 	case err != nil:
 		return verify.StoreResult{}, fmt.Errorf("reading the current certificate: %w", err)
 	}
+	if old == nil {
+		// An address whose certificate revalidate retired takes only a
+		// later one (certstore_retire.go).
+		if floor, ok, err := retiredFloor(root, addr); err != nil {
+			return verify.StoreResult{}, fmt.Errorf("reading the retired certificates: %w", err)
+		} else if ok && !cert.NotBefore.After(floor) {
+			return verify.StoreResult{Action: verify.ActionKeptExisting, Path: path}, nil
+		}
+	}
 	if old != nil && holdsCertificate(old, cert) {
 		// The same certificate again (a message reprocessed, a sender
 		// writing twice): known without parsing it.

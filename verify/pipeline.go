@@ -37,7 +37,8 @@ const (
 	// newer (a NotBefore as late or later) and was kept: only a strictly
 	// later NotBefore replaces it, so a replayed old message cannot roll the
 	// address back to an older key, nor two certificates of one day take
-	// turns.
+	// turns. So is a certificate no later than one that certharvest
+	// revalidate retired from the address as revoked.
 	ActionKeptExisting Action = "kept_existing"
 )
 

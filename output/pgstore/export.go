@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"slices"
 	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -50,7 +52,7 @@ func (s *Store) exportTo(ctx context.Context, folder *output.CertStore, only str
 	var errs []error
 	type job struct {
 		addr  string
-		certs []*x509.Certificate
+		certs []exportCert
 	}
 	jobs := make(chan job)
 	var wg sync.WaitGroup
@@ -67,7 +69,7 @@ func (s *Store) exportTo(ctx context.Context, folder *output.CertStore, only str
 			}
 		})
 	}
-	err := s.eachAddress(ctx, only, func(addr string, certs []*x509.Certificate) {
+	err := s.eachAddress(ctx, only, func(addr string, certs []exportCert) {
 		stats.Addresses++
 		jobs <- job{addr, certs}
 	})
@@ -79,16 +81,29 @@ func (s *Store) exportTo(ctx context.Context, folder *output.CertStore, only str
 	return stats, errors.Join(errs...)
 }
 
-// exportAddress gives addr's certificates, in order, to the folder store.
-func exportAddress(ctx context.Context, folder *output.CertStore, addr string, certs []*x509.Certificate) (int, error) {
+// exportCert is a certificate of an address, and why it was retired from
+// it (certharvest revalidate), if it was.
+type exportCert struct {
+	cert    *x509.Certificate
+	retired *output.Retirement
+}
+
+// exportAddress gives addr's certificates, in order, to the folder store;
+// one that was retired from the address is retired from the folder too.
+func exportAddress(ctx context.Context, folder *output.CertStore, addr string, certs []exportCert) (int, error) {
 	written := 0
 	for _, c := range certs {
-		res, err := folder.Store(ctx, addr, c)
+		res, err := folder.Store(ctx, addr, c.cert)
 		if err != nil {
 			return written, fmt.Errorf("exporting the certificate of %s: %w", addr, err)
 		}
 		if res.Action == verify.ActionStored {
 			written++
+		}
+		if c.retired != nil {
+			if _, err := folder.Retire(ctx, addr, c.cert, *c.retired); err != nil {
+				return written, fmt.Errorf("exporting the retirement of the certificate of %s: %w", addr, err)
+			}
 		}
 	}
 	return written, nil
@@ -98,26 +113,36 @@ func exportAddress(ctx context.Context, folder *output.CertStore, addr string, c
 // certificates in the order they were current: its history by NotBefore,
 // then its current one. A row that does not parse is skipped (the folder
 // store skips such a file).
-func (s *Store) eachAddress(ctx context.Context, only string, fn func(addr string, certs []*x509.Certificate)) error {
-	rows, _ := s.pool.Query(ctx, `SELECT address, der FROM (
-			SELECT address, der, not_before, 0 AS current FROM certificate_history
+func (s *Store) eachAddress(ctx context.Context, only string, fn func(addr string, certs []exportCert)) error {
+	rows, _ := s.pool.Query(ctx, `SELECT address, der, retired_reason, retired_detail, revoked_at, revocation_reason, replaced_at FROM (
+			SELECT address, der, not_before, 0 AS current,
+				retired_reason, retired_detail, revoked_at, revocation_reason, replaced_at FROM certificate_history
 			UNION ALL
-			SELECT address, der, not_before, 1 FROM certificates) AS c
+			SELECT address, der, not_before, 1, NULL, NULL, NULL, NULL, NULL FROM certificates) AS c
 		WHERE $1 = '' OR address = $1
 		ORDER BY address, current, not_before`, only)
 	var addr string
-	var certs []*x509.Certificate
+	var certs []exportCert
 	var a string
 	var der []byte
-	_, err := pgx.ForEachRow(rows, []any{&a, &der}, func() error {
+	var reason, detail, revReason *string
+	var revokedAt, retiredAt *time.Time
+	_, err := pgx.ForEachRow(rows, []any{&a, &der, &reason, &detail, &revokedAt, &revReason, &retiredAt}, func() error {
 		if a != addr && addr != "" {
 			fn(addr, certs)
 			certs = nil
 		}
 		addr = a
-		if c, err := x509.ParseCertificate(der); err == nil {
-			certs = append(certs, c)
+		c, err := x509.ParseCertificate(der)
+		if err != nil {
+			return nil
 		}
+		ec := exportCert{cert: c}
+		if reason != nil {
+			ec.retired = &output.Retirement{Reason: verify.Reason(*reason), Detail: deref(detail),
+				RevocationReason: deref(revReason), RevokedAt: derefTime(revokedAt), At: derefTime(retiredAt)}
+		}
+		certs = append(certs, ec)
 		return nil
 	})
 	if err != nil {
@@ -152,6 +177,17 @@ func (s *Store) Import(ctx context.Context, dir string) (ImportStats, error) {
 	addrs, err := folder.Addresses()
 	if err != nil {
 		return ImportStats{}, fmt.Errorf("listing %s: %w", dir, err)
+	}
+	// And those whose certificate revalidate retired: they may have no
+	// current one.
+	retired, err := folder.RetiredAddresses()
+	if err != nil {
+		return ImportStats{}, fmt.Errorf("listing %s: %w", dir, err)
+	}
+	for _, a := range retired {
+		if !slices.Contains(addrs, a) {
+			addrs = append(addrs, a)
+		}
 	}
 	stats := ImportStats{Addresses: len(addrs)}
 	var mu sync.Mutex
@@ -201,6 +237,10 @@ func (s *Store) importAddress(ctx context.Context, folder *output.CertStore, add
 	} else if err != nil {
 		return nil, fmt.Errorf("importing the certificate of %s: %w", addr, err)
 	}
+	retired, err := folder.Retirements(addr)
+	if err != nil {
+		return nil, fmt.Errorf("importing the history of %s: %w", addr, err)
+	}
 	var actions []verify.Action
 	for _, c := range append(history, current) {
 		if c == nil {
@@ -211,6 +251,27 @@ func (s *Store) importAddress(ctx context.Context, folder *output.CertStore, add
 			return actions, fmt.Errorf("importing the certificate of %s: %w", addr, err)
 		}
 		actions = append(actions, res.Action)
+		// A certificate revalidate retired from the folder is retired here
+		// too, once stored.
+		if why, ok := retired[verify.DescribeCertificate(c).SHA256]; ok {
+			if _, err := s.Retire(ctx, addr, c, why); err != nil {
+				return actions, fmt.Errorf("importing the retirement of the certificate of %s: %w", addr, err)
+			}
+		}
 	}
 	return actions, nil
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+func derefTime(t *time.Time) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return *t
 }

@@ -195,6 +195,8 @@ func (s *Store) insertFresh(ctx context.Context, fresh []*storeRequest) []*store
 			SELECT a, d, h, nb, na, su, iss, se, k, now(), m
 			FROM unnest($1::text[], $2::bytea[], $3::text[], $4::timestamptz[], $5::timestamptz[],
 				$6::text[], $7::text[], $8::text[], $9::text[], $10::text[]) AS t(a, d, h, nb, na, su, iss, se, k, m)
+			WHERE NOT EXISTS (SELECT 1 FROM certificate_history h -- retire.go
+				WHERE h.address = t.a AND h.retired_reason IS NOT NULL AND h.not_before >= t.nb)
 			ON CONFLICT (address) DO NOTHING
 			RETURNING address, sha256`,
 			addr, der, sha, notBefore, notAfter, subject, issuer, serial, key, message)
@@ -309,6 +311,13 @@ func storeLocked(ctx context.Context, tx pgx.Tx, r *storeRequest) (verify.Action
 		var der []byte
 		err := tx.QueryRow(ctx, "SELECT der FROM certificates WHERE address = $1 FOR UPDATE", r.addr).Scan(&der)
 		if errors.Is(err, pgx.ErrNoRows) {
+			blocked, err := retiredFloor(ctx, tx, r.addr, r.cert)
+			if err != nil {
+				return "", err
+			}
+			if blocked {
+				return verify.ActionKeptExisting, nil
+			}
 			tag, err := tx.Exec(ctx, `INSERT INTO certificates
 				(address, der, sha256, not_before, not_after, subject, issuer, serial, key_type, stored_at, message_id)
 				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, now(), $10)
