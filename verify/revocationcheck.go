@@ -91,29 +91,36 @@ func (p *Pipeline) checkRevocation(ctx context.Context, chain []*x509.Certificat
 		return nil, nil
 	}
 	r := p.opts.Revocation.CheckChain(ctx, chain, at)
+	info, err := RevocationVerdict(r, mode)
+	switch {
+	case r.Status == revocation.Good:
+		log.Info("revocation: not revoked (" + revocationSource(r) + ", until " + info.NextUpdate.Format(time.RFC3339) + ")")
+	case r.Status == revocation.Unknown && err == nil:
+		log.Warn("revocation status of " + revocationSubject(r) + " unknown; accepted all the same (--revocation soft): " + info.Detail)
+	}
+	return info, err
+}
+
+// RevocationVerdict turns the revocation status of a chain into what the
+// report says of it and, as mode has it, the failure: cert_revoked for a
+// revoked certificate, revocation_unknown for an unknown status in hard
+// mode. certharvest revalidate judges a stored certificate with it, as
+// the pipeline does a message's.
+func RevocationVerdict(r revocation.Result, mode RevocationMode) (*RevocationInfo, error) {
 	info := &RevocationInfo{Status: r.Status.String(), Source: r.Source, Cached: r.Cached}
 	if r.Cert != nil && r.Depth > 0 {
 		info.Cert = r.Cert.Subject.String()
-	}
-	name := "the signer's certificate"
-	if r.Cert != nil && r.Depth > 0 {
-		name = "CA certificate " + strconv.Quote(certName(r.Cert))
-	}
-	from := r.Source + " " + r.URL
-	if r.Cached {
-		from += ", cached"
 	}
 	switch r.Status {
 	case revocation.Good:
 		next := r.NextUpdate.UTC()
 		info.NextUpdate = &next
-		log.Info("revocation: not revoked (" + from + ", until " + next.Format(time.RFC3339) + ")")
 		return info, nil
 	case revocation.Revoked:
 		revokedAt := r.RevokedAt.UTC()
 		info.RevokedAt, info.Reason = &revokedAt, revocation.ReasonName(r.Reason)
 		return info, fail(ReasonCertRevoked, "%s was revoked at %s (%s), says %s",
-			name, revokedAt.Format(time.RFC3339), info.Reason, from)
+			revocationSubject(r), revokedAt.Format(time.RFC3339), info.Reason, revocationSource(r))
 	}
 	detail := "no answer"
 	if r.Err != nil {
@@ -121,8 +128,25 @@ func (p *Pipeline) checkRevocation(ctx context.Context, chain []*x509.Certificat
 	}
 	info.Detail = sanitize(detail, maxDetail)
 	if mode == RevocationHard {
-		return info, fail(ReasonRevocationUnknown, "the revocation status of %s is unknown: %s", name, info.Detail)
+		return info, fail(ReasonRevocationUnknown, "the revocation status of %s is unknown: %s", revocationSubject(r), info.Detail)
 	}
-	log.Warn("revocation status of " + name + " unknown; accepted all the same (--revocation soft): " + info.Detail)
 	return info, nil
+}
+
+// revocationSubject names the certificate a status is about, for a story
+// line or a detail.
+func revocationSubject(r revocation.Result) string {
+	if r.Cert != nil && r.Depth > 0 {
+		return "CA certificate " + strconv.Quote(certName(r.Cert))
+	}
+	return "the certificate"
+}
+
+// revocationSource says where a status came from.
+func revocationSource(r revocation.Result) string {
+	s := r.Source + " " + r.URL
+	if r.Cached {
+		s += ", cached"
+	}
+	return s
 }

@@ -104,7 +104,7 @@ func TestPipelineRevocation(t *testing.T) {
 		}
 		res = p.Verify(context.Background(), &verify.Message{Raw: revoked})
 		if res.Reason != verify.ReasonCertRevoked || res.Revocation == nil || res.Revocation.Reason != "keyCompromise" ||
-			!strings.Contains(res.Detail, "the signer's certificate was revoked at") {
+			!strings.Contains(res.Detail, "the certificate was revoked at") {
 			t.Errorf("%s, revoked: %s %s %+v", mode, res.Reason, res.Detail, res.Revocation)
 		}
 		if _, ok := store.certs["revoked@example.com"]; ok {

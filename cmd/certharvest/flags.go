@@ -47,6 +47,7 @@ type pipelineFlags struct {
 	// trustAuthserv are the authserv-ids whose Authentication-Results
 	// establish DKIM once a key is gone (authres.go).
 	trustAuthserv parsedFlag[[]string]
+	revocation    revocationFlags
 }
 
 func (f *pipelineFlags) register(fs *pflag.FlagSet) {
@@ -72,6 +73,7 @@ func (f *pipelineFlags) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&f.reference, "reference-path", false, "verify on the reference path, for audits (slower, same verdicts)")
 	f.trustAuthserv = newParsedFlag("", parseAuthservIDs)
 	fs.Var(&f.trustAuthserv, "trust-authserv-id", "when a DKIM key is gone, trust the Authentication-Results of these `ids` (a,b)")
+	f.revocation.register(fs)
 }
 
 // parsedFlag is a pflag.Value checked when it is set: its text is kept for
@@ -263,6 +265,9 @@ func (f *pipelineFlags) build(logTo io.Writer) (*pipelineSetup, error) {
 		BlockPrefix:      f.logFormat.value == "text",
 		Reference:        f.reference,
 		TrustAuthservIDs: f.trustAuthserv.value,
+	}
+	if err := f.revocation.apply(&s.opts, s.logger); err != nil {
+		return nil, err
 	}
 	if f.reference {
 		// Said once, so that the log of an audit shows how it was run.
