@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"io"
 	"math/big"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -71,16 +72,38 @@ type revocation struct {
 	reason int
 }
 
-// Start starts a server for the CAs. Its answers are valid from now() - 1h
-// to now() + 7 days (SetWindow changes it). Stop it with Close.
+// Start starts a server for the CAs on a free port of 127.0.0.1. Its
+// answers are valid from now() - 1h to now() + 7 days (SetWindow changes
+// it). Stop it with Close.
 func Start(now func() time.Time, cas ...CA) *Server {
+	s := newServer(now, cas)
+	s.srv.Start()
+	s.URL = s.srv.URL
+	return s
+}
+
+// StartAt is Start on the address addr (host:port), for certificates
+// minted beforehand with its URLs (scripts/benchocsp).
+func StartAt(addr string, now func() time.Time, cas ...CA) (*Server, error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	s := newServer(now, cas)
+	s.srv.Listener.Close()
+	s.srv.Listener = l
+	s.srv.Start()
+	s.URL = s.srv.URL
+	return s, nil
+}
+
+func newServer(now func() time.Time, cas []CA) *Server {
 	s := &Server{cas: cas, now: now, validFor: 7 * 24 * time.Hour,
 		revoked: map[string]revocation{}, unknown: map[string]bool{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/ocsp", s.serveOCSP)
 	mux.HandleFunc("/crl/", s.serveCRL)
-	s.srv = httptest.NewServer(mux)
-	s.URL = s.srv.URL
+	s.srv = httptest.NewUnstartedServer(mux)
 	return s
 }
 

@@ -21,6 +21,15 @@
 //
 //	go run ./scripts/gencorpus -bench 46000 -pad 40000 -mbox -out /var/tmp/bench-mbox
 //
+// With -revocation URL, the -bench messages' certificates are issued by
+// an intermediate CA whose certificate, as theirs, names an OCSP responder
+// and CRLs at URL (URL/ocsp, URL/crl/root.crl and URL/crl/inter.crl), and
+// the two CAs, certificates and keys, are written to revocation-cas.pem
+// for that responder (scripts/benchocsp), for scan's benchmark with
+// --revocation (scripts/bench-scan.sh, REVOCATION=soft):
+//
+//	go run ./scripts/gencorpus -bench 2000 -revocation http://127.0.0.1:8788 -out /tmp/bench-rev
+//
 // Keys are random, so every run produces a new corpus with the same
 // verdicts.
 package main
@@ -28,6 +37,8 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"crypto/x509"
+	"encoding/pem"
 	"flag"
 	"fmt"
 	"log"
@@ -49,17 +60,18 @@ func main() {
 	ecIssuer := flag.Bool("ec-issuer", false, "with -bench: issue the signer certificates from the ECDSA intermediate (faster)")
 	asMbox := flag.Bool("mbox", false, "also write the messages as one mboxrd file, corpus.mbox")
 	pad := flag.Int("pad", 0, "with -bench: make each message's signed text about this many bytes longer")
+	revocation := flag.String("revocation", "", "with -bench: certificates naming an OCSP responder and CRLs at this base URL")
 	flag.Parse()
 	if *out == "" || flag.NArg() != 0 || *bench < 0 || *pad < 0 {
 		flag.Usage()
 		os.Exit(2)
 	}
-	if err := run(*out, *bench, *opaque, *ecIssuer, *asMbox, *pad); err != nil {
+	if err := run(*out, *bench, *opaque, *ecIssuer, *asMbox, *pad, *revocation); err != nil {
 		log.Fatal(err)
 	}
 }
 
-func run(out string, bench int, opaque, ecIssuer, asMbox bool, pad int) error {
+func run(out string, bench int, opaque, ecIssuer, asMbox bool, pad int, revocation string) error {
 	start := time.Now()
 	f, err := testcorpus.New()
 	if err != nil {
@@ -127,6 +139,13 @@ func run(out string, bench int, opaque, ecIssuer, asMbox bool, pad int) error {
 		if pad > 0 {
 			opts = append(opts, testcorpus.WithBody(padding(pad)))
 		}
+		if revocation != "" {
+			opt, err := revocationCAs(f, revocation, filepath.Join(out, "revocation-cas.pem"))
+			if err != nil {
+				return err
+			}
+			opts = append(opts, opt)
+		}
 		t := time.Now()
 		// In batches, so that a corpus of gigabytes is never held.
 		const batch = 1000
@@ -184,4 +203,31 @@ func padding(n int) string {
 		}
 	}
 	return b.String()
+}
+
+// revocationCAs makes the intermediate of -revocation, writes both CAs'
+// certificates and keys to path (root first), and returns the option that
+// issues the messages' certificates from it.
+func revocationCAs(f *testcorpus.Fixture, base, path string) (testcorpus.MessageOption, error) {
+	base = strings.TrimSuffix(base, "/")
+	inter, key, err := f.RevocationIntermediate("certharvest Bench Revocation Intermediate", base+"/ocsp", base+"/crl/root.crl")
+	if err != nil {
+		return nil, err
+	}
+	var b bytes.Buffer
+	for _, ca := range []struct {
+		cert *x509.Certificate
+		key  any
+	}{{f.Root, f.RootKey}, {inter, key}} {
+		der, err := x509.MarshalPKCS8PrivateKey(ca.key)
+		if err != nil {
+			return nil, err
+		}
+		pem.Encode(&b, &pem.Block{Type: "CERTIFICATE", Bytes: ca.cert.Raw})
+		pem.Encode(&b, &pem.Block{Type: "PRIVATE KEY", Bytes: der})
+	}
+	if err := os.WriteFile(path, b.Bytes(), 0o600); err != nil {
+		return nil, err
+	}
+	return testcorpus.Revocable(inter, key, base+"/ocsp", base+"/crl/inter.crl"), nil
 }
