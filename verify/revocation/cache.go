@@ -9,8 +9,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -106,6 +106,7 @@ func validAt(st CertStatus, at time.Time, skew time.Duration) bool {
 // a link or anything else that is not a regular file is never read.
 type diskCache struct {
 	root     *os.Root
+	fd       folderFD // for the reads
 	max      int
 	skew     time.Duration
 	log      *slog.Logger
@@ -113,8 +114,8 @@ type diskCache struct {
 	issuers  atomic.Int64 // issuer files
 	full     atomic.Bool  // the folder is full: said once
 	mu       sync.Mutex
-	known    map[[sha256.Size]byte]bool // issuer certificates in the folder
-	rememMu  sync.Mutex                 // one issuer file written at a time
+	known    map[string]bool // issuer certificates in the folder, by DER
+	rememMu  sync.Mutex      // one issuer file written at a time
 	sweeping sync.Mutex
 }
 
@@ -131,10 +132,15 @@ func openDiskCache(dir string, max int, skew time.Duration, log *slog.Logger) (*
 	if err != nil {
 		return nil, fmt.Errorf("revocation cache: %w", err)
 	}
-	d := &diskCache{root: root, max: max, skew: skew, log: log, known: map[[sha256.Size]byte]bool{}}
-	entries, err := fs.ReadDir(root.FS(), ".")
+	fd, err := openFolderFD(dir)
 	if err != nil {
 		root.Close()
+		return nil, fmt.Errorf("revocation cache: %w", err)
+	}
+	d := &diskCache{root: root, fd: fd, max: max, skew: skew, log: log, known: map[string]bool{}}
+	entries, err := fs.ReadDir(root.FS(), ".")
+	if err != nil {
+		d.close()
 		return nil, fmt.Errorf("revocation cache: %w", err)
 	}
 	for _, e := range entries {
@@ -151,14 +157,14 @@ func openDiskCache(dir string, max int, skew time.Duration, log *slog.Logger) (*
 	}
 	// A probe, so that a folder that cannot be written to is said now.
 	if err := d.write(".probe", nil, time.Time{}); err != nil {
-		root.Close()
+		d.close()
 		return nil, fmt.Errorf("revocation cache %s is not writable: %w", dir, err)
 	}
 	root.Remove(".probe")
 	return d, nil
 }
 
-func (d *diskCache) close() error { return d.root.Close() }
+func (d *diskCache) close() error { return errors.Join(d.root.Close(), d.fd.close()) }
 
 // cacheRecord is a status file.
 type cacheRecord struct {
@@ -261,34 +267,10 @@ func (d *diskCache) sweep() bool {
 	return false
 }
 
-// read returns the regular file name of the folder, at most limit bytes;
-// a link or anything else is an error, even one swapped in between the
-// look and the open.
+// read returns the regular file name of the folder, at most limit bytes,
+// never through a link (cache_unix.go, cache_other.go).
 func (d *diskCache) read(name string, limit int64) ([]byte, error) {
-	before, err := d.root.Lstat(name)
-	if err != nil {
-		return nil, err
-	}
-	if !before.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s is not a regular file", name)
-	}
-	f, err := d.root.Open(name)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	after, err := f.Stat()
-	if err != nil || !os.SameFile(before, after) {
-		return nil, fmt.Errorf("%s changed while opened", name)
-	}
-	data, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(data)) > limit {
-		return nil, fmt.Errorf("%s: larger than %d bytes", name, limit)
-	}
-	return data, nil
+	return d.fd.readFile(name, limit)
 }
 
 // write puts data in the file name of the folder, atomically: a new file
@@ -330,9 +312,8 @@ func issuerFile(raw []byte) string {
 // The warm path is a look-up in memory per certificate.
 func (d *diskCache) rememberIssuers(certs []*x509.Certificate) {
 	for _, c := range certs {
-		sum := sha256.Sum256(c.Raw)
 		d.mu.Lock()
-		known := d.known[sum]
+		known := d.known[string(c.Raw)]
 		d.mu.Unlock()
 		if known || !c.IsCA {
 			continue
@@ -340,7 +321,7 @@ func (d *diskCache) rememberIssuers(certs []*x509.Certificate) {
 		d.rememberIssuer(c)
 		d.mu.Lock()
 		if len(d.known) < maxIssuerFiles*maxIssuerCerts {
-			d.known[sum] = true
+			d.known[string(c.Raw)] = true
 		}
 		d.mu.Unlock()
 	}

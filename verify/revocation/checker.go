@@ -11,6 +11,7 @@ import (
 	"math/big"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -180,6 +181,32 @@ type Checker struct {
 	disk     *diskCache // nil: memory only
 	crls     crlCache
 	statuses flight[CertStatus]
+	keys     issuerKeys
+}
+
+// maxIssuerKeys bounds the issuer keys an issuerKeys remembers.
+const maxIssuerKeys = 1024
+
+// issuerKeys remembers issuerKey by certificate: the pipeline gives every
+// message signed under one intermediate the same parsed certificate (its
+// cache of CA certificates), whose digest is then made once.
+type issuerKeys struct {
+	mu   sync.Mutex
+	keys map[*x509.Certificate]string
+}
+
+func (ik *issuerKeys) of(issuer *x509.Certificate) string {
+	ik.mu.Lock()
+	defer ik.mu.Unlock()
+	if k, ok := ik.keys[issuer]; ok {
+		return k
+	}
+	if ik.keys == nil || len(ik.keys) >= maxIssuerKeys {
+		ik.keys = map[*x509.Certificate]string{}
+	}
+	k := issuerKey(issuer)
+	ik.keys[issuer] = k
+	return k
 }
 
 // NewChecker returns a Checker whose cache is kept in the folder
@@ -252,10 +279,19 @@ func (c *Checker) CheckChain(ctx context.Context, chain []*x509.Certificate, at 
 // revoked status is kept; an unknown one is not, so the next check tries
 // again.
 func (c *Checker) Check(ctx context.Context, cert, issuer *x509.Certificate, at time.Time) CertStatus {
-	key := statusKey(issuer, cert.SerialNumber)
+	key := c.keys.of(issuer) + "-" + serialHex(cert.SerialNumber)
 	if st, ok := c.mem.get(key, at); ok {
 		st.Cached = true
 		return st
+	}
+	// The folder is read without waiting for a fetch in flight: a read is
+	// cheap, and any number may run at once.
+	if c.disk != nil {
+		if st, ok := c.disk.get(key, at); ok {
+			c.mem.put(key, st, at)
+			st.Cached = true
+			return st
+		}
 	}
 	// The fetch outlives a caller that gives up (the others may still
 	// wait for it), but not the caller's deadline.
@@ -264,13 +300,6 @@ func (c *Checker) Check(ctx context.Context, cert, issuer *x509.Certificate, at 
 		if st, ok := c.mem.get(key, at); ok {
 			st.Cached = true
 			return st, nil
-		}
-		if c.disk != nil {
-			if st, ok := c.disk.get(key, at); ok {
-				c.mem.put(key, st, at)
-				st.Cached = true
-				return st, nil
-			}
 		}
 		qctx, cancel := context.WithTimeout(fctx, c.opts.CheckTimeout)
 		if d, ok := ctx.Deadline(); ok {
@@ -342,11 +371,16 @@ func serialKey(n *big.Int) string {
 }
 
 // statusKey is the cache key of a certificate: its issuer's key, "-",
-// its serial number in hex ("n" first when negative).
+// its serial number in hex (serialHex).
 func statusKey(issuer *x509.Certificate, serial *big.Int) string {
+	return issuerKey(issuer) + "-" + serialHex(serial)
+}
+
+// serialHex is a serial number in hex, "n" first when negative.
+func serialHex(serial *big.Int) string {
 	s := hex.EncodeToString(serial.Bytes())
 	if serial.Sign() < 0 {
 		s = "n" + s
 	}
-	return issuerKey(issuer) + "-" + s
+	return s
 }
