@@ -33,9 +33,14 @@
 //  7. Identity (RFC 8550 §3): an address of the certificate (SAN rfc822Name,
 //     or the subject emailAddress when there is no SAN address) equals the
 //     From address.
-//  8. Store: the certificate is handed to a [CertStore].
+//  8. Revocation (opt-in, [Options].RevocationMode): no certificate of the
+//     chain is revoked, says its issuer's OCSP responder or CRL, asked
+//     through [Options].Revocation (package verify/revocation); an unknown
+//     status passes with a warning (soft) or is a temporary failure (hard).
+//  9. Store: the certificate is handed to a [CertStore].
 //
-// The pipeline takes its clock, DKIM key lookup, trust roots, certificate
-// store and logger as [Options]; it has no global state and touches neither
-// the network nor the file system except through them.
+// The pipeline takes its clock, DKIM key lookup, trust roots, revocation
+// checker, certificate store and logger as [Options]; it has no global
+// state and touches neither the network nor the file system except through
+// them.
 package verify
