@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io/fs"
 	"net/http"
 	"net/url"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/certharvest/certharvest/internal/pgtest"
 	"github.com/certharvest/certharvest/internal/testfs"
+	"github.com/certharvest/certharvest/output/pgstore"
 )
 
 // The binary with the PostgreSQL store (--store): a private PostgreSQL
@@ -238,15 +240,18 @@ func TestStoreMigrateAndServeRefuses(t *testing.T) {
 	if r.code != 1 || !strings.Contains(r.stderr, "the database has no certharvest tables: create them with `certharvest store migrate --store URL`") {
 		t.Errorf("serve on an empty database: exit %d\n%s", r.code, r.stderr)
 	}
-	if r := runBinary(t, "store", "migrate", "--store-file", file); r.code != 0 || !strings.Contains(r.stdout, "schema migrated from version 0 to 1") {
+	// The versions as this certharvest knows them: its last migration, and
+	// one more.
+	v := pgstore.SchemaVersion()
+	if r := runBinary(t, "store", "migrate", "--store-file", file); r.code != 0 || !strings.Contains(r.stdout, fmt.Sprintf("schema migrated from version 0 to %d", v)) {
 		t.Fatalf("store migrate: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
-	if r := runBinary(t, "store", "migrate", "--store-file", file); r.code != 0 || !strings.Contains(r.stdout, "schema version 1, this certharvest's: nothing to do") {
+	if r := runBinary(t, "store", "migrate", "--store-file", file); r.code != 0 || !strings.Contains(r.stdout, fmt.Sprintf("schema version %d, this certharvest's: nothing to do", v)) {
 		t.Errorf("store migrate again: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
-	execSQL(t, url, "INSERT INTO certharvest_schema (version, name) VALUES (2, '0002_future')")
+	execSQL(t, url, fmt.Sprintf("INSERT INTO certharvest_schema (version, name) VALUES (%d, 'future')", v+1))
 	r = runBinary(t, serve...)
-	if r.code != 1 || !strings.Contains(r.stderr, "schema is version 2, newer than this certharvest knows (1)") {
+	if r.code != 1 || !strings.Contains(r.stderr, fmt.Sprintf("schema is version %d, newer than this certharvest knows (%d)", v+1, v)) {
 		t.Errorf("serve on a newer schema: exit %d\n%s", r.code, r.stderr)
 	}
 	if r := runBinary(t, "store", "migrate", "--store-file", file); r.code != 1 || !strings.Contains(r.stderr, "newer than this certharvest knows") {
