@@ -14,6 +14,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -315,6 +316,27 @@ func (x *Exchange) ReadMessage() (*MessageWriter, error) {
 		return nil, err
 	}
 	return x.stage, nil
+}
+
+// ReadMessageFrom receives a message the request only points to (an SES
+// notification's S3 object) from r, as ReadMessage receives a body: into
+// a writer of the sink's, within the memory budget or else in a file of
+// the sink's, its header counted against HeaderLimits. The caller bounds
+// r's size and time. The writer is discarded at End unless delivered. A
+// failure of the sink is answered by Fail (503); r's own error is returned
+// as it is, for the caller to answer.
+func (x *Exchange) ReadMessageFrom(r io.Reader) (*MessageWriter, error) {
+	limits := x.in.opts.HeaderLimits
+	w := x.in.sink.NewWriter(MessageWriterOptions{Budget: x.in.opts.Budget, Header: &limits})
+	x.release = append(x.release, w.Close)
+	_, err := w.ReadFrom(r)
+	if w.Err() != nil {
+		return nil, &spoolError{w.Err()}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return w, nil
 }
 
 // spoolError is a failure of the sink to hold a body: its fault, not the

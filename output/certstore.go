@@ -3,14 +3,11 @@ package output
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"crypto/x509"
-	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -22,9 +19,12 @@ import (
 	"github.com/certharvest/certharvest/verify"
 )
 
-// CertStore keeps the current certificate of each address as
-// <dir>/<address>.crt, and every certificate it replaced as
-// <dir>/history/<address>/<sha256>.crt. It is safe for concurrent use.
+// CertStore keeps the current certificate of each address, the one to
+// encrypt to, as <dir>/<address>.crt; the address's signing certificate,
+// when it is another, as <dir>/<address>.sign.crt; the sender's
+// SMIMECapabilities as <dir>/<address>.caps; and every certificate it
+// replaced as <dir>/history/<address>/<sha256>.crt (certstore_set.go). It
+// is safe for concurrent use.
 //
 // A certificate is durable when Store returns, and a crash leaves each file
 // with its old content or its new content, never a mix (see
@@ -147,6 +147,9 @@ func (s *CertStore) Path(addr string) (string, error) {
 	if norm != addr {
 		return "", fmt.Errorf("%w %q: not normalised", verify.ErrInvalidAddress, addr)
 	}
+	if err := CheckStorable(addr); err != nil {
+		return "", err
+	}
 	return filepath.Join(s.dir, addr+".crt"), nil
 }
 
@@ -155,7 +158,7 @@ func (s *CertStore) Path(addr string) (string, error) {
 // not read: a *NotRegularError.
 func (s *CertStore) Load(addr string) (*x509.Certificate, error) {
 	if _, err := s.Path(addr); err != nil {
-		return nil, err
+		return nil, notStored(err)
 	}
 	data, err := rootFolder(s.dir).readFile(addr + ".crt")
 	if err != nil {
@@ -173,8 +176,8 @@ func (s *CertStore) Addresses() ([]string, error) {
 	var addrs []string
 	for _, e := range entries {
 		name, ok := strings.CutSuffix(e.Name(), ".crt")
-		if !ok || !e.Type().IsRegular() {
-			continue
+		if !ok || !e.Type().IsRegular() || CheckStorable(name) != nil {
+			continue // <address>.sign.crt is no address's
 		}
 		if norm, err := verify.NormalizeAddress(name); err == nil && norm == name {
 			addrs = append(addrs, name)
@@ -198,108 +201,10 @@ func parsePEMCertificate(data []byte) (*x509.Certificate, error) {
 	return x509.ParseCertificate(block.Bytes)
 }
 
-// Store makes cert the current certificate of addr, unless that is already
-// the case (ActionUnchanged) or cert's NotBefore is not strictly later than
-// the current one's (ActionKeptExisting: an old message replayed must not
-// roll an address back to an older key). A tie keeps the current
-// certificate: CAs often truncate NotBefore to the day and a user may
-// re-key the same day, and if a tie replaced it, replaying the messages of
-// two such certificates in turn would flip the address between their keys.
+// Store is StoreSet with cert alone: the certificate to encrypt to, which
+// signs too, and no capabilities.
 func (s *CertStore) Store(ctx context.Context, addr string, cert *x509.Certificate) (verify.StoreResult, error) {
-	path, err := s.Path(addr)
-	if err != nil {
-		return verify.StoreResult{}, err
-	}
-	unlock, err := s.lock(addr)
-	if err != nil {
-		return verify.StoreResult{}, err
-	}
-	defer unlock()
-	if err := ctx.Err(); err != nil {
-		return verify.StoreResult{}, err
-	}
-
-	root, name := rootFolder(s.dir), filepath.Base(path) // <addr>.crt
-	// Not through a link (certdir.go): the current certificate is kept in
-	// the history, and a link would have it copy any file there.
-	old, err := root.readFile(name)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		old = nil
-	case err != nil:
-		return verify.StoreResult{}, fmt.Errorf("reading the current certificate: %w", err)
-	}
-	if old == nil {
-		// An address whose certificate revalidate retired takes only a
-		// later one (certstore_retire.go).
-		if floor, ok, err := retiredFloor(root, addr); err != nil {
-			return verify.StoreResult{}, fmt.Errorf("reading the retired certificates: %w", err)
-		} else if ok && !cert.NotBefore.After(floor) {
-			return verify.StoreResult{Action: verify.ActionKeptExisting, Path: path}, nil
-		}
-	}
-	if old != nil && holdsCertificate(old, cert) {
-		// The same certificate again (a message reprocessed, a sender
-		// writing twice): known without parsing it.
-		return verify.StoreResult{Action: verify.ActionUnchanged, Path: path}, nil
-	}
-	var hist *tempFile // group commit: the replaced certificate, for the history
-	var histDir folder // history/<addr>/, open until the history file is placed
-	defer func() { histDir.close() }()
-	if old != nil {
-		current, err := parsePEMCertificate(old)
-		switch {
-		case err != nil:
-			// Not ours, or damaged: keep it in the history and replace it.
-		case bytes.Equal(current.Raw, cert.Raw):
-			return verify.StoreResult{Action: verify.ActionUnchanged, Path: path}, nil
-		case !cert.NotBefore.After(current.NotBefore):
-			return verify.StoreResult{Action: verify.ActionKeptExisting, Path: path}, nil
-		}
-		sum := sha256.Sum256(old)
-		if current != nil {
-			sum = sha256.Sum256(current.Raw)
-		}
-		if histDir, err = historyFolder(root, addr); err != nil {
-			return verify.StoreResult{}, fmt.Errorf("history folder: %w", err)
-		}
-		histName := hex.EncodeToString(sum[:]) + ".crt"
-		if s.group != nil {
-			hist, err = writeTemp(histDir, histName, old, 0o644, s.unnamed)
-			if err != nil {
-				return verify.StoreResult{}, fmt.Errorf("keeping the replaced certificate: %w", err)
-			}
-		} else if err := writeFileAtomicIn(histDir, histName, old, 0o644); err != nil {
-			return verify.StoreResult{}, fmt.Errorf("keeping the replaced certificate: %w", err)
-		}
-	}
-	data := EncodeCertificatePEM(cert)
-	if s.group == nil {
-		if err := writeFileAtomicIn(root, name, data, 0o644); err != nil {
-			return verify.StoreResult{}, err
-		}
-		return verify.StoreResult{Action: verify.ActionStored, Path: path, Bytes: len(data)}, nil
-	}
-	// Group commit: the history file (first) and the certificate are
-	// renamed into place together once durable. The address's lock is held
-	// until then, so the next Store for it reads the new file.
-	cur, err := writeTemp(root, name, data, 0o644, s.unnamed)
-	if err != nil {
-		hist.discard()
-		return verify.StoreResult{}, err
-	}
-	req := &commitRequest{files: []*tempFile{cur}}
-	if hist != nil {
-		req.files = []*tempFile{hist, cur}
-	}
-	s.group.Do(req, commitGroup)
-	if err := req.err; err != nil {
-		if hist != nil && req.failed == hist {
-			return verify.StoreResult{}, fmt.Errorf("keeping the replaced certificate: %w", err)
-		}
-		return verify.StoreResult{}, err
-	}
-	return verify.StoreResult{Action: verify.ActionStored, Path: path, Bytes: len(data)}, nil
+	return s.StoreSet(ctx, addr, verify.CertSet{Encryption: cert})
 }
 
 // lock takes the locks of addr's stripe: its mutex, then its lock file, for

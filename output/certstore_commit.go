@@ -145,9 +145,10 @@ func (t *tempFile) discard() {
 }
 
 // commitRequest is the files of one Store, to be made durable and renamed
-// into place in order.
+// into place step by step: the files of a step together, one folder sync
+// for them, and the next step only once they are durably in place.
 type commitRequest struct {
-	files  []*tempFile
+	steps  [][]*tempFile
 	err    error
 	failed *tempFile // the file err is about
 }
@@ -159,16 +160,18 @@ func (r *commitRequest) fail(t *tempFile, err error) {
 }
 
 // commitGroup makes the files of a group durable, renames them into place
-// and syncs their folders, as writeFileAtomicIn does for one file. The files
-// of a request are renamed in rounds: its second file (the certificate) is
-// renamed only once its first (the history copy of the one it replaces) is
-// durably in place, as when each is written by writeFileAtomicIn.
+// and syncs their folders, as writeFileAtomicIn does for one file. The steps
+// of a request are renamed in rounds: its certificates are renamed only
+// once the history copies of those they replace are durably in place, as
+// when each is written by writeFileAtomicIn.
 func commitGroup(group []*commitRequest) {
 	var files []*tempFile
 	rounds := 0
 	for _, r := range group {
-		files = append(files, r.files...)
-		rounds = max(rounds, len(r.files))
+		for _, step := range r.steps {
+			files = append(files, step...)
+		}
+		rounds = max(rounds, len(r.steps))
 	}
 	// The data first: a crash must not leave a renamed file without its
 	// content.
@@ -178,19 +181,21 @@ func commitGroup(group []*commitRequest) {
 			synced = true
 			if err != nil {
 				for _, r := range group {
-					r.fail(r.files[0], fmt.Errorf("syncing %s: %w", r.files[0].path(), err))
+					r.fail(r.steps[0][0], fmt.Errorf("syncing %s: %w", r.steps[0][0].path(), err))
 				}
 			}
 		}
 	}
 	if !synced {
 		for _, r := range group {
-			for _, t := range r.files {
-				if r.err != nil {
-					break
-				}
-				if err := t.f.Sync(); err != nil {
-					r.fail(t, fmt.Errorf("syncing %s: %w", t.path(), err))
+			for _, step := range r.steps {
+				for _, t := range step {
+					if r.err != nil {
+						break
+					}
+					if err := t.f.Sync(); err != nil {
+						r.fail(t, fmt.Errorf("syncing %s: %w", t.path(), err))
+					}
 				}
 			}
 		}
@@ -201,27 +206,28 @@ func commitGroup(group []*commitRequest) {
 		dirs := map[string][]*commitRequest{}
 		var order []folder
 		for _, r := range group {
-			if round >= len(r.files) {
+			if round >= len(r.steps) {
 				continue
 			}
-			t := r.files[round]
-			if r.err != nil {
-				t.discard()
-				continue
+			for _, t := range r.steps[round] {
+				if r.err != nil {
+					t.discard()
+					continue
+				}
+				if err := t.place(); err != nil {
+					r.fail(t, err)
+					continue
+				}
+				if _, ok := dirs[t.dir.path]; !ok {
+					order = append(order, t.dir)
+				}
+				dirs[t.dir.path] = append(dirs[t.dir.path], r)
 			}
-			if err := t.place(); err != nil {
-				r.fail(t, err)
-				continue
-			}
-			if _, ok := dirs[t.dir.path]; !ok {
-				order = append(order, t.dir)
-			}
-			dirs[t.dir.path] = append(dirs[t.dir.path], r)
 		}
 		for _, dir := range order {
 			if err := dir.sync(); err != nil {
 				for _, r := range dirs[dir.path] {
-					r.fail(r.files[round], err)
+					r.fail(r.steps[round][0], err)
 				}
 			}
 		}

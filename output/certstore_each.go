@@ -14,12 +14,20 @@ import (
 	"time"
 )
 
-// StoredCertificate is an address's current certificate and when the
-// store stored it.
+// StoredCertificate is an address's current certificate (the one to
+// encrypt to) and when the store stored it. LoadStored also gives the
+// signing certificate, when it is another, and the sender's capabilities;
+// Each leaves them out.
 type StoredCertificate struct {
 	Address  string
 	Cert     *x509.Certificate
 	StoredAt time.Time
+	// Signing is the address's signing certificate when it is not Cert
+	// (<address>.sign.crt); nil otherwise.
+	Signing *x509.Certificate
+	// Capabilities are the sender's SMIMECapabilities, kept with Cert
+	// (<address>.caps); nil when none were recorded.
+	Capabilities []string
 }
 
 // EachFunc is what Each calls with each address's current certificate, or

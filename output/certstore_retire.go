@@ -35,14 +35,27 @@ type Retirement struct {
 	At time.Time `json:"retired_at"`
 }
 
-// retiredRecord is a history's .revoked file: the retirement, and the
-// certificate's NotBefore, which bounds what may be stored after it.
+// retiredRecord is a history's .revoked file: the retirement, the
+// certificate's NotBefore, which bounds what may be stored after it, and
+// the kind it bounds (As).
 type retiredRecord struct {
 	Address   string    `json:"address"`
 	SHA256    string    `json:"sha256"`
 	NotBefore time.Time `json:"not_before"`
+	// As is what the certificate was to its address: RetiredBoth (the
+	// certificate to encrypt to, which signed too), RetiredEncryption or
+	// RetiredSigning (a dual-key sender's). "" reads as RetiredBoth.
+	As string `json:"retired_as,omitempty"`
 	Retirement
 }
+
+// What a retired certificate was to its address, and so which of its
+// kinds its NotBefore bounds afterwards.
+const (
+	RetiredBoth       = "both"       // <address>.crt, without <address>.sign.crt
+	RetiredEncryption = "encryption" // <address>.crt, beside <address>.sign.crt
+	RetiredSigning    = "signing"    // <address>.sign.crt
+)
 
 // retiredSuffix ends the name of a retirement's file in an address's
 // history folder, beside the certificate's <sha256>.crt.
@@ -51,20 +64,28 @@ const retiredSuffix = ".revoked"
 // maxRetiredFile bounds a .revoked file read back.
 const maxRetiredFile = 4 << 10
 
-// Retire moves cert, the current certificate of addr, to the history, as
-// a replaced one (history/<addr>/<sha256>.crt) with why beside it
-// (<sha256>.revoked, JSON), and leaves addr without a current
-// certificate. It reports false, and does nothing, when cert is no longer
-// addr's current certificate (a newer one arrived meanwhile).
+// Retire moves cert, a current certificate of addr, to the history, as a
+// replaced one (history/<addr>/<sha256>.crt) with why beside it
+// (<sha256>.revoked, JSON). cert is either:
 //
-// The rollback guard holds across it: Store takes for addr only a
-// certificate with a NotBefore strictly later than the retired one's
-// (retiredFloor), so a replayed old message brings back neither the
-// revoked certificate nor an older one.
+//   - the certificate to encrypt to (<addr>.crt): addr is left without a
+//     current certificate; its capabilities go, and a signing certificate
+//     kept beside it goes to the history too (replaced, not revoked);
+//   - the signing certificate kept beside it (<addr>.sign.crt): only that
+//     file goes, and <addr>.crt stays, the certificate to encrypt to.
 //
-// The history files are durable before the current certificate is
-// removed, and the removal when Retire returns. It holds the address's
-// lock, as Store does.
+// It reports false, and does nothing, when cert is neither (a newer one
+// arrived meanwhile).
+//
+// The rollback guard holds across it: StoreSet takes as a kind of
+// certificate cert was (RetiredBoth, RetiredEncryption, RetiredSigning)
+// only one with a NotBefore strictly later than cert's (retiredFloors),
+// so a replayed old message brings back neither the revoked certificate
+// nor an older one.
+//
+// The history files are durable before the current ones are removed, and
+// the removal when Retire returns. It holds the address's lock, as
+// StoreSet does.
 func (s *CertStore) Retire(ctx context.Context, addr string, cert *x509.Certificate, why Retirement) (bool, error) {
 	path, err := s.Path(addr)
 	if err != nil {
@@ -78,14 +99,35 @@ func (s *CertStore) Retire(ctx context.Context, addr string, cert *x509.Certific
 	if err := ctx.Err(); err != nil {
 		return false, err
 	}
-	root, name := rootFolder(s.dir), filepath.Base(path)
-	current, err := root.readFile(name)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return false, nil
-	case err != nil:
+	root := rootFolder(s.dir)
+	encName, signName := filepath.Base(path), addr+SignSuffix
+	enc, err := readCurrent(root, encName)
+	if err != nil {
 		return false, fmt.Errorf("reading the current certificate: %w", err)
-	case !holdsCertificate(current, cert):
+	}
+	var sign Current
+	if len(signName) <= maxNameBytes {
+		if sign, err = readCurrent(root, signName); err != nil {
+			return false, fmt.Errorf("reading the current signing certificate: %w", err)
+		}
+	}
+	var as string
+	var current []byte  // cert's file
+	var replaced []byte // the signing certificate that goes with it
+	var remove []string // the files that go
+	switch {
+	case enc.Data != nil && holdsCertificate(enc.Data, cert):
+		as, current, remove = RetiredBoth, enc.Data, []string{encName}
+		if sign.Data != nil {
+			as, replaced = RetiredEncryption, sign.Data
+			remove = append(remove, signName)
+		}
+		if len(addr+CapsSuffix) <= maxNameBytes {
+			remove = append(remove, addr+CapsSuffix)
+		}
+	case sign.Data != nil && holdsCertificate(sign.Data, cert):
+		as, current, remove = RetiredSigning, sign.Data, []string{signName}
+	default:
 		return false, nil
 	}
 	histDir, err := historyFolder(root, addr)
@@ -95,9 +137,14 @@ func (s *CertStore) Retire(ctx context.Context, addr string, cert *x509.Certific
 	defer histDir.close()
 	sum := sha256.Sum256(cert.Raw)
 	base := hex.EncodeToString(sum[:])
-	rec, err := json.Marshal(retiredRecord{Address: addr, SHA256: base, NotBefore: cert.NotBefore.UTC(), Retirement: why})
+	rec, err := json.Marshal(retiredRecord{Address: addr, SHA256: base, NotBefore: cert.NotBefore.UTC(), As: as, Retirement: why})
 	if err != nil {
 		return false, err
+	}
+	if replaced != nil {
+		if err := writeFileAtomicIn(histDir, sign.sum()+".crt", replaced, 0o644); err != nil {
+			return false, fmt.Errorf("keeping the replaced signing certificate: %w", err)
+		}
 	}
 	if err := writeFileAtomicIn(histDir, base+".crt", current, 0o644); err != nil {
 		return false, fmt.Errorf("keeping the retired certificate: %w", err)
@@ -105,9 +152,11 @@ func (s *CertStore) Retire(ctx context.Context, addr string, cert *x509.Certific
 	if err := writeFileAtomicIn(histDir, base+retiredSuffix, append(rec, '\n'), 0o644); err != nil {
 		return false, fmt.Errorf("keeping why the certificate was retired: %w", err)
 	}
-	root.remove(name)
-	if _, err := root.readFile(name); !errors.Is(err, fs.ErrNotExist) {
-		return false, fmt.Errorf("removing %s: it is still there (%v)", path, err)
+	for _, name := range remove {
+		root.remove(name)
+	}
+	if _, err := root.readFile(remove[0]); !errors.Is(err, fs.ErrNotExist) { // cert's own file
+		return false, fmt.Errorf("removing %s: it is still there (%v)", filepath.Join(s.dir, remove[0]), err)
 	}
 	if err := root.sync(); err != nil {
 		return false, err
@@ -162,21 +211,25 @@ func (s *CertStore) RetiredAddresses() ([]string, error) {
 	return addrs, nil
 }
 
-// retiredFloor returns the latest NotBefore of the certificates retired
-// from addr, and whether there is one: Store stores for an address whose
-// current certificate was retired only a strictly later one.
-func retiredFloor(root folder, addr string) (time.Time, bool, error) {
+// retiredFloors returns the latest NotBefore of the certificates retired
+// from addr as certificates to encrypt to (RetiredBoth, RetiredEncryption)
+// and as signing certificates (RetiredBoth, RetiredSigning), zero for
+// none: StoreSet stores as a kind without a current certificate only a
+// strictly later one (Current.Floor).
+func retiredFloors(root folder, addr string) (enc, sign time.Time, err error) {
 	recs, err := retiredRecords(root, addr)
 	if err != nil {
-		return time.Time{}, false, err
+		return time.Time{}, time.Time{}, err
 	}
-	var floor time.Time
 	for _, r := range recs {
-		if r.NotBefore.After(floor) {
-			floor = r.NotBefore
+		if r.As != RetiredSigning && r.NotBefore.After(enc) {
+			enc = r.NotBefore
+		}
+		if r.As != RetiredEncryption && r.NotBefore.After(sign) {
+			sign = r.NotBefore
 		}
 	}
-	return floor, len(recs) > 0, nil
+	return enc, sign, nil
 }
 
 // retiredRecords reads the .revoked files of addr's history folder.

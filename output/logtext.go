@@ -69,7 +69,7 @@ func (h *LogHandler) WithGroup(name string) slog.Handler {
 // Handle implements slog.Handler.
 func (h *LogHandler) Handle(_ context.Context, r slog.Record) error {
 	bp := logBufPool.Get().(*[]byte)
-	b := h.appendRecord((*bp)[:0], r, h.id, "")
+	b := h.appendRecord((*bp)[:0], &r, h.id, "", nil)
 	h.mu.Lock()
 	_, err := h.w.Write(b)
 	h.mu.Unlock()
@@ -105,12 +105,15 @@ func (h *LogHandler) HandleStory(_ context.Context, id, prefix string, records [
 func (h *LogHandler) writeRecords(records []slog.Record, id, prefix string) error {
 	bp := logBufPool.Get().(*[]byte)
 	b := (*bp)[:0]
-	for i, r := range records {
+	// The records of a story are usually of one second: its time stamp's
+	// date and time are formatted once.
+	var stamps stampCache
+	for i := range records {
 		p := prefix
 		if i == 0 {
 			p = ""
 		}
-		b = h.appendRecord(b, r, id, p)
+		b = h.appendRecord(b, &records[i], id, p, &stamps) // a record is 288 bytes: not copied
 	}
 	h.mu.Lock()
 	_, err := h.w.Write(b)
@@ -129,13 +132,18 @@ var logBufPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return 
 const timeLayout = "2006-01-02T15:04:05.000Z"
 
 // appendRecord appends the line of a record: id is the message id unless
-// the record has its own, and prefix is written before the message.
-func (h *LogHandler) appendRecord(b []byte, r slog.Record, id, prefix string) []byte {
+// the record has its own, and prefix is written before the message. stamps,
+// if not nil, keeps the time stamp's second from one record to the next.
+func (h *LogHandler) appendRecord(b []byte, r *slog.Record, id, prefix string, stamps *stampCache) []byte {
 	t := r.Time
 	if t.IsZero() {
 		t = time.Now()
 	}
-	b = appendTimestamp(b, t)
+	if stamps != nil {
+		b = stamps.append(b, t)
+	} else {
+		b = appendTimestamp(b, t)
+	}
 	b = append(b, ' ')
 	level := r.Level.String()
 	b = append(b, level...)
@@ -199,6 +207,33 @@ func appendTimestamp(b []byte, t time.Time) []byte {
 	return append(b, 'Z')
 }
 
+// stampCache appends time stamps as appendTimestamp does, keeping the
+// part before the milliseconds ("2006-01-02T15:04:05.") of the last one:
+// for another time of the same second only the milliseconds are
+// formatted.
+type stampCache struct {
+	sec    int64    // the Unix second of prefix
+	prefix [32]byte // prefix[:n]: the time stamp of sec up to its "."
+	n      int      // 0: nothing kept
+}
+
+func (c *stampCache) append(b []byte, t time.Time) []byte {
+	sec := t.Unix()
+	if c.n > 0 && sec == c.sec {
+		b = append(b, c.prefix[:c.n]...)
+		b = appendDigits(b, t.Nanosecond()/1e6, 3)
+		return append(b, 'Z')
+	}
+	start := len(b)
+	b = appendTimestamp(b, t)
+	// Whatever the year's width, the stamp ends in ".000Z"; what comes
+	// before depends on the second alone.
+	if n := len(b) - start - len(".000Z"); n > 0 && n < len(c.prefix) {
+		c.sec, c.n = sec, copy(c.prefix[:], b[start:start+n+1])
+	}
+	return b
+}
+
 // appendDigits appends the n last decimal digits of v >= 0, zero padded.
 func appendDigits(b []byte, v, n int) []byte {
 	start := len(b)
@@ -249,10 +284,7 @@ func appendAttr(b []byte, prefix string, a slog.Attr) []byte {
 func appendEscaped(b []byte, s string) []byte {
 	for len(s) > 0 {
 		// Printable ASCII, the usual case, as it is.
-		i := 0
-		for i < len(s) && s[i] >= 0x20 && s[i] < 0x7f {
-			i++
-		}
+		i := printableASCII(s)
 		b = append(b, s[:i]...)
 		s = s[i:]
 		if len(s) == 0 {
@@ -272,6 +304,48 @@ func appendEscaped(b []byte, s string) []byte {
 	return b
 }
 
+// printableASCII returns the length of the run of printable ASCII bytes
+// (0x20 to 0x7e) at the start of s, looking at eight bytes at a time.
+func printableASCII(s string) int {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		w := s[i : i+8] // one bounds check, and the bytes load as one word
+		x := uint64(w[0]) | uint64(w[1])<<8 | uint64(w[2])<<16 | uint64(w[3])<<24 |
+			uint64(w[4])<<32 | uint64(w[5])<<40 | uint64(w[6])<<48 | uint64(w[7])<<56
+		// A byte below 0x20 (exact for a bound of at most 0x80), or one
+		// of 0x7f or above (its high bit set, or set by adding one; a
+		// carry out of 0xff comes from a byte found already).
+		if (x-0x20*ones)&^x&highs != 0 || (x|(x+ones))&highs != 0 {
+			break
+		}
+	}
+	for i < len(s) && s[i] >= 0x20 && s[i] < 0x7f {
+		i++
+	}
+	return i
+}
+
+// plainASCII returns a length of a prefix of s, a multiple of eight bytes,
+// in which every byte is printable ASCII other than a space, a quote and
+// '=': what needsQuoting need not look at one by one.
+func plainASCII(s string) int {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	hasZero := func(v uint64) bool { return (v-ones)&^v&highs != 0 }
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		w := s[i : i+8]
+		x := uint64(w[0]) | uint64(w[1])<<8 | uint64(w[2])<<16 | uint64(w[3])<<24 |
+			uint64(w[4])<<32 | uint64(w[5])<<40 | uint64(w[6])<<48 | uint64(w[7])<<56
+		// A byte up to a space, or of 0x7f or above (as printableASCII),
+		// or a quote, or '='.
+		if (x-0x21*ones)&^x&highs != 0 || (x|(x+ones))&highs != 0 || hasZero(x^'"'*ones) || hasZero(x^'='*ones) {
+			break
+		}
+	}
+	return i
+}
+
 // appendHexEscape appends \xNN.
 func appendHexEscape(b []byte, c byte) []byte {
 	const hex = "0123456789abcdef"
@@ -283,7 +357,7 @@ func needsQuoting(s string) bool {
 		return true
 	}
 	ascii := true
-	for i := 0; i < len(s); i++ {
+	for i := plainASCII(s); i < len(s); i++ {
 		c := s[i]
 		if c >= utf8.RuneSelf {
 			ascii = false

@@ -39,14 +39,24 @@ type Record struct {
 	Action       verify.Action      `json:"action,omitempty"`
 	DKIM         *verify.DKIMResult `json:"dkim,omitempty"`
 	Cert         *verify.CertInfo   `json:"cert,omitempty"`
-	CertFile     string             `json:"cert_file,omitempty"`
-	VerifiedAt   time.Time          `json:"verified_at"`
-	DurationMS   float64            `json:"duration_ms"`
+	// EncryptionCert is the certificate to encrypt to when it is not
+	// Cert, the signer's (a dual-key sender); Capabilities, the sender's
+	// SMIMECapabilities (verify.Result.Capabilities).
+	EncryptionCert *verify.CertInfo `json:"encryption_cert,omitempty"`
+	Capabilities   []string         `json:"capabilities,omitempty"`
+	CertFile       string           `json:"cert_file,omitempty"`
+	// SignCertFile is the signing certificate's file, kept beside
+	// CertFile when it is another certificate.
+	SignCertFile string    `json:"sign_cert_file,omitempty"`
+	VerifiedAt   time.Time `json:"verified_at"`
+	DurationMS   float64   `json:"duration_ms"`
 
-	// Revocation is what the revocation check found (--revocation), and
+	// Revocation is what the revocation check found (--revocation) for
+	// Cert's chain, EncryptionRevocation for EncryptionCert's, and
 	// Warnings what passed but deserves a look.
-	Revocation *verify.RevocationInfo `json:"revocation,omitempty"`
-	Warnings   []string               `json:"warnings,omitempty"`
+	Revocation           *verify.RevocationInfo `json:"revocation,omitempty"`
+	EncryptionRevocation *verify.RevocationInfo `json:"encryption_revocation,omitempty"`
+	Warnings             []string               `json:"warnings,omitempty"`
 }
 
 // Outcomes.
@@ -62,25 +72,27 @@ const (
 func NewRecord(m *verify.Message, res *verify.Result) *Record {
 	env := &m.Envelope
 	rec := &Record{
-		Time:         time.Now().UTC(),
-		ID:           res.ID,
-		Source:       env.Source,
-		Path:         m.Path,
-		MessageID:    res.MessageID,
-		EnvelopeFrom: env.EnvelopeFrom,
-		EnvelopeTo:   env.EnvelopeTo,
-		RemoteAddr:   env.RemoteAddr,
-		Context:      env.Extra,
-		From:         res.From,
-		Outcome:      OutcomeRejected,
-		Reason:       res.Reason,
-		Detail:       res.Detail,
-		DKIM:         res.DKIM,
-		Cert:         res.CertInfo,
-		VerifiedAt:   res.At.UTC(),
-		DurationMS:   float64(res.Duration.Microseconds()) / 1000,
-		Revocation:   res.Revocation,
-		Warnings:     res.Warnings,
+		Time:                 time.Now().UTC(),
+		ID:                   res.ID,
+		Source:               env.Source,
+		Path:                 m.Path,
+		MessageID:            res.MessageID,
+		EnvelopeFrom:         env.EnvelopeFrom,
+		EnvelopeTo:           env.EnvelopeTo,
+		RemoteAddr:           env.RemoteAddr,
+		Context:              env.Extra,
+		From:                 res.From,
+		Outcome:              OutcomeRejected,
+		Reason:               res.Reason,
+		Detail:               res.Detail,
+		DKIM:                 res.DKIM,
+		Cert:                 res.CertInfo,
+		Capabilities:         res.Capabilities,
+		VerifiedAt:           res.At.UTC(),
+		DurationMS:           float64(res.Duration.Microseconds()) / 1000,
+		Revocation:           res.Revocation,
+		Warnings:             res.Warnings,
+		EncryptionRevocation: res.EncRevocation,
 	}
 	if m.MboxIndex > 0 {
 		// A message of an mbox: its number and where it begins.
@@ -91,6 +103,10 @@ func NewRecord(m *verify.Message, res *verify.Result) *Record {
 		rec.Outcome = OutcomeAccepted
 		rec.Action = res.Action
 		rec.CertFile = res.CertFile
+		rec.SignCertFile = res.SignCertFile
+		if res.EncCert != nil && res.EncCert != res.Cert {
+			rec.EncryptionCert = res.EncCertInfo
+		}
 	}
 	return rec
 }
@@ -186,7 +202,7 @@ func (r *Report) Reopen() error {
 	// The lines from before the rotation go to the old file; those it
 	// cannot take stay gathered, for the new one.
 	var syncErr error
-	if r.flushTo(false) == nil {
+	if r.flushTo(false) == nil && r.regular {
 		syncErr = r.file.Sync()
 	}
 	r.file.Close()
@@ -227,7 +243,9 @@ func (r *Report) Sync() error {
 	if err := r.flushLocked(); err != nil {
 		return err
 	}
-	if r.file != nil {
+	// Only a regular file has anything to make durable: fsync on a
+	// character device (--report /dev/null) or a FIFO fails with EINVAL.
+	if r.file != nil && r.regular {
 		if err := r.file.Sync(); err != nil {
 			return fmt.Errorf("syncing report: %w", err)
 		}

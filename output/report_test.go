@@ -164,3 +164,26 @@ func TestRecordDKIMVia(t *testing.T) {
 		}
 	}
 }
+
+// TestReportToDevNull: a report sent to a character device (or a FIFO) is
+// written without an fsync, which such a file refuses (EINVAL): the run
+// must not fail on it.
+func TestReportToDevNull(t *testing.T) {
+	rep, err := OpenReport(os.DevNull)
+	if err != nil {
+		t.Skipf("no %s here: %v", os.DevNull, err)
+	}
+	m := &verify.Message{Path: "a.eml", Envelope: verify.Envelope{Source: "scan"}}
+	if err := rep.Write(NewRecord(m, &verify.Result{ID: "x", Reason: verify.ReasonNoSignature})); err != nil {
+		t.Fatal(err)
+	}
+	if err := rep.Sync(); err != nil {
+		t.Fatalf("Sync: %v", err)
+	}
+	if err := rep.Reopen(); err != nil {
+		t.Fatalf("Reopen: %v", err)
+	}
+	if err := rep.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+}

@@ -21,6 +21,16 @@
 #   CERTHARVEST=            a certharvest binary to measure instead of building
 #                           bin/certharvest (to compare two builds)
 #   SCAN_ARGS=              extra scan flags, e.g. "--log-level warn"
+#   SENDERS=                the N messages come from this many senders, each
+#                           with one certificate (gencorpus -senders): the
+#                           common case of a sender already known
+#   KNOWN=                  with SENDERS: 1 stores every sender's certificate
+#                           before each timed run (an untimed scan of the first
+#                           SENDERS messages), so that every certificate is
+#                           known and unchanged, as on a re-scan of an archive
+#   PROFILE=                strict, multipurpose or legacy: every certificate
+#                           claims that S/MIME BR profile, so that each new one
+#                           is linted by zlint (gencorpus -profile; cached apart)
 #   REVOCATION=             soft or hard: scan with --revocation and a warm cache.
 #                           The corpus's certificates then name an OCSP responder
 #                           and CRLs on 127.0.0.1:REVOCATION_PORT (8788), which
@@ -29,6 +39,7 @@
 #                           the outputs), which the timed runs read. "corpus": the
 #                           same corpus and responder without the flags, for a
 #                           build that has none (to compare with the same messages).
+#                           Not with SENDERS or PROFILE.
 #
 # The outputs of the runs are kept ($BENCH_DIR/out-*; delete them when done):
 # on ext4 without a journal, as here, creating files is much slower for one
@@ -55,14 +66,25 @@ if [[ -z ${CERTHARVEST:-} ]]; then
 	CERTHARVEST=bin/certharvest
 fi
 
-corpus=$BENCH_DIR/corpus-$N
+SENDERS=${SENDERS:-}
+KNOWN=${KNOWN:-}
+case $SENDERS in *[!0-9]* | 0) echo "$0: SENDERS must be a positive number" >&2; exit 2 ;; esac
+[[ -n $KNOWN && -z $SENDERS ]] && { echo "$0: KNOWN needs SENDERS" >&2; exit 2; }
+corpus=$BENCH_DIR/corpus-$N${SENDERS:+-senders-$SENDERS}
+profile=()
+case ${PROFILE:-} in
+'') ;;
+strict | multipurpose | legacy) corpus=$corpus-$PROFILE profile=(-profile "$PROFILE") ;;
+*) echo "PROFILE: want strict, multipurpose or legacy" >&2; exit 2 ;;
+esac
 gen=()
 REVOCATION=${REVOCATION:-}
 REVOCATION_PORT=${REVOCATION_PORT:-8788}
 case $REVOCATION in
 '') ;;
 soft | hard | corpus)
-	corpus=$BENCH_DIR/corpus-$N-revocation-$REVOCATION_PORT
+	[[ -n $SENDERS || -n ${PROFILE:-} ]] && { echo "$0: REVOCATION cannot be combined with SENDERS or PROFILE" >&2; exit 2; }
+	corpus=$corpus-revocation-$REVOCATION_PORT
 	gen=(-revocation "http://127.0.0.1:$REVOCATION_PORT")
 	;;
 *) echo "REVOCATION=$REVOCATION: want soft, hard or corpus" >&2; exit 2 ;;
@@ -71,7 +93,7 @@ if [[ ! -f $corpus/.complete ]]; then
 	echo "generating $N messages into $corpus (once; cached)" >&2
 	rm -rf "$corpus"
 	mkdir -p "$corpus"
-	go run ./scripts/gencorpus -bench "$N" "${gen[@]}" -out "$corpus" >&2
+	go run ./scripts/gencorpus -bench "$N" ${SENDERS:+-senders "$SENDERS"} "${profile[@]}" "${gen[@]}" -out "$corpus" >&2
 	touch "$corpus/.complete"
 fi
 
@@ -113,13 +135,21 @@ if [[ -n $REVOCATION ]]; then
 	fi
 fi
 
-echo "certharvest scan: $N messages, $RUNS runs, $(nproc) cores, $(go version | cut -d' ' -f3)${WORKERS:+, --workers $WORKERS}${REVOCATION:+, revocation $REVOCATION}"
+echo "certharvest scan: $N messages${SENDERS:+ from $SENDERS senders}${KNOWN:+, all known}${PROFILE:+ (S/MIME BR $PROFILE)}, $RUNS runs, $(nproc) cores, $(go version | cut -d' ' -f3)${WORKERS:+, --workers $WORKERS}${REVOCATION:+, revocation $REVOCATION}"
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo '?')"
 printf '%-6s %8s %10s %8s %8s %11s %10s\n' run wall_s msgs_per_s user_s sys_s cpu_us_msg maxrss_kB
 rates=() walls=() rsss=() users=() syss=() cpus=()
 for run in $(seq 1 "$RUNS"); do
 	dir=$out/run-$run
 	mkdir -p "$dir"
+	if [[ -n $KNOWN ]]; then
+		mkdir -p "$dir/known"
+		for ((i = 0; i < SENDERS; i++)); do
+			cp "$corpus/messages/$(printf 'bench-%06d.eml' "$i")" "$dir/known/"
+		done
+		"$CERTHARVEST" scan --quiet --trust "$corpus/trust.pem" --dkim-keys "$corpus/dkim-keys.txt" \
+			--at "$AT" --certs "$dir/certs" --report /dev/null --log /dev/null "$dir/known"
+	fi
 	sync # let earlier writes settle so that they are not timed here
 	cmd=("$CERTHARVEST" scan --quiet --trust "$corpus/trust.pem" --dkim-keys "$corpus/dkim-keys.txt"
 		--at "$AT" --certs "$dir/certs" --report "$dir/report.jsonl" --log "$dir/scan.log"
@@ -134,7 +164,7 @@ for run in $(seq 1 "$RUNS"); do
 	wall=$(awk -v s="$start" -v e="$end" 'BEGIN {printf "%.3f", e - s}')
 	accepted=$(grep -c '"outcome":"accepted"' "$dir/report.jsonl" || true)
 	stored=$(find "$dir/certs" -maxdepth 1 -name '*.crt' | wc -l)
-	if [[ $accepted != "$N" || $stored != "$N" ]]; then
+	if [[ $accepted != "$N" || $stored != "${SENDERS:-$N}" ]]; then
 		echo "run $run: $accepted of $N messages accepted, $stored certificates stored; see $dir" >&2
 		exit 1
 	fi

@@ -8,6 +8,12 @@
 #
 # Usage: scripts/bench-webhook.sh            # 32 connections, 10 s
 #        CONC=64 DURATION=30s scripts/bench-webhook.sh
+#        RATE=500 CONC=256 scripts/bench-webhook.sh
+# RATE makes the load an open loop (loadgen-webhook -rate): RATE requests a
+# second whatever the answers, on up to CONC connections, each latency
+# counted from when its request was due. Without it, a closed loop: CONC
+# connections back to back, which finds the saturation rate; then RATE at
+# half of it measures the latency a service has to spare.
 # BENCH_DIR picks where the Maildir lives: its file system's speed at fsync
 # and at creating files is much of the result. By default a new folder under
 # /var/tmp/certharvest-bench, kept afterwards (delete
@@ -19,6 +25,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 conc=${CONC:-32}
 duration=${DURATION:-10s}
+rate=${RATE:-}
+case $rate in *[!0-9.]*) echo "$0: RATE must be a number of requests per second" >&2; exit 2 ;; esac
 work=${BENCH_DIR:-$(mkdir -p /var/tmp/certharvest-bench && mktemp -d /var/tmp/certharvest-bench/webhook-XXXXXX)}
 mkdir -p "$work"
 sample=testdata/sample
@@ -46,7 +54,7 @@ done
 [ -n "$addr" ] || { echo "serve did not start:"; cat "$work/serve.log"; exit 1; }
 
 echo "machine: $(nproc) cores, $(go version | cut -d' ' -f3), Maildir on $(df -T "$work" | awk 'NR==2 {print $2}')"
-"$work/loadgen" -url "http://$addr/" -c "$conc" -d "$duration" -sample "$sample" | tee "$work/loadgen.out"
+"$work/loadgen" -url "http://$addr/" -c "$conc" -d "$duration" -sample "$sample" ${rate:+-rate "$rate"} | tee "$work/loadgen.out"
 ack=$(sed -n 's/^result .*acknowledged=\([0-9]*\).*/\1/p' "$work/loadgen.out")
 
 backlog=$(find "$work/Maildir/new" -type f | wc -l)

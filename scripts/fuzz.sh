@@ -15,7 +15,7 @@ dur=${1:-10m}
 logs=${2:-/tmp/certharvest-fuzz}
 mkdir -p "$logs"
 targets=()
-for pkg in ./verify ./ingest ./ingest/maildir ./cmd/certharvest; do
+for pkg in ./verify ./internal/dkimfast ./output ./ingest ./ingest/maildir ./cmd/certharvest; do
 	for t in $(go test -list '^Fuzz' "$pkg" | grep '^Fuzz'); do
 		targets+=("$pkg:$t")
 	done

@@ -49,7 +49,8 @@ const (
 
 // keyAbsence records, for one message, which DKIM key names were looked up
 // and found absent: no such name, no TXT record, not in the keys file. The
-// lookups of a message's signatures run concurrently (go-msgauth).
+// lookups of a message's signatures may run concurrently (go-msgauth's
+// verifier runs them so; internal/dkimfast one after the other).
 type keyAbsence struct {
 	mu      sync.Mutex
 	present map[string]bool // lower-cased name → found (or failed otherwise) at least once

@@ -30,6 +30,12 @@ type CertInfo struct {
 	NotAfter           time.Time `json:"not_after"`
 	Key                string    `json:"key"`
 	SignatureAlgorithm string    `json:"signature_algorithm"`
+	// Profile and Lint are set once the certificate's chain and address
+	// are verified (profile.go, docs/PROFILES.md): the S/MIME BR profile
+	// it claims, and zlint's findings for it (none: clean, or not linted,
+	// as with ProfileNone).
+	Profile Profile                `json:"profile,omitempty"`
+	Lint    map[string]LintFinding `json:"lint,omitempty"`
 }
 
 // DescribeCertificate summarises c.
@@ -72,6 +78,15 @@ func logCertificate(log *story, c *x509.Certificate, role string) {
 	if !log.enabled() {
 		return
 	}
+	if line := log.certificateLine(c); role != "" {
+		log.Info(line, "role", role)
+	} else {
+		log.Info(line)
+	}
+}
+
+// certificateLine is the message of logCertificate's line about c.
+func certificateLine(c *x509.Certificate) string {
 	var b strings.Builder
 	b.Grow(256)
 	b.WriteString("Certificate: subject email_address=[")
@@ -93,11 +108,7 @@ func logCertificate(log *story, c *x509.Certificate, role string) {
 	b.WriteString(",issuer={")
 	b.WriteString(FormatName(c.Issuer))
 	b.WriteString("}")
-	if role != "" {
-		log.Info(b.String(), "role", role)
-	} else {
-		log.Info(b.String())
-	}
+	return b.String()
 }
 
 // FormatName writes a distinguished name for people, most specific

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"runtime"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -34,6 +33,14 @@ func (p *Pipeline) verifyChain(signer *x509.Certificate, bag []*x509.Certificate
 	if signer.KeyUsage != 0 && signer.KeyUsage&(x509.KeyUsageDigitalSignature|x509.KeyUsageContentCommitment) == 0 {
 		return nil, fail(ReasonCertWrongEKU, "%q: key usage allows neither digitalSignature nor nonRepudiation", certName(signer))
 	}
+	return p.verifyPath(signer, bag, at, log)
+}
+
+// verifyPath is verifyChain without its checks of the leaf's own validity
+// and key usage: the path from leaf to a trusted root, for
+// emailProtection, for the signer's certificate and for the encryption
+// certificate (enccert.go) alike.
+func (p *Pipeline) verifyPath(signer *x509.Certificate, bag []*x509.Certificate, at time.Time, log *story) ([]*x509.Certificate, error) {
 	usable := make([]*x509.Certificate, 0, len(bag))
 	for _, c := range bag {
 		if c == signer {
@@ -83,7 +90,7 @@ func (p *Pipeline) verifyChain(signer *x509.Certificate, bag []*x509.Certificate
 	if log.enabled() {
 		names := make([]string, len(chain))
 		for i, c := range chain {
-			names[i] = strconv.Quote(certName(c))
+			names[i] = log.quotedName(c)
 		}
 		log.Info("chain verified: " + strings.Join(names, " <- "))
 	}

@@ -31,6 +31,19 @@ type signedCMS struct {
 	signers []*x509.Certificate
 	// bag is every certificate the CMS carries (RFC 5652 §5.1).
 	bag []*x509.Certificate
+	// signedAttrs are each signer's signed attributes, as its signature
+	// covers them (derSignerInfo.signedAttrs, DER on both paths); nil for
+	// a signer without any. smimeAttributes reads them.
+	signedAttrs [][]byte
+}
+
+// smimeAttributes returns the S/MIME attributes (smimeattrs.go) of the
+// i-th signer, from the signed attributes its verified signature covers.
+func (c *signedCMS) smimeAttributes(i int) smimeAttributes {
+	if i >= len(c.signedAttrs) {
+		return smimeAttributes{}
+	}
+	return readSMIMEAttributes(c.signedAttrs[i])
 }
 
 // parseCMS parses a CMS ContentInfo. The parser is hardened (see
@@ -144,7 +157,10 @@ func verifyCMSWithPKCS7(e *signedEntity, log *story) (*signedCMS, error) {
 			return nil, err
 		}
 	}
-	cms := &signedCMS{signers: signers, bag: p7.Certificates}
+	cms := &signedCMS{signers: signers, bag: p7.Certificates, signedAttrs: make([][]byte, len(infos))}
+	for i := range infos {
+		cms.signedAttrs[i] = infos[i].signedAttrs
+	}
 	logSignersVerified(log, cms.signers)
 	return cms, nil
 }

@@ -92,6 +92,7 @@ func fastVerifyCMS(e *signedEntity, certs *certCache) (cms *signedCMS, ok bool) 
 		return nil, false
 	}
 	signers := make([]*x509.Certificate, 0, len(sd.signers))
+	attrs := make([][]byte, 0, len(sd.signers))
 	for i := range sd.signers {
 		si := &sd.signers[i]
 		signer := findSigner(sd.certs, si)
@@ -99,8 +100,9 @@ func fastVerifyCMS(e *signedEntity, certs *certCache) (cms *signedCMS, ok bool) 
 			return nil, false
 		}
 		signers = append(signers, signer)
+		attrs = append(attrs, si.signedAttrs)
 	}
-	return &signedCMS{signers: signers, bag: sd.certs}, true
+	return &signedCMS{signers: signers, bag: sd.certs, signedAttrs: attrs}, true
 }
 
 func findSigner(certs []*x509.Certificate, si *derSignerInfo) *x509.Certificate {

@@ -33,11 +33,20 @@
 //  7. Identity (RFC 8550 §3): an address of the certificate (SAN rfc822Name,
 //     or the subject emailAddress when there is no SAN address) equals the
 //     From address.
-//  8. Revocation (opt-in, [Options].RevocationMode): no certificate of the
-//     chain is revoked, says its issuer's OCSP responder or CRL, asked
+//  8. Encryption certificate (RFC 8551 §2.5.3, RFC 8550 §4.4.2; enccert.go):
+//     the certificate an application can encrypt to, the one the
+//     SMIMEEncryptionKeyPreference signed attribute names, else the
+//     signer's when its key usage allows encryption, else another of the
+//     message for the From address that does; it passes the checks of 6
+//     and 7. The sender's SMIMECapabilities are read beside it
+//     (smimeattrs.go), from the signed attributes the signature covers.
+//  9. Revocation (opt-in, [Options].RevocationMode): no certificate of the
+//     signer's chain, nor of the encryption certificate's when it is
+//     another, is revoked, says its issuer's OCSP responder or CRL, asked
 //     through [Options].Revocation (package verify/revocation); an unknown
 //     status passes with a warning (soft) or is a temporary failure (hard).
-//  9. Store: the certificate is handed to a [CertStore].
+//  10. Store: the certificate to encrypt to, and the signer's when it is
+//     another, are handed to a [CertStore].
 //
 // The pipeline takes its clock, DKIM key lookup, trust roots, revocation
 // checker, certificate store and logger as [Options]; it has no global

@@ -45,7 +45,8 @@ func TestPipelineSMIMEKeySizeCap(t *testing.T) {
 			cert := mustCreate(t, &x509.Certificate{
 				SerialNumber: big.NewInt(int64(1000 + i)), Subject: pkix.Name{CommonName: addr},
 				EmailAddresses: []string{addr}, NotBefore: testcorpus.NotBefore, NotAfter: testcorpus.NotAfter,
-				KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageEmailProtection},
+				KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+				ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageEmailProtection},
 			}, f.Intermediate, key.Public(), f.IntermediateKey)
 			raw := signedWith(t, f, addr, cert, key, []*x509.Certificate{f.Intermediate})
 			p, store := newPipeline(t, f, nil)

@@ -3,6 +3,7 @@ package verify
 import (
 	"bytes"
 	"crypto/x509"
+	"encoding/pem"
 	"net/mail"
 	"os"
 	"path/filepath"
@@ -39,6 +40,8 @@ var opensslWant = map[string]struct {
 	"tampered-p256-detached":    {ReasonSignatureInvalid, "altered after signing"},
 	"tampered-p384-detached":    {ReasonSignatureInvalid, "altered after signing"},
 	"tampered-p521-detached":    {ReasonSignatureInvalid, "altered after signing"},
+	"signonly-rsa-detached":     {ReasonCertNoEncryption, `"signonly.rsa@example.com" (RSA-2048) allows no encryption (key usage: digitalSignature)`},
+	"signonly-p256-opaque":      {ReasonCertNoEncryption, `"signonly.p256@example.net" (ECDSA-P256) allows no encryption (key usage: digitalSignature)`},
 }
 
 // opensslVector is one OpenSSL-made message, as it will be verified.
@@ -115,6 +118,7 @@ func TestOpenSSLVectors(t *testing.T) {
 				t.Errorf("%s (%s), want ok for %s", a.Reason, a.Detail, v.from)
 			}
 			if !refused && a.Cert != nil {
+				checkOpenSSLEncryption(t, v.name, a.Result)
 				kinds[KeyDescription(a.Cert.PublicKey)] = true
 				parsed, err := parseMessage(v.raw, DefaultMaxSize, HeaderLimits{})
 				if err != nil {
@@ -139,5 +143,33 @@ func TestOpenSSLVectors(t *testing.T) {
 		if !kinds[k] {
 			t.Errorf("no accepted vector with a %s signer", k)
 		}
+	}
+}
+
+// checkOpenSSLEncryption checks the certificate to encrypt to of an
+// accepted OpenSSL vector: the dual-key sender's encryption certificate
+// (dual-enc.pem, which -certfile put in the CMS), else the signer's; and
+// the SMIMECapabilities that openssl cms -sign adds (AES-256-CBC first).
+func checkOpenSSLEncryption(t *testing.T, name string, res *Result) {
+	t.Helper()
+	want := res.Cert
+	if name == "dual-key-certfile" {
+		data, err := os.ReadFile(filepath.Join(opensslDir, "dual-enc.pem"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		block, _ := pem.Decode(data)
+		if want, err = x509.ParseCertificate(block.Bytes); err != nil {
+			t.Fatal(err)
+		}
+		if res.EncCert == res.Cert || res.EncCertInfo == res.CertInfo {
+			t.Error("the dual-key sender's signing certificate was chosen to encrypt to")
+		}
+	}
+	if res.EncCert == nil || !res.EncCert.Equal(want) {
+		t.Errorf("the certificate to encrypt to is not %s", certName(want))
+	}
+	if len(res.Capabilities) == 0 || res.Capabilities[0] != "AES-256-CBC" {
+		t.Errorf("capabilities %q, want openssl's, AES-256-CBC first", res.Capabilities)
 	}
 }

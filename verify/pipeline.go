@@ -47,20 +47,41 @@ type StoreResult struct {
 	Action Action
 	// Path is the address's certificate file.
 	Path string
+	// SignPath is the file of the address's signing certificate, kept
+	// beside Path when it is another certificate (CertSet.Signing); ""
+	// otherwise.
+	SignPath string
 	// Bytes is the size of the PEM written, zero when nothing was written.
 	Bytes int
 }
 
-// CertStore keeps the current certificate of each address: the folder of
-// PEM files of package output, or a store on another system. Store is
+// CertSet is what the pipeline hands a CertStore for an address.
+type CertSet struct {
+	// Encryption is the certificate to encrypt to (enccert.go), the
+	// address's current certificate: what applications read.
+	Encryption *x509.Certificate
+	// Signing is the signer's certificate when it is not Encryption (a
+	// dual-key sender), kept beside it; nil when Encryption signs too.
+	Signing *x509.Certificate
+	// Capabilities are the sender's SMIMECapabilities
+	// (Result.Capabilities), kept with Encryption when it is stored.
+	Capabilities []string
+}
+
+// CertStore keeps the current certificates of each address: the folder of
+// PEM files of package output, or a store on another system. StoreSet is
 // called once every check has passed, with the From address (lower case,
-// ASCII) and the signer's certificate. It must:
+// ASCII) and its CertSet: the certificate to encrypt to, and the signer's
+// when it is another. An address has two current certificates, the one to
+// encrypt to and the one that signs (the same one, unless the sender has
+// two keys). It must:
 //
-//   - make the certificate the address's current one only if its
-//     NotBefore is strictly later than the current one's (ActionStored),
-//     else leave the current one (ActionUnchanged for the same
-//     certificate, ActionKeptExisting for another): a replayed old message
-//     never rolls an address back to an older key;
+//   - make each certificate of the set the address's current one of its
+//     kind only if its NotBefore is strictly later than the current one's,
+//     else leave the current one: a replayed old message never rolls an
+//     address back to an older key. ActionStored when either changed,
+//     ActionUnchanged when both were these certificates already,
+//     ActionKeptExisting otherwise;
 //   - be durable when it returns: the message's report line, and then its
 //     removal from the queue, follow;
 //   - be idempotent and safe for concurrent use: a message may be verified
@@ -74,7 +95,7 @@ type StoreResult struct {
 // The pipeline's ctx carries the id of the message (Result.ID), for a store
 // that records where a certificate came from: StoringMessage.
 type CertStore interface {
-	Store(ctx context.Context, addr string, cert *x509.Certificate) (StoreResult, error)
+	StoreSet(ctx context.Context, addr string, set CertSet) (StoreResult, error)
 }
 
 // storingKey is the context key of the id of the message whose certificate
@@ -140,6 +161,9 @@ type Options struct {
 	// decides nothing; only the fast path parses through it, so it goes
 	// unused here.
 	Reference bool
+	// RequireProfile refuses a certificate below this S/MIME BR profile
+	// (cert_policy, profile.go); ProfileNone or "" requires none.
+	RequireProfile Profile
 }
 
 // Pipeline verifies messages. It is safe for concurrent use.
@@ -150,6 +174,12 @@ type Pipeline struct {
 	records sync.Pool
 	links   linkCache // verified intermediate-to-root links (chain.go)
 	certs   certCache // parsed CA certificates (certcache.go)
+	// profiles are the signers' S/MIME BR profiles and zlint findings
+	// (profile.go).
+	profiles profileCache
+	// stories keeps the stories' words about CA certificates
+	// (storycache.go).
+	stories storyCache
 }
 
 // New returns a Pipeline.
@@ -193,15 +223,31 @@ type Result struct {
 	CertInfo *CertInfo
 	// Chain is the verified chain, signer first.
 	Chain []*x509.Certificate
-	// Revocation is what the revocation check found (nil: none made).
-	Revocation *RevocationInfo
+	// EncCert is the certificate to encrypt to (enccert.go), once chosen:
+	// Cert itself (and EncCertInfo is CertInfo), or another certificate of
+	// the message for From.
+	EncCert     *x509.Certificate
+	EncCertInfo *CertInfo
+	// Capabilities are the algorithms of the signer's SMIMECapabilities
+	// (RFC 8551 §2.5.2), named (AES-256-GCM, RSAES-OAEP, or a dotted OID),
+	// in the sender's order of preference, at most MaxCapabilities; nil
+	// without the attribute.
+	Capabilities []string
+	// Revocation is what the revocation check found for the signer's
+	// chain, and EncRevocation for the encryption certificate's when it is
+	// another (nil: none made).
+	Revocation    *RevocationInfo
+	EncRevocation *RevocationInfo
 	// Warnings are what passed but deserves a look (an unknown revocation
 	// status in soft mode), in the report.
 	Warnings []string
 
-	// Action and CertFile say what the store did (accepted messages).
-	Action   Action
-	CertFile string
+	// Action and CertFile say what the store did (accepted messages);
+	// SignCertFile is the signing certificate's file, when it is kept
+	// beside CertFile.
+	Action       Action
+	CertFile     string
+	SignCertFile string
 
 	// Duration is the time the pipeline took, and Stages its parts (zero
 	// for a stage not reached).
@@ -263,6 +309,7 @@ func (p *Pipeline) Verify(ctx context.Context, m *Message) (res *Result) {
 	if p.opts.Logger != nil {
 		log.handler = p.opts.Logger.Handler()
 		log.pool = &p.records
+		log.cache = &p.stories
 	}
 	defer log.flush(ctx)
 	defer func() {
@@ -344,7 +391,8 @@ func (p *Pipeline) run(ctx context.Context, m *Message, res *Result, log *story)
 	// Each signer must chain and match From; with several signers (rare:
 	// RSA and ECDSA side by side), the first that does is the one kept.
 	var firstErr error
-	for _, signer := range cms.signers {
+	signerIndex := 0
+	for i, signer := range cms.signers {
 		res.Cert, res.CertInfo = signer, DescribeCertificate(signer)
 		chain, err := p.verifyChain(signer, cms.bag, res.At, log)
 		clock.done(StageChain)
@@ -354,7 +402,7 @@ func (p *Pipeline) run(ctx context.Context, m *Message, res *Result, log *story)
 		}
 		if err == nil {
 			res.Chain = chain
-			firstErr = nil
+			firstErr, signerIndex = nil, i
 			break
 		}
 		if firstErr == nil {
@@ -364,7 +412,32 @@ func (p *Pipeline) run(ctx context.Context, m *Message, res *Result, log *story)
 	if firstErr != nil {
 		return firstErr
 	}
-	err = p.revocationStage(ctx, res.Chain, res, log)
+	err = p.checkProfile(res, log)
+	clock.done(StageProfile)
+	if err != nil {
+		return err
+	}
+
+	// The certificate to encrypt to (enccert.go), and what the sender
+	// can read, from the signed attributes the signature covers.
+	attrs := cms.smimeAttributes(signerIndex)
+	res.Capabilities = attrs.capabilities
+	enc, encChain, err := p.encryptionCert(res.Cert, cms.bag, &attrs, from, res.At, log)
+	clock.done(StageIdentity)
+	if err != nil {
+		return err
+	}
+	set := CertSet{Encryption: enc, Capabilities: res.Capabilities}
+	res.EncCert, res.EncCertInfo = enc, res.CertInfo
+	if enc != res.Cert {
+		set.Signing = res.Cert
+		res.EncCertInfo = DescribeCertificate(enc)
+	}
+
+	// Both chains pass revocation: the signer's, and the encryption
+	// certificate's when it is another (the chosen certificate passes
+	// every check the signer's does).
+	err = p.revocationStage(ctx, res.Chain, encChain, res, log)
 	clock.done(StageRevocation)
 	if err != nil {
 		return err
@@ -374,7 +447,7 @@ func (p *Pipeline) run(ctx context.Context, m *Message, res *Result, log *story)
 		log.Info("no certificate folder: nothing written")
 		return nil
 	}
-	stored, err := p.opts.Store.Store(context.WithValue(ctx, storingKey{}, res.ID), from, res.Cert)
+	stored, err := p.opts.Store.StoreSet(context.WithValue(ctx, storingKey{}, res.ID), from, set)
 	clock.done(StageStore)
 	if errors.Is(err, ReasonStoreRefused) {
 		// Not the sender's doing, and no retry helps: see the reason.
@@ -383,10 +456,13 @@ func (p *Pipeline) run(ctx context.Context, m *Message, res *Result, log *story)
 	if err != nil {
 		return fail(ReasonStoreFailed, "storing the certificate of %s: %w", from, err)
 	}
-	res.Action, res.CertFile = stored.Action, stored.Path
+	res.Action, res.CertFile, res.SignCertFile = stored.Action, stored.Path, stored.SignPath
 	switch stored.Action {
 	case ActionStored:
 		log.Info("written file " + stored.Path + ",bytes=" + strconv.Itoa(stored.Bytes) + ",ok=True")
+		if stored.SignPath != "" {
+			log.Info("signing certificate kept beside it: " + stored.SignPath)
+		}
 	case ActionUnchanged:
 		log.Info("file " + stored.Path + " already holds this certificate: unchanged")
 	case ActionKeptExisting:

@@ -60,7 +60,7 @@ func benchCorpus(b *testing.B) (*testcorpus.Fixture, [][]byte) {
 // nopStore accepts every certificate and writes nothing.
 type nopStore struct{}
 
-func (nopStore) Store(_ context.Context, addr string, cert *x509.Certificate) (verify.StoreResult, error) {
+func (nopStore) StoreSet(_ context.Context, addr string, _ verify.CertSet) (verify.StoreResult, error) {
 	return verify.StoreResult{Action: verify.ActionStored, Path: addr + ".crt", Bytes: 1334}, nil
 }
 
@@ -76,7 +76,7 @@ type rotatingStore struct {
 	dirs  int
 }
 
-func (s *rotatingStore) Store(ctx context.Context, addr string, cert *x509.Certificate) (verify.StoreResult, error) {
+func (s *rotatingStore) StoreSet(ctx context.Context, addr string, set verify.CertSet) (verify.StoreResult, error) {
 	s.mu.Lock()
 	if s.store == nil || s.seen[addr] {
 		s.dirs++
@@ -90,7 +90,7 @@ func (s *rotatingStore) Store(ctx context.Context, addr string, cert *x509.Certi
 	s.seen[addr] = true
 	st := s.store
 	s.mu.Unlock()
-	return st.Store(ctx, addr, cert)
+	return st.StoreSet(ctx, addr, set)
 }
 
 func benchPipeline(b *testing.B, f *testcorpus.Fixture, store verify.CertStore, logTo io.Writer) *verify.Pipeline {
@@ -247,7 +247,7 @@ func BenchmarkStore(b *testing.B) {
 		defer verify.MeasureCPU(b)()
 		i := 0
 		for b.Loop() {
-			res, err := store.Store(ctx, addrs[i%len(addrs)], certs[i%len(certs)])
+			res, err := store.StoreSet(ctx, addrs[i%len(addrs)], verify.CertSet{Encryption: certs[i%len(certs)]})
 			i++
 			if err != nil || res.Action != verify.ActionStored {
 				b.Fatal(res.Action, err)
@@ -263,7 +263,7 @@ func BenchmarkStore(b *testing.B) {
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
 				i := int(next.Add(1))
-				res, err := store.Store(ctx, addrs[i%len(addrs)], certs[i%len(certs)])
+				res, err := store.StoreSet(ctx, addrs[i%len(addrs)], verify.CertSet{Encryption: certs[i%len(certs)]})
 				if err != nil || res.Action != verify.ActionStored {
 					b.Error(res.Action, err)
 					return

@@ -39,7 +39,8 @@ type memStore struct {
 	err   error
 }
 
-func (s *memStore) Store(_ context.Context, addr string, cert *x509.Certificate) (verify.StoreResult, error) {
+func (s *memStore) StoreSet(_ context.Context, addr string, set verify.CertSet) (verify.StoreResult, error) {
+	cert := set.Encryption
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.err != nil {
@@ -123,7 +124,14 @@ func TestPipelineCorpus(t *testing.T) {
 			store.mu.Lock()
 			stored := store.certs[c.Address]
 			store.mu.Unlock()
-			if stored == nil || !stored.Equal(res.Cert) {
+			want := res.Cert
+			if c.EncryptionCert != nil {
+				var err error
+				if want, err = x509.ParseCertificate(c.EncryptionCert); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if stored == nil || !stored.Equal(want) || !res.EncCert.Equal(want) {
 				t.Fatalf("certificate for %s not stored", c.Address)
 			}
 			if !strings.EqualFold(res.DKIM.Domain, c.Address[strings.IndexByte(c.Address, '@')+1:]) {
@@ -380,7 +388,7 @@ func TestPipelineStageTimes(t *testing.T) {
 // panicStore panics in Store, as a bug anywhere in a stage would.
 type panicStore struct{}
 
-func (panicStore) Store(context.Context, string, *x509.Certificate) (verify.StoreResult, error) {
+func (panicStore) StoreSet(context.Context, string, verify.CertSet) (verify.StoreResult, error) {
 	panic("a bug in a stage")
 }
 

@@ -76,9 +76,19 @@ const (
 	// From address.
 	ReasonFromCertMismatch Reason = "from_cert_mismatch"
 
-	// ReasonCertRevoked: the signer's certificate, or a CA certificate of
-	// its chain, is revoked, says its issuer's OCSP responder or CRL
-	// (--revocation soft or hard).
+	// ReasonCertPolicy: --require-profile is set and the certificate falls
+	// short of it: it claims a lower S/MIME BR profile, or none, or zlint
+	// finds an error in it (profile.go).
+	ReasonCertPolicy Reason = "cert_policy"
+	// ReasonCertNoEncryption: the signer's certificate verifies, but no
+	// application could encrypt to it (its key usage allows signing only:
+	// RSA without keyEncipherment, EC without keyAgreement, Ed25519), and
+	// the message names or carries no other certificate for the From
+	// address that allows encryption (enccert.go). Nothing is stored.
+	ReasonCertNoEncryption Reason = "cert_no_encryption"
+	// ReasonCertRevoked: the signer's certificate, the certificate to
+	// encrypt to, or a CA certificate of their chains, is revoked, says its
+	// issuer's OCSP responder or CRL (--revocation soft or hard).
 	ReasonCertRevoked Reason = "cert_revoked"
 	// ReasonRevocationUnknown: with --revocation hard, the revocation
 	// status of a certificate of the chain could not be had (responder and
@@ -128,7 +138,9 @@ var reasonInfo = []struct {
 	{ReasonCertNotYetValid, false, "a certificate of the chain was not yet valid at the verification time"},
 	{ReasonCertWrongEKU, false, "the certificate is not allowed for email protection"},
 	{ReasonFromCertMismatch, false, "the certificate's addresses do not include the From address"},
-	{ReasonCertRevoked, false, "a certificate of the chain is revoked, says its issuer's OCSP responder or CRL (--revocation)"},
+	{ReasonCertPolicy, false, "below --require-profile: the certificate claims a lower S/MIME BR profile or none, or zlint finds an error in it"},
+	{ReasonCertNoEncryption, false, "no certificate to encrypt to: the signer's allows signing only and the message carries no encryption certificate for From"},
+	{ReasonCertRevoked, false, "a certificate of the chain (the signer's or the encryption certificate's) is revoked, says its issuer's OCSP responder or CRL (--revocation)"},
 	{ReasonRevocationUnknown, true, "with --revocation hard: the chain's revocation status could not be had (retried)"},
 	{ReasonStoreFailed, true, "the certificate could not be written (retried)"},
 	{ReasonStoreRefused, false, "the certificate folder holds a link or other non-regular file where the certificate goes: nothing written (not retried)"},

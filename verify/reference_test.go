@@ -158,7 +158,8 @@ type addressStore struct {
 	certs map[string]*x509.Certificate
 }
 
-func (s *addressStore) Store(_ context.Context, addr string, cert *x509.Certificate) (StoreResult, error) {
+func (s *addressStore) StoreSet(_ context.Context, addr string, set CertSet) (StoreResult, error) {
+	cert := set.Encryption
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.certs[addr].Equal(cert) {

@@ -66,16 +66,32 @@ type RevocationInfo struct {
 	Detail string `json:"detail,omitempty"`
 }
 
-// revocationStage checks the revocation of the signer's chain, as
-// Options.RevocationMode says, and records it in res: Revocation, and a
-// warning for an unknown status that passes (soft).
-func (p *Pipeline) revocationStage(ctx context.Context, chain []*x509.Certificate, res *Result, log *story) error {
+// revocationStage checks the revocation of the signer's chain and, when
+// the certificate to encrypt to is another (encChain not nil), of its
+// chain too, as Options.RevocationMode says, and records them in res:
+// Revocation, EncRevocation, and a warning for an unknown status that
+// passes (soft). The encryption certificate's failure is said to be its.
+func (p *Pipeline) revocationStage(ctx context.Context, chain, encChain []*x509.Certificate, res *Result, log *story) error {
 	info, err := p.checkRevocation(ctx, chain, res.At, log)
 	res.Revocation = info
-	if err == nil && info != nil && info.Status == "unknown" {
+	if err != nil {
+		return err
+	}
+	if info != nil && info.Status == "unknown" {
 		res.Warnings = append(res.Warnings, "revocation status unknown: "+info.Detail)
 	}
-	return err
+	if encChain == nil {
+		return nil
+	}
+	info, err = p.checkRevocation(ctx, encChain, res.At, log)
+	res.EncRevocation = info
+	if err != nil {
+		return encryptionCertError(err)
+	}
+	if info != nil && info.Status == "unknown" {
+		res.Warnings = append(res.Warnings, "revocation status of the encryption certificate unknown: "+info.Detail)
+	}
+	return nil
 }
 
 // checkRevocation checks the revocation status of a verified chain,

@@ -156,3 +156,48 @@ func TestPipelineRevokedIntermediate(t *testing.T) {
 		t.Errorf("%s %s %+v", res.Reason, res.Detail, res.Revocation)
 	}
 }
+
+// A dual-key sender's encryption certificate passes revocation as the
+// signer's does: good, both are checked and the message accepted; revoked,
+// cert_revoked, said to be the encryption certificate's, nothing stored.
+func TestPipelineRevokedEncryptionCert(t *testing.T) {
+	r := newRevocationSetup(t)
+	addr := "dual.revoked@example.com"
+	leaf := func(spec testcorpus.LeafSpec) *x509.Certificate {
+		t.Helper()
+		spec.Address, spec.SubjectEmail = addr, true
+		spec.Issuer, spec.IssuerKey = r.inter, r.key
+		spec.OCSPServer, spec.CRLDistributionPoints = []string{r.srv.OCSPURL()}, []string{r.srv.CRLURL("inter")}
+		c, err := r.f.IssueLeaf(spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	signer := leaf(testcorpus.LeafSpec{SigningOnly: true})
+	enc := leaf(testcorpus.LeafSpec{Key: r.f.DecoyKey})
+	msg := signedWith(t, r.f, addr, signer, r.f.LeafKey, []*x509.Certificate{r.inter, enc})
+
+	p, store, _ := r.pipeline(t, verify.RevocationSoft)
+	res := p.Verify(context.Background(), &verify.Message{Raw: msg})
+	if !res.Accepted() || !res.EncCert.Equal(enc) || res.Revocation == nil || res.Revocation.Status != "good" ||
+		res.EncRevocation == nil || res.EncRevocation.Status != "good" {
+		t.Fatalf("good: %s %s %+v %+v", res.Reason, res.Detail, res.Revocation, res.EncRevocation)
+	}
+	if !store.certs[addr].Equal(enc) {
+		t.Fatal("good: the encryption certificate was not stored")
+	}
+
+	r.srv.Revoke(enc.SerialNumber, testcorpus.At.Add(-time.Hour), 1)
+	for _, mode := range []verify.RevocationMode{verify.RevocationSoft, verify.RevocationHard} {
+		p, store, _ := r.pipeline(t, mode)
+		res := p.Verify(context.Background(), &verify.Message{Raw: msg})
+		if res.Reason != verify.ReasonCertRevoked || !strings.HasPrefix(res.Detail, "the encryption certificate: the certificate was revoked at") ||
+			res.Revocation == nil || res.Revocation.Status != "good" || res.EncRevocation == nil || res.EncRevocation.Reason != "keyCompromise" {
+			t.Errorf("%s, revoked: %s %s %+v %+v", mode, res.Reason, res.Detail, res.Revocation, res.EncRevocation)
+		}
+		if len(store.certs) != 0 {
+			t.Errorf("%s: something was stored", mode)
+		}
+	}
+}

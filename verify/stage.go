@@ -14,7 +14,8 @@ const (
 	StageCMS                     // parse and verify the CMS signature
 	StageChain                   // certificate chains, every signer
 	StageIdentity                // the certificate's address against From
-	StageRevocation              // the chain's revocation status (--revocation)
+	StageProfile                 // the S/MIME BR profile and zlint (profile.go)
+	StageRevocation              // the chains' revocation status (--revocation)
 	StageStore                   // the certificate store, its syncs included
 	NumStages
 )
@@ -36,6 +37,8 @@ func (s Stage) String() string {
 		return "chain"
 	case StageIdentity:
 		return "identity"
+	case StageProfile:
+		return "profile"
 	case StageRevocation:
 		return "revocation"
 	case StageStore:

@@ -2,7 +2,6 @@ package verify_test
 
 import (
 	"context"
-	"crypto/x509"
 	"testing"
 
 	"github.com/certharvest/certharvest/verify"
@@ -11,7 +10,7 @@ import (
 // idStore records the message id each Store is given in its ctx.
 type idStore struct{ ids []string }
 
-func (s *idStore) Store(ctx context.Context, addr string, cert *x509.Certificate) (verify.StoreResult, error) {
+func (s *idStore) StoreSet(ctx context.Context, addr string, _ verify.CertSet) (verify.StoreResult, error) {
 	s.ids = append(s.ids, verify.StoringMessage(ctx))
 	return verify.StoreResult{Action: verify.ActionStored, Path: addr}, nil
 }

@@ -20,6 +20,9 @@ type story struct {
 	// pool, if not nil, lends the records' arrays (*[]slog.Record) and
 	// takes them back once written.
 	pool *sync.Pool
+	// cache, if not nil, keeps the words of the lines about CA
+	// certificates (storycache.go).
+	cache *storyCache
 }
 
 // maxPooledRecords bounds the arrays a story gives back to its pool, so

@@ -292,18 +292,26 @@ func runShow(ctx context.Context, a *showArgs, args []string, stdout io.Writer) 
 		return err
 	}
 	defer closeStore()
-	c, err := store.Load(ctx, addr)
+	stored, err := store.LoadStored(ctx, addr)
 	if errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("no certificate for %s in %s", addr, where)
 	}
 	if err != nil {
 		return fmt.Errorf("reading the certificate of %s: %w", addr, err)
 	}
+	c := stored.Cert
 	if a.asPEM {
 		_, err := stdout.Write(output.EncodeCertificatePEM(c))
 		return err
 	}
 	writeCertificate(stdout, c)
+	if len(stored.Capabilities) > 0 {
+		fmt.Fprintf(stdout, "Capabilities: %s\n", strings.Join(stored.Capabilities, ", "))
+	}
+	if s := stored.Signing; s != nil {
+		fmt.Fprintf(stdout, "Signs with:   another certificate (this one is to encrypt to): %s  %s, valid %s to %s\n",
+			fingerprint(s), verify.KeyDescription(s.PublicKey), s.NotBefore.Format(time.DateOnly), s.NotAfter.Format(time.DateOnly))
+	}
 	history, _ := store.History(ctx, addr)
 	if len(history) > 0 {
 		fmt.Fprintf(stdout, "Replaced:     %d earlier certificate(s) kept in the history:\n", len(history))
@@ -323,6 +331,7 @@ func writeCertificate(w io.Writer, c *x509.Certificate) {
 	fmt.Fprintf(w, "Serial:       %s\n", info.Serial)
 	fmt.Fprintf(w, "Valid:        %s to %s\n", info.NotBefore.Format(time.RFC3339), info.NotAfter.Format(time.RFC3339))
 	fmt.Fprintf(w, "Key:          %s\n", info.Key)
+	fmt.Fprintf(w, "Key usage:    %s\n", verify.KeyUsageNames(c.KeyUsage))
 	fmt.Fprintf(w, "Signature:    %s\n", info.SignatureAlgorithm)
 	var usages []string
 	for _, u := range c.ExtKeyUsage {

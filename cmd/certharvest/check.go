@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/certharvest/certharvest/ingest"
@@ -137,6 +138,16 @@ func runCheck(ctx context.Context, a *checkArgs, args []string, stdin io.Reader,
 	if res.CertInfo != nil {
 		fmt.Fprintf(story, "signer:  %s, issued by %s, %s, valid %s to %s\n", res.CertInfo.Subject, res.CertInfo.Issuer,
 			res.CertInfo.Key, res.CertInfo.NotBefore.Format(time.DateOnly), res.CertInfo.NotAfter.Format(time.DateOnly))
+		if p := res.CertInfo.Profile; p != "" && p != verify.ProfileNone {
+			fmt.Fprintf(story, "profile: S/MIME BR %s, zlint %s\n", p, verify.DescribeFindings(res.CertInfo.Lint))
+		}
+	}
+	if e := res.EncCertInfo; e != nil && e != res.CertInfo {
+		fmt.Fprintf(story, "encrypt to: another certificate, %s, %s, valid %s to %s\n", e.Subject, e.Key,
+			e.NotBefore.Format(time.DateOnly), e.NotAfter.Format(time.DateOnly))
+	}
+	if len(res.Capabilities) > 0 {
+		fmt.Fprintf(story, "capabilities: %s\n", strings.Join(res.Capabilities, ", "))
 	}
 	if a.asJSON {
 		line, _ := json.Marshal(output.NewRecord(m, res))

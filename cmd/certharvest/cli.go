@@ -227,6 +227,8 @@ func flagChoices(name string) []string {
 		return []string{publish.LDAPRDNMail, publish.LDAPRDNUID, publish.LDAPRDNCN}
 	case "mbox-format":
 		return []string{"auto", "mboxrd", "mboxo", "mboxcl2"}
+	case "require-profile":
+		return []string{"strict", "multipurpose", "legacy", "none"}
 	case "revocation":
 		return []string{"off", "soft", "hard"}
 	}

@@ -91,7 +91,11 @@ func TestScanCorpus(t *testing.T) {
 			if rec.From != c.Address || string(rec.Action) != c.Action {
 				t.Errorf("%s: from %s action %s, want %s %s", name, rec.From, rec.Action, c.Address, c.Action)
 			}
-			checkPEM(t, rec.CertFile, rec.Cert.SHA256)
+			want := rec.Cert
+			if rec.EncryptionCert != nil {
+				want = rec.EncryptionCert // a dual-key sender (TestScanEncryptionCertificates)
+			}
+			checkPEM(t, rec.CertFile, want.SHA256)
 		}
 		if strings.Contains(c.Name, "-signingtime-") {
 			signingTime++

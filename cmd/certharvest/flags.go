@@ -47,7 +47,10 @@ type pipelineFlags struct {
 	// trustAuthserv are the authserv-ids whose Authentication-Results
 	// establish DKIM once a key is gone (authres.go).
 	trustAuthserv parsedFlag[[]string]
-	revocation    revocationFlags
+	// requireProfile refuses certificates below an S/MIME BR profile
+	// (verify/profile.go).
+	requireProfile parsedFlag[verify.Profile]
+	revocation     revocationFlags
 }
 
 func (f *pipelineFlags) register(fs *pflag.FlagSet) {
@@ -73,6 +76,8 @@ func (f *pipelineFlags) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&f.reference, "reference-path", false, "verify on the reference path, for audits (slower, same verdicts)")
 	f.trustAuthserv = newParsedFlag("", parseAuthservIDs)
 	fs.Var(&f.trustAuthserv, "trust-authserv-id", "when a DKIM key is gone, trust the Authentication-Results of these `ids` (a,b)")
+	f.requireProfile = newParsedFlag("", verify.ParseProfile)
+	fs.Var(&f.requireProfile, "require-profile", "refuse certificates below this S/MIME BR `profile`: strict, multipurpose or legacy")
 	f.revocation.register(fs)
 }
 
@@ -265,6 +270,7 @@ func (f *pipelineFlags) build(logTo io.Writer) (*pipelineSetup, error) {
 		BlockPrefix:      f.logFormat.value == "text",
 		Reference:        f.reference,
 		TrustAuthservIDs: f.trustAuthserv.value,
+		RequireProfile:   f.requireProfile.value,
 	}
 	if err := f.revocation.apply(&s.opts, s.logger); err != nil {
 		return nil, err

@@ -8,12 +8,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/certharvest/certharvest/output"
+	"github.com/certharvest/certharvest/output/pgstore"
 	"github.com/certharvest/certharvest/verify"
 	"github.com/certharvest/certharvest/verify/revocation"
 )
@@ -21,9 +23,11 @@ import (
 const revalidateUsage = `Usage: certharvest revalidate [--certs DIR | --store URL] [--revocation soft|hard]
                               [--revocation-cache DIR] [--trust FILE] [--at TIME] [--report FILE]
 
-Check every stored certificate again, for a daily cron: its expiry at --at
-(default: now) and, with --revocation soft or hard, whether its issuer has
-revoked it (OCSP, then CRLs, as serve checks a new certificate). A revoked
+Check every stored certificate again, for a daily cron (the certificate to
+encrypt to, and a dual-key sender's signing certificate beside it): its
+expiry at --at (default: now) and, with --revocation soft or hard, whether
+its issuer has revoked it (OCSP, then CRLs, as serve checks a new
+certificate). A revoked
 certificate is moved to the history with the reason (history/<address>/
 <sha256>.revoked beside it; in PostgreSQL, the history row's
 retired_reason): its address has no certificate until its owner sends a
@@ -89,6 +93,34 @@ type revalidateStore interface {
 	Path(addr string) (string, error)
 	Each(ctx context.Context, since time.Time, fn output.EachFunc) error
 	Retire(ctx context.Context, addr string, cert *x509.Certificate, why output.Retirement) (bool, error)
+	// SigningOf returns addr's signing certificate when it is kept beside
+	// the one to encrypt to (a dual-key sender), and its file; nil when
+	// there is none.
+	SigningOf(ctx context.Context, addr string) (*x509.Certificate, string, error)
+}
+
+// folderRevalidate is the folder store as revalidate reads it.
+type folderRevalidate struct{ *output.CertStore }
+
+func (f folderRevalidate) SigningOf(_ context.Context, addr string) (*x509.Certificate, string, error) {
+	st, err := f.LoadStored(addr)
+	if err != nil || st.Signing == nil {
+		return nil, "", err
+	}
+	path, err := f.Path(addr)
+	return st.Signing, strings.TrimSuffix(path, ".crt") + output.SignSuffix, err
+}
+
+// pgRevalidate is the PostgreSQL store as revalidate reads it.
+type pgRevalidate struct{ *pgstore.Store }
+
+func (p pgRevalidate) SigningOf(ctx context.Context, addr string) (*x509.Certificate, string, error) {
+	st, err := p.LoadStored(ctx, addr)
+	if err != nil || st.Signing == nil {
+		return nil, "", err
+	}
+	path, err := p.Path(addr + ".sign") // as StoreSet names it
+	return st.Signing, path, err
 }
 
 // revalidator checks stored certificates.
@@ -195,25 +227,42 @@ func (a *revalidateArgs) openStore(ctx context.Context) (revalidateStore, string
 		if err != nil {
 			return nil, "", nil, err
 		}
-		return s, s.String(), s.Close, nil
+		return pgRevalidate{s}, s.String(), s.Close, nil
 	}
 	folder, err := openExistingStore(spec.folder)
 	if err != nil {
 		return nil, "", nil, err
 	}
-	return folder, spec.folder, func() { folder.Close() }, nil
+	return folderRevalidate{folder}, spec.folder, func() { folder.Close() }, nil
 }
 
-// check judges one stored certificate and reports it.
+// check judges an address's stored certificates, the one to encrypt to
+// (<address>.crt) and the signing certificate kept beside it, if any, and
+// reports each.
 func (r *revalidator) check(ctx context.Context, sc output.StoredCertificate) {
-	start := time.Now()
-	cert := sc.Cert
 	path, _ := r.store.Path(sc.Address)
+	r.checkOne(ctx, sc.Address, sc.Cert, path, "")
+	sign, signPath, err := r.store.SigningOf(ctx, sc.Address)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		// Retired or replaced meanwhile.
+	case err != nil:
+		r.failed(fmt.Errorf("%s: reading the signing certificate: %w", sc.Address, err))
+	case sign != nil:
+		r.checkOne(ctx, sc.Address, sign, signPath, "signing certificate: ")
+	}
+}
+
+// checkOne judges one stored certificate of addr, in its file path, and
+// reports it; prefix begins the detail.
+func (r *revalidator) checkOne(ctx context.Context, addr string, cert *x509.Certificate, path, prefix string) {
+	start := time.Now()
 	info := verify.DescribeCertificate(cert)
 	id := sha256.Sum256([]byte("certharvest revalidate " + r.run + "\x00" + info.SHA256))
-	rec := &output.Record{ID: hex.EncodeToString(id[:6]), Source: "revalidate", Path: path, From: sc.Address,
+	rec := &output.Record{ID: hex.EncodeToString(id[:6]), Source: "revalidate", Path: path, From: addr,
 		Outcome: output.OutcomeAccepted, Reason: verify.ReasonOK, Cert: info, CertFile: path, VerifiedAt: r.at.UTC()}
-	r.judge(ctx, sc, rec)
+	r.judge(ctx, addr, cert, rec)
+	rec.Detail = prefix + rec.Detail
 	if rec.Reason != verify.ReasonOK {
 		rec.Outcome = output.OutcomeRejected
 	}
@@ -223,7 +272,7 @@ func (r *revalidator) check(ctx context.Context, sc output.StoredCertificate) {
 	if rec.Reason != verify.ReasonOK || len(rec.Warnings) > 0 {
 		level = slog.LevelWarn
 	}
-	r.log.Log(ctx, level, sc.Address+": "+string(rec.Reason)+": "+rec.Detail, "id", rec.ID, "path", path)
+	r.log.Log(ctx, level, addr+": "+string(rec.Reason)+": "+rec.Detail, "id", rec.ID, "path", path)
 	if err := r.report.Write(rec); err != nil {
 		r.failed(err)
 	}
@@ -236,9 +285,9 @@ func (r *revalidator) check(ctx context.Context, sc output.StoredCertificate) {
 	r.mu.Unlock()
 }
 
-// judge sets the verdict of rec: expiry, then revocation.
-func (r *revalidator) judge(ctx context.Context, sc output.StoredCertificate, rec *output.Record) {
-	cert := sc.Cert
+// judge sets the verdict of rec, for cert of addr: expiry, then
+// revocation.
+func (r *revalidator) judge(ctx context.Context, addr string, cert *x509.Certificate, rec *output.Record) {
 	switch {
 	case r.at.After(cert.NotAfter):
 		rec.Reason, rec.Detail = verify.ReasonCertExpired, fmt.Sprintf("expired at %s; kept until a newer certificate replaces it",
@@ -278,10 +327,10 @@ func (r *revalidator) judge(ctx context.Context, sc output.StoredCertificate, re
 		rec.Reason, rec.Detail = verify.ReasonCertRevoked, detailOf(err)
 		why := output.Retirement{Reason: verify.ReasonCertRevoked, Detail: rec.Detail, RevokedAt: res.RevokedAt.UTC(),
 			RevocationReason: revocation.ReasonName(res.Reason), At: time.Now().UTC()}
-		moved, err := r.store.Retire(ctx, sc.Address, cert, why)
+		moved, err := r.store.Retire(ctx, addr, cert, why)
 		switch {
 		case err != nil:
-			r.failed(fmt.Errorf("moving the revoked certificate of %s to the history: %w", sc.Address, err))
+			r.failed(fmt.Errorf("moving the revoked certificate of %s to the history: %w", addr, err))
 			rec.Detail += "; moving it to the history failed: " + err.Error()
 		case moved:
 			rec.Action = output.ActionRetired

@@ -25,6 +25,7 @@ type providerFlags struct {
 	postmarkPath, postmarkAuthFile                  string
 	sesPath                                         string
 	sesTopics                                       smtpList
+	ses3                                            sesS3Flags
 	mandrillPath, mandrillKeyFile, mandrillURL      string
 	rawPath, rawTokenFile                           string
 }
@@ -41,6 +42,7 @@ func (f *providerFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.postmarkAuthFile, "postmark-basic-auth-file", "", "`file` holding the user:password of Postmark's webhook URL; enables Postmark")
 	fs.StringVar(&f.sesPath, "ses-path", providers.DefaultSESPath, "URL `path` of the SNS subscription of Amazon SES")
 	fs.Var(&f.sesTopics, "ses-topic-arn", "SNS topic `arn` taken and confirmed (repeatable); enables Amazon SES")
+	f.ses3.register(fs)
 	fs.StringVar(&f.mandrillPath, "mandrill-path", providers.DefaultMandrillPath, "URL `path` Mandrill's inbound webhook posts to")
 	fs.StringVar(&f.mandrillKeyFile, "mandrill-webhook-key-file", "", "Mandrill's webhook key `file`; enables Mandrill, with --mandrill-url")
 	fs.StringVar(&f.mandrillURL, "mandrill-url", "", "the webhook `URL` exactly as given to Mandrill (it is signed)")
@@ -58,7 +60,7 @@ func (f *providerFlags) enabled() []string {
 		{"sendgrid", f.sendgridKeyFile != "" || f.sendgridAuthFile != ""},
 		{"mailgun", f.mailgunKeyFile != ""},
 		{"postmark", f.postmarkAuthFile != ""},
-		{"ses", len(f.sesTopics) > 0},
+		{"ses", len(f.sesTopics) > 0 || len(f.ses3.buckets) > 0},
 		{"mandrill", f.mandrillKeyFile != "" || f.mandrillURL != ""},
 		{"raw", f.rawTokenFile != ""},
 	} {
@@ -140,8 +142,20 @@ func (f *providerFlags) provider(name string) (provider, error) {
 		}}, nil
 	case "ses":
 		topics := []string(f.sesTopics)
+		if len(topics) == 0 {
+			return provider{}, usagef("Amazon SES needs --ses-topic-arn, the SNS topics whose notifications are taken")
+		}
+		s3, err := f.ses3.options()
+		if err != nil {
+			return provider{}, err
+		}
+		if s3 != nil {
+			if err := s3.Check(topics); err != nil {
+				return provider{}, usagef("%v", err)
+			}
+		}
 		return provider{name, f.sesPath, func(sink ingest.Sink, in ingest.HTTPInputOptions) (interface{ Handle(*http.ServeMux) }, error) {
-			return providers.NewSES(sink, providers.SESOptions{Path: f.sesPath, TopicARNs: topics, Input: in})
+			return providers.NewSES(sink, providers.SESOptions{Path: f.sesPath, TopicARNs: topics, S3: s3, Input: in})
 		}}, nil
 	case "mandrill":
 		if f.mandrillKeyFile == "" || f.mandrillURL == "" {

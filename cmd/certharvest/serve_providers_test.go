@@ -114,6 +114,9 @@ func TestServeProviders(t *testing.T) {
 	}
 }
 
+// sesTopicARN is an SNS topic's ARN for the flags.
+const sesTopicARN = "arn:aws:sns:us-east-1:123456789012:ses-inbound"
+
 // A provider's secret without --http, or a path taken already, is a usage
 // error naming the cause.
 func TestServeProvidersUsage(t *testing.T) {
@@ -130,6 +133,10 @@ func TestServeProvidersUsage(t *testing.T) {
 		{[]string{"--http", "127.0.0.1:0", "--raw-token-file", tok, "--raw-path", "/certs/x"}, `--raw-path "/certs/x" is taken already`},
 		{[]string{"--http", "127.0.0.1:0", "--mandrill-webhook-key-file", tok}, "needs both --mandrill-webhook-key-file and --mandrill-url"},
 		{[]string{"--http", "127.0.0.1:0", "--postmark-basic-auth-file", filepath.Join(dir, "missing")}, "--postmark-basic-auth-file"},
+		{[]string{"--http", "127.0.0.1:0", "--ses-s3-bucket", "b-1"}, "Amazon SES needs --ses-topic-arn"},
+		{[]string{"--http", "127.0.0.1:0", "--ses-topic-arn", sesTopicARN, "--ses-s3-delete"}, "need --ses-s3-bucket"},
+		{[]string{"--http", "127.0.0.1:0", "--ses-topic-arn", sesTopicARN, "--ses-s3-bucket", "b-1", "--ses-s3-key-file", tok}, "want one line ACCESS_KEY_ID:SECRET"},
+		{[]string{"--http", "127.0.0.1:0", "--ses-topic-arn", sesTopicARN, "--ses-s3-bucket", "b-1", "--ses-s3-endpoint", "http://s3.example.net:9000"}, "plain http beyond loopback"},
 	} {
 		args := append([]string{"serve", "--maildir", filepath.Join(dir, "Maildir"), "--certs", filepath.Join(dir, "certs")}, tt.args...)
 		r := runBinary(t, args...)

@@ -18,7 +18,8 @@
 //     auth.
 //   - ses.go: Amazon SES receipt rules' SNS action, Base64 encoding; the
 //     SNS message signature and its certificate (sns.go), topics allowed,
-//     subscriptions confirmed.
+//     subscriptions confirmed. ses_s3.go: their S3 action, the mail fetched
+//     with minio-go from the buckets allowed, its size bounded.
 //   - mandrill.go: Mandrill (Mailchimp Transactional) inbound routes
 //     (mandrill_events, msg.raw_msg), X-Mandrill-Signature.
 //   - raw.go: POST of a message/rfc822 body with a bearer token, the

@@ -4,9 +4,9 @@ package providers
 // Base64: SES publishes the mail to an SNS topic
 // (https://docs.aws.amazon.com/ses/latest/dg/receiving-email-action-sns.html;
 // mail of up to 150 KB, header included: larger mail bounces, and needs the
-// S3 action), and SNS posts the notification to this endpoint as JSON: an
-// SNS message (sns.go) whose Message is the SES notification, JSON too,
-// {"notificationType":"Received","mail":{"source":...},"receipt":{
+// S3 action, ses_s3.go), and SNS posts the notification to this endpoint as
+// JSON: an SNS message (sns.go) whose Message is the SES notification, JSON
+// too, {"notificationType":"Received","mail":{"source":...},"receipt":{
 // "recipients":[...],"action":{"type":"SNS","encoding":"BASE64",...}},
 // "content":"<the message, base64>"}
 // (https://docs.aws.amazon.com/ses/latest/dg/receiving-email-notifications-contents.html).
@@ -17,6 +17,7 @@ package providers
 // (https://docs.aws.amazon.com/sns/latest/dg/sns-message-delivery-retries.html).
 
 import (
+	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -26,6 +27,7 @@ import (
 	"strings"
 
 	"github.com/certharvest/certharvest/ingest"
+	"github.com/certharvest/certharvest/verify"
 	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
 )
@@ -60,6 +62,10 @@ type SESOptions struct {
 	// (default: http.DefaultClient's settings; redirects are never
 	// followed).
 	Client *http.Client
+	// S3, when not nil, takes the notifications of the receipt rules' S3
+	// action, fetching the mail from the buckets it allows (ses_s3.go).
+	// Without it they get 400.
+	S3 *SESS3Options
 	// Input holds the limits, the memory budget, the log and the hooks
 	// shared with the other HTTP inputs; Name, Source, Weight and Statuses
 	// are the handler's own, and MaxRequestBytes is at most
@@ -68,11 +74,12 @@ type SESOptions struct {
 }
 
 // SES is the http.Handler of the SNS subscription of Amazon SES receipt
-// rules' SNS action.
+// rules' SNS action, and of their S3 action when enabled.
 type SES struct {
 	base
 	opts     SESOptions
 	verifier *snsVerifier
+	s3       *sesS3 // nil: the S3 action is refused
 }
 
 // NewSES returns the SES handler delivering into sink.
@@ -84,7 +91,7 @@ func NewSES(sink ingest.Sink, opts SESOptions) (*SES, error) {
 		return nil, errors.New("ses: give the ARNs of the SNS topics to take")
 	}
 	for _, arn := range opts.TopicARNs {
-		if !strings.HasPrefix(arn, "arn:") || strings.Count(arn, ":") != 5 {
+		if f := strings.Split(arn, ":"); len(f) != 6 || f[0] != "arn" || f[3] == "" {
 			return nil, fmt.Errorf("ses: %q is not a topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)", arn)
 		}
 	}
@@ -105,7 +112,13 @@ func NewSES(sink ingest.Sink, opts SESOptions) (*SES, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &SES{base: b, opts: opts, verifier: newSNSVerifier(opts.Client, opts.AllowHost, b.in.Options().Now)}, nil
+	h := &SES{base: b, opts: opts, verifier: newSNSVerifier(opts.Client, opts.AllowHost, b.in.Options().Now)}
+	if opts.S3 != nil {
+		if h.s3, err = newSESS3(*opts.S3, opts.TopicARNs, opts.Input.MaxMessageBytes); err != nil {
+			return nil, err
+		}
+	}
+	return h, nil
 }
 
 // Handle registers the handler at its path on mux.
@@ -125,6 +138,7 @@ type sesNotification struct {
 		Action     struct {
 			Type     string `json:"type"`
 			Encoding string `json:"encoding"`
+			sesS3Action
 		} `json:"action"`
 	} `json:"receipt"`
 	Content ingest.JSONText `json:"content"`
@@ -178,7 +192,7 @@ func (h *SES) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		logIgnored(x, "unsubscribed from topic "+m.TopicArn)
 		x.Reply(http.StatusOK, msgOK, "")
 	default:
-		h.notification(x, &m)
+		h.notification(r.Context(), x, &m)
 	}
 }
 
@@ -198,7 +212,7 @@ func (h *SES) confirm(x *ingest.Exchange, r *http.Request, m *snsMessage) {
 }
 
 // notification delivers the mail of an SES receipt notification.
-func (h *SES) notification(x *ingest.Exchange, m *snsMessage) {
+func (h *SES) notification(ctx context.Context, x *ingest.Exchange, m *snsMessage) {
 	var n sesNotification
 	if err := jsonv2.Unmarshal(m.Message, &n, jsontext.AllowInvalidUTF8(true)); err != nil {
 		// Not JSON: SNS's own notices to a new subscriber.
@@ -213,9 +227,13 @@ func (h *SES) notification(x *ingest.Exchange, m *snsMessage) {
 		x.Respond(http.StatusOK, msgOK)
 		return
 	}
+	if n.Receipt.Action.Type == "S3" && len(n.Content) == 0 {
+		h.s3Notification(ctx, x, m, &n, &n.Receipt.Action.sesS3Action)
+		return
+	}
 	if n.Receipt.Action.Type != "SNS" || len(n.Content) == 0 {
-		x.Refuse("No mail in the notification: only the receipt rule's SNS action carries it",
-			fmt.Sprintf("action %.20q (the S3 action is not supported yet)", n.Receipt.Action.Type))
+		x.Refuse("No mail in the notification: only the receipt rule's SNS and S3 actions carry it",
+			fmt.Sprintf("action %.20q", n.Receipt.Action.Type))
 		return
 	}
 	raw := []byte(n.Content)
@@ -234,10 +252,20 @@ func (h *SES) notification(x *ingest.Exchange, m *snsMessage) {
 		x.Refuse("Malformed content", fmt.Sprintf("unknown encoding %.20q", enc))
 		return
 	}
+	env, ok := h.envelope(x, m, &n)
+	if !ok {
+		return
+	}
+	deliverOne(x, ingest.Incoming{Raw: raw, Envelope: env}, envelopeLine(env.EnvelopeFrom, env.EnvelopeTo, len(raw)))
+}
+
+// envelope checks a notification's envelope and returns the message's
+// context; on failure it answers and returns false.
+func (h *SES) envelope(x *ingest.Exchange, m *snsMessage, n *sesNotification) (verify.Envelope, bool) {
 	from, to := n.Mail.Source, n.Receipt.Recipients
 	if !addressOK(from) || !addressOK(n.Mail.MessageID) || len(to) > maxRecipients || slices.ContainsFunc(to, func(a string) bool { return !addressOK(a) }) {
 		x.Refuse("Malformed envelope", "an address too long, or too many recipients")
-		return
+		return verify.Envelope{}, false
 	}
 	env := x.Envelope()
 	env.EnvelopeFrom, env.EnvelopeTo = from, to
@@ -245,5 +273,5 @@ func (h *SES) notification(x *ingest.Exchange, m *snsMessage) {
 	if n.Mail.MessageID != "" {
 		env.Extra["message_id"] = n.Mail.MessageID
 	}
-	deliverOne(x, ingest.Incoming{Raw: raw, Envelope: env}, envelopeLine(from, to, len(raw)))
+	return env, true
 }

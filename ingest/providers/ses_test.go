@@ -217,7 +217,7 @@ func TestSESRefusals(t *testing.T) {
 			"Message": content, "Timestamp": "t", "SigningCertURL": strings.Replace(s.url(sesPEM), "127.0.0.1", "localhost", 1)}),
 			http.StatusForbidden, "Forbidden", "not an https URL of an SNS host"},
 		{"not JSON", []byte("Type=Notification"), http.StatusBadRequest, "Malformed JSON", "invalid character"},
-		{"the S3 action", s.notification(t, "1", sesTopic, sesNotification(t, testMessage, "S3")), http.StatusBadRequest, "SNS action", "not supported yet"},
+		{"the Lambda action", s.notification(t, "1", sesTopic, sesNotification(t, testMessage, "Lambda")), http.StatusBadRequest, "SNS and S3 actions", `action "Lambda"`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			hs := sesHarness(t, s)

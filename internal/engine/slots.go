@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"crypto/x509"
 	"sync"
 
 	"github.com/certharvest/certharvest/verify"
@@ -113,9 +112,9 @@ type slotStore struct {
 	store verify.CertStore
 }
 
-func (s slotStore) Store(ctx context.Context, addr string, cert *x509.Certificate) (verify.StoreResult, error) {
+func (s slotStore) StoreSet(ctx context.Context, addr string, set verify.CertSet) (verify.StoreResult, error) {
 	defer waitWithoutSlot(ctx)()
-	return s.store.Store(ctx, addr, cert)
+	return s.store.StoreSet(ctx, addr, set)
 }
 
 // slotLookup returns a DKIM key lookup that gives its caller's CPU slot back

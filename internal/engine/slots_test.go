@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"crypto/x509"
 	"sync"
 	"testing"
 	"time"
@@ -17,7 +16,7 @@ type blockingStore struct {
 	release chan struct{}
 }
 
-func (s *blockingStore) Store(context.Context, string, *x509.Certificate) (verify.StoreResult, error) {
+func (s *blockingStore) StoreSet(context.Context, string, verify.CertSet) (verify.StoreResult, error) {
 	s.entered <- struct{}{}
 	<-s.release
 	return verify.StoreResult{Action: verify.ActionStored}, nil
@@ -76,7 +75,7 @@ func TestSlotStoreReleasesAndReacquires(t *testing.T) {
 	ctx, release := slots.acquire(context.Background())
 	stored := make(chan struct{})
 	go func() {
-		store.Store(ctx, "a@example.com", nil)
+		store.StoreSet(ctx, "a@example.com", verify.CertSet{})
 		close(stored)
 	}()
 	<-inner.entered
@@ -157,7 +156,7 @@ func TestSlotStoreWithoutSlot(t *testing.T) {
 	close(inner.release)
 	done := make(chan struct{})
 	go func() {
-		slotStore{store: inner}.Store(context.Background(), "a@example.com", nil)
+		slotStore{store: inner}.StoreSet(context.Background(), "a@example.com", verify.CertSet{})
 		close(done)
 	}()
 	if !returnsWithin(done, 5*time.Second) {

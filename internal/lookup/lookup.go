@@ -59,6 +59,15 @@ type StoredCert struct {
 	*verify.CertInfo
 	File    string `json:"file"`
 	Expired bool   `json:"expired"`
+	// SigningCert is the address's signing certificate when it is not
+	// this one, the certificate to encrypt to (a dual-key sender); only
+	// in the API's answer.
+	SigningCert *verify.CertInfo `json:"signing_cert,omitempty"`
+	// Capabilities are the sender's SMIMECapabilities recorded with the
+	// certificate, in their order of preference (AES-256-GCM, RSAES-OAEP,
+	// ...): what the sending application should encrypt with; only in the
+	// API's answer.
+	Capabilities []string `json:"capabilities,omitempty"`
 }
 
 // Describe returns the StoredCert of c, stored for addr in file, its expiry
@@ -169,7 +178,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSONMessage(w, http.StatusBadRequest, fmt.Sprintf("Unknown format %q: want pem or json", format))
 		return
 	}
-	cert, err := h.store.Load(r.Context(), addr)
+	// The certificate to encrypt to; with ?format=json, also what is kept
+	// with it.
+	var stored output.StoredCertificate
+	if format == "json" {
+		stored, err = h.store.LoadStored(r.Context(), addr)
+	} else {
+		stored.Cert, err = h.store.Load(r.Context(), addr)
+	}
+	cert := stored.Cert
 	if errors.Is(err, fs.ErrNotExist) {
 		h.log.Info("lookup 404 "+addr, "remote", r.RemoteAddr)
 		writeJSONMessage(w, http.StatusNotFound, "No certificate for "+addr)
@@ -185,7 +202,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var body []byte
 	if format == "json" {
 		path, _ := h.store.Path(addr)
-		body, _ = json.Marshal(Describe(addr, path, cert, h.now()))
+		answer := Describe(addr, path, cert, h.now())
+		answer.Capabilities = stored.Capabilities
+		if stored.Signing != nil {
+			answer.SigningCert = verify.DescribeCertificate(stored.Signing)
+		}
+		body, _ = json.Marshal(answer)
 		body = append(body, '\n')
 		w.Header().Set("Content-Type", "application/json")
 	} else {

@@ -26,6 +26,7 @@ const (
 	ReasonCertNotYetValid    = "cert_not_yet_valid"
 	ReasonCertWrongEKU       = "cert_wrong_eku"
 	ReasonFromCertMismatch   = "from_cert_mismatch"
+	ReasonCertNoEncryption   = "cert_no_encryption"
 
 	ActionStored = "stored"
 )
@@ -47,6 +48,9 @@ type Case struct {
 	// Address is the address a certificate is stored under for accepted
 	// cases (lower case); empty for rejected ones.
 	Address string
+	// EncryptionCert is the certificate (DER) stored for Address when it
+	// is not the signer's (a dual-key sender); nil when the signer's is.
+	EncryptionCert []byte
 }
 
 // Cases returns the corpus: one Case per behaviour, accepted ones first.
@@ -56,6 +60,7 @@ func (f *Fixture) Cases() []Case {
 	out := make([]Case, len(f.cases))
 	for i, c := range f.cases {
 		c.Data = bytes.Clone(c.Data)
+		c.EncryptionCert = bytes.Clone(c.EncryptionCert)
 		out[i] = c
 	}
 	return out
@@ -278,6 +283,9 @@ func (f *Fixture) buildCases() ([]Case, error) {
 	// RSASSA-PSS, Ed25519, ECDSA P-384 and P-521, in every form.
 	b.signerCases()
 
+	// Dual-key senders (enccases.go).
+	b.encryptionCases()
+
 	// ---- rejected ----
 
 	rng := rand.New(rand.NewChaCha8([32]byte{'c', 'e', 'r', 't', 'h', 'a', 'r', 'v', 'e', 's', 't'}))
@@ -473,6 +481,7 @@ func (f *Fixture) buildCases() ([]Case, error) {
 	b.add(c, data, err)
 
 	b.rejectedSignerCases()
+	b.rejectedEncryptionCases()
 
 	if b.err != nil {
 		return nil, b.err

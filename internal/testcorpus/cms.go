@@ -28,6 +28,9 @@ type cmsParams struct {
 	// alg is the signature algorithm; zero: PKCS #1 v1.5 or ECDSA (as
 	// the key is) with SHA-256.
 	alg SigAlg
+	// attrs are more signed attributes (SMIMECapabilities,
+	// SMIMEEncryptionKeyPreference: smimeattrs.go).
+	attrs []pkcs7.Attribute
 }
 
 // SigAlg says how a CMS SignerInfo is signed (RFC 5652 §5.4).
@@ -145,7 +148,7 @@ func signCMS(content []byte, p cmsParams) ([]byte, error) {
 		// below.
 		pub = &rsa.PublicKey{}
 	}
-	if err := sd.AddSigner(p.cert, placeholderSigner{pub}, pkcs7.SignerInfoConfig{}); err != nil {
+	if err := sd.AddSigner(p.cert, placeholderSigner{pub}, pkcs7.SignerInfoConfig{ExtraSignedAttributes: p.attrs}); err != nil {
 		return nil, err
 	}
 	si := &sd.GetSignedData().SignerInfos[0]

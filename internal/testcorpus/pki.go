@@ -7,6 +7,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
@@ -279,6 +280,12 @@ type LeafSpec struct {
 	NotBefore, NotAfter time.Time
 	// ExtKeyUsage defaults to emailProtection.
 	ExtKeyUsage []x509.ExtKeyUsage
+	// KeyUsage defaults to what an S/MIME certificate for signing and
+	// encryption has (DefaultKeyUsage); SigningOnly makes it
+	// digitalSignature alone, as the S/MIME BR strict profile's signing
+	// certificates and dual-key PKIs have it.
+	KeyUsage    x509.KeyUsage
+	SigningOnly bool
 	// Key is the subject key; defaults to LeafKey.
 	Key crypto.Signer
 	// Untrusted makes the untrusted root the issuer instead of the
@@ -324,7 +331,7 @@ func (f *Fixture) IssueLeaf(spec LeafSpec) (*x509.Certificate, error) {
 		Subject:               subj,
 		NotBefore:             orTime(spec.NotBefore, NotBefore),
 		NotAfter:              orTime(spec.NotAfter, NotAfter),
-		KeyUsage:              x509.KeyUsageDigitalSignature,
+		KeyUsage:              spec.KeyUsage,
 		ExtKeyUsage:           spec.ExtKeyUsage,
 		BasicConstraintsValid: true,
 		SignatureAlgorithm:    spec.SignatureAlgorithm,
@@ -342,6 +349,18 @@ func (f *Fixture) IssueLeaf(spec LeafSpec) (*x509.Certificate, error) {
 	if key == nil {
 		key = f.LeafKey
 	}
+	switch {
+	case spec.SigningOnly:
+		tmpl.KeyUsage = x509.KeyUsageDigitalSignature
+	case tmpl.KeyUsage == 0:
+		tmpl.KeyUsage = DefaultKeyUsage(key.Public())
+	}
+	// A subject key identifier, as CAs put in S/MIME certificates (RFC
+	// 5280 §4.2.1.2): what an SMIMEEncryptionKeyPreference may name.
+	if spki, err := x509.MarshalPKIXPublicKey(key.Public()); err == nil {
+		sum := sha256.Sum256(spki)
+		tmpl.SubjectKeyId = sum[:20]
+	}
 	var parent *x509.Certificate
 	var parentKey crypto.Signer
 	switch {
@@ -357,6 +376,20 @@ func (f *Fixture) IssueLeaf(spec LeafSpec) (*x509.Certificate, error) {
 		parent, parentKey = f.Intermediate, f.IntermediateKey
 	}
 	return Issue(tmpl, parent, key.Public(), parentKey)
+}
+
+// DefaultKeyUsage is the key usage of a leaf for signing and encryption
+// (RFC 8550 §4.4.2; the S/MIME BR multipurpose profile): digitalSignature,
+// and keyEncipherment for an RSA key, keyAgreement for an EC key; an
+// Ed25519 key only signs.
+func DefaultKeyUsage(pub crypto.PublicKey) x509.KeyUsage {
+	switch pub.(type) {
+	case *rsa.PublicKey:
+		return x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment
+	case *ecdsa.PublicKey:
+		return x509.KeyUsageDigitalSignature | x509.KeyUsageKeyAgreement
+	}
+	return x509.KeyUsageDigitalSignature
 }
 
 func orTime(t, def time.Time) time.Time {

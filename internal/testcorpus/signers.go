@@ -77,9 +77,22 @@ func (b *caseBuilder) signerCases() {
 				Description: form.desc + "; " + k.Description}
 			leaf := k.Leaf
 			leaf.Address, leaf.SubjectEmail = c.Address, true
-			data, err := b.signed(signedSpec{from: []string{c.Address}, subject: subj(c), leaf: &leaf,
-				cms: cmsParams{bag: []*x509.Certificate{k.Issuer}, alg: k.Alg}, smime: form.opts, dkim: domain})
-			b.add(c, data, err)
+			bag := []*x509.Certificate{k.Issuer}
+			var enc *x509.Certificate
+			var err error
+			if DefaultKeyUsage(leafKey(b.f, leaf).Public())&(x509.KeyUsageKeyEncipherment|x509.KeyUsageKeyAgreement) == 0 {
+				// A key that only signs (Ed25519): the sender's
+				// encryption certificate travels beside it, RSA.
+				c.Description += "; an RSA encryption certificate for the address in the bag"
+				enc, err = b.f.IssueLeaf(LeafSpec{Address: c.Address, SubjectEmail: true, Key: b.f.DecoyKey})
+				bag = append(bag, b.f.Intermediate, enc)
+			}
+			var data []byte
+			if err == nil {
+				data, err = b.signed(signedSpec{from: []string{c.Address}, subject: subj(c), leaf: &leaf,
+					cms: cmsParams{bag: bag, alg: k.Alg}, smime: form.opts, dkim: domain})
+			}
+			b.addEncryption(c, data, err, enc)
 		}
 	}
 }
@@ -132,6 +145,14 @@ func (b *caseBuilder) rejectedSignerCases() {
 	data, err = b.signed(signedSpec{from: []string{"weak.cert@example.com"}, subject: subj(c),
 		leaf: &LeafSpec{Address: "weak.cert@example.com", SubjectEmail: true, SignatureAlgorithm: x509.SHA1WithRSA}, dkim: "example.com"})
 	b.add(c, data, err)
+}
+
+// leafKey is the key a LeafSpec's certificate is issued for.
+func leafKey(f *Fixture, spec LeafSpec) crypto.Signer {
+	if spec.Key != nil {
+		return spec.Key
+	}
+	return f.LeafKey
 }
 
 // alter changes the amount of the tampered cases' invoice, in the signed

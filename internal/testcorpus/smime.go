@@ -182,6 +182,11 @@ type messageOptions struct {
 	ec      bool
 	// notBefore is the signer certificate's NotBefore; zero: NotBefore.
 	notBefore time.Time
+	// leaves are signer certificates to use instead of fresh ones, by
+	// address.
+	leaves map[string]*x509.Certificate
+	// issue, if set, issues the signer's certificate (WithProfile).
+	issue func(f *Fixture, addr string) (*x509.Certificate, crypto.Signer, error)
 	// revocable, when set, issues the signer's certificate (Revocable).
 	revocable *revocable
 }
@@ -213,6 +218,14 @@ func BareLF() MessageOption { return func(o *messageOptions) { o.lf = true } }
 // issued to one address on one day.
 func WithNotBefore(t time.Time) MessageOption { return func(o *messageOptions) { o.notBefore = t } }
 
+// WithLeaves makes SignedMessage sign with leaves[addr], a certificate
+// from IssueLeaf for addr (key LeafKey), when there is one, instead of
+// issuing a fresh certificate: many messages from one known sender, as
+// real traffic and archive re-scans are.
+func WithLeaves(leaves map[string]*x509.Certificate) MessageOption {
+	return func(o *messageOptions) { o.leaves = leaves }
+}
+
 // SignedMessage mints a message that the verifier must accept (reason
 // "ok"): From addr, S/MIME-signed by a fresh certificate for addr (SAN and
 // subject emailAddress, key LeafKey, issued by the RSA intermediate, valid
@@ -227,15 +240,25 @@ func (f *Fixture) SignedMessage(addr string, opts ...MessageOption) ([]byte, err
 	if _, ok := f.DKIMKeys[domain]; !ok {
 		return nil, fmt.Errorf("testcorpus: %q: no DKIM key for domain %q (have %v)", addr, domain, DKIMDomains)
 	}
-	spec := LeafSpec{Address: addr, SubjectEmail: true, ECIssuer: o.ec, NotBefore: o.notBefore}
-	if r := o.revocable; r != nil {
-		spec.Issuer, spec.IssuerKey, spec.OCSPServer, spec.CRLDistributionPoints = r.issuer, r.key, r.ocsp, r.crl
+	var cert *x509.Certificate
+	var key crypto.Signer // nil: LeafKey
+	var err error
+	switch {
+	case o.leaves[addr] != nil:
+		cert = o.leaves[addr]
+	case o.issue != nil:
+		cert, key, err = o.issue(f, addr)
+	default:
+		spec := LeafSpec{Address: addr, SubjectEmail: true, ECIssuer: o.ec, NotBefore: o.notBefore}
+		if r := o.revocable; r != nil {
+			spec.Issuer, spec.IssuerKey, spec.OCSPServer, spec.CRLDistributionPoints = r.issuer, r.key, r.ocsp, r.crl
+		}
+		cert, err = f.IssueLeaf(spec)
 	}
-	cert, err := f.IssueLeaf(spec)
 	if err != nil {
 		return nil, err
 	}
-	params := f.stdCMS(cert, nil)
+	params := f.stdCMS(cert, key)
 	if o.ec {
 		params.bag = []*x509.Certificate{f.ECIntermediate}
 	}

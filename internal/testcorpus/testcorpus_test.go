@@ -49,8 +49,9 @@ type verdict struct {
 	der      []byte // the CMS, when found
 	content  []byte // the detached content, when multipart/signed
 	signer   *x509.Certificate
-	certAddr string // the signer address that matched From
-	rest     string // for From-layer failures: the verdict of the later layers
+	certAddr string            // the signer address that matched From
+	enc      *x509.Certificate // the certificate to encrypt to, once chosen
+	rest     string            // for From-layer failures: the verdict of the later layers
 }
 
 func cmpOr(a, b string) string {
@@ -330,6 +331,10 @@ func check(t *testing.T, f *testcorpus.Fixture, data []byte) (v verdict) {
 		isASCII := strings.IndexFunc(e, func(r rune) bool { return r >= 0x80 }) < 0
 		if isASCII && strings.EqualFold(e, address) || e == address {
 			v.reason, v.certAddr = testcorpus.ReasonOK, strings.ToLower(e)
+			var why string
+			if v.enc, why = encryptionChoice(f, p7, v.signer, v.certAddr, inter); why != "" {
+				v.reason, v.detail = why, "the certificate to encrypt to"
+			}
 			return v
 		}
 	}
@@ -356,6 +361,13 @@ func TestCases(t *testing.T) {
 			if c.Reason == testcorpus.ReasonOK {
 				if c.Action != testcorpus.ActionStored || v.certAddr != c.Address {
 					t.Errorf("action %q address %q, signer address %q", c.Action, c.Address, v.certAddr)
+				}
+				want := c.EncryptionCert
+				if want == nil {
+					want = v.signer.Raw
+				}
+				if v.enc == nil || !bytes.Equal(v.enc.Raw, want) {
+					t.Errorf("the certificate to encrypt to is not the one the case names (EncryptionCert %v)", c.EncryptionCert != nil)
 				}
 			} else if c.Action != "" || c.Address != "" {
 				t.Errorf("rejected case with action %q address %q", c.Action, c.Address)
@@ -634,10 +646,11 @@ func TestOpenSSL(t *testing.T) {
 			args = append(args, "-content", content)
 		}
 		out, err := exec.Command(openssl, args...).CombinedOutput()
-		if c.Reason == testcorpus.ReasonFromCertMismatch || strings.Contains(c.Name, "-weak-") {
+		if c.Reason == testcorpus.ReasonFromCertMismatch || strings.Contains(c.Name, "-weak-") || strings.Contains(c.Name, "encryption-cert") {
 			// The signature and chain are fine; the *-weak-* ones are
 			// refused by certharvest's policy (SHA-1, short PSS salt,
-			// RSA-1024), which openssl's defaults accept.
+			// RSA-1024), which openssl's defaults accept; in
+			// *encryption-cert* only the encryption certificate fails.
 			wantOK = true
 		}
 		if err != nil && bytes.Contains(out, []byte("eddsa_digest_signverify_init")) {

@@ -51,15 +51,16 @@ func (s *Store) exportTo(ctx context.Context, folder *output.CertStore, only str
 	var mu sync.Mutex
 	var errs []error
 	type job struct {
-		addr  string
-		certs []exportCert
+		addr    string
+		sets    []verify.CertSet
+		retired map[string]output.Retirement
 	}
 	jobs := make(chan job)
 	var wg sync.WaitGroup
 	for range exportWorkers {
 		wg.Go(func() {
 			for j := range jobs {
-				written, err := exportAddress(ctx, folder, j.addr, j.certs)
+				written, err := exportAddress(ctx, folder, j.addr, j.sets, j.retired)
 				mu.Lock()
 				stats.Written += written
 				if err != nil {
@@ -69,9 +70,9 @@ func (s *Store) exportTo(ctx context.Context, folder *output.CertStore, only str
 			}
 		})
 	}
-	err := s.eachAddress(ctx, only, func(addr string, certs []exportCert) {
+	err := s.eachAddress(ctx, only, func(addr string, sets []verify.CertSet, retired map[string]output.Retirement) {
 		stats.Addresses++
-		jobs <- job{addr, certs}
+		jobs <- job{addr, sets, retired}
 	})
 	close(jobs)
 	wg.Wait()
@@ -81,75 +82,114 @@ func (s *Store) exportTo(ctx context.Context, folder *output.CertStore, only str
 	return stats, errors.Join(errs...)
 }
 
-// exportCert is a certificate of an address, and why it was retired from
-// it (certharvest revalidate), if it was.
-type exportCert struct {
-	cert    *x509.Certificate
-	retired *output.Retirement
-}
-
 // exportAddress gives addr's certificates, in order, to the folder store;
-// one that was retired from the address is retired from the folder too.
-func exportAddress(ctx context.Context, folder *output.CertStore, addr string, certs []exportCert) (int, error) {
+// one that was retired from the address (retired, by SHA-256) is retired
+// from the folder too, once given.
+func exportAddress(ctx context.Context, folder *output.CertStore, addr string, sets []verify.CertSet, retired map[string]output.Retirement) (int, error) {
 	written := 0
-	for _, c := range certs {
-		res, err := folder.Store(ctx, addr, c.cert)
+	for _, set := range sets {
+		res, err := folder.StoreSet(ctx, addr, set)
 		if err != nil {
 			return written, fmt.Errorf("exporting the certificate of %s: %w", addr, err)
 		}
 		if res.Action == verify.ActionStored {
 			written++
 		}
-		if c.retired != nil {
-			if _, err := folder.Retire(ctx, addr, c.cert, *c.retired); err != nil {
-				return written, fmt.Errorf("exporting the retirement of the certificate of %s: %w", addr, err)
-			}
+		if err := retireFromSet(ctx, folder, addr, set, retired); err != nil {
+			return written, fmt.Errorf("exporting the retirement of the certificate of %s: %w", addr, err)
 		}
 	}
 	return written, nil
 }
 
-// eachAddress calls fn with each address (or only that one) and its
-// certificates in the order they were current: its history by NotBefore,
-// then its current one. A row that does not parse is skipped (the folder
-// store skips such a file).
-func (s *Store) eachAddress(ctx context.Context, only string, fn func(addr string, certs []exportCert)) error {
-	rows, _ := s.pool.Query(ctx, `SELECT address, der, retired_reason, retired_detail, revoked_at, revocation_reason, replaced_at FROM (
-			SELECT address, der, not_before, 0 AS current,
-				retired_reason, retired_detail, revoked_at, revocation_reason, replaced_at FROM certificate_history
+// retirer is a store that retires (output.CertStore, Store).
+type retirer interface {
+	Retire(ctx context.Context, addr string, cert *x509.Certificate, why output.Retirement) (bool, error)
+}
+
+// retireFromSet retires from to the certificates of set that retired (by
+// SHA-256) says were retired from addr.
+func retireFromSet(ctx context.Context, to retirer, addr string, set verify.CertSet, retired map[string]output.Retirement) error {
+	if len(retired) == 0 {
+		return nil
+	}
+	for _, c := range []*x509.Certificate{set.Encryption, set.Signing} {
+		if c == nil {
+			continue
+		}
+		if why, ok := retired[verify.DescribeCertificate(c).SHA256]; ok {
+			if _, err := to.Retire(ctx, addr, c, why); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// eachAddress calls fn with each address (or only that one), the sets
+// that give its certificates in the order they were current
+// (output.ReplaySets): its history by NotBefore, then its current ones,
+// and why certificates of its history were retired from it, by SHA-256
+// (certharvest revalidate). A row that does not parse is skipped (the
+// folder store skips such a file).
+func (s *Store) eachAddress(ctx context.Context, only string, fn func(addr string, sets []verify.CertSet, retired map[string]output.Retirement)) error {
+	rows, _ := s.pool.Query(ctx, `SELECT address, der, sign_der, capabilities, current,
+			retired_reason, retired_detail, revoked_at, revocation_reason, replaced_at FROM (
+			SELECT address, der, NULL::bytea AS sign_der, NULL::text[] AS capabilities, not_before, 0 AS current,
+				retired_reason, retired_detail, revoked_at, revocation_reason, replaced_at
+			FROM certificate_history
 			UNION ALL
-			SELECT address, der, not_before, 1, NULL, NULL, NULL, NULL, NULL FROM certificates) AS c
+			SELECT address, der, sign_der, capabilities, not_before, 1, NULL, NULL, NULL, NULL, NULL FROM certificates) AS c
 		WHERE $1 = '' OR address = $1
 		ORDER BY address, current, not_before`, only)
 	var addr string
-	var certs []exportCert
+	var history []*x509.Certificate
+	var cur output.StoredCertificate
+	var retired map[string]output.Retirement
 	var a string
-	var der []byte
+	var der, signDER []byte
+	var caps []string
+	var isCurrent int
 	var reason, detail, revReason *string
 	var revokedAt, retiredAt *time.Time
-	_, err := pgx.ForEachRow(rows, []any{&a, &der, &reason, &detail, &revokedAt, &revReason, &retiredAt}, func() error {
+	flush := func() {
+		fn(addr, output.ReplaySets(history, cur), retired)
+		history, cur, retired = nil, output.StoredCertificate{}, nil
+	}
+	_, err := pgx.ForEachRow(rows, []any{&a, &der, &signDER, &caps, &isCurrent,
+		&reason, &detail, &revokedAt, &revReason, &retiredAt}, func() error {
 		if a != addr && addr != "" {
-			fn(addr, certs)
-			certs = nil
+			flush()
 		}
 		addr = a
 		c, err := x509.ParseCertificate(der)
 		if err != nil {
 			return nil
 		}
-		ec := exportCert{cert: c}
-		if reason != nil {
-			ec.retired = &output.Retirement{Reason: verify.Reason(*reason), Detail: deref(detail),
-				RevocationReason: deref(revReason), RevokedAt: derefTime(revokedAt), At: derefTime(retiredAt)}
+		if isCurrent == 0 {
+			history = append(history, c)
+			if reason != nil {
+				if retired == nil {
+					retired = map[string]output.Retirement{}
+				}
+				retired[verify.DescribeCertificate(c).SHA256] = output.Retirement{Reason: verify.Reason(*reason), Detail: deref(detail),
+					RevocationReason: deref(revReason), RevokedAt: derefTime(revokedAt), At: derefTime(retiredAt)}
+			}
+			return nil
 		}
-		certs = append(certs, ec)
+		cur = output.StoredCertificate{Address: a, Cert: c, Capabilities: caps}
+		if signDER != nil {
+			if sc, err := x509.ParseCertificate(signDER); err == nil {
+				cur.Signing = sc
+			}
+		}
 		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("reading the certificates: %w", s.explain(err))
 	}
 	if addr != "" {
-		fn(addr, certs)
+		flush()
 	}
 	return nil
 }
@@ -231,9 +271,9 @@ func (s *Store) importAddress(ctx context.Context, folder *output.CertStore, add
 	if err != nil {
 		return nil, fmt.Errorf("importing the history of %s: %w", addr, err)
 	}
-	current, err := folder.Load(addr)
+	current, err := folder.LoadStored(addr)
 	if errors.Is(err, fs.ErrNotExist) {
-		current = nil // removed since the folder was listed
+		current = output.StoredCertificate{} // removed since the folder was listed
 	} else if err != nil {
 		return nil, fmt.Errorf("importing the certificate of %s: %w", addr, err)
 	}
@@ -242,21 +282,16 @@ func (s *Store) importAddress(ctx context.Context, folder *output.CertStore, add
 		return nil, fmt.Errorf("importing the history of %s: %w", addr, err)
 	}
 	var actions []verify.Action
-	for _, c := range append(history, current) {
-		if c == nil {
-			continue
-		}
-		res, err := s.Store(ctx, addr, c)
+	for _, set := range output.ReplaySets(history, current) {
+		res, err := s.StoreSet(ctx, addr, set)
 		if err != nil {
 			return actions, fmt.Errorf("importing the certificate of %s: %w", addr, err)
 		}
 		actions = append(actions, res.Action)
 		// A certificate revalidate retired from the folder is retired here
 		// too, once stored.
-		if why, ok := retired[verify.DescribeCertificate(c).SHA256]; ok {
-			if _, err := s.Retire(ctx, addr, c, why); err != nil {
-				return actions, fmt.Errorf("importing the retirement of the certificate of %s: %w", addr, err)
-			}
+		if err := retireFromSet(ctx, s, addr, set, retired); err != nil {
+			return actions, fmt.Errorf("importing the retirement of the certificate of %s: %w", addr, err)
 		}
 	}
 	return actions, nil

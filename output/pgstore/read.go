@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 
+	"github.com/certharvest/certharvest/output"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -30,6 +31,36 @@ func (s *Store) Load(ctx context.Context, addr string) (*x509.Certificate, error
 		return nil, err
 	}
 	return x509.ParseCertificate(der)
+}
+
+// LoadStored returns the current certificates of an address: the one to
+// encrypt to, the signing certificate when it is another, and the
+// capabilities kept with them (as output.CertStore's LoadStored).
+func (s *Store) LoadStored(ctx context.Context, addr string) (output.StoredCertificate, error) {
+	if err := checkAddress(addr); err != nil {
+		return output.StoredCertificate{}, err
+	}
+	var der, signDER []byte
+	st := output.StoredCertificate{Address: addr}
+	err := s.do(ctx, func(ctx context.Context) error {
+		return s.pool.QueryRow(ctx, "SELECT der, sign_der, capabilities, stored_at FROM certificates WHERE address = $1", addr).
+			Scan(&der, &signDER, &st.Capabilities, &st.StoredAt)
+	})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return output.StoredCertificate{}, fmt.Errorf("no certificate for %s: %w", addr, fs.ErrNotExist)
+	}
+	if err != nil {
+		return output.StoredCertificate{}, err
+	}
+	if st.Cert, err = x509.ParseCertificate(der); err != nil {
+		return output.StoredCertificate{}, err
+	}
+	if signDER != nil {
+		if st.Signing, err = x509.ParseCertificate(signDER); err != nil {
+			return output.StoredCertificate{}, fmt.Errorf("the signing certificate of %s: %w", addr, err)
+		}
+	}
+	return st, nil
 }
 
 // Addresses lists the addresses that have a certificate, in order.

@@ -113,3 +113,52 @@ func TestRetire(t *testing.T) {
 		t.Errorf("current: %v", err)
 	}
 }
+
+// A dual-key sender's pair, as in the folder store: retiring der leaves
+// the address without a row, sign_der going to the history replaced, and
+// the floor keeps the pair's replay out; retiring sign_der alone keeps
+// der, and the floor keeps the revoked signing certificate from coming
+// back beside it.
+func TestRetirePair(t *testing.T) {
+	t.Parallel()
+	s, _ := migrated(t)
+	ctx := context.Background()
+	addr := "dual@example.com"
+	enc, sign := leaf(t, addr, t0), leaf(t, addr, t0)
+	enc2, sign2 := leaf(t, addr, t0.AddDate(0, 1, 0)), leaf(t, addr, t0.AddDate(0, 2, 0))
+	why := output.Retirement{Reason: verify.ReasonCertRevoked, Detail: "revoked", RevocationReason: "keyCompromise", At: t0.AddDate(0, 3, 0)}
+	store := func(name string, set verify.CertSet, want verify.Action) {
+		t.Helper()
+		if res, err := s.StoreSet(ctx, addr, set); err != nil || res.Action != want {
+			t.Fatalf("%s: %s, %v; want %s", name, res.Action, err, want)
+		}
+	}
+	pair := verify.CertSet{Encryption: enc, Signing: sign}
+	store("the pair", pair, verify.ActionStored)
+	if moved, err := s.Retire(ctx, addr, enc, why); err != nil || !moved {
+		t.Fatalf("Retire: %v, %v", moved, err)
+	}
+	if n := count(t, s, `SELECT count(*) FROM certificate_history WHERE address = $1`, addr); n != 2 {
+		t.Errorf("%d history rows, want the pair", n)
+	}
+	if n := count(t, s, `SELECT count(*) FROM certificate_history WHERE address = $1 AND retired_as = 'encryption'`, addr); n != 1 {
+		t.Errorf("%d rows retired as the certificate to encrypt to, want 1", n)
+	}
+	store("the pair replayed", pair, verify.ActionKeptExisting)
+	if _, err := s.LoadStored(ctx, addr); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the pair's replay stored something: %v", err)
+	}
+	store("a later certificate to encrypt to", verify.CertSet{Encryption: enc2, Signing: sign}, verify.ActionStored)
+	store("a later signing certificate", verify.CertSet{Encryption: enc2, Signing: sign2}, verify.ActionStored)
+	if moved, err := s.Retire(ctx, addr, sign2, why); err != nil || !moved {
+		t.Fatalf("Retire the signing certificate: %v, %v", moved, err)
+	}
+	st, err := s.LoadStored(ctx, addr)
+	if err != nil || !sameCert(st.Cert, enc2) || st.Signing != nil {
+		t.Fatalf("after retiring the signing certificate: %+v, %v", st, err)
+	}
+	store("the revoked signing certificate replayed", verify.CertSet{Encryption: enc2, Signing: sign2}, verify.ActionKeptExisting)
+	if st, _ := s.LoadStored(ctx, addr); st.Signing != nil {
+		t.Error("the revoked signing certificate came back")
+	}
+}

@@ -40,21 +40,33 @@ func checkAddress(addr string) error {
 	return nil
 }
 
-// Store makes cert the current certificate of addr, unless it already is
-// (ActionUnchanged) or cert's NotBefore is not strictly later than the
-// current one's (ActionKeptExisting), as output.CertStore does; see
-// verify.CertStore. It returns once the transaction that stored it has
-// committed. Concurrent calls share their statements and transactions
-// (group commit, commitGroup).
+// Store is StoreSet with cert alone: the certificate to encrypt to, which
+// signs too, and no capabilities.
+func (s *Store) Store(ctx context.Context, addr string, cert *x509.Certificate) (verify.StoreResult, error) {
+	return s.StoreSet(ctx, addr, verify.CertSet{Encryption: cert})
+}
+
+// StoreSet makes set's certificates the current ones of addr, each where
+// it is strictly newer than the current one of its kind (output.PlanSet,
+// the folder store's rule; see verify.CertStore): the certificate to
+// encrypt to in der, the signing certificate in sign_der when it is
+// another, the capabilities with der. A certificate that stops being
+// current goes to certificate_history. It returns once the transaction
+// that stored it has committed. Concurrent calls share their statements
+// and transactions (group commit, commitGroup).
 //
 // An error is never final (store_failed, retried): the server is
-// unreachable, refused, or failed, and the error says which.
-func (s *Store) Store(ctx context.Context, addr string, cert *x509.Certificate) (verify.StoreResult, error) {
+// unreachable, refused, or failed, and the error says which; except for an
+// address no store keeps (output.CheckStorable).
+func (s *Store) StoreSet(ctx context.Context, addr string, set verify.CertSet) (verify.StoreResult, error) {
 	path, err := s.Path(addr)
 	if err != nil {
 		return verify.StoreResult{}, err
 	}
-	req := &storeRequest{addr: addr, cert: cert, message: verify.StoringMessage(ctx)}
+	if err := output.CheckStorable(addr); err != nil {
+		return verify.StoreResult{}, err
+	}
+	req := &storeRequest{addr: addr, set: set, message: verify.StoringMessage(ctx)}
 	// Concurrent Stores share a transaction, as the folder store's share
 	// their syncs (package groupcommit).
 	s.group.Do(req, func(group []*storeRequest) { s.commitGroup(ctx, group) })
@@ -62,8 +74,11 @@ func (s *Store) Store(ctx context.Context, addr string, cert *x509.Certificate) 
 		return verify.StoreResult{}, err
 	}
 	res := verify.StoreResult{Action: req.action, Path: path}
+	if req.signing {
+		res.SignPath = s.opts.PathOf(addr + ".sign")
+	}
 	if req.action == verify.ActionStored {
-		res.Bytes = len(output.EncodeCertificatePEM(cert))
+		res.Bytes = len(output.EncodeCertificatePEM(set.Encryption))
 	}
 	return res, nil
 }
@@ -71,25 +86,58 @@ func (s *Store) Store(ctx context.Context, addr string, cert *x509.Certificate) 
 // storeRequest is one Store waiting for its group's transaction.
 type storeRequest struct {
 	addr    string
-	cert    *x509.Certificate
+	set     verify.CertSet
 	message string // the report id of the message it came from; "": none
 	action  verify.Action
+	signing bool // a signing certificate is kept beside (sign_der)
 	err     error
 }
 
-// decide compares cert with an address's current certificate (DER): the
-// same one is unchanged; one that is not strictly newer is kept; else cert
-// is to be stored. A current certificate that does not parse (damaged, or
-// not ours) is replaced, as the folder store replaces such a file.
-func decide(current []byte, cert *x509.Certificate) verify.Action {
-	if bytes.Equal(current, cert.Raw) {
-		return verify.ActionUnchanged
+// current is an address's row as read: its certificate to encrypt to and
+// its signing certificate (DER), and where either is missing, the floor
+// of its kind (retiredFloors).
+type current struct {
+	der, signDER        []byte
+	encFloor, signFloor time.Time
+}
+
+// plan decides the request against an address's current certificates.
+func (r *storeRequest) plan(cur current) output.SetPlan {
+	enc, sign := output.Current{Data: cur.der}, output.Current{Data: cur.signDER}
+	if cur.der != nil {
+		enc.Cert, _ = x509.ParseCertificate(cur.der)
+	} else {
+		enc.Floor = cur.encFloor
 	}
-	cur, err := x509.ParseCertificate(current)
-	if err == nil && !cert.NotBefore.After(cur.NotBefore) {
-		return verify.ActionKeptExisting
+	if cur.signDER != nil {
+		sign.Cert, _ = x509.ParseCertificate(cur.signDER)
+	} else {
+		sign.Floor = cur.signFloor
 	}
-	return verify.ActionStored
+	p := output.PlanSet(enc, sign, r.set)
+	r.action, r.signing = p.Action, p.Sign != nil
+	return p
+}
+
+// signDER is the signing certificate of a new row: nil when the
+// certificate to encrypt to signs.
+func (r *storeRequest) signDER() []byte {
+	if r.set.Signing == nil {
+		return nil
+	}
+	return r.set.Signing.Raw
+}
+
+// capabilities is the capabilities column of set: NULL (nil) for none.
+func capabilities(set verify.CertSet) []string {
+	if set.Capabilities == nil {
+		return nil
+	}
+	caps := make([]string, len(set.Capabilities))
+	for i, c := range set.Capabilities {
+		caps[i] = text(c)
+	}
+	return caps
 }
 
 // commitGroup decides and stores the certificates of a group, in the
@@ -123,12 +171,11 @@ func (s *Store) commitGroup(ctx context.Context, group []*storeRequest) {
 	}
 	var fresh, rest []*storeRequest
 	for _, r := range sorted {
-		der, ok := current[r.addr]
+		cur, ok := current[r.addr]
 		switch {
 		case !ok:
 			fresh = append(fresh, r)
-		case decide(der, r.cert) != verify.ActionStored:
-			r.action = decide(der, r.cert)
+		case r.plan(cur).Action != verify.ActionStored:
 		default:
 			rest = append(rest, r)
 		}
@@ -140,25 +187,25 @@ func (s *Store) commitGroup(ctx context.Context, group []*storeRequest) {
 	}
 }
 
-// currentOf reads the current certificate (DER) of the requests'
+// currentOf reads the current certificates (DER) of the requests'
 // addresses, without a lock.
-func (s *Store) currentOf(ctx context.Context, reqs []*storeRequest) (map[string][]byte, error) {
+func (s *Store) currentOf(ctx context.Context, reqs []*storeRequest) (map[string]current, error) {
 	addrs := make([]string, len(reqs))
 	for i, r := range reqs {
 		addrs[i] = r.addr
 	}
-	current := make(map[string][]byte, len(reqs))
+	cur := make(map[string]current, len(reqs))
 	err := s.do(ctx, func(ctx context.Context) error {
-		rows, _ := s.pool.Query(ctx, "SELECT address, der FROM certificates WHERE address = ANY($1)", addrs)
+		rows, _ := s.pool.Query(ctx, "SELECT address, der, sign_der FROM certificates WHERE address = ANY($1)", addrs)
 		var addr string
-		var der []byte
-		_, err := pgx.ForEachRow(rows, []any{&addr, &der}, func() error {
-			current[addr] = slices.Clone(der)
+		var der, signDER []byte
+		_, err := pgx.ForEachRow(rows, []any{&addr, &der, &signDER}, func() error {
+			cur[addr] = current{der: slices.Clone(der), signDER: slices.Clone(signDER)}
 			return nil
 		})
 		return err
 	})
-	return current, err
+	return cur, err
 }
 
 // insertFresh inserts the certificates of addresses that had none, in one
@@ -174,12 +221,18 @@ func (s *Store) insertFresh(ctx context.Context, fresh []*storeRequest) []*store
 	var (
 		addr, sha, subject, issuer, serial, key, message = make([]string, n), make([]string, n), make([]string, n),
 			make([]string, n), make([]string, n), make([]string, n), make([]*string, n)
-		der                 = make([][]byte, n)
+		der, signDER        = make([][]byte, n), make([][]byte, n)
+		caps                = make([]*string, n)
 		notBefore, notAfter = make([]time.Time, n), make([]time.Time, n)
 	)
 	for i, r := range fresh {
-		info := verify.DescribeCertificate(r.cert)
-		addr[i], der[i], sha[i] = r.addr, r.cert.Raw, info.SHA256
+		info := verify.DescribeCertificate(r.set.Encryption)
+		addr[i], der[i], sha[i] = r.addr, r.set.Encryption.Raw, info.SHA256
+		signDER[i] = r.signDER()
+		if c := capabilities(r.set); c != nil {
+			joined := strings.Join(c, "\n")
+			caps[i] = &joined
+		}
 		notBefore[i], notAfter[i] = info.NotBefore, info.NotAfter
 		subject[i], issuer[i], serial[i], key[i] = text(info.Subject), text(info.Issuer), info.Serial, text(info.Key)
 		if r.message != "" {
@@ -190,16 +243,20 @@ func (s *Store) insertFresh(ctx context.Context, fresh []*storeRequest) []*store
 	inserted := map[[2]string]bool{}
 	err := s.do(ctx, func(ctx context.Context) error {
 		clear(inserted)
+		// The capabilities travel joined by newlines (unnest takes no
+		// ragged array), which no capability name holds.
 		rows, _ := s.pool.Query(ctx, `INSERT INTO certificates
-			(address, der, sha256, not_before, not_after, subject, issuer, serial, key_type, stored_at, message_id)
-			SELECT a, d, h, nb, na, su, iss, se, k, now(), m
+			(address, der, sha256, not_before, not_after, subject, issuer, serial, key_type, stored_at, message_id,
+			 sign_der, capabilities)
+			SELECT a, d, h, nb, na, su, iss, se, k, now(), m, sd, string_to_array(c, E'\n')
 			FROM unnest($1::text[], $2::bytea[], $3::text[], $4::timestamptz[], $5::timestamptz[],
-				$6::text[], $7::text[], $8::text[], $9::text[], $10::text[]) AS t(a, d, h, nb, na, su, iss, se, k, m)
-			WHERE NOT EXISTS (SELECT 1 FROM certificate_history h -- retire.go
-				WHERE h.address = t.a AND h.retired_reason IS NOT NULL AND h.not_before >= t.nb)
+				$6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::bytea[], $12::text[])
+				AS t(a, d, h, nb, na, su, iss, se, k, m, sd, c)
+			WHERE NOT EXISTS (SELECT 1 FROM certificate_history h -- retire.go: decided by storeLocked
+				WHERE h.address = t.a AND h.retired_reason IS NOT NULL)
 			ON CONFLICT (address) DO NOTHING
 			RETURNING address, sha256`,
-			addr, der, sha, notBefore, notAfter, subject, issuer, serial, key, message)
+			addr, der, sha, notBefore, notAfter, subject, issuer, serial, key, message, signDER, caps)
 		var a, h string
 		_, err := pgx.ForEachRow(rows, []any{&a, &h}, func() error {
 			inserted[[2]string{a, h}] = true
@@ -221,7 +278,7 @@ func (s *Store) insertFresh(ctx context.Context, fresh []*storeRequest) []*store
 	for i, r := range fresh {
 		k := [2]string{addr[i], sha[i]}
 		if inserted[k] {
-			r.action = verify.ActionStored
+			r.action, r.signing = verify.ActionStored, r.set.Signing != nil
 			delete(inserted, k) // the same certificate twice: the second is unchanged
 			continue
 		}
@@ -296,34 +353,42 @@ func retryable(err error) bool {
 	return errors.As(err, &pgErr) && (pgErr.Code == "40P01" || pgErr.Code == "40001")
 }
 
-// storeLocked stores one certificate in tx: it locks the address's row,
-// decides, and moves the replaced certificate to the history. A row that
-// another transaction inserted after the lock found none is locked on the
-// second turn (ON CONFLICT DO NOTHING waits for that transaction to end).
+// storeLocked stores one request in tx: it locks the address's row,
+// decides (storeRequest.plan), and moves the certificates that stop being
+// current to the history. A row that another transaction inserted after
+// the lock found none is locked on the second turn (ON CONFLICT DO NOTHING
+// waits for that transaction to end).
 func storeLocked(ctx context.Context, tx pgx.Tx, r *storeRequest) (verify.Action, error) {
-	info := verify.DescribeCertificate(r.cert)
+	info := verify.DescribeCertificate(r.set.Encryption)
 	var message *string
 	if r.message != "" {
 		m := text(r.message)
 		message = &m
 	}
 	for range 2 {
-		var der []byte
-		err := tx.QueryRow(ctx, "SELECT der FROM certificates WHERE address = $1 FOR UPDATE", r.addr).Scan(&der)
+		var cur current
+		err := tx.QueryRow(ctx, "SELECT der, sign_der FROM certificates WHERE address = $1 FOR UPDATE", r.addr).Scan(&cur.der, &cur.signDER)
 		if errors.Is(err, pgx.ErrNoRows) {
-			blocked, err := retiredFloor(ctx, tx, r.addr, r.cert)
-			if err != nil {
+			// An address whose certificate was retired (retire.go).
+			if cur.encFloor, cur.signFloor, err = retiredFloors(ctx, tx, r.addr); err != nil {
 				return "", err
 			}
-			if blocked {
-				return verify.ActionKeptExisting, nil
+			plan := r.plan(cur)
+			if plan.Action != verify.ActionStored {
+				return plan.Action, nil
+			}
+			var signDER []byte
+			if plan.Sign != nil {
+				signDER = plan.Sign.Raw
 			}
 			tag, err := tx.Exec(ctx, `INSERT INTO certificates
-				(address, der, sha256, not_before, not_after, subject, issuer, serial, key_type, stored_at, message_id)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, now(), $10)
+				(address, der, sha256, not_before, not_after, subject, issuer, serial, key_type, stored_at, message_id,
+				 sign_der, capabilities)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, now(), $10, $11, $12)
 				ON CONFLICT (address) DO NOTHING`,
-				r.addr, r.cert.Raw, info.SHA256, info.NotBefore, info.NotAfter,
-				text(info.Subject), text(info.Issuer), info.Serial, text(info.Key), message)
+				r.addr, r.set.Encryption.Raw, info.SHA256, info.NotBefore, info.NotAfter,
+				text(info.Subject), text(info.Issuer), info.Serial, text(info.Key), message,
+				signDER, capabilities(r.set))
 			if err != nil {
 				return "", err
 			}
@@ -335,20 +400,57 @@ func storeLocked(ctx context.Context, tx pgx.Tx, r *storeRequest) (verify.Action
 		if err != nil {
 			return "", err
 		}
-		if action := decide(der, r.cert); action != verify.ActionStored {
-			return action, nil
+		plan := r.plan(cur)
+		if plan.Action == verify.ActionStored && cur.signDER == nil {
+			// A signing certificate may have been retired (retire.go).
+			if cur.encFloor, cur.signFloor, err = retiredFloors(ctx, tx, r.addr); err != nil {
+				return "", err
+			}
+			if !cur.signFloor.IsZero() {
+				plan = r.plan(cur)
+			}
+		}
+		if plan.Action != verify.ActionStored {
+			return plan.Action, nil
 		}
 		b := &pgx.Batch{}
-		b.Queue(`INSERT INTO certificate_history
-			(address, der, sha256, not_before, not_after, subject, issuer, serial, key_type, stored_at, message_id, replaced_at)
-			SELECT address, der, sha256, not_before, not_after, subject, issuer, serial, key_type, stored_at, message_id, now()
-			FROM certificates WHERE address = $1
-			ON CONFLICT (address, sha256) DO NOTHING`, r.addr)
-		b.Queue(`UPDATE certificates SET der = $2, sha256 = $3, not_before = $4, not_after = $5,
-			subject = $6, issuer = $7, serial = $8, key_type = $9, stored_at = now(), message_id = $10
-			WHERE address = $1`,
-			r.addr, r.cert.Raw, info.SHA256, info.NotBefore, info.NotAfter,
-			text(info.Subject), text(info.Issuer), info.Serial, text(info.Key), message)
+		for _, old := range plan.Retired {
+			if bytes.Equal(old.Data, cur.der) {
+				// The certificate to encrypt to, with its row's own
+				// columns (a damaged one included).
+				b.Queue(`INSERT INTO certificate_history
+					(address, der, sha256, not_before, not_after, subject, issuer, serial, key_type, stored_at, message_id, replaced_at)
+					SELECT address, der, sha256, not_before, not_after, subject, issuer, serial, key_type, stored_at, message_id, now()
+					FROM certificates WHERE address = $1
+					ON CONFLICT (address, sha256) DO NOTHING`, r.addr)
+				continue
+			}
+			if old.Cert == nil {
+				continue // a signing certificate that does not parse: nothing to describe
+			}
+			o := verify.DescribeCertificate(old.Cert)
+			b.Queue(`INSERT INTO certificate_history
+				(address, der, sha256, not_before, not_after, subject, issuer, serial, key_type, stored_at, message_id, replaced_at)
+				SELECT address, $2, $3, $4, $5, $6, $7, $8, $9, stored_at, message_id, now()
+				FROM certificates WHERE address = $1
+				ON CONFLICT (address, sha256) DO NOTHING`,
+				r.addr, old.Cert.Raw, o.SHA256, o.NotBefore, o.NotAfter, text(o.Subject), text(o.Issuer), o.Serial, text(o.Key))
+		}
+		var signDER []byte
+		if plan.Sign != nil {
+			signDER = plan.Sign.Raw
+		}
+		if plan.StoreEnc {
+			b.Queue(`UPDATE certificates SET der = $2, sha256 = $3, not_before = $4, not_after = $5,
+				subject = $6, issuer = $7, serial = $8, key_type = $9, stored_at = now(), message_id = $10,
+				sign_der = $11, capabilities = $12
+				WHERE address = $1`,
+				r.addr, r.set.Encryption.Raw, info.SHA256, info.NotBefore, info.NotAfter,
+				text(info.Subject), text(info.Issuer), info.Serial, text(info.Key), message,
+				signDER, capabilities(r.set))
+		} else {
+			b.Queue(`UPDATE certificates SET sign_der = $2 WHERE address = $1`, r.addr, signDER)
+		}
 		if err := tx.SendBatch(ctx, b).Close(); err != nil {
 			return "", err
 		}

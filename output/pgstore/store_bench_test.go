@@ -34,7 +34,7 @@ func benchStore(b *testing.B, store verify.CertStore) {
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			i := next.Add(1) - 1
-			if _, err := store.Store(context.Background(), addrs[i], certs[i]); err != nil {
+			if _, err := store.StoreSet(context.Background(), addrs[i], verify.CertSet{Encryption: certs[i]}); err != nil {
 				b.Error(err)
 				return
 			}

@@ -197,8 +197,8 @@ func TestStoreGroupOneBad(t *testing.T) {
 	}
 	good, bad := "ok@example.com", "a-rather-long-one@example.com"
 	req := []*storeRequest{
-		{addr: bad, cert: leaf(t, bad, t0)},
-		{addr: good, cert: leaf(t, good, t0)},
+		{addr: bad, set: verify.CertSet{Encryption: leaf(t, bad, t0)}},
+		{addr: good, set: verify.CertSet{Encryption: leaf(t, good, t0)}},
 	}
 	s.commitGroup(ctx, req)
 	if req[0].err == nil || req[1].err != nil || req[1].action != verify.ActionStored {

@@ -13,6 +13,20 @@
 // named NN-case-name.eml. With -bench N, they are N valid messages from
 // distinct addresses (testcorpus.BenchAddress), all expected "ok"/"stored".
 //
+// With -cases FILE, an expected.tsv (testdata/sample's), only the cases it
+// names are written, each under its name there: `make sample` refreshes the
+// frozen sample's messages so, with new keys and certificates, keeping its
+// cases and counts.
+//
+// With -senders S (and -bench N), the N messages come from S addresses,
+// message i from sender i mod S, each sender signing with one certificate
+// (the common case of real traffic: a sender already known). In
+// expected.tsv a sender's first message is "stored" and the others
+// "unchanged", the actions of a scan in file order; a concurrent scan may
+// store another of them first, but stores S certificates all the same.
+//
+//	go run ./scripts/gencorpus -bench 20000 -senders 50 -out /var/tmp/bench-senders
+//
 // With -mbox, the messages are also written, in the same order, as one
 // mboxrd file, corpus.mbox (every "From " line of a body quoted), for
 // scan's archive benchmark; with -pad N, each -bench message's signed text
@@ -29,6 +43,12 @@
 // --revocation (scripts/bench-scan.sh, REVOCATION=soft):
 //
 //	go run ./scripts/gencorpus -bench 2000 -revocation http://127.0.0.1:8788 -out /tmp/bench-rev
+//
+// With -profile strict (or multipurpose, legacy), each -bench message's
+// certificate claims that S/MIME BR profile and has what the profile
+// requires (testcorpus.IssueProfileLeaf), so that the pipeline lints each:
+//
+//	go run ./scripts/gencorpus -bench 2000 -profile strict -out /tmp/bench-strict
 //
 // Keys are random, so every run produces a new corpus with the same
 // verdicts.
@@ -61,17 +81,50 @@ func main() {
 	asMbox := flag.Bool("mbox", false, "also write the messages as one mboxrd file, corpus.mbox")
 	pad := flag.Int("pad", 0, "with -bench: make each message's signed text about this many bytes longer")
 	revocation := flag.String("revocation", "", "with -bench: certificates naming an OCSP responder and CRLs at this base URL")
+	only := flag.String("cases", "", "write only the cases this expected.tsv names, under its file names")
+	senders := flag.Int("senders", 0, "with -bench: the messages come from this many senders, each with one certificate (0: one sender per message)")
+	profile := flag.String("profile", "", "with -bench: certificates of this S/MIME BR profile (strict, multipurpose, legacy)")
 	flag.Parse()
-	if *out == "" || flag.NArg() != 0 || *bench < 0 || *pad < 0 {
+	if *out == "" || flag.NArg() != 0 || *bench < 0 || *pad < 0 || *senders < 0 || (*senders > 0 && *bench == 0) {
 		flag.Usage()
 		os.Exit(2)
 	}
-	if err := run(*out, *bench, *opaque, *ecIssuer, *asMbox, *pad, *revocation); err != nil {
+	var names map[string]string
+	if *only != "" {
+		var err error
+		if names, err = readCaseNames(*only); err != nil {
+			log.Fatal(err)
+		}
+	}
+	if err := run(*out, *bench, *senders, *opaque, *ecIssuer, *asMbox, *pad, *profile, *revocation, names); err != nil {
 		log.Fatal(err)
 	}
 }
 
-func run(out string, bench int, opaque, ecIssuer, asMbox bool, pad int, revocation string) error {
+// readCaseNames reads an expected.tsv: case name -> file name in
+// messages/ (NN-name.eml).
+func readCaseNames(path string) (map[string]string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	names := map[string]string{}
+	for i, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		file, _, _ := strings.Cut(line, "\t")
+		if i == 0 {
+			continue // the header line
+		}
+		file = strings.TrimPrefix(file, "messages/")
+		num, name, ok := strings.Cut(strings.TrimSuffix(file, ".eml"), "-")
+		if !ok || num == "" {
+			return nil, fmt.Errorf("%s: line %d: want messages/NN-name.eml", path, i+1)
+		}
+		names[name] = file
+	}
+	return names, nil
+}
+
+func run(out string, bench, senders int, opaque, ecIssuer, asMbox bool, pad int, profile, revocation string, names map[string]string) error {
 	start := time.Now()
 	f, err := testcorpus.New()
 	if err != nil {
@@ -139,6 +192,24 @@ func run(out string, bench int, opaque, ecIssuer, asMbox bool, pad int, revocati
 		if pad > 0 {
 			opts = append(opts, testcorpus.WithBody(padding(pad)))
 		}
+		address := testcorpus.BenchAddress
+		if senders > 0 {
+			leaves, err := issueLeaves(f, senders, ecIssuer)
+			if err != nil {
+				return err
+			}
+			opts = append(opts, testcorpus.WithLeaves(leaves))
+			address = func(i int) string { return testcorpus.BenchAddress(i % senders) }
+		}
+		if profile != "" && senders > 0 {
+			return fmt.Errorf("-profile and -senders cannot be combined (the senders' certificates claim no profile)")
+		}
+		if profile != "" {
+			opts = append(opts, testcorpus.WithProfile(testcorpus.ProfileSpec{Profile: profile}))
+		}
+		if revocation != "" && (senders > 0 || profile != "") {
+			return fmt.Errorf("-revocation cannot be combined with -senders or -profile (their certificates name no responder)")
+		}
 		if revocation != "" {
 			opt, err := revocationCAs(f, revocation, filepath.Join(out, "revocation-cas.pem"))
 			if err != nil {
@@ -152,24 +223,39 @@ func run(out string, bench int, opaque, ecIssuer, asMbox bool, pad int, revocati
 		for first := 0; first < bench; first += batch {
 			addrs := make([]string, min(batch, bench-first))
 			for i := range addrs {
-				addrs[i] = testcorpus.BenchAddress(first + i)
+				addrs[i] = address(first + i)
 			}
 			msgs, err := f.SignedMessages(addrs, opts...)
 			if err != nil {
 				return err
 			}
 			for i, m := range msgs {
-				if err := write(fmt.Sprintf("bench-%06d.eml", first+i), m, testcorpus.ReasonOK, testcorpus.ActionStored); err != nil {
+				action := testcorpus.ActionStored
+				if senders > 0 && first+i >= senders {
+					action = "unchanged"
+				}
+				if err := write(fmt.Sprintf("bench-%06d.eml", first+i), m, testcorpus.ReasonOK, action); err != nil {
 					return err
 				}
 			}
 		}
 		log.Printf("minted %d messages in %v", bench, time.Since(t).Round(time.Millisecond))
 	} else {
+		written := 0
 		for i, c := range f.Cases() {
-			if err := write(fmt.Sprintf("%02d-%s.eml", i+1, c.Name), c.Data, c.Reason, c.Action); err != nil {
+			name := fmt.Sprintf("%02d-%s.eml", i+1, c.Name)
+			if names != nil {
+				if name = names[c.Name]; name == "" {
+					continue
+				}
+			}
+			if err := write(name, c.Data, c.Reason, c.Action); err != nil {
 				return err
 			}
+			written++
+		}
+		if names != nil && written != len(names) {
+			return fmt.Errorf("-cases names %d cases, the corpus has %d of them", len(names), written)
 		}
 	}
 	if err := os.WriteFile(filepath.Join(out, "expected.tsv"), expected.Bytes(), 0o644); err != nil {
@@ -185,6 +271,21 @@ func run(out string, bench int, opaque, ecIssuer, asMbox bool, pad int, revocati
 	}
 	log.Printf("wrote %s in %v", out, time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// issueLeaves issues one signer certificate for each of the first n bench
+// addresses.
+func issueLeaves(f *testcorpus.Fixture, n int, ecIssuer bool) (map[string]*x509.Certificate, error) {
+	leaves := make(map[string]*x509.Certificate, n)
+	for i := range n {
+		addr := testcorpus.BenchAddress(i)
+		cert, err := f.IssueLeaf(testcorpus.LeafSpec{Address: addr, SubjectEmail: true, ECIssuer: ecIssuer})
+		if err != nil {
+			return nil, err
+		}
+		leaves[addr] = cert
+	}
+	return leaves, nil
 }
 
 // padding returns a text of about n bytes: numbered lines, every 40th

@@ -6,9 +6,20 @@
 //
 //	loadgen-webhook -url http://127.0.0.1:8080/ -c 32 -d 10s
 //
+// That is a closed loop: each connection sends its next request when the
+// last is answered, so a slow service is sent less, and its latency under
+// a given load is hidden. With -rate R it is an open loop instead: a
+// request is started every 1/R seconds whatever the answers, on up to -c
+// connections, and each latency is counted from the time its request was
+// due, so a request that had to wait for a free connection counts its
+// wait (no coordinated omission). A request due while all -c are busy
+// waits for one; the result says how many were late by more than 10 ms.
+//
+//	loadgen-webhook -url http://127.0.0.1:8080/ -c 256 -d 10s -rate 1000
+//
 // The last line is machine-readable, for scripts/bench-webhook.sh:
 //
-//	result requests=N acknowledged=N failed=N rps=F p50_ms=F p99_ms=F
+//	result requests=N acknowledged=N failed=N rps=F p50_ms=F p99_ms=F late=N
 package main
 
 import (
@@ -39,6 +50,7 @@ func main() {
 		sample   = flag.String("sample", "testdata/sample", "sample `folder`: messages/ and expected.tsv (its accepted messages are posted)")
 		token    = flag.String("token", "", "X-MessageSystems-Webhook-Token `value`")
 		reqLimit = flag.Duration("timeout", 30*time.Second, "timeout of one request")
+		rate     = flag.Float64("rate", 0, "open loop: start this many requests per second (0: closed loop, -c connections back to back)")
 	)
 	flag.Parse()
 	payloads, err := buildPayloads(*sample)
@@ -50,8 +62,12 @@ func main() {
 	for _, p := range payloads {
 		total += len(p)
 	}
-	fmt.Printf("webhook load: %s, %d connections for %s, %d payloads of %.1f KB on average\n",
-		*url, *conc, *dur, len(payloads), float64(total)/float64(len(payloads))/1000)
+	mode := "closed loop"
+	if *rate > 0 {
+		mode = fmt.Sprintf("open loop at %.0f requests/s", *rate)
+	}
+	fmt.Printf("webhook load: %s, %s, %d connections for %s, %d payloads of %.1f KB on average\n",
+		*url, mode, *conc, *dur, len(payloads), float64(total)/float64(len(payloads))/1000)
 
 	client := &http.Client{
 		Timeout: *reqLimit,
@@ -66,11 +82,20 @@ func main() {
 	var wg sync.WaitGroup
 	start := time.Now()
 	stop := start.Add(*dur)
+	var due chan time.Time
+	if *rate > 0 {
+		due = make(chan time.Time, 1<<16)
+		go schedule(due, start, stop, *rate)
+	}
 	for i := range *conc {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			results[i] = work(stop, client, *url, *token, payloads, i)
+			if due != nil {
+				results[i] = workOpen(due, client, *url, *token, payloads, i, *conc)
+			} else {
+				results[i] = work(stop, client, *url, *token, payloads, i)
+			}
 		}()
 	}
 	wg.Wait()
@@ -80,10 +105,12 @@ func main() {
 		lat      []time.Duration
 		statuses = map[string]int{}
 		ack      int
+		late     int
 	)
 	for _, r := range results {
 		lat = append(lat, r.latencies...)
 		ack += r.acked
+		late += r.late
 		for k, v := range r.statuses {
 			statuses[k] += v
 		}
@@ -103,18 +130,86 @@ func main() {
 			fmt.Printf("  not acknowledged: %s x %d\n", k, statuses[k])
 		}
 	}
+	if due != nil {
+		fmt.Printf("started late:  %d of %d (more than 10 ms after due: all %d connections were busy)\n", late, n, *conc)
+	}
 	if n > 0 {
 		fmt.Printf("latency:       p50 %s  p90 %s  p99 %s  max %s\n",
 			pct(lat, 50), pct(lat, 90), pct(lat, 99), lat[n-1].Round(time.Microsecond))
 	}
-	fmt.Printf("result requests=%d acknowledged=%d failed=%d rps=%.1f p50_ms=%.2f p99_ms=%.2f\n",
-		n, ack, n-ack, rps, ms(pct(lat, 50)), ms(pct(lat, 99)))
+	fmt.Printf("result requests=%d acknowledged=%d failed=%d rps=%.1f p50_ms=%.2f p99_ms=%.2f late=%d\n",
+		n, ack, n-ack, rps, ms(pct(lat, 50)), ms(pct(lat, 99)), late)
 }
 
 type workerResult struct {
 	latencies []time.Duration
 	acked     int
 	statuses  map[string]int
+	// late counts the requests of the open loop started more than 10 ms
+	// after they were due.
+	late int
+}
+
+// schedule sends on due the time each request of the open loop is due:
+// one every 1/rate seconds from start until stop, then closes it.
+func schedule(due chan<- time.Time, start, stop time.Time, rate float64) {
+	defer close(due)
+	interval := time.Duration(float64(time.Second) / rate)
+	for t := start; t.Before(stop); t = t.Add(interval) {
+		if d := time.Until(t); d > 0 {
+			time.Sleep(d)
+		}
+		due <- t
+	}
+}
+
+// workOpen sends a request for each due time it takes from due, and counts
+// its latency from that time.
+func workOpen(due <-chan time.Time, client *http.Client, url, token string, payloads [][]byte, offset, stride int) workerResult {
+	res := workerResult{statuses: map[string]int{}}
+	i := offset
+	for t := range due {
+		if time.Since(t) > 10*time.Millisecond {
+			res.late++
+		}
+		status, err := post(client, url, token, payloads[i%len(payloads)])
+		res.latencies = append(res.latencies, time.Since(t))
+		res.record(status, err)
+		i += stride
+	}
+	return res
+}
+
+// post sends one relay payload and reads the answer.
+func post(client *http.Client, url, token string, body []byte) (int, error) {
+	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		panic(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "SparkPost")
+	if token != "" {
+		req.Header.Set("X-MessageSystems-Webhook-Token", token)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+// record counts one answer.
+func (res *workerResult) record(status int, err error) {
+	if err != nil {
+		res.statuses["error: "+shortErr(err)]++
+		return
+	}
+	res.statuses[fmt.Sprint(status)]++
+	if status == http.StatusOK {
+		res.acked++
+	}
 }
 
 // work posts payloads one after the other until stop. The requests in
@@ -123,30 +218,10 @@ type workerResult struct {
 func work(stop time.Time, client *http.Client, url, token string, payloads [][]byte, offset int) workerResult {
 	res := workerResult{statuses: map[string]int{}}
 	for i := offset; time.Now().Before(stop); i++ {
-		body := payloads[i%len(payloads)]
-		req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
-		if err != nil {
-			panic(err)
-		}
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("User-Agent", "SparkPost")
-		if token != "" {
-			req.Header.Set("X-MessageSystems-Webhook-Token", token)
-		}
 		t0 := time.Now()
-		resp, err := client.Do(req)
-		if err != nil {
-			res.statuses["error: "+shortErr(err)]++
-			res.latencies = append(res.latencies, time.Since(t0))
-			continue
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
+		status, err := post(client, url, token, payloads[i%len(payloads)])
 		res.latencies = append(res.latencies, time.Since(t0))
-		res.statuses[fmt.Sprint(resp.StatusCode)]++
-		if resp.StatusCode == http.StatusOK {
-			res.acked++
-		}
+		res.record(status, err)
 	}
 	return res
 }

@@ -37,9 +37,36 @@ basicConstraints = critical, CA:true, pathlen:0
 keyUsage = critical, keyCertSign, cRLSign
 subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid
-[leaf]
+# Leaves for signing and encryption (RFC 8550 §4.4.2): an RSA key is
+# encrypted to by key transport (keyEncipherment), an EC key by key
+# agreement (keyAgreement).
+[leaf-rsa]
+basicConstraints = critical, CA:false
+keyUsage = critical, digitalSignature, keyEncipherment
+extendedKeyUsage = emailProtection
+subjectAltName = email:copy
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+[leaf-ec]
+basicConstraints = critical, CA:false
+keyUsage = critical, digitalSignature, keyAgreement
+extendedKeyUsage = emailProtection
+subjectAltName = email:copy
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+# Signing only (the S/MIME BR strict profile's signing certificates, a
+# dual-key PKI's, any Ed25519 one).
+[leaf-sign]
 basicConstraints = critical, CA:false
 keyUsage = critical, digitalSignature
+extendedKeyUsage = emailProtection
+subjectAltName = email:copy
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+# Encryption only: a dual-key sender's second certificate.
+[leaf-enc]
+basicConstraints = critical, CA:false
+keyUsage = critical, keyEncipherment
 extendedKeyUsage = emailProtection
 subjectAltName = email:copy
 subjectKeyIdentifier = hash
@@ -84,19 +111,32 @@ key inter-ed ED25519
 csr inter-ed "/CN=certharvest OpenSSL Intermediate Ed25519"
 issue inter-ed root intermediate
 
-# leaf NAME ADDRESS ISSUER ALGORITHM OPTION [ca OPTIONS...]
+# leaf NAME ADDRESS ISSUER ALGORITHM OPTION [ca OPTIONS...]: a leaf for
+# signing and encryption (leaf-rsa, leaf-ec), or with the extensions
+# $profile when set (leaf-sign, leaf-enc).
 leaf() {
 	name=$1 addr=$2 issuer=$3 alg=$4 opt=$5
 	shift 5
 	key "$name" "$alg" "$opt"
 	csr "$name" "/CN=$addr/emailAddress=$addr"
-	issue "$name" "$issuer" leaf "$@"
+	case $alg in RSA*) kind=leaf-rsa ;; EC) kind=leaf-ec ;; *) kind=leaf-sign ;; esac
+	issue "$name" "$issuer" "${profile:-$kind}" "$@"
 }
+profile=
 leaf rsa rsa@example.com inter-rsa RSA rsa_keygen_bits:2048 -sigopt rsa_padding_mode:pss -sigopt rsa_pss_saltlen:digest
 leaf p256 p256@example.net inter-ed EC ec_paramgen_curve:P-256
 leaf p384 p384@example.org inter-ec EC ec_paramgen_curve:P-384 -md sha384
 leaf p521 p521@example.com inter-ec EC ec_paramgen_curve:P-521 -md sha512
 leaf ed25519 ed25519@example.net inter-ed ED25519 ""
+# Signing-only certificates, and a dual-key sender: a signing-only
+# certificate and an encryption-only one (another key) for one address.
+profile=leaf-sign
+leaf signonly-rsa signonly.rsa@example.com inter-rsa RSA rsa_keygen_bits:2048
+leaf signonly-p256 signonly.p256@example.net inter-ec EC ec_paramgen_curve:P-256 -md sha384
+leaf dual-sign dual@example.org inter-rsa RSA rsa_keygen_bits:2048
+profile=leaf-enc
+leaf dual-enc dual@example.org inter-rsa RSA rsa_keygen_bits:2048
+profile=
 # Weak ones: an RSA-1024 key; a certificate signed with SHA-1; one signed
 # with RSASSA-PSS and the longest salt (other parameters than a
 # certificate's, S/MIME BR §7.1.3.2).
@@ -149,6 +189,17 @@ sign p384-opaque p384 inter-ec -md sha384 -nodetach
 sign p384-ber-opaque p384 inter-ec -md sha384 -nodetach -stream
 sign p521-detached p521 inter-ec -md sha512
 smime p521-x-pkcs7-mime p521 inter-ec -md sha512 -nodetach
+
+# A dual-key sender: signed with the signing-only certificate, the
+# encryption certificate added to the CMS beside the issuer (-certfile
+# takes a file of several), as mail clients of dual-key PKIs send it.
+cat inter-rsa.pem dual-enc.pem >dual-certfile.pem
+sign dual-key-certfile dual-sign dual-certfile
+cp dual-enc.pem "$out/dual-enc.pem"
+
+# Refused: no certificate to encrypt to (cert_no_encryption).
+sign signonly-rsa-detached signonly-rsa inter-rsa
+sign signonly-p256-opaque signonly-p256 inter-ec -nodetach
 
 # Refused: weak signatures and certificates.
 sign weak-sha1 rsa inter-rsa -md sha1
