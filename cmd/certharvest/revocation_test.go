@@ -1,9 +1,11 @@
 package main
 
 import (
+	"context"
 	"crypto"
 	"crypto/x509"
 	"errors"
+	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -17,6 +19,7 @@ import (
 	"github.com/certharvest/certharvest/internal/testcorpus"
 	"github.com/certharvest/certharvest/output"
 	"github.com/certharvest/certharvest/verify"
+	"github.com/certharvest/certharvest/verify/revocation"
 )
 
 // The binary with --revocation: certificates that name a local OCSP
@@ -384,5 +387,69 @@ func TestRevalidateExpiryAndUnknownIssuer(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(certs, "carol@example.com.crt")); err != nil {
 		t.Error("moved:", err)
+	}
+}
+
+// revalidate checks a dual-key sender's signing certificate too, on a line
+// of its own: revoked, it leaves <address>.sign.crt for the history, and
+// <address>.crt, not revoked, stays.
+func TestRevalidatePair(t *testing.T) {
+	t.Parallel()
+	p := newRevocationPKI(t)
+	addr := "dual@example.com"
+	issue := func(spec testcorpus.LeafSpec) *x509.Certificate {
+		t.Helper()
+		spec.Address, spec.SubjectEmail, spec.Issuer, spec.IssuerKey = addr, true, p.inter, p.key
+		spec.OCSPServer, spec.CRLDistributionPoints = []string{p.srv.OCSPURL()}, []string{p.srv.CRLURL("inter")}
+		c, err := p.f.IssueLeaf(spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	sign, enc := issue(testcorpus.LeafSpec{SigningOnly: true}), issue(testcorpus.LeafSpec{Key: p.f.DecoyKey})
+	dir, cache := t.TempDir(), t.TempDir()
+	certs := filepath.Join(dir, "certs")
+	store, err := output.OpenCertStore(certs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := store.StoreSet(ctx, addr, verify.CertSet{Encryption: enc, Signing: sign}); err != nil {
+		t.Fatal(err)
+	}
+	store.Close()
+	// The intermediate in the cache folder, as serve's check leaves it.
+	checker, err := revocation.NewChecker(cache, revocation.CheckerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := checker.CheckChain(ctx, []*x509.Certificate{enc, p.inter, p.f.Root}, testcorpus.At); r.Status != revocation.Good {
+		t.Fatalf("priming the cache: %+v", r)
+	}
+	checker.Close()
+
+	p.srv.Revoke(sign.SerialNumber, testcorpus.At.Add(-time.Hour), 1)
+	report := filepath.Join(dir, "revalidate.jsonl")
+	r := runBinary(t, "revalidate", "--certs", certs, "--revocation", "soft", "--revocation-cache", cache,
+		"--trust", p.flags[1], "--at", testcorpus.At.Format(time.RFC3339), "--report", report, "--log", filepath.Join(dir, "log"))
+	if r.code != 0 || !strings.Contains(r.stderr, "2 certificates") || !strings.Contains(r.stderr, "1 ok, 1 revoked (moved to the history)") {
+		t.Fatalf("revalidate: exit %d\n%s", r.code, r.stderr)
+	}
+	recs := readReport(t, report)
+	if len(recs) != 2 || recs[0].Reason != verify.ReasonOK || recs[1].Reason != verify.ReasonCertRevoked ||
+		recs[1].Action != output.ActionRetired || !strings.HasPrefix(recs[1].Detail, "signing certificate: ") ||
+		!strings.HasSuffix(recs[1].CertFile, addr+output.SignSuffix) {
+		t.Fatalf("report: %+v", recs)
+	}
+	if _, err := os.Lstat(filepath.Join(certs, addr+output.SignSuffix)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the revoked signing certificate is still there: %v", err)
+	}
+	st, err := output.ReadCertStore(certs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, err := st.Load(addr); err != nil || !c.Equal(enc) {
+		t.Errorf("the certificate to encrypt to: %v", err)
 	}
 }
