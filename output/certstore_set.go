@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/certharvest/certharvest/verify"
 )
@@ -73,9 +74,15 @@ func notStored(err error) error {
 // Current is one of an address's current certificates as a store holds
 // it: Data (PEM or DER) nil when there is none, Cert nil when Data does
 // not parse (damaged, or not ours: it is replaced).
+//
+// Floor, when set, is the latest NotBefore of the certificates of its kind
+// retired from the address (Retire): no certificate whose NotBefore is
+// not strictly later becomes current of that kind, so that a replayed old
+// message brings back neither a revoked certificate nor an older one.
 type Current struct {
-	Data []byte
-	Cert *x509.Certificate
+	Data  []byte
+	Cert  *x509.Certificate
+	Floor time.Time
 }
 
 // sum is the name of a certificate in the history: the SHA-256 of the
@@ -89,15 +96,16 @@ func (c Current) sum() string {
 }
 
 // decide compares a certificate with a current one: the same one is
-// unchanged; one that is not strictly newer (NotBefore) is kept; else it
-// is to be stored. One that does not parse is replaced.
+// unchanged; one that is not strictly newer (NotBefore) than it, or than
+// the floor, is kept; else it is to be stored. One that does not parse is
+// replaced.
 func (c Current) decide(cert *x509.Certificate) verify.Action {
 	switch {
-	case c.Data == nil || c.Cert == nil:
-		return verify.ActionStored
-	case bytes.Equal(c.Cert.Raw, cert.Raw):
+	case c.Data != nil && c.Cert != nil && bytes.Equal(c.Cert.Raw, cert.Raw):
 		return verify.ActionUnchanged
-	case !cert.NotBefore.After(c.Cert.NotBefore):
+	case c.Data != nil && c.Cert != nil && !cert.NotBefore.After(c.Cert.NotBefore):
+		return verify.ActionKeptExisting
+	case !c.Floor.IsZero() && !cert.NotBefore.After(c.Floor):
 		return verify.ActionKeptExisting
 	}
 	return verify.ActionStored
@@ -126,11 +134,14 @@ type SetPlan struct {
 // enc, the certificate to encrypt to, and sign, the signing certificate
 // kept beside it (Data nil: none, enc signs). Each of set's two (its
 // signing certificate is set.Encryption when set.Signing is nil) replaces
-// the current one of its kind only when its NotBefore is strictly later.
+// the current one of its kind only when its NotBefore is strictly later,
+// and later than the kind's Floor. An address without a certificate to
+// encrypt to gets none unless set.Encryption is stored.
 func PlanSet(enc, sign Current, set verify.CertSet) SetPlan {
 	signCur := sign
 	if sign.Data == nil {
 		signCur = enc
+		signCur.Floor = sign.Floor
 	}
 	newSign := set.Signing
 	if newSign == nil {
@@ -139,6 +150,11 @@ func PlanSet(enc, sign Current, set verify.CertSet) SetPlan {
 	encAction, signAction := enc.decide(set.Encryption), signCur.decide(newSign)
 	var p SetPlan
 	p.StoreEnc = encAction == verify.ActionStored
+	if !p.StoreEnc && enc.Data == nil {
+		// Below the floor of a retired certificate: nothing, not even a
+		// signing certificate without one to encrypt to.
+		return SetPlan{Action: verify.ActionKeptExisting}
+	}
 	finalEnc := enc.Cert
 	if p.StoreEnc {
 		finalEnc = set.Encryption
@@ -279,6 +295,25 @@ func (s *CertStore) StoreSet(ctx context.Context, addr string, set verify.CertSe
 		}
 	}
 	plan := PlanSet(enc, sign, set)
+	if plan.Action == verify.ActionStored && (enc.Data == nil || sign.Data == nil) {
+		// Where a kind has no current certificate, one of its kind may
+		// have been retired (certstore_retire.go): decide again above its
+		// floor. (Read only then: a current certificate is newer than any
+		// retired one of its kind.)
+		encFloor, signFloor, err := retiredFloors(root, addr)
+		if err != nil {
+			return verify.StoreResult{}, fmt.Errorf("reading the retired certificates: %w", err)
+		}
+		if !encFloor.IsZero() || !signFloor.IsZero() {
+			if enc.Data == nil {
+				enc.Floor = encFloor
+			}
+			if sign.Data == nil {
+				sign.Floor = signFloor
+			}
+			plan = PlanSet(enc, sign, set)
+		}
+	}
 	res := verify.StoreResult{Path: path, Action: plan.Action}
 	if plan.Sign != nil {
 		res.SignPath = filepath.Join(s.dir, signName)

@@ -50,6 +50,13 @@ type Record struct {
 	SignCertFile string    `json:"sign_cert_file,omitempty"`
 	VerifiedAt   time.Time `json:"verified_at"`
 	DurationMS   float64   `json:"duration_ms"`
+
+	// Revocation is what the revocation check found (--revocation) for
+	// Cert's chain, EncryptionRevocation for EncryptionCert's, and
+	// Warnings what passed but deserves a look.
+	Revocation           *verify.RevocationInfo `json:"revocation,omitempty"`
+	EncryptionRevocation *verify.RevocationInfo `json:"encryption_revocation,omitempty"`
+	Warnings             []string               `json:"warnings,omitempty"`
 }
 
 // Outcomes.
@@ -65,24 +72,27 @@ const (
 func NewRecord(m *verify.Message, res *verify.Result) *Record {
 	env := &m.Envelope
 	rec := &Record{
-		Time:         time.Now().UTC(),
-		ID:           res.ID,
-		Source:       env.Source,
-		Path:         m.Path,
-		MessageID:    res.MessageID,
-		EnvelopeFrom: env.EnvelopeFrom,
-		EnvelopeTo:   env.EnvelopeTo,
-		RemoteAddr:   env.RemoteAddr,
-		Context:      env.Extra,
-		From:         res.From,
-		Outcome:      OutcomeRejected,
-		Reason:       res.Reason,
-		Detail:       res.Detail,
-		DKIM:         res.DKIM,
-		Cert:         res.CertInfo,
-		Capabilities: res.Capabilities,
-		VerifiedAt:   res.At.UTC(),
-		DurationMS:   float64(res.Duration.Microseconds()) / 1000,
+		Time:                 time.Now().UTC(),
+		ID:                   res.ID,
+		Source:               env.Source,
+		Path:                 m.Path,
+		MessageID:            res.MessageID,
+		EnvelopeFrom:         env.EnvelopeFrom,
+		EnvelopeTo:           env.EnvelopeTo,
+		RemoteAddr:           env.RemoteAddr,
+		Context:              env.Extra,
+		From:                 res.From,
+		Outcome:              OutcomeRejected,
+		Reason:               res.Reason,
+		Detail:               res.Detail,
+		DKIM:                 res.DKIM,
+		Cert:                 res.CertInfo,
+		Capabilities:         res.Capabilities,
+		VerifiedAt:           res.At.UTC(),
+		DurationMS:           float64(res.Duration.Microseconds()) / 1000,
+		Revocation:           res.Revocation,
+		Warnings:             res.Warnings,
+		EncryptionRevocation: res.EncRevocation,
 	}
 	if m.MboxIndex > 0 {
 		// A message of an mbox: its number and where it begins.

@@ -31,6 +31,15 @@
 #   PROFILE=                strict, multipurpose or legacy: every certificate
 #                           claims that S/MIME BR profile, so that each new one
 #                           is linted by zlint (gencorpus -profile; cached apart)
+#   REVOCATION=             soft or hard: scan with --revocation and a warm cache.
+#                           The corpus's certificates then name an OCSP responder
+#                           and CRLs on 127.0.0.1:REVOCATION_PORT (8788), which
+#                           scripts/benchocsp serves while the script runs; one
+#                           untimed scan fills the cache (--revocation-cache, in
+#                           the outputs), which the timed runs read. "corpus": the
+#                           same corpus and responder without the flags, for a
+#                           build that has none (to compare with the same messages).
+#                           Not with SENDERS or PROFILE.
 #
 # The outputs of the runs are kept ($BENCH_DIR/out-*; delete them when done):
 # on ext4 without a journal, as here, creating files is much slower for one
@@ -68,11 +77,23 @@ case ${PROFILE:-} in
 strict | multipurpose | legacy) corpus=$corpus-$PROFILE profile=(-profile "$PROFILE") ;;
 *) echo "PROFILE: want strict, multipurpose or legacy" >&2; exit 2 ;;
 esac
+gen=()
+REVOCATION=${REVOCATION:-}
+REVOCATION_PORT=${REVOCATION_PORT:-8788}
+case $REVOCATION in
+'') ;;
+soft | hard | corpus)
+	[[ -n $SENDERS || -n ${PROFILE:-} ]] && { echo "$0: REVOCATION cannot be combined with SENDERS or PROFILE" >&2; exit 2; }
+	corpus=$corpus-revocation-$REVOCATION_PORT
+	gen=(-revocation "http://127.0.0.1:$REVOCATION_PORT")
+	;;
+*) echo "REVOCATION=$REVOCATION: want soft, hard or corpus" >&2; exit 2 ;;
+esac
 if [[ ! -f $corpus/.complete ]]; then
 	echo "generating $N messages into $corpus (once; cached)" >&2
 	rm -rf "$corpus"
 	mkdir -p "$corpus"
-	go run ./scripts/gencorpus -bench "$N" ${SENDERS:+-senders "$SENDERS"} "${profile[@]}" -out "$corpus" >&2
+	go run ./scripts/gencorpus -bench "$N" ${SENDERS:+-senders "$SENDERS"} "${profile[@]}" "${gen[@]}" -out "$corpus" >&2
 	touch "$corpus/.complete"
 fi
 
@@ -91,7 +112,30 @@ extra=(${SCAN_ARGS:-})
 
 median() { sort -g | awk '{v[NR]=$1} END {print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
 
-echo "certharvest scan: $N messages${SENDERS:+ from $SENDERS senders}${KNOWN:+, all known}${PROFILE:+ (S/MIME BR $PROFILE)}, $RUNS runs, $(nproc) cores, $(go version | cut -d' ' -f3)${WORKERS:+, --workers $WORKERS}"
+# The responder of the revocation corpus, stopped (by its process id) when
+# the script ends; with soft or hard, a cache filled by one untimed scan.
+responder=
+stop_responder() { [[ -n $responder ]] && kill "$responder" 2>/dev/null && wait "$responder" 2>/dev/null; true; }
+trap stop_responder EXIT
+if [[ -n $REVOCATION ]]; then
+	mkdir -p "$out/warm"
+	go build -o "$BENCH_DIR/benchocsp" ./scripts/benchocsp
+	"$BENCH_DIR/benchocsp" -cas "$corpus/revocation-cas.pem" -listen "127.0.0.1:$REVOCATION_PORT" 2>"$out/responder.log" &
+	responder=$!
+	for _ in $(seq 50); do
+		grep -q answering "$out/responder.log" && break
+		sleep 0.1
+	done
+	if [[ $REVOCATION != corpus ]]; then
+		extra+=(--revocation "$REVOCATION" --revocation-cache "$out/revocation-cache")
+		echo "warming the revocation cache: one untimed scan" >&2
+		"$CERTHARVEST" scan --quiet --trust "$corpus/trust.pem" --dkim-keys "$corpus/dkim-keys.txt" --at "$AT" \
+			--certs "$out/warm/certs" --report "$out/warm/report.jsonl" --log "$out/warm/scan.log" \
+			"${workers[@]}" "${extra[@]}" "$corpus/messages"
+	fi
+fi
+
+echo "certharvest scan: $N messages${SENDERS:+ from $SENDERS senders}${KNOWN:+, all known}${PROFILE:+ (S/MIME BR $PROFILE)}, $RUNS runs, $(nproc) cores, $(go version | cut -d' ' -f3)${WORKERS:+, --workers $WORKERS}${REVOCATION:+, revocation $REVOCATION}"
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo '?')"
 printf '%-6s %8s %10s %8s %8s %11s %10s\n' run wall_s msgs_per_s user_s sys_s cpu_us_msg maxrss_kB
 rates=() walls=() rsss=() users=() syss=() cpus=()
@@ -144,4 +188,9 @@ fi
 printf '\n'
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo '?')"
 echo "log of the last run: $(wc -l <"$dir/scan.log") lines, report: $(wc -l <"$dir/report.jsonl") lines"
+if [[ -n $responder ]]; then
+	stop_responder
+	responder=
+	echo "responder: $(tail -n 1 "$out/responder.log")"
+fi
 echo "outputs: $out ($(du -sh "$out" | cut -f1)); when done: rm -rf $BENCH_DIR/out-*"

@@ -43,10 +43,16 @@
 //     message for the From address that does; it passes the checks of 6
 //     and 7. The sender's SMIMECapabilities are read beside it
 //     (smimeattrs.go), from the signed attributes the signature covers.
-//  9. Store: the certificate to encrypt to, and the signer's when it is
+//  9. Revocation (opt-in, [Options].RevocationMode): no certificate of the
+//     signer's chain, nor of the encryption certificate's when it is
+//     another, is revoked, says its issuer's OCSP responder or CRL, asked
+//     through [Options].Revocation (package verify/revocation); an unknown
+//     status passes with a warning (soft) or is a temporary failure (hard).
+//  10. Store: the certificate to encrypt to, and the signer's when it is
 //     another, are handed to a [CertStore].
 //
-// The pipeline takes its clock, DKIM key lookup, trust roots, certificate
-// store and logger as [Options]; it has no global state and touches neither
-// the network nor the file system except through them.
+// The pipeline takes its clock, DKIM key lookup, trust roots, revocation
+// checker, certificate store and logger as [Options]; it has no global
+// state and touches neither the network nor the file system except through
+// them.
 package verify

@@ -86,8 +86,9 @@ func KeyUsageNames(ku x509.KeyUsage) string {
 
 // encryptionCert chooses the certificate to encrypt to, for a signer whose
 // chain and address have been verified, among the CMS certificates bag (see
-// above). attrs are the signer's verified S/MIME attributes.
-func (p *Pipeline) encryptionCert(signer *x509.Certificate, bag []*x509.Certificate, attrs *smimeAttributes, from string, at time.Time, log *story) (*x509.Certificate, error) {
+// above), with its verified chain when it is not the signer's (nil when it
+// is). attrs are the signer's verified S/MIME attributes.
+func (p *Pipeline) encryptionCert(signer *x509.Certificate, bag []*x509.Certificate, attrs *smimeAttributes, from string, at time.Time, log *story) (*x509.Certificate, []*x509.Certificate, error) {
 	for _, problem := range attrs.problems {
 		log.Warn(problem)
 	}
@@ -107,18 +108,19 @@ func (p *Pipeline) encryptionCert(signer *x509.Certificate, bag []*x509.Certific
 				"certificate", certName(named), "key_usage", KeyUsageNames(named.KeyUsage))
 		case named == signer:
 			log.Info("encryption certificate: the signer's, as SMIMEEncryptionKeyPreference names it")
-			return signer, nil
+			return signer, nil, nil
 		default:
 			log.Info("encryption certificate: named by SMIMEEncryptionKeyPreference", "certificate", certName(named),
 				"serial", named.SerialNumber.Text(16))
-			if err := p.checkEncryptionCert(named, bag, from, at, log); err != nil {
-				return nil, err
+			chain, err := p.checkEncryptionCert(named, bag, from, at, log)
+			if err != nil {
+				return nil, nil, err
 			}
-			return named, nil
+			return named, chain, nil
 		}
 	}
 	if allowsEncryption(signer) {
-		return signer, nil // the usual case: the story says nothing more
+		return signer, nil, nil // the usual case: the story says nothing more
 	}
 	log.Info("the signer's key usage allows no encryption; looking in the message for an encryption certificate for "+from,
 		"key_usage", KeyUsageNames(signer.KeyUsage), "key", KeyDescription(signer.PublicKey))
@@ -133,11 +135,11 @@ func (p *Pipeline) encryptionCert(signer *x509.Certificate, bag []*x509.Certific
 			break
 		}
 		tried++
-		err := p.checkEncryptionCert(c, bag, from, at, log)
+		chain, err := p.checkEncryptionCert(c, bag, from, at, log)
 		if err == nil {
 			log.Info("encryption certificate: another certificate of the message for "+from, "certificate", certName(c),
 				"serial", c.SerialNumber.Text(16))
-			return c, nil
+			return c, chain, nil
 		}
 		log.Warn("candidate encryption certificate refused", "certificate", certName(c), "error", err)
 		if firstErr == nil {
@@ -145,24 +147,29 @@ func (p *Pipeline) encryptionCert(signer *x509.Certificate, bag []*x509.Certific
 		}
 	}
 	if firstErr != nil {
-		return nil, firstErr
+		return nil, nil, firstErr
 	}
-	return nil, fail(ReasonCertNoEncryption, "%q (%s) allows no encryption (key usage: %s), and the message carries no other certificate for %s that does",
+	return nil, nil, fail(ReasonCertNoEncryption, "%q (%s) allows no encryption (key usage: %s), and the message carries no other certificate for %s that does",
 		certName(signer), KeyDescription(signer.PublicKey), KeyUsageNames(signer.KeyUsage), from)
 }
 
 // checkEncryptionCert runs the signer's checks on an encryption
 // certificate: validity and a chain to a trusted root at the verification
-// time, for emailProtection, and From among its addresses. Its key usage
-// (which allows encryption, not signing) is not the signer's.
-func (p *Pipeline) checkEncryptionCert(c *x509.Certificate, bag []*x509.Certificate, from string, at time.Time, log *story) error {
+// time, for emailProtection, and From among its addresses; it returns the
+// verified chain, for the revocation check. Its key usage (which allows
+// encryption, not signing) is not the signer's.
+func (p *Pipeline) checkEncryptionCert(c *x509.Certificate, bag []*x509.Certificate, from string, at time.Time, log *story) ([]*x509.Certificate, error) {
 	if err := checkValidity(c, at); err != nil {
-		return encryptionCertError(err)
+		return nil, encryptionCertError(err)
 	}
-	if _, err := p.verifyPath(c, bag, at, log); err != nil {
-		return encryptionCertError(err)
+	chain, err := p.verifyPath(c, bag, at, log)
+	if err != nil {
+		return nil, encryptionCertError(err)
 	}
-	return encryptionCertError(checkIdentity(c, from, log))
+	if err := checkIdentity(c, from, log); err != nil {
+		return nil, encryptionCertError(err)
+	}
+	return chain, nil
 }
 
 // encryptionCertError says that err is the encryption certificate's.

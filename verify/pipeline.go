@@ -37,7 +37,8 @@ const (
 	// newer (a NotBefore as late or later) and was kept: only a strictly
 	// later NotBefore replaces it, so a replayed old message cannot roll the
 	// address back to an older key, nor two certificates of one day take
-	// turns.
+	// turns. So is a certificate no later than one that certharvest
+	// revalidate retired from the address as revoked.
 	ActionKeptExisting Action = "kept_existing"
 )
 
@@ -134,6 +135,11 @@ type Options struct {
 	// longer exists (authres.go); none: DKIM is established by signatures
 	// alone.
 	TrustAuthservIDs []string
+	// Revocation checks whether the certificates of a verified chain are
+	// revoked, as RevocationMode says; nil, or RevocationOff, checks
+	// nothing.
+	Revocation     RevocationChecker
+	RevocationMode RevocationMode
 	// Store receives accepted certificates; nil verifies without storing.
 	Store CertStore
 	// Logger receives each message's story; nil discards it.
@@ -227,6 +233,14 @@ type Result struct {
 	// in the sender's order of preference, at most MaxCapabilities; nil
 	// without the attribute.
 	Capabilities []string
+	// Revocation is what the revocation check found for the signer's
+	// chain, and EncRevocation for the encryption certificate's when it is
+	// another (nil: none made).
+	Revocation    *RevocationInfo
+	EncRevocation *RevocationInfo
+	// Warnings are what passed but deserves a look (an unknown revocation
+	// status in soft mode), in the report.
+	Warnings []string
 
 	// Action and CertFile say what the store did (accepted messages);
 	// SignCertFile is the signing certificate's file, when it is kept
@@ -408,7 +422,7 @@ func (p *Pipeline) run(ctx context.Context, m *Message, res *Result, log *story)
 	// can read, from the signed attributes the signature covers.
 	attrs := cms.smimeAttributes(signerIndex)
 	res.Capabilities = attrs.capabilities
-	enc, err := p.encryptionCert(res.Cert, cms.bag, &attrs, from, res.At, log)
+	enc, encChain, err := p.encryptionCert(res.Cert, cms.bag, &attrs, from, res.At, log)
 	clock.done(StageIdentity)
 	if err != nil {
 		return err
@@ -418,6 +432,15 @@ func (p *Pipeline) run(ctx context.Context, m *Message, res *Result, log *story)
 	if enc != res.Cert {
 		set.Signing = res.Cert
 		res.EncCertInfo = DescribeCertificate(enc)
+	}
+
+	// Both chains pass revocation: the signer's, and the encryption
+	// certificate's when it is another (the chosen certificate passes
+	// every check the signer's does).
+	err = p.revocationStage(ctx, res.Chain, encChain, res, log)
+	clock.done(StageRevocation)
+	if err != nil {
+		return err
 	}
 
 	if p.opts.Store == nil {

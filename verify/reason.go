@@ -86,6 +86,15 @@ const (
 	// the message names or carries no other certificate for the From
 	// address that allows encryption (enccert.go). Nothing is stored.
 	ReasonCertNoEncryption Reason = "cert_no_encryption"
+	// ReasonCertRevoked: the signer's certificate, the certificate to
+	// encrypt to, or a CA certificate of their chains, is revoked, says its
+	// issuer's OCSP responder or CRL (--revocation soft or hard).
+	ReasonCertRevoked Reason = "cert_revoked"
+	// ReasonRevocationUnknown: with --revocation hard, the revocation
+	// status of a certificate of the chain could not be had (responder and
+	// CRLs unreachable, slow, or their answers refused). Temporary: serve
+	// tries again, and never stores a certificate of unknown status.
+	ReasonRevocationUnknown Reason = "revocation_unknown"
 
 	// ReasonStoreFailed: every check passed but the certificate could not be
 	// written. Temporary: the message should be processed again.
@@ -131,6 +140,8 @@ var reasonInfo = []struct {
 	{ReasonFromCertMismatch, false, "the certificate's addresses do not include the From address"},
 	{ReasonCertPolicy, false, "below --require-profile: the certificate claims a lower S/MIME BR profile or none, or zlint finds an error in it"},
 	{ReasonCertNoEncryption, false, "no certificate to encrypt to: the signer's allows signing only and the message carries no encryption certificate for From"},
+	{ReasonCertRevoked, false, "a certificate of the chain (the signer's or the encryption certificate's) is revoked, says its issuer's OCSP responder or CRL (--revocation)"},
+	{ReasonRevocationUnknown, true, "with --revocation hard: the chain's revocation status could not be had (retried)"},
 	{ReasonStoreFailed, true, "the certificate could not be written (retried)"},
 	{ReasonStoreRefused, false, "the certificate folder holds a link or other non-regular file where the certificate goes: nothing written (not retried)"},
 	{ReasonInternalError, false, "unexpected failure inside the pipeline (a bug: please report it); from serve, also a message in flight in 3 consecutive crashes, moved to the spool's quarantine/"},

@@ -7,15 +7,16 @@ type Stage int
 
 // The stages, in pipeline order.
 const (
-	StageParse    Stage = iota // canonicalise and read the header
-	StageFrom                  // the From address
-	StageDKIM                  // DKIM, including the key lookups (DNS)
-	StageLocate                // find the S/MIME signature in the MIME tree
-	StageCMS                   // parse and verify the CMS signature
-	StageChain                 // certificate chains, every signer
-	StageIdentity              // the certificate's address against From
-	StageProfile               // the S/MIME BR profile and zlint (profile.go)
-	StageStore                 // the certificate store, its syncs included
+	StageParse      Stage = iota // canonicalise and read the header
+	StageFrom                    // the From address
+	StageDKIM                    // DKIM, including the key lookups (DNS)
+	StageLocate                  // find the S/MIME signature in the MIME tree
+	StageCMS                     // parse and verify the CMS signature
+	StageChain                   // certificate chains, every signer
+	StageIdentity                // the certificate's address against From
+	StageProfile                 // the S/MIME BR profile and zlint (profile.go)
+	StageRevocation              // the chains' revocation status (--revocation)
+	StageStore                   // the certificate store, its syncs included
 	NumStages
 )
 
@@ -38,6 +39,8 @@ func (s Stage) String() string {
 		return "identity"
 	case StageProfile:
 		return "profile"
+	case StageRevocation:
+		return "revocation"
 	case StageStore:
 		return "store"
 	}

@@ -80,6 +80,11 @@ func newRootCommand(cio cliIO) *cobra.Command {
 		func(ctx context.Context, args []string) error {
 			return runServe(ctx, serveArgs, args, cio.stderr)
 		}))
+	revalidate, revalidateArgs := newRevalidateCommand(cio.stdout)
+	root.AddCommand(subcommand(revalidate, "check the stored certificates again: expiry, revocation (for a daily cron)",
+		func(ctx context.Context, args []string) error {
+			return runRevalidate(ctx, revalidateArgs, args, cio.stderr)
+		}))
 	list, listArgs := newListCommand(cio.stdout)
 	root.AddCommand(subcommand(list, "list the stored certificates, soonest expiry first",
 		func(ctx context.Context, args []string) error {
@@ -224,6 +229,8 @@ func flagChoices(name string) []string {
 		return []string{"auto", "mboxrd", "mboxo", "mboxcl2"}
 	case "require-profile":
 		return []string{"strict", "multipurpose", "legacy", "none"}
+	case "revocation":
+		return []string{"off", "soft", "hard"}
 	}
 	return nil
 }

@@ -50,7 +50,9 @@ type config struct {
 
 // configCommands returns the commands a configuration file may have a table
 // for.
-func configCommands() []string { return []string{"scan", "check", "serve", "list", "show", "export"} }
+func configCommands() []string {
+	return []string{"scan", "check", "serve", "list", "show", "export", "revalidate"}
+}
 
 // isSecretFlag reports whether a flag's value is masked when printed.
 func isSecretFlag(name string) bool { return name == "webhook-token" || name == "lookup-token" }
@@ -339,6 +341,8 @@ func commandFlagSets() map[string]*pflag.FlagSet {
 			cmd, _ = newShowCommand(io.Discard)
 		case "export":
 			cmd, _ = newExportCommand(io.Discard)
+		case "revalidate":
+			cmd, _ = newRevalidateCommand(io.Discard)
 		default:
 			panic("certharvest: no flags for configurable command " + name)
 		}

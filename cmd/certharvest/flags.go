@@ -50,6 +50,7 @@ type pipelineFlags struct {
 	// requireProfile refuses certificates below an S/MIME BR profile
 	// (verify/profile.go).
 	requireProfile parsedFlag[verify.Profile]
+	revocation     revocationFlags
 }
 
 func (f *pipelineFlags) register(fs *pflag.FlagSet) {
@@ -77,6 +78,7 @@ func (f *pipelineFlags) register(fs *pflag.FlagSet) {
 	fs.Var(&f.trustAuthserv, "trust-authserv-id", "when a DKIM key is gone, trust the Authentication-Results of these `ids` (a,b)")
 	f.requireProfile = newParsedFlag("", verify.ParseProfile)
 	fs.Var(&f.requireProfile, "require-profile", "refuse certificates below this S/MIME BR `profile`: strict, multipurpose or legacy")
+	f.revocation.register(fs)
 }
 
 // parsedFlag is a pflag.Value checked when it is set: its text is kept for
@@ -269,6 +271,9 @@ func (f *pipelineFlags) build(logTo io.Writer) (*pipelineSetup, error) {
 		Reference:        f.reference,
 		TrustAuthservIDs: f.trustAuthserv.value,
 		RequireProfile:   f.requireProfile.value,
+	}
+	if err := f.revocation.apply(&s.opts, s.logger); err != nil {
+		return nil, err
 	}
 	if f.reference {
 		// Said once, so that the log of an audit shows how it was run.

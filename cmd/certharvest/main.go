@@ -48,6 +48,7 @@ Commands:
   serve       run as a service over a Maildir spool (and live inputs)
   list        list the stored certificates, soonest expiry first
   show        print one stored certificate
+  revalidate  check the stored certificates again: expiry, revocation (a daily cron)
   store       manage the PostgreSQL store: migrate, export, import
   export      publish the certificates: PEM, LDIF for LDAP, SMIMEA for DNS, JSON
   reasons     list the reason codes of the report

@@ -240,6 +240,8 @@ func TestStoreMigrateAndServeRefuses(t *testing.T) {
 	if r.code != 1 || !strings.Contains(r.stderr, "the database has no certharvest tables: create them with `certharvest store migrate --store URL`") {
 		t.Errorf("serve on an empty database: exit %d\n%s", r.code, r.stderr)
 	}
+	// The versions as this certharvest knows them: its last migration, and
+	// one more.
 	v := pgstore.SchemaVersion()
 	if r := runBinary(t, "store", "migrate", "--store-file", file); r.code != 0 || !strings.Contains(r.stdout, fmt.Sprintf("schema migrated from version 0 to %d", v)) {
 		t.Fatalf("store migrate: exit %d\n%s%s", r.code, r.stdout, r.stderr)

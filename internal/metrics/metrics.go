@@ -116,7 +116,7 @@ func New(opts Options) *Metrics {
 	}
 	stages := prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "certharvest_stage_duration_seconds",
-		Help:    "Time of each pipeline stage for a message that reached it: parse, from, dkim (with DNS lookups), locate, cms, chain, identity, profile (S/MIME BR profile, zlint), store (with its syncs).",
+		Help:    "Time of each pipeline stage for a message that reached it: parse, from, dkim (with DNS lookups), locate, cms, chain, identity, profile (S/MIME BR profile, zlint), revocation (with its fetches), store (with its syncs).",
 		Buckets: []float64{.00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 	}, []string{"stage"})
 	for s := range verify.NumStages {

@@ -317,6 +317,13 @@ type LeafSpec struct {
 	// SignatureAlgorithm is the issuer's signature on the certificate;
 	// zero: Go's default for the issuer's key (SHA-256 for RSA and P-256).
 	SignatureAlgorithm x509.SignatureAlgorithm
+	// Issuer and IssuerKey, when set, issue the certificate instead
+	// (a RevocationIntermediate).
+	Issuer    *x509.Certificate
+	IssuerKey crypto.Signer
+	// OCSPServer and CRLDistributionPoints go into the certificate's AIA
+	// and CRL distribution points extensions.
+	OCSPServer, CRLDistributionPoints []string
 }
 
 // IssueLeaf issues an end-entity certificate. The issuer is the trusted
@@ -347,6 +354,8 @@ func (f *Fixture) IssueLeaf(spec LeafSpec) (*x509.Certificate, error) {
 		ExtKeyUsage:           spec.ExtKeyUsage,
 		BasicConstraintsValid: true,
 		SignatureAlgorithm:    spec.SignatureAlgorithm,
+		OCSPServer:            spec.OCSPServer,
+		CRLDistributionPoints: spec.CRLDistributionPoints,
 	}
 	if tmpl.ExtKeyUsage == nil {
 		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageEmailProtection}
@@ -386,6 +395,8 @@ func (f *Fixture) IssueLeaf(spec LeafSpec) (*x509.Certificate, error) {
 	var parent *x509.Certificate
 	var parentKey crypto.Signer
 	switch {
+	case spec.Issuer != nil:
+		parent, parentKey = spec.Issuer, spec.IssuerKey
 	case spec.Untrusted:
 		parent, parentKey = f.UntrustedRoot, f.UntrustedRootKey
 	case spec.ECIssuer:

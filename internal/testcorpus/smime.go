@@ -187,6 +187,8 @@ type messageOptions struct {
 	leaves map[string]*x509.Certificate
 	// issue, if set, issues the signer's certificate (WithProfile).
 	issue func(f *Fixture, addr string) (*x509.Certificate, crypto.Signer, error)
+	// revocable, when set, issues the signer's certificate (Revocable).
+	revocable *revocable
 }
 
 // Opaque makes SignedMessage produce application/pkcs7-mime signed-data
@@ -247,7 +249,11 @@ func (f *Fixture) SignedMessage(addr string, opts ...MessageOption) ([]byte, err
 	case o.issue != nil:
 		cert, key, err = o.issue(f, addr)
 	default:
-		cert, err = f.IssueLeaf(LeafSpec{Address: addr, SubjectEmail: true, ECIssuer: o.ec, NotBefore: o.notBefore})
+		spec := LeafSpec{Address: addr, SubjectEmail: true, ECIssuer: o.ec, NotBefore: o.notBefore}
+		if r := o.revocable; r != nil {
+			spec.Issuer, spec.IssuerKey, spec.OCSPServer, spec.CRLDistributionPoints = r.issuer, r.key, r.ocsp, r.crl
+		}
+		cert, err = f.IssueLeaf(spec)
 	}
 	if err != nil {
 		return nil, err
@@ -255,6 +261,9 @@ func (f *Fixture) SignedMessage(addr string, opts ...MessageOption) ([]byte, err
 	params := f.stdCMS(cert, key)
 	if o.ec {
 		params.bag = []*x509.Certificate{f.ECIntermediate}
+	}
+	if o.revocable != nil {
+		params.bag = []*x509.Certificate{o.revocable.issuer}
 	}
 	body := o.body
 	if body == "" {

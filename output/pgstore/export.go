@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"slices"
 	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -49,15 +51,16 @@ func (s *Store) exportTo(ctx context.Context, folder *output.CertStore, only str
 	var mu sync.Mutex
 	var errs []error
 	type job struct {
-		addr string
-		sets []verify.CertSet
+		addr    string
+		sets    []verify.CertSet
+		retired map[string]output.Retirement
 	}
 	jobs := make(chan job)
 	var wg sync.WaitGroup
 	for range exportWorkers {
 		wg.Go(func() {
 			for j := range jobs {
-				written, err := exportAddress(ctx, folder, j.addr, j.sets)
+				written, err := exportAddress(ctx, folder, j.addr, j.sets, j.retired)
 				mu.Lock()
 				stats.Written += written
 				if err != nil {
@@ -67,9 +70,9 @@ func (s *Store) exportTo(ctx context.Context, folder *output.CertStore, only str
 			}
 		})
 	}
-	err := s.eachAddress(ctx, only, func(addr string, sets []verify.CertSet) {
+	err := s.eachAddress(ctx, only, func(addr string, sets []verify.CertSet, retired map[string]output.Retirement) {
 		stats.Addresses++
-		jobs <- job{addr, sets}
+		jobs <- job{addr, sets, retired}
 	})
 	close(jobs)
 	wg.Wait()
@@ -79,8 +82,10 @@ func (s *Store) exportTo(ctx context.Context, folder *output.CertStore, only str
 	return stats, errors.Join(errs...)
 }
 
-// exportAddress gives addr's certificates, in order, to the folder store.
-func exportAddress(ctx context.Context, folder *output.CertStore, addr string, sets []verify.CertSet) (int, error) {
+// exportAddress gives addr's certificates, in order, to the folder store;
+// one that was retired from the address (retired, by SHA-256) is retired
+// from the folder too, once given.
+func exportAddress(ctx context.Context, folder *output.CertStore, addr string, sets []verify.CertSet, retired map[string]output.Retirement) (int, error) {
 	written := 0
 	for _, set := range sets {
 		res, err := folder.StoreSet(ctx, addr, set)
@@ -90,34 +95,69 @@ func exportAddress(ctx context.Context, folder *output.CertStore, addr string, s
 		if res.Action == verify.ActionStored {
 			written++
 		}
+		if err := retireFromSet(ctx, folder, addr, set, retired); err != nil {
+			return written, fmt.Errorf("exporting the retirement of the certificate of %s: %w", addr, err)
+		}
 	}
 	return written, nil
 }
 
-// eachAddress calls fn with each address (or only that one) and the sets
+// retirer is a store that retires (output.CertStore, Store).
+type retirer interface {
+	Retire(ctx context.Context, addr string, cert *x509.Certificate, why output.Retirement) (bool, error)
+}
+
+// retireFromSet retires from to the certificates of set that retired (by
+// SHA-256) says were retired from addr.
+func retireFromSet(ctx context.Context, to retirer, addr string, set verify.CertSet, retired map[string]output.Retirement) error {
+	if len(retired) == 0 {
+		return nil
+	}
+	for _, c := range []*x509.Certificate{set.Encryption, set.Signing} {
+		if c == nil {
+			continue
+		}
+		if why, ok := retired[verify.DescribeCertificate(c).SHA256]; ok {
+			if _, err := to.Retire(ctx, addr, c, why); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// eachAddress calls fn with each address (or only that one), the sets
 // that give its certificates in the order they were current
-// (output.ReplaySets): its history by NotBefore, then its current ones. A
-// row that does not parse is skipped (the folder store skips such a file).
-func (s *Store) eachAddress(ctx context.Context, only string, fn func(addr string, sets []verify.CertSet)) error {
-	rows, _ := s.pool.Query(ctx, `SELECT address, der, sign_der, capabilities, current FROM (
-			SELECT address, der, NULL::bytea AS sign_der, NULL::text[] AS capabilities, not_before, 0 AS current
+// (output.ReplaySets): its history by NotBefore, then its current ones,
+// and why certificates of its history were retired from it, by SHA-256
+// (certharvest revalidate). A row that does not parse is skipped (the
+// folder store skips such a file).
+func (s *Store) eachAddress(ctx context.Context, only string, fn func(addr string, sets []verify.CertSet, retired map[string]output.Retirement)) error {
+	rows, _ := s.pool.Query(ctx, `SELECT address, der, sign_der, capabilities, current,
+			retired_reason, retired_detail, revoked_at, revocation_reason, replaced_at FROM (
+			SELECT address, der, NULL::bytea AS sign_der, NULL::text[] AS capabilities, not_before, 0 AS current,
+				retired_reason, retired_detail, revoked_at, revocation_reason, replaced_at
 			FROM certificate_history
 			UNION ALL
-			SELECT address, der, sign_der, capabilities, not_before, 1 FROM certificates) AS c
+			SELECT address, der, sign_der, capabilities, not_before, 1, NULL, NULL, NULL, NULL, NULL FROM certificates) AS c
 		WHERE $1 = '' OR address = $1
 		ORDER BY address, current, not_before`, only)
 	var addr string
 	var history []*x509.Certificate
 	var cur output.StoredCertificate
+	var retired map[string]output.Retirement
 	var a string
 	var der, signDER []byte
 	var caps []string
 	var isCurrent int
+	var reason, detail, revReason *string
+	var revokedAt, retiredAt *time.Time
 	flush := func() {
-		fn(addr, output.ReplaySets(history, cur))
-		history, cur = nil, output.StoredCertificate{}
+		fn(addr, output.ReplaySets(history, cur), retired)
+		history, cur, retired = nil, output.StoredCertificate{}, nil
 	}
-	_, err := pgx.ForEachRow(rows, []any{&a, &der, &signDER, &caps, &isCurrent}, func() error {
+	_, err := pgx.ForEachRow(rows, []any{&a, &der, &signDER, &caps, &isCurrent,
+		&reason, &detail, &revokedAt, &revReason, &retiredAt}, func() error {
 		if a != addr && addr != "" {
 			flush()
 		}
@@ -128,6 +168,13 @@ func (s *Store) eachAddress(ctx context.Context, only string, fn func(addr strin
 		}
 		if isCurrent == 0 {
 			history = append(history, c)
+			if reason != nil {
+				if retired == nil {
+					retired = map[string]output.Retirement{}
+				}
+				retired[verify.DescribeCertificate(c).SHA256] = output.Retirement{Reason: verify.Reason(*reason), Detail: deref(detail),
+					RevocationReason: deref(revReason), RevokedAt: derefTime(revokedAt), At: derefTime(retiredAt)}
+			}
 			return nil
 		}
 		cur = output.StoredCertificate{Address: a, Cert: c, Capabilities: caps}
@@ -170,6 +217,17 @@ func (s *Store) Import(ctx context.Context, dir string) (ImportStats, error) {
 	addrs, err := folder.Addresses()
 	if err != nil {
 		return ImportStats{}, fmt.Errorf("listing %s: %w", dir, err)
+	}
+	// And those whose certificate revalidate retired: they may have no
+	// current one.
+	retired, err := folder.RetiredAddresses()
+	if err != nil {
+		return ImportStats{}, fmt.Errorf("listing %s: %w", dir, err)
+	}
+	for _, a := range retired {
+		if !slices.Contains(addrs, a) {
+			addrs = append(addrs, a)
+		}
 	}
 	stats := ImportStats{Addresses: len(addrs)}
 	var mu sync.Mutex
@@ -219,6 +277,10 @@ func (s *Store) importAddress(ctx context.Context, folder *output.CertStore, add
 	} else if err != nil {
 		return nil, fmt.Errorf("importing the certificate of %s: %w", addr, err)
 	}
+	retired, err := folder.Retirements(addr)
+	if err != nil {
+		return nil, fmt.Errorf("importing the history of %s: %w", addr, err)
+	}
 	var actions []verify.Action
 	for _, set := range output.ReplaySets(history, current) {
 		res, err := s.StoreSet(ctx, addr, set)
@@ -226,6 +288,25 @@ func (s *Store) importAddress(ctx context.Context, folder *output.CertStore, add
 			return actions, fmt.Errorf("importing the certificate of %s: %w", addr, err)
 		}
 		actions = append(actions, res.Action)
+		// A certificate revalidate retired from the folder is retired here
+		// too, once stored.
+		if err := retireFromSet(ctx, s, addr, set, retired); err != nil {
+			return actions, fmt.Errorf("importing the retirement of the certificate of %s: %w", addr, err)
+		}
 	}
 	return actions, nil
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+func derefTime(t *time.Time) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return *t
 }

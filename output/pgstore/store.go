@@ -94,17 +94,25 @@ type storeRequest struct {
 }
 
 // current is an address's row as read: its certificate to encrypt to and
-// its signing certificate (DER).
-type current struct{ der, signDER []byte }
+// its signing certificate (DER), and where either is missing, the floor
+// of its kind (retiredFloors).
+type current struct {
+	der, signDER        []byte
+	encFloor, signFloor time.Time
+}
 
 // plan decides the request against an address's current certificates.
 func (r *storeRequest) plan(cur current) output.SetPlan {
 	enc, sign := output.Current{Data: cur.der}, output.Current{Data: cur.signDER}
 	if cur.der != nil {
 		enc.Cert, _ = x509.ParseCertificate(cur.der)
+	} else {
+		enc.Floor = cur.encFloor
 	}
 	if cur.signDER != nil {
 		sign.Cert, _ = x509.ParseCertificate(cur.signDER)
+	} else {
+		sign.Floor = cur.signFloor
 	}
 	p := output.PlanSet(enc, sign, r.set)
 	r.action, r.signing = p.Action, p.Sign != nil
@@ -192,7 +200,7 @@ func (s *Store) currentOf(ctx context.Context, reqs []*storeRequest) (map[string
 		var addr string
 		var der, signDER []byte
 		_, err := pgx.ForEachRow(rows, []any{&addr, &der, &signDER}, func() error {
-			cur[addr] = current{slices.Clone(der), slices.Clone(signDER)}
+			cur[addr] = current{der: slices.Clone(der), signDER: slices.Clone(signDER)}
 			return nil
 		})
 		return err
@@ -244,6 +252,8 @@ func (s *Store) insertFresh(ctx context.Context, fresh []*storeRequest) []*store
 			FROM unnest($1::text[], $2::bytea[], $3::text[], $4::timestamptz[], $5::timestamptz[],
 				$6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::bytea[], $12::text[])
 				AS t(a, d, h, nb, na, su, iss, se, k, m, sd, c)
+			WHERE NOT EXISTS (SELECT 1 FROM certificate_history h -- retire.go: decided by storeLocked
+				WHERE h.address = t.a AND h.retired_reason IS NOT NULL)
 			ON CONFLICT (address) DO NOTHING
 			RETURNING address, sha256`,
 			addr, der, sha, notBefore, notAfter, subject, issuer, serial, key, message, signDER, caps)
@@ -359,6 +369,18 @@ func storeLocked(ctx context.Context, tx pgx.Tx, r *storeRequest) (verify.Action
 		var cur current
 		err := tx.QueryRow(ctx, "SELECT der, sign_der FROM certificates WHERE address = $1 FOR UPDATE", r.addr).Scan(&cur.der, &cur.signDER)
 		if errors.Is(err, pgx.ErrNoRows) {
+			// An address whose certificate was retired (retire.go).
+			if cur.encFloor, cur.signFloor, err = retiredFloors(ctx, tx, r.addr); err != nil {
+				return "", err
+			}
+			plan := r.plan(cur)
+			if plan.Action != verify.ActionStored {
+				return plan.Action, nil
+			}
+			var signDER []byte
+			if plan.Sign != nil {
+				signDER = plan.Sign.Raw
+			}
 			tag, err := tx.Exec(ctx, `INSERT INTO certificates
 				(address, der, sha256, not_before, not_after, subject, issuer, serial, key_type, stored_at, message_id,
 				 sign_der, capabilities)
@@ -366,12 +388,11 @@ func storeLocked(ctx context.Context, tx pgx.Tx, r *storeRequest) (verify.Action
 				ON CONFLICT (address) DO NOTHING`,
 				r.addr, r.set.Encryption.Raw, info.SHA256, info.NotBefore, info.NotAfter,
 				text(info.Subject), text(info.Issuer), info.Serial, text(info.Key), message,
-				r.signDER(), capabilities(r.set))
+				signDER, capabilities(r.set))
 			if err != nil {
 				return "", err
 			}
 			if tag.RowsAffected() == 1 {
-				r.signing = r.set.Signing != nil
 				return verify.ActionStored, nil
 			}
 			continue // another transaction stored one first: lock it and decide
@@ -380,6 +401,15 @@ func storeLocked(ctx context.Context, tx pgx.Tx, r *storeRequest) (verify.Action
 			return "", err
 		}
 		plan := r.plan(cur)
+		if plan.Action == verify.ActionStored && cur.signDER == nil {
+			// A signing certificate may have been retired (retire.go).
+			if cur.encFloor, cur.signFloor, err = retiredFloors(ctx, tx, r.addr); err != nil {
+				return "", err
+			}
+			if !cur.signFloor.IsZero() {
+				plan = r.plan(cur)
+			}
+		}
 		if plan.Action != verify.ActionStored {
 			return plan.Action, nil
 		}

@@ -35,6 +35,15 @@
 //
 //	go run ./scripts/gencorpus -bench 46000 -pad 40000 -mbox -out /var/tmp/bench-mbox
 //
+// With -revocation URL, the -bench messages' certificates are issued by
+// an intermediate CA whose certificate, as theirs, names an OCSP responder
+// and CRLs at URL (URL/ocsp, URL/crl/root.crl and URL/crl/inter.crl), and
+// the two CAs, certificates and keys, are written to revocation-cas.pem
+// for that responder (scripts/benchocsp), for scan's benchmark with
+// --revocation (scripts/bench-scan.sh, REVOCATION=soft):
+//
+//	go run ./scripts/gencorpus -bench 2000 -revocation http://127.0.0.1:8788 -out /tmp/bench-rev
+//
 // With -profile strict (or multipurpose, legacy), each -bench message's
 // certificate claims that S/MIME BR profile and has what the profile
 // requires (testcorpus.IssueProfileLeaf), so that the pipeline lints each:
@@ -49,6 +58,7 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/x509"
+	"encoding/pem"
 	"flag"
 	"fmt"
 	"log"
@@ -70,6 +80,7 @@ func main() {
 	ecIssuer := flag.Bool("ec-issuer", false, "with -bench: issue the signer certificates from the ECDSA intermediate (faster)")
 	asMbox := flag.Bool("mbox", false, "also write the messages as one mboxrd file, corpus.mbox")
 	pad := flag.Int("pad", 0, "with -bench: make each message's signed text about this many bytes longer")
+	revocation := flag.String("revocation", "", "with -bench: certificates naming an OCSP responder and CRLs at this base URL")
 	only := flag.String("cases", "", "write only the cases this expected.tsv names, under its file names")
 	senders := flag.Int("senders", 0, "with -bench: the messages come from this many senders, each with one certificate (0: one sender per message)")
 	profile := flag.String("profile", "", "with -bench: certificates of this S/MIME BR profile (strict, multipurpose, legacy)")
@@ -85,7 +96,7 @@ func main() {
 			log.Fatal(err)
 		}
 	}
-	if err := run(*out, *bench, *senders, *opaque, *ecIssuer, *asMbox, *pad, *profile, names); err != nil {
+	if err := run(*out, *bench, *senders, *opaque, *ecIssuer, *asMbox, *pad, *profile, *revocation, names); err != nil {
 		log.Fatal(err)
 	}
 }
@@ -113,7 +124,7 @@ func readCaseNames(path string) (map[string]string, error) {
 	return names, nil
 }
 
-func run(out string, bench, senders int, opaque, ecIssuer, asMbox bool, pad int, profile string, names map[string]string) error {
+func run(out string, bench, senders int, opaque, ecIssuer, asMbox bool, pad int, profile, revocation string, names map[string]string) error {
 	start := time.Now()
 	f, err := testcorpus.New()
 	if err != nil {
@@ -195,6 +206,16 @@ func run(out string, bench, senders int, opaque, ecIssuer, asMbox bool, pad int,
 		}
 		if profile != "" {
 			opts = append(opts, testcorpus.WithProfile(testcorpus.ProfileSpec{Profile: profile}))
+		}
+		if revocation != "" && (senders > 0 || profile != "") {
+			return fmt.Errorf("-revocation cannot be combined with -senders or -profile (their certificates name no responder)")
+		}
+		if revocation != "" {
+			opt, err := revocationCAs(f, revocation, filepath.Join(out, "revocation-cas.pem"))
+			if err != nil {
+				return err
+			}
+			opts = append(opts, opt)
 		}
 		t := time.Now()
 		// In batches, so that a corpus of gigabytes is never held.
@@ -283,4 +304,31 @@ func padding(n int) string {
 		}
 	}
 	return b.String()
+}
+
+// revocationCAs makes the intermediate of -revocation, writes both CAs'
+// certificates and keys to path (root first), and returns the option that
+// issues the messages' certificates from it.
+func revocationCAs(f *testcorpus.Fixture, base, path string) (testcorpus.MessageOption, error) {
+	base = strings.TrimSuffix(base, "/")
+	inter, key, err := f.RevocationIntermediate("certharvest Bench Revocation Intermediate", base+"/ocsp", base+"/crl/root.crl")
+	if err != nil {
+		return nil, err
+	}
+	var b bytes.Buffer
+	for _, ca := range []struct {
+		cert *x509.Certificate
+		key  any
+	}{{f.Root, f.RootKey}, {inter, key}} {
+		der, err := x509.MarshalPKCS8PrivateKey(ca.key)
+		if err != nil {
+			return nil, err
+		}
+		pem.Encode(&b, &pem.Block{Type: "CERTIFICATE", Bytes: ca.cert.Raw})
+		pem.Encode(&b, &pem.Block{Type: "PRIVATE KEY", Bytes: der})
+	}
+	if err := os.WriteFile(path, b.Bytes(), 0o600); err != nil {
+		return nil, err
+	}
+	return testcorpus.Revocable(inter, key, base+"/ocsp", base+"/crl/inter.crl"), nil
 }
