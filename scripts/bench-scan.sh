@@ -89,6 +89,10 @@ soft | hard | corpus)
 	;;
 *) echo "REVOCATION=$REVOCATION: want soft, hard or corpus" >&2; exit 2 ;;
 esac
+# The cache is kept per version of the corpus generator, so that a corpus
+# minted by an older one (signing-only leaves, say) is not measured as if
+# it were today's.
+corpus=$corpus-gen-$(git rev-parse --short HEAD:internal/testcorpus 2>/dev/null || echo unknown)-$(git rev-parse --short HEAD:scripts/gencorpus 2>/dev/null || echo unknown)
 if [[ ! -f $corpus/.complete ]]; then
 	echo "generating $N messages into $corpus (once; cached)" >&2
 	rm -rf "$corpus"
