@@ -132,3 +132,42 @@ func berChildren(e berElement, depth int) ([]berElement, error) {
 	}
 	return out, nil
 }
+
+// checkBER walks the first element of b and everything it contains, and
+// reports the first way it is not well-formed BER (X.690 §8.1): a length
+// past the end of its enclosing element, an indefinite length on a
+// primitive element or without its end-of-contents, nesting deeper than
+// maxBERDepth. Bytes after the first element are not looked at.
+//
+// pkcs7.Parse re-encodes its input from BER to DER first (ber2der), and
+// that encoder does not keep an element inside the one that encloses it:
+// where a child's length runs past its parent's end, the parent's parent
+// reads the same bytes again, at every level. On a few kilobytes of
+// ordinary text labelled application/pkcs7-mime that took more than half
+// an hour and 14 GB before it gave up (TestHostileBERReencoding). The walk
+// here is linear in the input times the depth, and pkcs7.Parse only sees
+// input it passes.
+func checkBER(b []byte) error {
+	e, _, err := berNext(b, 0)
+	if err != nil {
+		return err
+	}
+	return checkBERElement(e, 0)
+}
+
+// checkBERElement checks the elements a constructed element contains.
+func checkBERElement(e berElement, depth int) error {
+	if e.tag&0x20 == 0 {
+		return nil
+	}
+	children, err := berChildren(e, depth)
+	if err != nil {
+		return err
+	}
+	for _, c := range children {
+		if err := checkBERElement(c, depth+1); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -55,6 +55,9 @@ func parseCMS(der []byte) (p7 *pkcs7.PKCS7, err error) {
 			p7, err = nil, fmt.Errorf("CMS parser panicked: %v", r)
 		}
 	}()
+	if err := checkBER(der); err != nil {
+		return nil, fmt.Errorf("not well-formed BER: %w", err)
+	}
 	return pkcs7.Parse(der)
 }
 
