@@ -19,8 +19,26 @@ import (
 // can be any (crypto/rsa generates 65537 only) and its signatures are made
 // without crypto/rsa, the implementation under comparison.
 type testKey struct {
-	pub *rsa.PublicKey
-	d   *big.Int
+	pub  *rsa.PublicKey
+	d    *big.Int
+	p, q *big.Int
+	// dP, dQ and qInv sign by the Chinese remainder theorem (RFC 8017
+	// §5.1.2): four times as fast as with d.
+	dP, dQ, qInv *big.Int
+}
+
+// newKey returns the key of n = pq, e and d, its CRT values computed.
+func newKey(p, q *big.Int, e int, d *big.Int) testKey {
+	one := big.NewInt(1)
+	return testKey{
+		pub:  &rsa.PublicKey{N: new(big.Int).Mul(p, q), E: e},
+		d:    d,
+		p:    p,
+		q:    q,
+		dP:   new(big.Int).Mod(d, new(big.Int).Sub(p, one)),
+		dQ:   new(big.Int).Mod(d, new(big.Int).Sub(q, one)),
+		qInv: new(big.Int).ModInverse(q, p),
+	}
 }
 
 // newTestKey returns a key of exactly bits bits with exponent e.
@@ -45,14 +63,19 @@ func newTestKey(bits, e int) testKey {
 		if d == nil {
 			continue
 		}
-		return testKey{pub: &rsa.PublicKey{N: n, E: e}, d: d}
+		return newKey(p, q, e, d)
 	}
 }
 
 // sign returns em^d mod n, k bytes long: em is signed as it is, whatever
 // its padding.
 func (k testKey) sign(em []byte) []byte {
-	s := new(big.Int).Exp(new(big.Int).SetBytes(em), k.d, k.pub.N)
+	c := new(big.Int).SetBytes(em)
+	m1 := new(big.Int).Exp(c, k.dP, k.p)
+	m2 := new(big.Int).Exp(c, k.dQ, k.q)
+	h := m1.Sub(m1, m2)
+	h.Mul(h, k.qInv).Mod(h, k.p)
+	s := h.Mul(h, k.q).Add(h, m2)
 	return s.FillBytes(make([]byte, k.pub.Size()))
 }
 
@@ -85,7 +108,7 @@ var testKeySizes = []struct{ bits, e int }{
 
 // testKeys are read from testdata/keys.txt, made by
 // TestWriteKeys (primes of 2,048 bits take seconds on a loaded machine):
-// one key a line, n, e and d in hexadecimal.
+// one key a line, p, q, e and d in hexadecimal.
 var testKeys = sync.OnceValue(func() []testKey {
 	text, err := os.ReadFile("testdata/keys.txt")
 	if err != nil {
@@ -93,12 +116,12 @@ var testKeys = sync.OnceValue(func() []testKey {
 	}
 	var keys []testKey
 	for _, line := range strings.Split(strings.TrimSpace(string(text)), "\n") {
-		var n, d big.Int
+		var p, q, d big.Int
 		var e int
-		if _, err := fmt.Sscanf(line, "%x %x %x", &n, &e, &d); err != nil {
+		if _, err := fmt.Sscanf(line, "%x %x %x %x", &p, &q, &e, &d); err != nil {
 			panic(fmt.Sprintf("testdata/keys.txt: %q: %v", line, err))
 		}
-		keys = append(keys, testKey{pub: &rsa.PublicKey{N: &n, E: e}, d: &d})
+		keys = append(keys, newKey(&p, &q, e, &d))
 	}
 	return keys
 })

@@ -177,8 +177,11 @@ func (v *Verifier) pushFront(e *entry) {
 	v.lru.next = e
 }
 
-// len returns the number of moduli kept.
-func (v *Verifier) len() int {
+// Len returns the number of keys whose moduli v keeps.
+func (v *Verifier) Len() int {
+	if v == nil {
+		return 0
+	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	return len(v.keys)

@@ -168,8 +168,8 @@ func TestKeptByValue(t *testing.T) {
 	if err := v.VerifyPKCS1v15(pub, crypto.SHA256, hashed, sigA); err != nil {
 		t.Fatal(err)
 	}
-	if err := v.VerifyPKCS1v15(a.pub, crypto.SHA256, hashed, sigA); err != nil || v.len() != 1 {
-		t.Fatalf("the same key through another pointer: %v, %d keys kept, want 1", err, v.len())
+	if err := v.VerifyPKCS1v15(a.pub, crypto.SHA256, hashed, sigA); err != nil || v.Len() != 1 {
+		t.Fatalf("the same key through another pointer: %v, %d keys kept, want 1", err, v.Len())
 	}
 
 	// The same *rsa.PublicKey, now b's modulus: b's signature verifies, a's
@@ -181,8 +181,8 @@ func TestKeptByValue(t *testing.T) {
 	if err := v.VerifyPKCS1v15(pub, crypto.SHA256, hashed, sigA); err == nil {
 		t.Fatal("a's signature verified with b's modulus")
 	}
-	if v.len() != 2 {
-		t.Fatalf("%d keys kept, want 2", v.len())
+	if v.Len() != 2 {
+		t.Fatalf("%d keys kept, want 2", v.Len())
 	}
 
 	// The same modulus with another exponent is another key, with its own
@@ -191,8 +191,8 @@ func TestKeptByValue(t *testing.T) {
 	if err := v.VerifyPKCS1v15(pub, crypto.SHA256, hashed, sigB); err != rsa.ErrVerification {
 		t.Fatalf("b's signature with e=3: %v, want rsa.ErrVerification", err)
 	}
-	if v.len() != 3 {
-		t.Fatalf("%d keys kept, want 3", v.len())
+	if v.Len() != 3 {
+		t.Fatalf("%d keys kept, want 3", v.Len())
 	}
 }
 
@@ -226,8 +226,8 @@ func TestKeptKeysBounded(t *testing.T) {
 	for round := 0; round < 3; round++ {
 		for i := range keys {
 			verify(i)
-			if v.len() > 3 {
-				t.Fatalf("%d keys kept, the limit is 3", v.len())
+			if v.Len() > 3 {
+				t.Fatalf("%d keys kept, the limit is 3", v.Len())
 			}
 		}
 	}
@@ -238,8 +238,8 @@ func TestKeptKeysBounded(t *testing.T) {
 			t.Fatalf("MaxKeys -1, key %d: %v", i, err)
 		}
 	}
-	if none.len() != 0 {
-		t.Fatalf("MaxKeys -1 kept %d keys", none.len())
+	if none.Len() != 0 {
+		t.Fatalf("MaxKeys -1 kept %d keys", none.Len())
 	}
 	if New(Options{}).maxKeys != DefaultMaxKeys {
 		t.Fatalf("MaxKeys 0 is %d, want DefaultMaxKeys", New(Options{}).maxKeys)
@@ -292,8 +292,8 @@ func TestConcurrent(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	if v.len() > 2 {
-		t.Fatalf("%d keys kept, the limit is 2", v.len())
+	if v.Len() > 2 {
+		t.Fatalf("%d keys kept, the limit is 2", v.Len())
 	}
 }
 
@@ -305,7 +305,7 @@ func TestWriteKeys(t *testing.T) {
 		var lines []string
 		for _, s := range testKeySizes {
 			k := newTestKey(s.bits, s.e)
-			lines = append(lines, fmt.Sprintf("%x %x %x", k.pub.N, k.pub.E, k.d))
+			lines = append(lines, fmt.Sprintf("%x %x %x %x", k.p, k.q, k.pub.E, k.d))
 		}
 		if err := os.WriteFile("testdata/keys.txt", []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
 			t.Fatal(err)
