@@ -104,6 +104,8 @@ var testKeySizes = []struct{ bits, e int }{
 	{3072, 65537},
 	{4096, 65537},
 	{4103, 3},
+	{2048, 65537}, // second keys of the usual sizes, for BenchmarkVerify's misses
+	{4096, 65537},
 }
 
 // testKeys are read from testdata/keys.txt, made by
