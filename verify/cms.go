@@ -62,13 +62,13 @@ func parseCMS(der []byte) (p7 *pkcs7.PKCS7, err error) {
 }
 
 // verifyCMS checks the CMS signature of e over its content (RFC 5652 §5.6):
-// on the fast path (cmsder.go) when it decides, certificates parsed through
-// certs (nil: no cache), else on the pkcs7 path.
-func verifyCMS(e *signedEntity, certs *certCache, log *story) (*signedCMS, error) {
+// on the fast path (cmsder.go) when it decides, with what caches keeps
+// (nil: nothing), else on the pkcs7 path.
+func verifyCMS(e *signedEntity, caches *cmsCaches, log *story) (*signedCMS, error) {
 	if err := checkCMSCertificateCount(e.cms); err != nil {
 		return nil, err
 	}
-	if cms, ok := fastVerifyCMS(e, certs); ok {
+	if cms, ok := fastVerifyCMS(e, caches); ok {
 		logVerifiedCMS(log, cms)
 		return cms, nil
 	}
@@ -156,7 +156,7 @@ func verifyCMSWithPKCS7(e *signedEntity, log *story) (*signedCMS, error) {
 	// Not p7.Verify: it refuses a signingTime outside the signer
 	// certificate's validity (see derSignerInfo.check).
 	for i := range infos {
-		if err := infos[i].check(signers[i], p7.Content); err != nil {
+		if err := infos[i].check(nil, signers[i], p7.Content); err != nil {
 			return nil, err
 		}
 	}

@@ -11,6 +11,8 @@ import (
 
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
+
+	"github.com/certharvest/certharvest/internal/rsaverify"
 )
 
 // The CMS fast path.
@@ -74,11 +76,33 @@ type derSignerInfo struct {
 	signature []byte
 }
 
+// cmsCaches are what the CMS fast path keeps from one message to the next:
+// parsed CA certificates, and the moduli of RSA signers' keys. A nil
+// *cmsCaches keeps nothing.
+type cmsCaches struct {
+	certs *certCache
+	rsa   *rsaverify.Verifier
+}
+
+func (c *cmsCaches) certCache() *certCache {
+	if c == nil {
+		return nil
+	}
+	return c.certs
+}
+
+func (c *cmsCaches) rsaVerifier() *rsaverify.Verifier {
+	if c == nil {
+		return nil
+	}
+	return c.rsa
+}
+
 // fastVerifyCMS verifies e's CMS when it is DER and every check passes, and
 // returns its signers and certificates. ok false means "not decided here":
 // the pkcs7 path must run.
-func fastVerifyCMS(e *signedEntity, certs *certCache) (cms *signedCMS, ok bool) {
-	sd, ok := parseSignedDataDER(e.cms, certs)
+func fastVerifyCMS(e *signedEntity, caches *cmsCaches) (cms *signedCMS, ok bool) {
+	sd, ok := parseSignedDataDER(e.cms, caches.certCache())
 	if !ok || len(sd.signers) == 0 || len(sd.certs) > maxCMSCertificates {
 		return nil, false
 	}
@@ -96,7 +120,7 @@ func fastVerifyCMS(e *signedEntity, certs *certCache) (cms *signedCMS, ok bool) 
 	for i := range sd.signers {
 		si := &sd.signers[i]
 		signer := findSigner(sd.certs, si)
-		if signer == nil || checkSignerKey(signer) != nil || si.check(signer, content) != nil {
+		if signer == nil || checkSignerKey(signer) != nil || si.check(caches.rsaVerifier(), signer, content) != nil {
 			return nil, false
 		}
 		signers = append(signers, signer)
@@ -118,7 +142,8 @@ func findSigner(certs []*x509.Certificate, si *derSignerInfo) *x509.Certificate 
 // §5.6): the message digest attribute against the content, then the
 // signature over the signed attributes (over the content when there are
 // none). It is the one check of a SignerInfo, on the fast path and on the
-// pkcs7 path alike.
+// pkcs7 path alike. RSA PKCS #1 v1.5 signatures are verified through rsa
+// (nil: crypto/rsa alone).
 //
 // A signingTime attribute must be well-formed, but it is not compared with
 // the signer certificate's validity, as pkcs7's Verify would: the signer
@@ -126,7 +151,7 @@ func findSigner(certs []*x509.Certificate, si *derSignerInfo) *x509.Certificate 
 // sending there, so mail signed with a certificate that has expired would
 // read as a broken signature (signature_invalid) instead of cert_expired.
 // Validity is the chain's to judge, at the verification time (chain.go).
-func (si *derSignerInfo) check(signer *x509.Certificate, content []byte) error {
+func (si *derSignerInfo) check(rsa *rsaverify.Verifier, signer *x509.Certificate, content []byte) error {
 	alg, err := cmsSignatureAlgorithm(si.digestAlg, si.sigAlg, si.sigParams)
 	if err != nil {
 		return err
@@ -149,7 +174,7 @@ func (si *derSignerInfo) check(signer *x509.Certificate, content []byte) error {
 		copy(signed, si.signedAttrs)
 		signed[0] = 0x31
 	}
-	if err := alg.verify(signer, signed, si.signature); err != nil {
+	if err := alg.verify(rsa, signer, signed, si.signature); err != nil {
 		return fail(ReasonSignatureInvalid, "CMS signature by %q: %w", certName(signer), err)
 	}
 	return nil

@@ -115,7 +115,7 @@ func (p *Pipeline) checkDKIM(ctx context.Context, m *parsedMessage, from string,
 		MaxVerifications: p.opts.MaxDKIMVerifications,
 	}
 	// go-msgauth's verdicts, for less CPU (internal/dkimfast).
-	verifications, err := dkimfast.Verify(m.canonical, opts)
+	verifications, err := dkimfast.VerifyWith(m.canonical, opts, dkimfast.Options{RSA: p.rsa})
 	if err != nil && !errors.Is(err, dkim.ErrTooManySignatures) {
 		return nil, fail(ReasonDKIMInvalid, "verifying DKIM: %w", err)
 	}

@@ -129,7 +129,7 @@ func BenchmarkLibraryFloor(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			if err := in.signer.check(leaf, in.content); err != nil {
+			if err := in.signer.check(nil, leaf, in.content); err != nil {
 				b.Fatal(err)
 			}
 			if err := leaf.CheckSignatureFrom(in.intermediate); err != nil {

@@ -15,6 +15,8 @@ import (
 	"sync"
 	"time"
 	"unicode/utf8"
+
+	"github.com/certharvest/certharvest/internal/rsaverify"
 )
 
 // maxMessageIDLen bounds the Message-ID a Result carries: the longest line
@@ -150,7 +152,8 @@ type Options struct {
 	// Reference verifies on the reference path, for audits: every CMS
 	// parsed by the pkcs7 library (github.com/smallstep/pkcs7) and every
 	// signer's chain verified in full by crypto/x509, without the CMS
-	// fast path (cmsder.go) or the chain link cache (linkCache). It is
+	// fast path (cmsder.go), the chain link cache (linkCache) or the
+	// RSA verifier that keeps moduli (internal/rsaverify). It is
 	// slower. The SignerInfo check (derSignerInfo.check) and every limit
 	// are the same on both paths, and so are the verdicts, details,
 	// chains and stories of the test corpus (TestReferencePathCorpus).
@@ -174,6 +177,12 @@ type Pipeline struct {
 	records sync.Pool
 	links   linkCache // verified intermediate-to-root links (chain.go)
 	certs   certCache // parsed CA certificates (certcache.go)
+	// rsa verifies the RSA PKCS #1 v1.5 signatures of DKIM and CMS,
+	// keeping the moduli of keys that recur (internal/rsaverify); nil on
+	// the reference path: crypto/rsa.
+	rsa *rsaverify.Verifier
+	// cms is what the CMS fast path keeps: certs and rsa.
+	cms cmsCaches
 	// profiles are the signers' S/MIME BR profiles and zlint findings
 	// (profile.go).
 	profiles profileCache
@@ -200,7 +209,12 @@ func New(opts Options) (*Pipeline, error) {
 	if opts.MaxDKIMVerifications <= 0 {
 		opts.MaxDKIMVerifications = defaultMaxDKIMVerifications
 	}
-	return &Pipeline{opts: opts}, nil
+	p := &Pipeline{opts: opts}
+	if !opts.Reference {
+		p.rsa = rsaverify.New(rsaverify.Options{})
+	}
+	p.cms = cmsCaches{certs: &p.certs, rsa: p.rsa}
+	return p, nil
 }
 
 // Result is the verdict on one message.
@@ -381,7 +395,7 @@ func (p *Pipeline) run(ctx context.Context, m *Message, res *Result, log *story)
 	if p.opts.Reference {
 		cms, err = verifyCMSReference(entity, log)
 	} else {
-		cms, err = verifyCMS(entity, &p.certs, log)
+		cms, err = verifyCMS(entity, &p.cms, log)
 	}
 	clock.done(StageCMS)
 	if err != nil {

@@ -25,7 +25,8 @@ import (
 // chain and story must be the same. Then the reference pipeline's link
 // cache and parsed-certificate cache must be empty (only the fast path
 // parses through the latter: an empty one means no CMS went that way),
-// while the default pipeline's are not, so that the check can fail.
+// while the default pipeline's are not, so that the check can fail; so
+// for the RSA moduli kept (internal/rsaverify).
 func TestReferencePathCorpus(t *testing.T) {
 	f, err := internalFixture()
 	if err != nil {
@@ -88,6 +89,12 @@ func TestReferencePathCorpus(t *testing.T) {
 			}
 			if links, certs := ref.cacheSizes(); links != 0 || certs != 0 {
 				t.Errorf("reference path: %d links, %d parsed certificates cached; want none", links, certs)
+			}
+			// RSA signatures went through the default path's
+			// rsaverify.Verifier, kept from pass to pass, and through
+			// crypto/rsa alone on the reference path.
+			if n := fast.rsa.Len(); n == 0 || ref.rsa != nil {
+				t.Errorf("default path: %d RSA keys kept, want some; reference path has a Verifier: %v", n, ref.rsa != nil)
 			}
 		})
 	}

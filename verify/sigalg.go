@@ -12,6 +12,8 @@ import (
 
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
+
+	"github.com/certharvest/certharvest/internal/rsaverify"
 )
 
 // The signature algorithms of a SignerInfo, and the keys they may be made
@@ -108,10 +110,12 @@ func errSHA1(where string) error {
 	return fail(ReasonSignatureInvalid, "SHA-1 as %s is not accepted: SHA-1 collisions can be computed", where)
 }
 
-// verify checks signature by signer over signed.
-func (a cmsAlgorithm) verify(signer *x509.Certificate, signed, signature []byte) error {
+// verify checks signature by signer over signed. keys verifies RSA PKCS #1
+// v1.5 signatures with the moduli it keeps (nil: crypto/rsa); its
+// CheckSignature is x509's, with x509's checks and errors.
+func (a cmsAlgorithm) verify(keys *rsaverify.Verifier, signer *x509.Certificate, signed, signature []byte) error {
 	if !a.pss {
-		return signer.CheckSignature(a.x509, signed, signature)
+		return keys.CheckSignature(signer, a.x509, signed, signature)
 	}
 	// x509's RSASSA-PSS algorithms take a salt as long as the hash only
 	// (RFC 8017 §9.1's usual choice); a CMS states its own (OpenSSL uses

@@ -173,7 +173,7 @@ func BenchmarkStageCMS(b *testing.B) {
 	for b.Loop() {
 		in := &ins[i%len(ins)]
 		i++
-		if _, err := verifyCMS(in.entity, &certs, log); err != nil {
+		if _, err := verifyCMS(in.entity, &cmsCaches{certs: &certs}, log); err != nil {
 			b.Fatal(err)
 		}
 	}

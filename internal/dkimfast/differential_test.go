@@ -12,7 +12,8 @@ package dkimfast
 // difference of canonical bytes. Compared: the error of the whole, and of
 // each verification its domain, identifier, signed header keys, times, and
 // its error's text and kind (temporary, permanent, or a failure), and the
-// key records looked up.
+// key records looked up. RSA signatures are verified here through an
+// rsaverify.Verifier, as in the pipeline.
 //
 //	go test -run '^$' -fuzz FuzzDifferential -fuzztime 10m ./internal/dkimfast/
 
@@ -42,6 +43,8 @@ import (
 	"time"
 
 	"github.com/emersion/go-msgauth/dkim"
+
+	"github.com/certharvest/certharvest/internal/rsaverify"
 )
 
 // testKeys are the signing keys and the key records of the differential
@@ -50,6 +53,9 @@ type testKeys struct {
 	ed      ed25519.PrivateKey
 	rsa     *rsa.PrivateKey
 	records map[string][]string // lower-case name → TXT records
+	// verifier verifies the RSA signatures for Verify, as in the
+	// pipeline: keeping the key's modulus from one message to the next.
+	verifier *rsaverify.Verifier
 }
 
 var (
@@ -65,7 +71,7 @@ const maxVerifications = 3
 func loadKeys(tb testing.TB) *testKeys {
 	tb.Helper()
 	keysOnce.Do(func() {
-		k := &testKeys{records: map[string][]string{}}
+		k := &testKeys{records: map[string][]string{}, verifier: rsaverify.New(rsaverify.Options{})}
 		k.ed = ed25519.NewKeyFromSeed(bytes.Repeat([]byte{7}, ed25519.SeedSize))
 		// The shortest RSA key go-msgauth accepts: the fastest to sign.
 		if k.rsa, keysErr = rsa.GenerateKey(rand.Reader, 1024); keysErr != nil {
@@ -204,8 +210,8 @@ func compare(t *testing.T, k *testKeys, msg []byte) []*dkim.Verification {
 	var mu sync.Mutex
 	upVs, upErr := dkim.VerifyWithOptions(bytes.NewReader(msg), &dkim.VerifyOptions{
 		LookupTXT: k.lookup(&upLog, &mu), MaxVerifications: maxVerifications})
-	fastVs, fastErr := Verify(msg, &dkim.VerifyOptions{
-		LookupTXT: k.lookup(&fastLog, &mu), MaxVerifications: maxVerifications})
+	fastVs, fastErr := VerifyWith(msg, &dkim.VerifyOptions{
+		LookupTXT: k.lookup(&fastLog, &mu), MaxVerifications: maxVerifications}, Options{RSA: k.verifier})
 	up := describe(upVs, upErr, dkim.IsTempFail, dkim.IsPermFail, upLog)
 	fast := describe(fastVs, fastErr, IsTempFail, IsPermFail, fastLog)
 	if up.err != fast.err || !slices.Equal(up.verifs, fast.verifs) || !slices.Equal(up.lookups, fast.lookups) {
@@ -447,6 +453,10 @@ func TestDifferentialSeeds(t *testing.T) {
 				run(t, k, msg, mode, pad)
 			})
 		}
+	}
+	// The RSA signatures went through the Verifier, which kept the keys.
+	if k.verifier.Len() == 0 {
+		t.Error("the rsaverify.Verifier keeps no key: RSA signatures did not go through it")
 	}
 }
 

@@ -16,6 +16,8 @@ import (
 	"fmt"
 	"net"
 	"strings"
+
+	"github.com/certharvest/certharvest/internal/rsaverify"
 )
 
 type verifier interface {
@@ -24,10 +26,13 @@ type verifier interface {
 
 type rsaVerifier struct {
 	*rsa.PublicKey
+	// keys verifies, keeping the moduli of keys that recur (Options.RSA);
+	// nil: crypto/rsa alone, with the same verdicts and errors.
+	keys *rsaverify.Verifier
 }
 
 func (v rsaVerifier) Verify(hash crypto.Hash, hashed, sig []byte) error {
-	return rsa.VerifyPKCS1v15(v.PublicKey, hash, hashed, sig)
+	return v.keys.VerifyPKCS1v15(v.PublicKey, hash, hashed, sig)
 }
 
 type ed25519Verifier struct {
@@ -128,7 +133,7 @@ func parsePublicKey(s string) (*queryResult, error) {
 		if rsaPub.Size()*8 < 1024 {
 			return nil, permFailError(fmt.Sprintf("key is too short: want 1024 bits, has %v bits", rsaPub.Size()*8))
 		}
-		res.Verifier = rsaVerifier{rsaPub}
+		res.Verifier = rsaVerifier{PublicKey: rsaPub}
 		res.KeyAlgo = "rsa"
 	case "ed25519":
 		if len(b) != ed25519.PublicKeySize {

@@ -20,6 +20,8 @@ import (
 	"unicode"
 
 	"github.com/emersion/go-msgauth/dkim"
+
+	"github.com/certharvest/certharvest/internal/rsaverify"
 )
 
 type permFailError string
@@ -72,6 +74,20 @@ type signature struct {
 // there are more. msg may end its lines in CRLF or bare LF, as for
 // go-msgauth; CRLF is the fast case.
 func Verify(msg []byte, options *dkim.VerifyOptions) ([]*dkim.Verification, error) {
+	return VerifyWith(msg, options, Options{})
+}
+
+// Options are what this package adds to go-msgauth's dkim.VerifyOptions.
+// The zero value verifies as go-msgauth does.
+type Options struct {
+	// RSA verifies the RSA signatures, keeping the moduli of the keys
+	// that recur (internal/rsaverify), with crypto/rsa's verdicts and
+	// errors; nil: crypto/rsa alone.
+	RSA *rsaverify.Verifier
+}
+
+// VerifyWith is Verify with this package's options.
+func VerifyWith(msg []byte, options *dkim.VerifyOptions, more Options) ([]*dkim.Verification, error) {
 	h, body, err := splitHeader(msg)
 	if err != nil {
 		return nil, err
@@ -92,7 +108,7 @@ func Verify(msg []byte, options *dkim.VerifyOptions) ([]*dkim.Verification, erro
 		signatures = signatures[:options.MaxVerifications]
 	}
 
-	m := &message{h: h, body: body, options: options}
+	m := &message{h: h, body: body, options: options, rsa: more.RSA}
 	verifs := make([]*dkim.Verification, len(signatures))
 	for i, sig := range signatures {
 		v, err := m.verify(h[sig.i], sig.v)
@@ -111,6 +127,8 @@ type message struct {
 	h       header
 	body    []byte
 	options *dkim.VerifyOptions
+	// rsa is Options.RSA.
+	rsa *rsaverify.Verifier
 	// bodyHashes are the SHA-256 body hashes computed so far, by
 	// canonicalisation: 0 simple, 1 relaxed.
 	bodyHashes [2][]byte
@@ -306,8 +324,14 @@ func (m *message) verify(sigField, sigValue string) (*dkim.Verification, error) 
 	}
 	hashed := sha256.Sum256(data)
 
-	// Check signature
-	if err := res.Verifier.Verify(hash, hashed[:], sig); err != nil {
+	// Check signature, an RSA key's through m.rsa. A copy of the key's
+	// verifier: res may be shared.
+	verifier := res.Verifier
+	if v, ok := verifier.(rsaVerifier); ok {
+		v.keys = m.rsa
+		verifier = v
+	}
+	if err := verifier.Verify(hash, hashed[:], sig); err != nil {
 		return verif, failError("signature did not verify: " + err.Error())
 	}
 
