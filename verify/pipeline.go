@@ -15,6 +15,9 @@ import (
 	"sync"
 	"time"
 	"unicode/utf8"
+
+	"github.com/certharvest/certharvest/internal/dkimfast"
+	"github.com/certharvest/certharvest/internal/gencache"
 )
 
 // maxMessageIDLen bounds the Message-ID a Result carries: the longest line
@@ -159,7 +162,9 @@ type Options struct {
 	// leaves to the chain check): signature_malformed here, a chain
 	// reason there. The cache of parsed CA certificates (certCache)
 	// decides nothing; only the fast path parses through it, so it goes
-	// unused here.
+	// unused here. The caches of a sender already known (its parsed
+	// certificate, its chain, the DKIM key record: leafcache.go,
+	// chaincache.go) are off.
 	Reference bool
 	// RequireProfile refuses a certificate below this S/MIME BR profile
 	// (cert_policy, profile.go); ProfileNone or "" requires none.
@@ -177,9 +182,13 @@ type Pipeline struct {
 	// profiles are the signers' S/MIME BR profiles and zlint findings
 	// (profile.go).
 	profiles profileCache
-	// stories keeps the stories' words about CA certificates
-	// (storycache.go).
+	// stories keeps the stories' words about CA certificates and known
+	// senders' (storycache.go).
 	stories storyCache
+	// chains keeps the chains verified for known senders (chaincache.go).
+	chains chainCache
+	// dkimKeys keeps the DKIM key records parsed (dkimfast.KeyCache).
+	dkimKeys *dkimfast.KeyCache
 }
 
 // New returns a Pipeline.
@@ -200,7 +209,16 @@ func New(opts Options) (*Pipeline, error) {
 	if opts.MaxDKIMVerifications <= 0 {
 		opts.MaxDKIMVerifications = defaultMaxDKIMVerifications
 	}
-	return &Pipeline{opts: opts}, nil
+	p := &Pipeline{opts: opts}
+	if !opts.Reference {
+		// The caches of what recurs from message to message: the
+		// reference path verifies everything every time.
+		p.certs.leaves = gencache.New[*knownLeaf](maxKnownLeaves, maxKnownLeafBytes)
+		p.stories.leaves = p.certs.leaves
+		p.chains.verdicts = gencache.New[*chainVerdict](maxChainVerdicts, maxChainVerdictBytes)
+		p.dkimKeys = dkimfast.NewKeyCache(maxDKIMKeyRecords, maxDKIMKeyRecordBytes)
+	}
+	return p, nil
 }
 
 // Result is the verdict on one message.
@@ -393,7 +411,7 @@ func (p *Pipeline) run(ctx context.Context, m *Message, res *Result, log *story)
 	var firstErr error
 	signerIndex := 0
 	for i, signer := range cms.signers {
-		res.Cert, res.CertInfo = signer, DescribeCertificate(signer)
+		res.Cert, res.CertInfo = signer, p.describe(signer)
 		chain, err := p.verifyChain(signer, cms.bag, res.At, log)
 		clock.done(StageChain)
 		if err == nil {
@@ -431,7 +449,7 @@ func (p *Pipeline) run(ctx context.Context, m *Message, res *Result, log *story)
 	res.EncCert, res.EncCertInfo = enc, res.CertInfo
 	if enc != res.Cert {
 		set.Signing = res.Cert
-		res.EncCertInfo = DescribeCertificate(enc)
+		res.EncCertInfo = p.describe(enc)
 	}
 
 	// Both chains pass revocation: the signer's, and the encryption

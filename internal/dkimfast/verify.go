@@ -72,6 +72,12 @@ type signature struct {
 // there are more. msg may end its lines in CRLF or bare LF, as for
 // go-msgauth; CRLF is the fast case.
 func Verify(msg []byte, options *dkim.VerifyOptions) ([]*dkim.Verification, error) {
+	return VerifyCached(msg, options, nil)
+}
+
+// VerifyCached is Verify with the key records parsed through keys (nil:
+// parsed every time), with the same verifications and errors.
+func VerifyCached(msg []byte, options *dkim.VerifyOptions, keys *KeyCache) ([]*dkim.Verification, error) {
 	h, body, err := splitHeader(msg)
 	if err != nil {
 		return nil, err
@@ -92,7 +98,7 @@ func Verify(msg []byte, options *dkim.VerifyOptions) ([]*dkim.Verification, erro
 		signatures = signatures[:options.MaxVerifications]
 	}
 
-	m := &message{h: h, body: body, options: options}
+	m := &message{h: h, body: body, options: options, keys: keys}
 	verifs := make([]*dkim.Verification, len(signatures))
 	for i, sig := range signatures {
 		v, err := m.verify(h[sig.i], sig.v)
@@ -111,6 +117,7 @@ type message struct {
 	h       header
 	body    []byte
 	options *dkim.VerifyOptions
+	keys    *KeyCache
 	// bodyHashes are the SHA-256 body hashes computed so far, by
 	// canonicalisation: 0 simple, 1 relaxed.
 	bodyHashes [2][]byte
@@ -196,7 +203,7 @@ func (m *message) verify(sigField, sigValue string) (*dkim.Verification, error) 
 			if m.options != nil {
 				lookup = m.options.LookupTXT
 			}
-			res, err = queryDNSTXT(verif.Domain, stripWhitespace(params["s"]), lookup)
+			res, err = queryDNSTXT(verif.Domain, stripWhitespace(params["s"]), lookup, m.keys)
 			break
 		}
 	}
