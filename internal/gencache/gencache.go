@@ -125,6 +125,16 @@ func (c *Cache[V]) putLocked(key string, e entry[V]) {
 	c.curBytes += e.size
 }
 
+// Clear drops every entry.
+func (c *Cache[V]) Clear() {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	c.cur, c.old, c.curBytes, c.oldBytes = nil, nil, 0, 0
+	c.mu.Unlock()
+}
+
 // Len returns the number of entries kept, in both generations (an entry
 // moved to the current one may still be counted in the previous one).
 func (c *Cache[V]) Len() int {

@@ -61,8 +61,27 @@ func TestBounded(t *testing.T) {
 	}
 }
 
+func TestClear(t *testing.T) {
+	c := New[int](4, 1<<20)
+	for i := range 5 {
+		c.Put(strconv.Itoa(i), i, 1)
+	}
+	c.Clear()
+	if c.Len() != 0 || c.Bytes() != 0 {
+		t.Fatalf("after Clear: %d entries, %d bytes", c.Len(), c.Bytes())
+	}
+	if _, ok := c.Get([]byte("4")); ok {
+		t.Error("hit after Clear")
+	}
+	c.Put("a", 1, 1)
+	if v, ok := c.Get([]byte("a")); !ok || v != 1 {
+		t.Error("nothing kept after Clear")
+	}
+}
+
 func TestNilCache(t *testing.T) {
 	var c *Cache[int]
+	c.Clear()
 	c.Put("a", 1, 1)
 	if _, ok := c.Get([]byte("a")); ok || c.Len() != 0 || c.Bytes() != 0 {
 		t.Error("a nil cache kept something")
