@@ -184,8 +184,10 @@ func TestChainCacheValidity(t *testing.T) {
 				t.Fatal(err)
 			}
 			bag := []*x509.Certificate{pki.leaf, pki.inter}
-			if _, err := warm.verifyChain(pki.leaf, bag, cached, quietStory()); err != nil {
-				t.Fatalf("at %s: %v", cached, err)
+			for range 2 { // kept from the second time (gencache.NewSeenTwice)
+				if _, err := warm.verifyChain(pki.leaf, bag, cached, quietStory()); err != nil {
+					t.Fatalf("at %s: %v", cached, err)
+				}
 			}
 			if warm.chains.get(pki.leaf, bag[1:], cached) == nil {
 				t.Fatal("the chain was not kept")
@@ -279,9 +281,10 @@ func TestChainCacheKeepsNoFailure(t *testing.T) {
 	}
 }
 
-// A stream of new certificates (a hostile sender minting one per message)
-// keeps the caches within their bounds, and a known sender who keeps
-// writing stays known, with the right verdict.
+// A stream of new certificates (a hostile sender minting one per message,
+// each sent twice so that it is kept) keeps the caches within their
+// bounds, and a known sender who keeps writing stays known, with the right
+// verdict.
 func TestKnownCachesHostileFlood(t *testing.T) {
 	pki := newCachePKI(t)
 	p := pki.pipeline(t)
@@ -290,12 +293,16 @@ func TestKnownCachesHostileFlood(t *testing.T) {
 	at := cacheTimes[2]
 	inter, interKey := pki.certs["inter"], pki.keys["inter"]
 	known := pki.leaves["ok"]
-	knownParsed, err := p.certs.parse(known.Raw, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.verifyChain(knownParsed, []*x509.Certificate{knownParsed, inter}, at, quietStory()); err != nil {
-		t.Fatal(err)
+	// Two messages: a sender is kept from its second (NewSeenTwice).
+	var knownParsed *x509.Certificate
+	for range 2 {
+		var err error
+		if knownParsed, err = p.certs.parse(known.Raw, nil); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := p.verifyChain(knownParsed, []*x509.Certificate{knownParsed, inter}, at, quietStory()); err != nil {
+			t.Fatal(err)
+		}
 	}
 	hostileKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -325,18 +332,22 @@ func TestKnownCachesHostileFlood(t *testing.T) {
 		if i%100 == 0 {
 			der = issue(i).Raw
 		}
-		parsed, err := p.certs.parse(der, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if i%100 == 0 {
-			// Through the whole chain check now and then; else the
-			// verdict it would keep.
-			if _, err := p.verifyChain(parsed, []*x509.Certificate{parsed, inter}, at, quietStory()); err != nil {
-				t.Fatalf("hostile %d: %v", i, err)
+		// Each certificate twice, so that the caches keep it
+		// (NewSeenTwice keeps nothing of a certificate seen once).
+		for range 2 {
+			parsed, err := p.certs.parse(der, nil)
+			if err != nil {
+				t.Fatal(err)
 			}
-		} else {
-			p.chains.put(p.links.rootSubjects, parsed, []*x509.Certificate{inter}, []*x509.Certificate{parsed, inter, pki.certs["root"]}, at)
+			if i%100 == 0 {
+				// Through the whole chain check now and then; else
+				// the verdict it would keep.
+				if _, err := p.verifyChain(parsed, []*x509.Certificate{parsed, inter}, at, quietStory()); err != nil {
+					t.Fatalf("hostile %d: %v", i, err)
+				}
+			} else {
+				p.chains.put(p.links.rootSubjects, parsed, []*x509.Certificate{inter}, []*x509.Certificate{parsed, inter, pki.certs["root"]}, at)
+			}
 		}
 		if i%100 == 0 {
 			// The known sender writes too.
@@ -373,9 +384,14 @@ func TestCertCacheLeafTwiceInOneBag(t *testing.T) {
 	pki := newCachePKI(t)
 	p := pki.pipeline(t)
 	leaf := pki.leaves["ok"]
-	first, err := p.certs.parse(leaf.Raw, nil)
+	once, err := p.certs.parse(leaf.Raw, nil)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// Kept from the second time it is seen (gencache.NewSeenTwice).
+	first, err := p.certs.parse(leaf.Raw, nil)
+	if err != nil || first == once {
+		t.Fatalf("a certificate seen once was kept: %v", err)
 	}
 	again, err := p.certs.parse(leaf.Raw, nil)
 	if err != nil || again != first {

@@ -213,9 +213,12 @@ func New(opts Options) (*Pipeline, error) {
 	if !opts.Reference {
 		// The caches of what recurs from message to message: the
 		// reference path verifies everything every time.
-		p.certs.leaves = gencache.New[*knownLeaf](maxKnownLeaves, maxKnownLeafBytes)
+		// A sender's certificate and chain are kept from its second
+		// message: a scan of new senders, or a hostile one's endless
+		// new certificates, keeps nothing but hashes.
+		p.certs.leaves = gencache.NewSeenTwice[*knownLeaf](maxKnownLeaves, maxKnownLeafBytes)
 		p.stories.leaves = p.certs.leaves
-		p.chains.verdicts = gencache.New[*chainVerdict](maxChainVerdicts, maxChainVerdictBytes)
+		p.chains.verdicts = gencache.NewSeenTwice[*chainVerdict](maxChainVerdicts, maxChainVerdictBytes)
 		p.dkimKeys = dkimfast.NewKeyCache(maxDKIMKeyRecords, maxDKIMKeyRecordBytes)
 	}
 	return p, nil

@@ -14,7 +14,10 @@
 // map's size, is never used.
 package gencache
 
-import "sync"
+import (
+	"hash/maphash"
+	"sync"
+)
 
 // Cache maps string keys to values of type V. It is safe for concurrent
 // use. A nil *Cache keeps nothing: Get misses, Put does nothing.
@@ -26,6 +29,40 @@ type Cache[V any] struct {
 	mu                 sync.RWMutex
 	cur, old           map[string]entry[V]
 	curBytes, oldBytes int
+
+	// seen, when not nil, admits an entry at its key's second Put
+	// (NewSeenTwice).
+	seen *seenSet
+}
+
+// seenSet remembers the hashes of keys Put once, in two generations of at
+// most max each.
+type seenSet struct {
+	seed     maphash.Seed
+	max      int
+	cur, old map[uint64]struct{}
+}
+
+// seenTwiceFactor is how many more keys a NewSeenTwice cache remembers
+// having seen once than it keeps entries: a hash costs some 40 bytes where
+// an entry costs kilobytes.
+const seenTwiceFactor = 8
+
+// admit reports whether key was Put before, and notes that it was.
+func (s *seenSet) admit(key string) bool {
+	h := maphash.String(s.seed, key)
+	if _, ok := s.cur[h]; ok {
+		return true
+	}
+	_, ok := s.old[h]
+	if len(s.cur) >= s.max {
+		s.old, s.cur = s.cur, nil
+	}
+	if s.cur == nil {
+		s.cur = make(map[uint64]struct{})
+	}
+	s.cur[h] = struct{}{}
+	return ok
 }
 
 type entry[V any] struct {
@@ -37,6 +74,20 @@ type entry[V any] struct {
 // told them, keys included) add up to at most maxBytes.
 func New[V any](maxEntries, maxBytes int) *Cache[V] {
 	return &Cache[V]{maxEntries: max(maxEntries/2, 1), maxBytes: max(maxBytes/2, 1)}
+}
+
+// NewSeenTwice is New for a cache that keeps an entry only from the second
+// time its key is Put: a key Put once costs a hash (a set of at most
+// seenTwiceFactor × maxEntries of them, in two generations), not an entry.
+// So a stream of keys that never come back (a certificate seen once: each
+// of a scan's new senders, or a hostile sender's endless new ones) neither
+// fills the cache nor pushes out the entries of keys that do come back.
+// Hashes are seeded per cache: a collision, which only admits an entry at
+// its first Put, cannot be aimed at.
+func NewSeenTwice[V any](maxEntries, maxBytes int) *Cache[V] {
+	c := New[V](maxEntries, maxBytes)
+	c.seen = &seenSet{seed: maphash.MakeSeed(), max: max(seenTwiceFactor*maxEntries/2, 1)}
+	return c
 }
 
 // Get returns the value kept for key, a key given as bytes so that a
@@ -96,7 +147,8 @@ func (c *Cache[V]) GetString(key string) (V, bool) {
 	return e.value, true
 }
 
-// Put keeps value for key, replacing what was kept. size is what the entry
+// Put keeps value for key, replacing what was kept (from the key's second
+// Put, for a NewSeenTwice cache). size is what the entry
 // costs in memory, in bytes, key included (an estimate: the caller knows
 // what its values hold); an entry over a generation's share of the bytes
 // is not kept.
@@ -105,7 +157,9 @@ func (c *Cache[V]) Put(key string, value V, size int) {
 		return
 	}
 	c.mu.Lock()
-	c.putLocked(key, entry[V]{value: value, size: size})
+	if c.seen == nil || c.seen.admit(key) {
+		c.putLocked(key, entry[V]{value: value, size: size})
+	}
 	c.mu.Unlock()
 }
 
@@ -132,6 +186,9 @@ func (c *Cache[V]) Clear() {
 	}
 	c.mu.Lock()
 	c.cur, c.old, c.curBytes, c.oldBytes = nil, nil, 0, 0
+	if c.seen != nil {
+		c.seen.cur, c.seen.old = nil, nil
+	}
 	c.mu.Unlock()
 }
 

@@ -148,3 +148,34 @@ func TestGetString(t *testing.T) {
 		t.Error("nil cache hit")
 	}
 }
+
+// A NewSeenTwice cache keeps a key from its second Put; keys Put once, in
+// any number, neither fill it nor push out the keys that come back.
+func TestSeenTwice(t *testing.T) {
+	c := NewSeenTwice[int](8, 1<<20)
+	c.Put("a", 1, 1)
+	if _, ok := c.Get([]byte("a")); ok {
+		t.Fatal("kept at the first Put")
+	}
+	c.Put("a", 2, 1)
+	if v, ok := c.Get([]byte("a")); !ok || v != 2 {
+		t.Fatalf("a = %d, %v after the second Put", v, ok)
+	}
+	for i := range 10_000 {
+		c.Put("once"+strconv.Itoa(i), i, 1)
+		if c.Len() != 1 {
+			t.Fatalf("after %d keys Put once, %d entries", i+1, c.Len())
+		}
+		if c.seen.cur != nil && len(c.seen.cur) > seenTwiceFactor*8/2 {
+			t.Fatalf("%d hashes remembered, bound %d", len(c.seen.cur), seenTwiceFactor*8/2)
+		}
+	}
+	if _, ok := c.Get([]byte("a")); !ok {
+		t.Error("the key that came back was pushed out by keys Put once")
+	}
+	c.Clear()
+	c.Put("a", 3, 1)
+	if _, ok := c.Get([]byte("a")); ok {
+		t.Error("Clear did not forget the keys seen")
+	}
+}
