@@ -24,6 +24,12 @@
 #   RUNS=1          runs per binary (the counts hardly vary)
 #   SCAN_ARGS=      extra scan flags, e.g. "--log-level warn"
 #   BENCH_DIR=/var/tmp/certharvest-bench
+#   SENDERS=        the corpus of bench-scan.sh's SENDERS (2,000 messages from
+#                   this many senders, each with one certificate), and the
+#                   second scan is of its first SENDERS messages instead of
+#                   one: the instructions per message are then those of a
+#                   sender already known (certificate stored and unchanged),
+#                   (instr(N) - instr(SENDERS)) / (N - SENDERS)
 #
 # Go under valgrind 3.19 needs two runtime settings, set here: no RDTSCP
 # (GODEBUG=cpu.rdtscp=off; valgrind cannot decode it) and no asynchronous
@@ -47,16 +53,25 @@ BENCH_DIR=${BENCH_DIR:-/var/tmp/certharvest-bench}
 AT=2026-06-01T00:00:00Z # the corpus's verification time (testcorpus.At)
 repo=$(cd "$(dirname "$0")/.." && pwd -P)
 
+SENDERS=${SENDERS:-}
+case $SENDERS in *[!0-9]* | 0) echo "$0: SENDERS must be a positive number" >&2; exit 2 ;; esac
+base=${SENDERS:-1}
+((N > base)) || { echo "$0: N must be above SENDERS" >&2; exit 2; }
+
 corpus=$BENCH_DIR/corpus-2000
+sets=$BENCH_DIR/callgrind
+if [[ -n $SENDERS ]]; then
+	corpus=$corpus-senders-$SENDERS
+	sets=$sets-senders-$SENDERS
+fi
 if [[ ! -f $corpus/.complete ]]; then
 	echo "generating 2000 messages into $corpus (once; cached)" >&2
 	rm -rf "$corpus"
 	mkdir -p "$corpus"
-	(cd "$repo" && go run ./scripts/gencorpus -bench 2000 -out "$corpus" >&2)
+	(cd "$repo" && go run ./scripts/gencorpus -bench 2000 ${SENDERS:+-senders "$SENDERS"} -out "$corpus" >&2)
 	touch "$corpus/.complete"
 fi
-sets=$BENCH_DIR/callgrind
-for n in 1 "$N"; do
+for n in "$base" "$N"; do
 	if [[ ! -d $sets/set-$n ]]; then
 		rm -rf "$sets/set-$n.tmp"
 		mkdir -p "$sets/set-$n.tmp"
@@ -90,16 +105,16 @@ count() {
 	sed -n 's/.*Collected : \([0-9]*\).*/\1/p' "$dir/valgrind.txt"
 }
 
-echo "certharvest scan under callgrind: $N messages, $RUNS run(s) per binary${SCAN_ARGS:+, $SCAN_ARGS}"
-printf '%-4s %-40s %15s %15s %12s\n' run binary "instr(N)" "instr(1)" instr/msg
+echo "certharvest scan under callgrind: $N messages${SENDERS:+ from $SENDERS senders}, $RUNS run(s) per binary${SCAN_ARGS:+, $SCAN_ARGS}"
+printf '%-4s %-40s %15s %15s %12s\n' run binary "instr(N)" "instr($base)" instr/msg
 for run in $(seq 1 "$RUNS"); do
 	i=0
 	for bin in "$@"; do
 		i=$((i + 1))
 		mkdir -p "$sets/profiles"
 		all=$(count "$bin" "$N" "$sets/profiles/$i-$(basename "$bin").$run.out")
-		one=$(count "$bin" 1 "$work/one.out")
-		printf '%-4s %-40s %15s %15s %12s\n' "$run" "$bin" "$all" "$one" "$(((all - one) / (N - 1)))"
+		one=$(count "$bin" "$base" "$work/one.out")
+		printf '%-4s %-40s %15s %15s %12s\n' "$run" "$bin" "$all" "$one" "$(((all - one) / (N - base)))"
 	done
 done
 echo "profiles: $sets/profiles/"

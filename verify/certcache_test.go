@@ -26,7 +26,7 @@ func TestCertCacheKeepsCAsOnly(t *testing.T) {
 	}
 	var cache certCache
 	der := bytes.Clone(ca)
-	first, err := cache.parse(der)
+	first, err := cache.parse(der, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,25 +35,25 @@ func TestCertCacheKeepsCAsOnly(t *testing.T) {
 	if !bytes.Equal(first.Raw, ca) {
 		t.Fatal("cached certificate changed with the caller's buffer")
 	}
-	second, err := cache.parse(ca)
+	second, err := cache.parse(ca, nil)
 	if err != nil || second != first {
 		t.Fatalf("second parse of a CA certificate: %p, %v; want the cached %p", second, err, first)
 	}
-	l1, err := cache.parse(leaf)
+	l1, err := cache.parse(leaf, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if l2, _ := cache.parse(leaf); l2 == l1 {
+	if l2, _ := cache.parse(leaf, nil); l2 == l1 {
 		t.Error("a signer certificate was cached")
 	}
 	if len(cache.certs) != 1 {
 		t.Errorf("cache holds %d certificates, want 1", len(cache.certs))
 	}
 	var nilCache *certCache
-	if c, err := nilCache.parse(ca); err != nil || !bytes.Equal(c.Raw, ca) {
+	if c, err := nilCache.parse(ca, nil); err != nil || !bytes.Equal(c.Raw, ca) {
 		t.Errorf("nil cache: %v", err)
 	}
-	if _, err := cache.parse([]byte("not a certificate")); err == nil {
+	if _, err := cache.parse([]byte("not a certificate"), nil); err == nil {
 		t.Error("garbage parsed")
 	}
 }

@@ -21,9 +21,10 @@ import (
 // The usual chain, signer <- intermediate <- root, is verified through
 // p.links when an earlier message established the intermediate's link to the
 // root (see linkCache): one signature verification instead of two, with the
-// same verdict and the same chain as a full verification. On the reference
-// path (Options.Reference) every chain is verified in full and p.links is
-// neither consulted nor taught.
+// same verdict and the same chain as a full verification; and a chain
+// verified before for the same certificates is reused from p.chains
+// (chainCache). On the reference path (Options.Reference) every chain is
+// verified in full and neither cache is consulted nor taught.
 func (p *Pipeline) verifyChain(signer *x509.Certificate, bag []*x509.Certificate, at time.Time, log *story) ([]*x509.Certificate, error) {
 	if err := checkValidity(signer, at); err != nil {
 		return nil, err
@@ -53,11 +54,18 @@ func (p *Pipeline) verifyPath(signer *x509.Certificate, bag []*x509.Certificate,
 		usable = append(usable, c)
 	}
 	log.Info("verifying the certificate chain", "at", at.UTC().Format(time.RFC3339), "usage", "emailProtection")
-	var chain []*x509.Certificate
-	if !p.opts.Reference {
+	// A sender already known: the chain verified before (chainCache).
+	chain := p.chains.get(signer, usable, at)
+	known := chain != nil
+	if !known && !p.opts.Reference {
 		chain = p.links.verify(p.opts.Roots, signer, usable, at)
 	}
-	if chain == nil {
+	if known {
+		// Kept only after it passed; checked again, for next to nothing.
+		if err := checkChainKeys(chain); err != nil {
+			return nil, err
+		}
+	} else if chain == nil {
 		intermediates := x509.NewCertPool()
 		for _, c := range usable {
 			intermediates.AddCert(c)
@@ -89,6 +97,10 @@ func (p *Pipeline) verifyPath(signer *x509.Certificate, bag []*x509.Certificate,
 	}
 	if err := checkSmtpUTF8Constraints(chain); err != nil {
 		return nil, err
+	}
+	if !known && p.chains.verdicts != nil {
+		p.links.init(p.opts.Roots)
+		p.chains.put(p.links.rootSubjects, signer, usable, chain, at)
 	}
 	if log.enabled() {
 		names := make([]string, len(chain))

@@ -310,7 +310,7 @@ func parseSignedDataDER(b []byte, cache *certCache) (*derSignedData, bool) {
 			if !certs.ReadASN1Element(&der, cbasn1.SEQUENCE) {
 				return nil, false
 			}
-			c, err := cache.parse(der)
+			c, err := cache.parse(der, sd.certs)
 			if err != nil {
 				return nil, false
 			}

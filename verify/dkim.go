@@ -58,6 +58,14 @@ type LookupTXTFunc func(ctx context.Context, name string) ([]string, error)
 // can carry thousands.
 const defaultMaxDKIMVerifications = 5
 
+// maxDKIMKeyRecords and maxDKIMKeyRecordBytes bound the DKIM key records
+// a Pipeline keeps parsed (dkimfast.KeyCache): a key per signing domain and
+// selector, and a record of an RSA-4096 key is under 1 KB.
+const (
+	maxDKIMKeyRecords     = 1024
+	maxDKIMKeyRecordBytes = 4 << 20
+)
+
 // DKIMResult is the signature that passed and aligned.
 type DKIMResult struct {
 	Domain   string `json:"domain"`
@@ -115,7 +123,7 @@ func (p *Pipeline) checkDKIM(ctx context.Context, m *parsedMessage, from string,
 		MaxVerifications: p.opts.MaxDKIMVerifications,
 	}
 	// go-msgauth's verdicts, for less CPU (internal/dkimfast).
-	verifications, err := dkimfast.VerifyWith(m.canonical, opts, dkimfast.Options{RSA: p.rsa})
+	verifications, err := dkimfast.VerifyWith(m.canonical, opts, dkimfast.Options{RSA: p.rsa, Keys: p.dkimKeys})
 	if err != nil && !errors.Is(err, dkim.ErrTooManySignatures) {
 		return nil, fail(ReasonDKIMInvalid, "verifying DKIM: %w", err)
 	}

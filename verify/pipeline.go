@@ -16,6 +16,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/certharvest/certharvest/internal/dkimfast"
+	"github.com/certharvest/certharvest/internal/gencache"
 	"github.com/certharvest/certharvest/internal/rsaverify"
 )
 
@@ -162,7 +164,9 @@ type Options struct {
 	// leaves to the chain check): signature_malformed here, a chain
 	// reason there. The cache of parsed CA certificates (certCache)
 	// decides nothing; only the fast path parses through it, so it goes
-	// unused here.
+	// unused here. The caches of a sender already known (its parsed
+	// certificate, its chain, the DKIM key record: leafcache.go,
+	// chaincache.go) are off.
 	Reference bool
 	// RequireProfile refuses a certificate below this S/MIME BR profile
 	// (cert_policy, profile.go); ProfileNone or "" requires none.
@@ -186,9 +190,13 @@ type Pipeline struct {
 	// profiles are the signers' S/MIME BR profiles and zlint findings
 	// (profile.go).
 	profiles profileCache
-	// stories keeps the stories' words about CA certificates
-	// (storycache.go).
+	// stories keeps the stories' words about CA certificates and known
+	// senders' (storycache.go).
 	stories storyCache
+	// chains keeps the chains verified for known senders (chaincache.go).
+	chains chainCache
+	// dkimKeys keeps the DKIM key records parsed (dkimfast.KeyCache).
+	dkimKeys *dkimfast.KeyCache
 }
 
 // New returns a Pipeline.
@@ -212,6 +220,15 @@ func New(opts Options) (*Pipeline, error) {
 	p := &Pipeline{opts: opts}
 	if !opts.Reference {
 		p.rsa = rsaverify.New(rsaverify.Options{})
+		// The caches of what recurs from message to message: the
+		// reference path verifies everything every time.
+		// A sender's certificate and chain are kept from its second
+		// message: a scan of new senders, or a hostile one's endless
+		// new certificates, keeps nothing but hashes.
+		p.certs.leaves = gencache.NewSeenTwice[*knownLeaf](maxKnownLeaves, maxKnownLeafBytes)
+		p.stories.leaves = p.certs.leaves
+		p.chains.verdicts = gencache.NewSeenTwice[*chainVerdict](maxChainVerdicts, maxChainVerdictBytes)
+		p.dkimKeys = dkimfast.NewKeyCache(maxDKIMKeyRecords, maxDKIMKeyRecordBytes)
 	}
 	p.cms = cmsCaches{certs: &p.certs, rsa: p.rsa}
 	return p, nil
@@ -407,7 +424,7 @@ func (p *Pipeline) run(ctx context.Context, m *Message, res *Result, log *story)
 	var firstErr error
 	signerIndex := 0
 	for i, signer := range cms.signers {
-		res.Cert, res.CertInfo = signer, DescribeCertificate(signer)
+		res.Cert, res.CertInfo = signer, p.describe(signer)
 		chain, err := p.verifyChain(signer, cms.bag, res.At, log)
 		clock.done(StageChain)
 		if err == nil {
@@ -445,7 +462,7 @@ func (p *Pipeline) run(ctx context.Context, m *Message, res *Result, log *story)
 	res.EncCert, res.EncCertInfo = enc, res.CertInfo
 	if enc != res.Cert {
 		set.Signing = res.Cert
-		res.EncCertInfo = DescribeCertificate(enc)
+		res.EncCertInfo = p.describe(enc)
 	}
 
 	// Both chains pass revocation: the signer's, and the encryption

@@ -4,6 +4,8 @@ import (
 	"crypto/x509"
 	"strconv"
 	"sync"
+
+	"github.com/certharvest/certharvest/internal/gencache"
 )
 
 // maxStoryCacheCertificates bounds a storyCache: the CA certificates in use
@@ -15,24 +17,35 @@ const maxStoryCacheCertificates = 1024
 // intermediate and the root of every chain), so that each is described
 // once rather than on every message: its "Certificate: ..." line and its
 // quoted name in the "chain verified" line. Both are functions of the
-// certificate's DER encoding alone, by which they are kept; a leaf (not a
-// CA) is described every time. The zero value is ready; a nil cache
-// describes every time.
+// certificate's DER encoding alone, by which they are kept. A sender's
+// certificate (not a CA) is described once too when it is among the known
+// senders' certificates, leaves (certCache.leaves), else every time. The
+// zero value is ready and keeps the CAs' words only; a nil cache describes
+// every time.
 type storyCache struct {
 	mu    sync.RWMutex
-	certs map[string]*caWords // by the certificate's DER encoding
+	certs map[string]*certWords // by the certificate's DER encoding
+
+	leaves *gencache.Cache[*knownLeaf]
 }
 
-// caWords are what the stories say about one CA certificate.
-type caWords struct {
+// certWords are what the stories say about one certificate.
+type certWords struct {
 	line   string // certificateLine
 	quoted string // strconv.Quote(certName(c))
 }
 
 // words returns what the stories say about c, from the cache when c is a CA
-// certificate; nil when c is not one, or the cache is nil.
-func (sc *storyCache) words(c *x509.Certificate) *caWords {
-	if sc == nil || !c.IsCA {
+// certificate or a known sender's; nil when it is neither, or the cache is
+// nil.
+func (sc *storyCache) words(c *x509.Certificate) *certWords {
+	if sc == nil {
+		return nil
+	}
+	if !c.IsCA {
+		if known, ok := sc.leaves.Get(c.Raw); ok {
+			return known.words()
+		}
 		return nil
 	}
 	sc.mu.RLock()
@@ -41,10 +54,10 @@ func (sc *storyCache) words(c *x509.Certificate) *caWords {
 	if w != nil {
 		return w
 	}
-	w = &caWords{line: certificateLine(c), quoted: strconv.Quote(certName(c))}
+	w = &certWords{line: certificateLine(c), quoted: strconv.Quote(certName(c))}
 	sc.mu.Lock()
 	if sc.certs == nil {
-		sc.certs = make(map[string]*caWords)
+		sc.certs = make(map[string]*certWords)
 	}
 	if len(sc.certs) < maxStoryCacheCertificates {
 		sc.certs[string(c.Raw)] = w

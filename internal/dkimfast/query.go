@@ -2,7 +2,8 @@
 // LICENSE.go-msgauth. Copied from go-msgauth v0.7.0 dkim/query.go, with
 // its errors and checks as they are; changed: the query method is a switch
 // instead of a package-level map, and crypto/ed25519 is imported directly
-// (golang.org/x/crypto/ed25519 is an alias of it).
+// (golang.org/x/crypto/ed25519 is an alias of it); a key record is parsed
+// through a KeyCache.
 
 package dkimfast
 
@@ -17,6 +18,7 @@ import (
 	"net"
 	"strings"
 
+	"github.com/certharvest/certharvest/internal/gencache"
 	"github.com/certharvest/certharvest/internal/rsaverify"
 )
 
@@ -58,7 +60,7 @@ const queryMethodDNSTXT = "dns/txt"
 
 type txtLookupFunc func(domain string) ([]string, error)
 
-func queryDNSTXT(domain, selector string, txtLookup txtLookupFunc) (*queryResult, error) {
+func queryDNSTXT(domain, selector string, txtLookup txtLookupFunc, keys *KeyCache) (*queryResult, error) {
 	if txtLookup == nil {
 		txtLookup = net.LookupTXT
 	}
@@ -81,7 +83,7 @@ func queryDNSTXT(domain, selector string, txtLookup txtLookupFunc) (*queryResult
 	case 0:
 		return nil, permFailError("no valid key found")
 	case 1:
-		return parsePublicKey(txts[0])
+		return keys.parse(txts[0])
 	default:
 		return nil, permFailError("multiple TXT records found for key")
 	}
@@ -165,4 +167,40 @@ func parsePublicKey(s string) (*queryResult, error) {
 	}
 
 	return res, nil
+}
+
+// keyRecordOverhead estimates what a parsed key record holds besides the
+// record: an RSA-2048 key's big integers and the record's parsed tags.
+const keyRecordOverhead = 1024
+
+// KeyCache keeps DKIM key records parsed, by the record's exact text, so
+// that a domain's key, the same on every message, is decoded and parsed
+// (x509.ParsePKIXPublicKey) once. The record is still looked up for every
+// signature: a key changed or revoked in DNS is a new text, seen at once.
+// Only records that parse are kept, and a kept key is never modified, so it
+// can serve every message. Bounded in records and bytes (gencache). Safe
+// for concurrent use; a nil KeyCache parses every time.
+type KeyCache struct {
+	records *gencache.Cache[*queryResult]
+}
+
+// NewKeyCache returns a KeyCache of at most maxRecords records of at most
+// maxBytes bytes (with what they are parsed into).
+func NewKeyCache(maxRecords, maxBytes int) *KeyCache {
+	return &KeyCache{records: gencache.New[*queryResult](maxRecords, maxBytes)}
+}
+
+// parse returns parsePublicKey(record), from the cache when it holds it.
+func (kc *KeyCache) parse(record string) (*queryResult, error) {
+	if kc == nil {
+		return parsePublicKey(record)
+	}
+	if res, ok := kc.records.GetString(record); ok {
+		return res, nil
+	}
+	res, err := parsePublicKey(record)
+	if err == nil {
+		kc.records.Put(record, res, 2*len(record)+keyRecordOverhead)
+	}
+	return res, err
 }

@@ -84,6 +84,9 @@ type Options struct {
 	// that recur (internal/rsaverify), with crypto/rsa's verdicts and
 	// errors; nil: crypto/rsa alone.
 	RSA *rsaverify.Verifier
+	// Keys keeps the key records parsed, by their exact text (nil:
+	// parsed every time), with the same verifications and errors.
+	Keys *KeyCache
 }
 
 // VerifyWith is Verify with this package's options.
@@ -108,7 +111,7 @@ func VerifyWith(msg []byte, options *dkim.VerifyOptions, more Options) ([]*dkim.
 		signatures = signatures[:options.MaxVerifications]
 	}
 
-	m := &message{h: h, body: body, options: options, rsa: more.RSA}
+	m := &message{h: h, body: body, options: options, rsa: more.RSA, keys: more.Keys}
 	verifs := make([]*dkim.Verification, len(signatures))
 	for i, sig := range signatures {
 		v, err := m.verify(h[sig.i], sig.v)
@@ -129,6 +132,8 @@ type message struct {
 	options *dkim.VerifyOptions
 	// rsa is Options.RSA.
 	rsa *rsaverify.Verifier
+	// keys is Options.Keys.
+	keys *KeyCache
 	// bodyHashes are the SHA-256 body hashes computed so far, by
 	// canonicalisation: 0 simple, 1 relaxed.
 	bodyHashes [2][]byte
@@ -214,7 +219,7 @@ func (m *message) verify(sigField, sigValue string) (*dkim.Verification, error) 
 			if m.options != nil {
 				lookup = m.options.LookupTXT
 			}
-			res, err = queryDNSTXT(verif.Domain, stripWhitespace(params["s"]), lookup)
+			res, err = queryDNSTXT(verif.Domain, stripWhitespace(params["s"]), lookup, m.keys)
 			break
 		}
 	}
