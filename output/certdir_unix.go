@@ -124,21 +124,30 @@ func fileMode(mode uint32) fs.FileMode {
 // writer), and checks with fstat that it is a regular file. It returns the
 // descriptor and its size.
 func (d folder) openRegular(name string, flags int, perm uint32) (int, int64, error) {
+	fd, st, err := d.openRegularStat(name, flags, perm)
+	if err != nil {
+		return -1, 0, err
+	}
+	return fd, st.Size, nil
+}
+
+// openRegularStat is openRegular returning the file's fstat.
+func (d folder) openRegularStat(name string, flags int, perm uint32) (int, *unix.Stat_t, error) {
 	dirfd, p := d.at(name)
 	fd, err := openat(dirfd, p, flags|unix.O_NOFOLLOW|unix.O_NONBLOCK, perm)
 	if err != nil {
-		return -1, 0, d.openError(name, p, err, false)
+		return -1, nil, d.openError(name, p, err, false)
 	}
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
+	st := new(unix.Stat_t)
+	if err := unix.Fstat(fd, st); err != nil {
 		unix.Close(fd)
-		return -1, 0, &fs.PathError{Op: "stat", Path: d.pathOf(name, p), Err: err}
+		return -1, nil, &fs.PathError{Op: "stat", Path: d.pathOf(name, p), Err: err}
 	}
 	if m := fileMode(uint32(st.Mode)); !m.IsRegular() {
 		unix.Close(fd)
-		return -1, 0, &NotRegularError{Path: d.pathOf(name, p), Mode: m}
+		return -1, nil, &NotRegularError{Path: d.pathOf(name, p), Mode: m}
 	}
-	return fd, st.Size, nil
+	return fd, st, nil
 }
 
 // readFile returns the content of the regular file name in d: an error
@@ -152,6 +161,12 @@ func (d folder) readFile(name string) ([]byte, error) {
 		return nil, err
 	}
 	defer unix.Close(fd)
+	return d.readAll(fd, name, size)
+}
+
+// readAll reads fd, the file name in d of size bytes when opened, to its
+// end.
+func (d folder) readAll(fd int, name string, size int64) ([]byte, error) {
 	// One byte more than the size, so that the read that reaches the end
 	// returns 0 without growing the buffer.
 	buf := make([]byte, 0, max(size+1, 512))

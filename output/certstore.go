@@ -55,6 +55,9 @@ type CertStore struct {
 	// (macOS, Windows, ext4's casefold): two internationalised addresses
 	// that differ in case would share a file (see Store).
 	foldsCase bool
+	// known remembers the certificates of addresses found unchanged
+	// (certstore_known.go).
+	known knownCerts
 }
 
 // lockStripes is how many locks the addresses share, in the process and
@@ -103,6 +106,7 @@ func OpenCertStoreOptions(dir string, opts CertStoreOptions) (*CertStore, error)
 	os.Remove(f.Name())
 	removeStaleTemps(dir, time.Hour)
 	s := &CertStore{dir: dir, foldsCase: foldsCase}
+	s.known.init(dir)
 	if opts.GroupCommit {
 		s.group = &groupcommit.Group[*commitRequest]{}
 		s.unnamed = tmpfile.Supported(dir)
