@@ -7,11 +7,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strconv"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/certharvest/certharvest/internal/tmpfile"
 )
 
 // folder is a folder of the certificate store (see certdir.go): the
@@ -220,28 +217,6 @@ func (d folder) createTemp() (*os.File, string, error) {
 	return nil, "", &fs.PathError{Op: "create", Path: filepath.Join(d.path, ".tmp-*"), Err: fs.ErrExist}
 }
 
-// self is a path that reaches the folder itself: its path, or, once
-// opened, /proc/self/fd/N, which the kernel resolves to the open folder
-// whatever its path has become. Only unnamed files use it, and they need
-// Linux (internal/tmpfile).
-func (d folder) self() string {
-	if d.f == nil {
-		return d.path
-	}
-	return "/proc/self/fd/" + strconv.Itoa(int(d.f.Fd()))
-}
-
-// createUnnamed creates an unnamed file in d (internal/tmpfile).
-func (d folder) createUnnamed(perm os.FileMode) (*os.File, error) {
-	return tmpfile.Create(d.self(), perm)
-}
-
-// link gives f, made by createUnnamed, the name name in d; it fails with
-// an error matching fs.ErrExist when name exists (a link there included).
-func (d folder) link(f *os.File, name string) error {
-	return tmpfile.Link(f, filepath.Join(d.self(), name))
-}
-
 // rename renames old to name in d, replacing what name was (a link there
 // is replaced, not followed).
 func (d folder) rename(old, name string) error {
@@ -262,7 +237,7 @@ func (d folder) remove(name string) {
 // sync makes the entries of d durable.
 func (d folder) sync() error {
 	if d.f == nil {
-		return SyncDir(d.path)
+		return syncDirPath(d.path)
 	}
 	if err := d.f.Sync(); err != nil {
 		return fmt.Errorf("syncing folder %s: %w", d.path, err)
@@ -288,4 +263,27 @@ func (s *CertStore) openStripeLock(i int) (*os.File, error) {
 	}
 	defer locks.close()
 	return locks.openLockFile(lockName(i))
+}
+
+// syncDirPath is SyncDir without an *os.File, whose wrapper costs an
+// fcntl and a failed epoll_ctl: openat, fsync, close.
+func syncDirPath(path string) error {
+	fd, err := openat(unix.AT_FDCWD, path, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		return fmt.Errorf("syncing folder %s: %w", path, &fs.PathError{Op: "open", Path: path, Err: err})
+	}
+	defer unix.Close(fd)
+	if err := fsyncFD(fd); err != nil {
+		return fmt.Errorf("syncing folder %s: %w", path, &fs.PathError{Op: "sync", Path: path, Err: err})
+	}
+	return nil
+}
+
+// fsyncFD is fsync(2), retried when a signal interrupts it.
+func fsyncFD(fd int) error {
+	for {
+		if err := unix.Fsync(fd); err != unix.EINTR {
+			return err
+		}
+	}
 }

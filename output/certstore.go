@@ -48,9 +48,9 @@ type CertStore struct {
 	// group makes the files of concurrent Stores durable together; nil:
 	// each Store syncs alone.
 	group *groupcommit.Group[*commitRequest]
-	// unnamed: group commits write unnamed temporary files
+	// temps: how group commits write their temporary files: unnamed
 	// (internal/tmpfile), where the folder's file system allows.
-	unnamed bool
+	temps tempOptions
 	// foldsCase: the folder's file system finds a name in another case
 	// (macOS, Windows, ext4's casefold): two internationalised addresses
 	// that differ in case would share a file (see Store).
@@ -109,7 +109,9 @@ func OpenCertStoreOptions(dir string, opts CertStoreOptions) (*CertStore, error)
 	s.known.init(dir)
 	if opts.GroupCommit {
 		s.group = &groupcommit.Group[*commitRequest]{}
-		s.unnamed = tmpfile.Supported(dir)
+		if tmpfile.Supported(dir) {
+			s.temps = tempOptions{unnamed: true, linkByFD: linkByFD(dir), modeKept: umaskKeeps(0o644)}
+		}
 	}
 	return s, nil
 }

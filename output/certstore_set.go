@@ -447,7 +447,7 @@ func (s *CertStore) write(steps [][]fileWrite) error {
 	for _, step := range steps {
 		var temps []*tempFile
 		for _, w := range step {
-			t, err := writeTemp(w.dir, w.name, w.data, 0o644, s.unnamed)
+			t, err := writeTemp(w.dir, w.name, w.data, 0o644, s.temps)
 			if err != nil {
 				for _, st := range req.steps {
 					for _, t := range st {
