@@ -3,14 +3,18 @@
 package output
 
 import (
+	"context"
 	"crypto/x509"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/certharvest/certharvest/internal/testfs"
 	"github.com/certharvest/certharvest/verify"
 )
 
@@ -84,5 +88,65 @@ func TestCertStoreUnnamedUmask(t *testing.T) {
 	storeSet(t, s, addr, verify.CertSet{Encryption: selfSigned(t, addr, time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))})
 	if info, err := os.Stat(filepath.Join(dir, addr+".crt")); err != nil || info.Mode() != 0o644 {
 		t.Errorf("mode %v, %v; want -rw-r--r-- whatever the umask", info.Mode(), err)
+	}
+}
+
+// A full disk: a group commit of new certificates fails, each Store with
+// an error, leaving neither a certificate file nor a temporary one; once
+// there is room the same certificates are stored.
+func TestCertStoreGroupDiskFull(t *testing.T) {
+	small := testfs.MountTmpfs(t, "64k")
+	dir := filepath.Join(small, "certs")
+	s, err := OpenCertStoreOptions(dir, CertStoreOptions{GroupCommit: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if !s.temps.unnamed {
+		t.Fatal("unnamed files unsupported on tmpfs")
+	}
+	filler := filepath.Join(small, "filler")
+	f, err := os.Create(filler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for buf := make([]byte, 4096); ; {
+		if _, err := f.Write(buf); err != nil {
+			break
+		}
+	}
+	f.Close()
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	certs := map[string]*x509.Certificate{}
+	for i := range 4 {
+		addr := fmt.Sprintf("full%d@example.com", i)
+		certs[addr] = selfSigned(t, addr, t0)
+	}
+	errs := make(chan error, len(certs))
+	for addr, cert := range certs {
+		go func() {
+			_, err := s.Store(context.Background(), addr, cert)
+			errs <- err
+		}()
+	}
+	for range certs {
+		if err := <-errs; !errors.Is(err, syscall.ENOSPC) {
+			t.Errorf("Store on a full disk: %v, want ENOSPC", err)
+		}
+	}
+	for addr := range certs {
+		if _, err := os.Lstat(filepath.Join(dir, addr+".crt")); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s.crt after a failed store: %v", addr, err)
+		}
+	}
+	assertNoTempFiles(t, dir)
+	os.Remove(filler)
+	for addr, cert := range certs {
+		if res, err := s.Store(context.Background(), addr, cert); err != nil || res.Action != verify.ActionStored {
+			t.Errorf("with room again: %v, %v; want stored", res.Action, err)
+		}
+		if c := fileCert(t, dir, addr+".crt"); !sameCert(c, cert) {
+			t.Errorf("%s.crt is not the certificate stored", addr)
+		}
 	}
 }

@@ -303,25 +303,23 @@ func (s *CertStore) StoreSet(ctx context.Context, addr string, set verify.CertSe
 	case err != nil:
 		return verify.StoreResult{}, fmt.Errorf("reading the current certificate: %w", err)
 	}
-	if data != nil && set.Signing == nil && holdsCertificate(data, set.Encryption) {
-		// The same certificate again (a message reprocessed, a sender
-		// writing twice), known without parsing it, unless an older
-		// signing certificate is kept beside it.
-		if _, err := root.readFile(signName); !signable || errors.Is(err, fs.ErrNotExist) {
-			s.known.remember(addr, knownFile{set.Encryption.Raw, encID}, knownFile{}, seen)
-			return verify.StoreResult{Action: verify.ActionUnchanged, Path: path}, nil
-		}
-	}
-	enc := Current{Data: data}
-	if data != nil {
-		enc.Cert, _ = parsePEMCertificate(data)
-	}
 	var sign Current
 	var signID fileID
 	if signable {
 		if sign, signID, err = readCurrentID(root, signName); err != nil {
 			return verify.StoreResult{}, fmt.Errorf("reading the current signing certificate: %w", err)
 		}
+	}
+	if data != nil && set.Signing == nil && sign.Data == nil && holdsCertificate(data, set.Encryption) {
+		// The same certificate again (a message reprocessed, a sender
+		// writing twice), known without parsing it, and no older
+		// signing certificate kept beside it.
+		s.known.remember(addr, knownFile{set.Encryption.Raw, encID}, knownFile{}, seen)
+		return verify.StoreResult{Action: verify.ActionUnchanged, Path: path}, nil
+	}
+	enc := Current{Data: data}
+	if data != nil {
+		enc.Cert, _ = parsePEMCertificate(data)
 	}
 	plan := PlanSet(enc, sign, set)
 	if plan.Action == verify.ActionUnchanged && set.Signing != nil && sign.Cert != nil &&
