@@ -8,8 +8,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-
-	"github.com/certharvest/certharvest/internal/tmpfile"
 )
 
 // folder is a folder of the certificate store (see certdir.go), reached by
@@ -92,16 +90,6 @@ func (d folder) createTemp() (*os.File, string, error) {
 		return f, name, err
 	}
 	return nil, "", &fs.PathError{Op: "create", Path: filepath.Join(d.path, ".tmp-*"), Err: fs.ErrExist}
-}
-
-// createUnnamed fails: unnamed files need Linux (internal/tmpfile).
-func (d folder) createUnnamed(perm os.FileMode) (*os.File, error) {
-	return tmpfile.Create(d.path, perm)
-}
-
-// link fails: unnamed files need Linux.
-func (d folder) link(f *os.File, name string) error {
-	return tmpfile.Link(f, filepath.Join(d.path, name))
 }
 
 // rename renames old to name in d.

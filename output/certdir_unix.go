@@ -7,11 +7,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strconv"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/certharvest/certharvest/internal/tmpfile"
 )
 
 // folder is a folder of the certificate store (see certdir.go): the
@@ -124,21 +121,30 @@ func fileMode(mode uint32) fs.FileMode {
 // writer), and checks with fstat that it is a regular file. It returns the
 // descriptor and its size.
 func (d folder) openRegular(name string, flags int, perm uint32) (int, int64, error) {
+	fd, st, err := d.openRegularStat(name, flags, perm)
+	if err != nil {
+		return -1, 0, err
+	}
+	return fd, st.Size, nil
+}
+
+// openRegularStat is openRegular returning the file's fstat.
+func (d folder) openRegularStat(name string, flags int, perm uint32) (int, *unix.Stat_t, error) {
 	dirfd, p := d.at(name)
 	fd, err := openat(dirfd, p, flags|unix.O_NOFOLLOW|unix.O_NONBLOCK, perm)
 	if err != nil {
-		return -1, 0, d.openError(name, p, err, false)
+		return -1, nil, d.openError(name, p, err, false)
 	}
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
+	st := new(unix.Stat_t)
+	if err := unix.Fstat(fd, st); err != nil {
 		unix.Close(fd)
-		return -1, 0, &fs.PathError{Op: "stat", Path: d.pathOf(name, p), Err: err}
+		return -1, nil, &fs.PathError{Op: "stat", Path: d.pathOf(name, p), Err: err}
 	}
 	if m := fileMode(uint32(st.Mode)); !m.IsRegular() {
 		unix.Close(fd)
-		return -1, 0, &NotRegularError{Path: d.pathOf(name, p), Mode: m}
+		return -1, nil, &NotRegularError{Path: d.pathOf(name, p), Mode: m}
 	}
-	return fd, st.Size, nil
+	return fd, st, nil
 }
 
 // readFile returns the content of the regular file name in d: an error
@@ -152,6 +158,12 @@ func (d folder) readFile(name string) ([]byte, error) {
 		return nil, err
 	}
 	defer unix.Close(fd)
+	return d.readAll(fd, name, size)
+}
+
+// readAll reads fd, the file name in d of size bytes when opened, to its
+// end.
+func (d folder) readAll(fd int, name string, size int64) ([]byte, error) {
 	// One byte more than the size, so that the read that reaches the end
 	// returns 0 without growing the buffer.
 	buf := make([]byte, 0, max(size+1, 512))
@@ -205,28 +217,6 @@ func (d folder) createTemp() (*os.File, string, error) {
 	return nil, "", &fs.PathError{Op: "create", Path: filepath.Join(d.path, ".tmp-*"), Err: fs.ErrExist}
 }
 
-// self is a path that reaches the folder itself: its path, or, once
-// opened, /proc/self/fd/N, which the kernel resolves to the open folder
-// whatever its path has become. Only unnamed files use it, and they need
-// Linux (internal/tmpfile).
-func (d folder) self() string {
-	if d.f == nil {
-		return d.path
-	}
-	return "/proc/self/fd/" + strconv.Itoa(int(d.f.Fd()))
-}
-
-// createUnnamed creates an unnamed file in d (internal/tmpfile).
-func (d folder) createUnnamed(perm os.FileMode) (*os.File, error) {
-	return tmpfile.Create(d.self(), perm)
-}
-
-// link gives f, made by createUnnamed, the name name in d; it fails with
-// an error matching fs.ErrExist when name exists (a link there included).
-func (d folder) link(f *os.File, name string) error {
-	return tmpfile.Link(f, filepath.Join(d.self(), name))
-}
-
 // rename renames old to name in d, replacing what name was (a link there
 // is replaced, not followed).
 func (d folder) rename(old, name string) error {
@@ -247,7 +237,7 @@ func (d folder) remove(name string) {
 // sync makes the entries of d durable.
 func (d folder) sync() error {
 	if d.f == nil {
-		return SyncDir(d.path)
+		return syncDirPath(d.path)
 	}
 	if err := d.f.Sync(); err != nil {
 		return fmt.Errorf("syncing folder %s: %w", d.path, err)
@@ -273,4 +263,27 @@ func (s *CertStore) openStripeLock(i int) (*os.File, error) {
 	}
 	defer locks.close()
 	return locks.openLockFile(lockName(i))
+}
+
+// syncDirPath is SyncDir without an *os.File, whose wrapper costs an
+// fcntl and a failed epoll_ctl: openat, fsync, close.
+func syncDirPath(path string) error {
+	fd, err := openat(unix.AT_FDCWD, path, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		return fmt.Errorf("syncing folder %s: %w", path, &fs.PathError{Op: "open", Path: path, Err: err})
+	}
+	defer unix.Close(fd)
+	if err := fsyncFD(fd); err != nil {
+		return fmt.Errorf("syncing folder %s: %w", path, &fs.PathError{Op: "sync", Path: path, Err: err})
+	}
+	return nil
+}
+
+// fsyncFD is fsync(2), retried when a signal interrupts it.
+func fsyncFD(fd int) error {
+	for {
+		if err := unix.Fsync(fd); err != unix.EINTR {
+			return err
+		}
+	}
 }

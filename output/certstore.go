@@ -48,13 +48,16 @@ type CertStore struct {
 	// group makes the files of concurrent Stores durable together; nil:
 	// each Store syncs alone.
 	group *groupcommit.Group[*commitRequest]
-	// unnamed: group commits write unnamed temporary files
+	// temps: how group commits write their temporary files: unnamed
 	// (internal/tmpfile), where the folder's file system allows.
-	unnamed bool
+	temps tempOptions
 	// foldsCase: the folder's file system finds a name in another case
 	// (macOS, Windows, ext4's casefold): two internationalised addresses
 	// that differ in case would share a file (see Store).
 	foldsCase bool
+	// known remembers the certificates of addresses found unchanged
+	// (certstore_known.go).
+	known knownCerts
 }
 
 // lockStripes is how many locks the addresses share, in the process and
@@ -103,9 +106,12 @@ func OpenCertStoreOptions(dir string, opts CertStoreOptions) (*CertStore, error)
 	os.Remove(f.Name())
 	removeStaleTemps(dir, time.Hour)
 	s := &CertStore{dir: dir, foldsCase: foldsCase}
+	s.known.init(dir)
 	if opts.GroupCommit {
 		s.group = &groupcommit.Group[*commitRequest]{}
-		s.unnamed = tmpfile.Supported(dir)
+		if tmpfile.Supported(dir) {
+			s.temps = tempOptions{unnamed: true, linkByFD: linkByFD(dir), modeKept: umaskKeeps(0o644)}
+		}
 	}
 	return s, nil
 }

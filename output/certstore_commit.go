@@ -62,21 +62,43 @@ func SyncDir(dir string) error {
 // the system allows (internal/tmpfile): then no temporary name is created,
 // renamed, or left behind by a crash.
 type tempFile struct {
-	f    *os.File
+	f    tempHandle
 	dir  folder // where it goes; the caller keeps it open until placed
 	name string // its name in dir
 	tmp  string // its temporary name in dir; "" when unnamed: place links it
+	// linkByFD: an unnamed file is linked by its descriptor (folder.link).
+	linkByFD bool
+}
+
+// tempHandle is an open temporary file: an *os.File, or a rawFile (an
+// unnamed file on Linux).
+type tempHandle interface {
+	Write(p []byte) (int, error)
+	Chmod(mode os.FileMode) error
+	Sync() error
+	Close() error
+	Fd() uintptr
+}
+
+// tempOptions say how writeTemp makes a file, as the store's folder
+// allows.
+type tempOptions struct {
+	unnamed  bool // an unnamed file (internal/tmpfile)
+	linkByFD bool // linked by its descriptor (folder.link)
+	// modeKept: the umask keeps the mode of a file created unnamed, so
+	// that it needs no chmod.
+	modeKept bool
 }
 
 // path is where t goes, for messages.
 func (t *tempFile) path() string { return filepath.Join(t.dir.path, t.name) }
 
 // writeTemp writes data to a temporary file in d, to be placed as name,
-// without syncing it; an unnamed one when unnamed is true.
-func writeTemp(d folder, name string, data []byte, perm os.FileMode, unnamed bool) (*tempFile, error) {
-	t := &tempFile{dir: d, name: name}
+// without syncing it; an unnamed one when opts.unnamed is set.
+func writeTemp(d folder, name string, data []byte, perm os.FileMode, opts tempOptions) (*tempFile, error) {
+	t := &tempFile{dir: d, name: name, linkByFD: opts.linkByFD}
 	var err error
-	if unnamed {
+	if opts.unnamed {
 		t.f, err = d.createUnnamed(perm)
 	} else {
 		t.f, t.tmp, err = d.createTemp()
@@ -88,9 +110,11 @@ func writeTemp(d folder, name string, data []byte, perm os.FileMode, unnamed boo
 		t.discard()
 		return nil, fmt.Errorf("writing %s: %w", t.path(), err)
 	}
-	if err := t.f.Chmod(perm); err != nil {
-		t.discard()
-		return nil, fmt.Errorf("writing %s: %w", t.path(), err)
+	if !opts.unnamed || !opts.modeKept {
+		if err := t.f.Chmod(perm); err != nil {
+			t.discard()
+			return nil, fmt.Errorf("writing %s: %w", t.path(), err)
+		}
 	}
 	return t, nil
 }
@@ -112,12 +136,12 @@ func (t *tempFile) place() error {
 		return nil
 	}
 	defer f.Close()
-	err := t.dir.link(f, t.name)
+	err := t.dir.link(f, t.name, t.linkByFD)
 	if errors.Is(err, fs.ErrExist) {
 		// A file to replace (a link never does): link under a
 		// temporary name, then rename over it.
 		tmp := tempName()
-		if err = t.dir.link(f, tmp); err == nil {
+		if err = t.dir.link(f, tmp, t.linkByFD); err == nil {
 			if err = t.dir.rename(tmp, t.name); err != nil {
 				t.dir.remove(tmp)
 			}

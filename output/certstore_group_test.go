@@ -31,11 +31,11 @@ func TestCertStoreGroupCommitActions(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if group && !mode.named && runtime.GOOS == "linux" && !store.unnamed {
+		if group && !mode.named && runtime.GOOS == "linux" && !store.temps.unnamed {
 			t.Logf("O_TMPFILE unsupported in %s: unnamed files not tested", dir)
 		}
 		if mode.named {
-			store.unnamed = false
+			store.temps = tempOptions{}
 		}
 		for i, st := range []struct {
 			cert *x509.Certificate

@@ -83,7 +83,7 @@ func openStoreMode(t *testing.T, dir string, group, named bool) *CertStore {
 		t.Fatal(err)
 	}
 	if named {
-		s.unnamed = false
+		s.temps = tempOptions{}
 	}
 	t.Cleanup(func() { s.Close() })
 	return s

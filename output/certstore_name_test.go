@@ -49,11 +49,11 @@ func TestCertStoreLongestAddress(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer store.Close()
-			if mode.group && !mode.named && !store.unnamed && runtime.GOOS == "linux" {
+			if mode.group && !mode.named && !store.temps.unnamed && runtime.GOOS == "linux" {
 				t.Logf("O_TMPFILE unsupported in %s: named files instead", dir)
 			}
 			if mode.named {
-				store.unnamed = false
+				store.temps = tempOptions{}
 			}
 			for i, c := range []*x509.Certificate{older, newer} {
 				res, err := store.Store(context.Background(), addr, c)

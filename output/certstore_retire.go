@@ -152,6 +152,7 @@ func (s *CertStore) Retire(ctx context.Context, addr string, cert *x509.Certific
 	if err := writeFileAtomicIn(histDir, base+retiredSuffix, append(rec, '\n'), 0o644); err != nil {
 		return false, fmt.Errorf("keeping why the certificate was retired: %w", err)
 	}
+	s.known.forget(addr)
 	for _, name := range remove {
 		root.remove(name)
 	}

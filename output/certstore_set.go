@@ -211,16 +211,23 @@ func PlanSet(enc, sign Current, set verify.CertSet) SetPlan {
 // readCurrent reads the file name of root: a missing file is no
 // certificate.
 func readCurrent(root folder, name string) (Current, error) {
-	data, err := root.readFile(name)
+	c, _, err := readCurrentID(root, name)
+	return c, err
+}
+
+// readCurrentID is readCurrent that also returns the identity of the file
+// read (certstore_known.go).
+func readCurrentID(root folder, name string) (Current, fileID, error) {
+	data, id, _, err := root.readFileID(name)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return Current{}, nil
+		return Current{}, fileID{}, nil
 	case err != nil:
-		return Current{}, err
+		return Current{}, fileID{}, err
 	}
 	c := Current{Data: data}
 	c.Cert, _ = parsePEMCertificate(data)
-	return c, nil
+	return c, id, nil
 }
 
 // StoreSet makes set's certificates the current ones of addr, each where
@@ -255,6 +262,29 @@ func (s *CertStore) StoreSet(ctx context.Context, addr string, set verify.CertSe
 	if set.Signing != nil && len(signName) > maxNameBytes {
 		return verify.StoreResult{}, &unstorableError{addr, "too long for the file name of its signing certificate"}
 	}
+	root := rootFolder(s.dir)
+	// An address too long for a signing certificate file has none.
+	signable := len(signName) <= maxNameBytes
+	if known, ok := s.known.lookup(addr, set.Encryption, set.Signing); ok {
+		// The same certificates again, as last found (a sender already
+		// known): unchanged when both files are still the ones read then
+		// (certstore_known.go), without the lock.
+		statSign := signName
+		if !signable {
+			statSign = ""
+		}
+		if s.known.unchanged(root, encName, statSign, known) {
+			if err := ctx.Err(); err != nil {
+				return verify.StoreResult{}, err
+			}
+			res := verify.StoreResult{Action: verify.ActionUnchanged, Path: path}
+			if set.Signing != nil {
+				res.SignPath = filepath.Join(s.dir, signName)
+			}
+			return res, nil
+		}
+	}
+
 	unlock, err := s.lock(addr)
 	if err != nil {
 		return verify.StoreResult{}, err
@@ -264,37 +294,39 @@ func (s *CertStore) StoreSet(ctx context.Context, addr string, set verify.CertSe
 		return verify.StoreResult{}, err
 	}
 
-	root := rootFolder(s.dir)
 	// Not through a link (certdir.go): the current certificates are kept
 	// in the history, and a link would have it copy any file there.
-	data, err := root.readFile(encName)
+	data, encID, seen, err := root.readFileID(encName)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		data = nil
 	case err != nil:
 		return verify.StoreResult{}, fmt.Errorf("reading the current certificate: %w", err)
 	}
-	// An address too long for a signing certificate file has none.
-	signable := len(signName) <= maxNameBytes
-	if data != nil && set.Signing == nil && holdsCertificate(data, set.Encryption) {
-		// The same certificate again (a message reprocessed, a sender
-		// writing twice), known without parsing it, unless an older
-		// signing certificate is kept beside it.
-		if _, err := root.readFile(signName); !signable || errors.Is(err, fs.ErrNotExist) {
-			return verify.StoreResult{Action: verify.ActionUnchanged, Path: path}, nil
+	var sign Current
+	var signID fileID
+	if signable {
+		if sign, signID, err = readCurrentID(root, signName); err != nil {
+			return verify.StoreResult{}, fmt.Errorf("reading the current signing certificate: %w", err)
 		}
+	}
+	if data != nil && set.Signing == nil && sign.Data == nil && holdsCertificate(data, set.Encryption) {
+		// The same certificate again (a message reprocessed, a sender
+		// writing twice), known without parsing it, and no older
+		// signing certificate kept beside it.
+		s.known.remember(addr, knownFile{set.Encryption.Raw, encID}, knownFile{}, seen)
+		return verify.StoreResult{Action: verify.ActionUnchanged, Path: path}, nil
 	}
 	enc := Current{Data: data}
 	if data != nil {
 		enc.Cert, _ = parsePEMCertificate(data)
 	}
-	var sign Current
-	if signable {
-		if sign, err = readCurrent(root, signName); err != nil {
-			return verify.StoreResult{}, fmt.Errorf("reading the current signing certificate: %w", err)
-		}
-	}
 	plan := PlanSet(enc, sign, set)
+	if plan.Action == verify.ActionUnchanged && set.Signing != nil && sign.Cert != nil &&
+		bytes.Equal(sign.Cert.Raw, set.Signing.Raw) && !bytes.Equal(sign.Cert.Raw, set.Encryption.Raw) {
+		// A dual-key sender's pair again.
+		s.known.remember(addr, knownFile{set.Encryption.Raw, encID}, knownFile{set.Signing.Raw, signID}, seen)
+	}
 	if plan.Action == verify.ActionStored && (enc.Data == nil || sign.Data == nil) {
 		// Where a kind has no current certificate, one of its kind may
 		// have been retired (certstore_retire.go): decide again above its
@@ -324,6 +356,7 @@ func (s *CertStore) StoreSet(ctx context.Context, addr string, set verify.CertSe
 	if plan.StoreSign && len(signName) > maxNameBytes {
 		return verify.StoreResult{}, &unstorableError{addr, "too long for the file name of its signing certificate"}
 	}
+	s.known.forget(addr)
 
 	// The steps: the history, then the certificate files (the signing
 	// certificate's and the capabilities before <address>.crt, which
@@ -412,7 +445,7 @@ func (s *CertStore) write(steps [][]fileWrite) error {
 	for _, step := range steps {
 		var temps []*tempFile
 		for _, w := range step {
-			t, err := writeTemp(w.dir, w.name, w.data, 0o644, s.unnamed)
+			t, err := writeTemp(w.dir, w.name, w.data, 0o644, s.temps)
 			if err != nil {
 				for _, st := range req.steps {
 					for _, t := range st {

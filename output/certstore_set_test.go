@@ -23,7 +23,7 @@ func openMode(t *testing.T, group, named bool) (*CertStore, string) {
 		t.Fatal(err)
 	}
 	if named {
-		store.unnamed = false
+		store.temps = tempOptions{}
 	}
 	t.Cleanup(func() { store.Close() })
 	return store, dir

@@ -2,8 +2,6 @@
 
 package output
 
-import "os"
-
 // syncFileSystem is syncfs(2), which only Linux has: here the caller syncs
 // each file instead.
-func syncFileSystem(*os.File) (bool, error) { return false, nil }
+func syncFileSystem(tempHandle) (bool, error) { return false, nil }
