@@ -68,7 +68,7 @@ func newScanCommand(stdout io.Writer) (*command, *scanArgs) {
 	cmd.fs.StringVar(&a.certs, "certs", "./certs", "`folder` where certificates are stored")
 	a.store.register(cmd.fs)
 	cmd.fs.StringVar(&a.report, "report", "./report.jsonl", "JSON-lines report `file`, appended to; - for standard output")
-	positiveIntVar(cmd.fs, &a.workers, "workers", defaultWorkers(), "`number` of messages verified at once (default: one per core)")
+	positiveIntVar(cmd.fs, &a.workers, "workers", 2*defaultWorkers(), "`number` of messages verified at once (default: twice the cores)")
 	cmd.fs.BoolVar(&a.quiet, "quiet", false, "no progress bar and no summary (the log is --log's and --log-level's)")
 	cmd.fs.BoolVarP(&a.verbose, "verbose", "v", false, "on a terminal, every message's story, not only the run's warnings and errors")
 	cmd.fs.BoolVar(&a.allFiles, "all-files", false, "take every file in the folders as a message, not only .eml files and Maildirs")
