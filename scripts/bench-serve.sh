@@ -6,7 +6,8 @@
 # --store postgres runs serve on a private PostgreSQL cluster started on this
 # machine (fsync on); --store both alternates the folder and PostgreSQL, run
 # by run, and prints their ratio. --lookups N times N lookup API requests
-# after each run (p50, p99).
+# after each run (p50, p99). SERVE_ARGS adds flags to serve's command line
+# (SERVE_ARGS="--authserv-id none": archive without the stamped copy).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 store=folder
@@ -27,4 +28,4 @@ if [ ! -f "$corpus/dkim-keys.txt" ]; then
 	go run ./scripts/gencorpus -bench "$n" -out "$corpus"
 fi
 echo "machine: $(nproc) cores, $(go version)"
-go run ./scripts/benchserve -bin bin/certharvest -corpus "$corpus" -runs "$runs" -store "$store" -lookups "$lookups"
+go run ./scripts/benchserve -bin bin/certharvest -corpus "$corpus" -runs "$runs" -store "$store" -lookups "$lookups" -serve-args "${SERVE_ARGS:-}"

@@ -57,6 +57,7 @@ func main() {
 	store := flag.String("store", "folder", "the certificate store: folder, postgres, or both (alternated)")
 	pgURL := flag.String("pg-url", "", "PostgreSQL `URL` to use (default: a private cluster in -out)")
 	lookups := flag.Int("lookups", 0, "after each run, time this many lookup API requests")
+	serveArgs := flag.String("serve-args", "", "more flags for serve, separated by spaces (e.g. \"--authserv-id none\")")
 	flag.Parse()
 	if *corpus == "" {
 		flag.Usage()
@@ -78,7 +79,7 @@ func main() {
 	if err := os.MkdirAll(*out, 0o755); err != nil {
 		log.Fatal(err)
 	}
-	b := &bench{bin: *bin, corpus: *corpus, at: *at, out: *out, msgs: msgs, lookups: *lookups, pgURL: *pgURL}
+	b := &bench{bin: *bin, corpus: *corpus, at: *at, out: *out, msgs: msgs, lookups: *lookups, pgURL: *pgURL, serveArgs: strings.Fields(*serveArgs)}
 	if *store != "folder" && b.pgURL == "" {
 		dir, err := os.MkdirTemp(*out, "postgres-")
 		if err != nil {
@@ -141,6 +142,7 @@ type bench struct {
 	bin, corpus, at, out string
 	msgs                 []string
 	lookups              int
+	serveArgs            []string // appended to serve's command line
 	pgURL                string // "" without PostgreSQL
 	pgPID                int    // the private cluster's postmaster, 0 for -pg-url
 }
@@ -202,6 +204,7 @@ func (b *bench) run(store string, n int) (res result, err error) {
 		os.WriteFile(token, []byte(lookupToken), 0o600)
 		args = append(args, "--http", "127.0.0.1:0", "--lookup-token-file", token)
 	}
+	args = append(args, b.serveArgs...)
 	cmd := exec.Command(b.bin, args...)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
