@@ -143,8 +143,8 @@ type bench struct {
 	msgs                 []string
 	lookups              int
 	serveArgs            []string // appended to serve's command line
-	pgURL                string // "" without PostgreSQL
-	pgPID                int    // the private cluster's postmaster, 0 for -pg-url
+	pgURL                string   // "" without PostgreSQL
+	pgPID                int      // the private cluster's postmaster, 0 for -pg-url
 }
 
 // result is one run's measures.
