@@ -257,6 +257,12 @@ func (lc *linkCache) learn(roots *x509.CertPool, chain []*x509.Certificate) {
 	if known {
 		return
 	}
+	// Parsed again from a copy: on the pkcs7 path the bag's certificate
+	// is a slice of the whole re-encoded CMS, which the link would keep.
+	inter, err := x509.ParseCertificate(bytes.Clone(inter.Raw))
+	if err != nil {
+		return
+	}
 	anchor := x509.NewCertPool()
 	anchor.AddCert(inter)
 	lc.mu.Lock()

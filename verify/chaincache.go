@@ -150,7 +150,10 @@ func (cc *chainCache) put(rootSubjects map[string]int, signer *x509.Certificate,
 	v := &chainVerdict{usable: make([][]byte, len(usable))}
 	size := len(signer.Raw) + chainVerdictOverhead
 	for i, c := range usable {
-		v.usable[i] = c.Raw
+		// A copy: on the pkcs7 path a certificate's Raw is a slice of
+		// the whole re-encoded CMS, content and all, which the verdict
+		// would otherwise keep.
+		v.usable[i] = bytes.Clone(c.Raw)
 		size += len(c.Raw)
 		v.validity = append(v.validity, validityAt(c, at))
 	}
