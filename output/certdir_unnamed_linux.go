@@ -5,7 +5,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -115,22 +114,4 @@ func linkByFD(dir string) bool {
 	}
 	d.remove(probe)
 	return true
-}
-
-// umaskKeeps reports whether the process's umask (the Umask line of
-// /proc/self/status, Linux 4.7 and later) leaves every bit of perm: then a
-// file created with perm has it, and needs no fchmod. certharvest never
-// changes its umask.
-func umaskKeeps(perm os.FileMode) bool {
-	data, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return false
-	}
-	for line := range strings.Lines(string(data)) {
-		if v, ok := strings.CutPrefix(line, "Umask:"); ok {
-			mask, err := strconv.ParseUint(strings.TrimSpace(v), 8, 32)
-			return err == nil && os.FileMode(mask)&perm.Perm() == 0
-		}
-	}
-	return false
 }

@@ -21,6 +21,3 @@ func (d folder) link(f tempHandle, name string, _ bool) error {
 
 // linkByFD is false: unnamed files need Linux.
 func linkByFD(string) bool { return false }
-
-// umaskKeeps is false: files are given their mode with a chmod.
-func umaskKeeps(os.FileMode) bool { return false }

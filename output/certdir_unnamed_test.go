@@ -5,6 +5,7 @@ package output
 import (
 	"context"
 	"crypto/x509"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -16,10 +17,11 @@ import (
 
 	"github.com/certharvest/certharvest/internal/testfs"
 	"github.com/certharvest/certharvest/verify"
+	"golang.org/x/sys/unix"
 )
 
 // Every way a group commit makes an unnamed file (linked by its descriptor
-// or through /proc; given its mode at creation or by a chmod) places a new
+// or through /proc) places a new
 // certificate, a replacement (linked under a temporary name, renamed over
 // the old) and a history copy (in a folder reached by its descriptor), each
 // with mode 0644 and its content, and leaves no temporary file.
@@ -28,9 +30,8 @@ func TestCertStoreUnnamedWays(t *testing.T) {
 	addr := "ways@example.com"
 	older, newer := selfSigned(t, addr, t0), selfSigned(t, addr, t0.AddDate(0, 1, 0))
 	for _, opts := range []tempOptions{
-		{unnamed: true, linkByFD: true, modeKept: true},
-		{unnamed: true, linkByFD: false, modeKept: false},
-		{unnamed: true, linkByFD: true, modeKept: false},
+		{unnamed: true, linkByFD: true},
+		{unnamed: true, linkByFD: false},
 	} {
 		t.Run(fmt.Sprintf("%+v", opts), func(t *testing.T) {
 			s, dir := openMode(t, true, false)
@@ -69,25 +70,49 @@ func TestCertStoreUnnamedWays(t *testing.T) {
 	}
 }
 
-// A umask that takes bits of 0644 away: the store sees it and gives its
-// files their mode with a chmod.
+// A umask that takes bits of 0644 away: the group commit's files still
+// get 0644, as writeFileAtomicIn's do.
 func TestCertStoreUnnamedUmask(t *testing.T) {
 	old := syscall.Umask(0o077)
 	defer syscall.Umask(old)
-	if umaskKeeps(0o644) {
-		t.Fatal("umask 077 read as keeping 0644")
-	}
-	if !umaskKeeps(0o600) {
-		t.Error("umask 077 read as not keeping 0600")
-	}
 	s, dir := openMode(t, true, false)
-	if s.temps.modeKept {
-		t.Fatal("the store would skip the chmod under umask 077")
-	}
 	addr := "umask@example.com"
 	storeSet(t, s, addr, verify.CertSet{Encryption: selfSigned(t, addr, time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))})
 	if info, err := os.Stat(filepath.Join(dir, addr+".crt")); err != nil || info.Mode() != 0o644 {
 		t.Errorf("mode %v, %v; want -rw-r--r-- whatever the umask", info.Mode(), err)
+	}
+}
+
+// A default ACL on the folder, which the kernel applies instead of the
+// umask (here group r, other nothing): the files still get 0644, with
+// group commit or without (a review found the group commit's 0640 when it
+// trusted the umask alone).
+func TestCertStoreDefaultACLMode(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, group := range []bool{false, true} {
+		dir := t.TempDir()
+		// system.posix_acl_default, version 2: user::rw-, group::r--, other::---.
+		acl := binary.LittleEndian.AppendUint32(nil, 2)
+		for _, e := range []struct{ tag, perm uint16 }{{0x01, 6}, {0x04, 4}, {0x20, 0}} {
+			acl = binary.LittleEndian.AppendUint16(acl, e.tag)
+			acl = binary.LittleEndian.AppendUint16(acl, e.perm)
+			acl = binary.LittleEndian.AppendUint32(acl, 0xffffffff)
+		}
+		if err := unix.Setxattr(dir, "system.posix_acl_default", acl, 0); err != nil {
+			t.Skipf("no default ACL on %s: %v", dir, err)
+		}
+		s, err := OpenCertStoreOptions(dir, CertStoreOptions{GroupCommit: group})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		addr := "acl@example.com"
+		storeSet(t, s, addr, verify.CertSet{Encryption: selfSigned(t, addr, t0), Capabilities: []string{"aes256-CBC"}})
+		for _, name := range []string{addr + ".crt", addr + CapsSuffix} {
+			if info, err := os.Stat(filepath.Join(dir, name)); err != nil || info.Mode().Perm() != 0o644 {
+				t.Errorf("group commit %v: %s: mode %v, %v; want -rw-r--r--", group, name, info.Mode(), err)
+			}
+		}
 	}
 }
 

@@ -110,7 +110,7 @@ func OpenCertStoreOptions(dir string, opts CertStoreOptions) (*CertStore, error)
 	if opts.GroupCommit {
 		s.group = &groupcommit.Group[*commitRequest]{}
 		if tmpfile.Supported(dir) {
-			s.temps = tempOptions{unnamed: true, linkByFD: linkByFD(dir), modeKept: umaskKeeps(0o644)}
+			s.temps = tempOptions{unnamed: true, linkByFD: linkByFD(dir)}
 		}
 	}
 	return s, nil

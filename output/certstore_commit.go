@@ -85,9 +85,6 @@ type tempHandle interface {
 type tempOptions struct {
 	unnamed  bool // an unnamed file (internal/tmpfile)
 	linkByFD bool // linked by its descriptor (folder.link)
-	// modeKept: the umask keeps the mode of a file created unnamed, so
-	// that it needs no chmod.
-	modeKept bool
 }
 
 // path is where t goes, for messages.
@@ -110,11 +107,11 @@ func writeTemp(d folder, name string, data []byte, perm os.FileMode, opts tempOp
 		t.discard()
 		return nil, fmt.Errorf("writing %s: %w", t.path(), err)
 	}
-	if !opts.unnamed || !opts.modeKept {
-		if err := t.f.Chmod(perm); err != nil {
-			t.discard()
-			return nil, fmt.Errorf("writing %s: %w", t.path(), err)
-		}
+	// Always: the mode a file is created with is the umask's, or a
+	// default ACL's of the folder, which can change at any time.
+	if err := t.f.Chmod(perm); err != nil {
+		t.discard()
+		return nil, fmt.Errorf("writing %s: %w", t.path(), err)
 	}
 	return t, nil
 }

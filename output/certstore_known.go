@@ -3,6 +3,7 @@ package output
 import (
 	"bytes"
 	"crypto/x509"
+	"os"
 	"sync"
 	"time"
 )
@@ -37,6 +38,15 @@ import (
 //   - The signing file is checked first, then <address>.crt: the second
 //     stat proves that <address>.crt was unchanged at the first, so both
 //     held what was remembered at one moment, as under the lock.
+//   - A write through a shared writable memory mapping changes the content
+//     and sets the times only at the first write to each page (Linux's
+//     page fault), not at later writes to a page still mapped: a process
+//     holding such a mapping could change the file under an unchanged
+//     identity. So a file is remembered only when none but certharvest's
+//     own user (and root) can write it: the process's effective user owns
+//     it, its group and others cannot write it, and it has one name
+//     (fileID.writableOnlyBy). A file planted by another user sharing the
+//     folder's group is decided under the lock every time.
 //   - A stat follows no link (AT_SYMLINK_NOFOLLOW) and accepts only a
 //     regular file; anything else is decided under the lock, as before.
 //
@@ -73,8 +83,11 @@ type knownCerts struct {
 	// margin is how much older than its read a file's ctime must be for
 	// it to be remembered (racyMargin); 0: remember nothing.
 	margin time.Duration
-	mu     sync.Mutex
-	addrs  map[string]knownAddress
+	// euid is the process's effective user: only files it alone can
+	// write are remembered.
+	euid  int
+	mu    sync.Mutex
+	addrs map[string]knownAddress
 }
 
 // init makes k remember for a store in dir, where its file system allows
@@ -82,6 +95,7 @@ type knownCerts struct {
 // cannot tell (not Linux).
 func (k *knownCerts) init(dir string) {
 	k.margin = racyMargin(dir)
+	k.euid = os.Geteuid()
 	k.addrs = map[string]knownAddress{}
 }
 
@@ -89,7 +103,7 @@ func (k *knownCerts) init(dir string) {
 // remembered: its last change is older than the read by more than the
 // margin, so that any later change has another ctime.
 func (k *knownCerts) settled(id fileID, seen time.Time) bool {
-	return k.margin > 0 && id.valid && id.ctime < seen.Add(-k.margin).UnixNano()
+	return k.margin > 0 && id.writableOnlyBy(k.euid) && id.ctime < seen.Add(-k.margin).UnixNano()
 }
 
 // remember records that addr's files held enc and sign (sign.raw nil: no

@@ -15,6 +15,7 @@ type fileID struct {
 	mtime       int64 // ns since 1970
 	ctime       int64 // ns since 1970
 	mode, nlink uint32
+	uid         uint32
 }
 
 func statFileID(st *unix.Stat_t) fileID {
@@ -23,10 +24,18 @@ func statFileID(st *unix.Stat_t) fileID {
 	}
 	return fileID{
 		valid: true,
-		dev:   st.Dev, ino: st.Ino, size: st.Size,
+		dev:   uint64(st.Dev), ino: st.Ino, size: st.Size,
 		mtime: st.Mtim.Nano(), ctime: st.Ctim.Nano(),
-		mode: st.Mode, nlink: uint32(st.Nlink),
+		mode: st.Mode, nlink: uint32(st.Nlink), uid: st.Uid,
 	}
+}
+
+// writableOnlyBy reports whether only the user euid (and root) can write
+// the file: it is that user's, not writable by its group or others, and
+// has no other name. Only such a file is remembered (certstore_known.go:
+// a write through a shared mapping keeps its ctime).
+func (id fileID) writableOnlyBy(euid int) bool {
+	return id.valid && int64(id.uid) == int64(euid) && id.mode&0o022 == 0 && id.nlink == 1
 }
 
 // statID returns the identity of the file name in d, following no link:

@@ -11,6 +11,9 @@ type fileID struct {
 	ctime int64
 }
 
+// writableOnlyBy is false: nothing is remembered here.
+func (id fileID) writableOnlyBy(int) bool { return false }
+
 // statID cannot tell here.
 func (d folder) statID(name string) (id fileID, exists, ok bool) { return fileID{}, false, false }
 

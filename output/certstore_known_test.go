@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -354,13 +355,30 @@ func TestCertStoreKnownRacy(t *testing.T) {
 		{seen, false},
 		{seen.Add(time.Hour), false}, // a ctime ahead of the clock
 	} {
-		if got := s.known.settled(fileID{valid: true, ctime: tc.ctime.UnixNano()}, seen); got != tc.want {
+		if got := s.known.settled(ownFileID(tc.ctime), seen); got != tc.want {
 			t.Errorf("settled(ctime %v before the read) = %v, want %v", seen.Sub(tc.ctime), got, tc.want)
 		}
 	}
 	if s.known.settled(fileID{ctime: 0}, seen) {
 		t.Error("a file that is not regular is settled")
 	}
+	old := seen.Add(-time.Hour)
+	for what, id := range map[string]fileID{
+		"another user's":    func() fileID { id := ownFileID(old); id.uid++; return id }(),
+		"group-writable":    func() fileID { id := ownFileID(old); id.mode |= 0o020; return id }(),
+		"others-writable":   func() fileID { id := ownFileID(old); id.mode |= 0o002; return id }(),
+		"with another name": func() fileID { id := ownFileID(old); id.nlink = 2; return id }(),
+	} {
+		if s.known.settled(id, seen) {
+			t.Errorf("a file %s is settled: it could be changed through a mapping", what)
+		}
+	}
+}
+
+// ownFileID is the identity of a regular file of mode 0644 that the
+// process's user owns, last changed at ctime: one the store may remember.
+func ownFileID(ctime time.Time) fileID {
+	return fileID{valid: true, ctime: ctime.UnixNano(), uid: uint32(os.Geteuid()), mode: syscall.S_IFREG | 0o644, nlink: 1}
 }
 
 // The memory is bounded: past maxKnownAddresses, an address is forgotten
@@ -368,7 +386,7 @@ func TestCertStoreKnownRacy(t *testing.T) {
 func TestCertStoreKnownBounded(t *testing.T) {
 	s, _ := openKnown(t, false)
 	seen := time.Now()
-	old := fileID{valid: true, ctime: seen.Add(-time.Hour).UnixNano()}
+	old := ownFileID(seen.Add(-time.Hour))
 	raw := []byte("certificate")
 	for i := range maxKnownAddresses + 100 {
 		s.known.remember(fmt.Sprintf("user%d@example.com", i), knownFile{raw, old}, knownFile{}, seen)
