@@ -93,58 +93,51 @@ func NewSeenTwice[V any](maxEntries, maxBytes int) *Cache[V] {
 // Get returns the value kept for key, a key given as bytes so that a
 // lookup allocates nothing.
 func (c *Cache[V]) Get(key []byte) (V, bool) {
-	var zero V
 	if c == nil {
+		var zero V
 		return zero, false
 	}
 	c.mu.RLock()
 	e, ok := c.cur[string(key)]
-	if ok {
-		c.mu.RUnlock()
-		return e.value, true
-	}
-	e, ok = c.old[string(key)]
-	c.mu.RUnlock()
 	if !ok {
-		return zero, false
+		if e, ok = c.old[string(key)]; ok {
+			c.mu.RUnlock()
+			return c.promote(string(key), e), true
+		}
 	}
-	// Still in use: into the current generation, unless another caller
-	// has just put it there (or a newer value).
-	c.mu.Lock()
-	if cur, ok := c.cur[string(key)]; ok {
-		e = cur
-	} else {
-		c.putLocked(string(key), e)
-	}
-	c.mu.Unlock()
-	return e.value, true
+	c.mu.RUnlock()
+	return e.value, ok
 }
 
 // GetString is Get with a key given as a string.
 func (c *Cache[V]) GetString(key string) (V, bool) {
-	var zero V
 	if c == nil {
+		var zero V
 		return zero, false
 	}
 	c.mu.RLock()
 	e, ok := c.cur[key]
-	if ok {
-		c.mu.RUnlock()
-		return e.value, true
-	}
-	e, ok = c.old[key]
-	c.mu.RUnlock()
 	if !ok {
-		return zero, false
+		if e, ok = c.old[key]; ok {
+			c.mu.RUnlock()
+			return c.promote(key, e), true
+		}
 	}
+	c.mu.RUnlock()
+	return e.value, ok
+}
+
+// promote moves e, found in the old generation, into the current one (it
+// is still in use), unless another caller has just put it there (or a
+// newer value), and returns the value now kept.
+func (c *Cache[V]) promote(key string, e entry[V]) V {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	if cur, ok := c.cur[key]; ok {
-		e = cur
-	} else {
-		c.putLocked(key, e)
+		return cur.value
 	}
-	c.mu.Unlock()
-	return e.value, true
+	c.putLocked(key, e)
+	return e.value
 }
 
 // Put keeps value for key, replacing what was kept (from the key's second
